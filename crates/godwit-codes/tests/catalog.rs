@@ -1,5 +1,7 @@
 //! The catalog against the seeds, against its generated documentation, and against its own rules.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 

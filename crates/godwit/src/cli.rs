@@ -21,6 +21,31 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Inventory a source and report what the target will make of it.
+    ///
+    /// Walks the source once and reports files, folders, bytes, a size histogram, the deepest
+    /// and longest paths, the largest folder, and every name, length or type the target cannot
+    /// hold, with its AZSM202x code and example paths. Nothing is written to the source.
+    #[command(after_help = "Examples:\n  godwit scan /data/share\n  \
+                            godwit scan /data/share --target-profile windows --exclude '*.tmp'\n  \
+                            godwit scan /data/share --json > scan.json\n\n\
+                            Exit status: 0 scanned; 1 the scan failed (see its job error code); \
+                            2 bad arguments.")]
+    Scan(ScanArgs),
+    /// Copy what is new or changed from SOURCE to TARGET, verify it, and record every file.
+    ///
+    /// Each file is decided once: excluded (AZSM2001), unsupported by the target (AZSM202x),
+    /// unchanged since godwit last copied it (AZSM2041), or copied and verified (AZSM0000).
+    /// Files are written under a temporary name and renamed when complete, so nothing
+    /// half-written appears at its final name. Stopped or killed, the same command resumes.
+    /// The run's summary.json and copylog.jsonl are kept under the state directory.
+    #[command(after_help = "Examples:\n  godwit copy /data/share /mnt/new/share\n  \
+                            godwit copy /data/share /mnt/new/share --exclude '**/node_modules/' --json\n  \
+                            godwit copy /data/share /mnt/new/share --verify full\n\n\
+                            Exit status: 0 every file copied or skipped on purpose; 1 the job failed \
+                            or was stopped; 2 bad arguments; 3 finished, some files failed or are \
+                            unsupported (see copylog.jsonl).")]
+    Copy(CopyArgs),
     /// Explain a status or error code: what it means and what to do about it.
     #[command(
         after_help = "Examples:\n  godwit explain 9080\n  godwit explain azsm2023\n  \
@@ -38,6 +63,79 @@ pub enum Command {
                             godwit completions fish > ~/.config/fish/completions/godwit.fish"
     )]
     Completions(CompletionsArgs),
+}
+
+/// Where runs keep their index, summaries and copy logs.
+#[derive(Debug, Args)]
+pub struct StateArgs {
+    /// godwit's state directory [default: $XDG_DATA_HOME/godwit or ~/.local/share/godwit]
+    #[arg(long, value_name = "DIR", env = "GODWIT_STATE_DIR")]
+    pub state_dir: Option<std::path::PathBuf>,
+}
+
+/// Which files take part.
+#[derive(Debug, Args)]
+pub struct FilterArgs {
+    /// Leave out files and folders matching GLOB (repeatable). `*.tmp` matches at any depth,
+    /// `/build` only at the root, `**` crosses folders, a trailing `/` matches folders only.
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+    /// Only files matching GLOB (repeatable).
+    #[arg(long, value_name = "GLOB")]
+    pub include: Vec<String>,
+    /// Leave out paths matching the regular expression RE (repeatable).
+    #[arg(long, value_name = "RE")]
+    pub exclude_regex: Vec<String>,
+    /// What to do with symbolic links: skip them (recorded as AZSM2021) or follow them.
+    #[arg(long, value_parser = ["skip", "follow"], default_value = "skip")]
+    pub links: String,
+    /// The rules the target's names must follow [default: from the target's kind; posix for a
+    /// local path].
+    #[arg(long, value_parser = ["s3", "azure-blob", "sftp", "posix", "windows"])]
+    pub target_profile: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// The folder to scan: a local path.
+    pub source: String,
+    #[command(flatten)]
+    pub filters: FilterArgs,
+    /// A folder with more entries than this is reported as code 3050.
+    #[arg(long, value_name = "N", default_value_t = 50_000)]
+    pub max_folder_entries: usize,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// The folder to copy from: a local path.
+    pub source: String,
+    /// The folder to copy into: a local path (created if missing).
+    pub target: String,
+    /// Files copied at once [default: 8].
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub transfers: u16,
+    /// Compute a checksum of every file while reading it, and record it in the copy log.
+    #[arg(long)]
+    pub checksum: bool,
+    /// What to check after writing: nothing, the size, or the content re-read from the target.
+    #[arg(long, value_parser = ["none", "size", "full"], default_value = "size")]
+    pub verify: String,
+    /// Decide every file and report what would be copied, without writing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub filters: FilterArgs,
+    /// Print JSON progress lines while copying, and the summary as JSON at the end.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub state: StateArgs,
 }
 
 #[derive(Debug, Args)]

@@ -12,7 +12,6 @@ pub enum ExitStatus {
     /// The command line or configuration is wrong; nothing was done.
     Usage = 2,
     /// Finished, but some files failed or are unsupported by the target.
-    #[allow(dead_code)] // reported by copy and sync, which arrive with the engine
     PartialFailure = 3,
     /// Paused for review (a true-up's delete guard); see the message for how to confirm.
     #[allow(dead_code)] // reported by sync, which arrives with the engine

@@ -17,6 +17,8 @@ use crate::exit::ExitStatus;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Scan(args) => commands::scan::run(&args),
+        Command::Copy(args) => commands::copy::run(&args),
         Command::Explain(args) => commands::explain::run(&args),
         Command::Codes(args) => commands::codes::run(&args),
         Command::Completions(args) => commands::completions::run(&args),

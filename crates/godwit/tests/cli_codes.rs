@@ -1,5 +1,7 @@
 //! `godwit explain`, `godwit codes`, `godwit completions` and `--help`, run as a user runs them.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::process::{Command, Output};
 
 fn godwit(args: &[&str]) -> Output {

@@ -2,7 +2,10 @@
 
 pub mod codes;
 pub mod completions;
+pub mod copy;
 pub mod explain;
+pub mod scan;
+mod shared;
 
 use std::io::Write;
 

@@ -1,0 +1,49 @@
+//! The engine's job-level error: a catalog code, its rendered message, and whether a retry may
+//! help. Per-file problems are not errors: they are records in the copy log.
+
+use godwit_codes::Code;
+
+/// A failure that stops a command as a whole, with the code that names it.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct JobError {
+    /// The catalog code, decided where the failure was seen.
+    pub code: Code,
+    /// The code's message with its parameters filled in.
+    pub message: String,
+}
+
+impl JobError {
+    /// The error for `code`, its message rendered with `params`.
+    pub fn new(code: Code, params: &[(&str, &str)]) -> Self {
+        Self {
+            code,
+            message: code.render(params),
+        }
+    }
+
+    /// Whether the same command may work if simply run again.
+    pub fn retryable(&self) -> bool {
+        self.code.info().retryable
+    }
+
+    /// Whether the command line or the configuration is at fault (exit status 2), rather than
+    /// the job (exit status 1).
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self.code.id(),
+            "610" | "634" | "635" | "636" | "3010" | "3060" | "2010" | "2013" | "2015"
+        )
+    }
+}
+
+/// `e` as the text a person reads in a message: "permission denied" rather than a debug dump.
+pub(crate) fn reason(e: &std::io::Error) -> String {
+    let mut s = e.to_string();
+    // "Permission denied (os error 13)" -> "permission denied (os error 13)"
+    if let Some(first) = s.get(..1) {
+        let lower = first.to_lowercase();
+        s.replace_range(..1, &lower);
+    }
+    s
+}

@@ -1,0 +1,181 @@
+//! Where data lives: a local path or a URL (`s3://`, `az://`, `sftp://`, `memory://`).
+
+use std::fmt;
+use std::path::PathBuf;
+
+use godwit_codes::Code;
+
+use crate::error::JobError;
+
+/// A source or target of a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A local or mounted file system path.
+    Local(PathBuf),
+    /// An S3 or S3-compatible bucket, with an optional key prefix.
+    S3 { bucket: String, prefix: String },
+    /// An Azure Blob container, with an optional name prefix.
+    Azure { container: String, prefix: String },
+    /// A folder on an SFTP server.
+    Sftp {
+        user: Option<String>,
+        host: String,
+        port: u16,
+        path: String,
+    },
+    /// An in-memory store, for tests.
+    Memory { prefix: String },
+}
+
+impl Location {
+    /// Parses what a user typed: a path (`/data`, `./data`, `file:///data`) or a URL.
+    pub fn parse(text: &str) -> Result<Self, JobError> {
+        let bad =
+            |reason: &str| JobError::new(Code::ERR_URL_PARSE, &[("url", text), ("reason", reason)]);
+        if text.is_empty() {
+            return Err(bad("it is empty"));
+        }
+        let Some((scheme, rest)) = text.split_once("://") else {
+            return Ok(Location::Local(PathBuf::from(text)));
+        };
+        let (authority, path) = match rest.split_once('/') {
+            Some((a, p)) => (a, p.trim_end_matches('/')),
+            None => (rest, ""),
+        };
+        match scheme.to_ascii_lowercase().as_str() {
+            "file" => {
+                if !authority.is_empty() && authority != "localhost" {
+                    return Err(bad("a file:// URL names no host: write file:///path"));
+                }
+                Ok(Location::Local(PathBuf::from(format!("/{path}"))))
+            }
+            "s3" => {
+                if authority.is_empty() {
+                    return Err(bad("the bucket is missing: write s3://bucket/prefix"));
+                }
+                Ok(Location::S3 {
+                    bucket: authority.into(),
+                    prefix: path.into(),
+                })
+            }
+            "az" | "azblob" => {
+                if authority.is_empty() {
+                    return Err(bad("the container is missing: write az://container/prefix"));
+                }
+                Ok(Location::Azure {
+                    container: authority.into(),
+                    prefix: path.into(),
+                })
+            }
+            "sftp" => {
+                let (user, hostport) = match authority.rsplit_once('@') {
+                    Some((u, h)) => (Some(u.to_string()), h),
+                    None => (None, authority),
+                };
+                let (host, port) = match hostport.rsplit_once(':') {
+                    Some((h, p)) => (
+                        h,
+                        p.parse::<u16>()
+                            .map_err(|_| bad("the port is not a number"))?,
+                    ),
+                    None => (hostport, 22),
+                };
+                if host.is_empty() {
+                    return Err(bad("the host is missing: write sftp://user@host:port/path"));
+                }
+                Ok(Location::Sftp {
+                    user,
+                    host: host.into(),
+                    port,
+                    path: format!("/{path}"),
+                })
+            }
+            "memory" => Ok(Location::Memory {
+                prefix: format!("{authority}/{path}").trim_matches('/').into(),
+            }),
+            other => Err(bad(&format!(
+                "`{other}://` is not a location godwit knows (use a path, s3://, az://, sftp://)"
+            ))),
+        }
+    }
+
+    /// The kind of store, as a short word for messages and reports.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Location::Local(_) => "local",
+            Location::S3 { .. } => "s3",
+            Location::Azure { .. } => "azure-blob",
+            Location::Sftp { .. } => "sftp",
+            Location::Memory { .. } => "memory",
+        }
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::Local(p) => write!(f, "{}", p.display()),
+            Location::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
+            Location::Azure { container, prefix } => write!(f, "az://{container}/{prefix}"),
+            Location::Sftp {
+                user,
+                host,
+                port,
+                path,
+            } => {
+                let user = user.as_deref().map(|u| format!("{u}@")).unwrap_or_default();
+                write!(f, "sftp://{user}{host}:{port}{path}")
+            }
+            Location::Memory { prefix } => write!(f, "memory://{prefix}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_and_urls() {
+        assert_eq!(
+            Location::parse("/data/share").unwrap(),
+            Location::Local("/data/share".into())
+        );
+        assert_eq!(
+            Location::parse("file:///data").unwrap(),
+            Location::Local("/data".into())
+        );
+        assert_eq!(
+            Location::parse("s3://bucket/a/b/").unwrap(),
+            Location::S3 {
+                bucket: "bucket".into(),
+                prefix: "a/b".into()
+            }
+        );
+        assert_eq!(
+            Location::parse("sftp://me@host:2222/srv/x").unwrap(),
+            Location::Sftp {
+                user: Some("me".into()),
+                host: "host".into(),
+                port: 2222,
+                path: "/srv/x".into()
+            }
+        );
+        assert_eq!(Location::parse("az://c").unwrap().kind(), "azure-blob");
+    }
+
+    #[test]
+    fn bad_urls_name_the_problem_with_code_610() {
+        for bad in [
+            "",
+            "s3://",
+            "ftp://host/x",
+            "sftp://host:notaport/x",
+            "file://host/x",
+        ] {
+            let e = Location::parse(bad).unwrap_err();
+            assert_eq!(e.code, Code::ERR_URL_PARSE, "{bad}");
+            assert!(!e.message.contains('{'), "{}", e.message);
+        }
+    }
+}

@@ -1,0 +1,315 @@
+//! A parallel walk of a local folder tree, reading type, size, mtime and mode in one pass.
+//!
+//! Threads share a stack of folders to read (last in, first out, so the walk goes deep first
+//! and the stack stays small) and send what they find into a bounded channel, so memory stays
+//! flat whatever the tree's size. A folder that cannot be read is an event, never the end of
+//! the walk.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+
+use crossbeam_channel::Sender;
+
+use crate::filter::Filter;
+
+/// How to walk.
+#[derive(Debug, Clone, Copy)]
+pub struct WalkOptions {
+    /// Follow symbolic links to folders and files (loops are detected and reported).
+    pub follow_links: bool,
+    /// Threads reading folders.
+    pub threads: usize,
+}
+
+/// What an entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    File,
+    Dir,
+    /// A symbolic link that is not followed.
+    Symlink,
+    /// A FIFO, socket or device; the word names which.
+    Special(&'static str),
+}
+
+/// One file, folder or other entry under the root.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The path below the root, `/`-separated, as the file system's bytes.
+    pub rel: Vec<u8>,
+    pub kind: EntryKind,
+    pub size: u64,
+    /// Modification time, nanoseconds since the Unix epoch.
+    pub mtime_ns: i64,
+    pub mode: u32,
+    /// 0 for an entry directly under the root.
+    pub depth: usize,
+}
+
+/// What the walk reports.
+#[derive(Debug)]
+pub enum Event {
+    Entry(Entry),
+    /// A folder that was listed, with how many entries it holds.
+    Listed {
+        rel: Vec<u8>,
+        entries: usize,
+    },
+    /// A folder left out by a filter; it is not walked.
+    ExcludedDir {
+        rel: Vec<u8>,
+    },
+    /// A folder that could not be listed, or a link that could not be followed.
+    Error {
+        rel: Vec<u8>,
+        error: io::Error,
+    },
+}
+
+struct Dir {
+    abs: PathBuf,
+    rel: Vec<u8>,
+    depth: usize,
+    /// (device, inode) of the folders above, kept only when following links.
+    ancestors: Option<Arc<Vec<(u64, u64)>>>,
+}
+
+struct Shared {
+    stack: Vec<Dir>,
+    busy: usize,
+}
+
+/// Walks `root`, which must be a folder, sending events to `sink` until done or `stop` is set.
+/// `on_dir` runs for each folder before its entries are sent (copy makes the target folder
+/// there, so that every file's parent exists by the time the file is seen).
+pub fn walk(
+    root: &Path,
+    options: WalkOptions,
+    filter: &Filter,
+    on_dir: &(dyn Fn(&[u8]) + Sync),
+    sink: &Sender<Event>,
+    stop: &AtomicBool,
+) {
+    let ancestors = options.follow_links.then(|| {
+        let id = fs::metadata(root)
+            .map(|m| (m.dev(), m.ino()))
+            .unwrap_or_default();
+        Arc::new(vec![id])
+    });
+    let state = Mutex::new(Shared {
+        stack: vec![Dir {
+            abs: root.to_path_buf(),
+            rel: Vec::new(),
+            depth: 0,
+            ancestors,
+        }],
+        busy: 0,
+    });
+    let wake = Condvar::new();
+    std::thread::scope(|scope| {
+        for _ in 0..options.threads.max(1) {
+            scope.spawn(|| worker(&state, &wake, options, filter, on_dir, sink, stop));
+        }
+    });
+}
+
+fn worker(
+    state: &Mutex<Shared>,
+    wake: &Condvar,
+    options: WalkOptions,
+    filter: &Filter,
+    on_dir: &(dyn Fn(&[u8]) + Sync),
+    sink: &Sender<Event>,
+    stop: &AtomicBool,
+) {
+    loop {
+        let dir = {
+            let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+            loop {
+                if stop.load(Ordering::Relaxed) {
+                    wake.notify_all();
+                    return;
+                }
+                if let Some(d) = s.stack.pop() {
+                    s.busy += 1;
+                    break d;
+                }
+                if s.busy == 0 {
+                    wake.notify_all();
+                    return;
+                }
+                s = wake.wait(s).unwrap_or_else(|p| p.into_inner());
+            }
+        };
+        let found = read_dir(&dir, options, filter, on_dir, sink);
+        let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+        s.stack.extend(found);
+        s.busy -= 1;
+        wake.notify_all();
+    }
+}
+
+fn join(parent: &[u8], name: &OsStr) -> Vec<u8> {
+    let mut rel = Vec::with_capacity(parent.len() + name.len() + 1);
+    if !parent.is_empty() {
+        rel.extend_from_slice(parent);
+        rel.push(b'/');
+    }
+    rel.extend_from_slice(name.as_bytes());
+    rel
+}
+
+fn mtime_ns(m: &fs::Metadata) -> i64 {
+    m.mtime()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(m.mtime_nsec())
+}
+
+fn entry(rel: Vec<u8>, kind: EntryKind, m: &fs::Metadata, depth: usize) -> Entry {
+    let size = if kind == EntryKind::File { m.len() } else { 0 };
+    Entry {
+        rel,
+        kind,
+        size,
+        mtime_ns: mtime_ns(m),
+        mode: m.mode(),
+        depth,
+    }
+}
+
+fn special(t: fs::FileType) -> Option<&'static str> {
+    if t.is_fifo() {
+        Some("FIFO")
+    } else if t.is_socket() {
+        Some("socket")
+    } else if t.is_block_device() {
+        Some("block device")
+    } else if t.is_char_device() {
+        Some("character device")
+    } else {
+        None
+    }
+}
+
+/// Lists one folder; returns its subfolders to walk.
+fn read_dir(
+    dir: &Dir,
+    options: WalkOptions,
+    filter: &Filter,
+    on_dir: &(dyn Fn(&[u8]) + Sync),
+    sink: &Sender<Event>,
+) -> Vec<Dir> {
+    let send = |e: Event| {
+        // The receiver hangs up only when the run is being torn down.
+        let _ = sink.send(e);
+    };
+    let listing = match fs::read_dir(&dir.abs) {
+        Ok(l) => l,
+        Err(error) => {
+            send(Event::Error {
+                rel: dir.rel.clone(),
+                error,
+            });
+            return Vec::new();
+        }
+    };
+    on_dir(&dir.rel);
+    let mut subdirs = Vec::new();
+    let mut count = 0;
+    for item in listing {
+        let item = match item {
+            Ok(i) => i,
+            Err(error) => {
+                send(Event::Error {
+                    rel: dir.rel.clone(),
+                    error,
+                });
+                break;
+            }
+        };
+        count += 1;
+        let rel = join(&dir.rel, &item.file_name());
+        let abs = item.path();
+        let Ok(file_type) = item.file_type() else {
+            continue;
+        };
+        let meta = if file_type.is_symlink() && options.follow_links {
+            match fs::metadata(&abs) {
+                Ok(m) => m,
+                Err(error) => {
+                    send(Event::Error { rel, error });
+                    continue;
+                }
+            }
+        } else {
+            match fs::symlink_metadata(&abs) {
+                Ok(m) => m,
+                // Gone since the listing: nothing to report.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(error) => {
+                    send(Event::Error { rel, error });
+                    continue;
+                }
+            }
+        };
+        let t = meta.file_type();
+        if t.is_dir() {
+            if filter.excludes_dir(&rel) {
+                send(Event::ExcludedDir { rel });
+                continue;
+            }
+            let ancestors = match &dir.ancestors {
+                Some(a) => {
+                    let id = (meta.dev(), meta.ino());
+                    if a.contains(&id) {
+                        let error = io::Error::other(
+                            "symbolic link loop: it leads back to a folder above it",
+                        );
+                        send(Event::Error { rel, error });
+                        continue;
+                    }
+                    let mut next = Vec::with_capacity(a.len() + 1);
+                    next.extend_from_slice(a);
+                    next.push(id);
+                    Some(Arc::new(next))
+                }
+                None => None,
+            };
+            send(Event::Entry(entry(
+                rel.clone(),
+                EntryKind::Dir,
+                &meta,
+                dir.depth,
+            )));
+            subdirs.push(Dir {
+                abs,
+                rel,
+                depth: dir.depth + 1,
+                ancestors,
+            });
+        } else if t.is_file() {
+            send(Event::Entry(entry(rel, EntryKind::File, &meta, dir.depth)));
+        } else if t.is_symlink() {
+            send(Event::Entry(entry(
+                rel,
+                EntryKind::Symlink,
+                &meta,
+                dir.depth,
+            )));
+        } else {
+            let kind = EntryKind::Special(special(t).unwrap_or("special file"));
+            send(Event::Entry(entry(rel, kind, &meta, dir.depth)));
+        }
+    }
+    send(Event::Listed {
+        rel: dir.rel.clone(),
+        entries: count,
+    });
+    subdirs
+}
