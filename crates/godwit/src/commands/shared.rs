@@ -26,10 +26,11 @@ pub fn report(e: &JobError) -> ExitStatus {
     }
 }
 
-/// The local folder a location names; other kinds are not supported by this build yet.
+/// The local folder a location names, made absolute (the migration is found by it, whatever
+/// folder the command runs in); other kinds are not supported by this build yet.
 pub fn local_path(text: &str, what: &str) -> Result<PathBuf, JobError> {
     match Location::parse(text)? {
-        Location::Local(p) => Ok(p),
+        Location::Local(p) => Ok(std::path::absolute(&p).unwrap_or(p)),
         other => Err(JobError::new(
             if what == "source" {
                 godwit_codes::Code::MIGRATION_INVALID_SOURCE_TYPE_ERROR

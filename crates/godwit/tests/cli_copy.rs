@@ -1,0 +1,374 @@
+//! `godwit copy` and `godwit scan` run as a user runs them: real processes on real folders,
+//! including the bad inputs a real share holds and a copy killed at random points.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+fn godwit() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_godwit"));
+    c.env("NO_COLOR", "1").env_remove("GODWIT_STATE_DIR");
+    c
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("run godwit")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn write(path: &Path, data: &[u8]) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, data).unwrap();
+}
+
+fn copylog(run_dir: &str) -> Vec<serde_json::Value> {
+    fs::read_to_string(Path::new(run_dir).join("copylog.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn assert_same_tree(a: &Path, b: &Path) {
+    let mut n = 0;
+    for entry in fs::read_dir(a).unwrap() {
+        let entry = entry.unwrap();
+        let other = b.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            assert_same_tree(&entry.path(), &other);
+        } else {
+            assert_eq!(
+                fs::read(entry.path()).unwrap(),
+                fs::read(&other).unwrap(),
+                "{}",
+                other.display()
+            );
+        }
+        n += 1;
+    }
+    let m = fs::read_dir(b)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name() != ".godwit-tmp")
+        .count();
+    assert_eq!(n, m, "{} has entries the source does not", b.display());
+}
+
+#[test]
+fn the_readme_job_copies_a_folder_and_writes_its_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, dst, state) = (
+        dir.path().join("src"),
+        dir.path().join("dst"),
+        dir.path().join("state"),
+    );
+    write(&src.join("docs/a.txt"), b"alpha");
+    write(&src.join("b.bin"), &[7u8; 100_000]);
+    let out = run(godwit()
+        .arg("copy")
+        .arg(&src)
+        .arg(&dst)
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("--json"));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["status"]["code"], "922");
+    assert_eq!(summary["status"]["name"], "MIGRATE_DATA : SUCCEEDED");
+    assert_eq!(summary["counts"]["AZSM0000"], 2);
+    assert_eq!(summary["bytes_copied"], 100_005);
+    assert!(summary["job_error"].is_null());
+    let on_disk: serde_json::Value = serde_json::from_slice(
+        &fs::read(Path::new(summary["run_dir"].as_str().unwrap()).join("summary.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(on_disk, summary);
+    assert_same_tree(&src, &dst);
+
+    // The same command again sends nothing.
+    let out = run(godwit()
+        .arg("copy")
+        .arg(&src)
+        .arg(&dst)
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("--json"));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["counts"]["AZSM2041"], 2, "{summary}");
+    assert_eq!(summary["bytes_copied"], 0);
+}
+
+fn is_root() -> bool {
+    let out = Command::new("id").arg("-u").output().unwrap();
+    text(&out.stdout).trim() == "0"
+}
+
+/// Runs godwit as `nobody` when the tests run as root (as CI does), so that permission bits
+/// really stop reads; as another user they already do.
+fn as_unprivileged(dir: &Path) -> Command {
+    if !is_root() {
+        return godwit();
+    }
+    // nobody cannot enter root's home, where the test binary usually lives: run a copy of it.
+    let bin = dir.join("godwit");
+    fs::copy(env!("CARGO_BIN_EXE_godwit"), &bin).unwrap();
+    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+    let mut c = Command::new("setpriv");
+    c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
+        .arg(bin)
+        .env("NO_COLOR", "1");
+    c
+}
+
+#[test]
+fn unreadable_files_and_folders_get_their_codes_and_the_copy_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
+    let (src, dst, state) = (
+        dir.path().join("src"),
+        dir.path().join("dst"),
+        dir.path().join("state"),
+    );
+    write(&src.join("readable.txt"), b"ok");
+    write(&src.join("secret.txt"), b"no");
+    write(&src.join("locked/inside.txt"), b"no");
+    fs::set_permissions(src.join("secret.txt"), fs::Permissions::from_mode(0o000)).unwrap();
+    fs::set_permissions(src.join("locked"), fs::Permissions::from_mode(0o000)).unwrap();
+    let out = run(as_unprivileged(dir.path())
+        .arg("copy")
+        .arg(&src)
+        .arg(&dst)
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("--json"));
+    fs::set_permissions(src.join("locked"), fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let log = copylog(summary["run_dir"].as_str().unwrap());
+    let code_of = |p: &str| {
+        log.iter()
+            .find(|r| r["path"] == p)
+            .map(|r| r["code"].clone())
+    };
+    assert_eq!(code_of("secret.txt"), Some("AZSM2062".into()), "{log:?}");
+    assert_eq!(code_of("locked"), Some("AZSM2061".into()), "{log:?}");
+    assert_eq!(code_of("readable.txt"), Some("AZSM0000".into()));
+    assert!(
+        log.iter().find(|r| r["path"] == "secret.txt").unwrap()["message"]
+            .as_str()
+            .unwrap()
+            .contains("permission denied")
+    );
+}
+
+#[test]
+fn a_path_of_5000_bytes_gets_a_code_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    write(&src.join("shallow.txt"), b"fine");
+    // Built one level at a time: the whole path is longer than the kernel accepts at once.
+    let level = "d".repeat(240);
+    let script = format!(
+        "cd '{}' && for i in $(seq 20); do mkdir {level} && cd -P {level} || exit 1; done && echo deep > f",
+        src.display()
+    );
+    assert!(
+        Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = run(godwit()
+        .arg("copy")
+        .arg(&src)
+        .arg(dir.path().join("dst"))
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .arg("--json"));
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let log = copylog(summary["run_dir"].as_str().unwrap());
+    assert!(
+        log.iter()
+            .any(|r| r["path"] == "shallow.txt" && r["code"] == "AZSM0000")
+    );
+    let deep: Vec<_> = log
+        .iter()
+        .filter(|r| r["path"].as_str().unwrap().len() > 3000)
+        .collect();
+    assert!(!deep.is_empty(), "{log:?}");
+    for r in deep {
+        let code = r["code"].as_str().unwrap();
+        assert!(["AZSM2024", "AZSM2061"].contains(&code), "{r}");
+    }
+}
+
+#[test]
+fn bad_arguments_exit_2_with_their_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(godwit()
+        .args(["copy", "a", "b", "--exclude", "x[y", "--state-dir"])
+        .arg(dir.path()));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).starts_with("error[635]: The glob x[y is invalid"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(godwit()
+        .args(["copy", "a", "ftp://x/y", "--state-dir"])
+        .arg(dir.path()));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("error[610]"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(godwit()
+        .args(["scan", "/no/such/folder", "--state-dir"])
+        .arg(dir.path()));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("error[3030]"));
+}
+
+#[test]
+fn scan_json_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    write(&src.join("a/x?.txt"), b"1");
+    write(&src.join("b.txt"), b"22");
+    let out = run(godwit()
+        .arg("scan")
+        .arg(&src)
+        .args(["--target-profile", "windows", "--json", "--state-dir"])
+        .arg(dir.path().join("s")));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["files"], 2);
+    assert_eq!(r["bytes"], 3);
+    assert_eq!(r["problems"]["AZSM2022"]["examples"][0], "a/x?.txt");
+    assert_eq!(r["status"]["code"], "932");
+}
+
+/// A tiny deterministic random source, so a failure names the seed that reproduces it.
+fn next(seed: &mut u64) -> u64 {
+    *seed = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    *seed >> 33
+}
+
+#[test]
+fn killed_at_random_points_the_copy_resumes_and_ends_byte_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, dst, state) = (
+        dir.path().join("src"),
+        dir.path().join("dst"),
+        dir.path().join("state"),
+    );
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let start_seed = seed;
+    for i in 0..400 {
+        let size = if i % 40 == 0 {
+            2_000_000
+        } else {
+            (next(&mut seed) % 20_000) as usize
+        };
+        let data: Vec<u8> = (0..size).map(|j| (j as u64 * 31 + i) as u8).collect();
+        write(&src.join(format!("d{}/f{i}", i % 13)), &data);
+    }
+    let args = |c: &mut Command| {
+        c.arg("copy")
+            .arg(&src)
+            .arg(&dst)
+            .arg("--state-dir")
+            .arg(&state)
+            .args(["--transfers", "4"]);
+    };
+    let mut interrupted = 0;
+    for round in 0..12 {
+        let mut c = godwit();
+        args(&mut c);
+        let mut child = c
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(5 + next(&mut seed) % 120));
+        let _ = child.kill(); // SIGKILL: no chance to clean up
+        let status = child.wait().unwrap();
+        if status.code().is_none() {
+            interrupted += 1;
+        }
+        // No file may ever be half-written at its final name.
+        for entry in walk(&dst) {
+            let rel = entry.strip_prefix(&dst).unwrap();
+            if rel.starts_with(".godwit-tmp") {
+                continue;
+            }
+            assert_eq!(
+                fs::read(&entry).unwrap(),
+                fs::read(src.join(rel)).unwrap(),
+                "seed {start_seed}, round {round} ({status}): {}",
+                rel.display()
+            );
+        }
+    }
+    assert!(
+        interrupted >= 3,
+        "seed {start_seed}: only {interrupted} of 12 kills landed mid-run"
+    );
+    let mut c = godwit();
+    args(&mut c);
+    let out = c.arg("--json").output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "seed {start_seed}: {}",
+        text(&out.stderr)
+    );
+    assert_same_tree(&src, &dst);
+    assert!(!dst.join(".godwit-tmp").exists());
+
+    let mut c = godwit();
+    args(&mut c);
+    let out = c.arg("--json").output().unwrap();
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        summary["counts"]["AZSM2041"], 400,
+        "seed {start_seed}: {summary}"
+    );
+}
+
+fn walk(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(rd) = fs::read_dir(root) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        if e.file_type().unwrap().is_dir() {
+            out.extend(walk(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out
+}
