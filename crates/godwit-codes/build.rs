@@ -9,6 +9,10 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+#[path = "src/fold.rs"]
+mod fold;
+use fold::fold as normalise;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Catalog {
@@ -84,6 +88,7 @@ fn main() {
     let source = manifest.join("codes.toml");
     println!("cargo::rerun-if-changed={}", source.display());
     println!("cargo::rerun-if-changed=build.rs");
+    println!("cargo::rerun-if-changed=src/fold.rs");
 
     let text = std::fs::read_to_string(&source).expect("read codes.toml");
     let catalog: Catalog = match toml::from_str(&text) {
@@ -120,22 +125,6 @@ fn parse_id(id: &str) -> Option<(&'static str, &'static str, u32)> {
     } else {
         digits(id, None).map(|n| ("app", "App", n))
     }
-}
-
-/// `SCAN : RUNNING` -> `SCAN_RUNNING`: what a person types and what a Rust constant is called.
-fn normalise(name: &str) -> String {
-    let mut out = String::new();
-    for c in name.chars() {
-        if c.is_ascii_alphanumeric() {
-            out.push(c.to_ascii_uppercase());
-        } else if !out.is_empty() && !out.ends_with('_') {
-            out.push('_');
-        }
-    }
-    while out.ends_with('_') {
-        out.pop();
-    }
-    out
 }
 
 fn variant<'a>(table: &'a [(&str, &'a str)], value: &str, what: &str, code: &str) -> &'a str {

@@ -14,6 +14,7 @@
 
 use std::fmt;
 
+mod fold;
 mod lookup;
 mod markdown;
 

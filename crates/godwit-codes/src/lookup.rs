@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use crate::fold::fold;
 use crate::{Code, Namespace};
 
 /// A code that is not in the catalog, with the nearest ones that are.
@@ -37,23 +38,6 @@ impl fmt::Display for LookupError {
 }
 
 impl std::error::Error for LookupError {}
-
-/// Upper case, with every run of other characters folded to one `_`: the key names are
-/// compared by.
-pub(crate) fn fold(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.trim().chars() {
-        if c.is_ascii_alphanumeric() {
-            out.push(c.to_ascii_uppercase());
-        } else if !out.is_empty() && !out.ends_with('_') {
-            out.push('_');
-        }
-    }
-    while out.ends_with('_') {
-        out.pop();
-    }
-    out
-}
 
 /// `http 404`, `HTTP:404`, `azsm-2023` -> (namespace, digits).
 fn split_id(folded: &str) -> Option<(Namespace, &str)> {
