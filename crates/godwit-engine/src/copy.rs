@@ -393,7 +393,10 @@ fn decide_and_copy(ctx: &Ctx<'_>, entry: Entry) -> Done {
         && let Ok(m) = fs::symlink_metadata(&target)
         && m.is_file()
         && m.len() == entry.size
-        && m.mtime() * 1_000_000_000 + m.mtime_nsec() == entry.mtime_ns
+        && m.mtime()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(m.mtime_nsec())
+            == entry.mtime_ns
     {
         // Written by the run that was interrupted, after its last index commit.
         let mut done = no_copy(&entry, Code::AZSM2041, &[]);

@@ -30,10 +30,19 @@ impl JobError {
     /// Whether the command line or the configuration is at fault (exit status 2), rather than
     /// the job (exit status 1).
     pub fn is_usage(&self) -> bool {
-        matches!(
-            self.code.id(),
-            "610" | "634" | "635" | "636" | "3010" | "3060" | "2010" | "2013" | "2015"
-        )
+        [
+            Code::ERR_URL_PARSE,
+            Code::ERR_FILTER_PATTERN,
+            Code::ERR_FILTER_PATTERN_GLOB,
+            Code::ERR_FILTER_PATTERN_REGEX,
+            Code::SCAN_INVALID_EXCLUDE_RULE_ERROR,
+            Code::SCAN_FAILURE_PRE_CHECK,
+            Code::MIGRATION_INVALID_SOURCE_PATH_ERROR,
+            Code::MIGRATION_INVALID_SOURCE_TYPE_ERROR,
+            Code::MIGRATION_INVALID_SOURCE_ABS_ERROR,
+            Code::MIGRATION_INVALID_DESTINATION_PATH_ERROR,
+        ]
+        .contains(&self.code)
     }
 }
 
