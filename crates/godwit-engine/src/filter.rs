@@ -82,32 +82,30 @@ impl Filter {
 
     /// Whether the folder at `path` (relative, `/`-separated) is excluded, and so not walked.
     pub fn excludes_dir(&self, path: &[u8]) -> bool {
-        let text = String::from_utf8_lossy(path);
-        self.exclude_dirs
-            .as_ref()
-            .is_some_and(|s| s.is_match(text.as_ref()))
-            || self
-                .exclude_regex
-                .as_ref()
-                .is_some_and(|r| r.is_match(path))
+        self.excluded_by_pattern(&self.exclude_dirs, path)
     }
 
     /// Whether the file at `path` of `size` bytes is left out.
     pub fn excludes_file(&self, path: &[u8], size: u64) -> bool {
         let text = String::from_utf8_lossy(path);
-        self.exclude_files
-            .as_ref()
-            .is_some_and(|s| s.is_match(text.as_ref()))
-            || self
-                .exclude_regex
-                .as_ref()
-                .is_some_and(|r| r.is_match(path))
+        self.excluded_by_pattern(&self.exclude_files, path)
             || self
                 .include
                 .as_ref()
                 .is_some_and(|s| !s.is_match(text.as_ref()))
             || self.min_size.is_some_and(|min| size < min)
             || self.max_size.is_some_and(|max| size > max)
+    }
+
+    /// `globs` or any exclude regex matches `path`.
+    fn excluded_by_pattern(&self, globs: &Option<GlobSet>, path: &[u8]) -> bool {
+        globs
+            .as_ref()
+            .is_some_and(|s| s.is_match(String::from_utf8_lossy(path).as_ref()))
+            || self
+                .exclude_regex
+                .as_ref()
+                .is_some_and(|r| r.is_match(path))
     }
 }
 

@@ -236,8 +236,13 @@ fn read_dir(
         count += 1;
         let rel = join(&dir.rel, &item.file_name());
         let abs = item.path();
-        let Ok(file_type) = item.file_type() else {
-            continue;
+        let file_type = match item.file_type() {
+            Ok(t) => t,
+            Err(error) => {
+                // Reported, never silently dropped: a copy must not lose a file unseen.
+                send(Event::Error { rel, error });
+                continue;
+            }
         };
         let meta = if file_type.is_symlink() && options.follow_links {
             match fs::metadata(&abs) {
