@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
 # Runs godwit's whole test suite. This is the README's test command, and .ci/run calls it too.
 #
-# It needs only the Rust toolchain; cargo-nextest is used when installed (it is on our CI
-# machines), plain `cargo test` otherwise. Build outputs go to CARGO_TARGET_DIR when set, so CI
-# can keep them between runs.
+# It installs what the tests need into .test-servers/ (moto in a venv, Azurite from npm; the
+# OpenSSH server from Debian's packages when running as root), starts the servers on free
+# loopback ports, runs every test against them, and stops them, also on failure or Ctrl-C.
+# cargo-nextest is used when installed, plain `cargo test` otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+bash scripts/servers.sh install
+trap 'bash scripts/servers.sh stop' EXIT
+bash scripts/servers.sh start
+# shellcheck disable=SC1091
+source "${GODWIT_SERVERS_DIR:-.test-servers}/env"
 
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast --status-level fail --final-status-level slow

@@ -6,13 +6,12 @@
 //! complete, so nothing half-written is ever visible at its final name.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File, FileTimes};
-use std::io::{self, Read, Write};
+use std::fs;
+use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 use godwit_codes::Code;
@@ -22,6 +21,7 @@ use crate::filter::Filter;
 use crate::index::{Index, IndexEntry};
 use crate::profile::TargetProfile;
 use crate::run::{CopyLog, CopyRecord, Migration, Run};
+use crate::store::Remote;
 use crate::walk::{Entry, EntryKind, Event, WalkOptions, walk};
 
 /// Name of the folder at the target root that holds files being written.
@@ -93,17 +93,45 @@ struct Done {
     copied: u64,
 }
 
-struct Ctx<'a> {
-    src: &'a Path,
-    dst: &'a Path,
-    tmp_dir: PathBuf,
-    run_id: &'a str,
-    options: &'a CopyOptions,
+/// One side of a copy: a local folder, or a remote store rooted at its prefix.
+#[derive(Debug, Clone)]
+pub enum Side {
+    Local(PathBuf),
+    Remote(Remote),
+}
+
+impl Side {
+    /// Connects to `location` (`role` is `source` or `target`).
+    pub fn open(location: &crate::Location, role: &str) -> Result<Side, JobError> {
+        match location {
+            crate::Location::Local(p) => Ok(Side::Local(p.clone())),
+            other => Ok(Side::Remote(crate::store::connect(other, role)?)),
+        }
+    }
+
+    /// The kind of store, for choosing a target profile.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Side::Local(_) => "local",
+            Side::Remote(r) => r.kind,
+        }
+    }
+}
+
+pub(crate) struct Ctx<'a> {
+    pub(crate) src: &'a Side,
+    pub(crate) dst: &'a Side,
+    pub(crate) run_id: &'a str,
+    pub(crate) options: &'a CopyOptions,
     index: &'a Index,
     /// The last run did not finish: a file missing from the index may already be at the target.
     resumed: bool,
-    seq: AtomicU64,
-    stop: &'a AtomicBool,
+    pub(crate) seq: AtomicU64,
+    pub(crate) stop: &'a AtomicBool,
+    /// Runs the async store calls of the transfer threads; None when both sides are local.
+    pub(crate) rt: Option<tokio::runtime::Runtime>,
+    /// Tokens for large files in flight, which hold upload buffers: bounds memory.
+    pub(crate) large_slots: (Sender<()>, Receiver<()>),
 }
 
 /// Copies the local folder `src` into the local folder `dst`.
@@ -116,27 +144,66 @@ pub fn copy_local(
     stop: &AtomicBool,
     progress: &Progress,
 ) -> Result<CopyOutcome, JobError> {
-    check_roots(src, dst)?;
+    copy(
+        &Side::Local(src.to_path_buf()),
+        &Side::Local(dst.to_path_buf()),
+        migration,
+        run,
+        options,
+        stop,
+        progress,
+    )
+}
+
+/// Copies `src` into `dst`: every file decided once, copied if new or changed, verified,
+/// recorded in the run's copy log and the migration's index.
+pub fn copy(
+    src: &Side,
+    dst: &Side,
+    migration: &Migration,
+    run: &Run,
+    options: &CopyOptions,
+    stop: &AtomicBool,
+    progress: &Progress,
+) -> Result<CopyOutcome, JobError> {
+    let rt = match (src, dst) {
+        (Side::Local(_), Side::Local(_)) => None,
+        _ => Some(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .map_err(|e| {
+                    JobError::new(
+                        Code::COMMAND_START_ERROR,
+                        &[("job_id", &run.id), ("reason", &e.to_string())],
+                    )
+                })?,
+        ),
+    };
+    check_roots(src, dst, rt.as_ref())?;
     let index = Index::open(&migration.dir.join("index.redb"))?;
     let marker = migration.dir.join("copy-running");
     let resumed = marker.exists();
-    let tmp_dir = dst.join(TEMP_DIR);
     if !options.dry_run {
         fs::write(&marker, &run.id).map_err(|e| update_error(run, &marker, &e))?;
-        // Leftovers of a run that was killed are never at a final name; clear them.
-        let _ = fs::remove_dir_all(&tmp_dir);
-        fs::create_dir_all(&tmp_dir).map_err(|e| target_error(dst, &e))?;
+        crate::transfer::clear_temp(dst, rt.as_ref(), true)?;
+    }
+    let slots = bounded::<()>(2);
+    for _ in 0..2 {
+        let _ = slots.0.send(());
     }
     let ctx = Ctx {
         src,
         dst,
-        tmp_dir: tmp_dir.clone(),
         run_id: &run.id,
         options,
         index: &index,
         resumed,
         seq: AtomicU64::new(0),
         stop,
+        rt,
+        large_slots: slots,
     };
     let mut log = CopyLog::create(run)?;
 
@@ -147,23 +214,40 @@ pub fn copy_local(
         threads: 2,
     };
     let make_dir = |rel: &[u8]| {
-        if !options.dry_run && !rel.is_empty() {
+        if let Side::Local(dst) = dst
+            && !options.dry_run
+            && !rel.is_empty()
+        {
             let _ = fs::create_dir(dst.join(std::ffi::OsStr::from_bytes(rel)));
         }
     };
 
     let mut outcome = CopyOutcome::default();
+    let mut walk_error = None;
     std::thread::scope(|scope| {
-        scope.spawn(|| {
-            walk(
-                src,
-                walk_options,
-                &options.filter,
-                &make_dir,
-                &event_tx,
-                stop,
-            );
+        let walker = scope.spawn(|| {
+            let result = match (src, &ctx.rt) {
+                (Side::Local(root), _) => {
+                    walk(
+                        root,
+                        walk_options,
+                        &options.filter,
+                        &make_dir,
+                        &event_tx,
+                        stop,
+                    );
+                    Ok(())
+                }
+                (Side::Remote(remote), Some(rt)) => rt.block_on(crate::store::walk_remote(
+                    remote,
+                    &options.filter,
+                    &event_tx,
+                    stop,
+                )),
+                (Side::Remote(_), None) => Ok(()),
+            };
             drop(event_tx);
+            result
         });
         for _ in 0..options.transfers.max(1) {
             let rx = event_rx.clone();
@@ -182,13 +266,17 @@ pub fn copy_local(
             stop,
             options.dry_run,
         );
+        walk_error = walker.join().ok().and_then(Result::err);
     });
+    if let Some(e) = walk_error {
+        outcome.job_error.get_or_insert(e);
+    }
     if let Err(e) = log.finish(run) {
         outcome.job_error.get_or_insert(e);
     }
     outcome.stopped = stop.load(Ordering::Relaxed) && outcome.job_error.is_none();
     if !options.dry_run {
-        let _ = fs::remove_dir_all(&tmp_dir);
+        let _ = crate::transfer::clear_temp(dst, ctx.rt.as_ref(), false);
         if !outcome.stopped && outcome.job_error.is_none() {
             let _ = fs::remove_file(&marker);
         }
@@ -196,18 +284,41 @@ pub fn copy_local(
     Ok(outcome)
 }
 
-/// The source must be a folder, and the target must not be inside it (or it would copy itself).
-fn check_roots(src: &Path, dst: &Path) -> Result<(), JobError> {
-    let shown = src.display().to_string();
-    let meta = fs::metadata(src)
-        .map_err(|_| JobError::new(Code::INVALID_SOURCE_PATH_ERROR, &[("path", &shown)]))?;
-    if !meta.is_dir() {
-        return Err(JobError::new(
-            Code::INVALID_SOURCE_PATH_ERROR,
-            &[("path", &shown)],
-        ));
+/// The source must be a folder that can be listed, the target must be reachable, and a local
+/// target must not be inside a local source (or it would copy the copy).
+fn check_roots(
+    src: &Side,
+    dst: &Side,
+    rt: Option<&tokio::runtime::Runtime>,
+) -> Result<(), JobError> {
+    if let Side::Local(src) = src {
+        let shown = src.display().to_string();
+        let meta = fs::metadata(src)
+            .map_err(|_| JobError::new(Code::INVALID_SOURCE_PATH_ERROR, &[("path", &shown)]))?;
+        if !meta.is_dir() {
+            return Err(JobError::new(
+                Code::INVALID_SOURCE_PATH_ERROR,
+                &[("path", &shown)],
+            ));
+        }
     }
-    fs::create_dir_all(dst).map_err(|e| target_error(dst, &e))?;
+    match (dst, rt) {
+        (Side::Local(d), _) => fs::create_dir_all(d).map_err(|e| target_error(d, &e))?,
+        (Side::Remote(r), Some(rt)) => {
+            // One request that fails fast on a missing bucket, bad credentials or an unreachable
+            // host, before any file is considered.
+            rt.block_on(async { r.op.list_with("").limit(1).await })
+                .map_err(|e| crate::store::job_failure(r, &e, true))?;
+        }
+        (Side::Remote(_), None) => {}
+    }
+    if let (Side::Remote(r), Some(rt)) = (src, rt) {
+        rt.block_on(async { r.op.list_with("").limit(1).await })
+            .map_err(|e| crate::store::job_failure(r, &e, false))?;
+    }
+    let (Side::Local(src), Side::Local(dst)) = (src, dst) else {
+        return Ok(());
+    };
     let (Ok(s), Ok(d)) = (src.canonicalize(), dst.canonicalize()) else {
         return Ok(());
     };
@@ -388,16 +499,7 @@ fn decide_and_copy(ctx: &Ctx<'_>, entry: Entry) -> Done {
             );
         }
     }
-    let target = ctx.dst.join(std::ffi::OsStr::from_bytes(&entry.rel));
-    if ctx.resumed
-        && let Ok(m) = fs::symlink_metadata(&target)
-        && m.is_file()
-        && m.len() == entry.size
-        && m.mtime()
-            .saturating_mul(1_000_000_000)
-            .saturating_add(m.mtime_nsec())
-            == entry.mtime_ns
-    {
+    if ctx.resumed && crate::transfer::already_at_target(ctx, &entry) {
         // Written by the run that was interrupted, after its last index commit.
         let mut done = no_copy(&entry, Code::AZSM2041, &[]);
         done.index = Some((entry.rel.clone(), seen));
@@ -410,7 +512,7 @@ fn decide_and_copy(ctx: &Ctx<'_>, entry: Entry) -> Done {
     let mut attempts = 0;
     loop {
         attempts += 1;
-        match copy_file(ctx, &entry, &target) {
+        match crate::transfer::copy_file(ctx, &entry) {
             Ok((copied, hash)) => {
                 let mut record = CopyRecord::new(&entry.rel, entry.size, Code::AZSM0000, &[]);
                 record.attempts = attempts;
@@ -424,7 +526,12 @@ fn decide_and_copy(ctx: &Ctx<'_>, entry: Entry) -> Done {
             }
             Err(failure) => {
                 if failure.retry && attempts < 3 && !ctx.stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(50 << attempts));
+                    // Exponential backoff with jitter: 200 ms, then 800 ms, give or take half.
+                    let base = 50u64 << (2 * attempts);
+                    let jitter = (ctx.seq.load(Ordering::Relaxed).wrapping_mul(2654435761)
+                        % base.max(1))
+                        / 2;
+                    std::thread::sleep(Duration::from_millis(base / 2 + jitter));
                     continue;
                 }
                 let mut record = CopyRecord::new(
@@ -442,152 +549,4 @@ fn decide_and_copy(ctx: &Ctx<'_>, entry: Entry) -> Done {
             }
         }
     }
-}
-
-struct Failure {
-    code: Code,
-    reason: String,
-    retry: bool,
-}
-
-impl Failure {
-    fn source(e: &io::Error) -> Self {
-        let code = if e.kind() == io::ErrorKind::PermissionDenied {
-            Code::AZSM2062
-        } else {
-            Code::AZSM2063
-        };
-        Failure {
-            code,
-            reason: reason(e),
-            retry: code == Code::AZSM2063,
-        }
-    }
-
-    fn target(e: &io::Error) -> Self {
-        let code = if e.kind() == io::ErrorKind::PermissionDenied {
-            Code::AZSM2069
-        } else {
-            Code::AZSM2066
-        };
-        let retry = !matches!(
-            e.kind(),
-            io::ErrorKind::PermissionDenied | io::ErrorKind::StorageFull
-        );
-        Failure {
-            code,
-            reason: reason(e),
-            retry,
-        }
-    }
-}
-
-/// Copies one file to a temporary name, checks it, and renames it into place.
-/// Returns the bytes written and the content hash (0 when none was computed).
-fn copy_file(ctx: &Ctx<'_>, entry: &Entry, target: &Path) -> Result<(u64, u128), Failure> {
-    let source = ctx.src.join(std::ffi::OsStr::from_bytes(&entry.rel));
-    let mut input = File::open(&source).map_err(|e| Failure::source(&e))?;
-    let before = input.metadata().map_err(|e| Failure::source(&e))?;
-    let tmp = ctx.tmp_dir.join(format!(
-        "{}-{}",
-        ctx.run_id,
-        ctx.seq.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = write_temp(ctx, &mut input, &before, &tmp).and_then(|(written, hash)| {
-        fs::rename(&tmp, target).map_err(|e| Failure::target(&e))?;
-        Ok((written, hash))
-    });
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
-}
-
-fn write_temp(
-    ctx: &Ctx<'_>,
-    input: &mut File,
-    before: &fs::Metadata,
-    tmp: &Path,
-) -> Result<(u64, u128), Failure> {
-    let o = ctx.options;
-    let mut output = File::create(tmp).map_err(|e| Failure::target(&e))?;
-    let hashing = o.checksum || o.verify == Verify::Full;
-    let (written, hash) = if hashing {
-        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
-        let mut buf = vec![0u8; 1 << 20];
-        let mut total = 0u64;
-        loop {
-            let n = match input.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(Failure::source(&e)),
-            };
-            hasher.update(&buf[..n]);
-            output
-                .write_all(&buf[..n])
-                .map_err(|e| Failure::target(&e))?;
-            total += n as u64;
-        }
-        (total, hasher.digest128())
-    } else {
-        // copy_file_range (or sendfile) under the hood: the data never enters our memory.
-        (
-            io::copy(input, &mut output).map_err(|e| Failure::source(&e))?,
-            0,
-        )
-    };
-    let after = input.metadata().map_err(|e| Failure::source(&e))?;
-    if written != before.len()
-        || after.len() != before.len()
-        || after.mtime_nsec() != before.mtime_nsec()
-        || after.mtime() != before.mtime()
-    {
-        return Err(Failure {
-            code: Code::AZSM2063,
-            reason: "the file changed while it was being read".into(),
-            retry: true,
-        });
-    }
-    let mtime =
-        UNIX_EPOCH + Duration::new(before.mtime().max(0) as u64, before.mtime_nsec() as u32);
-    output
-        .set_times(
-            FileTimes::new()
-                .set_modified(mtime)
-                .set_accessed(SystemTime::now()),
-        )
-        .and_then(|()| output.set_permissions(fs::Permissions::from_mode(before.mode() & 0o7777)))
-        .map_err(|e| Failure::target(&e))?;
-    drop(output);
-    if o.verify != Verify::None {
-        let len = fs::metadata(tmp).map_err(|e| Failure::target(&e))?.len();
-        if len != written {
-            return Err(Failure {
-                code: Code::AZSM2066,
-                reason: format!("the target holds {len} bytes, {written} were written"),
-                retry: true,
-            });
-        }
-    }
-    if o.verify == Verify::Full {
-        let mut reread = File::open(tmp).map_err(|e| Failure::target(&e))?;
-        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            match reread.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => hasher.update(&buf[..n]),
-                Err(e) => return Err(Failure::target(&e)),
-            }
-        }
-        if hasher.digest128() != hash {
-            return Err(Failure {
-                code: Code::AZSM2066,
-                reason: "the checksum read back from the target differs from the source's".into(),
-                retry: true,
-            });
-        }
-    }
-    Ok((written, hash))
 }

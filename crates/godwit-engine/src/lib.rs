@@ -10,9 +10,11 @@ pub mod location;
 pub mod profile;
 pub mod run;
 pub mod scan;
+pub mod store;
+mod transfer;
 pub mod walk;
 
-pub use copy::{CopyOptions, CopyOutcome, Links, Progress, Verify, copy_local};
+pub use copy::{CopyOptions, CopyOutcome, Links, Progress, Side, Verify, copy, copy_local};
 pub use error::JobError;
 pub use filter::{Filter, FilterRules};
 pub use location::Location;

@@ -3,18 +3,18 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crossbeam_channel::bounded;
 use godwit_codes::Code;
 use serde::Serialize;
 
-use crate::copy::Links;
+use crate::copy::{Links, Side};
 use crate::error::{JobError, reason};
 use crate::filter::Filter;
 use crate::profile::TargetProfile;
 use crate::run::{CodeRef, display_path};
+use crate::store::walk_remote;
 use crate::walk::{EntryKind, Event, WalkOptions, walk};
 
 /// How many example paths a report keeps per problem code.
@@ -92,22 +92,42 @@ const CLASSES: &[(u64, &str)] = &[
 /// Scans `source`; each entry is also written as a JSON line to `inventory` when given.
 /// `progress` counts files as they are found.
 pub fn scan(
-    source: &Path,
+    source: &Side,
     options: &ScanOptions,
     mut inventory: Option<&mut dyn Write>,
     stop: &AtomicBool,
     progress: &AtomicU64,
 ) -> Result<ScanReport, JobError> {
-    let shown = source.display().to_string();
-    match std::fs::metadata(source) {
-        Ok(m) if m.is_dir() => {}
-        _ => {
-            return Err(JobError::new(
-                Code::INVALID_SOURCE_PATH_ERROR,
-                &[("path", &shown)],
-            ));
+    let shown = match source {
+        Side::Local(p) => p.display().to_string(),
+        Side::Remote(r) => r.shown.clone(),
+    };
+    let rt = match source {
+        Side::Local(p) => {
+            match std::fs::metadata(p) {
+                Ok(m) if m.is_dir() => {}
+                _ => {
+                    return Err(JobError::new(
+                        Code::INVALID_SOURCE_PATH_ERROR,
+                        &[("path", &shown)],
+                    ));
+                }
+            }
+            None
         }
-    }
+        Side::Remote(_) => Some(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .map_err(|e| {
+                    JobError::new(
+                        Code::SCAN_FAILURE_ERROR,
+                        &[("path", &shown), ("reason", &e.to_string())],
+                    )
+                })?,
+        ),
+    };
     let mut r = ScanReport {
         source: shown.clone(),
         target_profile: options.profile.name,
@@ -149,10 +169,21 @@ pub fn scan(
         threads: options.threads,
     };
     let mut inventory_error = None;
+    let mut walk_error = None;
     std::thread::scope(|s| {
-        s.spawn(|| {
-            walk(source, walk_options, &options.filter, &|_| {}, &tx, stop);
+        let walker = s.spawn(|| {
+            let result = match (source, &rt) {
+                (Side::Local(root), _) => {
+                    walk(root, walk_options, &options.filter, &|_| {}, &tx, stop);
+                    Ok(())
+                }
+                (Side::Remote(remote), Some(rt)) => {
+                    rt.block_on(walk_remote(remote, &options.filter, &tx, stop))
+                }
+                (Side::Remote(_), None) => Ok(()),
+            };
             drop(tx);
+            result
         });
         for event in rx.iter() {
             match event {
@@ -236,7 +267,11 @@ pub fn scan(
                 Event::Error { rel, error: _ } => problem(&mut r, Code::AZSM2061, &rel),
             }
         }
+        walk_error = walker.join().ok().and_then(Result::err);
     });
+    if let Some(e) = walk_error {
+        return Err(e);
+    }
     if let Some(e) = inventory_error {
         return Err(JobError::new(
             Code::SCAN_REPORT_FOLDER_ERROR,

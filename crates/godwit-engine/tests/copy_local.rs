@@ -13,7 +13,7 @@ use godwit_codes::Code;
 use godwit_engine::copy::TEMP_DIR;
 use godwit_engine::{
     CopyOptions, CopyOutcome, Filter, FilterRules, Links, Location, Migration, Progress,
-    ScanOptions, TargetProfile, Verify, copy_local, scan,
+    ScanOptions, Side, TargetProfile, Verify, copy_local, scan,
 };
 
 struct Setup {
@@ -419,7 +419,7 @@ fn scan_reports_sizes_extremes_and_problems_with_examples() {
     write(&s.src.join("zero"), b"");
     let mut inventory = Vec::new();
     let r = scan(
-        &s.src,
+        &Side::Local(s.src.clone()),
         &scan_options("windows"),
         Some(&mut inventory),
         &AtomicBool::new(false),
@@ -454,7 +454,7 @@ fn scan_job_level_findings_use_their_codes() {
         ..scan_options("posix")
     };
     let r = scan(
-        &s.src,
+        &Side::Local(s.src.clone()),
         &o,
         None,
         &AtomicBool::new(false),
@@ -473,7 +473,7 @@ fn scan_job_level_findings_use_their_codes() {
     })
     .unwrap();
     let r = scan(
-        &s.src,
+        &Side::Local(s.src.clone()),
         &ScanOptions {
             filter,
             ..scan_options("posix")
@@ -489,7 +489,7 @@ fn scan_job_level_findings_use_their_codes() {
     );
 
     let e = scan(
-        &s.src.join("missing"),
+        &Side::Local(s.src.join("missing")),
         &scan_options("posix"),
         None,
         &AtomicBool::new(false),

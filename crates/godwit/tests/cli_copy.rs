@@ -3,62 +3,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-fn godwit() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_godwit"));
-    c.env("NO_COLOR", "1").env_remove("GODWIT_STATE_DIR");
-    c
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output().expect("run godwit")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn write(path: &Path, data: &[u8]) {
-    fs::create_dir_all(path.parent().unwrap()).unwrap();
-    fs::write(path, data).unwrap();
-}
-
-fn copylog(run_dir: &str) -> Vec<serde_json::Value> {
-    fs::read_to_string(Path::new(run_dir).join("copylog.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn assert_same_tree(a: &Path, b: &Path) {
-    let mut n = 0;
-    for entry in fs::read_dir(a).unwrap() {
-        let entry = entry.unwrap();
-        let other = b.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            assert_same_tree(&entry.path(), &other);
-        } else {
-            assert_eq!(
-                fs::read(entry.path()).unwrap(),
-                fs::read(&other).unwrap(),
-                "{}",
-                other.display()
-            );
-        }
-        n += 1;
-    }
-    let m = fs::read_dir(b)
-        .unwrap()
-        .filter(|e| e.as_ref().unwrap().file_name() != ".godwit-tmp")
-        .count();
-    assert_eq!(n, m, "{} has entries the source does not", b.display());
-}
+use support::{assert_same_tree, copylog, godwit, run, summary, text, write};
 
 #[test]
 fn the_readme_job_copies_a_folder_and_writes_its_summary() {
@@ -78,17 +31,17 @@ fn the_readme_job_copies_a_folder_and_writes_its_summary() {
         .arg(&state)
         .arg("--json"));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(summary["status"]["code"], "922");
-    assert_eq!(summary["status"]["name"], "MIGRATE_DATA : SUCCEEDED");
-    assert_eq!(summary["counts"]["AZSM0000"], 2);
-    assert_eq!(summary["bytes_copied"], 100_005);
-    assert!(summary["job_error"].is_null());
+    let sum = summary(&out);
+    assert_eq!(sum["status"]["code"], "922");
+    assert_eq!(sum["status"]["name"], "MIGRATE_DATA : SUCCEEDED");
+    assert_eq!(sum["counts"]["AZSM0000"], 2);
+    assert_eq!(sum["bytes_copied"], 100_005);
+    assert!(sum["job_error"].is_null());
     let on_disk: serde_json::Value = serde_json::from_slice(
-        &fs::read(Path::new(summary["run_dir"].as_str().unwrap()).join("summary.json")).unwrap(),
+        &fs::read(Path::new(sum["run_dir"].as_str().unwrap()).join("summary.json")).unwrap(),
     )
     .unwrap();
-    assert_eq!(on_disk, summary);
+    assert_eq!(on_disk, sum);
     assert_same_tree(&src, &dst);
 
     // The same command again sends nothing.
@@ -99,9 +52,9 @@ fn the_readme_job_copies_a_folder_and_writes_its_summary() {
         .arg("--state-dir")
         .arg(&state)
         .arg("--json"));
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(summary["counts"]["AZSM2041"], 2, "{summary}");
-    assert_eq!(summary["bytes_copied"], 0);
+    let sum = summary(&out);
+    assert_eq!(sum["counts"]["AZSM2041"], 2, "{sum}");
+    assert_eq!(sum["bytes_copied"], 0);
 }
 
 fn is_root() -> bool {
@@ -155,8 +108,8 @@ fn unreadable_files_and_folders_get_their_codes_and_the_copy_goes_on() {
         text(&out.stdout),
         text(&out.stderr)
     );
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let log = copylog(summary["run_dir"].as_str().unwrap());
+    let sum = summary(&out);
+    let log = copylog(sum["run_dir"].as_str().unwrap());
     let code_of = |p: &str| {
         log.iter()
             .find(|r| r["path"] == p)
@@ -201,8 +154,8 @@ fn a_path_of_5000_bytes_gets_a_code_not_a_crash() {
         .arg(dir.path().join("state"))
         .arg("--json"));
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let log = copylog(summary["run_dir"].as_str().unwrap());
+    let sum = summary(&out);
+    let log = copylog(sum["run_dir"].as_str().unwrap());
     assert!(
         log.iter()
             .any(|r| r["path"] == "shallow.txt" && r["code"] == "AZSM0000")
@@ -351,11 +304,8 @@ fn killed_at_random_points_the_copy_resumes_and_ends_byte_identical() {
     let mut c = godwit();
     args(&mut c);
     let out = c.arg("--json").output().unwrap();
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(
-        summary["counts"]["AZSM2041"], 400,
-        "seed {start_seed}: {summary}"
-    );
+    let sum = summary(&out);
+    assert_eq!(sum["counts"]["AZSM2041"], 400, "seed {start_seed}: {sum}");
 }
 
 fn walk(root: &Path) -> Vec<PathBuf> {

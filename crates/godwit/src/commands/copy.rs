@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 use godwit_codes::{Code, Kind};
 use godwit_engine::run::{CodeRef, timestamp};
 use godwit_engine::{
-    CopyOptions, CopyOutcome, JobError, Location, Migration, Progress, Summary, Verify, copy_local,
+    CopyOptions, CopyOutcome, JobError, Migration, Progress, Summary, Verify, copy,
 };
 
 use crate::cli::CopyArgs;
@@ -24,8 +24,8 @@ pub fn run(args: &CopyArgs) -> anyhow::Result<ExitStatus> {
 }
 
 fn copy_command(args: &CopyArgs) -> Result<ExitStatus, JobError> {
-    let source = shared::local_path(&args.source, "source")?;
-    let target = shared::local_path(&args.target, "target")?;
+    let (src_location, source) = shared::side(&args.source, "source")?;
+    let (dst_location, target) = shared::side(&args.target, "target")?;
     let options = CopyOptions {
         transfers: usize::from(args.transfers),
         checksum: args.checksum,
@@ -36,13 +36,13 @@ fn copy_command(args: &CopyArgs) -> Result<ExitStatus, JobError> {
         },
         filter: shared::filter(&args.filters)?,
         links: shared::links(&args.filters),
-        profile: shared::profile(&args.filters, "local"),
+        profile: shared::profile(&args.filters, target.kind()),
         dry_run: args.dry_run,
     };
     let migration = Migration::open(
         &shared::state_dir(&args.state),
-        &Location::Local(source.clone()),
-        Some(&Location::Local(target.clone())),
+        &src_location,
+        Some(&dst_location),
     )?;
     let run = migration.new_run("copy")?;
     let stop = shared::stop_on_ctrl_c();
@@ -52,7 +52,7 @@ fn copy_command(args: &CopyArgs) -> Result<ExitStatus, JobError> {
     let done = std::sync::atomic::AtomicBool::new(false);
     let outcome = std::thread::scope(|s| {
         let reporter = s.spawn(|| show_progress(args.json, &progress, &done, started));
-        let result = copy_local(
+        let result = copy(
             &source, &target, &migration, &run, &options, &stop, &progress,
         );
         done.store(true, Ordering::Relaxed);
@@ -70,7 +70,8 @@ fn copy_command(args: &CopyArgs) -> Result<ExitStatus, JobError> {
     );
     let written = summary.write(&run);
     if args.json {
-        let _ = print(&(serde_json::to_string_pretty(&summary).unwrap_or_default() + "\n"));
+        // One JSON object a line: progress lines, then the summary as the last line.
+        let _ = print(&(serde_json::to_string(&summary).unwrap_or_default() + "\n"));
     } else {
         let _ = print(&human(&summary, &outcome));
     }

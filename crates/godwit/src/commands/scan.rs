@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::io::BufWriter;
 use std::sync::atomic::AtomicU64;
 
-use godwit_engine::{Location, Migration, ScanOptions, ScanReport, scan};
+use godwit_engine::{Migration, ScanOptions, ScanReport, scan};
 
 use crate::cli::ScanArgs;
 use crate::commands::print;
@@ -19,7 +19,7 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitStatus> {
 }
 
 fn scan_command(args: &ScanArgs) -> Result<ExitStatus, godwit_engine::JobError> {
-    let source = shared::local_path(&args.source, "source")?;
+    let (location, source) = shared::side(&args.source, "source")?;
     let options = ScanOptions {
         profile: shared::profile(&args.filters, "local"),
         filter: shared::filter(&args.filters)?,
@@ -27,11 +27,7 @@ fn scan_command(args: &ScanArgs) -> Result<ExitStatus, godwit_engine::JobError> 
         max_folder_entries: args.max_folder_entries,
         threads: 2,
     };
-    let migration = Migration::open(
-        &shared::state_dir(&args.state),
-        &Location::Local(source.clone()),
-        None,
-    )?;
+    let migration = Migration::open(&shared::state_dir(&args.state), &location, None)?;
     let run = migration.new_run("scan")?;
     let inventory_path = run.dir.join("inventory.jsonl");
     let file = std::fs::File::create(&inventory_path).map_err(|e| {

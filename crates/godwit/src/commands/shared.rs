@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use godwit_engine::{Filter, FilterRules, JobError, Links, Location, TargetProfile};
+use godwit_engine::{Filter, FilterRules, JobError, Links, Location, Side, TargetProfile};
 
 use crate::cli::{FilterArgs, StateArgs};
 use crate::exit::ExitStatus;
@@ -26,29 +26,15 @@ pub fn report(e: &JobError) -> ExitStatus {
     }
 }
 
-/// The local folder a location names, made absolute (the migration is found by it, whatever
-/// folder the command runs in); other kinds are not supported by this build yet.
-pub fn local_path(text: &str, what: &str) -> Result<PathBuf, JobError> {
-    match Location::parse(text)? {
-        Location::Local(p) => Ok(std::path::absolute(&p).unwrap_or(p)),
-        other => Err(JobError::new(
-            if what == "source" {
-                godwit_codes::Code::MIGRATION_INVALID_SOURCE_TYPE_ERROR
-            } else {
-                godwit_codes::Code::MIGRATION_INVALID_DESTINATION_PATH_ERROR
-            },
-            &[
-                ("path", &other.to_string()),
-                (
-                    "reason",
-                    &format!(
-                        "{} locations are not supported by this build yet; use a local or mounted path",
-                        other.kind()
-                    ),
-                ),
-            ],
-        )),
-    }
+/// The location `text` names (a local path made absolute, since the migration is found by it
+/// whatever folder the command runs in), and that location opened as one side of a command.
+pub fn side(text: &str, role: &str) -> Result<(Location, Side), JobError> {
+    let location = match Location::parse(text)? {
+        Location::Local(p) => Location::Local(std::path::absolute(&p).unwrap_or(p)),
+        other => other,
+    };
+    let side = Side::open(&location, role)?;
+    Ok((location, side))
 }
 
 pub fn filter(args: &FilterArgs) -> Result<Filter, JobError> {

@@ -1,0 +1,545 @@
+//! Moving one file's bytes, and making sure they arrived.
+//!
+//! Local to local takes the kernel's path (copy_file_range) unless a checksum is wanted. Every
+//! other pairing streams chunks through one loop that hashes what it reads. Nothing is visible
+//! at its final name before it is complete: a local or SFTP target is written under a
+//! temporary name in `.godwit-tmp` and renamed; an object store publishes an object (or
+//! completes a multipart upload) only at the end, and an upload that fails is aborted.
+
+use std::fs::{self, File, FileTimes};
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures::TryStreamExt;
+use godwit_codes::Code;
+use opendal::Buffer;
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::copy::{Ctx, Side, TEMP_DIR, Verify};
+use crate::error::{JobError, reason};
+use crate::store::{self, MTIME_KEY, Remote};
+use crate::walk::Entry;
+
+/// Size of the chunks read, and of the parts of a multipart upload.
+const CHUNK: usize = 8 << 20;
+/// Parts of one large file uploaded at once.
+const PARTS_IN_FLIGHT: usize = 4;
+
+/// Why one file failed: its per-file code, the reason in words, and whether to try again.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub code: Code,
+    pub reason: String,
+    pub retry: bool,
+}
+
+impl Failure {
+    fn source(e: &io::Error) -> Self {
+        let code = if e.kind() == io::ErrorKind::PermissionDenied {
+            Code::AZSM2062
+        } else {
+            Code::AZSM2063
+        };
+        Failure {
+            code,
+            reason: reason(e),
+            retry: code == Code::AZSM2063,
+        }
+    }
+
+    fn target(e: &io::Error) -> Self {
+        let code = if e.kind() == io::ErrorKind::PermissionDenied {
+            Code::AZSM2069
+        } else {
+            Code::AZSM2066
+        };
+        let retry = !matches!(
+            e.kind(),
+            io::ErrorKind::PermissionDenied | io::ErrorKind::StorageFull
+        );
+        Failure {
+            code,
+            reason: reason(e),
+            retry,
+        }
+    }
+
+    fn store(e: &opendal::Error, target: bool) -> Self {
+        let f = store::failure(e, target);
+        Failure {
+            code: f.code,
+            reason: f.reason,
+            retry: f.retry,
+        }
+    }
+
+    fn changed() -> Self {
+        Failure {
+            code: Code::AZSM2063,
+            reason: "the file changed while it was being read".into(),
+            retry: true,
+        }
+    }
+
+    fn mismatch(what: String) -> Self {
+        Failure {
+            code: Code::AZSM2066,
+            reason: what,
+            retry: true,
+        }
+    }
+}
+
+/// Removes what an interrupted run left in the target's temporary folder, and (when `start`)
+/// prepares it. Object stores need no temporary names.
+pub(crate) fn clear_temp(
+    dst: &Side,
+    rt: Option<&tokio::runtime::Runtime>,
+    start: bool,
+) -> Result<(), JobError> {
+    match dst {
+        Side::Local(root) => {
+            let tmp = root.join(TEMP_DIR);
+            let _ = fs::remove_dir_all(&tmp);
+            if start {
+                fs::create_dir_all(&tmp).map_err(|e| {
+                    let path = root.display().to_string();
+                    let code = if e.kind() == io::ErrorKind::PermissionDenied {
+                        Code::AZSM1021
+                    } else {
+                        Code::AZSM1022
+                    };
+                    JobError::new(code, &[("path", &path), ("reason", &reason(&e))])
+                })?;
+            }
+        }
+        Side::Remote(r) if !r.writes_atomically() => {
+            if let Some(rt) = rt {
+                let _ = rt.block_on(async {
+                    r.op.delete_with(&format!("{TEMP_DIR}/"))
+                        .recursive(true)
+                        .await
+                });
+            }
+        }
+        Side::Remote(_) => {}
+    }
+    Ok(())
+}
+
+fn target_rel(entry: &Entry) -> Result<&str, Failure> {
+    std::str::from_utf8(&entry.rel).map_err(|_| Failure {
+        code: Code::AZSM2022,
+        reason: "the name is not UTF-8, which this target cannot address".into(),
+        retry: false,
+    })
+}
+
+/// Whether the target already holds this very file (same size and modification time), as a
+/// run killed between writing it and recording it leaves it.
+pub(crate) fn already_at_target(ctx: &Ctx<'_>, entry: &Entry) -> bool {
+    match ctx.dst {
+        Side::Local(root) => fs::symlink_metadata(
+            root.join(std::ffi::OsStr::from_bytes(&entry.rel)),
+        )
+        .is_ok_and(|m| {
+            m.is_file()
+                && m.len() == entry.size
+                && m.mtime()
+                    .saturating_mul(1_000_000_000)
+                    .saturating_add(m.mtime_nsec())
+                    == entry.mtime_ns
+        }),
+        Side::Remote(r) => {
+            let (Some(rt), Ok(rel)) = (&ctx.rt, target_rel(entry)) else {
+                return false;
+            };
+            rt.block_on(r.op.stat(rel)).is_ok_and(|m| {
+                m.content_length() == entry.size
+                    && (!r.has_user_metadata()
+                        || m.user_metadata()
+                            .and_then(|u| u.get(MTIME_KEY))
+                            .and_then(|v| v.parse::<i64>().ok())
+                            == Some(entry.mtime_ns))
+            })
+        }
+    }
+}
+
+/// Copies one file. Returns the bytes written and the content hash (0 when none was computed).
+pub(crate) fn copy_file(ctx: &Ctx<'_>, entry: &Entry) -> Result<(u64, u128), Failure> {
+    let hashing = ctx.options.checksum || ctx.options.verify == Verify::Full;
+    match (ctx.src, ctx.dst, &ctx.rt) {
+        (Side::Local(src), Side::Local(dst), _) if !hashing => local_fast(ctx, entry, src, dst),
+        (_, _, Some(rt)) => {
+            // Large files hold upload buffers: only a few at once, so memory stays bounded.
+            let large = entry.size > CHUNK as u64;
+            let token = if large {
+                ctx.large_slots.1.recv().ok()
+            } else {
+                None
+            };
+            let result = rt.block_on(streamed(ctx, entry));
+            if token.is_some() {
+                let _ = ctx.large_slots.0.send(());
+            }
+            result
+        }
+        (_, _, None) => {
+            // Local to local with a checksum: the streaming loop on a small runtime of its own.
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .map_err(|e| Failure::target(&e))?;
+            rt.block_on(streamed(ctx, entry))
+        }
+    }
+}
+
+fn temp_name(ctx: &Ctx<'_>) -> String {
+    format!(
+        "{TEMP_DIR}/{}-{}",
+        ctx.run_id,
+        ctx.seq.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn mtime_of(m: &fs::Metadata) -> SystemTime {
+    UNIX_EPOCH + Duration::new(m.mtime().max(0) as u64, m.mtime_nsec() as u32)
+}
+
+/// Local to local without hashing: the data never enters our memory.
+fn local_fast(
+    ctx: &Ctx<'_>,
+    entry: &Entry,
+    src: &Path,
+    dst: &Path,
+) -> Result<(u64, u128), Failure> {
+    let mut input = File::open(src.join(std::ffi::OsStr::from_bytes(&entry.rel)))
+        .map_err(|e| Failure::source(&e))?;
+    let before = input.metadata().map_err(|e| Failure::source(&e))?;
+    let tmp = dst.join(temp_name(ctx));
+    let result = (|| {
+        let mut output = File::create(&tmp).map_err(|e| Failure::target(&e))?;
+        let written = io::copy(&mut input, &mut output).map_err(|e| Failure::source(&e))?;
+        let after = input.metadata().map_err(|e| Failure::source(&e))?;
+        if written != before.len()
+            || after.len() != before.len()
+            || mtime_of(&after) != mtime_of(&before)
+        {
+            return Err(Failure::changed());
+        }
+        finish_local_file(&output, &before)?;
+        drop(output);
+        if ctx.options.verify != Verify::None {
+            let len = fs::metadata(&tmp).map_err(|e| Failure::target(&e))?.len();
+            if len != written {
+                return Err(Failure::mismatch(format!(
+                    "the target holds {len} bytes, {written} were written"
+                )));
+            }
+        }
+        fs::rename(&tmp, dst.join(std::ffi::OsStr::from_bytes(&entry.rel)))
+            .map_err(|e| Failure::target(&e))?;
+        Ok((written, 0))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Renames a finished temporary file to its final name, making the folders above it when they
+/// do not exist yet (a remote source is not walked folder by folder).
+fn rename_into_place(tmp: &Path, target: &Path) -> Result<(), Failure> {
+    match fs::rename(tmp, target) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound && tmp.exists() => {
+            if let Some(parent) = target.parent() {
+                fs::create_dir_all(parent).map_err(|e| Failure::target(&e))?;
+            }
+            fs::rename(tmp, target).map_err(|e| Failure::target(&e))
+        }
+        other => other.map_err(|e| Failure::target(&e)),
+    }
+}
+
+/// Modification time and permission bits of the source, on a local target file.
+fn finish_local_file(output: &File, source: &fs::Metadata) -> Result<(), Failure> {
+    output
+        .set_times(
+            FileTimes::new()
+                .set_modified(mtime_of(source))
+                .set_accessed(SystemTime::now()),
+        )
+        .and_then(|()| output.set_permissions(fs::Permissions::from_mode(source.mode() & 0o7777)))
+        .map_err(|e| Failure::target(&e))
+}
+
+/// Where bytes come from.
+enum Input {
+    Local(File),
+    Remote(Box<opendal::FuturesBytesStream>),
+}
+
+impl Input {
+    async fn open(ctx: &Ctx<'_>, entry: &Entry) -> Result<(Input, Option<fs::Metadata>), Failure> {
+        match ctx.src {
+            Side::Local(root) => {
+                let f = File::open(root.join(std::ffi::OsStr::from_bytes(&entry.rel)))
+                    .map_err(|e| Failure::source(&e))?;
+                let m = f.metadata().map_err(|e| Failure::source(&e))?;
+                Ok((Input::Local(f), Some(m)))
+            }
+            Side::Remote(r) => {
+                let rel = target_rel(entry)?;
+                let reader =
+                    r.op.reader_with(rel)
+                        .chunk(CHUNK)
+                        .await
+                        .map_err(|e| Failure::store(&e, false))?;
+                let stream = reader
+                    .into_bytes_stream(..)
+                    .await
+                    .map_err(|e| Failure::store(&e, false))?;
+                Ok((Input::Remote(Box::new(stream)), None))
+            }
+        }
+    }
+
+    /// The next chunk, or None at the end.
+    async fn next(&mut self, buf: &mut Vec<u8>) -> Result<Option<bytes::Bytes>, Failure> {
+        match self {
+            Input::Local(f) => {
+                buf.resize(1 << 20, 0);
+                loop {
+                    match f.read(buf) {
+                        Ok(0) => return Ok(None),
+                        Ok(n) => return Ok(Some(bytes::Bytes::copy_from_slice(&buf[..n]))),
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(Failure::source(&e)),
+                    }
+                }
+            }
+            Input::Remote(s) => s.try_next().await.map_err(|e| Failure::source(&e)),
+        }
+    }
+}
+
+/// Where bytes go.
+enum Output {
+    Local {
+        file: File,
+        tmp: std::path::PathBuf,
+    },
+    Remote {
+        writer: opendal::Writer,
+        name: String,
+    },
+}
+
+/// Streams one file from the source to the target, hashing what it reads.
+async fn streamed(ctx: &Ctx<'_>, entry: &Entry) -> Result<(u64, u128), Failure> {
+    let (mut input, before) = Input::open(ctx, entry).await?;
+    let rel = target_rel(entry);
+    let mut output = match ctx.dst {
+        Side::Local(root) => {
+            let tmp = root.join(temp_name(ctx));
+            Output::Local {
+                file: File::create(&tmp).map_err(|e| Failure::target(&e))?,
+                tmp,
+            }
+        }
+        Side::Remote(r) => {
+            let rel = rel?;
+            let name = if r.writes_atomically() {
+                rel.to_string()
+            } else {
+                temp_name(ctx)
+            };
+            let mut w =
+                r.op.writer_with(&name)
+                    .chunk(CHUNK)
+                    .concurrent(if entry.size > CHUNK as u64 {
+                        PARTS_IN_FLIGHT
+                    } else {
+                        1
+                    });
+            if r.has_user_metadata() {
+                w = w.user_metadata([(MTIME_KEY.to_string(), entry.mtime_ns.to_string())]);
+            }
+            Output::Remote {
+                writer: w.await.map_err(|e| Failure::store(&e, true))?,
+                name,
+            }
+        }
+    };
+    let result = pump(ctx, entry, &mut input, &mut output, before.as_ref()).await;
+    match (result, output) {
+        (Ok((written, hash)), Output::Local { file, tmp }) => {
+            let Side::Local(root) = ctx.dst else {
+                unreachable!("a local output has a local target")
+            };
+            let finished = (|| {
+                match &before {
+                    Some(m) => finish_local_file(&file, m)?,
+                    None => {
+                        let t = UNIX_EPOCH + Duration::from_nanos(entry.mtime_ns.max(0) as u64);
+                        file.set_modified(t).map_err(|e| Failure::target(&e))?;
+                    }
+                }
+                drop(file);
+                verify_local(ctx, &tmp, written, hash)?;
+                rename_into_place(&tmp, &root.join(std::ffi::OsStr::from_bytes(&entry.rel)))
+            })();
+            if finished.is_err() {
+                let _ = fs::remove_file(&tmp);
+            }
+            finished.map(|()| (written, hash))
+        }
+        (Ok((written, hash)), Output::Remote { mut writer, name }) => {
+            let Side::Remote(r) = ctx.dst else {
+                unreachable!("a remote output has a remote target")
+            };
+            let meta = match writer.close().await {
+                Ok(m) => m,
+                Err(e) => {
+                    let _ = writer.abort().await;
+                    return Err(Failure::store(&e, true));
+                }
+            };
+            if ctx.options.verify != Verify::None
+                && meta.content_length() != 0
+                && meta.content_length() != written
+            {
+                return Err(Failure::mismatch(format!(
+                    "the target reports {} bytes, {written} were sent",
+                    meta.content_length()
+                )));
+            }
+            let rel = target_rel(entry)?;
+            if name != rel {
+                r.op.rename(&name, rel)
+                    .await
+                    .map_err(|e| Failure::store(&e, true))?;
+            }
+            if ctx.options.verify == Verify::Full {
+                verify_remote(r, rel, written, hash).await?;
+            }
+            Ok((written, hash))
+        }
+        (Err(f), Output::Local { file, tmp }) => {
+            drop(file);
+            let _ = fs::remove_file(&tmp);
+            Err(f)
+        }
+        (Err(f), Output::Remote { mut writer, .. }) => {
+            // Leaves no half-finished multipart upload behind.
+            let _ = writer.abort().await;
+            Err(f)
+        }
+    }
+}
+
+/// Moves every chunk from `input` to `output`; checks the source did not change meanwhile.
+async fn pump(
+    ctx: &Ctx<'_>,
+    entry: &Entry,
+    input: &mut Input,
+    output: &mut Output,
+    before: Option<&fs::Metadata>,
+) -> Result<(u64, u128), Failure> {
+    let hashing = ctx.options.checksum || ctx.options.verify == Verify::Full;
+    let mut hasher = hashing.then(Xxh3::new);
+    let mut buf = Vec::new();
+    let mut written = 0u64;
+    while let Some(chunk) = input.next(&mut buf).await? {
+        if ctx.stop.load(Ordering::Relaxed) {
+            return Err(Failure {
+                code: Code::AZSM1045,
+                reason: "the run is stopping".into(),
+                retry: false,
+            });
+        }
+        if let Some(h) = hasher.as_mut() {
+            h.update(&chunk);
+        }
+        written += chunk.len() as u64;
+        match output {
+            Output::Local { file, .. } => {
+                file.write_all(&chunk).map_err(|e| Failure::target(&e))?
+            }
+            Output::Remote { writer, .. } => writer
+                .write(Buffer::from(chunk))
+                .await
+                .map_err(|e| Failure::store(&e, true))?,
+        }
+    }
+    let expected = before.map_or(entry.size, |m| m.len());
+    if written != expected {
+        return Err(Failure::changed());
+    }
+    if let (Input::Local(f), Some(b)) = (input, before) {
+        let after = f.metadata().map_err(|e| Failure::source(&e))?;
+        if after.len() != b.len() || mtime_of(&after) != mtime_of(b) {
+            return Err(Failure::changed());
+        }
+    }
+    Ok((written, hasher.map_or(0, |h| h.digest128())))
+}
+
+fn verify_local(ctx: &Ctx<'_>, tmp: &Path, written: u64, hash: u128) -> Result<(), Failure> {
+    if ctx.options.verify == Verify::None {
+        return Ok(());
+    }
+    let len = fs::metadata(tmp).map_err(|e| Failure::target(&e))?.len();
+    if len != written {
+        return Err(Failure::mismatch(format!(
+            "the target holds {len} bytes, {written} were written"
+        )));
+    }
+    if ctx.options.verify == Verify::Full {
+        let mut f = File::open(tmp).map_err(|e| Failure::target(&e))?;
+        let mut h = Xxh3::new();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            match f.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => h.update(&buf[..n]),
+                Err(e) => return Err(Failure::target(&e)),
+            }
+        }
+        if h.digest128() != hash {
+            return Err(Failure::mismatch(
+                "the checksum read back from the target differs from the source's".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+async fn verify_remote(r: &Remote, rel: &str, written: u64, hash: u128) -> Result<(), Failure> {
+    let reader =
+        r.op.reader_with(rel)
+            .chunk(CHUNK)
+            .await
+            .map_err(|e| Failure::store(&e, true))?;
+    let mut stream = reader
+        .into_bytes_stream(..)
+        .await
+        .map_err(|e| Failure::store(&e, true))?;
+    let mut h = Xxh3::new();
+    let mut len = 0u64;
+    while let Some(chunk) = stream.try_next().await.map_err(|e| Failure::target(&e))? {
+        len += chunk.len() as u64;
+        h.update(&chunk);
+    }
+    if len != written || h.digest128() != hash {
+        return Err(Failure::mismatch(format!(
+            "read back {len} bytes whose checksum differs from the {written} bytes sent"
+        )));
+    }
+    Ok(())
+}

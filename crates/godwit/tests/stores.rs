@@ -1,0 +1,400 @@
+//! Scan and copy against real servers on loopback: S3 (moto), Azure Blob (Azurite) and SFTP
+//! (OpenSSH). scripts/test.sh starts them and exports where they are; what godwit wrote is
+//! checked with tools that are not godwit (the SDKs of each store, the SFTP server's disk).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use support::{assert_same_tree, copylog, godwit, run, summary, text, write};
+
+/// Azurite's well-known development account key (public, documented for the emulator).
+const AZURITE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+struct Servers {
+    s3: String,
+    azure_conn: String,
+    sftp: String,
+    sftp_key: String,
+    sftp_root: PathBuf,
+    python: String,
+}
+
+fn var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: the store tests need the test servers. Run `bash scripts/test.sh` \
+             (it installs and starts them), or `bash scripts/servers.sh install && bash \
+             scripts/servers.sh start && source .test-servers/env` before cargo test."
+        )
+    })
+}
+
+fn servers() -> Servers {
+    Servers {
+        s3: var("GODWIT_TEST_S3_ENDPOINT"),
+        azure_conn: format!(
+            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURITE_KEY};BlobEndpoint={};",
+            var("GODWIT_TEST_AZURE_ENDPOINT")
+        ),
+        sftp: var("GODWIT_TEST_SFTP_ENDPOINT"),
+        sftp_key: var("GODWIT_TEST_SFTP_KEY"),
+        sftp_root: PathBuf::from(var("GODWIT_TEST_SFTP_ROOT")),
+        python: var("GODWIT_TEST_PYTHON"),
+    }
+}
+
+impl Servers {
+    /// `godwit` with the credentials and endpoints of the test servers in its environment.
+    fn godwit(&self) -> Command {
+        let mut c = godwit();
+        c.env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ENDPOINT_URL", &self.s3)
+            .env("AZURE_STORAGE_CONNECTION_STRING", &self.azure_conn)
+            .env("GODWIT_SFTP_KEY", &self.sftp_key);
+        c
+    }
+
+    /// Runs tests/support/store.py with the SDKs.
+    fn store(&self, args: &[&str]) -> String {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/store.py");
+        let out = Command::new(&self.python)
+            .arg(script)
+            .args(args)
+            .env("AZURE_STORAGE_CONNECTION_STRING", &self.azure_conn)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "store.py {args:?}: {}",
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
+    /// `sftp://user@127.0.0.1:PORT/<root>/<sub>`
+    fn sftp_url(&self, sub: &str) -> String {
+        let rest = self.sftp.trim_start_matches("ssh://");
+        format!("sftp://{rest}{}/{sub}", self.sftp_root.display())
+    }
+}
+
+/// A bucket or container name no other test uses.
+fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Small files in nested folders, an empty file, a name with spaces and accents, and a file of
+/// 20 MiB, which is uploaded in parts.
+fn tree(root: &Path) -> u64 {
+    let mut bytes = 0;
+    for i in 0..40u32 {
+        let data: Vec<u8> = (0..(i * 97 % 3000 + 1)).map(|j| (j ^ i) as u8).collect();
+        bytes += data.len() as u64;
+        write(
+            &root.join(format!("d{}/sub{}/f{i}.bin", i % 4, i % 3)),
+            &data,
+        );
+    }
+    write(&root.join("empty"), b"");
+    write(&root.join("café et crème/nom à espaces.txt"), b"accents");
+    let big: Vec<u8> = (0..20u32 << 20).map(|j| (j % 251) as u8).collect();
+    write(&root.join("big/large.bin"), &big);
+    bytes + 7 + big.len() as u64
+}
+
+/// Copies the tree to `url`, checks the run, and that a second run sends nothing.
+fn copy_there_and_check(s: &Servers, src: &Path, url: &str, state: &Path, bytes: u64) {
+    let out = run(s
+        .godwit()
+        .arg("copy")
+        .arg(src)
+        .arg(url)
+        .arg("--state-dir")
+        .arg(state)
+        .arg("--json"));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let sum = summary(&out);
+    assert_eq!(sum["counts"]["AZSM0000"], 43, "{sum}");
+    assert_eq!(sum["bytes_copied"], bytes);
+
+    let out = run(s
+        .godwit()
+        .arg("copy")
+        .arg(src)
+        .arg(url)
+        .arg("--state-dir")
+        .arg(state)
+        .arg("--json"));
+    let sum = summary(&out);
+    assert_eq!(
+        sum["counts"]["AZSM2041"], 43,
+        "the second run sends nothing: {sum}"
+    );
+    assert_eq!(sum["bytes_copied"], 0);
+}
+
+#[test]
+fn s3_copy_there_and_back() {
+    let s = servers();
+    let dir = tempfile::tempdir().unwrap();
+    let (src, state) = (dir.path().join("src"), dir.path().join("state"));
+    let bytes = tree(&src);
+    let bucket = unique("copy");
+    s.store(&["mkbucket", &bucket]);
+    let url = format!("s3://{bucket}/migrated/share");
+    copy_there_and_check(&s, &src, &url, &state, bytes);
+
+    let fetched = dir.path().join("fetched");
+    s.store(&[
+        "download",
+        "s3",
+        &bucket,
+        "migrated/share",
+        fetched.to_str().unwrap(),
+    ]);
+    assert_same_tree(&src, &fetched);
+    // The source's modification time travels as metadata.
+    let meta: serde_json::Value =
+        serde_json::from_str(&s.store(&["meta", "s3", &bucket, "migrated/share/d1/sub1/f1.bin"]))
+            .unwrap();
+    let mtime = fs::metadata(src.join("d1/sub1/f1.bin"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let ns = mtime
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+        .to_string();
+    assert_eq!(meta["godwitmtime"], ns.as_str());
+
+    // And back, from the store to a local folder.
+    let back = dir.path().join("back");
+    let out = run(s
+        .godwit()
+        .arg("copy")
+        .arg(&url)
+        .arg(&back)
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("--json"));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_same_tree(&src, &back);
+}
+
+#[test]
+fn azure_copy_there_and_back() {
+    let s = servers();
+    let dir = tempfile::tempdir().unwrap();
+    let (src, state) = (dir.path().join("src"), dir.path().join("state"));
+    let bytes = tree(&src);
+    let container = unique("copy");
+    s.store(&["mkcontainer", &container]);
+    let url = format!("az://{container}/share");
+    copy_there_and_check(&s, &src, &url, &state, bytes);
+
+    let fetched = dir.path().join("fetched");
+    s.store(&[
+        "download",
+        "az",
+        &container,
+        "share",
+        fetched.to_str().unwrap(),
+    ]);
+    assert_same_tree(&src, &fetched);
+
+    let back = dir.path().join("back");
+    let out = run(s
+        .godwit()
+        .arg("copy")
+        .arg(&url)
+        .arg(&back)
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("--json"));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_same_tree(&src, &back);
+}
+
+#[test]
+fn sftp_copy_there_and_back() {
+    let s = servers();
+    let dir = tempfile::tempdir().unwrap();
+    let (src, state) = (dir.path().join("src"), dir.path().join("state"));
+    let bytes = tree(&src);
+    let sub = unique("copy");
+    let url = s.sftp_url(&sub);
+    copy_there_and_check(&s, &src, &url, &state, bytes);
+    // Straight from the server's disk; nothing left under a temporary name.
+    let on_server = s.sftp_root.join(&sub);
+    assert_same_tree(&src, &on_server);
+    assert!(
+        !on_server.join(".godwit-tmp").exists()
+            || fs::read_dir(on_server.join(".godwit-tmp"))
+                .unwrap()
+                .next()
+                .is_none()
+    );
+
+    let back = dir.path().join("back");
+    let out = run(s
+        .godwit()
+        .arg("copy")
+        .arg(&url)
+        .arg(&back)
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("--json"));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let sum = summary(&out);
+    assert_eq!(sum["counts"]["AZSM0000"], 43, "{sum}");
+    assert_same_tree(&src, &back);
+}
+
+#[test]
+fn scan_reads_every_kind_of_source() {
+    let s = servers();
+    let dir = tempfile::tempdir().unwrap();
+    let (src, state) = (dir.path().join("src"), dir.path().join("state"));
+    let bytes = tree(&src);
+    let bucket = unique("scan");
+    s.store(&["mkbucket", &bucket]);
+    let container = unique("scan");
+    s.store(&["mkcontainer", &container]);
+    let urls = [
+        format!("s3://{bucket}/x"),
+        format!("az://{container}/x"),
+        s.sftp_url(&unique("scan")),
+    ];
+    for url in &urls {
+        let out = run(s
+            .godwit()
+            .arg("copy")
+            .arg(&src)
+            .arg(url)
+            .arg("--state-dir")
+            .arg(&state));
+        assert_eq!(out.status.code(), Some(0), "{url}: {}", text(&out.stderr));
+    }
+    for url in std::iter::once(src.display().to_string()).chain(urls) {
+        let out = run(s
+            .godwit()
+            .arg("scan")
+            .arg(&url)
+            .args(["--json", "--target-profile", "windows", "--state-dir"])
+            .arg(&state));
+        assert_eq!(out.status.code(), Some(0), "{url}: {}", text(&out.stderr));
+        let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(r["files"], 43, "{url}: {r}");
+        assert_eq!(r["bytes"], bytes, "{url}");
+        assert_eq!(r["status"]["code"], "932");
+    }
+}
+
+#[test]
+fn verify_full_reads_back_what_was_written() {
+    let s = servers();
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    write(&src.join("a.txt"), b"read me back");
+    write(&src.join("b/c.bin"), &vec![9u8; 9 << 20]);
+    let bucket = unique("verify");
+    s.store(&["mkbucket", &bucket]);
+    let out = run(s
+        .godwit()
+        .arg("copy")
+        .arg(&src)
+        .arg(format!("s3://{bucket}"))
+        .args(["--verify", "full", "--json", "--state-dir"])
+        .arg(dir.path().join("state")));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let log = copylog(summary(&out)["run_dir"].as_str().unwrap());
+    assert_eq!(log.len(), 2);
+    for r in log {
+        assert_eq!(r["code"], "AZSM0000");
+        assert!(
+            r["checksum"].as_str().unwrap().starts_with("xxh3-128:"),
+            "{r}"
+        );
+    }
+}
+
+#[test]
+fn an_unreachable_or_missing_target_is_a_job_error_with_its_code() {
+    let s = servers();
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    write(&src.join("a"), b"x");
+    let out = run(s
+        .godwit()
+        .arg("copy")
+        .arg(&src)
+        .arg("s3://no-such-bucket-here/x")
+        .arg("--state-dir")
+        .arg(dir.path()));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("error[AZSM1022]"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = run(s
+        .godwit()
+        .arg("copy")
+        .arg(&src)
+        .arg("s3://b/x")
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .arg("--state-dir")
+        .arg(dir.path()));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("error[AZSM1040]"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = run(godwit()
+        .arg("copy")
+        .arg(&src)
+        .arg("az://c/x")
+        .env_remove("AZURE_STORAGE_CONNECTION_STRING")
+        .env_remove("AZURE_STORAGE_ACCOUNT")
+        .arg("--state-dir")
+        .arg(dir.path()));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("AZURE_STORAGE_CONNECTION_STRING"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn copy_to_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    tree(&src);
+    let out = run(godwit()
+        .arg("copy")
+        .arg(&src)
+        .arg("memory://m/x")
+        .args(["--json", "--state-dir"])
+        .arg(dir.path().join("s")));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(summary(&out)["counts"]["AZSM0000"], 43);
+}

@@ -1,0 +1,67 @@
+//! Helpers shared by the CLI test binaries.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// `godwit` with a clean environment for what it reads.
+pub fn godwit() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_godwit"));
+    c.env("NO_COLOR", "1").env_remove("GODWIT_STATE_DIR");
+    c
+}
+
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("run godwit")
+}
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+pub fn write(path: &Path, data: &[u8]) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, data).unwrap();
+}
+
+/// The records of a run's copy log.
+pub fn copylog(run_dir: &str) -> Vec<serde_json::Value> {
+    fs::read_to_string(Path::new(run_dir).join("copylog.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// `a` and `b` hold the same files with the same bytes (godwit's temporary folder aside).
+pub fn assert_same_tree(a: &Path, b: &Path) {
+    let mut n = 0;
+    for entry in fs::read_dir(a).unwrap() {
+        let entry = entry.unwrap();
+        let other = b.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            assert_same_tree(&entry.path(), &other);
+        } else {
+            assert_eq!(
+                fs::read(entry.path()).unwrap(),
+                fs::read(&other).unwrap(),
+                "{}",
+                other.display()
+            );
+        }
+        n += 1;
+    }
+    let m = fs::read_dir(b)
+        .unwrap_or_else(|e| panic!("{}: {e}", b.display()))
+        .filter(|e| e.as_ref().unwrap().file_name() != ".godwit-tmp")
+        .count();
+    assert_eq!(n, m, "{} has entries the source does not", b.display());
+}
+
+/// The summary a `--json` run prints as its last line (progress lines come before it).
+pub fn summary(out: &Output) -> serde_json::Value {
+    let stdout = text(&out.stdout);
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {stdout}\n{}", text(&out.stderr)))
+}

@@ -1,0 +1,66 @@
+"""Independent access to the test servers, with the official Python SDKs: make buckets and
+containers, and download what godwit wrote, so tests check the target without godwit.
+
+    store.py mkbucket NAME | mkcontainer NAME
+    store.py download s3|az NAME PREFIX DEST   (writes every object under PREFIX into DEST)
+    store.py meta s3|az NAME KEY               (prints the object's user metadata as JSON)
+"""
+import json
+import os
+import sys
+
+import boto3
+from azure.storage.blob import BlobServiceClient
+
+
+def s3():
+    return boto3.client(
+        "s3",
+        endpoint_url=os.environ["GODWIT_TEST_S3_ENDPOINT"],
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        region_name="us-east-1",
+    )
+
+
+def azure():
+    return BlobServiceClient.from_connection_string(os.environ["AZURE_STORAGE_CONNECTION_STRING"])
+
+
+def download(kind, name, prefix, dest):
+    prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+    if kind == "s3":
+        client = s3()
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=name, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                save(dest, obj["Key"][len(prefix):], client.get_object(Bucket=name, Key=obj["Key"])["Body"].read())
+    else:
+        container = azure().get_container_client(name)
+        for blob in container.list_blobs(name_starts_with=prefix):
+            save(dest, blob.name[len(prefix):], container.download_blob(blob.name).readall())
+
+
+def save(dest, rel, data):
+    path = os.path.join(dest, rel)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def meta(kind, name, key):
+    if kind == "s3":
+        return s3().head_object(Bucket=name, Key=key)["Metadata"]
+    return azure().get_blob_client(name, key).get_blob_properties().metadata
+
+
+cmd = sys.argv[1]
+if cmd == "mkbucket":
+    s3().create_bucket(Bucket=sys.argv[2])
+elif cmd == "mkcontainer":
+    azure().create_container(sys.argv[2])
+elif cmd == "download":
+    download(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5])
+elif cmd == "meta":
+    print(json.dumps(meta(sys.argv[2], sys.argv[3], sys.argv[4])))
+else:
+    sys.exit("unknown command " + cmd)
