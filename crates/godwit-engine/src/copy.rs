@@ -307,14 +307,12 @@ fn check_roots(
         (Side::Remote(r), Some(rt)) => {
             // One request that fails fast on a missing bucket, bad credentials or an unreachable
             // host, before any file is considered.
-            rt.block_on(async { r.op.list_with("").limit(1).await })
-                .map_err(|e| crate::store::job_failure(r, &e, true))?;
+            crate::store::reachable(r, rt, true)?;
         }
         (Side::Remote(_), None) => {}
     }
     if let (Side::Remote(r), Some(rt)) = (src, rt) {
-        rt.block_on(async { r.op.list_with("").limit(1).await })
-            .map_err(|e| crate::store::job_failure(r, &e, false))?;
+        crate::store::reachable(r, rt, false)?;
     }
     let (Side::Local(src), Side::Local(dst)) = (src, dst) else {
         return Ok(());

@@ -43,6 +43,17 @@ impl Remote {
     }
 }
 
+/// A duration in seconds from the environment: how long a request may take in all
+/// (`GODWIT_REQUEST_TIMEOUT`, default 120) and how long a read or write may stall
+/// (`GODWIT_IO_TIMEOUT`, default 20) before it is abandoned and retried.
+fn seconds_from_env(name: &str, default: f64) -> Duration {
+    let secs = env(name)
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| *s > 0.0)
+        .unwrap_or(default);
+    Duration::from_secs_f64(secs)
+}
+
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
@@ -135,8 +146,8 @@ pub fn connect(location: &Location, role: &str) -> Result<Remote, JobError> {
     let op = op
         .layer(
             TimeoutLayer::new()
-                .with_timeout(Duration::from_secs(120))
-                .with_io_timeout(Duration::from_secs(20)),
+                .with_timeout(seconds_from_env("GODWIT_REQUEST_TIMEOUT", 120.0))
+                .with_io_timeout(seconds_from_env("GODWIT_IO_TIMEOUT", 20.0)),
         )
         .layer(
             RetryLayer::new()
@@ -194,6 +205,20 @@ pub fn job_failure(remote: &Remote, e: &opendal::Error, target: bool) -> JobErro
         (_, false) => Code::AZSM1001,
     };
     JobError::new(code, &[("path", &remote.shown), ("reason", &e.to_string())])
+}
+
+/// One request that fails fast on a missing bucket, bad credentials or an unreachable host:
+/// the first page (of one entry) of a listing.
+pub fn reachable(
+    remote: &Remote,
+    rt: &tokio::runtime::Runtime,
+    target: bool,
+) -> Result<(), JobError> {
+    rt.block_on(async {
+        let mut lister = remote.op.lister_with("").limit(1).await?;
+        lister.try_next().await.map(|_| ())
+    })
+    .map_err(|e| job_failure(remote, &e, target))
 }
 
 /// Lists `remote` recursively into the same events the local walker sends. Object stores list

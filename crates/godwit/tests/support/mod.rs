@@ -1,6 +1,8 @@
 //! Helpers shared by the CLI test binaries.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod proxy;
+
 use std::fs;
 use std::path::Path;
 use std::process::{Command, Output};
