@@ -191,11 +191,17 @@ pub fn scan(
                     if let Some(out) = inventory.as_mut()
                         && inventory_error.is_none()
                     {
-                        let line = serde_json::json!({
-                            "path": display_path(&e.rel), "kind": kind_word(e.kind),
-                            "size": e.size, "mtime_ns": e.mtime_ns, "mode": e.mode,
-                        });
-                        if let Err(err) = writeln!(out, "{line}") {
+                        let line = InventoryLine {
+                            path: &display_path(&e.rel),
+                            kind: kind_word(e.kind),
+                            size: e.size,
+                            mtime_ns: e.mtime_ns,
+                            mode: e.mode,
+                        };
+                        let written = serde_json::to_writer(&mut *out, &line)
+                            .map_err(std::io::Error::from)
+                            .and_then(|()| out.write_all(b"\n"));
+                        if let Err(err) = written {
                             inventory_error = Some(err);
                         }
                     }
@@ -303,6 +309,16 @@ pub fn scan(
         r.job_error = Some(CodeRef::new(e.code, Some(e.message)));
     }
     Ok(r)
+}
+
+/// One line of `inventory.jsonl`.
+#[derive(Serialize)]
+struct InventoryLine<'a> {
+    path: &'a str,
+    kind: &'static str,
+    size: u64,
+    mtime_ns: i64,
+    mode: u32,
 }
 
 fn kind_word(k: EntryKind) -> &'static str {

@@ -235,7 +235,6 @@ fn read_dir(
         };
         count += 1;
         let rel = join(&dir.rel, &item.file_name());
-        let abs = item.path();
         let file_type = match item.file_type() {
             Ok(t) => t,
             Err(error) => {
@@ -245,7 +244,7 @@ fn read_dir(
             }
         };
         let meta = if file_type.is_symlink() && options.follow_links {
-            match fs::metadata(&abs) {
+            match fs::metadata(item.path()) {
                 Ok(m) => m,
                 Err(error) => {
                     send(Event::Error { rel, error });
@@ -253,7 +252,8 @@ fn read_dir(
                 }
             }
         } else {
-            match fs::symlink_metadata(&abs) {
+            // fstatat on the open folder: no walk of the whole path for every file.
+            match item.metadata() {
                 Ok(m) => m,
                 // Gone since the listing: nothing to report.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
@@ -293,7 +293,7 @@ fn read_dir(
                 dir.depth,
             )));
             subdirs.push(Dir {
-                abs,
+                abs: item.path(),
                 rel,
                 depth: dir.depth + 1,
                 ancestors,

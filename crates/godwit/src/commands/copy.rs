@@ -49,13 +49,14 @@ fn copy_command(args: &CopyArgs) -> Result<ExitStatus, JobError> {
     let progress = Progress::default();
     let started = Instant::now();
 
-    let done = std::sync::atomic::AtomicBool::new(false);
+    let (done, finished) = std::sync::mpsc::channel::<()>();
     let outcome = std::thread::scope(|s| {
-        let reporter = s.spawn(|| show_progress(args.json, &progress, &done, started));
+        let progress = &progress;
+        let reporter = s.spawn(move || show_progress(args.json, progress, &finished, started));
         let result = copy(
-            &source, &target, &migration, &run, &options, &stop, &progress,
+            &source, &target, &migration, &run, &options, &stop, progress,
         );
-        done.store(true, Ordering::Relaxed);
+        drop(done);
         let _ = reporter.join();
         result
     })?;
@@ -188,8 +189,13 @@ fn human(s: &Summary, o: &CopyOutcome) -> String {
     out
 }
 
-/// A bar on a terminal, JSON lines with --json, nothing otherwise; until `done` is set.
-fn show_progress(json: bool, p: &Progress, done: &std::sync::atomic::AtomicBool, started: Instant) {
+/// A bar on a terminal, JSON lines with --json, nothing otherwise; until `finished` hangs up.
+fn show_progress(
+    json: bool,
+    p: &Progress,
+    finished: &std::sync::mpsc::Receiver<()>,
+    started: Instant,
+) {
     let bar = (!json && std::io::stderr().is_terminal()).then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.set_style(
@@ -199,8 +205,10 @@ fn show_progress(json: bool, p: &Progress, done: &std::sync::atomic::AtomicBool,
         bar
     });
     let mut last_json = Instant::now();
-    while !done.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(100));
+    // Wakes every 100 ms to redraw, and at once when the copy is over.
+    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+        finished.recv_timeout(Duration::from_millis(100))
+    {
         let (files, total_files) = (
             p.files_done.load(Ordering::Relaxed),
             p.files_seen.load(Ordering::Relaxed),

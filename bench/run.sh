@@ -1,0 +1,195 @@
+#!/usr/bin/env bash
+# godwit against cp, rsync and rclone on the same data, in one run, on this machine.
+#
+#   bash bench/run.sh [--runs N] [--small N] [--large-count N] [--large-mib N] [--s3-files N]
+#                     [--million] [--only small|large|s3|scan|rss] [--dir DIR]
+#
+# Data sets (made once, kept in DIR/data): SMALL files of 1-16 KiB in ~1,000 folders; LARGE files
+# of LARGE_MIB MiB; for S3 the first S3_FILES small files. Each timed run writes into a fresh
+# folder (deleting the last copy makes the next one slow on these machines: see
+# ../shared/BENCHMARKING.md) and reads the source once before, so the cache is warm. Tools
+# alternate within a round. Medians, min-max, ratios against godwit and peak RSS are printed as a
+# Markdown table and written to DIR/results.md. Needs: rsync, rclone, GNU time, python3
+# (apt-get install rsync rclone time); the S3 rows start moto with scripts/servers.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+RUNS=3 SMALL=100000 LARGE_COUNT=4 LARGE_MIB=512 S3_FILES=10000 MILLION=0 ONLY="" DIR=/tmp/godwit-bench
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --runs) RUNS=$2; shift ;;
+    --small) SMALL=$2; shift ;;
+    --large-count) LARGE_COUNT=$2; shift ;;
+    --large-mib) LARGE_MIB=$2; shift ;;
+    --s3-files) S3_FILES=$2; shift ;;
+    --million) MILLION=1 ;;
+    --only) ONLY=$2; shift ;;
+    --dir) DIR=$2; shift ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+want() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; }
+
+for tool in rsync rclone python3 /usr/bin/time; do
+  command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install rsync rclone time" >&2; exit 2; }
+done
+# rclone 1.60 refuses plain-http endpoints when this points at a CA file (BENCHMARKING.md).
+unset AWS_CA_BUNDLE
+
+cargo build --release -q
+GODWIT=$ROOT/target/release/godwit
+mkdir -p "$DIR/data" "$DIR/out"
+RESULTS=$DIR/results.tsv
+: >"$RESULTS"
+
+make_small() { # dir count
+  [ -f "$1/.done-$2" ] && return
+  rm -rf "$1"
+  python3 - "$1" "$2" <<'EOF'
+import os, random, sys
+root, n = sys.argv[1], int(sys.argv[2])
+rng = random.Random(42)
+for i in range(n):
+    d = os.path.join(root, f"d{i % 1000:04d}")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, f"f{i:07d}.bin"), "wb") as f:
+        f.write(rng.randbytes(rng.randint(1024, 16384)))
+EOF
+  touch "$1/.done-$2"
+}
+
+make_large() { # dir count mib
+  [ -f "$1/.done-$2-$3" ] && return
+  rm -rf "$1"; mkdir -p "$1"
+  for i in $(seq 1 "$2"); do head -c "$(($3 << 20))" /dev/urandom >"$1/large$i.bin"; done
+  touch "$1/.done-$2-$3"
+}
+
+warm() { tar cf /dev/null "$1" 2>/dev/null || true; }
+
+n=0
+fresh() { n=$((n + 1)); echo "$DIR/out/$1-$n"; }
+
+# time_it ROW TOOL COMMAND...: one timed run; appends "row tool seconds rss_kib" to RESULTS.
+time_it() {
+  local row=$1 tool=$2; shift 2
+  local log; log=$(mktemp)
+  if ! /usr/bin/time -f '%e %M' -o "$log" "$@" >/dev/null 2>"$log.err"; then
+    echo "  $tool failed on $row:" >&2; tail -3 "$log.err" >&2
+  fi
+  read -r secs rss <"$log"
+  printf '%s\t%s\t%s\t%s\n' "$row" "$tool" "$secs" "$rss" >>"$RESULTS"
+  printf '  %-28s %-10s %8ss %8s KiB\n' "$row" "$tool" "$secs" "$rss"
+  rm -f "$log" "$log.err"
+}
+
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem/{print $2}') GiB; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+SMALL_SRC=$DIR/data/small-$SMALL
+LARGE_SRC=$DIR/data/large
+make_small "$SMALL_SRC" "$SMALL"
+make_large "$LARGE_SRC" "$LARGE_COUNT" "$LARGE_MIB"
+
+for run in $(seq 1 "$RUNS"); do
+  echo "round $run of $RUNS (load $(cut -d' ' -f1 /proc/loadavg))"
+  if want scan; then
+    warm "$SMALL_SRC"
+    time_it "scan ${SMALL} small" godwit "$GODWIT" scan "$SMALL_SRC" --state-dir "$(fresh state)" --json
+    time_it "scan ${SMALL} small" find find "$SMALL_SRC" -printf '%s %T@\n'
+    time_it "scan ${SMALL} small" rclone rclone size "$SMALL_SRC"
+  fi
+  if want small; then
+    for tool in godwit cp rsync rclone; do
+      warm "$SMALL_SRC"; out=$(fresh small)
+      case $tool in
+        godwit) time_it "copy ${SMALL} small local" godwit "$GODWIT" copy "$SMALL_SRC" "$out" --state-dir "$(fresh state)" ;;
+        cp) time_it "copy ${SMALL} small local" cp cp -r "$SMALL_SRC" "$out" ;;
+        rsync) time_it "copy ${SMALL} small local" rsync rsync -a "$SMALL_SRC/" "$out/" ;;
+        rclone) time_it "copy ${SMALL} small local" rclone rclone copy "$SMALL_SRC" "$out" ;;
+      esac
+    done
+    # No change since the last copy: godwit from its index, rsync and rclone by comparing.
+    state=$(fresh state); out=$(fresh small)
+    "$GODWIT" copy "$SMALL_SRC" "$out" --state-dir "$state" >/dev/null
+    rsync -a "$SMALL_SRC/" "$out-rsync/"
+    warm "$SMALL_SRC"
+    time_it "no-change ${SMALL} small" godwit "$GODWIT" copy "$SMALL_SRC" "$out" --state-dir "$state"
+    time_it "no-change ${SMALL} small" rsync rsync -a "$SMALL_SRC/" "$out-rsync/"
+    time_it "no-change ${SMALL} small" rclone rclone copy "$SMALL_SRC" "$out-rsync"
+  fi
+  if want large; then
+    for tool in godwit cp rsync rclone; do
+      warm "$LARGE_SRC"; out=$(fresh large)
+      case $tool in
+        godwit) time_it "copy ${LARGE_COUNT}x${LARGE_MIB}MiB local" godwit "$GODWIT" copy "$LARGE_SRC" "$out" --state-dir "$(fresh state)" ;;
+        cp) time_it "copy ${LARGE_COUNT}x${LARGE_MIB}MiB local" cp cp -r "$LARGE_SRC" "$out" ;;
+        rsync) time_it "copy ${LARGE_COUNT}x${LARGE_MIB}MiB local" rsync rsync -a "$LARGE_SRC/" "$out/" ;;
+        rclone) time_it "copy ${LARGE_COUNT}x${LARGE_MIB}MiB local" rclone rclone copy "$LARGE_SRC" "$out" ;;
+      esac
+    done
+  fi
+done
+
+if want s3; then
+  S3_SRC=$DIR/data/s3-small-$S3_FILES
+  make_small "$S3_SRC" "$S3_FILES"
+  bash scripts/servers.sh install >/dev/null
+  trap 'bash scripts/servers.sh stop' EXIT
+  bash scripts/servers.sh start
+  # shellcheck disable=SC1091
+  source .test-servers/env
+  export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1 AWS_ENDPOINT_URL=$GODWIT_TEST_S3_ENDPOINT
+  export RCLONE_CONFIG_BENCH_TYPE=s3 RCLONE_CONFIG_BENCH_PROVIDER=Other RCLONE_CONFIG_BENCH_ENDPOINT=$GODWIT_TEST_S3_ENDPOINT \
+    RCLONE_CONFIG_BENCH_ACCESS_KEY_ID=bench RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY=bench RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE=true
+  for run in $(seq 1 "$RUNS"); do
+    echo "S3 round $run of $RUNS"
+    for tool in godwit rclone; do
+      b="b$run-$tool-$RANDOM"
+      "$GODWIT_TEST_PYTHON" crates/godwit/tests/support/store.py mkbucket "$b-s"
+      "$GODWIT_TEST_PYTHON" crates/godwit/tests/support/store.py mkbucket "$b-l"
+      warm "$S3_SRC"
+      case $tool in
+        godwit)
+          time_it "S3 copy ${S3_FILES} small" godwit "$GODWIT" copy "$S3_SRC" "s3://$b-s/x" --state-dir "$(fresh state)"
+          warm "$LARGE_SRC"
+          time_it "S3 copy ${LARGE_COUNT}x${LARGE_MIB}MiB" godwit "$GODWIT" copy "$LARGE_SRC" "s3://$b-l/x" --state-dir "$(fresh state)" ;;
+        rclone)
+          time_it "S3 copy ${S3_FILES} small" rclone rclone copy "$S3_SRC" "bench:$b-s/x"
+          warm "$LARGE_SRC"
+          time_it "S3 copy ${LARGE_COUNT}x${LARGE_MIB}MiB" rclone rclone copy "$LARGE_SRC" "bench:$b-l/x" ;;
+      esac
+    done
+  done
+fi
+
+if want rss && [ "$MILLION" = 1 ]; then
+  M_SRC=$DIR/data/small-1000000
+  make_small "$M_SRC" 1000000
+  warm "$M_SRC"
+  time_it "copy 1000000 small local" godwit "$GODWIT" copy "$M_SRC" "$(fresh million)" --state-dir "$(fresh state)"
+fi
+
+python3 - "$RESULTS" "$DIR/results.md" <<'EOF'
+import statistics, sys
+from collections import OrderedDict
+rows = OrderedDict()
+for line in open(sys.argv[1]):
+    row, tool, secs, rss = line.rstrip("\n").split("\t")
+    rows.setdefault(row, OrderedDict()).setdefault(tool, []).append((float(secs), int(rss)))
+out = ["| task | tool | median s | min-max s | vs godwit | peak RSS MiB |", "| --- | --- | --- | --- | --- | --- |"]
+for row, tools in rows.items():
+    g = statistics.median(s for s, _ in tools["godwit"]) if "godwit" in tools else None
+    for tool, runs in tools.items():
+        secs = [s for s, _ in runs]
+        med = statistics.median(secs)
+        ratio = f"{g / med:.2f}x" if g and med and tool != "godwit" else ""
+        out.append(f"| {row} | {tool} | {med:.2f} | {min(secs):.2f}-{max(secs):.2f} | {ratio} | {max(r for _, r in runs) / 1024:.0f} |")
+text = "\n".join(out)
+print(text)
+open(sys.argv[2], "w").write(text + "\n")
+print("\n'vs godwit' is godwit's median divided by the tool's: below 1.00x godwit is faster.")
+EOF
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg). Cleaning up copies in $DIR/out (the data sets stay)."
+rm -rf "$DIR/out"
