@@ -70,8 +70,8 @@ make_large() { # dir count mib
 
 warm() { tar cf /dev/null "$1" 2>/dev/null || true; }
 
-n=0
-fresh() { n=$((n + 1)); echo "$DIR/out/$1-$n"; }
+# Unique per call (it runs in a subshell, so no counter can be kept).
+fresh() { echo "$DIR/out/$1-$(date +%s%N)-$RANDOM"; }
 
 # time_it ROW TOOL COMMAND...: one timed run; appends "row tool seconds rss_kib" to RESULTS.
 time_it() {

@@ -57,6 +57,8 @@ pub struct CopyOptions {
     pub links: Links,
     pub profile: TargetProfile,
     pub dry_run: bool,
+    /// `--bwlimit`: bytes a second for the whole run, shared by all transfers.
+    pub bwlimit: Option<u64>,
 }
 
 /// Live counters, read by the progress display.
@@ -132,6 +134,7 @@ pub(crate) struct Ctx<'a> {
     pub(crate) rt: Option<tokio::runtime::Runtime>,
     /// Tokens for large files in flight, which hold upload buffers: bounds memory.
     pub(crate) large_slots: (Sender<()>, Receiver<()>),
+    pub(crate) rate: Option<crate::rate::RateLimit>,
 }
 
 /// Copies the local folder `src` into the local folder `dst`.
@@ -166,8 +169,11 @@ pub fn copy(
     stop: &AtomicBool,
     progress: &Progress,
 ) -> Result<CopyOutcome, JobError> {
+    // The async runtime drives remote stores and the streaming path (checksums, --bwlimit);
+    // a plain local copy takes the kernel's path and needs none.
+    let streaming = options.checksum || options.verify == Verify::Full || options.bwlimit.is_some();
     let rt = match (src, dst) {
-        (Side::Local(_), Side::Local(_)) => None,
+        (Side::Local(_), Side::Local(_)) if !streaming => None,
         _ => Some(
             tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -204,6 +210,7 @@ pub fn copy(
         stop,
         rt,
         large_slots: slots,
+        rate: options.bwlimit.map(crate::rate::RateLimit::new),
     };
     let mut log = CopyLog::create(run)?;
 

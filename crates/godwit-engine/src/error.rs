@@ -41,6 +41,7 @@ impl JobError {
             Code::MIGRATION_INVALID_SOURCE_TYPE_ERROR,
             Code::MIGRATION_INVALID_SOURCE_ABS_ERROR,
             Code::MIGRATION_INVALID_DESTINATION_PATH_ERROR,
+            Code::INCORRECT_MIGRATION_CONFIG,
         ]
         .contains(&self.code)
     }

@@ -8,6 +8,7 @@ pub mod filter;
 pub mod index;
 pub mod location;
 pub mod profile;
+pub mod rate;
 pub mod run;
 pub mod scan;
 pub mod store;

@@ -172,9 +172,9 @@ pub(crate) fn already_at_target(ctx: &Ctx<'_>, entry: &Entry) -> bool {
 
 /// Copies one file. Returns the bytes written and the content hash (0 when none was computed).
 pub(crate) fn copy_file(ctx: &Ctx<'_>, entry: &Entry) -> Result<(u64, u128), Failure> {
-    let hashing = ctx.options.checksum || ctx.options.verify == Verify::Full;
     match (ctx.src, ctx.dst, &ctx.rt) {
-        (Side::Local(src), Side::Local(dst), _) if !hashing => local_fast(ctx, entry, src, dst),
+        // Without a runtime both sides are local and nothing needs the bytes: the kernel copies.
+        (Side::Local(src), Side::Local(dst), None) => local_fast(ctx, entry, src, dst),
         (_, _, Some(rt)) => {
             // Large files hold upload buffers: only a few at once, so memory stays bounded.
             let large = entry.size > CHUNK as u64;
@@ -189,13 +189,11 @@ pub(crate) fn copy_file(ctx: &Ctx<'_>, entry: &Entry) -> Result<(u64, u128), Fai
             }
             result
         }
-        (_, _, None) => {
-            // Local to local with a checksum: the streaming loop on a small runtime of its own.
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .build()
-                .map_err(|e| Failure::target(&e))?;
-            rt.block_on(streamed(ctx, entry))
-        }
+        (_, _, None) => Err(Failure {
+            code: Code::AZSM1060,
+            reason: "a remote store without a runtime to drive it (a bug in godwit)".into(),
+            retry: false,
+        }),
     }
 }
 
@@ -462,6 +460,9 @@ async fn pump(
                 reason: "the run is stopping".into(),
                 retry: false,
             });
+        }
+        if let Some(rate) = &ctx.rate {
+            rate.take(chunk.len());
         }
         if let Some(h) = hasher.as_mut() {
             h.update(&chunk);

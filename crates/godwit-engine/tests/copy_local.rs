@@ -46,6 +46,7 @@ fn options() -> CopyOptions {
         links: Links::Skip,
         profile: TargetProfile::by_name("posix").unwrap(),
         dry_run: false,
+        bwlimit: None,
     }
 }
 

@@ -117,9 +117,13 @@ pub struct CopyArgs {
     pub source: String,
     /// The folder to copy into: a local path (created if missing).
     pub target: String,
-    /// Files copied at once [default: 8].
-    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
-    pub transfers: u16,
+    /// Files copied at once [default: 8 to a local target, 16 to a remote store].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub transfers: Option<u16>,
+    /// Limit the whole run to RATE bytes a second, shared by all transfers: 10M, 512K, 1.5G
+    /// (powers of 1024).
+    #[arg(long, value_name = "RATE")]
+    pub bwlimit: Option<String>,
     /// Compute a checksum of every file while reading it, and record it in the copy log.
     #[arg(long)]
     pub checksum: bool,

@@ -322,3 +322,107 @@ fn walk(root: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+#[test]
+fn ctrl_c_stops_cleanly_and_the_same_command_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, dst, state) = (
+        dir.path().join("src"),
+        dir.path().join("dst"),
+        dir.path().join("state"),
+    );
+    for i in 0..200 {
+        write(&src.join(format!("f{i:03}")), &[i as u8; 10_000]);
+    }
+    // Paced, so the interrupt lands mid-run.
+    let child = godwit()
+        .arg("copy")
+        .arg(&src)
+        .arg(&dst)
+        .args([
+            "--bwlimit",
+            "400K",
+            "--transfers",
+            "2",
+            "--json",
+            "--state-dir",
+        ])
+        .arg(&state)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("stopping"),
+        "{}",
+        text(&out.stderr)
+    );
+    let sum = summary(&out);
+    assert_eq!(sum["status"]["code"], "924", "{sum}");
+    assert_eq!(sum["status"]["name"], "MIGRATE_DATA : STOPPED");
+    let done_before = sum["counts"]["AZSM0000"].as_u64().unwrap();
+    assert!(
+        done_before > 0 && done_before < 200,
+        "stopped mid-run: {sum}"
+    );
+
+    let out = run(godwit()
+        .arg("copy")
+        .arg(&src)
+        .arg(&dst)
+        .arg("--json")
+        .arg("--state-dir")
+        .arg(&state));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let sum = summary(&out);
+    assert_eq!(
+        sum["counts"]["AZSM2041"].as_u64().unwrap(),
+        done_before,
+        "finished files are not sent again: {sum}"
+    );
+    assert_same_tree(&src, &dst);
+}
+
+#[test]
+fn bwlimit_paces_the_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, dst) = (dir.path().join("src"), dir.path().join("dst"));
+    write(&src.join("a.bin"), &vec![1u8; 3 << 20]);
+    let started = std::time::Instant::now();
+    let out = run(godwit()
+        .arg("copy")
+        .arg(&src)
+        .arg(&dst)
+        .args(["--bwlimit", "1M", "--state-dir"])
+        .arg(dir.path().join("s")));
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // One second's worth may go at once; the other 2 MiB take at least about 2 s. (A lower bound
+    // only: a slow machine cannot make this fail.)
+    assert!(
+        took >= Duration::from_millis(1800),
+        "3 MiB at 1 MiB/s took {took:?}"
+    );
+    assert_same_tree(&src, &dst);
+
+    let out = run(godwit()
+        .arg("copy")
+        .arg(&src)
+        .arg(dir.path().join("d2"))
+        .args(["--bwlimit", "fast", "--state-dir"])
+        .arg(dir.path().join("s")));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--bwlimit fast"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -27,7 +27,11 @@ fn copy_command(args: &CopyArgs) -> Result<ExitStatus, JobError> {
     let (src_location, source) = shared::side(&args.source, "source")?;
     let (dst_location, target) = shared::side(&args.target, "target")?;
     let options = CopyOptions {
-        transfers: usize::from(args.transfers),
+        transfers: usize::from(args.transfers.unwrap_or(if target.kind() == "local" {
+            8
+        } else {
+            16
+        })),
         checksum: args.checksum,
         verify: match args.verify.as_str() {
             "none" => Verify::None,
@@ -38,6 +42,11 @@ fn copy_command(args: &CopyArgs) -> Result<ExitStatus, JobError> {
         links: shared::links(&args.filters),
         profile: shared::profile(&args.filters, target.kind()),
         dry_run: args.dry_run,
+        bwlimit: args
+            .bwlimit
+            .as_deref()
+            .map(godwit_engine::rate::parse_rate)
+            .transpose()?,
     };
     let migration = Migration::open(
         &shared::state_dir(&args.state),
