@@ -24,6 +24,9 @@ use crate::run::{CopyLog, CopyRecord, Migration, Run};
 use crate::store::Remote;
 use crate::walk::{Entry, EntryKind, Event, WalkOptions, walk};
 
+/// Large files streamed at once; see `copy`.
+const LARGE_FILES_IN_FLIGHT: usize = 1;
+
 /// Name of the folder at the target root that holds files being written.
 pub const TEMP_DIR: &str = ".godwit-tmp";
 
@@ -195,8 +198,10 @@ pub fn copy(
         fs::write(&marker, &run.id).map_err(|e| update_error(run, &marker, &e))?;
         crate::transfer::clear_temp(dst, rt.as_ref(), true)?;
     }
-    let slots = bounded::<()>(2);
-    for _ in 0..2 {
+    // One large file streams at a time (its parts upload in parallel): each holds several
+    // parts in memory, so this is what keeps peak memory flat whatever the sizes.
+    let slots = bounded::<()>(LARGE_FILES_IN_FLIGHT);
+    for _ in 0..LARGE_FILES_IN_FLIGHT {
         let _ = slots.0.send(());
     }
     let ctx = Ctx {

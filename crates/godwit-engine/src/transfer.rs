@@ -24,10 +24,20 @@ use crate::error::{JobError, reason};
 use crate::store::{self, MTIME_KEY, Remote};
 use crate::walk::Entry;
 
-/// Size of the chunks read, and of the parts of a multipart upload.
+/// Size of the chunks read, and of the parts of a multipart upload (larger for very large files:
+/// see `part_size`).
 const CHUNK: usize = 8 << 20;
 /// Parts of one large file uploaded at once.
-const PARTS_IN_FLIGHT: usize = 4;
+const PARTS_IN_FLIGHT: usize = 3;
+/// Object stores take at most 10,000 parts per upload; keep a margin.
+const MAX_PARTS: u64 = 9_000;
+
+/// The part size for a file of `size` bytes: 8 MiB, or more (in whole MiB) when 8 MiB parts
+/// would be too many, so a 5 TiB object still fits in 9,000 parts.
+fn part_size(size: u64) -> usize {
+    let needed = size.div_ceil(MAX_PARTS).div_ceil(1 << 20) << 20;
+    usize::try_from(needed.max(CHUNK as u64)).unwrap_or(usize::MAX)
+}
 
 /// Why one file failed: its per-file code, the reason in words, and whether to try again.
 #[derive(Debug)]
@@ -307,19 +317,27 @@ impl Input {
         }
     }
 
-    /// The next chunk, or None at the end.
-    async fn next(&mut self, buf: &mut Vec<u8>) -> Result<Option<bytes::Bytes>, Failure> {
+    /// The next chunk of at most `want` bytes (a local read), or None at the end.
+    async fn next(&mut self, want: usize) -> Result<Option<bytes::Bytes>, Failure> {
         match self {
             Input::Local(f) => {
-                buf.resize(1 << 20, 0);
-                loop {
-                    match f.read(buf) {
-                        Ok(0) => return Ok(None),
-                        Ok(n) => return Ok(Some(bytes::Bytes::copy_from_slice(&buf[..n]))),
+                // Read straight into the buffer that is sent: a whole part at a time, so the
+                // upload needs no copy to make its parts contiguous.
+                let mut chunk = bytes::BytesMut::zeroed(want);
+                let mut filled = 0;
+                while filled < chunk.len() {
+                    match f.read(&mut chunk[filled..]) {
+                        Ok(0) => break,
+                        Ok(n) => filled += n,
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                         Err(e) => return Err(Failure::source(&e)),
                     }
                 }
+                if filled == 0 {
+                    return Ok(None);
+                }
+                chunk.truncate(filled);
+                Ok(Some(chunk.freeze()))
             }
             Input::Remote(s) => s.try_next().await.map_err(|e| Failure::source(&e)),
         }
@@ -359,7 +377,7 @@ async fn streamed(ctx: &Ctx<'_>, entry: &Entry) -> Result<(u64, u128), Failure> 
             };
             let mut w =
                 r.op.writer_with(&name)
-                    .chunk(CHUNK)
+                    .chunk(part_size(entry.size))
                     .concurrent(if entry.size > CHUNK as u64 {
                         PARTS_IN_FLIGHT
                     } else {
@@ -451,9 +469,12 @@ async fn pump(
 ) -> Result<(u64, u128), Failure> {
     let hashing = ctx.options.checksum || ctx.options.verify == Verify::Full;
     let mut hasher = hashing.then(Xxh3::new);
-    let mut buf = Vec::new();
+    // A small file in one read (one byte more, to notice a file that grew); a large one a part
+    // at a time.
+    let part = part_size(entry.size);
+    let want = usize::try_from(entry.size).map_or(part, |s| s.saturating_add(1).clamp(4096, part));
     let mut written = 0u64;
-    while let Some(chunk) = input.next(&mut buf).await? {
+    while let Some(chunk) = input.next(want).await? {
         if ctx.stop.load(Ordering::Relaxed) {
             return Err(Failure {
                 code: Code::AZSM1045,
@@ -543,4 +564,24 @@ async fn verify_remote(r: &Remote, rel: &str, written: u64, hash: u128) -> Resul
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_stay_under_the_stores_limit() {
+        assert_eq!(part_size(1), CHUNK);
+        assert_eq!(
+            part_size(10 << 30),
+            CHUNK,
+            "a 10 GiB file in 8 MiB parts: 1,280 of them"
+        );
+        for size in [100u64 << 30, 1 << 40, 5 << 40] {
+            let part = part_size(size) as u64;
+            assert!(size.div_ceil(part) <= MAX_PARTS, "{size}: {part}");
+            assert_eq!(part % (1 << 20), 0);
+        }
+    }
 }

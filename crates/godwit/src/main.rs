@@ -15,6 +15,7 @@ use crate::cli::{Cli, Command};
 use crate::exit::ExitStatus;
 
 fn main() -> ExitCode {
+    keep_large_buffers_out_of_the_heap();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Scan(args) => commands::scan::run(&args),
@@ -31,3 +32,21 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// Uploads hold parts of several MiB that are freed and allocated again all the time. glibc
+/// raises its mmap threshold after each large free, so later parts land in the heap, where
+/// fragmentation keeps them: peak memory then grows with time (measured: 120-160 MiB for four
+/// 512 MiB files to S3, 64 MiB steady with a fixed threshold). A fixed 1 MiB threshold keeps
+/// every large buffer in its own mapping, returned to the system when freed.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn keep_large_buffers_out_of_the_heap() {
+    // SAFETY: mallopt only changes allocator tuning; called first thing in main, before any
+    // other thread exists.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn keep_large_buffers_out_of_the_heap() {}
