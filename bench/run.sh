@@ -3,6 +3,7 @@
 #
 #   bash bench/run.sh [--runs N] [--small N] [--large-count N] [--large-mib N] [--s3-files N]
 #                     [--million] [--only small|large|s3|scan|rss] [--dir DIR]
+# --million adds peak-memory rows for 100k and 1M tiny files (needs about 5 GB and 10 minutes).
 #
 # Data sets (made once, kept in DIR/data): SMALL files of 1-16 KiB in ~1,000 folders; LARGE files
 # of LARGE_MIB MiB; for S3 the first S3_FILES small files. Each timed run writes into a fresh
@@ -58,6 +59,22 @@ for i in range(n):
     with open(os.path.join(d, f"f{i:07d}.bin"), "wb") as f:
         f.write(rng.randbytes(rng.randint(1024, 16384)))
 EOF
+  touch "$1/.done-$2"
+}
+
+make_tiny() { # dir count: files of 100 bytes, 1,000 to a folder (for memory against file count)
+  [ -f "$1/.done-$2" ] && return
+  rm -rf "$1"
+  python3 - "$1" "$2" <<'EOF2'
+import os, sys
+root, n = sys.argv[1], int(sys.argv[2])
+for i in range(n):
+    d = os.path.join(root, f"d{i // 1000:04d}")
+    if i % 1000 == 0:
+        os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, f"f{i:07d}"), "wb") as f:
+        f.write(b"x" * 100)
+EOF2
   touch "$1/.done-$2"
 }
 
@@ -165,10 +182,15 @@ if want s3; then
 fi
 
 if want rss && [ "$MILLION" = 1 ]; then
-  M_SRC=$DIR/data/small-1000000
-  make_small "$M_SRC" 1000000
-  warm "$M_SRC"
-  time_it "copy 1000000 small local" godwit "$GODWIT" copy "$M_SRC" "$(fresh million)" --state-dir "$(fresh state)"
+  # Peak memory must not grow with the number of files: the same tree at 100k and 1M files.
+  for count in 100000 1000000; do
+    T_SRC=$DIR/data/tiny-$count
+    make_tiny "$T_SRC" "$count"
+    warm "$T_SRC"
+    time_it "scan ${count} tiny" godwit "$GODWIT" scan "$T_SRC" --state-dir "$(fresh state)"
+    warm "$T_SRC"
+    time_it "copy ${count} tiny local" godwit "$GODWIT" copy "$T_SRC" "$(fresh tiny)" --state-dir "$(fresh state)"
+  done
 fi
 
 python3 - "$RESULTS" "$DIR/results.md" <<'EOF'

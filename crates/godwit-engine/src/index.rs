@@ -11,6 +11,9 @@ use crate::error::JobError;
 
 const FILES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("files");
 
+/// redb's cache for the index; see `Index::open`.
+const CACHE_BYTES: usize = 32 << 20;
+
 /// What the index knows of one file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IndexEntry {
@@ -53,14 +56,19 @@ impl Index {
     pub fn open(path: &Path) -> Result<Self, JobError> {
         let shown = path.display().to_string();
         let exists = path.exists();
-        let db = Database::create(path).map_err(|e| {
-            let code = if exists {
-                Code::DISK_HASH_LOAD_ERROR
-            } else {
-                Code::DISK_HASH_CREATE_ERROR
-            };
-            JobError::new(code, &[("path", &shown), ("reason", &e.to_string())])
-        })?;
+        // redb keeps what it reads in its own cache, 1 GiB by default: memory would grow with
+        // the number of files. The operating system's page cache holds the file anyway.
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .map_err(|e| {
+                let code = if exists {
+                    Code::DISK_HASH_LOAD_ERROR
+                } else {
+                    Code::DISK_HASH_CREATE_ERROR
+                };
+                JobError::new(code, &[("path", &shown), ("reason", &e.to_string())])
+            })?;
         let index = Index { db, path: shown };
         // Make sure the table exists, so that readers never meet a missing one.
         index.insert_batch(&[])?;

@@ -177,19 +177,35 @@ pub fn failure(e: &opendal::Error, target: bool) -> StoreFailure {
     let lower = reason.to_ascii_lowercase();
     // What the timeout layer says when a request or a stream stalls.
     let timed_out = lower.contains("timeout reached");
+    // The request never got an answer: the connection failed, was reset or closed.
+    let transport = [
+        "error sending request",
+        "connection reset",
+        "connection closed",
+        "broken pipe",
+    ]
+    .iter()
+    .any(|m| lower.contains(m));
     let code = match (e.kind(), target) {
         (ErrorKind::PermissionDenied, true) => Code::AZSM2069,
         (ErrorKind::PermissionDenied, false) => Code::AZSM2062,
         (_, true) if timed_out => Code::AZSM2067,
         (_, false) if timed_out => Code::AZSM2064,
-        (ErrorKind::Unexpected, true) if e.is_temporary() => Code::AZSM2065,
+        (_, true) if transport => Code::AZSM2065,
         (_, true) => Code::AZSM2066,
         (_, false) => Code::AZSM2063,
     };
+    // OpenDAL has already retried temporary errors, and marks them persistent when it gives up;
+    // a whole new attempt at the file may still get through, so unexpected failures get the
+    // file's attempts too. Refusals (permission, not found, invalid) do not.
+    let retry = e.is_temporary()
+        || timed_out
+        || transport
+        || matches!(e.kind(), ErrorKind::RateLimited | ErrorKind::Unexpected);
     StoreFailure {
         code,
         reason,
-        retry: e.is_temporary() || timed_out || e.kind() == ErrorKind::RateLimited,
+        retry,
     }
 }
 

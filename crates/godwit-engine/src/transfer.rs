@@ -97,7 +97,7 @@ impl Failure {
 
     fn mismatch(what: String) -> Self {
         Failure {
-            code: Code::AZSM2066,
+            code: Code::AZSM2071,
             reason: what,
             retry: true,
         }

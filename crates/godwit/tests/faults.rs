@@ -109,6 +109,9 @@ fn transient_faults_are_retried_and_a_file_refused_for_good_ends_with_its_code()
     }
     let sum = summary(&out);
     let log = copylog(sum["run_dir"].as_str().unwrap());
+    for r in log.iter().filter(|r| r["code"] != "AZSM0000") {
+        eprintln!("not copied: {r}");
+    }
     let doomed = log.iter().find(|r| r["path"] == "doomed.txt").unwrap();
     assert_eq!(doomed["code"], "AZSM2066", "{doomed}");
     assert_eq!(doomed["attempts"], 3, "{doomed}");
