@@ -3,6 +3,8 @@
 #   S3         moto's standalone server (PyPI moto[server]) in a venv
 #   Azure Blob Azurite (npm azurite) in a local folder
 #   SFTP       Debian's OpenSSH server with its own config, key and known_hosts
+#   S3, strict s3s-fs (crates.io), which checks payload checksums as moto does not
+#              (integrity tests); built once with cargo install, about 2 minutes
 # Everything lives in $GODWIT_SERVERS_DIR (default .test-servers/ in the checkout).
 #
 #   scripts/servers.sh install   install what is missing (idempotent)
@@ -17,6 +19,7 @@ DIR="${GODWIT_SERVERS_DIR:-$ROOT/.test-servers}"
 RUN="$DIR/run"
 MOTO_VERSION=5.2.5
 AZURITE_VERSION=3.35.0
+S3S_VERSION=0.14.1
 
 say() { printf 'servers: %s\n' "$*" >&2; }
 
@@ -31,6 +34,10 @@ install() {
     say "installing azurite $AZURITE_VERSION into $DIR/azurite"
     mkdir -p "$DIR/azurite"
     (cd "$DIR/azurite" && npm install --silent --no-audit --no-fund "azurite@$AZURITE_VERSION")
+  fi
+  if [ ! -x "$DIR/s3s/bin/s3s-fs" ]; then
+    say "building s3s-fs $S3S_VERSION into $DIR/s3s (about 2 minutes)"
+    cargo install --locked --quiet "s3s-fs@$S3S_VERSION" --features binary --root "$DIR/s3s"
   fi
   if [ ! -x /usr/sbin/sshd ]; then
     if [ "$(id -u)" = 0 ]; then
@@ -76,6 +83,13 @@ start() {
     --location "$RUN/azurite-data" --skipApiVersionCheck --disableTelemetry --silent --loose >"$RUN/azurite.log" 2>&1 &
   echo $! >"$RUN/azurite.pid"
 
+  local s3s_port
+  s3s_port=$(free_port)
+  mkdir -p "$RUN/s3s-data"
+  "$DIR/s3s/bin/s3s-fs" --host 127.0.0.1 --port "$s3s_port" --access-key test --secret-key test \
+    "$RUN/s3s-data" >"$RUN/s3s.log" 2>&1 &
+  echo $! >"$RUN/s3s.pid"
+
   # SFTP: our own host key, client key, known_hosts and sshd config; nothing in ~/.ssh.
   sftp_port=$(free_port)
   [ -f "$DIR/host_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -f "$DIR/host_ed25519"
@@ -115,9 +129,11 @@ EOF
   wait_port moto "$s3_port"
   wait_port azurite "$az_port"
   wait_port sshd "$sftp_port"
+  wait_port s3s "$s3s_port"
 
   cat >"$DIR/env" <<EOF
 export GODWIT_TEST_S3_ENDPOINT=http://127.0.0.1:$s3_port
+export GODWIT_TEST_S3S_ENDPOINT=http://127.0.0.1:$s3s_port
 export GODWIT_TEST_AZURE_ENDPOINT=http://127.0.0.1:$az_port/devstoreaccount1
 export GODWIT_TEST_SFTP_ENDPOINT=ssh://$(id -un)@127.0.0.1:$sftp_port
 export GODWIT_TEST_SFTP_KEY=$DIR/client_ed25519
@@ -125,11 +141,11 @@ export GODWIT_TEST_SFTP_ROOT=$RUN/sftp
 export GODWIT_TEST_PYTHON=$DIR/venv/bin/python
 export PATH=$RUN/bin:\$PATH
 EOF
-  say "S3 on $s3_port, Azure Blob on $az_port, SFTP on $sftp_port; source $DIR/env"
+  say "S3 on $s3_port (strict: $s3s_port), Azure Blob on $az_port, SFTP on $sftp_port; source $DIR/env"
 }
 
 stop() {
-  for name in moto azurite sshd.pid.bg; do
+  for name in moto azurite s3s sshd.pid.bg; do
     local f="$RUN/${name%.pid.bg}.pid"
     [ "$name" = sshd.pid.bg ] && f="$RUN/sshd.pid.bg"
     if [ -f "$f" ]; then

@@ -78,7 +78,10 @@ pub fn connect(location: &Location, role: &str) -> Result<Remote, JobError> {
     let built = match location {
         Location::Local(_) => return Err(invalid("a local path is not a remote store".into())),
         Location::S3 { bucket, prefix } => {
+            // Every PUT and part carries its CRC32C; a store that checks it refuses a body damaged
+            // on the way (BadDigest), and the write is tried again.
             let mut b = services::S3::default()
+                .checksum_algorithm("crc32c")
                 .bucket(bucket)
                 .root(&format!("/{prefix}"))
                 .region(

@@ -24,6 +24,8 @@ pub enum Fault {
     Drop,
     /// Wait this long, then forward.
     Stall(Duration),
+    /// Forward with one byte of the body changed, as a faulty network or middlebox would.
+    Corrupt,
 }
 
 /// Decides the fault for the n-th request (from 0), its method and its path.
@@ -214,7 +216,14 @@ fn handle(
             return Ok(());
         }
         Fault::Stall(d) => std::thread::sleep(d),
-        Fault::Pass => {}
+        Fault::Pass | Fault::Corrupt => {}
+    }
+    let mut body = body;
+    if fault == Fault::Corrupt
+        && let Some(b) = body.iter_mut().rev().find(|b| b.is_ascii_alphanumeric())
+    {
+        // A byte of content (not of chunk framing): the length stays, the data changes.
+        *b ^= 0x01;
     }
     let mut up = TcpStream::connect(upstream)?;
     up.write_all(with_connection_close(&head).as_bytes())?;

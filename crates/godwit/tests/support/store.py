@@ -4,6 +4,8 @@ containers, and download what godwit wrote, so tests check the target without go
     store.py mkbucket NAME | mkcontainer NAME
     store.py download s3|az NAME PREFIX DEST   (writes every object under PREFIX into DEST)
     store.py meta s3|az NAME KEY               (prints the object's user metadata as JSON)
+
+STORE_S3_ENDPOINT, when set, names another S3 server than GODWIT_TEST_S3_ENDPOINT.
 """
 import json
 import os
@@ -16,7 +18,7 @@ from azure.storage.blob import BlobServiceClient
 def s3():
     return boto3.client(
         "s3",
-        endpoint_url=os.environ["GODWIT_TEST_S3_ENDPOINT"],
+        endpoint_url=os.environ.get("STORE_S3_ENDPOINT") or os.environ["GODWIT_TEST_S3_ENDPOINT"],
         aws_access_key_id="test",
         aws_secret_access_key="test",
         region_name="us-east-1",
