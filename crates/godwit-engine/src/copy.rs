@@ -37,6 +37,8 @@ pub enum Links {
     Skip,
     /// Copy what they point to.
     Follow,
+    /// Recreate the link itself at the target (a local target only; elsewhere AZSM2021).
+    Copy,
 }
 
 /// How much to check after writing.
@@ -471,12 +473,19 @@ fn no_copy(entry: &Entry, code: Code, params: &[(&str, &str)]) -> Done {
 /// Decides what happens to one file, and does it.
 fn decide_and_copy(ctx: &Ctx<'_>, entry: Entry) -> Done {
     let o = ctx.options;
+    let links_here =
+        o.links == Links::Copy && matches!((ctx.src, ctx.dst), (Side::Local(_), Side::Local(_)));
     match entry.kind {
-        EntryKind::Symlink => {
-            return no_copy(&entry, Code::AZSM2021, &[("file_type", "symbolic link")]);
+        EntryKind::Symlink if !links_here => {
+            let kind = if o.links == Links::Copy {
+                "symbolic link (only a local target holds links)"
+            } else {
+                "symbolic link"
+            };
+            return no_copy(&entry, Code::AZSM2021, &[("file_type", kind)]);
         }
         EntryKind::Special(kind) => return no_copy(&entry, Code::AZSM2021, &[("file_type", kind)]),
-        EntryKind::File | EntryKind::Dir => {}
+        EntryKind::File | EntryKind::Dir | EntryKind::Symlink => {}
     }
     if o.filter.excludes_file(&entry.rel, entry.size) {
         return no_copy(&entry, Code::AZSM2001, &[]);
@@ -522,7 +531,12 @@ fn decide_and_copy(ctx: &Ctx<'_>, entry: Entry) -> Done {
     let mut attempts = 0;
     loop {
         attempts += 1;
-        match crate::transfer::copy_file(ctx, &entry) {
+        let result = if entry.kind == EntryKind::Symlink {
+            crate::transfer::copy_link(ctx, &entry)
+        } else {
+            crate::transfer::copy_file(ctx, &entry)
+        };
+        match result {
             Ok((copied, hash)) => {
                 let mut record = CopyRecord::new(&entry.rel, entry.size, Code::AZSM0000, &[]);
                 record.attempts = attempts;

@@ -226,6 +226,9 @@ pub fn scan(
                                 problem(&mut r, code, &e.rel);
                             }
                         }
+                        // Kept as links only with --links copy to a file system.
+                        EntryKind::Symlink
+                            if options.links == Links::Copy && options.profile.name == "posix" => {}
                         EntryKind::Symlink => problem(&mut r, Code::AZSM2021, &e.rel),
                         EntryKind::Special(_) => problem(&mut r, Code::AZSM2021, &e.rel),
                         EntryKind::File => {

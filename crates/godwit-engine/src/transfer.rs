@@ -207,6 +207,27 @@ pub(crate) fn copy_file(ctx: &Ctx<'_>, entry: &Entry) -> Result<(u64, u128), Fai
     }
 }
 
+/// Recreates a symbolic link at a local target (`--links copy`): the same link text, made under
+/// a temporary name and renamed into place.
+pub(crate) fn copy_link(ctx: &Ctx<'_>, entry: &Entry) -> Result<(u64, u128), Failure> {
+    let (Side::Local(src), Side::Local(dst)) = (ctx.src, ctx.dst) else {
+        return Err(Failure {
+            code: Code::AZSM2021,
+            reason: "only a local target holds links".into(),
+            retry: false,
+        });
+    };
+    let rel = std::ffi::OsStr::from_bytes(&entry.rel);
+    let points_to = fs::read_link(src.join(rel)).map_err(|e| Failure::source(&e))?;
+    let tmp = dst.join(temp_name(ctx));
+    std::os::unix::fs::symlink(&points_to, &tmp).map_err(|e| Failure::target(&e))?;
+    let placed = rename_into_place(&tmp, &dst.join(rel));
+    if placed.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    placed.map(|()| (0, 0))
+}
+
 fn temp_name(ctx: &Ctx<'_>) -> String {
     format!(
         "{TEMP_DIR}/{}-{}",

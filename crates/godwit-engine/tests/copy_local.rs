@@ -499,3 +499,37 @@ fn scan_job_level_findings_use_their_codes() {
     .unwrap_err();
     assert_eq!(e.code, Code::INVALID_SOURCE_PATH_ERROR);
 }
+
+#[test]
+fn links_copy_recreates_the_links_themselves() {
+    let s = setup();
+    write(&s.src.join("dir/file.txt"), b"data");
+    std::os::unix::fs::symlink("file.txt", s.src.join("dir/rel.txt")).unwrap();
+    std::os::unix::fs::symlink("/nonexistent/elsewhere", s.src.join("dangling")).unwrap();
+    let (o, records) = run_copy(
+        &s,
+        &CopyOptions {
+            links: Links::Copy,
+            ..options()
+        },
+    );
+    assert_eq!(count(&o, Code::AZSM0000), 3, "{records:?}");
+    assert_eq!(
+        fs::read_link(s.dst.join("dir/rel.txt")).unwrap(),
+        Path::new("file.txt")
+    );
+    assert_eq!(
+        fs::read_link(s.dst.join("dangling")).unwrap(),
+        Path::new("/nonexistent/elsewhere")
+    );
+    assert_eq!(fs::read(s.dst.join("dir/rel.txt")).unwrap(), b"data");
+    // Unchanged links are not made again.
+    let (o, _) = run_copy(
+        &s,
+        &CopyOptions {
+            links: Links::Copy,
+            ..options()
+        },
+    );
+    assert_eq!(count(&o, Code::AZSM2041), 3, "{:?}", o.counts);
+}

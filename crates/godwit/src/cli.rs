@@ -86,8 +86,9 @@ pub struct FilterArgs {
     /// Leave out paths matching the regular expression RE (repeatable).
     #[arg(long, value_name = "RE")]
     pub exclude_regex: Vec<String>,
-    /// What to do with symbolic links: skip them (recorded as AZSM2021) or follow them.
-    #[arg(long, value_parser = ["skip", "follow"], default_value = "skip")]
+    /// What to do with symbolic links: skip them (each recorded as AZSM2021), follow them (copy
+    /// what they point to; loops are detected), or copy the links themselves (local targets).
+    #[arg(long, value_parser = ["skip", "follow", "copy"], default_value = "skip")]
     pub links: String,
     /// The rules the target's names must follow [default: from the target's kind; posix for a
     /// local path].

@@ -48,10 +48,10 @@ pub fn filter(args: &FilterArgs) -> Result<Filter, JobError> {
 }
 
 pub fn links(args: &FilterArgs) -> Links {
-    if args.links == "follow" {
-        Links::Follow
-    } else {
-        Links::Skip
+    match args.links.as_str() {
+        "follow" => Links::Follow,
+        "copy" => Links::Copy,
+        _ => Links::Skip,
     }
 }
 
