@@ -179,18 +179,7 @@ pub fn copy(
     let streaming = options.checksum || options.verify == Verify::Full || options.bwlimit.is_some();
     let rt = match (src, dst) {
         (Side::Local(_), Side::Local(_)) if !streaming => None,
-        _ => Some(
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .map_err(|e| {
-                    JobError::new(
-                        Code::COMMAND_START_ERROR,
-                        &[("job_id", &run.id), ("reason", &e.to_string())],
-                    )
-                })?,
-        ),
+        _ => Some(crate::store::runtime(&run.id)?),
     };
     check_roots(src, dst, rt.as_ref())?;
     let index = Index::open(&migration.dir.join("index.redb"))?;

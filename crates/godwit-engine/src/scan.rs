@@ -115,18 +115,7 @@ pub fn scan(
             }
             None
         }
-        Side::Remote(_) => Some(
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .map_err(|e| {
-                    JobError::new(
-                        Code::SCAN_FAILURE_ERROR,
-                        &[("path", &shown), ("reason", &e.to_string())],
-                    )
-                })?,
-        ),
+        Side::Remote(_) => Some(crate::store::runtime(&shown)?),
     };
     let mut r = ScanReport {
         source: shown.clone(),

@@ -226,6 +226,21 @@ pub fn job_failure(remote: &Remote, e: &opendal::Error, target: bool) -> JobErro
     JobError::new(code, &[("path", &remote.shown), ("reason", &e.to_string())])
 }
 
+/// The runtime that drives store calls for one run: two workers, as many as the machine's
+/// cores on the machines godwit is sized for; the transfer threads block on it.
+pub fn runtime(job_id: &str) -> Result<tokio::runtime::Runtime, JobError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            JobError::new(
+                Code::COMMAND_START_ERROR,
+                &[("job_id", job_id), ("reason", &e.to_string())],
+            )
+        })
+}
+
 /// One request that fails fast on a missing bucket, bad credentials or an unreachable host:
 /// the first page (of one entry) of a listing.
 pub fn reachable(

@@ -147,6 +147,21 @@ fn copy_there_and_check(s: &Servers, src: &Path, url: &str, state: &Path, bytes:
     assert_eq!(sum["bytes_copied"], 0);
 }
 
+/// Copies `url` back to the local folder `back`: every file arrives, byte-identical to `src`.
+fn copy_back(s: &Servers, url: &str, src: &Path, back: &Path, state: &Path) {
+    let out = run(s
+        .godwit()
+        .arg("copy")
+        .arg(url)
+        .arg(back)
+        .arg("--state-dir")
+        .arg(state)
+        .arg("--json"));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(summary(&out)["counts"]["AZSM0000"], 43);
+    assert_same_tree(src, back);
+}
+
 #[test]
 fn s3_copy_there_and_back() {
     let s = servers();
@@ -183,17 +198,7 @@ fn s3_copy_there_and_back() {
     assert_eq!(meta["godwitmtime"], ns.as_str());
 
     // And back, from the store to a local folder.
-    let back = dir.path().join("back");
-    let out = run(s
-        .godwit()
-        .arg("copy")
-        .arg(&url)
-        .arg(&back)
-        .arg("--state-dir")
-        .arg(&state)
-        .arg("--json"));
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert_same_tree(&src, &back);
+    copy_back(&s, &url, &src, &dir.path().join("back"), &state);
 }
 
 #[test]
@@ -217,17 +222,7 @@ fn azure_copy_there_and_back() {
     ]);
     assert_same_tree(&src, &fetched);
 
-    let back = dir.path().join("back");
-    let out = run(s
-        .godwit()
-        .arg("copy")
-        .arg(&url)
-        .arg(&back)
-        .arg("--state-dir")
-        .arg(&state)
-        .arg("--json"));
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert_same_tree(&src, &back);
+    copy_back(&s, &url, &src, &dir.path().join("back"), &state);
 }
 
 #[test]
@@ -250,19 +245,7 @@ fn sftp_copy_there_and_back() {
                 .is_none()
     );
 
-    let back = dir.path().join("back");
-    let out = run(s
-        .godwit()
-        .arg("copy")
-        .arg(&url)
-        .arg(&back)
-        .arg("--state-dir")
-        .arg(&state)
-        .arg("--json"));
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let sum = summary(&out);
-    assert_eq!(sum["counts"]["AZSM0000"], 43, "{sum}");
-    assert_same_tree(&src, &back);
+    copy_back(&s, &url, &src, &dir.path().join("back"), &state);
 }
 
 #[test]
