@@ -64,6 +64,9 @@ pub struct CopyOptions {
     pub dry_run: bool,
     /// `--bwlimit`: bytes a second for the whole run, shared by all transfers.
     pub bwlimit: Option<u64>,
+    /// `--compare target`: decide by listing the target instead of trusting the index (for a
+    /// target changed behind godwit's back, or a lost index); the index is repaired.
+    pub compare_target: bool,
 }
 
 /// Live counters, read by the progress display.
@@ -183,6 +186,9 @@ pub fn copy(
     };
     check_roots(src, dst, rt.as_ref())?;
     let index = Index::open(&migration.dir.join("index.redb"))?;
+    if options.compare_target {
+        list_target(dst, &index, rt.as_ref(), stop)?;
+    }
     let marker = migration.dir.join("copy-running");
     let resumed = marker.exists();
     if !options.dry_run {
@@ -285,6 +291,77 @@ pub fn copy(
         }
     }
     Ok(outcome)
+}
+
+/// Lists the target into the index's target table, streaming, so that `--compare target` looks
+/// files up on disk whatever their number.
+fn list_target(
+    dst: &Side,
+    index: &Index,
+    rt: Option<&tokio::runtime::Runtime>,
+    stop: &AtomicBool,
+) -> Result<(), JobError> {
+    index.clear_target_listing()?;
+    let (tx, rx) = bounded::<Event>(4096);
+    let mut failure = None;
+    std::thread::scope(|scope| {
+        let lister = scope.spawn(|| {
+            let result = match (dst, rt) {
+                (Side::Local(root), _) => {
+                    let options = WalkOptions {
+                        follow_links: false,
+                        threads: 2,
+                    };
+                    walk(root, options, &Filter::default(), &|_| {}, &tx, stop);
+                    Ok(())
+                }
+                (Side::Remote(r), Some(rt)) => {
+                    rt.block_on(crate::store::walk_remote(r, &Filter::default(), &tx, stop))
+                }
+                (Side::Remote(_), None) => Ok(()),
+            };
+            drop(tx);
+            result
+        });
+        let mut batch = Vec::new();
+        for event in rx {
+            match event {
+                Event::Entry(e)
+                    if e.kind == EntryKind::File && !e.rel.starts_with(TEMP_DIR.as_bytes()) =>
+                {
+                    batch.push((
+                        e.rel,
+                        IndexEntry {
+                            size: e.size,
+                            mtime_ns: e.mtime_ns,
+                            hash: 0,
+                        },
+                    ));
+                }
+                Event::Error { rel, error } if failure.is_none() => {
+                    let path = crate::run::display_path(&rel);
+                    failure = Some(JobError::new(
+                        Code::PFFL_FETCH_ERROR,
+                        &[("reason", &format!("{path}: {}", reason(&error)))],
+                    ));
+                }
+                _ => {}
+            }
+            if batch.len() >= 4096 {
+                if let Err(e) = index.insert_target_listing(&batch) {
+                    failure.get_or_insert(e);
+                }
+                batch.clear();
+            }
+        }
+        if let Err(e) = index.insert_target_listing(&batch) {
+            failure.get_or_insert(e);
+        }
+        if let Ok(Err(e)) = lister.join() {
+            failure.get_or_insert(e);
+        }
+    });
+    failure.map_or(Ok(()), Err)
 }
 
 /// The source must be a folder that can be listed, the target must be reachable, and a local
@@ -493,18 +570,42 @@ fn decide_and_copy(ctx: &Ctx<'_>, entry: Entry) -> Done {
         mtime_ns: entry.mtime_ns,
         hash: 0,
     };
-    match ctx.index.get(&entry.rel) {
-        Ok(Some(known)) if known.size == seen.size && known.mtime_ns == seen.mtime_ns => {
-            return no_copy(&entry, Code::AZSM2041, &[]);
+    if o.compare_target {
+        // The target, as listed, decides; a local target keeps the source's mtime, so it must
+        // match too; object stores list upload times, so there the size decides.
+        match ctx.index.target_listing(&entry.rel) {
+            Ok(Some(there))
+                if there.size == entry.size
+                    && (!matches!(ctx.dst, Side::Local(_)) || there.mtime_ns == entry.mtime_ns) =>
+            {
+                let mut done = no_copy(&entry, Code::AZSM2042, &[]);
+                done.index = Some((entry.rel.clone(), seen));
+                return done;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                ctx.stop.store(true, Ordering::Relaxed);
+                return no_copy(
+                    &entry,
+                    Code::AZSM1060,
+                    &[("job_id", ctx.run_id), ("reason", &e.message)],
+                );
+            }
         }
-        Ok(_) => {}
-        Err(e) => {
-            ctx.stop.store(true, Ordering::Relaxed);
-            return no_copy(
-                &entry,
-                Code::AZSM1060,
-                &[("job_id", ctx.run_id), ("reason", &e.message)],
-            );
+    } else {
+        match ctx.index.get(&entry.rel) {
+            Ok(Some(known)) if known.size == seen.size && known.mtime_ns == seen.mtime_ns => {
+                return no_copy(&entry, Code::AZSM2041, &[]);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                ctx.stop.store(true, Ordering::Relaxed);
+                return no_copy(
+                    &entry,
+                    Code::AZSM1060,
+                    &[("job_id", ctx.run_id), ("reason", &e.message)],
+                );
+            }
         }
     }
     if ctx.resumed && crate::transfer::already_at_target(ctx, &entry) {

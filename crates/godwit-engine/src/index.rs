@@ -10,6 +10,8 @@ use redb::{Database, ReadableDatabase, TableDefinition};
 use crate::error::JobError;
 
 const FILES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("files");
+/// What a listing of the target found (`--compare target`), replaced by each such run.
+const TARGET: TableDefinition<&[u8], &[u8]> = TableDefinition::new("target-listing");
 
 /// redb's cache for the index; see `Index::open`.
 const CACHE_BYTES: usize = 32 << 20;
@@ -99,6 +101,44 @@ impl Index {
             Ok(())
         };
         write().map_err(|e| self.error(Code::MIGRATION_UPDATE_ERROR, &e))
+    }
+
+    /// Empties the target listing, before a new one is recorded.
+    pub fn clear_target_listing(&self) -> Result<(), JobError> {
+        let clear = || -> Result<(), redb::Error> {
+            let txn = self.db.begin_write()?;
+            txn.delete_table(TARGET)?;
+            txn.open_table(TARGET)?;
+            txn.commit()?;
+            Ok(())
+        };
+        clear().map_err(|e| self.error(Code::PFFL_REPORT_PATH_ERROR, &e))
+    }
+
+    /// Records entries of the target listing in one transaction.
+    pub fn insert_target_listing(&self, entries: &[(Vec<u8>, IndexEntry)]) -> Result<(), JobError> {
+        let write = || -> Result<(), redb::Error> {
+            let txn = self.db.begin_write()?;
+            {
+                let mut table = txn.open_table(TARGET)?;
+                for (rel, e) in entries {
+                    table.insert(rel.as_slice(), e.encode().as_slice())?;
+                }
+            }
+            txn.commit()?;
+            Ok(())
+        };
+        write().map_err(|e| self.error(Code::PFFL_REPORT_PATH_ERROR, &e))
+    }
+
+    /// What the target listing found at `rel`.
+    pub fn target_listing(&self, rel: &[u8]) -> Result<Option<IndexEntry>, JobError> {
+        let read = || -> Result<Option<IndexEntry>, redb::Error> {
+            let txn = self.db.begin_read()?;
+            let table = txn.open_table(TARGET)?;
+            Ok(table.get(rel)?.and_then(|v| IndexEntry::decode(v.value())))
+        };
+        read().map_err(|e| self.error(Code::DISK_HASH_LOAD_ERROR, &e))
     }
 
     fn error(&self, code: Code, e: &redb::Error) -> JobError {

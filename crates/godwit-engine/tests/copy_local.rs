@@ -47,6 +47,7 @@ fn options() -> CopyOptions {
         profile: TargetProfile::by_name("posix").unwrap(),
         dry_run: false,
         bwlimit: None,
+        compare_target: false,
     }
 }
 
@@ -531,5 +532,39 @@ fn links_copy_recreates_the_links_themselves() {
             ..options()
         },
     );
+    assert_eq!(count(&o, Code::AZSM2041), 3, "{:?}", o.counts);
+}
+
+#[test]
+fn compare_target_decides_from_the_target_and_repairs_the_index() {
+    let s = setup();
+    write(&s.src.join("same.txt"), b"same");
+    write(
+        &s.src.join("gone.txt"),
+        b"deleted at the target behind godwit's back",
+    );
+    write(&s.src.join("changed.txt"), b"original");
+    run_copy(&s, &options());
+    // Behind godwit's back: one file deleted, one replaced (another size and time), and the
+    // index lost with the state directory.
+    fs::remove_file(s.dst.join("gone.txt")).unwrap();
+    fs::write(s.dst.join("changed.txt"), b"someone else's edit").unwrap();
+    fs::remove_dir_all(&s.state).unwrap();
+
+    let (o, records) = run_copy(
+        &s,
+        &CopyOptions {
+            compare_target: true,
+            ..options()
+        },
+    );
+    let code = |p: &str| records.iter().find(|r| r["path"] == p).unwrap()["code"].clone();
+    assert_eq!(code("same.txt"), "AZSM2042", "{records:?}");
+    assert_eq!(code("gone.txt"), "AZSM0000");
+    assert_eq!(code("changed.txt"), "AZSM0000");
+    assert_eq!(fs::read(s.dst.join("changed.txt")).unwrap(), b"original");
+    assert_eq!(count(&o, Code::AZSM2042), 1);
+    // The index is whole again: the next ordinary run sends nothing.
+    let (o, _) = run_copy(&s, &options());
     assert_eq!(count(&o, Code::AZSM2041), 3, "{:?}", o.counts);
 }

@@ -131,6 +131,12 @@ pub struct CopyArgs {
     /// What to check after writing: nothing, the size, or the content re-read from the target.
     #[arg(long, value_parser = ["none", "size", "full"], default_value = "size")]
     pub verify: String,
+    /// How to tell that a file is already at the target: from godwit's index of what it wrote
+    /// (no request to the target), or by listing the target (for a target changed behind
+    /// godwit's back, or a lost state directory; unchanged files are then AZSM2042 and the index
+    /// is repaired).
+    #[arg(long, value_parser = ["index", "target"], default_value = "index")]
+    pub compare: String,
     /// Decide every file and report what would be copied, without writing anything.
     #[arg(long)]
     pub dry_run: bool,

@@ -381,3 +381,35 @@ fn copy_to_memory() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(summary(&out)["counts"]["AZSM0000"], 43);
 }
+
+#[test]
+fn compare_target_on_s3_finds_what_is_already_there() {
+    let s = servers();
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    tree(&src);
+    let bucket = unique("compare");
+    s.store(&["mkbucket", &bucket]);
+    let url = format!("s3://{bucket}/x");
+    let out = run(s
+        .godwit()
+        .arg("copy")
+        .arg(&src)
+        .arg(&url)
+        .arg("--state-dir")
+        .arg(dir.path().join("first")));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // Another state directory: no index. The target itself says all 43 files are there.
+    write(&src.join("new.txt"), b"one more");
+    let out = run(s
+        .godwit()
+        .arg("copy")
+        .arg(&src)
+        .arg(&url)
+        .args(["--compare", "target", "--json", "--state-dir"])
+        .arg(dir.path().join("second")));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let sum = summary(&out);
+    assert_eq!(sum["counts"]["AZSM2042"], 43, "{sum}");
+    assert_eq!(sum["counts"]["AZSM0000"], 1, "{sum}");
+}

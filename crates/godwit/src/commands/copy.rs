@@ -42,6 +42,7 @@ fn copy_command(args: &CopyArgs) -> Result<ExitStatus, JobError> {
         links: shared::links(&args.filters),
         profile: shared::profile(&args.filters, target.kind()),
         dry_run: args.dry_run,
+        compare_target: args.compare == "target",
         bwlimit: args
             .bwlimit
             .as_deref()
