@@ -528,6 +528,17 @@ fn transfer_worker(ctx: &Ctx<'_>, rx: &Receiver<Event>, tx: &Sender<Done>, progr
     }
 }
 
+/// The index cannot be read: the run stops (it could not tell what is already at the target),
+/// and this file is recorded with the reason.
+fn index_failure(ctx: &Ctx<'_>, entry: &Entry, e: &JobError) -> Done {
+    ctx.stop.store(true, Ordering::Relaxed);
+    no_copy(
+        entry,
+        Code::AZSM1060,
+        &[("job_id", ctx.run_id), ("reason", &e.message)],
+    )
+}
+
 fn no_copy(entry: &Entry, code: Code, params: &[(&str, &str)]) -> Done {
     Done {
         record: CopyRecord::new(&entry.rel, entry.size, code, params),
@@ -583,14 +594,7 @@ fn decide_and_copy(ctx: &Ctx<'_>, entry: Entry) -> Done {
                 return done;
             }
             Ok(_) => {}
-            Err(e) => {
-                ctx.stop.store(true, Ordering::Relaxed);
-                return no_copy(
-                    &entry,
-                    Code::AZSM1060,
-                    &[("job_id", ctx.run_id), ("reason", &e.message)],
-                );
-            }
+            Err(e) => return index_failure(ctx, &entry, &e),
         }
     } else {
         match ctx.index.get(&entry.rel) {
@@ -598,14 +602,7 @@ fn decide_and_copy(ctx: &Ctx<'_>, entry: Entry) -> Done {
                 return no_copy(&entry, Code::AZSM2041, &[]);
             }
             Ok(_) => {}
-            Err(e) => {
-                ctx.stop.store(true, Ordering::Relaxed);
-                return no_copy(
-                    &entry,
-                    Code::AZSM1060,
-                    &[("job_id", ctx.run_id), ("reason", &e.message)],
-                );
-            }
+            Err(e) => return index_failure(ctx, &entry, &e),
         }
     }
     if ctx.resumed && crate::transfer::already_at_target(ctx, &entry) {

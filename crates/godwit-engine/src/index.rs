@@ -79,28 +79,40 @@ impl Index {
 
     /// The entry recorded for `rel`.
     pub fn get(&self, rel: &[u8]) -> Result<Option<IndexEntry>, JobError> {
-        let read = || -> Result<Option<IndexEntry>, redb::Error> {
-            let txn = self.db.begin_read()?;
-            let table = txn.open_table(FILES)?;
-            Ok(table.get(rel)?.and_then(|v| IndexEntry::decode(v.value())))
-        };
-        read().map_err(|e| self.error(Code::DISK_HASH_LOAD_ERROR, &e))
+        self.lookup(FILES, rel)
+            .map_err(|e| self.error(Code::DISK_HASH_LOAD_ERROR, &e))
     }
 
     /// Records `entries` in one transaction.
     pub fn insert_batch(&self, entries: &[(Vec<u8>, IndexEntry)]) -> Result<(), JobError> {
-        let write = || -> Result<(), redb::Error> {
-            let txn = self.db.begin_write()?;
-            {
-                let mut table = txn.open_table(FILES)?;
-                for (rel, e) in entries {
-                    table.insert(rel.as_slice(), e.encode().as_slice())?;
-                }
+        self.insert_into(FILES, entries)
+            .map_err(|e| self.error(Code::MIGRATION_UPDATE_ERROR, &e))
+    }
+
+    fn insert_into(
+        &self,
+        table: TableDefinition<&[u8], &[u8]>,
+        entries: &[(Vec<u8>, IndexEntry)],
+    ) -> Result<(), redb::Error> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut table = txn.open_table(table)?;
+            for (rel, e) in entries {
+                table.insert(rel.as_slice(), e.encode().as_slice())?;
             }
-            txn.commit()?;
-            Ok(())
-        };
-        write().map_err(|e| self.error(Code::MIGRATION_UPDATE_ERROR, &e))
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    fn lookup(
+        &self,
+        table: TableDefinition<&[u8], &[u8]>,
+        rel: &[u8],
+    ) -> Result<Option<IndexEntry>, redb::Error> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(table)?;
+        Ok(table.get(rel)?.and_then(|v| IndexEntry::decode(v.value())))
     }
 
     /// Empties the target listing, before a new one is recorded.
@@ -117,28 +129,14 @@ impl Index {
 
     /// Records entries of the target listing in one transaction.
     pub fn insert_target_listing(&self, entries: &[(Vec<u8>, IndexEntry)]) -> Result<(), JobError> {
-        let write = || -> Result<(), redb::Error> {
-            let txn = self.db.begin_write()?;
-            {
-                let mut table = txn.open_table(TARGET)?;
-                for (rel, e) in entries {
-                    table.insert(rel.as_slice(), e.encode().as_slice())?;
-                }
-            }
-            txn.commit()?;
-            Ok(())
-        };
-        write().map_err(|e| self.error(Code::PFFL_REPORT_PATH_ERROR, &e))
+        self.insert_into(TARGET, entries)
+            .map_err(|e| self.error(Code::PFFL_REPORT_PATH_ERROR, &e))
     }
 
     /// What the target listing found at `rel`.
     pub fn target_listing(&self, rel: &[u8]) -> Result<Option<IndexEntry>, JobError> {
-        let read = || -> Result<Option<IndexEntry>, redb::Error> {
-            let txn = self.db.begin_read()?;
-            let table = txn.open_table(TARGET)?;
-            Ok(table.get(rel)?.and_then(|v| IndexEntry::decode(v.value())))
-        };
-        read().map_err(|e| self.error(Code::DISK_HASH_LOAD_ERROR, &e))
+        self.lookup(TARGET, rel)
+            .map_err(|e| self.error(Code::DISK_HASH_LOAD_ERROR, &e))
     }
 
     fn error(&self, code: Code, e: &redb::Error) -> JobError {
