@@ -67,6 +67,38 @@ pub struct CopyOptions {
     /// `--compare target`: decide by listing the target instead of trusting the index (for a
     /// target changed behind godwit's back, or a lost index); the index is repaired.
     pub compare_target: bool,
+    /// A true-up: compare each folder's listing with the index (or, with `compare_target`, the
+    /// target listing) and write what is gone from the source to the run's `deletes.txt`.
+    pub find_deletes: bool,
+    /// `--create-empty-dirs`: folders that hold nothing exist at the target too.
+    pub empty_dirs: bool,
+    /// `--sanitize on-the-fly`: names the target cannot hold are renamed at the target.
+    pub sanitize: bool,
+    /// Write a copy-log record for every excluded file (otherwise they are only counted).
+    pub log_excluded: bool,
+    /// Walk folders only, copying no file (`godwit empty-folders`).
+    pub folders_only: bool,
+}
+
+impl Default for CopyOptions {
+    fn default() -> Self {
+        CopyOptions {
+            transfers: 8,
+            checksum: false,
+            verify: Verify::Size,
+            filter: Filter::default(),
+            links: Links::Skip,
+            profile: TargetProfile::for_kind("local"),
+            dry_run: false,
+            bwlimit: None,
+            compare_target: false,
+            find_deletes: false,
+            empty_dirs: false,
+            sanitize: false,
+            log_excluded: false,
+            folders_only: false,
+        }
+    }
 }
 
 /// Live counters, read by the progress display.
@@ -94,13 +126,34 @@ pub struct CopyOutcome {
     pub job_error: Option<JobError>,
     /// Whether the run was stopped before it finished (Ctrl-C).
     pub stopped: bool,
+    /// Files gone from the source, listed in the run's `deletes.txt` (a true-up).
+    pub deletes_found: u64,
+    /// Source paths that could not be read, listed in the run's `unreadable.txt`.
+    pub unreadable: u64,
+    /// Empty folders made at the target (`--create-empty-dirs`).
+    pub empty_dirs: u64,
+    /// Files in the index at the end (a true-up's `--max-delete` is a share of it).
+    pub index_files: u64,
 }
 
 /// What a transfer thread tells the recorder about one file.
 struct Done {
     record: CopyRecord,
+    /// The source path (the record holds it for display only).
+    rel: Vec<u8>,
     index: Option<(Vec<u8>, IndexEntry)>,
     copied: u64,
+}
+
+/// What the recorder hears.
+enum Msg {
+    File(Done),
+    /// Files the index holds and a folder's listing does not: gone from the source.
+    Missing(Vec<Vec<u8>>),
+    /// An empty folder made at the target (its record), or its failure.
+    EmptyDir(CopyRecord),
+    /// The run cannot go on.
+    JobFailed(JobError),
 }
 
 /// One side of a copy: a local folder, or a remote store rooted at its prefix.
@@ -133,7 +186,7 @@ pub(crate) struct Ctx<'a> {
     pub(crate) dst: &'a Side,
     pub(crate) run_id: &'a str,
     pub(crate) options: &'a CopyOptions,
-    index: &'a Index,
+    pub(crate) index: &'a Index,
     /// The last run did not finish: a file missing from the index may already be at the target.
     resumed: bool,
     pub(crate) seq: AtomicU64,
@@ -217,16 +270,22 @@ pub fn copy(
     let mut log = CopyLog::create(run)?;
 
     let (event_tx, event_rx) = bounded::<Event>(4096);
-    let (done_tx, done_rx) = bounded::<Done>(4096);
+    let (done_tx, done_rx) = bounded::<Msg>(4096);
     let walk_options = WalkOptions {
         follow_links: options.links == Links::Follow,
         threads: 2,
+        list_names: options.find_deletes,
     };
     let make_dir = |rel: &[u8]| {
         if let Side::Local(dst) = dst
             && !options.dry_run
             && !rel.is_empty()
         {
+            let clean = options
+                .sanitize
+                .then(|| options.profile.sanitize_path(rel))
+                .flatten();
+            let rel = clean.as_deref().unwrap_or(rel);
             let _ = fs::create_dir(dst.join(std::ffi::OsStr::from_bytes(rel)));
         }
     };
@@ -250,6 +309,7 @@ pub fn copy(
                 (Side::Remote(remote), Some(rt)) => rt.block_on(crate::store::walk_remote(
                     remote,
                     &options.filter,
+                    options.find_deletes,
                     &event_tx,
                     stop,
                 )),
@@ -266,15 +326,7 @@ pub fn copy(
         }
         drop(event_rx);
         drop(done_tx);
-        outcome = record(
-            run,
-            &index,
-            &mut log,
-            &done_rx,
-            progress,
-            stop,
-            options.dry_run,
-        );
+        outcome = record(run, &index, &mut log, &done_rx, progress, stop, options);
         walk_error = walker.join().ok().and_then(Result::err);
     });
     if let Some(e) = walk_error {
@@ -282,6 +334,14 @@ pub fn copy(
     }
     if let Err(e) = log.finish(run) {
         outcome.job_error.get_or_insert(e);
+    }
+    if options.find_deletes {
+        match index.len() {
+            Ok(n) => outcome.index_files = n,
+            Err(e) => {
+                outcome.job_error.get_or_insert(e);
+            }
+        }
     }
     outcome.stopped = stop.load(Ordering::Relaxed) && outcome.job_error.is_none();
     if !options.dry_run {
@@ -311,13 +371,18 @@ fn list_target(
                     let options = WalkOptions {
                         follow_links: false,
                         threads: 2,
+                        list_names: false,
                     };
                     walk(root, options, &Filter::default(), &|_| {}, &tx, stop);
                     Ok(())
                 }
-                (Side::Remote(r), Some(rt)) => {
-                    rt.block_on(crate::store::walk_remote(r, &Filter::default(), &tx, stop))
-                }
+                (Side::Remote(r), Some(rt)) => rt.block_on(crate::store::walk_remote(
+                    r,
+                    &Filter::default(),
+                    false,
+                    &tx,
+                    stop,
+                )),
                 (Side::Remote(_), None) => Ok(()),
             };
             drop(tx);
@@ -440,11 +505,12 @@ fn record(
     run: &Run,
     index: &Index,
     log: &mut CopyLog,
-    done_rx: &Receiver<Done>,
+    done_rx: &Receiver<Msg>,
     progress: &Progress,
     stop: &AtomicBool,
-    dry_run: bool,
+    options: &CopyOptions,
 ) -> CopyOutcome {
+    let dry_run = options.dry_run;
     let mut outcome = CopyOutcome::default();
     let mut batch: Vec<(Vec<u8>, IndexEntry)> = Vec::new();
     let mut last_commit = std::time::Instant::now();
@@ -452,7 +518,47 @@ fn record(
         outcome.job_error.get_or_insert(e);
         stop.store(true, Ordering::Relaxed);
     };
-    for done in done_rx {
+    let mut deletes = crate::sync::PathList::new(&run.dir, crate::sync::DELETES_FILE);
+    let mut unreadable = crate::sync::PathList::new(&run.dir, crate::sync::UNREADABLE_FILE);
+    let list_error = |e: &io::Error, list: &str| {
+        let path = run.dir.join(list).display().to_string();
+        JobError::new(
+            Code::UPDATE_MIGRATION_REPORT_ERROR,
+            &[("job_id", &run.id), ("path", &path), ("reason", &reason(e))],
+        )
+    };
+    for msg in done_rx {
+        let done = match msg {
+            Msg::File(done) => done,
+            Msg::Missing(paths) => {
+                for p in paths {
+                    if let Err(e) = deletes.add(&p) {
+                        fail(&mut outcome, list_error(&e, crate::sync::DELETES_FILE));
+                    }
+                }
+                continue;
+            }
+            Msg::JobFailed(e) => {
+                fail(&mut outcome, e);
+                continue;
+            }
+            Msg::EmptyDir(record) => {
+                if record.code == Code::AZSM0000 {
+                    outcome.empty_dirs += 1;
+                } else {
+                    *outcome.counts.entry(record.code).or_default() += 1;
+                }
+                if let Err(e) = log.write(run, &record) {
+                    fail(&mut outcome, e);
+                }
+                continue;
+            }
+        };
+        if done.record.code == Code::AZSM2061
+            && let Err(e) = unreadable.add(&done.rel)
+        {
+            fail(&mut outcome, list_error(&e, crate::sync::UNREADABLE_FILE));
+        }
         if dry_run && done.record.code == Code::AZSM0000 {
             outcome.would_copy.0 += 1;
             outcome.would_copy.1 += done.record.size;
@@ -473,7 +579,10 @@ fn record(
         if code.info().kind == godwit_codes::Kind::Error {
             progress.failed.fetch_add(1, Ordering::Relaxed);
         }
-        if let Err(e) = log.write(run, &done.record) {
+        // Excluded files are counted; listed one by one only when asked, so that excluding
+        // millions of files does not bloat the log.
+        let logged = code != Code::AZSM2001 || options.log_excluded;
+        if logged && let Err(e) = log.write(run, &done.record) {
             fail(&mut outcome, e);
         }
         if let Some(entry) = done.index {
@@ -492,18 +601,57 @@ fn record(
     if let Err(e) = index.insert_batch(&batch) {
         fail(&mut outcome, e);
     }
+    for (list, name) in [
+        (&mut deletes, crate::sync::DELETES_FILE),
+        (&mut unreadable, crate::sync::UNREADABLE_FILE),
+    ] {
+        if let Err(e) = list.finish() {
+            fail(&mut outcome, list_error(&e, name));
+        }
+    }
+    outcome.deletes_found = deletes.count;
+    outcome.unreadable = unreadable.count;
     outcome
 }
 
-fn transfer_worker(ctx: &Ctx<'_>, rx: &Receiver<Event>, tx: &Sender<Done>, progress: &Progress) {
+fn transfer_worker(ctx: &Ctx<'_>, rx: &Receiver<Event>, tx: &Sender<Msg>, progress: &Progress) {
     for event in rx {
         if ctx.stop.load(Ordering::Relaxed) {
             // Stopping: what is not started stays for the next run.
             return;
         }
         let done = match event {
+            Event::Listed {
+                rel,
+                entries,
+                names,
+            } => {
+                let mut msgs = Vec::new();
+                if let Some(names) = names {
+                    let known = if ctx.options.compare_target {
+                        crate::index::Known::Listed
+                    } else {
+                        crate::index::Known::Written
+                    };
+                    match ctx.index.missing_in(known, &rel, &names) {
+                        Ok(missing) if missing.is_empty() => {}
+                        Ok(missing) => msgs.push(Msg::Missing(missing)),
+                        Err(e) => msgs.push(Msg::JobFailed(e)),
+                    }
+                }
+                if entries == 0 && ctx.options.empty_dirs && !ctx.options.dry_run && !rel.is_empty()
+                {
+                    msgs.push(Msg::EmptyDir(crate::transfer::make_empty_dir(ctx, &rel)));
+                }
+                for msg in msgs {
+                    if tx.send(msg).is_err() {
+                        return;
+                    }
+                }
+                continue;
+            }
             Event::Entry(entry) => {
-                if entry.kind == EntryKind::Dir {
+                if entry.kind == EntryKind::Dir || ctx.options.folders_only {
                     continue;
                 }
                 progress.files_seen.fetch_add(1, Ordering::Relaxed);
@@ -512,17 +660,18 @@ fn transfer_worker(ctx: &Ctx<'_>, rx: &Receiver<Event>, tx: &Sender<Done>, progr
             }
             Event::ExcludedDir { rel } => Done {
                 record: CopyRecord::new(&rel, 0, Code::AZSM2001, &[]),
+                rel,
                 index: None,
                 copied: 0,
             },
             Event::Error { rel, error } => Done {
                 record: CopyRecord::new(&rel, 0, Code::AZSM2061, &[("reason", &reason(&error))]),
+                rel,
                 index: None,
                 copied: 0,
             },
-            Event::Listed { .. } => continue,
         };
-        if tx.send(done).is_err() {
+        if tx.send(Msg::File(done)).is_err() {
             return;
         }
     }
@@ -540,8 +689,13 @@ fn index_failure(ctx: &Ctx<'_>, entry: &Entry, e: &JobError) -> Done {
 }
 
 fn no_copy(entry: &Entry, code: Code, params: &[(&str, &str)]) -> Done {
+    let mut record = CopyRecord::new(&entry.rel, entry.size, code, params);
+    if let Some(t) = &entry.target {
+        record.target_path = Some(crate::run::display_path(t));
+    }
     Done {
-        record: CopyRecord::new(&entry.rel, entry.size, code, params),
+        record,
+        rel: entry.rel.clone(),
         index: None,
         copied: 0,
     }
@@ -564,12 +718,21 @@ fn decide_and_copy(ctx: &Ctx<'_>, entry: Entry) -> Done {
         EntryKind::Special(kind) => return no_copy(&entry, Code::AZSM2021, &[("file_type", kind)]),
         EntryKind::File | EntryKind::Dir | EntryKind::Symlink => {}
     }
-    if o.filter.excludes_file(&entry.rel, entry.size) {
+    if o.filter
+        .excludes_file(&entry.rel, entry.size, entry.mtime_ns)
+    {
         return no_copy(&entry, Code::AZSM2001, &[]);
+    }
+    let mut entry = entry;
+    if o.sanitize {
+        match crate::transfer::sanitized_name(ctx, &entry) {
+            Ok(target) => entry.target = target,
+            Err(e) => return index_failure(ctx, &entry, &e),
+        }
     }
     if let Some((code, problem)) = o
         .profile
-        .check_path(&entry.rel)
+        .check_path(entry.target_rel())
         .or_else(|| o.profile.check_size(entry.size))
     {
         let params = problem.params();
@@ -626,12 +789,14 @@ fn decide_and_copy(ctx: &Ctx<'_>, entry: Entry) -> Done {
         match result {
             Ok((copied, hash)) => {
                 let mut record = CopyRecord::new(&entry.rel, entry.size, Code::AZSM0000, &[]);
+                record.target_path = entry.target.as_deref().map(crate::run::display_path);
                 record.attempts = attempts;
                 record.checksum = (hash != 0).then(|| format!("xxh3-128:{hash:032x}"));
                 let index = IndexEntry { hash, ..seen };
                 return Done {
                     record,
                     index: Some((entry.rel.clone(), index)),
+                    rel: entry.rel,
                     copied,
                 };
             }
@@ -652,8 +817,10 @@ fn decide_and_copy(ctx: &Ctx<'_>, entry: Entry) -> Done {
                     &[("reason", &failure.reason)],
                 );
                 record.attempts = attempts;
+                record.target_path = entry.target.as_deref().map(crate::run::display_path);
                 return Done {
                     record,
+                    rel: entry.rel,
                     index: None,
                     copied: 0,
                 };

@@ -20,6 +20,10 @@ pub struct Filter {
     exclude_regex: Option<RegexSet>,
     min_size: Option<u64>,
     max_size: Option<u64>,
+    /// Files modified after this (ns since the epoch) are too young (`--min-age`).
+    newest_ns: Option<i64>,
+    /// Files modified before this are too old (`--max-age`).
+    oldest_ns: Option<i64>,
 }
 
 /// What a user asked for, before compiling.
@@ -30,6 +34,99 @@ pub struct FilterRules {
     pub exclude_regex: Vec<String>,
     pub min_size: Option<u64>,
     pub max_size: Option<u64>,
+    /// Only files at least this old (by modification time).
+    pub min_age: Option<std::time::Duration>,
+    /// Only files at most this old.
+    pub max_age: Option<std::time::Duration>,
+    /// Globs and regular expressions match without regard to case.
+    pub ignore_case: bool,
+}
+
+impl FilterRules {
+    /// Adds the exclude globs of `path`, one a line; blank lines and lines starting with `#`
+    /// are left out (the format of rclone's `--exclude-from` and of .gitignore).
+    pub fn exclude_from(&mut self, path: &std::path::Path) -> Result<(), JobError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read(path).map_err(|e| {
+            JobError::new(
+                Code::ERR_FILTER_PATTERN,
+                &[
+                    ("pattern", &format!("--exclude-from {shown}")),
+                    ("reason", &crate::error::reason(&e)),
+                ],
+            )
+        })?;
+        let text = String::from_utf8(text).map_err(|_| {
+            JobError::new(
+                Code::ERR_FILTER_PATTERN,
+                &[
+                    ("pattern", &format!("--exclude-from {shown}")),
+                    ("reason", "the file is not UTF-8 text"),
+                ],
+            )
+        })?;
+        for line in text.lines() {
+            let line = line.trim_end_matches('\r');
+            if line.trim().is_empty() || line.starts_with('#') {
+                continue;
+            }
+            self.exclude.push(line.to_string());
+        }
+        Ok(())
+    }
+}
+
+/// A size as people write it: `100`, `10K`, `1.5M`, `2G`, `1T` (powers of 1024, an optional
+/// trailing `B` or `iB`). Errors are 634 with the reason.
+pub fn parse_size(option: &str, text: &str) -> Result<u64, JobError> {
+    let invalid = |reason: &str| {
+        JobError::new(
+            Code::ERR_FILTER_PATTERN,
+            &[("pattern", &format!("{option} {text}")), ("reason", reason)],
+        )
+    };
+    let t = text.trim();
+    let t = t
+        .strip_suffix("iB")
+        .or_else(|| t.strip_suffix('B'))
+        .unwrap_or(t);
+    let (number, unit) = match t.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
+        Some((i, _)) => (&t[..i], &t[i..]),
+        None => (t, ""),
+    };
+    let scale: u64 = match unit.to_ascii_uppercase().as_str() {
+        "" => 1,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        "T" => 1 << 40,
+        "P" => 1 << 50,
+        _ => return Err(invalid("the unit must be K, M, G, T or P")),
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| invalid("not a number of bytes such as 100, 10K or 1.5M"))?;
+    if !value.is_finite() || value < 0.0 {
+        return Err(invalid("the size must be zero or more"));
+    }
+    Ok((value * scale as f64).round() as u64)
+}
+
+/// An age as people write it: `90s`, `30m`, `12h`, `7d`, `2w`, `1y`, or combined (`1d 12h`).
+pub fn parse_age(option: &str, text: &str) -> Result<std::time::Duration, JobError> {
+    humantime::parse_duration(text.trim()).map_err(|e| {
+        JobError::new(
+            Code::ERR_FILTER_PATTERN,
+            &[
+                ("pattern", &format!("{option} {text}")),
+                (
+                    "reason",
+                    &format!("{e} (write it as 90s, 30m, 12h, 7d or 2w)"),
+                ),
+            ],
+        )
+    })
 }
 
 impl Filter {
@@ -40,7 +137,7 @@ impl Filter {
         let mut dirs = GlobSetBuilder::new();
         let (mut n_files, mut n_dirs) = (0, 0);
         for pattern in &rules.exclude {
-            let (glob, dir_only) = compile_glob(pattern)?;
+            let (glob, dir_only) = compile_glob(pattern, rules.ignore_case)?;
             if !dir_only {
                 files.add(glob.clone());
                 n_files += 1;
@@ -50,7 +147,7 @@ impl Filter {
         }
         let mut include = GlobSetBuilder::new();
         for pattern in &rules.include {
-            include.add(compile_glob(pattern)?.0);
+            include.add(compile_glob(pattern, rules.ignore_case)?.0);
         }
         let build = |b: GlobSetBuilder, n: usize| -> Option<GlobSet> {
             // Building a set of valid globs does not fail.
@@ -68,7 +165,10 @@ impl Filter {
                     ));
                 }
             }
-            RegexSet::new(&rules.exclude_regex).ok()
+            regex::bytes::RegexSetBuilder::new(&rules.exclude_regex)
+                .case_insensitive(rules.ignore_case)
+                .build()
+                .ok()
         };
         Ok(Filter {
             exclude_files: build(files, n_files),
@@ -77,6 +177,8 @@ impl Filter {
             exclude_regex,
             min_size: rules.min_size,
             max_size: rules.max_size,
+            newest_ns: rules.min_age.map(|age| now_ns().saturating_sub(nanos(age))),
+            oldest_ns: rules.max_age.map(|age| now_ns().saturating_sub(nanos(age))),
         })
     }
 
@@ -85,8 +187,8 @@ impl Filter {
         self.excluded_by_pattern(&self.exclude_dirs, path)
     }
 
-    /// Whether the file at `path` of `size` bytes is left out.
-    pub fn excludes_file(&self, path: &[u8], size: u64) -> bool {
+    /// Whether the file at `path` of `size` bytes, modified at `mtime_ns`, is left out.
+    pub fn excludes_file(&self, path: &[u8], size: u64, mtime_ns: i64) -> bool {
         let text = String::from_utf8_lossy(path);
         self.excluded_by_pattern(&self.exclude_files, path)
             || self
@@ -95,6 +197,8 @@ impl Filter {
                 .is_some_and(|s| !s.is_match(text.as_ref()))
             || self.min_size.is_some_and(|min| size < min)
             || self.max_size.is_some_and(|max| size > max)
+            || self.newest_ns.is_some_and(|newest| mtime_ns > newest)
+            || self.oldest_ns.is_some_and(|oldest| mtime_ns < oldest)
     }
 
     /// `globs` or any exclude regex matches `path`.
@@ -109,8 +213,18 @@ impl Filter {
     }
 }
 
+fn nanos(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, nanos)
+}
+
 /// A user's glob as a globset glob, and whether it matches folders only.
-fn compile_glob(pattern: &str) -> Result<(globset::Glob, bool), JobError> {
+fn compile_glob(pattern: &str, ignore_case: bool) -> Result<(globset::Glob, bool), JobError> {
     let invalid = |reason: &str| {
         JobError::new(
             Code::ERR_FILTER_PATTERN_GLOB,
@@ -133,6 +247,7 @@ fn compile_glob(pattern: &str) -> Result<(globset::Glob, bool), JobError> {
         .literal_separator(true)
         .backslash_escape(true)
         .empty_alternates(true)
+        .case_insensitive(ignore_case)
         .build()
         .map_err(|e| invalid(&e.kind().to_string()))?;
     Ok((glob, dir_only))
@@ -153,9 +268,9 @@ mod tests {
     #[test]
     fn unanchored_patterns_match_at_any_depth() {
         let f = filter(&["*.tmp", "node_modules"]);
-        assert!(f.excludes_file(b"a.tmp", 1));
-        assert!(f.excludes_file(b"x/y/a.tmp", 1));
-        assert!(!f.excludes_file(b"x/a.tmpx", 1));
+        assert!(f.excludes_file(b"a.tmp", 1, 0));
+        assert!(f.excludes_file(b"x/y/a.tmp", 1, 0));
+        assert!(!f.excludes_file(b"x/a.tmpx", 1, 0));
         assert!(f.excludes_dir(b"x/node_modules"));
         assert!(!f.excludes_dir(b"x/node_modules_old"));
     }
@@ -165,21 +280,24 @@ mod tests {
         let f = filter(&["/build", "docs/*.md"]);
         assert!(f.excludes_dir(b"build"));
         assert!(!f.excludes_dir(b"src/build"));
-        assert!(f.excludes_file(b"docs/a.md", 1));
+        assert!(f.excludes_file(b"docs/a.md", 1, 0));
         assert!(
-            !f.excludes_file(b"docs/sub/a.md", 1),
+            !f.excludes_file(b"docs/sub/a.md", 1, 0),
             "* does not cross folders"
         );
-        assert!(!f.excludes_file(b"x/docs/a.md", 1));
+        assert!(!f.excludes_file(b"x/docs/a.md", 1, 0));
     }
 
     #[test]
     fn double_star_and_folder_only_patterns() {
         let f = filter(&["**/cache/**", "logs/"]);
-        assert!(f.excludes_file(b"a/cache/b/c", 1));
+        assert!(f.excludes_file(b"a/cache/b/c", 1, 0));
         assert!(f.excludes_dir(b"logs"));
         assert!(f.excludes_dir(b"x/logs"));
-        assert!(!f.excludes_file(b"logs", 1), "a file called logs is kept");
+        assert!(
+            !f.excludes_file(b"logs", 1, 0),
+            "a file called logs is kept"
+        );
     }
 
     #[test]
@@ -191,11 +309,99 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        assert!(!f.excludes_file(b"a/b.jpg", 10));
-        assert!(f.excludes_file(b"a/b.png", 10));
-        assert!(f.excludes_file(b"a/b.jpg", 9));
-        assert!(f.excludes_file(b"private/b.jpg", 100));
+        assert!(!f.excludes_file(b"a/b.jpg", 10, 0));
+        assert!(f.excludes_file(b"a/b.png", 10, 0));
+        assert!(f.excludes_file(b"a/b.jpg", 9, 0));
+        assert!(f.excludes_file(b"private/b.jpg", 100, 0));
         assert!(f.excludes_dir(b"private/x"));
+    }
+
+    #[test]
+    fn case_matters_unless_told_otherwise() {
+        let f = filter(&["*.JPG", "/Build/"]);
+        assert!(f.excludes_file(b"a/b.JPG", 1, 0));
+        assert!(!f.excludes_file(b"a/b.jpg", 1, 0));
+        assert!(!f.excludes_dir(b"build"));
+        let f = Filter::new(&FilterRules {
+            exclude: vec!["*.JPG".into(), "/Build/".into()],
+            exclude_regex: vec!["^TMP/".into()],
+            ignore_case: true,
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(f.excludes_file(b"a/b.jpg", 1, 0));
+        assert!(f.excludes_dir(b"build"));
+        assert!(f.excludes_file(b"tmp/x", 1, 0));
+    }
+
+    #[test]
+    fn a_folder_pattern_leaves_files_of_that_name_and_the_others_take_both() {
+        let f = filter(&["cache/", "*.bak", "docs/**"]);
+        assert!(f.excludes_dir(b"x/cache"));
+        assert!(!f.excludes_file(b"x/cache", 1, 0));
+        assert!(
+            f.excludes_dir(b"old.bak"),
+            "a folder named like a file pattern is left out"
+        );
+        assert!(f.excludes_file(b"old.bak", 1, 0));
+        assert!(f.excludes_file(b"docs/a/b.txt", 1, 0));
+        assert!(
+            !f.excludes_file(b"x/docs/a.txt", 1, 0),
+            "anchored: only at the root"
+        );
+        // `**` in the middle matches zero or more folders.
+        let f = filter(&["src/**/gen/*.rs"]);
+        assert!(f.excludes_file(b"src/gen/a.rs", 1, 0));
+        assert!(f.excludes_file(b"src/x/y/gen/a.rs", 1, 0));
+        assert!(!f.excludes_file(b"src/x/gen/sub/a.rs", 1, 0));
+    }
+
+    #[test]
+    fn ages_compare_modification_times() {
+        let hour = std::time::Duration::from_secs(3600);
+        let f = Filter::new(&FilterRules {
+            min_age: Some(hour),
+            max_age: Some(hour * 48),
+            ..Default::default()
+        })
+        .unwrap();
+        let now = now_ns();
+        let h = 3_600_000_000_000i64;
+        assert!(f.excludes_file(b"new", 1, now - h / 2), "too young");
+        assert!(!f.excludes_file(b"ok", 1, now - 2 * h));
+        assert!(f.excludes_file(b"old", 1, now - 72 * h), "too old");
+    }
+
+    #[test]
+    fn sizes_and_ages_parse_as_people_write_them() {
+        assert_eq!(parse_size("--min-size", "100").unwrap(), 100);
+        assert_eq!(parse_size("--min-size", "10K").unwrap(), 10 << 10);
+        assert_eq!(parse_size("--min-size", "1.5M").unwrap(), 3 << 19);
+        assert_eq!(parse_size("--min-size", "2GiB").unwrap(), 2 << 30);
+        let e = parse_size("--max-size", "ten").unwrap_err();
+        assert_eq!(e.code, Code::ERR_FILTER_PATTERN);
+        assert!(e.message.contains("--max-size ten"), "{}", e.message);
+        assert_eq!(parse_age("--min-age", "7d").unwrap().as_secs(), 7 * 86400);
+        assert_eq!(
+            parse_age("--min-age", "1d 12h").unwrap().as_secs(),
+            36 * 3600
+        );
+        assert_eq!(
+            parse_age("--max-age", "soon").unwrap_err().code,
+            Code::ERR_FILTER_PATTERN
+        );
+    }
+
+    #[test]
+    fn exclude_from_reads_globs_and_skips_comments() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rules");
+        std::fs::write(&path, "# build output\n\n*.o\r\nnode_modules/\n").unwrap();
+        let mut rules = FilterRules::default();
+        rules.exclude_from(&path).unwrap();
+        assert_eq!(rules.exclude, ["*.o", "node_modules/"]);
+        let e = rules.exclude_from(&dir.path().join("missing")).unwrap_err();
+        assert_eq!(e.code, Code::ERR_FILTER_PATTERN);
     }
 
     #[test]

@@ -5,13 +5,27 @@
 use std::path::Path;
 
 use godwit_codes::Code;
-use redb::{Database, ReadableDatabase, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::error::JobError;
 
 const FILES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("files");
 /// What a listing of the target found (`--compare target`), replaced by each such run.
 const TARGET: TableDefinition<&[u8], &[u8]> = TableDefinition::new("target-listing");
+
+/// Sanitized names: source path -> the name used at the target (`--sanitize on-the-fly`).
+const NAMES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("target-names");
+/// The other way round, to find collisions: target name -> source path.
+const NAMES_TAKEN: TableDefinition<&[u8], &[u8]> = TableDefinition::new("target-names-taken");
+
+/// Which table a deletion scan compares with the source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Known {
+    /// What godwit wrote (the index).
+    Written,
+    /// What a listing of the target found (`--compare target`).
+    Listed,
+}
 
 /// redb's cache for the index; see `Index::open`.
 const CACHE_BYTES: usize = 32 << 20;
@@ -72,9 +86,177 @@ impl Index {
                 JobError::new(code, &[("path", &shown), ("reason", &e.to_string())])
             })?;
         let index = Index { db, path: shown };
-        // Make sure the table exists, so that readers never meet a missing one.
-        index.insert_batch(&[])?;
+        // Make sure the tables exist, so that readers never meet a missing one.
+        let create = || -> Result<(), redb::Error> {
+            let txn = index.db.begin_write()?;
+            for table in [FILES, TARGET, NAMES, NAMES_TAKEN] {
+                txn.open_table(table)?;
+            }
+            txn.commit()?;
+            Ok(())
+        };
+        create().map_err(|e| index.error(Code::DISK_HASH_CREATE_ERROR, &e))?;
         Ok(index)
+    }
+
+    /// How many files the index holds.
+    pub fn len(&self) -> Result<u64, JobError> {
+        let count = || -> Result<u64, redb::Error> {
+            let txn = self.db.begin_read()?;
+            Ok(redb::ReadableTableMetadata::len(&txn.open_table(FILES)?)?)
+        };
+        count().map_err(|e| self.error(Code::DISK_HASH_LOAD_ERROR, &e))
+    }
+
+    /// Whether the index holds no file.
+    pub fn is_empty(&self) -> Result<bool, JobError> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Removes `paths` from the index in one transaction.
+    pub fn remove_batch(&self, paths: &[Vec<u8>]) -> Result<(), JobError> {
+        let remove = || -> Result<(), redb::Error> {
+            let txn = self.db.begin_write()?;
+            {
+                let mut table = txn.open_table(FILES)?;
+                for rel in paths {
+                    table.remove(rel.as_slice())?;
+                }
+            }
+            txn.commit()?;
+            Ok(())
+        };
+        remove().map_err(|e| self.error(Code::DISKHASH_DELETE_ERROR, &e))
+    }
+
+    /// The files `known` holds directly in the folder `dir` (or anywhere below a subfolder of
+    /// it) that `names`, the folder's complete and sorted listing at the source, does not hold:
+    /// what was deleted at the source since. Entries below a name that may be a folder are left
+    /// alone (that folder is compared when it is listed itself); an unreadable folder is never
+    /// listed, so nothing below it is ever reported.
+    pub fn missing_in(
+        &self,
+        known: Known,
+        dir: &[u8],
+        names: &[crate::walk::Child],
+    ) -> Result<Vec<Vec<u8>>, JobError> {
+        let table = match known {
+            Known::Written => FILES,
+            Known::Listed => TARGET,
+        };
+        let scan = || -> Result<Vec<Vec<u8>>, redb::Error> {
+            let mut prefix = dir.to_vec();
+            if !prefix.is_empty() {
+                prefix.push(b'/');
+            }
+            let txn = self.db.begin_read()?;
+            let table = txn.open_table(table)?;
+            let mut missing = Vec::new();
+            let mut from = prefix.clone();
+            'seek: loop {
+                for item in table.range(from.as_slice()..)? {
+                    let (key, _) = item?;
+                    let key = key.value();
+                    let Some(rest) = key.strip_prefix(prefix.as_slice()) else {
+                        break 'seek;
+                    };
+                    let (name, below) = match rest.iter().position(|b| *b == b'/') {
+                        Some(i) => (&rest[..i], true),
+                        None => (rest, false),
+                    };
+                    let listed = names
+                        .binary_search_by(|c| c.name.as_slice().cmp(name))
+                        .ok()
+                        .map(|i| &names[i]);
+                    match (listed, below) {
+                        // Still there: a file, or a folder compared on its own.
+                        (Some(_), false) => {}
+                        (Some(c), true) if c.maybe_dir => {
+                            // Skip past everything below it: the next key after `name/...`.
+                            from = [prefix.as_slice(), name, b"0"].concat();
+                            continue 'seek;
+                        }
+                        _ => missing.push(key.to_vec()),
+                    }
+                }
+                break;
+            }
+            Ok(missing)
+        };
+        scan().map_err(|e| self.error(Code::SYNC_DIFF_CALCULATE_ERROR, &e))
+    }
+
+    /// The name used at the target for `rel`, when it was sanitized.
+    pub fn target_name(&self, rel: &[u8]) -> Result<Option<Vec<u8>>, JobError> {
+        let get = || -> Result<Option<Vec<u8>>, redb::Error> {
+            let txn = self.db.begin_read()?;
+            let table = txn.open_table(NAMES)?;
+            Ok(table.get(rel)?.map(|v| v.value().to_vec()))
+        };
+        get().map_err(|e| self.error(Code::DISK_HASH_LOAD_ERROR, &e))
+    }
+
+    /// Records that `rel` is written at the target as the first of `choices` no other source
+    /// path holds yet, and returns it; a path that already has a name keeps it. One
+    /// transaction, so two files racing for one name cannot both get it.
+    pub fn claim_target_name(
+        &self,
+        rel: &[u8],
+        choices: &[Vec<u8>],
+    ) -> Result<Option<Vec<u8>>, JobError> {
+        let claim = || -> Result<Option<Vec<u8>>, redb::Error> {
+            let txn = self.db.begin_write()?;
+            let chosen = {
+                let mut names = txn.open_table(NAMES)?;
+                let mut taken = txn.open_table(NAMES_TAKEN)?;
+                if let Some(v) = names.get(rel)? {
+                    return Ok(Some(v.value().to_vec()));
+                }
+                let mut chosen = None;
+                for choice in choices {
+                    let free = taken
+                        .get(choice.as_slice())?
+                        .is_none_or(|owner| owner.value() == rel);
+                    if free {
+                        names.insert(rel, choice.as_slice())?;
+                        taken.insert(choice.as_slice(), rel)?;
+                        chosen = Some(choice.clone());
+                        break;
+                    }
+                }
+                chosen
+            };
+            txn.commit()?;
+            Ok(chosen)
+        };
+        claim().map_err(|e| self.error(Code::MIGRATION_UPDATE_ERROR, &e))
+    }
+
+    /// Whether a target name is held by a sanitized source path other than `rel`.
+    pub fn name_taken_by_other(&self, target: &[u8], rel: &[u8]) -> Result<bool, JobError> {
+        let get = || -> Result<bool, redb::Error> {
+            let txn = self.db.begin_read()?;
+            let table = txn.open_table(NAMES_TAKEN)?;
+            Ok(table.get(target)?.is_some_and(|v| v.value() != rel))
+        };
+        get().map_err(|e| self.error(Code::DISK_HASH_LOAD_ERROR, &e))
+    }
+
+    /// Forgets the sanitized name of `rel` (its file is gone).
+    pub fn forget_target_name(&self, rel: &[u8]) -> Result<(), JobError> {
+        let forget = || -> Result<(), redb::Error> {
+            let txn = self.db.begin_write()?;
+            {
+                let mut names = txn.open_table(NAMES)?;
+                let old = names.remove(rel)?.map(|v| v.value().to_vec());
+                if let Some(old) = old {
+                    txn.open_table(NAMES_TAKEN)?.remove(old.as_slice())?;
+                }
+            }
+            txn.commit()?;
+            Ok(())
+        };
+        forget().map_err(|e| self.error(Code::DISKHASH_DELETE_ERROR, &e))
     }
 
     /// The entry recorded for `rel`.
@@ -177,5 +359,93 @@ mod tests {
         .unwrap();
         let e = Index::open(&path).unwrap_err();
         assert_eq!(e.code, Code::DISK_HASH_LOAD_ERROR);
+    }
+
+    fn children(list: &[(&str, bool)]) -> Vec<crate::walk::Child> {
+        let mut v: Vec<_> = list
+            .iter()
+            .map(|(n, d)| crate::walk::Child {
+                name: n.as_bytes().to_vec(),
+                maybe_dir: *d,
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn missing_in_finds_files_and_whole_folders_gone_from_a_listing() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::open(&dir.path().join("index.redb")).unwrap();
+        let e = IndexEntry {
+            size: 1,
+            mtime_ns: 1,
+            hash: 0,
+        };
+        let keys = [
+            "top.txt",
+            "a/keep",
+            "a/gone",
+            "a/b-x",
+            "a/b/deep/1",
+            "a/b/2",
+            "a/old/x",
+            "a/old/y/z",
+            "a/file-now-dir/q",
+            "ab",
+        ];
+        let batch: Vec<_> = keys.iter().map(|k| (k.as_bytes().to_vec(), e)).collect();
+        index.insert_batch(&batch).unwrap();
+        assert_eq!(index.len().unwrap(), keys.len() as u64);
+
+        // "a" now holds keep, b-x, the folder b, and a file where a folder was.
+        let names = children(&[
+            ("keep", false),
+            ("b-x", false),
+            ("b", true),
+            ("file-now-dir", false),
+        ]);
+        let mut missing = index.missing_in(Known::Written, b"a", &names).unwrap();
+        missing.sort();
+        let missing: Vec<String> = missing
+            .iter()
+            .map(|m| String::from_utf8_lossy(m).into_owned())
+            .collect();
+        assert_eq!(
+            missing,
+            ["a/file-now-dir/q", "a/gone", "a/old/x", "a/old/y/z"]
+        );
+
+        // The root: "a" is a folder, "ab" and "top.txt" are gone.
+        let names = children(&[("a", true)]);
+        let missing = index.missing_in(Known::Written, b"", &names).unwrap();
+        assert_eq!(missing, [b"ab".to_vec(), b"top.txt".to_vec()]);
+
+        index.remove_batch(&[b"ab".to_vec()]).unwrap();
+        assert_eq!(index.get(b"ab").unwrap(), None);
+    }
+
+    #[test]
+    fn a_target_name_is_claimed_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::open(&dir.path().join("index.redb")).unwrap();
+        let choices = [b"a_b".to_vec(), b"a_b~1".to_vec()];
+        assert_eq!(
+            index.claim_target_name(b"a:b", &choices).unwrap(),
+            Some(b"a_b".to_vec())
+        );
+        assert_eq!(
+            index.claim_target_name(b"a?b", &choices).unwrap(),
+            Some(b"a_b~1".to_vec())
+        );
+        // Asked again, each keeps its own.
+        assert_eq!(
+            index.claim_target_name(b"a?b", &choices).unwrap(),
+            Some(b"a_b~1".to_vec())
+        );
+        assert_eq!(index.target_name(b"a:b").unwrap(), Some(b"a_b".to_vec()));
+        assert!(index.name_taken_by_other(b"a_b", b"a_b").unwrap());
+        index.forget_target_name(b"a:b").unwrap();
+        assert!(!index.name_taken_by_other(b"a_b", b"a_b").unwrap());
     }
 }

@@ -10,8 +10,10 @@ pub mod location;
 pub mod profile;
 pub mod rate;
 pub mod run;
+pub mod sanitize;
 pub mod scan;
 pub mod store;
+pub mod sync;
 mod transfer;
 pub mod walk;
 

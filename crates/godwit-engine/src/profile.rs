@@ -218,6 +218,81 @@ impl TargetProfile {
     }
 }
 
+impl TargetProfile {
+    /// `path` with every name this target cannot hold replaced by one it can, or None when the
+    /// path is fine as it is. Deterministic: a character the target refuses becomes `_`, bytes
+    /// that are not UTF-8 become `_`, a trailing dot or space becomes `_`, a reserved Windows
+    /// name gets a leading `_`, and a name too long is shortened keeping its extension. Path
+    /// length and depth cannot be fixed by renaming one name, and are left to `check_path`.
+    pub fn sanitize_path(&self, path: &[u8]) -> Option<Vec<u8>> {
+        let mut out = Vec::with_capacity(path.len());
+        let mut changed = false;
+        for (i, component) in path.split(|b| *b == b'/').enumerate() {
+            if i > 0 {
+                out.push(b'/');
+            }
+            let clean = self.sanitize_name(component);
+            changed |= clean != component;
+            out.extend_from_slice(&clean);
+        }
+        changed.then_some(out)
+    }
+
+    /// One name, made acceptable to this target (itself when it already is).
+    pub fn sanitize_name(&self, name: &[u8]) -> Vec<u8> {
+        if self.bad_chars(name).is_none()
+            && name.len() <= self.max_component
+            && (!self.utf8 || std::str::from_utf8(name).is_ok())
+        {
+            return name.to_vec();
+        }
+        let mut text = String::new();
+        for chunk in name.utf8_chunks() {
+            for c in chunk.valid().chars() {
+                let bad =
+                    self.forbidden.contains(&c) || (self.no_control && (c < ' ' || c == '\u{7f}'));
+                text.push(if bad { '_' } else { c });
+            }
+            if !chunk.invalid().is_empty() {
+                text.push('_');
+            }
+        }
+        if (self.windows_names || self.no_trailing_dot)
+            && (text.ends_with('.') || (self.windows_names && text.ends_with(' ')))
+        {
+            text.pop();
+            text.push('_');
+        }
+        if self.windows_names && self.bad_chars(text.as_bytes()).is_some() {
+            // What is left is a reserved device name.
+            text.insert(0, '_');
+        }
+        shorten(&text, "", self.max_component).into_bytes()
+    }
+
+    /// `name` with `tag` added before its extension, shortened to fit: how two names that
+    /// sanitize to one are told apart.
+    pub fn with_tag(&self, name: &[u8], tag: &str) -> Vec<u8> {
+        let text = String::from_utf8_lossy(name);
+        shorten(&text, &format!("~{tag}"), self.max_component).into_bytes()
+    }
+}
+
+/// `name` with `tag` before its extension, cut (at a character boundary, keeping the
+/// extension) to at most `max` bytes.
+fn shorten(name: &str, tag: &str, max: usize) -> String {
+    let (stem, ext) = match name.rfind('.') {
+        Some(i) if i > 0 && name.len() - i <= 16 => name.split_at(i),
+        _ => (name, ""),
+    };
+    let room = max.saturating_sub(tag.len() + ext.len());
+    let mut cut = stem.len().min(room);
+    while !stem.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}{tag}{ext}", &stem[..cut])
+}
+
 /// What exactly broke a rule, for the message of the copy-log record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Problem {
@@ -286,6 +361,34 @@ mod tests {
         );
         assert_eq!(p("s3").check_size(6 * TIB).unwrap().0, Code::AZSM2026);
         assert_eq!(p("s3").check_size(1), None);
+    }
+
+    #[test]
+    fn sanitized_names_pass_their_profile_and_keep_the_extension() {
+        let w = p("windows");
+        assert_eq!(w.sanitize_path(b"ok/fine.txt"), None);
+        assert_eq!(w.sanitize_path(b"a:b/c?d.txt").unwrap(), b"a_b/c_d.txt");
+        assert_eq!(w.sanitize_path(b"CON.txt").unwrap(), b"_CON.txt");
+        assert_eq!(w.sanitize_path(b"trailing.").unwrap(), b"trailing_");
+        assert_eq!(
+            p("s3").sanitize_path(b"bad\xffname.doc").unwrap(),
+            b"bad_name.doc"
+        );
+        assert_eq!(p("s3").sanitize_path(b"tab\there").unwrap(), b"tab_here");
+        let long = format!("{}.pdf", "x".repeat(300));
+        let short = p("posix").sanitize_path(long.as_bytes()).unwrap();
+        assert_eq!(short.len(), 255);
+        assert!(short.ends_with(b".pdf"));
+        for name in [&b"a:b?.txt"[..], b"CON", b"x.", long.as_bytes()] {
+            let clean = w.sanitize_path(name).unwrap_or_else(|| name.to_vec());
+            assert_eq!(
+                w.check_path(&clean),
+                None,
+                "{}",
+                String::from_utf8_lossy(&clean)
+            );
+        }
+        assert_eq!(w.with_tag(b"a_b.txt", "1f2e3d"), b"a_b~1f2e3d.txt");
     }
 
     #[test]

@@ -199,6 +199,20 @@ impl CopyLog {
             .map_err(|e| run_report_error(run, &self.path, &e, false))
     }
 
+    /// Opens a run's copy log to add records after the copy (a true-up's deletions).
+    pub fn append(run: &Run) -> Result<Self, JobError> {
+        let path = run.dir.join("copylog.jsonl");
+        let file = File::options()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| run_report_error(run, &path, &e, false))?;
+        Ok(CopyLog {
+            out: BufWriter::with_capacity(64 * 1024, file),
+            path,
+        })
+    }
+
     pub fn finish(mut self, run: &Run) -> Result<(), JobError> {
         self.out
             .flush()
@@ -259,6 +273,9 @@ pub struct Summary {
     pub seconds: f64,
     pub bytes_per_second: f64,
     pub run_dir: String,
+    /// A true-up's deletions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub true_up: Option<crate::sync::TrueUp>,
 }
 
 impl Summary {

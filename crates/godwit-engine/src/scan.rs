@@ -156,6 +156,7 @@ pub fn scan(
     let walk_options = WalkOptions {
         follow_links: options.links == Links::Follow,
         threads: options.threads,
+        list_names: false,
     };
     let mut inventory_error = None;
     let mut walk_error = None;
@@ -167,7 +168,7 @@ pub fn scan(
                     Ok(())
                 }
                 (Side::Remote(remote), Some(rt)) => {
-                    rt.block_on(walk_remote(remote, &options.filter, &tx, stop))
+                    rt.block_on(walk_remote(remote, &options.filter, false, &tx, stop))
                 }
                 (Side::Remote(_), None) => Ok(()),
             };
@@ -230,7 +231,7 @@ pub fn scan(
                                 .unwrap_or(CLASSES.len() - 1);
                             r.size_histogram[class].files += 1;
                             r.size_histogram[class].bytes += e.size;
-                            if options.filter.excludes_file(&e.rel, e.size) {
+                            if options.filter.excludes_file(&e.rel, e.size, e.mtime_ns) {
                                 r.excluded += 1;
                             } else if let Some((code, _)) = options
                                 .profile
@@ -245,7 +246,7 @@ pub fn scan(
                         }
                     }
                 }
-                Event::Listed { rel, entries } => {
+                Event::Listed { rel, entries, .. } => {
                     let n = entries as u64;
                     if r.largest_folder.as_ref().is_none_or(|d| n > d.value) {
                         r.largest_folder = Some(Notable {

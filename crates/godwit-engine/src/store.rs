@@ -260,6 +260,7 @@ pub fn reachable(
 pub async fn walk_remote(
     remote: &Remote,
     filter: &Filter,
+    list_names: bool,
     sink: &Sender<Event>,
     stop: &std::sync::atomic::AtomicBool,
 ) -> Result<(), JobError> {
@@ -269,13 +270,17 @@ pub async fn walk_remote(
         .recursive(true)
         .await
         .map_err(|e| job_failure(remote, &e, false))?;
+    // A recursive listing gives every folder's whole subtree in one stretch (object stores
+    // list in key order, others depth first): the folders open around the current path are a
+    // stack, and each one's listing is complete when the listing leaves it.
+    let mut open = vec![OpenFolder::new(Vec::new(), list_names)];
     while let Some(item) = lister
         .try_next()
         .await
         .map_err(|e| job_failure(remote, &e, false))?
     {
         if stop.load(std::sync::atomic::Ordering::Relaxed) {
-            break;
+            return Ok(());
         }
         let path = item.path().trim_start_matches('/');
         if path.is_empty() {
@@ -283,8 +288,44 @@ pub async fn walk_remote(
         }
         let meta = item.metadata();
         let rel = path.trim_end_matches('/').as_bytes().to_vec();
+        let is_dir = meta.is_dir() || path.ends_with('/');
+        while open.len() > 1 && !is_below(&rel, &open[open.len() - 1].rel) {
+            close_folder(&mut open, sink);
+        }
+        // Open the folders between the innermost open one and this entry.
+        let mut hidden = false;
+        loop {
+            let top = &open[open.len() - 1].rel;
+            let start = if top.is_empty() { 0 } else { top.len() + 1 };
+            let Some(slash) = rel[start..].iter().position(|b| *b == b'/') else {
+                break;
+            };
+            let dir = rel[..start + slash].to_vec();
+            let name = dir[start..].to_vec();
+            let new = open_child(&mut open, name, true);
+            if filter.excludes_dir(&dir) {
+                if new {
+                    let _ = sink.send(Event::ExcludedDir { rel: dir });
+                }
+                hidden = true;
+                break;
+            }
+            open.push(OpenFolder::new(dir, list_names));
+        }
+        if hidden {
+            continue;
+        }
+        let name_start = rel.iter().rposition(|b| *b == b'/').map_or(0, |i| i + 1);
+        let new = open_child(&mut open, rel[name_start..].to_vec(), is_dir);
         let depth = rel.iter().filter(|b| **b == b'/').count();
-        if filter_hides_parent(filter, &rel) {
+        if is_dir {
+            if filter.excludes_dir(&rel) {
+                if new {
+                    let _ = sink.send(Event::ExcludedDir { rel });
+                }
+            } else {
+                open.push(OpenFolder::new(rel, list_names));
+            }
             continue;
         }
         let mtime_ns = meta
@@ -295,36 +336,77 @@ pub async fn walk_remote(
                     .clamp(i64::MIN as i128, i64::MAX as i128) as i64
             })
             .unwrap_or(0);
-        let kind = if meta.is_dir() || path.ends_with('/') {
-            EntryKind::Dir
-        } else {
-            EntryKind::File
-        };
-        if kind == EntryKind::Dir {
-            if filter.excludes_dir(&rel) {
-                let _ = sink.send(Event::ExcludedDir { rel });
-            }
-            continue;
-        }
         let entry = Entry {
             rel,
-            kind,
+            kind: EntryKind::File,
             size: meta.content_length(),
             mtime_ns,
             mode: 0o644,
             depth,
+            target: None,
         };
         if sink.send(Event::Entry(entry)).is_err() {
-            break;
+            return Ok(());
         }
+    }
+    while !open.is_empty() {
+        close_folder(&mut open, sink);
     }
     Ok(())
 }
 
-/// Whether a folder above `rel` is excluded: a flat listing cannot prune, so it filters.
-fn filter_hides_parent(filter: &Filter, rel: &[u8]) -> bool {
-    rel.iter()
-        .enumerate()
-        .filter(|(_, b)| **b == b'/')
-        .any(|(i, _)| filter.excludes_dir(&rel[..i]))
+/// A folder of a remote listing whose subtree is being listed.
+struct OpenFolder {
+    rel: Vec<u8>,
+    entries: usize,
+    names: Option<Vec<crate::walk::Child>>,
+    /// The last folder counted in it: every key below an excluded folder names it again.
+    last_dir: Vec<u8>,
+}
+
+impl OpenFolder {
+    fn new(rel: Vec<u8>, list_names: bool) -> Self {
+        OpenFolder {
+            rel,
+            entries: 0,
+            names: list_names.then(Vec::new),
+            last_dir: Vec::new(),
+        }
+    }
+}
+
+fn is_below(rel: &[u8], dir: &[u8]) -> bool {
+    dir.is_empty() || (rel.starts_with(dir) && rel.get(dir.len()) == Some(&b'/'))
+}
+
+/// Counts `name` in the innermost open folder, once (a folder's entries arrive together);
+/// returns whether it was new.
+fn open_child(open: &mut [OpenFolder], name: Vec<u8>, maybe_dir: bool) -> bool {
+    let Some(top) = open.last_mut() else {
+        return false;
+    };
+    if maybe_dir {
+        if top.last_dir == name {
+            return false;
+        }
+        top.last_dir.clone_from(&name);
+    }
+    if let Some(names) = &mut top.names {
+        names.push(crate::walk::Child { name, maybe_dir });
+    }
+    top.entries += 1;
+    true
+}
+
+fn close_folder(open: &mut Vec<OpenFolder>, sink: &Sender<Event>) {
+    if let Some(mut folder) = open.pop() {
+        if let Some(names) = &mut folder.names {
+            names.sort_unstable();
+        }
+        let _ = sink.send(Event::Listed {
+            rel: folder.rel,
+            entries: folder.entries,
+            names: folder.names,
+        });
+    }
 }

@@ -21,6 +21,7 @@ use xxhash_rust::xxh3::Xxh3;
 
 use crate::copy::{Ctx, Side, TEMP_DIR, Verify};
 use crate::error::{JobError, reason};
+use crate::run::CopyRecord;
 use crate::store::{self, MTIME_KEY, Remote};
 use crate::walk::Entry;
 
@@ -141,8 +142,13 @@ pub(crate) fn clear_temp(
     Ok(())
 }
 
+/// The path at the target, as the string a store addresses it by.
 fn target_rel(entry: &Entry) -> Result<&str, Failure> {
-    std::str::from_utf8(&entry.rel).map_err(|_| Failure {
+    utf8_rel(entry.target_rel())
+}
+
+fn utf8_rel(rel: &[u8]) -> Result<&str, Failure> {
+    std::str::from_utf8(rel).map_err(|_| Failure {
         code: Code::AZSM2022,
         reason: "the name is not UTF-8, which this target cannot address".into(),
         retry: false,
@@ -153,17 +159,17 @@ fn target_rel(entry: &Entry) -> Result<&str, Failure> {
 /// run killed between writing it and recording it leaves it.
 pub(crate) fn already_at_target(ctx: &Ctx<'_>, entry: &Entry) -> bool {
     match ctx.dst {
-        Side::Local(root) => fs::symlink_metadata(
-            root.join(std::ffi::OsStr::from_bytes(&entry.rel)),
-        )
-        .is_ok_and(|m| {
-            m.is_file()
-                && m.len() == entry.size
-                && m.mtime()
-                    .saturating_mul(1_000_000_000)
-                    .saturating_add(m.mtime_nsec())
-                    == entry.mtime_ns
-        }),
+        Side::Local(root) => {
+            fs::symlink_metadata(root.join(std::ffi::OsStr::from_bytes(entry.target_rel())))
+                .is_ok_and(|m| {
+                    m.is_file()
+                        && m.len() == entry.size
+                        && m.mtime()
+                            .saturating_mul(1_000_000_000)
+                            .saturating_add(m.mtime_nsec())
+                            == entry.mtime_ns
+                })
+        }
         Side::Remote(r) => {
             let (Some(rt), Ok(rel)) = (&ctx.rt, target_rel(entry)) else {
                 return false;
@@ -177,6 +183,106 @@ pub(crate) fn already_at_target(ctx: &Ctx<'_>, entry: &Entry) -> bool {
                             == Some(entry.mtime_ns))
             })
         }
+    }
+}
+
+/// Makes the empty source folder `rel` exist at the target (`--create-empty-dirs`): a folder
+/// on file systems and SFTP, a zero-byte `rel/` marker on object stores. Returns its record.
+pub(crate) fn make_empty_dir(ctx: &Ctx<'_>, rel: &[u8]) -> CopyRecord {
+    let clean = ctx
+        .options
+        .sanitize
+        .then(|| ctx.options.profile.sanitize_path(rel))
+        .flatten();
+    let target = clean.as_deref().unwrap_or(rel);
+    let result: Result<(), String> = match (ctx.dst, &ctx.rt) {
+        (Side::Local(root), _) => {
+            fs::create_dir_all(root.join(std::ffi::OsStr::from_bytes(target)))
+                .map_err(|e| reason(&e))
+        }
+        (Side::Remote(r), Some(rt)) => match std::str::from_utf8(target) {
+            Ok(t) => rt
+                .block_on(r.op.create_dir(&format!("{t}/")))
+                .map_err(|e| crate::store::failure(&e, true).reason),
+            Err(_) => Err("the name is not UTF-8, which this target cannot address".into()),
+        },
+        (Side::Remote(_), None) => Err("a remote store without a runtime (a bug in godwit)".into()),
+    };
+    let mut shown = rel.to_vec();
+    shown.push(b'/');
+    let mut record = match result {
+        Ok(()) => CopyRecord::new(&shown, 0, Code::AZSM0000, &[]),
+        Err(why) => CopyRecord::new(
+            &shown,
+            0,
+            Code::EMPTY_FOLDER_CREATION_FAILURE_ERROR,
+            &[("reason", &why)],
+        ),
+    };
+    record.attempts = 1;
+    if clean.is_some() {
+        let mut t = target.to_vec();
+        t.push(b'/');
+        record.target_path = Some(crate::run::display_path(&t));
+    }
+    record
+}
+
+/// The name `entry` has at the target under `--sanitize on-the-fly`, or None when it keeps its
+/// own. The mapping is kept in the index, so later runs use the same name. Two source names
+/// that sanitize to one, or a sanitized name that a real source file already has, are told
+/// apart by a tag from a hash of the original name (`a_b~3f2e1d.txt`): stable across runs.
+pub(crate) fn sanitized_name(ctx: &Ctx<'_>, entry: &Entry) -> Result<Option<Vec<u8>>, JobError> {
+    let index = ctx.index;
+    if let Some(name) = index.target_name(&entry.rel)? {
+        return Ok(Some(name));
+    }
+    let profile = &ctx.options.profile;
+    let Some(clean) = profile.sanitize_path(&entry.rel) else {
+        // Fine as it is, unless an earlier run gave this very name to a sanitized file.
+        if index.name_taken_by_other(&entry.rel, &entry.rel)? {
+            let tagged = tag_last(profile, &entry.rel, &entry.rel, 12);
+            return index.claim_target_name(&entry.rel, &[tagged]);
+        }
+        return Ok(None);
+    };
+    let original = entry
+        .rel
+        .rsplit(|b| *b == b'/')
+        .next()
+        .unwrap_or(&entry.rel);
+    let choices: Vec<Vec<u8>> = [
+        clean.clone(),
+        tag_last(profile, &clean, original, 6),
+        tag_last(profile, &clean, &entry.rel, 12),
+    ]
+    .into_iter()
+    .filter(|c| !exists_at_source(ctx, c))
+    .collect();
+    index.claim_target_name(&entry.rel, &choices)
+}
+
+/// `path` with its last name tagged by `hex` hex digits of a hash of `seed`.
+fn tag_last(profile: &crate::TargetProfile, path: &[u8], seed: &[u8], hex: usize) -> Vec<u8> {
+    let tag = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(seed));
+    let (dir, name) = match path.iter().rposition(|b| *b == b'/') {
+        Some(i) => (&path[..=i], &path[i + 1..]),
+        None => (&path[..0], path),
+    };
+    [dir, &profile.with_tag(name, &tag[..hex])].concat()
+}
+
+/// Whether the source holds a file or folder at `rel` (a name a sanitized file must not take).
+fn exists_at_source(ctx: &Ctx<'_>, rel: &[u8]) -> bool {
+    match (ctx.src, &ctx.rt) {
+        (Side::Local(root), _) => root
+            .join(std::ffi::OsStr::from_bytes(rel))
+            .symlink_metadata()
+            .is_ok(),
+        (Side::Remote(r), Some(rt)) => {
+            std::str::from_utf8(rel).is_ok_and(|rel| rt.block_on(r.op.exists(rel)).unwrap_or(true))
+        }
+        (Side::Remote(_), None) => true,
     }
 }
 
@@ -221,7 +327,10 @@ pub(crate) fn copy_link(ctx: &Ctx<'_>, entry: &Entry) -> Result<(u64, u128), Fai
     let points_to = fs::read_link(src.join(rel)).map_err(|e| Failure::source(&e))?;
     let tmp = dst.join(temp_name(ctx));
     std::os::unix::fs::symlink(&points_to, &tmp).map_err(|e| Failure::target(&e))?;
-    let placed = rename_into_place(&tmp, &dst.join(rel));
+    let placed = rename_into_place(
+        &tmp,
+        &dst.join(std::ffi::OsStr::from_bytes(entry.target_rel())),
+    );
     if placed.is_err() {
         let _ = fs::remove_file(&tmp);
     }
@@ -271,8 +380,10 @@ fn local_fast(
                 )));
             }
         }
-        fs::rename(&tmp, dst.join(std::ffi::OsStr::from_bytes(&entry.rel)))
-            .map_err(|e| Failure::target(&e))?;
+        rename_into_place(
+            &tmp,
+            &dst.join(std::ffi::OsStr::from_bytes(entry.target_rel())),
+        )?;
         Ok((written, 0))
     })();
     if result.is_err() {
@@ -323,7 +434,7 @@ impl Input {
                 Ok((Input::Local(f), Some(m)))
             }
             Side::Remote(r) => {
-                let rel = target_rel(entry)?;
+                let rel = utf8_rel(&entry.rel)?;
                 let reader =
                     r.op.reader_with(rel)
                         .chunk(CHUNK)
@@ -429,7 +540,10 @@ async fn streamed(ctx: &Ctx<'_>, entry: &Entry) -> Result<(u64, u128), Failure> 
                 }
                 drop(file);
                 verify_local(ctx, &tmp, written, hash)?;
-                rename_into_place(&tmp, &root.join(std::ffi::OsStr::from_bytes(&entry.rel)))
+                rename_into_place(
+                    &tmp,
+                    &root.join(std::ffi::OsStr::from_bytes(entry.target_rel())),
+                )
             })();
             if finished.is_err() {
                 let _ = fs::remove_file(&tmp);

@@ -25,6 +25,17 @@ pub struct WalkOptions {
     pub follow_links: bool,
     /// Threads reading folders.
     pub threads: usize,
+    /// Send each folder's child names with its `Listed` event (a true-up compares them with
+    /// the index to find what was deleted).
+    pub list_names: bool,
+}
+
+/// One name in a folder's listing, and whether it may be a folder (then the index's entries
+/// below it belong to it).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Child {
+    pub name: Vec<u8>,
+    pub maybe_dir: bool,
 }
 
 /// What an entry is.
@@ -50,16 +61,27 @@ pub struct Entry {
     pub mode: u32,
     /// 0 for an entry directly under the root.
     pub depth: usize,
+    /// The path at the target when it differs from `rel` (a sanitized name).
+    pub target: Option<Vec<u8>>,
+}
+
+impl Entry {
+    /// The path this entry has at the target.
+    pub fn target_rel(&self) -> &[u8] {
+        self.target.as_deref().unwrap_or(&self.rel)
+    }
 }
 
 /// What the walk reports.
 #[derive(Debug)]
 pub enum Event {
     Entry(Entry),
-    /// A folder that was listed, with how many entries it holds.
+    /// A folder that was listed, with how many entries it holds and, when asked for and the
+    /// listing was complete, their names sorted.
     Listed {
         rel: Vec<u8>,
         entries: usize,
+        names: Option<Vec<Child>>,
     },
     /// A folder left out by a filter; it is not walked.
     ExcludedDir {
@@ -180,6 +202,7 @@ fn entry(rel: Vec<u8>, kind: EntryKind, m: &fs::Metadata, depth: usize) -> Entry
         mtime_ns: mtime_ns(m),
         mode: m.mode(),
         depth,
+        target: None,
     }
 }
 
@@ -222,6 +245,7 @@ fn read_dir(
     on_dir(&dir.rel);
     let mut subdirs = Vec::new();
     let mut count = 0;
+    let mut names = options.list_names.then(Vec::new);
     for item in listing {
         let item = match item {
             Ok(i) => i,
@@ -230,12 +254,26 @@ fn read_dir(
                     rel: dir.rel.clone(),
                     error,
                 });
+                // A listing cut short must not be compared with anything.
+                names = None;
                 break;
             }
         };
         count += 1;
         let rel = join(&dir.rel, &item.file_name());
-        let file_type = match item.file_type() {
+        let file_type = item.file_type();
+        if let Some(names) = &mut names {
+            // Unknown types and links that may be followed count as folders: what the index
+            // holds below them is then never taken for deleted.
+            let maybe_dir = file_type.as_ref().map_or(true, |t| {
+                t.is_dir() || (t.is_symlink() && options.follow_links)
+            });
+            names.push(Child {
+                name: item.file_name().as_bytes().to_vec(),
+                maybe_dir,
+            });
+        }
+        let file_type = match file_type {
             Ok(t) => t,
             Err(error) => {
                 // Reported, never silently dropped: a copy must not lose a file unseen.
@@ -312,9 +350,13 @@ fn read_dir(
             send(Event::Entry(entry(rel, kind, &meta, dir.depth)));
         }
     }
+    if let Some(names) = &mut names {
+        names.sort_unstable();
+    }
     send(Event::Listed {
         rel: dir.rel.clone(),
         entries: count,
+        names,
     });
     subdirs
 }

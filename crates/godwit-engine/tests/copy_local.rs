@@ -45,9 +45,7 @@ fn options() -> CopyOptions {
         filter: Filter::default(),
         links: Links::Skip,
         profile: TargetProfile::by_name("posix").unwrap(),
-        dry_run: false,
-        bwlimit: None,
-        compare_target: false,
+        ..CopyOptions::default()
     }
 }
 

@@ -46,6 +46,56 @@ pub enum Command {
                             or was stopped; 2 bad arguments; 3 finished, some files failed or are \
                             unsupported (see copylog.jsonl).")]
     Copy(CopyArgs),
+    /// True-up: copy what changed since the last run, and with --delete remove at the target
+    /// what is gone from the source, guarded.
+    ///
+    /// Changes are found from the migration's index of what godwit last wrote, so unchanged
+    /// files cost one stat at the source and nothing at the target. Files gone from the source
+    /// are listed in the run folder's deletes.txt. With --delete they are removed at the target,
+    /// but the run pauses before deleting anything (exit status 4) when the deletions exceed
+    /// --max-delete (9080), when part of the source could not be read (9090), or both (9100);
+    /// `godwit confirm RUN_ID` then carries out exactly the reviewed list. A folder that cannot
+    /// be read is never taken for deleted.
+    #[command(after_help = "Examples:
+  godwit sync /data/share s3://bucket/share
+                              godwit sync /data/share s3://bucket/share --delete
+                              godwit sync /data/share s3://bucket/share --delete --max-delete 2%
+                              godwit confirm 20261122T153000Z-1a2b
+
+                            Exit status: 0 in step; 1 the job failed or was stopped; 2 bad arguments;                             3 finished, some files failed; 4 paused before deleting: review                             deletes.txt, then confirm.")]
+    Sync(SyncArgs),
+    /// Carry out the deletions of a true-up that paused for review (9080/9090/9100).
+    ///
+    /// Deletes exactly the files listed in that run's deletes.txt, each only if the source
+    /// still does not hold it: a file re-created since the review is kept. Nothing found after
+    /// the review is deleted.
+    #[command(after_help = "Example:
+  godwit confirm 20261122T153000Z-1a2b
+
+                            Exit status: 0 done; 1 failed; 2 no such paused run; 3 some deletions failed.")]
+    Confirm(ConfirmArgs),
+    /// Rename, on the source itself, the names a target cannot hold (a dry run without --apply).
+    ///
+    /// Names are made acceptable to the target profile deterministically (a refused character
+    /// becomes `_`, extensions are kept) and two names that would become one are told apart by
+    /// a stable tag. Every rename is reported in the run folder's sanitize.csv. To rename only
+    /// at the target, leaving the source alone, use `copy --sanitize on-the-fly` instead.
+    #[command(after_help = "Examples:
+  godwit sanitize /data/share --target-profile windows
+                              godwit sanitize /data/share --target-profile windows --apply
+
+                            Exit status: 0 done; 1 failed; 2 bad arguments; 3 some names could not                             be renamed (4010).")]
+    Sanitize(SanitizeArgs),
+    /// Make the source's empty folders exist at the target (folders, or `name/` markers on
+    /// object stores), and nothing else.
+    #[command(
+        name = "empty-folders",
+        after_help = "Example:
+                              godwit empty-folders /data/share s3://bucket/share
+
+                            Exit status: 0 done; 1 failed; 2 bad arguments; 3 some folders could not                             be made (9010)."
+    )]
+    EmptyFolders(EmptyFoldersArgs),
     /// Explain a status or error code: what it means and what to do about it.
     #[command(
         after_help = "Examples:\n  godwit explain 9080\n  godwit explain azsm2023\n  \
@@ -86,6 +136,24 @@ pub struct FilterArgs {
     /// Leave out paths matching the regular expression RE (repeatable).
     #[arg(long, value_name = "RE")]
     pub exclude_regex: Vec<String>,
+    /// Read exclude globs from FILE, one a line (blank lines and `#` comments are skipped).
+    #[arg(long, value_name = "FILE")]
+    pub exclude_from: Vec<std::path::PathBuf>,
+    /// Match globs and regular expressions without regard to case.
+    #[arg(long)]
+    pub ignore_case: bool,
+    /// Only files of at least SIZE bytes: 100, 10K, 1.5M, 2G.
+    #[arg(long, value_name = "SIZE")]
+    pub min_size: Option<String>,
+    /// Only files of at most SIZE bytes.
+    #[arg(long, value_name = "SIZE")]
+    pub max_size: Option<String>,
+    /// Only files last modified at least AGE ago: 90s, 30m, 12h, 7d, 2w.
+    #[arg(long, value_name = "AGE")]
+    pub min_age: Option<String>,
+    /// Only files last modified at most AGE ago.
+    #[arg(long, value_name = "AGE")]
+    pub max_age: Option<String>,
     /// What to do with symbolic links: skip them (each recorded as AZSM2021), follow them (copy
     /// what they point to; loops are detected), or copy the links themselves (local targets).
     #[arg(long, value_parser = ["skip", "follow", "copy"], default_value = "skip")]
@@ -140,9 +208,80 @@ pub struct CopyArgs {
     /// Decide every file and report what would be copied, without writing anything.
     #[arg(long)]
     pub dry_run: bool,
+    /// Make folders that hold nothing exist at the target too (on object stores as a
+    /// zero-byte `name/` marker).
+    #[arg(long)]
+    pub create_empty_dirs: bool,
+    /// Names the target cannot hold: leave such files out (AZSM2022/AZSM2023), or rename them
+    /// at the target only, keeping the source as it is (the mapping is kept for later runs and
+    /// each record's target_path shows the new name).
+    #[arg(long, value_parser = ["off", "on-the-fly"], default_value = "off")]
+    pub sanitize: String,
+    /// Write a copy-log record for every excluded file (by default they are only counted).
+    #[arg(long)]
+    pub log_excluded: bool,
     #[command(flatten)]
     pub filters: FilterArgs,
     /// Print JSON progress lines while copying, and the summary as JSON at the end.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    #[command(flatten)]
+    pub copy: CopyArgs,
+    /// Delete at the target the files that are gone from the source (guarded; see above).
+    #[arg(long)]
+    pub delete: bool,
+    /// Pause for review when more files than this would be deleted: a number (500) or a share
+    /// of the files in the index (2%) [default: 5% of the index, at most 1000].
+    #[arg(long, value_name = "N|P%", requires = "delete")]
+    pub max_delete: Option<String>,
+    /// Carry out the reviewed deletions of the paused run RUN_ID along with this true-up.
+    #[arg(long, value_name = "RUN_ID", requires = "delete")]
+    pub confirm_deletes: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfirmArgs {
+    /// The run that paused, as its message and summary.json name it.
+    pub run_id: String,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SanitizeArgs {
+    /// The local folder whose names are checked (and, with --apply, renamed).
+    pub source: String,
+    /// The rules the names must follow.
+    #[arg(long, value_parser = ["s3", "azure-blob", "sftp", "posix", "windows"])]
+    pub target_profile: String,
+    /// Rename for real; without it nothing is changed and sanitize.csv shows what would be.
+    #[arg(long)]
+    pub apply: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct EmptyFoldersArgs {
+    /// The folder whose empty folders are made at the target.
+    pub source: String,
+    /// Where to make them.
+    pub target: String,
+    #[command(flatten)]
+    pub filters: FilterArgs,
+    /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]

@@ -14,7 +14,6 @@ pub enum ExitStatus {
     /// Finished, but some files failed or are unsupported by the target.
     PartialFailure = 3,
     /// Paused for review (a true-up's delete guard); see the message for how to confirm.
-    #[allow(dead_code)] // reported by sync, which arrives with the engine
     PausedForReview = 4,
 }
 

@@ -20,6 +20,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Scan(args) => commands::scan::run(&args),
         Command::Copy(args) => commands::copy::run(&args),
+        Command::Sync(args) => commands::copy::run_sync(&args),
+        Command::Confirm(args) => commands::confirm::run(&args),
+        Command::Sanitize(args) => commands::sanitize::run(&args),
+        Command::EmptyFolders(args) => commands::copy::run_empty_folders(&args),
         Command::Explain(args) => commands::explain::run(&args),
         Command::Codes(args) => commands::codes::run(&args),
         Command::Completions(args) => commands::completions::run(&args),

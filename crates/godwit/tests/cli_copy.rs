@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::{assert_same_tree, copylog, godwit, run, summary, text, write};
+use support::{as_unprivileged, assert_same_tree, copylog, godwit, run, summary, text, write};
 
 #[test]
 fn the_readme_job_copies_a_folder_and_writes_its_summary() {
@@ -55,28 +55,6 @@ fn the_readme_job_copies_a_folder_and_writes_its_summary() {
     let sum = summary(&out);
     assert_eq!(sum["counts"]["AZSM2041"], 2, "{sum}");
     assert_eq!(sum["bytes_copied"], 0);
-}
-
-fn is_root() -> bool {
-    let out = Command::new("id").arg("-u").output().unwrap();
-    text(&out.stdout).trim() == "0"
-}
-
-/// Runs godwit as `nobody` when the tests run as root (as CI does), so that permission bits
-/// really stop reads; as another user they already do.
-fn as_unprivileged(dir: &Path) -> Command {
-    if !is_root() {
-        return godwit();
-    }
-    // nobody cannot enter root's home, where the test binary usually lives: run a copy of it.
-    let bin = dir.join("godwit");
-    fs::copy(env!("CARGO_BIN_EXE_godwit"), &bin).unwrap();
-    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
-    let mut c = Command::new("setpriv");
-    c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
-        .arg(bin)
-        .env("NO_COLOR", "1");
-    c
 }
 
 #[test]

@@ -6,28 +6,109 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
 use godwit_codes::{Code, Kind};
-use godwit_engine::run::{CodeRef, timestamp};
+use godwit_engine::index::Index;
+use godwit_engine::run::{CodeRef, CopyLog, timestamp};
+use godwit_engine::sync::{self, MaxDelete, TrueUp};
 use godwit_engine::{
     CopyOptions, CopyOutcome, JobError, Migration, Progress, Summary, Verify, copy,
 };
 
-use crate::cli::CopyArgs;
+use crate::cli::{CopyArgs, EmptyFoldersArgs, SyncArgs};
 use crate::commands::print;
 use crate::commands::shared::{self, bytes, report};
 use crate::exit::ExitStatus;
 
 pub fn run(args: &CopyArgs) -> anyhow::Result<ExitStatus> {
-    match copy_command(args) {
+    match transfer_command(args, None) {
         Ok(status) => Ok(status),
         Err(e) => Ok(report(&e)),
     }
 }
 
-fn copy_command(args: &CopyArgs) -> Result<ExitStatus, JobError> {
+/// `godwit sync`: a copy that also finds, and with `--delete` removes, what is gone.
+pub fn run_sync(args: &SyncArgs) -> anyhow::Result<ExitStatus> {
+    match transfer_command(&args.copy, Some(args)) {
+        Ok(status) => Ok(status),
+        Err(e) => Ok(report(&e)),
+    }
+}
+
+/// `godwit empty-folders SOURCE TARGET`: only the empty folders.
+pub fn run_empty_folders(args: &EmptyFoldersArgs) -> anyhow::Result<ExitStatus> {
+    match empty_folders(args) {
+        Ok(status) => Ok(status),
+        Err(e) => Ok(report(&e)),
+    }
+}
+
+fn empty_folders(args: &EmptyFoldersArgs) -> Result<ExitStatus, JobError> {
     let (src_location, source) = shared::side(&args.source, "source")?;
     let (dst_location, target) = shared::side(&args.target, "target")?;
     let options = CopyOptions {
-        transfers: usize::from(args.transfers.unwrap_or(if target.kind() == "local" {
+        transfers: 8,
+        filter: shared::filter(&args.filters)?,
+        links: shared::links(&args.filters),
+        profile: shared::profile(&args.filters, target.kind()),
+        empty_dirs: true,
+        folders_only: true,
+        ..CopyOptions::default()
+    };
+    let migration = Migration::open(
+        &shared::state_dir(&args.state),
+        &src_location,
+        Some(&dst_location),
+    )?;
+    let run = migration.new_run("empty-folders")?;
+    let stop = shared::stop_on_ctrl_c();
+    let started = Instant::now();
+    let mut outcome = copy(
+        &source,
+        &target,
+        &migration,
+        &run,
+        &options,
+        &stop,
+        &Progress::default(),
+    )?;
+    if let Some(e) = outcome.job_error.take() {
+        // The walk failed: say so with the command's own code, keeping the cause.
+        outcome.job_error = Some(JobError::new(
+            Code::EMPTY_FOLDER_INVALID_SCAN_RESULT_ERROR,
+            &[("reason", &format!("{} ({})", e.message, e.code.id()))],
+        ));
+    }
+    let mut summary = summarise(
+        &migration,
+        &run,
+        &args.source,
+        &args.target,
+        &outcome,
+        started,
+    );
+    summary.status = CodeRef::new(
+        if outcome.job_error.is_some() {
+            Code::CREATE_EMPTY_FOLDERS_FAILED
+        } else if outcome.stopped {
+            Code::CREATE_EMPTY_FOLDERS_STOPPED
+        } else {
+            Code::CREATE_EMPTY_FOLDERS_SUCCEEDED
+        },
+        None,
+    );
+    let written = summary.write(&run);
+    if args.json {
+        let _ = print(&(serde_json::to_string(&summary).unwrap_or_default() + "\n"));
+    } else {
+        let _ = print(&human(&summary, &outcome));
+    }
+    written?;
+    finish_status(&outcome)
+}
+
+/// The engine options a copy or sync command line asks for.
+fn copy_options(args: &CopyArgs, target_kind: &str) -> Result<CopyOptions, JobError> {
+    Ok(CopyOptions {
+        transfers: usize::from(args.transfers.unwrap_or(if target_kind == "local" {
             8
         } else {
             16
@@ -40,7 +121,7 @@ fn copy_command(args: &CopyArgs) -> Result<ExitStatus, JobError> {
         },
         filter: shared::filter(&args.filters)?,
         links: shared::links(&args.filters),
-        profile: shared::profile(&args.filters, target.kind()),
+        profile: shared::profile(&args.filters, target_kind),
         dry_run: args.dry_run,
         compare_target: args.compare == "target",
         bwlimit: args
@@ -48,19 +129,61 @@ fn copy_command(args: &CopyArgs) -> Result<ExitStatus, JobError> {
             .as_deref()
             .map(godwit_engine::rate::parse_rate)
             .transpose()?,
+        find_deletes: false,
+        empty_dirs: args.create_empty_dirs,
+        sanitize: args.sanitize == "on-the-fly",
+        log_excluded: args.log_excluded,
+        folders_only: false,
+    })
+}
+
+fn transfer_command(args: &CopyArgs, sync: Option<&SyncArgs>) -> Result<ExitStatus, JobError> {
+    let (src_location, source) = shared::side(&args.source, "source")?;
+    let (dst_location, target) = shared::side(&args.target, "target")?;
+    let mut options = copy_options(args, target.kind())?;
+    options.find_deletes = sync.is_some();
+    let max_delete = sync
+        .and_then(|s| s.max_delete.as_deref())
+        .map(MaxDelete::parse)
+        .transpose()?
+        .unwrap_or(MaxDelete::Default);
+    let state_dir = shared::state_dir(&args.state);
+    let migration = Migration::open(&state_dir, &src_location, Some(&dst_location))?;
+    // The reviewed run must be a paused run of this very migration.
+    let reviewed = match sync.and_then(|s| s.confirm_deletes.as_deref()) {
+        Some(id) => {
+            let dir = sync::find_paused_run(&state_dir, id)?;
+            if !dir.starts_with(&migration.dir) {
+                return Err(JobError::new(
+                    Code::INCORRECT_MIGRATION_CONFIG,
+                    &[(
+                        "reason",
+                        &format!(
+                            "run {id} belongs to another migration; confirm it with `godwit confirm {id}`"
+                        ),
+                    )],
+                ));
+            }
+            Some((id.to_string(), dir))
+        }
+        None => None,
     };
-    let migration = Migration::open(
-        &shared::state_dir(&args.state),
-        &src_location,
-        Some(&dst_location),
-    )?;
-    let run = migration.new_run("copy")?;
+    let run = migration.new_run(if sync.is_some() { "sync" } else { "copy" })?;
+    let sides = sync::JobSides {
+        source: src_location.to_string(),
+        target: dst_location.to_string(),
+        compare_target: options.compare_target,
+    };
+    let _ = std::fs::write(
+        run.dir.join(sync::JOB_FILE),
+        serde_json::to_string_pretty(&sides).unwrap_or_default(),
+    );
     let stop = shared::stop_on_ctrl_c();
     let progress = Progress::default();
     let started = Instant::now();
 
     let (done, finished) = std::sync::mpsc::channel::<()>();
-    let outcome = std::thread::scope(|s| {
+    let mut outcome = std::thread::scope(|s| {
         let progress = &progress;
         let reporter = s.spawn(move || show_progress(args.json, progress, &finished, started));
         let result = copy(
@@ -71,7 +194,58 @@ fn copy_command(args: &CopyArgs) -> Result<ExitStatus, JobError> {
         result
     })?;
 
-    let summary = summarise(
+    let mut paused = None;
+    let mut true_up = None;
+    if let Some(s) = sync
+        && outcome.job_error.is_none()
+        && !outcome.stopped
+    {
+        let mut t = TrueUp {
+            gone_from_source: outcome.deletes_found,
+            unreadable: outcome.unreadable,
+            delete: s.delete,
+            max_delete: max_delete.limit(outcome.index_files),
+            ..TrueUp::default()
+        };
+        if s.delete && !args.dry_run {
+            let guard = sync::guard(t.gone_from_source, t.max_delete, t.unreadable);
+            match (&reviewed, guard) {
+                (None, Some(e)) => {
+                    let _ = std::fs::write(run.dir.join(sync::PAUSED_FILE), &e.message);
+                    t.review = Some(run.dir.join(sync::DELETES_FILE).display().to_string());
+                    paused = Some(e);
+                }
+                (reviewed, _) => {
+                    let list = match reviewed {
+                        Some((_, dir)) => dir.join(sync::DELETES_FILE),
+                        None => run.dir.join(sync::DELETES_FILE),
+                    };
+                    let d =
+                        delete_listed(&source, &target, &migration, &run, &list, &options, &stop);
+                    match d {
+                        Ok(d) => {
+                            t.deleted = d.deleted;
+                            t.kept = d.kept;
+                            t.delete_failed = d.failed;
+                            count(&mut outcome, Code::AZSM2043, d.deleted);
+                            count(&mut outcome, Code::AZSM2072, d.failed);
+                            outcome.stopped |= d.stopped;
+                            if let Some((id, dir)) = reviewed
+                                && !d.stopped
+                            {
+                                let _ = std::fs::write(dir.join(sync::CONFIRMED_FILE), &run.id);
+                                t.confirmed_run = Some(id.clone());
+                            }
+                        }
+                        Err(e) => outcome.job_error = Some(e),
+                    }
+                }
+            }
+        }
+        true_up = Some(t);
+    }
+
+    let mut summary = summarise(
         &migration,
         &run,
         &args.source,
@@ -79,6 +253,24 @@ fn copy_command(args: &CopyArgs) -> Result<ExitStatus, JobError> {
         &outcome,
         started,
     );
+    if sync.is_some() {
+        summary.status = CodeRef::new(
+            if paused.is_some() {
+                Code::DATA_SYNC_PAUSED
+            } else if outcome.job_error.is_some() {
+                Code::DATA_SYNC_FAILED
+            } else if outcome.stopped {
+                Code::DATA_SYNC_STOPPED
+            } else {
+                Code::DATA_SYNC_SUCCEEDED
+            },
+            None,
+        );
+        if let Some(e) = &paused {
+            summary.job_error = Some(CodeRef::new(e.code, Some(e.message.clone())));
+        }
+    }
+    summary.true_up = true_up;
     let written = summary.write(&run);
     if args.json {
         // One JSON object a line: progress lines, then the summary as the last line.
@@ -87,6 +279,65 @@ fn copy_command(args: &CopyArgs) -> Result<ExitStatus, JobError> {
         let _ = print(&human(&summary, &outcome));
     }
     written?;
+    if let Some(e) = &paused {
+        eprintln!(
+            "paused[{}]: {}\n  Nothing was deleted. Review the list: {}{}\n  \
+             Then carry it out with `godwit confirm {}`, or run again with a higher --max-delete.\n  \
+             (godwit explain {} tells more)",
+            e.code.id(),
+            e.message,
+            run.dir.join(sync::DELETES_FILE).display(),
+            if outcome.unreadable > 0 {
+                format!(
+                    "\n  Source paths that could not be read: {}",
+                    run.dir.join(sync::UNREADABLE_FILE).display()
+                )
+            } else {
+                String::new()
+            },
+            run.id,
+            e.code.id()
+        );
+        return Ok(ExitStatus::PausedForReview);
+    }
+    finish_status(&outcome)
+}
+
+fn count(outcome: &mut CopyOutcome, code: Code, n: u64) {
+    if n > 0 {
+        *outcome.counts.entry(code).or_default() += n;
+        outcome.files += n;
+    }
+}
+
+/// Carries out the list at `list` for this migration, recording into the run's copy log.
+pub fn delete_listed(
+    source: &godwit_engine::Side,
+    target: &godwit_engine::Side,
+    migration: &Migration,
+    run: &godwit_engine::Run,
+    list: &std::path::Path,
+    options: &CopyOptions,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Result<sync::DeleteOutcome, JobError> {
+    let index = Index::open(&migration.dir.join("index.redb"))?;
+    let mut log = CopyLog::append(run)?;
+    let outcome = sync::apply_deletes(
+        source,
+        target,
+        &index,
+        list,
+        options.compare_target,
+        run,
+        &mut log,
+        stop,
+    );
+    log.finish(run)?;
+    outcome
+}
+
+/// The exit status of a run that was not paused.
+pub fn finish_status(outcome: &CopyOutcome) -> Result<ExitStatus, JobError> {
     if let Some(e) = &outcome.job_error {
         return Ok(report(e));
     }
@@ -104,7 +355,7 @@ fn copy_command(args: &CopyArgs) -> Result<ExitStatus, JobError> {
     })
 }
 
-fn summarise(
+pub fn summarise(
     m: &Migration,
     run: &godwit_engine::Run,
     src: &str,
@@ -144,6 +395,7 @@ fn summarise(
             0.0
         },
         run_dir: run.dir.display().to_string(),
+        true_up: None,
     }
 }
 
@@ -168,6 +420,33 @@ fn human(s: &Summary, o: &CopyOutcome) -> String {
     }
     for (code, n) in &s.counts {
         let _ = writeln!(out, "  {:<9} {:<40} {n}", code.id(), code.name());
+    }
+    if o.empty_dirs > 0 {
+        let _ = writeln!(out, "  empty folders made at the target: {}", o.empty_dirs);
+    }
+    if let Some(t) = &s.true_up {
+        if t.gone_from_source > 0 {
+            let verb = if t.delete {
+                ""
+            } else {
+                " (add --delete to remove them at the target)"
+            };
+            let _ = writeln!(
+                out,
+                "  gone from the source: {} files, listed in deletes.txt{verb}",
+                t.gone_from_source
+            );
+        }
+        if t.deleted + t.kept + t.delete_failed > 0 {
+            let _ = writeln!(
+                out,
+                "  deleted at the target: {}; kept (back at the source): {}; failed: {}",
+                t.deleted, t.kept, t.delete_failed
+            );
+        }
+        if let Some(id) = &t.confirmed_run {
+            let _ = writeln!(out, "  carried out the reviewed list of run {id}");
+        }
     }
     if s.bytes_copied > 0 {
         let _ = writeln!(

@@ -2,8 +2,10 @@
 
 pub mod codes;
 pub mod completions;
+pub mod confirm;
 pub mod copy;
 pub mod explain;
+pub mod sanitize;
 pub mod scan;
 mod shared;
 

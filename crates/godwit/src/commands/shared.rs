@@ -38,13 +38,37 @@ pub fn side(text: &str, role: &str) -> Result<(Location, Side), JobError> {
 }
 
 pub fn filter(args: &FilterArgs) -> Result<Filter, JobError> {
-    Filter::new(&FilterRules {
+    use godwit_engine::filter::{parse_age, parse_size};
+    let mut rules = FilterRules {
         include: args.include.clone(),
         exclude: args.exclude.clone(),
         exclude_regex: args.exclude_regex.clone(),
-        min_size: None,
-        max_size: None,
-    })
+        min_size: args
+            .min_size
+            .as_deref()
+            .map(|t| parse_size("--min-size", t))
+            .transpose()?,
+        max_size: args
+            .max_size
+            .as_deref()
+            .map(|t| parse_size("--max-size", t))
+            .transpose()?,
+        min_age: args
+            .min_age
+            .as_deref()
+            .map(|t| parse_age("--min-age", t))
+            .transpose()?,
+        max_age: args
+            .max_age
+            .as_deref()
+            .map(|t| parse_age("--max-age", t))
+            .transpose()?,
+        ignore_case: args.ignore_case,
+    };
+    for file in &args.exclude_from {
+        rules.exclude_from(file)?;
+    }
+    Filter::new(&rules)
 }
 
 pub fn links(args: &FilterArgs) -> Links {

@@ -4,6 +4,7 @@
 pub mod proxy;
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -66,4 +67,29 @@ pub fn summary(out: &Output) -> serde_json::Value {
     let stdout = text(&out.stdout);
     let last = stdout.lines().last().unwrap_or_default();
     serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {stdout}\n{}", text(&out.stderr)))
+}
+
+pub fn is_root() -> bool {
+    let out = Command::new("id").arg("-u").output().unwrap();
+    text(&out.stdout).trim() == "0"
+}
+
+/// Runs godwit as `nobody` when the tests run as root (as CI does), so that permission bits
+/// really stop reads; as another user they already do. `dir` must be open to everyone.
+pub fn as_unprivileged(dir: &Path) -> Command {
+    if !is_root() {
+        return godwit();
+    }
+    // nobody cannot enter root's home, where the test binary usually lives: run a copy of it.
+    let bin = dir.join("godwit");
+    if !bin.exists() {
+        fs::copy(env!("CARGO_BIN_EXE_godwit"), &bin).unwrap();
+        fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let mut c = Command::new("setpriv");
+    c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
+        .arg(bin)
+        .env("NO_COLOR", "1")
+        .env_remove("GODWIT_STATE_DIR");
+    c
 }

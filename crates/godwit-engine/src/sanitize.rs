@@ -1,0 +1,239 @@
+//! `godwit sanitize SRC --target-profile P [--apply]`: rename, on the source itself, the names a
+//! target cannot hold. A dry run unless `apply`. Every rename (done or planned) is a line of
+//! the run's `sanitize.csv`, and the mapping is kept in the migration's index so that a later
+//! run resolves the same collisions the same way.
+
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+
+use crossbeam_channel::bounded;
+use godwit_codes::Code;
+
+use crate::error::{JobError, reason};
+use crate::filter::Filter;
+use crate::index::Index;
+use crate::profile::TargetProfile;
+use crate::run::{Migration, Run, display_path};
+use crate::walk::{Event, WalkOptions, walk};
+
+/// The report's file name in the run folder.
+pub const REPORT_FILE: &str = "sanitize.csv";
+
+/// How a sanitize run went.
+#[derive(Debug, Default, Clone)]
+pub struct SanitizeOutcome {
+    /// Names renamed (or, in a dry run, to be renamed).
+    pub renamed: u64,
+    /// Names that could not be renamed (4010).
+    pub failed: u64,
+    /// Folders that could not be read (4030): names below them were not checked.
+    pub unreadable: u64,
+    pub report: String,
+}
+
+struct Rename {
+    /// Where the entry is now, relative to the root, with its parent's original name.
+    rel: Vec<u8>,
+    new_name: Vec<u8>,
+    depth: usize,
+}
+
+/// Checks every name under `root` against `profile` and renames (with `apply`) those it
+/// refuses. Deepest names first, so that a folder is renamed after what it holds.
+pub fn sanitize_in_place(
+    root: &Path,
+    profile: &TargetProfile,
+    migration: &Migration,
+    run: &Run,
+    apply: bool,
+    stop: &AtomicBool,
+) -> Result<SanitizeOutcome, JobError> {
+    let report_path = run.dir.join(REPORT_FILE);
+    let report_error = |e: &std::io::Error| {
+        let path = report_path.display().to_string();
+        JobError::new(
+            Code::SANITIZE_REPORT_FOLDER_ERROR,
+            &[("path", &path), ("reason", &reason(e))],
+        )
+    };
+    let meta = fs::metadata(root).map_err(|e| {
+        let path = root.display().to_string();
+        JobError::new(
+            Code::SANITIZE_INVALID_SCAN_RESULT_ERROR,
+            &[("path", &path), ("reason", &reason(&e))],
+        )
+    })?;
+    if !meta.is_dir() {
+        let path = root.display().to_string();
+        return Err(JobError::new(
+            Code::SANITIZE_INVALID_SCAN_RESULT_ERROR,
+            &[("path", &path), ("reason", "it is not a folder")],
+        ));
+    }
+    let index = Index::open(&migration.dir.join("index.redb"))?;
+    let mut out = BufWriter::new(File::create(&report_path).map_err(|e| report_error(&e))?);
+    writeln!(out, "original,new,status,code,reason").map_err(|e| report_error(&e))?;
+
+    let mut outcome = SanitizeOutcome {
+        report: report_path.display().to_string(),
+        ..SanitizeOutcome::default()
+    };
+    // Only the names to change are kept: memory grows with them, not with the tree.
+    let mut plan: Vec<Rename> = Vec::new();
+    let (tx, rx) = bounded::<Event>(4096);
+    let options = WalkOptions {
+        follow_links: false,
+        threads: 2,
+        list_names: false,
+    };
+    std::thread::scope(|s| -> Result<(), JobError> {
+        s.spawn(|| {
+            walk(root, options, &Filter::default(), &|_| {}, &tx, stop);
+            drop(tx);
+        });
+        for event in rx {
+            match event {
+                Event::Entry(e) => {
+                    let name = e.rel.rsplit(|b| *b == b'/').next().unwrap_or(&e.rel);
+                    let clean = profile.sanitize_name(name);
+                    if clean != name {
+                        plan.push(Rename {
+                            depth: e.depth,
+                            new_name: clean,
+                            rel: e.rel,
+                        });
+                    }
+                }
+                Event::Error { rel, error } => {
+                    outcome.unreadable += 1;
+                    let why = reason(&error);
+                    write_line(
+                        &mut out,
+                        &rel,
+                        b"",
+                        "unreadable",
+                        Code::SANITIZE_INVALID_SCAN_RESULT_ERROR,
+                        &why,
+                    )
+                    .map_err(|e| report_error(&e))?;
+                }
+                Event::Listed { .. } | Event::ExcludedDir { .. } => {}
+            }
+        }
+        Ok(())
+    })?;
+    // Deepest first, and in a stable order, so the same tree gets the same names.
+    plan.sort_by(|a, b| b.depth.cmp(&a.depth).then_with(|| a.rel.cmp(&b.rel)));
+    for item in plan {
+        let parent_len = item
+            .rel
+            .iter()
+            .rposition(|b| *b == b'/')
+            .map_or(0, |i| i + 1);
+        let parent = &item.rel[..parent_len];
+        let original = &item.rel[parent_len..];
+        let tag6 = profile.with_tag(&item.new_name, &hex(original, 6));
+        let tag12 = profile.with_tag(&item.new_name, &hex(&item.rel, 12));
+        let choices: Vec<Vec<u8>> = [item.new_name.clone(), tag6, tag12]
+            .into_iter()
+            .map(|n| [parent, n.as_slice()].concat())
+            .filter(|full| {
+                // Taken on disk by another entry (in a dry run, the plan's own choices are
+                // not on disk; the index's claims stand in for them).
+                root.join(std::ffi::OsStr::from_bytes(full))
+                    .symlink_metadata()
+                    .is_err()
+            })
+            .collect();
+        let Some(new_rel) = index.claim_target_name(&item.rel, &choices)? else {
+            outcome.failed += 1;
+            write_line(
+                &mut out,
+                &item.rel,
+                b"",
+                "failed",
+                Code::SANITIZE_RENAME_ERROR,
+                "every candidate name is taken",
+            )
+            .map_err(|e| report_error(&e))?;
+            continue;
+        };
+        if !apply {
+            outcome.renamed += 1;
+            write_line(
+                &mut out,
+                &item.rel,
+                &new_rel,
+                "would rename",
+                Code::AZSM0000,
+                "",
+            )
+            .map_err(|e| report_error(&e))?;
+            continue;
+        }
+        let from = root.join(std::ffi::OsStr::from_bytes(&item.rel));
+        let to = root.join(std::ffi::OsStr::from_bytes(&new_rel));
+        // A name that appeared since the check is never overwritten.
+        let result = if to.symlink_metadata().is_ok() {
+            Err("the new name exists already".to_string())
+        } else {
+            fs::rename(&from, &to).map_err(|e| reason(&e))
+        };
+        match result {
+            Ok(()) => {
+                outcome.renamed += 1;
+                write_line(&mut out, &item.rel, &new_rel, "renamed", Code::AZSM0000, "")
+            }
+            Err(why) => {
+                outcome.failed += 1;
+                index.forget_target_name(&item.rel)?;
+                write_line(
+                    &mut out,
+                    &item.rel,
+                    &new_rel,
+                    "failed",
+                    Code::SANITIZE_RENAME_ERROR,
+                    &why,
+                )
+            }
+        }
+        .map_err(|e| report_error(&e))?;
+    }
+    out.flush().map_err(|e| report_error(&e))?;
+    Ok(outcome)
+}
+
+fn hex(seed: &[u8], digits: usize) -> String {
+    let h = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(seed));
+    h[..digits].to_string()
+}
+
+/// One CSV line (RFC 4180 quoting).
+fn write_line(
+    out: &mut impl Write,
+    original: &[u8],
+    new: &[u8],
+    status: &str,
+    code: Code,
+    why: &str,
+) -> std::io::Result<()> {
+    let field = |s: &str| {
+        if s.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", s.replace('"', "\"\""))
+        } else {
+            s.to_string()
+        }
+    };
+    writeln!(
+        out,
+        "{},{},{},{},{}",
+        field(&display_path(original)),
+        field(&display_path(new)),
+        status,
+        code.id(),
+        field(why)
+    )
+}

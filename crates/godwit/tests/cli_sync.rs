@@ -1,0 +1,488 @@
+//! `godwit sync`, `confirm`, `sanitize` and `empty-folders` as a user runs them: the delete
+//! guards pause and delete nothing until confirmed, an unreadable folder is never taken for a
+//! deleted one, sanitized names hold across runs, and filters from the command line.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use support::{as_unprivileged, assert_same_tree, copylog, godwit, run, summary, text, write};
+
+struct Dirs {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    src: PathBuf,
+    dst: PathBuf,
+    state: PathBuf,
+}
+
+fn dirs() -> Dirs {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().to_path_buf();
+    fs::set_permissions(&root, fs::Permissions::from_mode(0o777)).unwrap();
+    Dirs {
+        src: root.join("src"),
+        dst: root.join("dst"),
+        state: root.join("state"),
+        root,
+        _tmp: tmp,
+    }
+}
+
+/// `godwit sync SRC DST --state-dir STATE --json ARGS...` run by `cmd`.
+fn sync_with(mut cmd: Command, d: &Dirs, args: &[&str]) -> (Option<i32>, serde_json::Value) {
+    let out = run(cmd
+        .arg("sync")
+        .arg(&d.src)
+        .arg(&d.dst)
+        .arg("--state-dir")
+        .arg(&d.state)
+        .arg("--json")
+        .args(args));
+    let code = out.status.code();
+    let sum = summary(&out);
+    if code == Some(4) {
+        let err = text(&out.stderr);
+        assert!(
+            err.contains("Nothing was deleted") && err.contains("godwit confirm"),
+            "a paused run says what to review and how to confirm: {err}"
+        );
+    }
+    (code, sum)
+}
+
+fn sync(d: &Dirs, args: &[&str]) -> (Option<i32>, serde_json::Value) {
+    sync_with(godwit(), d, args)
+}
+
+fn confirm(d: &Dirs, run_id: &str) -> (Option<i32>, serde_json::Value) {
+    let out = run(godwit()
+        .args(["confirm", run_id, "--json", "--state-dir"])
+        .arg(&d.state));
+    (out.status.code(), summary(&out))
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    v.sort();
+    v
+}
+
+fn run_dir(sum: &serde_json::Value) -> PathBuf {
+    PathBuf::from(sum["run_dir"].as_str().unwrap())
+}
+
+#[test]
+fn deletions_over_the_limit_pause_with_9080_and_confirm_carries_out_exactly_the_reviewed_list() {
+    let d = dirs();
+    for i in 0..40 {
+        write(
+            &d.src.join(format!("dir{}/f{i}.txt", i % 4)),
+            format!("{i}").as_bytes(),
+        );
+    }
+    write(&d.src.join("old/deep/x.txt"), b"x");
+    let (code, sum) = sync(&d, &[]);
+    assert_eq!(code, Some(0), "{sum}");
+    assert_eq!(sum["status"]["name"], "DATA_SYNC : SUCCEEDED");
+    assert_eq!(sum["counts"]["AZSM0000"], 41);
+
+    // Five files and a whole folder go; the default limit for 41 files is 2 (5%).
+    for i in 0..5 {
+        fs::remove_file(d.src.join(format!("dir{}/f{i}.txt", i % 4))).unwrap();
+    }
+    fs::remove_dir_all(d.src.join("old")).unwrap();
+    let (code, sum) = sync(&d, &["--delete"]);
+    assert_eq!(code, Some(4), "{sum}");
+    assert_eq!(sum["status"]["code"], "955");
+    assert_eq!(sum["job_error"]["code"], "9080");
+    assert_eq!(sum["true_up"]["gone_from_source"], 6);
+    assert_eq!(sum["true_up"]["max_delete"], 2);
+    assert_eq!(sum["true_up"]["deleted"], 0);
+    let paused = sum["run_id"].as_str().unwrap().to_string();
+    let listed = lines(&run_dir(&sum).join("deletes.txt"));
+    assert_eq!(
+        listed,
+        [
+            "dir0/f0.txt",
+            "dir0/f4.txt",
+            "dir1/f1.txt",
+            "dir2/f2.txt",
+            "dir3/f3.txt",
+            "old/deep/x.txt"
+        ]
+    );
+    for rel in &listed {
+        assert!(d.dst.join(rel).exists(), "{rel} was deleted before review");
+    }
+
+    // Before the confirmation: f0 comes back, and f5 goes (after the review).
+    write(&d.src.join("dir0/f0.txt"), b"back again");
+    fs::remove_file(d.src.join("dir1/f5.txt")).unwrap();
+    let (code, sum) = confirm(&d, &paused);
+    assert_eq!(code, Some(0), "{sum}");
+    assert_eq!(sum["true_up"]["deleted"], 5);
+    assert_eq!(sum["true_up"]["kept"], 1);
+    assert_eq!(sum["counts"]["AZSM2043"], 5);
+    assert!(d.dst.join("dir0/f0.txt").exists(), "re-created: kept");
+    assert!(
+        d.dst.join("dir1/f5.txt").exists(),
+        "not on the reviewed list: kept"
+    );
+    assert!(!d.dst.join("dir0/f4.txt").exists());
+    assert!(
+        !d.dst.join("old").exists(),
+        "a folder gone at the source goes too"
+    );
+    let log = copylog(sum["run_dir"].as_str().unwrap());
+    assert!(log.iter().all(|r| r["code"] == "AZSM2043"), "{log:?}");
+
+    // A larger --max-delete lets the next true-up through: f5 deleted, f0 copied anew.
+    let (code, sum) = sync(&d, &["--delete", "--max-delete", "5%"]);
+    assert_eq!(code, Some(0), "{sum}");
+    assert_eq!(sum["true_up"]["deleted"], 1);
+    assert_eq!(sum["counts"]["AZSM0000"], 1);
+    assert_same_tree(&d.src, &d.dst);
+
+    // --confirm-deletes with the same command carries out a reviewed list too.
+    for i in 6..10 {
+        fs::remove_file(d.src.join(format!("dir{}/f{i}.txt", i % 4))).unwrap();
+    }
+    let (code, sum) = sync(&d, &["--delete", "--max-delete", "1"]);
+    assert_eq!(code, Some(4), "{sum}");
+    let paused = sum["run_id"].as_str().unwrap().to_string();
+    let (code, sum) = sync(&d, &["--delete", "--confirm-deletes", &paused]);
+    assert_eq!(code, Some(0), "{sum}");
+    assert_eq!(sum["true_up"]["deleted"], 4);
+    assert_eq!(sum["true_up"]["confirmed_run"], paused.as_str());
+    assert_same_tree(&d.src, &d.dst);
+
+    // Bad values are refused up front.
+    let (code, _) = (
+        run(godwit()
+            .arg("sync")
+            .arg(&d.src)
+            .arg(&d.dst)
+            .args(["--delete", "--max-delete", "lots", "--state-dir"])
+            .arg(&d.state))
+        .status
+        .code(),
+        (),
+    );
+    assert_eq!(code, Some(2));
+    let out = run(godwit()
+        .args(["confirm", "20990101T000000Z-dead", "--state-dir"])
+        .arg(&d.state));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("error[800]"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn without_delete_nothing_is_removed_and_the_list_is_kept() {
+    let d = dirs();
+    write(&d.src.join("a.txt"), b"a");
+    write(&d.src.join("b.txt"), b"b");
+    assert_eq!(sync(&d, &[]).0, Some(0));
+    fs::remove_file(d.src.join("a.txt")).unwrap();
+    let (code, sum) = sync(&d, &[]);
+    assert_eq!(code, Some(0), "{sum}");
+    assert_eq!(sum["true_up"]["gone_from_source"], 1);
+    assert_eq!(sum["true_up"]["deleted"], 0);
+    assert!(d.dst.join("a.txt").exists());
+    assert_eq!(lines(&run_dir(&sum).join("deletes.txt")), ["a.txt"]);
+}
+
+#[test]
+fn an_unreadable_folder_is_never_taken_for_deleted_9090_and_9100() {
+    let d = dirs();
+    for name in [
+        "keep/a",
+        "keep/b",
+        "keep/c",
+        "keep/d",
+        "locked/in1",
+        "locked/sub/in2",
+    ] {
+        write(&d.src.join(name), name.as_bytes());
+    }
+    let nobody = || as_unprivileged(&d.root);
+    assert_eq!(sync_with(nobody(), &d, &[]).0, Some(0));
+
+    // The folder becomes unreadable, and one file really goes.
+    fs::set_permissions(d.src.join("locked"), fs::Permissions::from_mode(0o000)).unwrap();
+    fs::remove_file(d.src.join("keep/a")).unwrap();
+    let (code, sum) = sync_with(nobody(), &d, &["--delete", "--max-delete", "10"]);
+    assert_eq!(code, Some(4), "{sum}");
+    assert_eq!(sum["job_error"]["code"], "9090");
+    assert_eq!(sum["true_up"]["unreadable"], 1);
+    assert_eq!(lines(&run_dir(&sum).join("deletes.txt")), ["keep/a"]);
+    assert_eq!(lines(&run_dir(&sum).join("unreadable.txt")), ["locked"]);
+    assert!(d.dst.join("keep/a").exists());
+
+    // Over the limit as well: 9100.
+    fs::remove_file(d.src.join("keep/b")).unwrap();
+    fs::remove_file(d.src.join("keep/c")).unwrap();
+    let (code, sum) = sync_with(nobody(), &d, &["--delete", "--max-delete", "1"]);
+    assert_eq!(code, Some(4), "{sum}");
+    assert_eq!(sum["job_error"]["code"], "9100");
+    let paused = sum["run_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        lines(&run_dir(&sum).join("deletes.txt")),
+        ["keep/a", "keep/b", "keep/c"]
+    );
+
+    // Confirmed: exactly those three go; what the unreadable folder holds stays.
+    let out = run(nobody()
+        .args(["confirm", &paused, "--json", "--state-dir"])
+        .arg(&d.state));
+    let sum = summary(&out);
+    assert_eq!(out.status.code(), Some(0), "{sum}");
+    assert_eq!(sum["true_up"]["deleted"], 3);
+    fs::set_permissions(d.src.join("locked"), fs::Permissions::from_mode(0o755)).unwrap();
+    assert!(d.dst.join("locked/in1").exists());
+    assert!(d.dst.join("locked/sub/in2").exists());
+    assert!(d.dst.join("keep/d").exists());
+    assert!(!d.dst.join("keep/a").exists());
+    assert_same_tree(&d.src, &d.dst);
+}
+
+/// Every name under `root`, relative, sorted.
+fn names(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in fs::read_dir(&dir).unwrap() {
+            let e = e.unwrap();
+            let rel = e.path().strip_prefix(root).unwrap().display().to_string();
+            if rel == ".godwit-tmp" {
+                continue;
+            }
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            }
+            out.push(rel);
+        }
+    }
+    out.sort();
+    out
+}
+
+fn windows_safe(name: &str) -> bool {
+    !name.contains(['<', '>', ':', '"', '\\', '|', '?', '*'])
+}
+
+#[test]
+fn sanitize_on_the_fly_keeps_its_names_across_runs_with_collisions() {
+    let d = dirs();
+    write(&d.src.join("a:b.txt"), b"colon");
+    write(&d.src.join("a?b.txt"), b"question");
+    write(&d.src.join("a_b.txt"), b"real");
+    write(&d.src.join("dir:x/in.txt"), b"inside");
+    write(&d.src.join("fine.txt"), b"fine");
+    let args = ["--sanitize", "on-the-fly", "--target-profile", "windows"];
+    let (code, sum) = sync(&d, &args);
+    assert_eq!(code, Some(0), "{sum}");
+    assert_eq!(sum["counts"]["AZSM0000"], 5);
+    let first = names(&d.dst);
+    assert!(first.iter().all(|n| windows_safe(n)), "{first:?}");
+    assert_eq!(first.len(), 6, "5 files and a folder: {first:?}");
+    // The real a_b.txt keeps its name; the two that sanitize to it get stable tags.
+    assert_eq!(fs::read(d.dst.join("a_b.txt")).unwrap(), b"real");
+    assert_eq!(fs::read(d.dst.join("dir_x/in.txt")).unwrap(), b"inside");
+    let log = copylog(sum["run_dir"].as_str().unwrap());
+    let target_of = |p: &str| {
+        log.iter().find(|r| r["path"] == p).unwrap()["target_path"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let colon = target_of("a:b.txt");
+    let question = target_of("a?b.txt");
+    assert!(
+        colon.starts_with("a_b~") && colon.ends_with(".txt"),
+        "{colon}"
+    );
+    assert!(
+        question.starts_with("a_b~") && question != colon,
+        "{question}"
+    );
+    assert_eq!(fs::read(d.dst.join(&colon)).unwrap(), b"colon");
+    assert_eq!(fs::read(d.dst.join(&question)).unwrap(), b"question");
+
+    // Again: nothing to send, the same names.
+    let (code, sum) = sync(&d, &args);
+    assert_eq!(code, Some(0));
+    assert_eq!(sum["counts"]["AZSM2041"], 5, "{sum}");
+    assert_eq!(names(&d.dst), first);
+
+    // A change goes to the same target name; a delete removes the mapped name.
+    write(&d.src.join("a?b.txt"), b"question, changed");
+    fs::remove_file(d.src.join("a:b.txt")).unwrap();
+    let mut with_delete = args.to_vec();
+    with_delete.extend(["--delete", "--max-delete", "5"]);
+    let (code, sum) = sync(&d, &with_delete);
+    assert_eq!(code, Some(0), "{sum}");
+    assert_eq!(sum["true_up"]["deleted"], 1);
+    assert_eq!(
+        fs::read(d.dst.join(&question)).unwrap(),
+        b"question, changed"
+    );
+    assert!(!d.dst.join(&colon).exists());
+    assert_eq!(names(&d.dst).len(), 5);
+}
+
+#[test]
+fn sanitize_in_place_dry_run_then_apply_with_collisions_and_again() {
+    let d = dirs();
+    write(&d.src.join("a:b.txt"), b"1");
+    write(&d.src.join("a?b.txt"), b"2");
+    write(&d.src.join("x|dir/in?.txt"), b"3");
+    write(&d.src.join("ok.txt"), b"4");
+    let before = names(&d.src);
+    let sanitize = |apply: bool| {
+        let mut c = godwit();
+        c.arg("sanitize")
+            .arg(&d.src)
+            .args(["--target-profile", "windows", "--json", "--state-dir"])
+            .arg(&d.state);
+        if apply {
+            c.arg("--apply");
+        }
+        let out = run(&mut c);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let sum = summary(&out);
+        let csv = fs::read_to_string(run_dir(&sum).join("sanitize.csv")).unwrap();
+        (sum, csv)
+    };
+    let (sum, csv) = sanitize(false);
+    assert_eq!(sum["status"]["name"], "SANITIZE : SUCCEEDED");
+    assert_eq!(sum["counts"]["AZSM0000"], 4, "{csv}");
+    assert_eq!(csv.matches("would rename").count(), 4, "{csv}");
+    assert_eq!(names(&d.src), before, "a dry run changes nothing");
+
+    let (_, applied) = sanitize(true);
+    assert_eq!(applied.matches(",renamed,").count(), 4, "{applied}");
+    let after = names(&d.src);
+    assert!(after.iter().all(|n| windows_safe(n)), "{after:?}");
+    assert_eq!(after.len(), before.len());
+    // What the dry run announced is what was done.
+    for line in csv.lines().skip(1) {
+        let new = line.split(',').nth(1).unwrap();
+        assert!(
+            applied.contains(&format!(",{new},renamed")),
+            "{new}\n{applied}"
+        );
+    }
+    let mut contents: Vec<Vec<u8>> = after
+        .iter()
+        .filter(|n| d.src.join(n).is_file())
+        .map(|n| fs::read(d.src.join(n)).unwrap())
+        .collect();
+    contents.sort();
+    assert_eq!(contents, [b"1", b"2", b"3", b"4"]);
+    assert_eq!(fs::read(d.src.join("x_dir/in_.txt")).unwrap(), b"3");
+
+    // Again: nothing to do. A new name that collides gets its own tag; nothing is overwritten.
+    let (sum, _) = sanitize(true);
+    assert!(sum["counts"].get("AZSM0000").is_none(), "{sum}");
+    write(&d.src.join("a<b.txt"), b"5");
+    let (sum, csv) = sanitize(true);
+    assert_eq!(sum["counts"]["AZSM0000"], 1, "{csv}");
+    let now = names(&d.src);
+    assert_eq!(now.len(), before.len() + 1);
+    assert!(now.iter().all(|n| windows_safe(n)), "{now:?}");
+}
+
+#[test]
+fn filters_from_the_command_line_and_excluded_files_counted_not_logged() {
+    let d = dirs();
+    write(&d.src.join("keep.txt"), b"keep this");
+    write(&d.src.join("small.txt"), b"s");
+    write(&d.src.join("build/out.o"), b"object file");
+    write(&d.src.join("notes.tmp"), b"temporary");
+    let rules = d.root.join("rules");
+    fs::write(&rules, "# generated files\n*.o\n\n*.tmp\n").unwrap();
+    let args = |extra: &[&str]| {
+        let mut v = vec!["--exclude-from", rules.to_str().unwrap(), "--min-size", "2"];
+        v.extend_from_slice(extra);
+        v.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let a = args(&[]);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let (code, sum) = sync(&d, &a);
+    assert_eq!(code, Some(0), "{sum}");
+    assert_eq!(sum["counts"]["AZSM0000"], 1);
+    assert_eq!(sum["counts"]["AZSM2001"], 3);
+    let log = copylog(sum["run_dir"].as_str().unwrap());
+    assert!(
+        log.iter().all(|r| r["code"] != "AZSM2001"),
+        "excluded files are counted, not logged: {log:?}"
+    );
+    assert!(d.dst.join("keep.txt").exists() && !d.dst.join("notes.tmp").exists());
+
+    let a = args(&["--log-excluded", "--max-age", "1h"]);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let (_, sum) = sync(&d, &a);
+    let log = copylog(sum["run_dir"].as_str().unwrap());
+    assert_eq!(log.iter().filter(|r| r["code"] == "AZSM2001").count(), 3);
+
+    // --min-age 1d leaves out everything just written.
+    let (_, sum) = sync(&d, &["--min-age", "1d"]);
+    assert_eq!(sum["counts"]["AZSM2001"], 4, "{sum}");
+
+    for (flag, value, code) in [
+        ("--min-size", "ten", "634"),
+        ("--max-age", "soon", "634"),
+        ("--exclude", "a[b", "635"),
+        ("--exclude-regex", "(x", "636"),
+    ] {
+        let out = run(godwit()
+            .arg("sync")
+            .arg(&d.src)
+            .arg(&d.dst)
+            .args([flag, value, "--state-dir"])
+            .arg(&d.state));
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}");
+        assert!(
+            text(&out.stderr).contains(&format!("error[{code}]")),
+            "{flag}: {}",
+            text(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn empty_folders_made_at_a_local_target_by_copy_and_by_empty_folders() {
+    let d = dirs();
+    write(&d.src.join("full/a.txt"), b"a");
+    fs::create_dir_all(d.src.join("empty/inner")).unwrap();
+    fs::create_dir_all(d.src.join("lonely")).unwrap();
+    let out = run(godwit()
+        .arg("empty-folders")
+        .arg(&d.src)
+        .arg(&d.dst)
+        .arg("--json")
+        .arg("--state-dir")
+        .arg(&d.state));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let sum = summary(&out);
+    assert_eq!(sum["status"]["name"], "CREATE_EMPTY_FOLDERS : SUCCEEDED");
+    assert!(d.dst.join("empty/inner").is_dir() && d.dst.join("lonely").is_dir());
+    assert!(
+        !d.dst.join("full/a.txt").exists(),
+        "empty-folders copies no file"
+    );
+}
