@@ -2,7 +2,7 @@
 # godwit against cp, rsync and rclone on the same data, in one run, on this machine.
 #
 #   bash bench/run.sh [--runs N] [--small N] [--large-count N] [--large-mib N] [--s3-files N]
-#                     [--million] [--only small|large|s3|scan|rss] [--dir DIR]
+#                     [--million] [--only small|large|s3|scan|sync|rss] [--dir DIR]
 # --million adds peak-memory rows for 100k and 1M tiny files (needs about 5 GB and 10 minutes).
 #
 # Data sets (made once, kept in DIR/data): SMALL files of 1-16 KiB in ~1,000 folders; LARGE files
@@ -10,7 +10,9 @@
 # folder (deleting the last copy makes the next one slow on these machines: see
 # ../shared/BENCHMARKING.md) and reads the source once before, so the cache is warm. Tools
 # alternate within a round. Medians, min-max, ratios against godwit and peak RSS are printed as a
-# Markdown table and written to DIR/results.md. Needs: rsync, rclone, GNU time, python3
+# Markdown table and written to DIR/results.md. The sync rows time a true-up with nothing changed
+# and with 1% changed (0.5% rewritten, 0.25% new, 0.25% deleted) against `rsync -a --delete`
+# and `rclone sync`; the S3 rows also count the requests each tool sends to the server. Needs: rsync, rclone, GNU time, python3
 # (apt-get install rsync rclone time); the S3 rows start moto with scripts/servers.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -136,6 +138,43 @@ for run in $(seq 1 "$RUNS"); do
     time_it "no-change ${SMALL} small" rsync rsync -a "$SMALL_SRC/" "$out-rsync/"
     time_it "no-change ${SMALL} small" rclone rclone copy "$SMALL_SRC" "$out-rsync"
   fi
+  if want sync; then
+    # Each tool keeps its own target in step; the source changes between the rows, the same
+    # change for all three.
+    if [ ! -d "$DIR/sync/godwit" ]; then
+      rm -rf "$DIR/sync"; mkdir -p "$DIR/sync"
+      cp -a "$SMALL_SRC" "$DIR/sync/src"
+      "$GODWIT" sync "$DIR/sync/src" "$DIR/sync/godwit" --state-dir "$DIR/sync/state" --delete >/dev/null
+      rsync -a --delete "$DIR/sync/src/" "$DIR/sync/rsync/"
+      rclone sync "$DIR/sync/src" "$DIR/sync/rclone"
+    fi
+    warm "$DIR/sync/src"
+    time_it "sync no-change ${SMALL} small" godwit "$GODWIT" sync "$DIR/sync/src" "$DIR/sync/godwit" --state-dir "$DIR/sync/state" --delete
+    time_it "sync no-change ${SMALL} small" rsync rsync -a --delete "$DIR/sync/src/" "$DIR/sync/rsync/"
+    time_it "sync no-change ${SMALL} small" rclone rclone sync "$DIR/sync/src" "$DIR/sync/rclone"
+    python3 - "$DIR/sync/src" "$SMALL" "$run" <<'EOF3'
+import os, random, sys
+root, n, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+rng = random.Random(1000 + seed)
+files = sorted(os.path.join(dp, f) for dp, _, fs in os.walk(root) for f in fs if not f.startswith("."))
+pick = rng.sample(files, n // 100)
+half, quarter = len(pick) // 2, len(pick) // 4
+for p in pick[:half]:
+    with open(p, "wb") as f:
+        f.write(rng.randbytes(rng.randint(1024, 16384)))
+for p in pick[half:half + quarter]:
+    os.remove(p)
+for i in range(len(pick) - half - quarter):
+    d = os.path.join(root, f"d{rng.randrange(1000):04d}")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, f"new-{seed}-{i:06d}.bin"), "wb") as f:
+        f.write(rng.randbytes(rng.randint(1024, 16384)))
+EOF3
+    warm "$DIR/sync/src"
+    time_it "sync 1% changed ${SMALL} small" godwit "$GODWIT" sync "$DIR/sync/src" "$DIR/sync/godwit" --state-dir "$DIR/sync/state" --delete --max-delete 1%
+    time_it "sync 1% changed ${SMALL} small" rsync rsync -a --delete "$DIR/sync/src/" "$DIR/sync/rsync/"
+    time_it "sync 1% changed ${SMALL} small" rclone rclone sync "$DIR/sync/src" "$DIR/sync/rclone"
+  fi
   if want large; then
     for tool in godwit cp rsync rclone; do
       warm "$LARGE_SRC"; out=$(fresh large)
@@ -181,6 +220,44 @@ if want s3; then
   done
 fi
 
+if want s3 || want sync; then
+  # A true-up with nothing changed, against the S3 server: time, and requests counted in the
+  # server's own log.
+  S3_SRC=$DIR/data/s3-small-$S3_FILES
+  make_small "$S3_SRC" "$S3_FILES"
+  if [ -z "${GODWIT_TEST_S3_ENDPOINT:-}" ] || ! want s3; then
+    bash scripts/servers.sh install >/dev/null
+    trap 'bash scripts/servers.sh stop' EXIT
+    bash scripts/servers.sh start
+    # shellcheck disable=SC1091
+    source .test-servers/env
+    export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1 AWS_ENDPOINT_URL=$GODWIT_TEST_S3_ENDPOINT
+    export RCLONE_CONFIG_BENCH_TYPE=s3 RCLONE_CONFIG_BENCH_PROVIDER=Other RCLONE_CONFIG_BENCH_ENDPOINT=$GODWIT_TEST_S3_ENDPOINT \
+      RCLONE_CONFIG_BENCH_ACCESS_KEY_ID=bench RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY=bench RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE=true
+  fi
+  MOTO_LOG=.test-servers/run/moto.log
+  requests() { grep -cE '"(GET|PUT|HEAD|POST|DELETE) ' "$MOTO_LOG" || true; }
+  b="sync-$RANDOM"
+  "$GODWIT_TEST_PYTHON" crates/godwit/tests/support/store.py mkbucket "$b"
+  s3state=$(fresh state)
+  "$GODWIT" sync "$S3_SRC" "s3://$b/godwit" --state-dir "$s3state" --delete >/dev/null
+  rclone sync "$S3_SRC" "bench:$b/rclone"
+  REQS=$DIR/requests.md
+  echo "| true-up, nothing changed, ${S3_FILES} files to S3 | requests to the server |" >"$REQS"
+  echo "| --- | --- |" >>"$REQS"
+  for run in $(seq 1 "$RUNS"); do
+    warm "$S3_SRC"
+    before=$(requests)
+    time_it "S3 sync no-change ${S3_FILES} small" godwit "$GODWIT" sync "$S3_SRC" "s3://$b/godwit" --state-dir "$s3state" --delete
+    g=$(( $(requests) - before ))
+    before=$(requests)
+    time_it "S3 sync no-change ${S3_FILES} small" rclone rclone sync "$S3_SRC" "bench:$b/rclone"
+    r=$(( $(requests) - before ))
+    echo "  requests: godwit $g, rclone $r"
+    echo "| round $run | godwit $g, rclone $r |" >>"$REQS"
+  done
+fi
+
 if want rss && [ "$MILLION" = 1 ]; then
   # Peak memory must not grow with the number of files: the same tree at 100k and 1M files.
   for count in 100000 1000000; do
@@ -213,5 +290,6 @@ print(text)
 open(sys.argv[2], "w").write(text + "\n")
 print("\n'vs godwit' is godwit's median divided by the tool's: below 1.00x godwit is faster.")
 EOF
+if [ -f "$DIR/requests.md" ]; then echo; cat "$DIR/requests.md"; fi
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg). Cleaning up copies in $DIR/out (the data sets stay)."
 rm -rf "$DIR/out"

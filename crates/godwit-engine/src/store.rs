@@ -264,6 +264,12 @@ pub async fn walk_remote(
     sink: &Sender<Event>,
     stop: &std::sync::atomic::AtomicBool,
 ) -> Result<(), JobError> {
+    if remote.kind == "sftp" {
+        // OpenDAL lists SFTP recursively by walking it, and silently leaves out a folder it
+        // cannot read: a true-up would take that folder for deleted. Walk folder by folder,
+        // so that such a folder is an error event like on a local source.
+        return walk_by_folder(remote, filter, list_names, sink, stop).await;
+    }
     let mut lister = remote
         .op
         .lister_with("")
@@ -323,7 +329,9 @@ pub async fn walk_remote(
                 if new {
                     let _ = sink.send(Event::ExcludedDir { rel });
                 }
-            } else {
+            } else if new {
+                // A folder listed after its contents (depth-first listings name a folder last)
+                // was opened and closed with them already.
                 open.push(OpenFolder::new(rel, list_names));
             }
             continue;
@@ -351,6 +359,124 @@ pub async fn walk_remote(
     }
     while !open.is_empty() {
         close_folder(&mut open, sink);
+    }
+    Ok(())
+}
+
+/// Lists a remote store one folder at a time (for stores without a listing of their own of a
+/// whole tree), sending the same events as the local walk.
+async fn walk_by_folder(
+    remote: &Remote,
+    filter: &Filter,
+    list_names: bool,
+    sink: &Sender<Event>,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Result<(), JobError> {
+    let mut stack: Vec<String> = vec![String::new()];
+    while let Some(dir) = stack.pop() {
+        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(());
+        }
+        let path = if dir.is_empty() {
+            String::new()
+        } else {
+            format!("{dir}/")
+        };
+        let as_error = |e: &opendal::Error| {
+            let f = failure(e, false);
+            let kind = if e.kind() == opendal::ErrorKind::PermissionDenied {
+                std::io::ErrorKind::PermissionDenied
+            } else {
+                std::io::ErrorKind::Other
+            };
+            std::io::Error::new(kind, f.reason)
+        };
+        let mut lister = match remote.op.lister(&path).await {
+            Ok(l) => l,
+            Err(e) if dir.is_empty() => return Err(job_failure(remote, &e, false)),
+            Err(e) => {
+                let _ = sink.send(Event::Error {
+                    rel: dir.into_bytes(),
+                    error: as_error(&e),
+                });
+                continue;
+            }
+        };
+        let mut names = list_names.then(Vec::new);
+        let mut entries = 0;
+        let depth = if dir.is_empty() {
+            0
+        } else {
+            dir.matches('/').count() + 1
+        };
+        loop {
+            let item = match lister.try_next().await {
+                Ok(Some(item)) => item,
+                Ok(None) => break,
+                Err(e) => {
+                    let _ = sink.send(Event::Error {
+                        rel: dir.clone().into_bytes(),
+                        error: as_error(&e),
+                    });
+                    // A listing cut short is never compared with the index.
+                    names = None;
+                    break;
+                }
+            };
+            let p = item.path().trim_start_matches('/');
+            if p.is_empty() || p == path {
+                continue;
+            }
+            let meta = item.metadata();
+            let is_dir = meta.is_dir() || p.ends_with('/');
+            let rel = p.trim_end_matches('/').to_string();
+            let name = rel.rsplit('/').next().unwrap_or(&rel).as_bytes().to_vec();
+            entries += 1;
+            if let Some(names) = &mut names {
+                names.push(crate::walk::Child {
+                    name,
+                    maybe_dir: is_dir,
+                });
+            }
+            if is_dir {
+                if filter.excludes_dir(rel.as_bytes()) {
+                    let _ = sink.send(Event::ExcludedDir {
+                        rel: rel.into_bytes(),
+                    });
+                } else {
+                    stack.push(rel);
+                }
+                continue;
+            }
+            let mtime_ns = meta
+                .last_modified()
+                .map(|t| {
+                    t.into_inner()
+                        .as_nanosecond()
+                        .clamp(i64::MIN as i128, i64::MAX as i128) as i64
+                })
+                .unwrap_or(0);
+            let entry = Entry {
+                rel: rel.into_bytes(),
+                kind: EntryKind::File,
+                size: meta.content_length(),
+                mtime_ns,
+                mode: 0o644,
+                depth,
+                target: None,
+            };
+            if sink.send(Event::Entry(entry)).is_err() {
+                return Ok(());
+            }
+        }
+        if let Some(names) = &mut names {
+            names.sort_unstable();
+        }
+        let _ = sink.send(Event::Listed {
+            rel: dir.into_bytes(),
+            entries,
+            names,
+        });
     }
     Ok(())
 }

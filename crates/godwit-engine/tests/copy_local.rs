@@ -316,6 +316,7 @@ fn filters_exclude_files_and_whole_folders() {
         &s,
         &CopyOptions {
             filter,
+            log_excluded: true,
             ..options()
         },
     );

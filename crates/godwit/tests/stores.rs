@@ -413,3 +413,136 @@ fn compare_target_on_s3_finds_what_is_already_there() {
     assert_eq!(sum["counts"]["AZSM2042"], 43, "{sum}");
     assert_eq!(sum["counts"]["AZSM0000"], 1, "{sum}");
 }
+
+/// What the target holds, relative to the migration's root: keys (with `name/` markers) on
+/// object stores, files and folders (folders with a trailing `/`) on the SFTP server's disk.
+fn target_names(s: &Servers, kind: &str, name: &str, prefix: &str) -> Vec<String> {
+    if kind == "sftp" {
+        let root = s.sftp_root.join(name);
+        let mut out = Vec::new();
+        let mut stack = vec![root.clone()];
+        while let Some(dir) = stack.pop() {
+            for e in fs::read_dir(&dir).unwrap() {
+                let e = e.unwrap();
+                let rel = e.path().strip_prefix(&root).unwrap().display().to_string();
+                if rel.starts_with(".godwit-tmp") {
+                    continue;
+                }
+                if e.file_type().unwrap().is_dir() {
+                    stack.push(e.path());
+                    out.push(format!("{rel}/"));
+                } else {
+                    out.push(rel);
+                }
+            }
+        }
+        out.sort();
+        return out;
+    }
+    serde_json::from_str(&s.store(&["keys", kind, name, prefix])).unwrap()
+}
+
+#[test]
+fn sync_deletes_and_empty_folders_on_every_store_and_back() {
+    let s = servers();
+    for kind in ["s3", "az", "sftp"] {
+        let dir = tempfile::tempdir().unwrap();
+        let (src, state) = (dir.path().join("src"), dir.path().join("state"));
+        write(&src.join("a.txt"), b"a");
+        write(&src.join("sub/b.txt"), b"b");
+        write(&src.join("sub/gone.txt"), b"gone");
+        write(&src.join("sub-x"), b"sorts between sub and sub/");
+        fs::create_dir_all(src.join("emptydir")).unwrap();
+        fs::create_dir_all(src.join("nested/empty")).unwrap();
+        let name = unique("sync");
+        let url = match kind {
+            "s3" => {
+                s.store(&["mkbucket", &name]);
+                format!("s3://{name}/share")
+            }
+            "az" => {
+                s.store(&["mkcontainer", &name]);
+                format!("az://{name}/share")
+            }
+            _ => s.sftp_url(&name),
+        };
+        let sync = |from: &str, to: &str, extra: &[&str]| {
+            let out = run(s
+                .godwit()
+                .args(["sync", from, to, "--json", "--state-dir"])
+                .arg(&state)
+                .args(extra));
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{kind} {from} -> {to}: {}",
+                text(&out.stderr)
+            );
+            summary(&out)
+        };
+        let src_s = src.to_str().unwrap();
+        let sum = sync(src_s, &url, &["--create-empty-dirs"]);
+        assert_eq!(sum["counts"]["AZSM0000"], 4, "{kind}: {sum}");
+        let prefix = if kind == "sftp" { "" } else { "share" };
+        let names = target_names(&s, kind, &name, prefix);
+        for want in ["emptydir/", "nested/empty/", "a.txt", "sub/gone.txt"] {
+            assert!(
+                names.contains(&want.to_string()),
+                "{kind}: {want} in {names:?}"
+            );
+        }
+
+        fs::remove_file(src.join("sub/gone.txt")).unwrap();
+        let sum = sync(src_s, &url, &["--delete", "--max-delete", "5"]);
+        assert_eq!(sum["true_up"]["deleted"], 1, "{kind}: {sum}");
+        let names = target_names(&s, kind, &name, prefix);
+        assert!(
+            !names.contains(&"sub/gone.txt".to_string()),
+            "{kind}: {names:?}"
+        );
+        assert!(
+            names.contains(&"sub/b.txt".to_string()),
+            "{kind}: {names:?}"
+        );
+
+        // Back from the store: the remote listing finds deletions there too.
+        let back = dir.path().join("back");
+        let back_s = back.to_str().unwrap();
+        let sum = sync(&url, back_s, &["--create-empty-dirs"]);
+        assert_eq!(sum["counts"]["AZSM0000"], 3, "{kind}: {sum}");
+        assert!(back.join("emptydir").is_dir(), "{kind}");
+        fs::remove_file(src.join("a.txt")).unwrap();
+        sync(src_s, &url, &["--delete", "--max-delete", "5"]);
+        let sum = sync(&url, back_s, &["--delete", "--max-delete", "5"]);
+        assert_eq!(sum["true_up"]["gone_from_source"], 1, "{kind}: {sum}");
+        assert_eq!(sum["true_up"]["deleted"], 1, "{kind}: {sum}");
+        assert!(!back.join("a.txt").exists(), "{kind}");
+        assert_eq!(
+            fs::read(back.join("sub-x")).unwrap(),
+            b"sorts between sub and sub/"
+        );
+        assert_eq!(fs::read(back.join("sub/b.txt")).unwrap(), b"b");
+    }
+}
+
+#[test]
+fn empty_folders_command_makes_markers_on_s3() {
+    let s = servers();
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    write(&src.join("f.txt"), b"f");
+    fs::create_dir_all(src.join("only/empty")).unwrap();
+    let bucket = unique("empty");
+    s.store(&["mkbucket", &bucket]);
+    let out = run(s
+        .godwit()
+        .arg("empty-folders")
+        .arg(&src)
+        .arg(format!("s3://{bucket}/p"))
+        .args(["--json", "--state-dir"])
+        .arg(dir.path().join("state")));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(summary(&out)["status"]["code"], "122");
+    let keys = target_names(&s, "s3", &bucket, "p");
+    assert_eq!(keys, ["only/empty/"]);
+}

@@ -4,6 +4,7 @@ containers, and download what godwit wrote, so tests check the target without go
     store.py mkbucket NAME | mkcontainer NAME
     store.py download s3|az NAME PREFIX DEST   (writes every object under PREFIX into DEST)
     store.py meta s3|az NAME KEY               (prints the object's user metadata as JSON)
+    store.py keys s3|az NAME PREFIX            (prints the keys under PREFIX, relative, as JSON)
 
 STORE_S3_ENDPOINT, when set, names another S3 server than GODWIT_TEST_S3_ENDPOINT.
 """
@@ -55,6 +56,16 @@ def meta(kind, name, key):
     return azure().get_blob_client(name, key).get_blob_properties().metadata
 
 
+def keys(kind, name, prefix):
+    prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+    if kind == "s3":
+        pages = s3().get_paginator("list_objects_v2").paginate(Bucket=name, Prefix=prefix)
+        found = [o["Key"] for page in pages for o in page.get("Contents", [])]
+    else:
+        found = [b.name for b in azure().get_container_client(name).list_blobs(name_starts_with=prefix)]
+    return sorted(k[len(prefix):] for k in found)
+
+
 cmd = sys.argv[1]
 if cmd == "mkbucket":
     s3().create_bucket(Bucket=sys.argv[2])
@@ -64,5 +75,7 @@ elif cmd == "download":
     download(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5])
 elif cmd == "meta":
     print(json.dumps(meta(sys.argv[2], sys.argv[3], sys.argv[4])))
+elif cmd == "keys":
+    print(json.dumps(keys(sys.argv[2], sys.argv[3], sys.argv[4])))
 else:
     sys.exit("unknown command " + cmd)
