@@ -27,6 +27,17 @@ use crate::walk::{Entry, EntryKind, Event, WalkOptions, walk};
 /// Large files streamed at once; see `copy`.
 const LARGE_FILES_IN_FLIGHT: usize = 1;
 
+/// Moves are looked for among files of at least this size (smaller ones are cheap to send).
+const MOVE_MIN_SIZE: u64 = 64 << 10;
+/// New files held back until the walk ends, to be matched with files gone from the source; past
+/// this many, new files are copied at once (memory stays bounded).
+const MAX_HELD_BACK: usize = 100_000;
+/// Files gone from the source kept as candidates for a move.
+const MAX_MOVE_CANDIDATES: usize = 100_000;
+
+/// (size, mtime, inode): a file moved at the source keeps all three.
+type MoveKey = (u64, i64, u64);
+
 /// Name of the folder at the target root that holds files being written.
 pub const TEMP_DIR: &str = ".godwit-tmp";
 
@@ -78,6 +89,10 @@ pub struct CopyOptions {
     pub log_excluded: bool,
     /// Walk folders only, copying no file (`godwit empty-folders`).
     pub folders_only: bool,
+    /// A true-up with `--delete`: a new file with the size, modification time and inode of a
+    /// file gone from the source was moved there; it is moved at the target too (a rename, or
+    /// a server-side copy) instead of being sent again.
+    pub moves: bool,
 }
 
 impl Default for CopyOptions {
@@ -97,6 +112,7 @@ impl Default for CopyOptions {
             sanitize: false,
             log_excluded: false,
             folders_only: false,
+            moves: false,
         }
     }
 }
@@ -134,15 +150,35 @@ pub struct CopyOutcome {
     pub empty_dirs: u64,
     /// Files in the index at the end (a true-up's `--max-delete` is a share of it).
     pub index_files: u64,
+    /// Files gone from the source that a new file may have been moved from.
+    move_candidates: std::collections::HashMap<MoveKey, Vec<u8>>,
+}
+
+impl CopyOutcome {
+    /// Adds what a second round of the same run did.
+    fn absorb(&mut self, other: CopyOutcome) {
+        for (code, n) in other.counts {
+            *self.counts.entry(code).or_default() += n;
+        }
+        self.files += other.files;
+        self.bytes += other.bytes;
+        self.bytes_copied += other.bytes_copied;
+        self.would_copy.0 += other.would_copy.0;
+        self.would_copy.1 += other.would_copy.1;
+        self.empty_dirs += other.empty_dirs;
+        if self.job_error.is_none() {
+            self.job_error = other.job_error;
+        }
+    }
 }
 
 /// What a transfer thread tells the recorder about one file.
-struct Done {
-    record: CopyRecord,
+pub(crate) struct Done {
+    pub(crate) record: CopyRecord,
     /// The source path (the record holds it for display only).
-    rel: Vec<u8>,
-    index: Option<(Vec<u8>, IndexEntry)>,
-    copied: u64,
+    pub(crate) rel: Vec<u8>,
+    pub(crate) index: Option<(Vec<u8>, IndexEntry)>,
+    pub(crate) copied: u64,
 }
 
 /// What the recorder hears.
@@ -196,6 +232,10 @@ pub(crate) struct Ctx<'a> {
     /// Tokens for large files in flight, which hold upload buffers: bounds memory.
     pub(crate) large_slots: (Sender<()>, Receiver<()>),
     pub(crate) rate: Option<crate::rate::RateLimit>,
+    /// New files held back to be matched with files gone from the source (`moves`).
+    held_back: std::sync::Mutex<Vec<Entry>>,
+    /// Set for the second round, which copies what was held back.
+    second_round: AtomicBool,
 }
 
 /// Copies the local folder `src` into the local folder `dst`.
@@ -266,6 +306,8 @@ pub fn copy(
         rt,
         large_slots: slots,
         rate: options.bwlimit.map(crate::rate::RateLimit::new),
+        held_back: std::sync::Mutex::new(Vec::new()),
+        second_round: AtomicBool::new(false),
     };
     let mut log = CopyLog::create(run)?;
 
@@ -332,6 +374,21 @@ pub fn copy(
     if let Some(e) = walk_error {
         outcome.job_error.get_or_insert(e);
     }
+    let held_back = std::mem::take(
+        &mut *ctx
+            .held_back
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+    if !held_back.is_empty() {
+        // Copied now, or moved at the target when they match a file gone from the source.
+        ctx.second_round.store(true, Ordering::Relaxed);
+        let candidates = std::mem::take(&mut outcome.move_candidates);
+        let second = second_round(&ctx, run, &mut log, held_back, candidates, progress);
+        let moved = second.counts.get(&Code::AZSM2044).copied().unwrap_or(0);
+        outcome.deletes_found = outcome.deletes_found.saturating_sub(moved);
+        outcome.absorb(second);
+    }
     if let Err(e) = log.finish(run) {
         outcome.job_error.get_or_insert(e);
     }
@@ -351,6 +408,59 @@ pub fn copy(
         }
     }
     Ok(outcome)
+}
+
+/// The files held back by the first round: each moved at the target when a file gone from the
+/// source has its size, mtime and inode, else copied like any other.
+fn second_round(
+    ctx: &Ctx<'_>,
+    run: &Run,
+    log: &mut CopyLog,
+    held_back: Vec<Entry>,
+    mut candidates: std::collections::HashMap<MoveKey, Vec<u8>>,
+    progress: &Progress,
+) -> CopyOutcome {
+    let (event_tx, event_rx) = bounded::<Event>(1024);
+    let (done_tx, done_rx) = bounded::<Msg>(1024);
+    let mut outcome = CopyOutcome::default();
+    std::thread::scope(|scope| {
+        let moved_tx = done_tx.clone();
+        scope.spawn(move || {
+            for entry in held_back {
+                if ctx.stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                if let Some(from) = candidates.remove(&(entry.size, entry.mtime_ns, entry.ino))
+                    && let Some(done) = crate::transfer::move_at_target(ctx, &from, &entry)
+                {
+                    if moved_tx.send(Msg::File(done)).is_err() {
+                        break;
+                    }
+                    continue;
+                }
+                if event_tx.send(Event::Entry(entry)).is_err() {
+                    break;
+                }
+            }
+        });
+        for _ in 0..ctx.options.transfers.max(1) {
+            let rx = event_rx.clone();
+            let tx = done_tx.clone();
+            scope.spawn(move || transfer_worker(ctx, &rx, &tx, progress));
+        }
+        drop(event_rx);
+        drop(done_tx);
+        outcome = record(
+            run,
+            ctx.index,
+            log,
+            &done_rx,
+            progress,
+            ctx.stop,
+            ctx.options,
+        );
+    });
+    outcome
 }
 
 /// Lists the target into the index's target table, streaming, so that `--compare target` looks
@@ -400,6 +510,7 @@ fn list_target(
                             size: e.size,
                             mtime_ns: e.mtime_ns,
                             hash: 0,
+                            ino: 0,
                         },
                     ));
                 }
@@ -531,6 +642,21 @@ fn record(
         let done = match msg {
             Msg::File(done) => done,
             Msg::Missing(paths) => {
+                if options.moves {
+                    for p in &paths {
+                        if outcome.move_candidates.len() >= MAX_MOVE_CANDIDATES {
+                            break;
+                        }
+                        if let Ok(Some(e)) = index.get(p)
+                            && e.ino != 0
+                            && e.size >= MOVE_MIN_SIZE
+                        {
+                            outcome
+                                .move_candidates
+                                .insert((e.size, e.mtime_ns, e.ino), p.clone());
+                        }
+                    }
+                }
                 for p in paths {
                     if let Err(e) = deletes.add(&p) {
                         fail(&mut outcome, list_error(&e, crate::sync::DELETES_FILE));
@@ -654,9 +780,15 @@ fn transfer_worker(ctx: &Ctx<'_>, rx: &Receiver<Event>, tx: &Sender<Msg>, progre
                 if entry.kind == EntryKind::Dir || ctx.options.folders_only {
                     continue;
                 }
-                progress.files_seen.fetch_add(1, Ordering::Relaxed);
-                progress.bytes_seen.fetch_add(entry.size, Ordering::Relaxed);
-                decide_and_copy(ctx, entry)
+                if !ctx.second_round.load(Ordering::Relaxed) {
+                    progress.files_seen.fetch_add(1, Ordering::Relaxed);
+                    progress.bytes_seen.fetch_add(entry.size, Ordering::Relaxed);
+                }
+                match decide_and_copy(ctx, entry) {
+                    Some(done) => done,
+                    // Held back for the second round.
+                    None => continue,
+                }
             }
             Event::ExcludedDir { rel } => Done {
                 record: CopyRecord::new(&rel, 0, Code::AZSM2001, &[]),
@@ -701,8 +833,19 @@ fn no_copy(entry: &Entry, code: Code, params: &[(&str, &str)]) -> Done {
     }
 }
 
-/// Decides what happens to one file, and does it.
-fn decide_and_copy(ctx: &Ctx<'_>, entry: Entry) -> Done {
+/// Whether a new file is held back until the walk ends, to be matched with a file gone from
+/// the source.
+fn hold_back(ctx: &Ctx<'_>, entry: &Entry) -> bool {
+    ctx.options.moves
+        && !ctx.options.dry_run
+        && !ctx.second_round.load(Ordering::Relaxed)
+        && entry.kind == EntryKind::File
+        && entry.ino != 0
+        && entry.size >= MOVE_MIN_SIZE
+}
+
+/// Decides what happens to one file, and does it; None when it is held back for later.
+fn decide_and_copy(ctx: &Ctx<'_>, entry: Entry) -> Option<Done> {
     let o = ctx.options;
     let links_here =
         o.links == Links::Copy && matches!((ctx.src, ctx.dst), (Side::Local(_), Side::Local(_)));
@@ -713,21 +856,23 @@ fn decide_and_copy(ctx: &Ctx<'_>, entry: Entry) -> Done {
             } else {
                 "symbolic link"
             };
-            return no_copy(&entry, Code::AZSM2021, &[("file_type", kind)]);
+            return Some(no_copy(&entry, Code::AZSM2021, &[("file_type", kind)]));
         }
-        EntryKind::Special(kind) => return no_copy(&entry, Code::AZSM2021, &[("file_type", kind)]),
+        EntryKind::Special(kind) => {
+            return Some(no_copy(&entry, Code::AZSM2021, &[("file_type", kind)]));
+        }
         EntryKind::File | EntryKind::Dir | EntryKind::Symlink => {}
     }
     if o.filter
         .excludes_file(&entry.rel, entry.size, entry.mtime_ns)
     {
-        return no_copy(&entry, Code::AZSM2001, &[]);
+        return Some(no_copy(&entry, Code::AZSM2001, &[]));
     }
     let mut entry = entry;
     if o.sanitize {
         match crate::transfer::sanitized_name(ctx, &entry) {
             Ok(target) => entry.target = target,
-            Err(e) => return index_failure(ctx, &entry, &e),
+            Err(e) => return Some(index_failure(ctx, &entry, &e)),
         }
     }
     if let Some((code, problem)) = o
@@ -737,12 +882,13 @@ fn decide_and_copy(ctx: &Ctx<'_>, entry: Entry) -> Done {
     {
         let params = problem.params();
         let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        return no_copy(&entry, code, &params);
+        return Some(no_copy(&entry, code, &params));
     }
     let seen = IndexEntry {
         size: entry.size,
         mtime_ns: entry.mtime_ns,
         hash: 0,
+        ino: entry.ino,
     };
     if o.compare_target {
         // The target, as listed, decides; a local target keeps the source's mtime, so it must
@@ -754,28 +900,38 @@ fn decide_and_copy(ctx: &Ctx<'_>, entry: Entry) -> Done {
             {
                 let mut done = no_copy(&entry, Code::AZSM2042, &[]);
                 done.index = Some((entry.rel.clone(), seen));
-                return done;
+                return Some(done);
             }
             Ok(_) => {}
-            Err(e) => return index_failure(ctx, &entry, &e),
+            Err(e) => return Some(index_failure(ctx, &entry, &e)),
         }
     } else {
         match ctx.index.get(&entry.rel) {
             Ok(Some(known)) if known.size == seen.size && known.mtime_ns == seen.mtime_ns => {
-                return no_copy(&entry, Code::AZSM2041, &[]);
+                return Some(no_copy(&entry, Code::AZSM2041, &[]));
+            }
+            Ok(None) if hold_back(ctx, &entry) => {
+                let mut held = ctx
+                    .held_back
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if held.len() < MAX_HELD_BACK {
+                    held.push(entry);
+                    return None;
+                }
             }
             Ok(_) => {}
-            Err(e) => return index_failure(ctx, &entry, &e),
+            Err(e) => return Some(index_failure(ctx, &entry, &e)),
         }
     }
     if ctx.resumed && crate::transfer::already_at_target(ctx, &entry) {
         // Written by the run that was interrupted, after its last index commit.
         let mut done = no_copy(&entry, Code::AZSM2041, &[]);
         done.index = Some((entry.rel.clone(), seen));
-        return done;
+        return Some(done);
     }
     if o.dry_run {
-        return no_copy(&entry, Code::AZSM0000, &[]);
+        return Some(no_copy(&entry, Code::AZSM0000, &[]));
     }
 
     let mut attempts = 0;
@@ -793,12 +949,12 @@ fn decide_and_copy(ctx: &Ctx<'_>, entry: Entry) -> Done {
                 record.attempts = attempts;
                 record.checksum = (hash != 0).then(|| format!("xxh3-128:{hash:032x}"));
                 let index = IndexEntry { hash, ..seen };
-                return Done {
+                return Some(Done {
                     record,
                     index: Some((entry.rel.clone(), index)),
                     rel: entry.rel,
                     copied,
-                };
+                });
             }
             Err(failure) => {
                 if failure.retry && attempts < 3 && !ctx.stop.load(Ordering::Relaxed) {
@@ -818,12 +974,12 @@ fn decide_and_copy(ctx: &Ctx<'_>, entry: Entry) -> Done {
                 );
                 record.attempts = attempts;
                 record.target_path = entry.target.as_deref().map(crate::run::display_path);
-                return Done {
+                return Some(Done {
                     record,
                     rel: entry.rel,
                     index: None,
                     copied: 0,
-                };
+                });
             }
         }
     }

@@ -37,25 +37,33 @@ pub struct IndexEntry {
     pub mtime_ns: i64,
     /// xxh3-128 of the content when it was computed, else 0.
     pub hash: u128,
+    /// The source file's inode (0 when unknown): how a file moved at the source is recognised.
+    pub ino: u64,
 }
 
 impl IndexEntry {
-    fn encode(&self) -> [u8; 32] {
-        let mut b = [0u8; 32];
+    fn encode(&self) -> [u8; 40] {
+        let mut b = [0u8; 40];
         b[..8].copy_from_slice(&self.size.to_le_bytes());
         b[8..16].copy_from_slice(&self.mtime_ns.to_le_bytes());
-        b[16..].copy_from_slice(&self.hash.to_le_bytes());
+        b[16..32].copy_from_slice(&self.hash.to_le_bytes());
+        b[32..].copy_from_slice(&self.ino.to_le_bytes());
         b
     }
 
+    /// Reads an entry; indexes written before inodes were kept hold 32 bytes.
     fn decode(b: &[u8]) -> Option<Self> {
-        if b.len() != 32 {
+        if b.len() != 32 && b.len() != 40 {
             return None;
         }
         Some(IndexEntry {
             size: u64::from_le_bytes(b[..8].try_into().ok()?),
             mtime_ns: i64::from_le_bytes(b[8..16].try_into().ok()?),
-            hash: u128::from_le_bytes(b[16..].try_into().ok()?),
+            hash: u128::from_le_bytes(b[16..32].try_into().ok()?),
+            ino: match b.get(32..40) {
+                Some(i) => u64::from_le_bytes(i.try_into().ok()?),
+                None => 0,
+            },
         })
     }
 }
@@ -338,6 +346,7 @@ mod tests {
             size: 5,
             mtime_ns: -3,
             hash: u128::MAX - 1,
+            ino: 7,
         };
         {
             let index = Index::open(&path).unwrap();
@@ -381,6 +390,7 @@ mod tests {
             size: 1,
             mtime_ns: 1,
             hash: 0,
+            ino: 0,
         };
         let keys = [
             "top.txt",

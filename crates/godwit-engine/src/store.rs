@@ -352,6 +352,7 @@ pub async fn walk_remote(
             mode: 0o644,
             depth,
             target: None,
+            ino: 0,
         };
         if sink.send(Event::Entry(entry)).is_err() {
             return Ok(());
@@ -464,6 +465,7 @@ async fn walk_by_folder(
                 mode: 0o644,
                 depth,
                 target: None,
+                ino: 0,
             };
             if sink.send(Event::Entry(entry)).is_err() {
                 return Ok(());

@@ -413,7 +413,7 @@ fn delete_at_target(
 
 /// Removes the local target's folders above a deleted file that are gone at the source too
 /// and now empty (removing a folder that holds anything fails, and is left).
-fn prune_folders(root: &Path, src: &Side, rel: &[u8], target: &[u8]) {
+pub(crate) fn prune_folders(root: &Path, src: &Side, rel: &[u8], target: &[u8]) {
     let Side::Local(src_root) = src else {
         return;
     };

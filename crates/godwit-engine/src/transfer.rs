@@ -286,6 +286,79 @@ fn exists_at_source(ctx: &Ctx<'_>, rel: &[u8]) -> bool {
     }
 }
 
+/// Moves at the target the file godwit wrote for `from` (gone from the source) to where
+/// `entry` (new at the source, same size, mtime and inode) belongs: a rename on a local or
+/// SFTP target, a server-side copy and a delete on object stores. Returns its record, or None
+/// when the target cannot do it or no longer holds that file (the entry is then copied).
+pub(crate) fn move_at_target(
+    ctx: &Ctx<'_>,
+    from: &[u8],
+    entry: &Entry,
+) -> Option<crate::copy::Done> {
+    let old = ctx.index.get(from).ok()??;
+    let sanitized = ctx.index.target_name(from).ok()?;
+    let old_target = sanitized.clone().unwrap_or_else(|| from.to_vec());
+    let new_target = entry.target_rel();
+    match (ctx.dst, &ctx.rt) {
+        (Side::Local(root), _) => {
+            let src = root.join(std::ffi::OsStr::from_bytes(&old_target));
+            let dst = root.join(std::ffi::OsStr::from_bytes(new_target));
+            // The target must still hold what godwit wrote there.
+            let m = src.symlink_metadata().ok()?;
+            if !m.is_file() || m.len() != entry.size {
+                return None;
+            }
+            rename_into_place(&src, &dst).ok()?;
+            crate::sync::prune_folders(root, ctx.src, from, &old_target);
+        }
+        (Side::Remote(r), Some(rt)) => {
+            let old_s = std::str::from_utf8(&old_target).ok()?;
+            let new_s = std::str::from_utf8(new_target).ok()?;
+            let can = r.op.info().capability();
+            rt.block_on(async {
+                let m = r.op.stat(old_s).await.ok()?;
+                if m.content_length() != entry.size {
+                    return None;
+                }
+                if can.rename {
+                    r.op.rename(old_s, new_s).await.ok()
+                } else if can.copy {
+                    r.op.copy(old_s, new_s).await.ok()?;
+                    // Left behind on failure, the old name is deleted by the true-up's deletes.
+                    let _ = r.op.delete(old_s).await;
+                    Some(())
+                } else {
+                    None
+                }
+            })?;
+        }
+        (Side::Remote(_), None) => return None,
+    }
+    // The old name is no longer at the target: out of the index, so no delete is attempted.
+    let _ = ctx.index.remove_batch(&[from.to_vec()]);
+    if sanitized.is_some() {
+        let _ = ctx.index.forget_target_name(from);
+    }
+    let shown = crate::run::display_path(from);
+    let mut record = CopyRecord::new(&entry.rel, entry.size, Code::AZSM2044, &[("from", &shown)]);
+    record.attempts = 1;
+    record.target_path = entry.target.as_deref().map(crate::run::display_path);
+    Some(crate::copy::Done {
+        record,
+        rel: entry.rel.clone(),
+        index: Some((
+            entry.rel.clone(),
+            crate::index::IndexEntry {
+                size: entry.size,
+                mtime_ns: entry.mtime_ns,
+                hash: old.hash,
+                ino: entry.ino,
+            },
+        )),
+        copied: 0,
+    })
+}
+
 /// Copies one file. Returns the bytes written and the content hash (0 when none was computed).
 pub(crate) fn copy_file(ctx: &Ctx<'_>, entry: &Entry) -> Result<(u64, u128), Failure> {
     match (ctx.src, ctx.dst, &ctx.rt) {

@@ -63,6 +63,8 @@ pub struct Entry {
     pub depth: usize,
     /// The path at the target when it differs from `rel` (a sanitized name).
     pub target: Option<Vec<u8>>,
+    /// The inode on a local source (0 elsewhere): with size and mtime, how a move is told.
+    pub ino: u64,
 }
 
 impl Entry {
@@ -203,6 +205,7 @@ fn entry(rel: Vec<u8>, kind: EntryKind, m: &fs::Metadata, depth: usize) -> Entry
         mode: m.mode(),
         depth,
         target: None,
+        ino: m.ino(),
     }
 }
 

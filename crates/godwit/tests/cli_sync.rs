@@ -486,3 +486,57 @@ fn empty_folders_made_at_a_local_target_by_copy_and_by_empty_folders() {
         "empty-folders copies no file"
     );
 }
+
+#[test]
+fn a_file_moved_at_the_source_is_moved_at_the_target_not_sent_again() {
+    let d = dirs();
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    write(&d.src.join("old/place/report.pdf"), &big);
+    write(&d.src.join("small.txt"), b"small files are simply sent");
+    assert_eq!(sync(&d, &[]).0, Some(0));
+    fs::create_dir_all(d.src.join("new/home")).unwrap();
+    fs::rename(
+        d.src.join("old/place/report.pdf"),
+        d.src.join("new/home/report-final.pdf"),
+    )
+    .unwrap();
+    fs::rename(d.src.join("small.txt"), d.src.join("small-renamed.txt")).unwrap();
+
+    // Without --delete a move is a new file: sent, and the old one stays.
+    let (code, sum) = sync(&d, &["--dry-run"]);
+    assert_eq!(code, Some(0), "{sum}");
+    assert!(d.dst.join("old/place/report.pdf").exists());
+
+    let (code, sum) = sync(&d, &["--delete", "--max-delete", "5"]);
+    assert_eq!(code, Some(0), "{sum}");
+    assert_eq!(sum["counts"]["AZSM2044"], 1, "{sum}");
+    assert_eq!(
+        sum["counts"]["AZSM2043"], 1,
+        "the small file's old name: {sum}"
+    );
+    assert_eq!(
+        sum["bytes_copied"],
+        "small files are simply sent".len(),
+        "the moved file was not sent: {sum}"
+    );
+    let log = copylog(sum["run_dir"].as_str().unwrap());
+    let moved = log.iter().find(|r| r["code"] == "AZSM2044").unwrap();
+    assert_eq!(moved["path"], "new/home/report-final.pdf");
+    assert!(
+        moved["message"]
+            .as_str()
+            .unwrap()
+            .contains("old/place/report.pdf")
+    );
+    assert_eq!(
+        fs::read(d.dst.join("new/home/report-final.pdf")).unwrap(),
+        big
+    );
+    // The source keeps its emptied folder, and so does the target.
+    assert!(d.dst.join("old/place").is_dir());
+    assert_same_tree(&d.src, &d.dst);
+
+    // And the next true-up knows it under its new name.
+    let (_, sum) = sync(&d, &["--delete"]);
+    assert_eq!(sum["counts"]["AZSM2041"], 2, "{sum}");
+}

@@ -452,6 +452,8 @@ fn sync_deletes_and_empty_folders_on_every_store_and_back() {
         write(&src.join("sub/b.txt"), b"b");
         write(&src.join("sub/gone.txt"), b"gone");
         write(&src.join("sub-x"), b"sorts between sub and sub/");
+        let moved: Vec<u8> = (0..100_000u32).map(|i| (i % 253) as u8).collect();
+        write(&src.join("big/moved.bin"), &moved);
         fs::create_dir_all(src.join("emptydir")).unwrap();
         fs::create_dir_all(src.join("nested/empty")).unwrap();
         let name = unique("sync");
@@ -482,7 +484,7 @@ fn sync_deletes_and_empty_folders_on_every_store_and_back() {
         };
         let src_s = src.to_str().unwrap();
         let sum = sync(src_s, &url, &["--create-empty-dirs"]);
-        assert_eq!(sum["counts"]["AZSM0000"], 4, "{kind}: {sum}");
+        assert_eq!(sum["counts"]["AZSM0000"], 5, "{kind}: {sum}");
         let prefix = if kind == "sftp" { "" } else { "share" };
         let names = target_names(&s, kind, &name, prefix);
         for want in ["emptydir/", "nested/empty/", "a.txt", "sub/gone.txt"] {
@@ -492,10 +494,23 @@ fn sync_deletes_and_empty_folders_on_every_store_and_back() {
             );
         }
 
+        // A file goes, and another moves: the move is followed at the target, not re-sent.
         fs::remove_file(src.join("sub/gone.txt")).unwrap();
+        fs::create_dir_all(src.join("elsewhere")).unwrap();
+        fs::rename(src.join("big/moved.bin"), src.join("elsewhere/renamed.bin")).unwrap();
         let sum = sync(src_s, &url, &["--delete", "--max-delete", "5"]);
         assert_eq!(sum["true_up"]["deleted"], 1, "{kind}: {sum}");
+        assert_eq!(sum["counts"]["AZSM2044"], 1, "{kind}: {sum}");
+        assert_eq!(sum["bytes_copied"], 0, "{kind}: {sum}");
         let names = target_names(&s, kind, &name, prefix);
+        assert!(
+            names.contains(&"elsewhere/renamed.bin".to_string()),
+            "{kind}: {names:?}"
+        );
+        assert!(
+            !names.contains(&"big/moved.bin".to_string()),
+            "{kind}: {names:?}"
+        );
         assert!(
             !names.contains(&"sub/gone.txt".to_string()),
             "{kind}: {names:?}"
@@ -509,7 +524,8 @@ fn sync_deletes_and_empty_folders_on_every_store_and_back() {
         let back = dir.path().join("back");
         let back_s = back.to_str().unwrap();
         let sum = sync(&url, back_s, &["--create-empty-dirs"]);
-        assert_eq!(sum["counts"]["AZSM0000"], 3, "{kind}: {sum}");
+        assert_eq!(sum["counts"]["AZSM0000"], 4, "{kind}: {sum}");
+        assert_eq!(fs::read(back.join("elsewhere/renamed.bin")).unwrap(), moved);
         assert!(back.join("emptydir").is_dir(), "{kind}");
         fs::remove_file(src.join("a.txt")).unwrap();
         sync(src_s, &url, &["--delete", "--max-delete", "5"]);

@@ -134,6 +134,7 @@ fn copy_options(args: &CopyArgs, target_kind: &str) -> Result<CopyOptions, JobEr
         sanitize: args.sanitize == "on-the-fly",
         log_excluded: args.log_excluded,
         folders_only: false,
+        moves: false,
     })
 }
 
@@ -142,6 +143,8 @@ fn transfer_command(args: &CopyArgs, sync: Option<&SyncArgs>) -> Result<ExitStat
     let (dst_location, target) = shared::side(&args.target, "target")?;
     let mut options = copy_options(args, target.kind())?;
     options.find_deletes = sync.is_some();
+    // Moves are followed at the target only when the target is to mirror the source.
+    options.moves = sync.is_some_and(|s| s.delete) && !options.compare_target;
     let max_delete = sync
         .and_then(|s| s.max_delete.as_deref())
         .map(MaxDelete::parse)
