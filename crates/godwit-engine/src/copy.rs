@@ -236,6 +236,36 @@ pub(crate) struct Ctx<'a> {
     held_back: std::sync::Mutex<Vec<Entry>>,
     /// Set for the second round, which copies what was held back.
     second_round: AtomicBool,
+    /// Whether the remote target was checked before the run; if not, the first write checks it.
+    target_checked: bool,
+    target_check: std::sync::OnceLock<Result<(), JobError>>,
+    /// What stopped the run from inside a transfer (the target turned out unreachable).
+    failure: std::sync::Mutex<Option<JobError>>,
+}
+
+impl Ctx<'_> {
+    /// Makes sure the remote target can be written, once per run, before the first write to
+    /// it. On failure the run stops with that job error.
+    pub(crate) fn target_ready(&self) -> Result<(), JobError> {
+        if self.target_checked {
+            return Ok(());
+        }
+        let (Side::Remote(r), Some(rt)) = (self.dst, &self.rt) else {
+            return Ok(());
+        };
+        let result = self
+            .target_check
+            .get_or_init(|| crate::store::reachable(r, rt, true))
+            .clone();
+        if let Err(e) = &result {
+            self.stop.store(true, Ordering::Relaxed);
+            self.failure
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get_or_insert_with(|| e.clone());
+        }
+        result
+    }
 }
 
 /// Copies the local folder `src` into the local folder `dst`.
@@ -277,8 +307,26 @@ pub fn copy(
         (Side::Local(_), Side::Local(_)) if !streaming => None,
         _ => Some(crate::store::runtime(&run.id)?),
     };
-    check_roots(src, dst, rt.as_ref())?;
-    let index = Index::open(&migration.dir.join("index.redb"))?;
+    let index_path = migration.dir.join("index.redb");
+    // A run with an index behind it checks a remote target when it first needs it, so that a
+    // true-up with nothing to do sends no request at all; a first run checks it up front.
+    let check_target_later =
+        matches!(dst, Side::Remote(_)) && index_path.exists() && !options.compare_target;
+    check_roots(src, dst, rt.as_ref(), !check_target_later)?;
+    if options.find_deletes
+        && !options.compare_target
+        && !index_path.exists()
+        && has_earlier_runs(migration, run)
+    {
+        // Without its index a true-up would send everything again and see no deletion; say so
+        // rather than guess.
+        let path = index_path.display().to_string();
+        return Err(JobError::new(
+            Code::DISK_HASH_PATH_ERROR,
+            &[("migration_id", &migration.id), ("path", &path)],
+        ));
+    }
+    let index = Index::open(&index_path)?;
     if options.compare_target {
         list_target(dst, &index, rt.as_ref(), stop)?;
     }
@@ -308,6 +356,9 @@ pub fn copy(
         rate: options.bwlimit.map(crate::rate::RateLimit::new),
         held_back: std::sync::Mutex::new(Vec::new()),
         second_round: AtomicBool::new(false),
+        target_checked: !check_target_later,
+        target_check: std::sync::OnceLock::new(),
+        failure: std::sync::Mutex::new(None),
     };
     let mut log = CopyLog::create(run)?;
 
@@ -374,6 +425,14 @@ pub fn copy(
     if let Some(e) = walk_error {
         outcome.job_error.get_or_insert(e);
     }
+    if let Some(e) = ctx
+        .failure
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take()
+    {
+        outcome.job_error = Some(e);
+    }
     let held_back = std::mem::take(
         &mut *ctx
             .held_back
@@ -408,6 +467,16 @@ pub fn copy(
         }
     }
     Ok(outcome)
+}
+
+/// Whether another run of this migration finished (wrote its summary) before `run`.
+fn has_earlier_runs(migration: &Migration, run: &Run) -> bool {
+    std::fs::read_dir(migration.dir.join("runs")).is_ok_and(|runs| {
+        runs.flatten().any(|r| {
+            r.file_name().as_encoded_bytes() != run.id.as_bytes()
+                && r.path().join("summary.json").exists()
+        })
+    })
 }
 
 /// The files held back by the first round: each moved at the target when a file gone from the
@@ -546,6 +615,7 @@ fn check_roots(
     src: &Side,
     dst: &Side,
     rt: Option<&tokio::runtime::Runtime>,
+    check_target: bool,
 ) -> Result<(), JobError> {
     if let Side::Local(src) = src {
         let shown = src.display().to_string();
@@ -560,12 +630,12 @@ fn check_roots(
     }
     match (dst, rt) {
         (Side::Local(d), _) => fs::create_dir_all(d).map_err(|e| target_error(d, &e))?,
-        (Side::Remote(r), Some(rt)) => {
+        (Side::Remote(r), Some(rt)) if check_target => {
             // One request that fails fast on a missing bucket, bad credentials or an unreachable
             // host, before any file is considered.
             crate::store::reachable(r, rt, true)?;
         }
-        (Side::Remote(_), None) => {}
+        (Side::Remote(_), _) => {}
     }
     if let (Side::Remote(r), Some(rt)) = (src, rt) {
         crate::store::reachable(r, rt, false)?;

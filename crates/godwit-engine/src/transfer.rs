@@ -196,6 +196,7 @@ pub(crate) fn make_empty_dir(ctx: &Ctx<'_>, rel: &[u8]) -> CopyRecord {
         .flatten();
     let target = clean.as_deref().unwrap_or(rel);
     let result: Result<(), String> = match (ctx.dst, &ctx.rt) {
+        _ if ctx.target_ready().is_err() => Err("the target cannot be reached".into()),
         (Side::Local(root), _) => {
             fs::create_dir_all(root.join(std::ffi::OsStr::from_bytes(target)))
                 .map_err(|e| reason(&e))
@@ -312,6 +313,7 @@ pub(crate) fn move_at_target(
             crate::sync::prune_folders(root, ctx.src, from, &old_target);
         }
         (Side::Remote(r), Some(rt)) => {
+            ctx.target_ready().ok()?;
             let old_s = std::str::from_utf8(&old_target).ok()?;
             let new_s = std::str::from_utf8(new_target).ok()?;
             let can = r.op.info().capability();
@@ -365,6 +367,11 @@ pub(crate) fn copy_file(ctx: &Ctx<'_>, entry: &Entry) -> Result<(u64, u128), Fai
         // Without a runtime both sides are local and nothing needs the bytes: the kernel copies.
         (Side::Local(src), Side::Local(dst), None) => local_fast(ctx, entry, src, dst),
         (_, _, Some(rt)) => {
+            ctx.target_ready().map_err(|e| Failure {
+                code: e.code,
+                reason: e.message,
+                retry: false,
+            })?;
             // Large files hold upload buffers: only a few at once, so memory stays bounded.
             let large = entry.size > CHUNK as u64;
             let token = if large {

@@ -191,6 +191,45 @@ fn deletions_over_the_limit_pause_with_9080_and_confirm_carries_out_exactly_the_
 }
 
 #[test]
+fn a_lost_index_is_6030_and_compare_target_rebuilds_it() {
+    let d = dirs();
+    write(&d.src.join("a.txt"), b"a");
+    write(&d.src.join("b.txt"), b"b");
+    let (_, sum) = sync(&d, &[]);
+    let index = run_dir(&sum).join("../../index.redb");
+    fs::remove_file(&index).unwrap();
+    let out = run(godwit()
+        .arg("sync")
+        .arg(&d.src)
+        .arg(&d.dst)
+        .args(["--delete", "--state-dir"])
+        .arg(&d.state));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("error[6030]"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stderr).contains("--compare target"),
+        "{}",
+        text(&out.stderr)
+    );
+    // The target itself says both files are there, and the index is whole again.
+    fs::remove_file(d.src.join("b.txt")).unwrap();
+    let (code, sum) = sync(
+        &d,
+        &["--compare", "target", "--delete", "--max-delete", "5"],
+    );
+    assert_eq!(code, Some(0), "{sum}");
+    assert_eq!(sum["counts"]["AZSM2042"], 1, "{sum}");
+    assert_eq!(sum["true_up"]["deleted"], 1, "{sum}");
+    let (_, sum) = sync(&d, &[]);
+    assert_eq!(sum["counts"]["AZSM2041"], 1, "{sum}");
+    assert_same_tree(&d.src, &d.dst);
+}
+
+#[test]
 fn without_delete_nothing_is_removed_and_the_list_is_kept() {
     let d = dirs();
     write(&d.src.join("a.txt"), b"a");
@@ -539,4 +578,38 @@ fn a_file_moved_at_the_source_is_moved_at_the_target_not_sent_again() {
     // And the next true-up knows it under its new name.
     let (_, sum) = sync(&d, &["--delete"]);
     assert_eq!(sum["counts"]["AZSM2041"], 2, "{sum}");
+}
+
+#[test]
+fn a_name_that_cannot_be_renamed_in_place_is_4010_and_the_rest_goes_on() {
+    let d = dirs();
+    write(&d.src.join("open/a?b.txt"), b"1");
+    write(&d.src.join("shut/c?d.txt"), b"2");
+    // `open` may be written by anyone (the test may run as root, godwit as nobody); `shut` by
+    // no one.
+    fs::set_permissions(d.src.join("open"), fs::Permissions::from_mode(0o777)).unwrap();
+    fs::set_permissions(d.src.join("shut"), fs::Permissions::from_mode(0o555)).unwrap();
+    let out = run(as_unprivileged(&d.root)
+        .arg("sanitize")
+        .arg(&d.src)
+        .args([
+            "--target-profile",
+            "windows",
+            "--apply",
+            "--json",
+            "--state-dir",
+        ])
+        .arg(&d.state));
+    fs::set_permissions(d.src.join("shut"), fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let sum = summary(&out);
+    assert_eq!(sum["counts"]["4010"], 1, "{sum}");
+    assert_eq!(sum["counts"]["AZSM0000"], 1, "{sum}");
+    assert!(d.src.join("open/a_b.txt").exists());
+    assert!(d.src.join("shut/c?d.txt").exists(), "left as it was");
+    let csv = fs::read_to_string(run_dir(&sum).join("sanitize.csv")).unwrap();
+    assert!(
+        csv.contains("shut/c?d.txt,shut/c_d.txt,failed,4010,permission denied"),
+        "{csv}"
+    );
 }

@@ -178,9 +178,63 @@ fn one_request_per_small_file_and_none_per_file_when_nothing_changed() {
     let total: u64 = again.counts.lock().unwrap().values().sum();
     assert_eq!(
         total,
-        1,
-        "nothing changed: only the bucket check: {:?}",
+        0,
+        "nothing changed, and the index says the bucket was there: no request at all: {:?}",
         again.counts.lock().unwrap()
+    );
+
+    // A true-up with nothing to do sends nothing either; with one new file, the bucket check
+    // and one PUT.
+    let sync = |proxy: &Proxy| {
+        run(godwit_via(proxy)
+            .arg("sync")
+            .arg(&src)
+            .arg(format!("s3://{b}/x"))
+            .args(["--delete", "--json", "--state-dir"])
+            .arg(&state))
+    };
+    let quiet = Proxy::start(&upstream, Box::new(|_, _, _| Fault::Pass));
+    let out = sync(&quiet);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(quiet.counts.lock().unwrap().values().sum::<u64>(), 0);
+    write(&src.join("new"), b"one more");
+    let one = Proxy::start(&upstream, Box::new(|_, _, _| Fault::Pass));
+    let out = sync(&one);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(one.count("PUT"), 1, "{:?}", one.counts.lock().unwrap());
+    assert_eq!(one.counts.lock().unwrap().values().sum::<u64>(), 2);
+}
+
+#[test]
+fn a_target_gone_since_the_last_run_is_found_at_the_first_write() {
+    let upstream = s3_endpoint();
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    write(&src.join("a"), b"a");
+    let b = bucket("gone");
+    let state = dir.path().join("state");
+    let proxy = Proxy::start(&upstream, Box::new(|_, _, _| Fault::Pass));
+    let out = run(godwit_via(&proxy)
+        .arg("sync")
+        .arg(&src)
+        .arg(format!("s3://{b}/x"))
+        .args(["--json", "--state-dir"])
+        .arg(&state));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    write(&src.join("b"), b"b");
+    let out = run(godwit_via(&proxy)
+        .arg("sync")
+        .arg(&src)
+        .arg(format!("s3://{b}/x"))
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("GODWIT_REQUEST_TIMEOUT", "2")
+        .args(["--json", "--state-dir"])
+        .arg(&state));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("error[AZSM1040]"),
+        "{}",
+        text(&out.stderr)
     );
 }
 
