@@ -283,7 +283,8 @@ for row, tools in rows.items():
     for tool, runs in tools.items():
         secs = [s for s, _ in runs]
         med = statistics.median(secs)
-        ratio = f"{g / med:.2f}x" if g and med and tool != "godwit" else ""
+        q = g / med if g and med and tool != "godwit" else None
+        ratio = "" if q is None else (f"{q:.2f}x" if q >= 0.1 else f"{q:.4f}x")
         out.append(f"| {row} | {tool} | {med:.2f} | {min(secs):.2f}-{max(secs):.2f} | {ratio} | {max(r for _, r in runs) / 1024:.0f} |")
 text = "\n".join(out)
 print(text)
