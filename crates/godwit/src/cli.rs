@@ -166,7 +166,8 @@ pub struct FilterArgs {
 
 #[derive(Debug, Args)]
 pub struct ScanArgs {
-    /// The folder to scan: a local path.
+    /// The folder to scan: a local path, s3://bucket/prefix, az://container/prefix or
+    /// sftp://user@host:port/path.
     pub source: String,
     #[command(flatten)]
     pub filters: FilterArgs,
@@ -182,9 +183,10 @@ pub struct ScanArgs {
 
 #[derive(Debug, Args)]
 pub struct CopyArgs {
-    /// The folder to copy from: a local path.
+    /// The folder to copy from: a local path, s3://bucket/prefix, az://container/prefix or
+    /// sftp://user@host:port/path.
     pub source: String,
-    /// The folder to copy into: a local path (created if missing).
+    /// The folder to copy into, in the same forms (a local folder is created if missing).
     pub target: String,
     /// Files copied at once [default: 8 to a local target, 16 to a remote store].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
