@@ -4,6 +4,8 @@
 # It installs what the tests need into .test-servers/ (moto in a venv, Azurite from npm; the
 # OpenSSH server from Debian's packages when running as root), starts the servers on free
 # loopback ports, runs every test against them, and stops them, also on failure or Ctrl-C.
+# The control plane's tests also need PostgreSQL on 127.0.0.1:5432: scripts/postgres.sh starts
+# (or installs) it when it is not running.
 # cargo-nextest is used when installed, plain `cargo test` otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +15,8 @@ trap 'bash scripts/servers.sh stop' EXIT
 bash scripts/servers.sh start
 # shellcheck disable=SC1091
 source "${GODWIT_SERVERS_DIR:-.test-servers}/env"
+GODWIT_TEST_POSTGRES_URL=$(bash scripts/postgres.sh)
+export GODWIT_TEST_POSTGRES_URL
 
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast --status-level fail --final-status-level slow

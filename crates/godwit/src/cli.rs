@@ -96,6 +96,22 @@ pub enum Command {
                             Exit status: 0 done; 1 failed; 2 bad arguments; 3 some folders could not                             be made (9010)."
     )]
     EmptyFolders(EmptyFoldersArgs),
+    /// Run the control plane: the REST API for agents, endpoints, projects and migrations.
+    ///
+    /// With no flags it listens on 127.0.0.1:8080 and keeps its store in a SQLite file in the
+    /// state directory; `--database postgres://...` uses PostgreSQL instead. The schema is
+    /// brought up to date at start. Requests need a token (`godwit token create`). Ctrl-C or
+    /// SIGTERM stops it gracefully: requests in flight finish first.
+    #[command(after_help = "Examples:\n  godwit serve\n  \
+                            godwit serve --listen 0.0.0.0:8080 --database postgres://godwit@db/godwit\n  \
+                            curl -H \"Authorization: Bearer $(godwit token create --role viewer)\" \
+                            http://127.0.0.1:8080/v1/projects\n\n\
+                            The API is described at /openapi.json; /healthz, /readyz and /metrics \
+                            need no token.")]
+    Serve(ServeArgs),
+    /// Make tokens for the control plane's API.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Explain a status or error code: what it means and what to do about it.
     #[command(
         after_help = "Examples:\n  godwit explain 9080\n  godwit explain azsm2023\n  \
@@ -286,6 +302,47 @@ pub struct EmptyFoldersArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The address and port to listen on.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// The store: postgres://USER@HOST/DB, or sqlite://PATH [default: a SQLite file in the
+    /// state directory].
+    #[arg(long, value_name = "URL", env = "GODWIT_DATABASE_URL")]
+    pub database: Option<String>,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Print a new token signed with the control plane's secret (GODWIT_JWT_SECRET, or the one
+    /// in the state directory).
+    #[command(after_help = "Examples:\n  godwit token create --role operator\n  \
+                            godwit token create --role agent --agent-id 3f2a... --ttl 365d")]
+    Create(TokenCreateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TokenCreateArgs {
+    /// admin: everything; operator: create and change, start and stop commands; viewer: read
+    /// only; agent: one agent's own migrations.
+    #[arg(long, value_parser = ["admin", "operator", "viewer", "agent"])]
+    pub role: String,
+    /// The agent an agent token is bound to (required with --role agent).
+    #[arg(long, value_name = "ID", required_if_eq("role", "agent"))]
+    pub agent_id: Option<String>,
+    /// Who the token is for, as the server logs it.
+    #[arg(long, value_name = "NAME", default_value = "cli")]
+    pub subject: String,
+    /// How long the token is valid: 1h, 30d, 1y.
+    #[arg(long, value_name = "DURATION", default_value = "30d")]
+    pub ttl: String,
     #[command(flatten)]
     pub state: StateArgs,
 }

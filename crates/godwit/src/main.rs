@@ -24,6 +24,8 @@ fn main() -> ExitCode {
         Command::Confirm(args) => commands::confirm::run(&args),
         Command::Sanitize(args) => commands::sanitize::run(&args),
         Command::EmptyFolders(args) => commands::copy::run_empty_folders(&args),
+        Command::Serve(args) => commands::serve::run(&args),
+        Command::Token(cmd) => commands::serve::token(&cmd),
         Command::Explain(args) => commands::explain::run(&args),
         Command::Codes(args) => commands::codes::run(&args),
         Command::Completions(args) => commands::completions::run(&args),

@@ -7,6 +7,7 @@ pub mod copy;
 pub mod explain;
 pub mod sanitize;
 pub mod scan;
+pub mod serve;
 mod shared;
 
 use std::io::Write;

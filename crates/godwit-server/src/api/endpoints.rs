@@ -1,0 +1,163 @@
+//! `/v1/endpoints`: the storages migrations read from and write to.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use godwit_engine::Location;
+use serde::Deserialize;
+
+use super::{ApiJson, ApiQuery, Listing, Page};
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::store::Endpoint;
+
+/// A new endpoint.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewEndpoint {
+    /// Unique among endpoints.
+    pub name: String,
+    /// `local`, `s3`, `azure-blob`, `sftp` or `memory`; it must match the URI.
+    pub kind: String,
+    /// `/mnt/share`, `s3://bucket/prefix`, `az://container/prefix`, `sftp://user@host:22/path`.
+    pub uri: String,
+    /// The name of the credentials the agent uses (never the secret itself).
+    pub credential_ref: Option<String>,
+}
+
+const KINDS: &[&str] = &["local", "s3", "azure-blob", "sftp", "memory"];
+
+/// The kind a location is.
+fn kind_of(location: &Location) -> &'static str {
+    match location {
+        Location::Local(_) => "local",
+        Location::S3 { .. } => "s3",
+        Location::Azure { .. } => "azure-blob",
+        Location::Sftp { .. } => "sftp",
+        Location::Memory { .. } => "memory",
+    }
+}
+
+/// Checks an endpoint: a known kind, a URI godwit can parse, of that kind, and for a local
+/// path an absolute one (the agent's working folder is no reference point).
+fn validate(req: &NewEndpoint) -> Result<(), ApiError> {
+    let name = req.name.trim();
+    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            "name: 1 to 200 characters, no control characters",
+        ));
+    }
+    if !KINDS.contains(&req.kind.as_str()) {
+        return Err(ApiError::invalid(format!(
+            "kind: {} is not one of {}",
+            req.kind,
+            KINDS.join(", ")
+        )));
+    }
+    if req.uri.trim().is_empty() || req.uri.chars().any(char::is_control) {
+        return Err(ApiError::invalid("uri: empty or with control characters"));
+    }
+    let location =
+        Location::parse(&req.uri).map_err(|e| ApiError::invalid(format!("uri: {}", e.message)))?;
+    let kind = kind_of(&location);
+    if kind != req.kind {
+        return Err(ApiError::invalid(format!(
+            "kind: {} does not match the URI, which is {kind}",
+            req.kind
+        )));
+    }
+    if let Location::Local(p) = &location
+        && !p.is_absolute()
+    {
+        return Err(ApiError::invalid("uri: a local path must be absolute"));
+    }
+    if let Some(c) = &req.credential_ref
+        && (c.is_empty() || c.len() > 200 || c.chars().any(char::is_control))
+    {
+        return Err(ApiError::invalid(
+            "credential_ref: 1 to 200 characters, no control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// The endpoints, a page at a time.
+#[utoipa::path(get, path = "/v1/endpoints", params(Page), security(("bearer" = [])), responses(
+    (status = 200, description = "A page of endpoints", body = Listing<Endpoint>),
+    (status = 400, description = "limit or offset out of range", body = crate::error::ErrorBody),
+    (status = 401, description = "No or bad token", body = crate::error::ErrorBody),
+    (status = 503, description = "The store failed", body = crate::error::ErrorBody)
+))]
+pub async fn list_endpoints(
+    State(state): State<AppState>,
+    _caller: Caller,
+    ApiQuery(page): ApiQuery<Page>,
+) -> Result<Json<Listing<Endpoint>>, ApiError> {
+    let (limit, offset) = page.bounds()?;
+    let (count, items) = state.store.list_endpoints(limit, offset).await?;
+    Ok(Json(Listing { count, items }))
+}
+
+/// Creates an endpoint, validated first: 422 with the reason when it is not usable.
+#[utoipa::path(post, path = "/v1/endpoints", request_body = NewEndpoint, security(("bearer" = [])), responses(
+    (status = 201, description = "Created", body = Endpoint),
+    (status = 400, description = "Malformed JSON", body = crate::error::ErrorBody),
+    (status = 401, description = "No or bad token", body = crate::error::ErrorBody),
+    (status = 403, description = "The token may not change anything", body = crate::error::ErrorBody),
+    (status = 409, description = "The name is taken", body = crate::error::ErrorBody),
+    (status = 413, description = "Body too large", body = crate::error::ErrorBody),
+    (status = 422, description = "Invalid content (605) with the reason", body = crate::error::ErrorBody),
+    (status = 503, description = "The store failed", body = crate::error::ErrorBody)
+))]
+pub async fn create_endpoint(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<NewEndpoint>,
+) -> Result<(StatusCode, Json<Endpoint>), ApiError> {
+    caller.require_operator()?;
+    validate(&req)?;
+    let e = state
+        .store
+        .create_endpoint(
+            req.name.trim(),
+            &req.kind,
+            req.uri.trim(),
+            req.credential_ref.as_deref(),
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(e)))
+}
+
+/// One endpoint.
+#[utoipa::path(get, path = "/v1/endpoints/{id}", params(("id" = String, Path)), security(("bearer" = [])), responses(
+    (status = 200, description = "The endpoint", body = Endpoint),
+    (status = 401, description = "No or bad token", body = crate::error::ErrorBody),
+    (status = 404, description = "No such endpoint (800)", body = crate::error::ErrorBody),
+    (status = 503, description = "The store failed", body = crate::error::ErrorBody)
+))]
+pub async fn get_endpoint(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Endpoint>, ApiError> {
+    Ok(Json(state.store.get_endpoint(&id).await?))
+}
+
+/// Deletes an endpoint.
+#[utoipa::path(delete, path = "/v1/endpoints/{id}", params(("id" = String, Path)), security(("bearer" = [])), responses(
+    (status = 204, description = "Deleted"),
+    (status = 401, description = "No or bad token", body = crate::error::ErrorBody),
+    (status = 403, description = "The token may not change anything", body = crate::error::ErrorBody),
+    (status = 404, description = "No such endpoint (800)", body = crate::error::ErrorBody),
+    (status = 503, description = "The store failed", body = crate::error::ErrorBody)
+))]
+pub async fn delete_endpoint(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require_operator()?;
+    state.store.delete_endpoint(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,198 @@
+//! The routes, the extractors that turn every malformed request into a coded 4xx, and the
+//! OpenAPI document generated from the handlers.
+
+pub mod codes;
+pub mod endpoints;
+pub mod projects;
+pub mod system;
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::routing::get;
+use axum::{Json, Router};
+use godwit_codes::Code;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use utoipa::OpenApi;
+
+use crate::AppState;
+use crate::error::{ApiError, ErrorBody};
+
+/// Request bodies larger than this are refused with 413 (HTTP413).
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// The API description, generated from the handlers' annotations.
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(
+        title = "godwit control plane",
+        description = "Agents, endpoints, projects, migrations, commands, job runs and reports. \
+                       Every error answer carries a catalog code: see GET /v1/codes."
+    ),
+    paths(
+        system::healthz,
+        system::readyz,
+        system::metrics,
+        codes::list_codes,
+        codes::get_code,
+        projects::list_projects,
+        projects::create_project,
+        projects::get_project,
+        projects::update_project,
+        projects::delete_project,
+        endpoints::list_endpoints,
+        endpoints::create_endpoint,
+        endpoints::get_endpoint,
+        endpoints::delete_endpoint,
+    ),
+    components(schemas(ErrorBody)),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Every route of the control plane.
+pub fn router(state: AppState) -> Router {
+    let v1 = Router::new()
+        .route("/codes", get(codes::list_codes))
+        .route("/codes/{code}", get(codes::get_code))
+        .route(
+            "/projects",
+            get(projects::list_projects).post(projects::create_project),
+        )
+        .route(
+            "/projects/{id}",
+            get(projects::get_project)
+                .patch(projects::update_project)
+                .delete(projects::delete_project),
+        )
+        .route(
+            "/endpoints",
+            get(endpoints::list_endpoints).post(endpoints::create_endpoint),
+        )
+        .route(
+            "/endpoints/{id}",
+            get(endpoints::get_endpoint).delete(endpoints::delete_endpoint),
+        );
+    Router::new()
+        .route("/healthz", get(system::healthz))
+        .route("/readyz", get(system::readyz))
+        .route("/metrics", get(system::metrics))
+        .route("/openapi.json", get(system::openapi))
+        .nest("/v1", v1)
+        .fallback(|| async { ApiError::new(Code::HTTP_NOT_FOUND, &[]) })
+        .method_not_allowed_fallback(|| async { ApiError::new(Code::HTTP_METHOD_NOT_ALLOWED, &[]) })
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            system::count_requests,
+        ))
+        .with_state(state)
+}
+
+/// A JSON body; a malformed one is 400 (600), one of the wrong shape 422 (605), one too large
+/// 413.
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(ApiJson(v)),
+            Err(rejection) => Err(json_rejection(&rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: &JsonRejection) -> ApiError {
+    let reason = std::error::Error::source(rejection)
+        .map_or_else(|| rejection.body_text(), |s| s.to_string());
+    match rejection {
+        JsonRejection::JsonDataError(_) => {
+            ApiError::new(Code::ERR_JSON_MARSHAL_UNMARSHAL, &[("reason", &reason)])
+        }
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            Code::ERR_JSON_DECODING,
+            &[("reason", "the Content-Type must be application/json")],
+        ),
+        _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            Code::HTTP_PAYLOAD_TOO_LARGE,
+            &[("limit", &BODY_LIMIT.to_string())],
+        ),
+        _ => ApiError::new(Code::ERR_JSON_DECODING, &[("reason", &reason)]),
+    }
+}
+
+/// Query parameters; ones that cannot be read are 400.
+#[derive(Debug)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(q) => Ok(ApiQuery(q.0)),
+            Err(rejection) => Err(query_rejection(&rejection)),
+        }
+    }
+}
+
+fn query_rejection(rejection: &QueryRejection) -> ApiError {
+    ApiError::new(Code::HTTP_BAD_REQUEST, &[]).details(rejection.body_text())
+}
+
+/// `limit` and `offset` of a list, as seed 003 bounds them: limit 0-100 (default 50), offset
+/// 0-65535 (default 0); out of range is 400.
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct Page {
+    /// How many items, 0-100 (default 50).
+    pub limit: Option<i64>,
+    /// How many to skip, 0-65535 (default 0).
+    pub offset: Option<i64>,
+}
+
+impl Page {
+    pub fn bounds(self) -> Result<(i64, i64), ApiError> {
+        let limit = self.limit.unwrap_or(50);
+        let offset = self.offset.unwrap_or(0);
+        if !(0..=100).contains(&limit) {
+            return Err(ApiError::new(Code::HTTP_BAD_REQUEST, &[])
+                .details(format!("limit must be 0 to 100, not {limit}")));
+        }
+        if !(0..=65535).contains(&offset) {
+            return Err(ApiError::new(Code::HTTP_BAD_REQUEST, &[])
+                .details(format!("offset must be 0 to 65535, not {offset}")));
+        }
+        Ok((limit, offset))
+    }
+}
+
+/// A page of a collection: how many there are in all, and the items asked for.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Listing<T> {
+    pub count: i64,
+    pub items: Vec<T>,
+}

@@ -1,0 +1,160 @@
+//! `/v1/projects`: groups of migrations.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+
+use super::{ApiJson, ApiQuery, Listing, Page};
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::store::Project;
+
+/// A new project.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewProject {
+    /// Unique among projects; 1 to 200 characters.
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+/// Changes to a project; what is left out stays as it is.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectChange {
+    pub name: Option<String>,
+    pub description: Option<String>,
+}
+
+fn check_name(name: &str) -> Result<(), ApiError> {
+    let n = name.trim();
+    if n.is_empty() || n.chars().count() > 200 || n.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            "name: 1 to 200 characters, no control characters",
+        ));
+    }
+    Ok(())
+}
+
+fn check_description(d: &str) -> Result<(), ApiError> {
+    if d.chars().count() > 4000 {
+        return Err(ApiError::invalid("description: at most 4,000 characters"));
+    }
+    Ok(())
+}
+
+/// The projects, a page at a time.
+#[utoipa::path(get, path = "/v1/projects", params(Page), security(("bearer" = [])), responses(
+    (status = 200, description = "A page of projects", body = Listing<Project>),
+    (status = 400, description = "limit or offset out of range", body = crate::error::ErrorBody),
+    (status = 401, description = "No or bad token", body = crate::error::ErrorBody),
+    (status = 503, description = "The store failed", body = crate::error::ErrorBody)
+))]
+pub async fn list_projects(
+    State(state): State<AppState>,
+    _caller: Caller,
+    ApiQuery(page): ApiQuery<Page>,
+) -> Result<Json<Listing<Project>>, ApiError> {
+    let (limit, offset) = page.bounds()?;
+    let (count, items) = state.store.list_projects(limit, offset).await?;
+    Ok(Json(Listing { count, items }))
+}
+
+/// Creates a project. A name already used is 409 with code 642.
+#[utoipa::path(post, path = "/v1/projects", request_body = NewProject, security(("bearer" = [])), responses(
+    (status = 201, description = "Created", body = Project),
+    (status = 400, description = "Malformed JSON", body = crate::error::ErrorBody),
+    (status = 401, description = "No or bad token", body = crate::error::ErrorBody),
+    (status = 403, description = "The token may not change anything", body = crate::error::ErrorBody),
+    (status = 409, description = "The name is taken (642)", body = crate::error::ErrorBody),
+    (status = 413, description = "Body too large", body = crate::error::ErrorBody),
+    (status = 422, description = "Invalid content", body = crate::error::ErrorBody),
+    (status = 503, description = "The store failed", body = crate::error::ErrorBody)
+))]
+pub async fn create_project(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<NewProject>,
+) -> Result<(StatusCode, Json<Project>), ApiError> {
+    caller.require_operator()?;
+    check_name(&req.name)?;
+    check_description(&req.description)?;
+    let p = state
+        .store
+        .create_project(req.name.trim(), &req.description)
+        .await?;
+    Ok((StatusCode::CREATED, Json(p)))
+}
+
+/// One project.
+#[utoipa::path(get, path = "/v1/projects/{id}", params(("id" = String, Path)), security(("bearer" = [])), responses(
+    (status = 200, description = "The project", body = Project),
+    (status = 401, description = "No or bad token", body = crate::error::ErrorBody),
+    (status = 404, description = "No such project (800)", body = crate::error::ErrorBody),
+    (status = 503, description = "The store failed", body = crate::error::ErrorBody)
+))]
+pub async fn get_project(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Project>, ApiError> {
+    Ok(Json(state.store.get_project(&id).await?))
+}
+
+/// Renames a project or changes its description.
+#[utoipa::path(patch, path = "/v1/projects/{id}", params(("id" = String, Path)), request_body = ProjectChange,
+    security(("bearer" = [])), responses(
+    (status = 200, description = "The project as changed", body = Project),
+    (status = 400, description = "Malformed JSON", body = crate::error::ErrorBody),
+    (status = 401, description = "No or bad token", body = crate::error::ErrorBody),
+    (status = 403, description = "The token may not change anything", body = crate::error::ErrorBody),
+    (status = 404, description = "No such project (800)", body = crate::error::ErrorBody),
+    (status = 409, description = "The name is taken (642)", body = crate::error::ErrorBody),
+    (status = 413, description = "Body too large", body = crate::error::ErrorBody),
+    (status = 422, description = "Invalid content", body = crate::error::ErrorBody),
+    (status = 503, description = "The store failed", body = crate::error::ErrorBody)
+))]
+pub async fn update_project(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<ProjectChange>,
+) -> Result<Json<Project>, ApiError> {
+    caller.require_operator()?;
+    if let Some(n) = &req.name {
+        check_name(n)?;
+    }
+    if let Some(d) = &req.description {
+        check_description(d)?;
+    }
+    let p = state
+        .store
+        .update_project(
+            &id,
+            req.name.as_deref().map(str::trim),
+            req.description.as_deref(),
+        )
+        .await?;
+    Ok(Json(p))
+}
+
+/// Deletes a project.
+#[utoipa::path(delete, path = "/v1/projects/{id}", params(("id" = String, Path)), security(("bearer" = [])), responses(
+    (status = 204, description = "Deleted"),
+    (status = 401, description = "No or bad token", body = crate::error::ErrorBody),
+    (status = 403, description = "The token may not change anything", body = crate::error::ErrorBody),
+    (status = 404, description = "No such project (800)", body = crate::error::ErrorBody),
+    (status = 503, description = "The store failed", body = crate::error::ErrorBody)
+))]
+pub async fn delete_project(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require_operator()?;
+    state.store.delete_project(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,126 @@
+//! The API's error model: every answer that is not 2xx carries a catalog code, and its HTTP
+//! status is the one the catalog gives that code.
+//!
+//! The body is `{"error_code","error_name","error_msg","error_param","details"}`: the code as
+//! people write it, its symbolic name, the message with its parameters filled in, the
+//! parameters themselves, and what else helps (the remediation, a field name).
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use godwit_codes::Code;
+use serde::Serialize;
+
+/// An API failure: a catalog code and the parameters of its message.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub code: Code,
+    pub params: Vec<(String, String)>,
+    /// Extra words for the person reading it; the code's remediation when None.
+    pub details: Option<String>,
+    /// Seconds until a retry may work (429).
+    pub retry_after: Option<u64>,
+}
+
+/// The JSON body of every error answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// The catalog code: `642`, `HTTP404`.
+    pub error_code: String,
+    /// The code's symbolic name.
+    pub error_name: String,
+    /// The message, with its parameters filled in.
+    pub error_msg: String,
+    /// The message's parameters by name.
+    #[schema(value_type = Object)]
+    pub error_param: serde_json::Map<String, serde_json::Value>,
+    /// What to do about it.
+    pub details: String,
+}
+
+impl ApiError {
+    pub fn new(code: Code, params: &[(&str, &str)]) -> Self {
+        ApiError {
+            code,
+            params: params
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+                .collect(),
+            details: None,
+            retry_after: None,
+        }
+    }
+
+    pub fn details(mut self, details: impl Into<String>) -> Self {
+        self.details = Some(details.into());
+        self
+    }
+
+    /// The HTTP status the catalog gives the code (500 for a code without one: a bug).
+    pub fn status(&self) -> StatusCode {
+        self.code
+            .info()
+            .http_status
+            .and_then(|s| StatusCode::from_u16(s).ok())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    pub fn body(&self) -> ErrorBody {
+        let params: Vec<(&str, &str)> = self
+            .params
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        ErrorBody {
+            error_code: self.code.id().to_string(),
+            error_name: self.code.name().to_string(),
+            error_msg: self.code.render(&params),
+            error_param: self
+                .params
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                .collect(),
+            details: self
+                .details
+                .clone()
+                .unwrap_or_else(|| self.code.info().remediation.to_string()),
+        }
+    }
+
+    /// 404 for a route or resource that does not exist.
+    pub fn not_found(kind: &str, id: &str) -> Self {
+        ApiError::new(
+            Code::DB_ERR_GET_DOC_NOT_FOUND,
+            &[("kind", kind), ("id", id)],
+        )
+    }
+
+    /// 422 for a request whose JSON is well formed but whose content is not acceptable.
+    pub fn invalid(reason: impl Into<String>) -> Self {
+        ApiError::new(
+            Code::ERR_JSON_MARSHAL_UNMARSHAL,
+            &[("reason", &reason.into())],
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let mut response = (status, Json(self.body())).into_response();
+        if let Some(secs) = self.retry_after
+            && let Ok(v) = axum::http::HeaderValue::from_str(&secs.to_string())
+        {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, v);
+        }
+        response
+    }
+}
+
+impl From<godwit_engine::JobError> for ApiError {
+    fn from(e: godwit_engine::JobError) -> Self {
+        ApiError::new(e.code, &[("reason", &e.message)]).details(e.message)
+    }
+}

@@ -1,0 +1,81 @@
+//! godwit's control plane: `godwit serve`. An axum server over one store (SQLite by default,
+//! PostgreSQL), with JWT auth, per-token rate limits, and one error model: every answer that is
+//! not 2xx carries a catalog code (see `error.rs`).
+
+pub mod api;
+pub mod auth;
+pub mod error;
+pub mod limit;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+
+pub use auth::{Role, Secret};
+pub use store::Store;
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub secret: Secret,
+    pub limiter: Arc<limit::Limiter>,
+    pub metrics: Arc<api::system::Metrics>,
+}
+
+/// How to serve.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub listen: SocketAddr,
+    /// `sqlite://...` or `postgres://...`; None: `sqlite://STATE_DIR/control-plane.db`.
+    pub database: Option<String>,
+    pub state_dir: PathBuf,
+}
+
+/// The database URL `options` name.
+pub fn database_url(options: &ServeOptions) -> String {
+    options.database.clone().unwrap_or_else(|| {
+        format!(
+            "sqlite://{}?mode=rwc",
+            options.state_dir.join("control-plane.db").display()
+        )
+    })
+}
+
+/// The application with its routes, for a store and a secret.
+pub fn app(store: Store, secret: Secret) -> Router {
+    let state = AppState {
+        store,
+        secret,
+        limiter: Arc::new(limit::Limiter::from_env()),
+        metrics: Arc::new(api::system::Metrics::default()),
+    };
+    api::router(state)
+}
+
+/// Serves until `shutdown` resolves; requests in flight finish, then the store is closed.
+pub async fn serve(
+    options: &ServeOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    on_ready: impl FnOnce(SocketAddr),
+) -> Result<(), String> {
+    std::fs::create_dir_all(&options.state_dir)
+        .map_err(|e| format!("{}: {e}", options.state_dir.display()))?;
+    let secret = Secret::load(&options.state_dir)?;
+    let url = database_url(options);
+    let store = Store::open(&url).await?;
+    let listener = tokio::net::TcpListener::bind(options.listen)
+        .await
+        .map_err(|e| format!("listening on {}: {e}", options.listen))?;
+    let bound = listener.local_addr().map_err(|e| e.to_string())?;
+    on_ready(bound);
+    let result = axum::serve(listener, app(store.clone(), secret))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| e.to_string());
+    store.close().await;
+    result
+}

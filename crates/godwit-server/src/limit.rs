@@ -1,0 +1,87 @@
+//! Rate limits per token: a token bucket for each token id, refilled at a steady rate. Over the
+//! limit, a request gets 429 with `Retry-After`.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use godwit_codes::Code;
+
+use crate::error::ApiError;
+
+/// Buckets beyond this many are pruned of idle ones, so memory stays bounded.
+const MAX_BUCKETS: usize = 10_000;
+
+#[derive(Debug)]
+pub struct Limiter {
+    /// Requests a second, sustained.
+    rate: f64,
+    /// Requests at once, after a quiet spell.
+    burst: f64,
+    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+}
+
+impl Limiter {
+    pub fn new(rate: f64, burst: f64) -> Self {
+        Limiter {
+            rate: rate.max(0.001),
+            burst: burst.max(1.0),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// `GODWIT_RATE_LIMIT` requests a second per token (default 50), with a burst of twice that.
+    pub fn from_env() -> Self {
+        let rate = std::env::var("GODWIT_RATE_LIMIT")
+            .ok()
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|r| *r > 0.0)
+            .unwrap_or(50.0);
+        Limiter::new(rate, rate * 2.0)
+    }
+
+    /// Takes one request from the bucket of token `id`, or says when to come back.
+    pub fn check(&self, id: &str) -> Result<(), ApiError> {
+        let now = Instant::now();
+        let mut buckets = self
+            .buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if buckets.len() > MAX_BUCKETS {
+            let idle = (self.burst / self.rate).max(1.0);
+            buckets.retain(|_, (_, last)| now.duration_since(*last).as_secs_f64() < idle);
+        }
+        let (tokens, last) = buckets.entry(id.to_string()).or_insert((self.burst, now));
+        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.rate).min(self.burst);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            return Ok(());
+        }
+        let wait = ((1.0 - *tokens) / self.rate).ceil().max(1.0) as u64;
+        let mut e = ApiError::new(Code::HTTP_TOO_MANY_REQUESTS, &[]).details(format!(
+            "This token is limited to {} requests a second; try again in {wait} s.",
+            self.rate
+        ));
+        e.retry_after = Some(wait);
+        Err(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_burst_then_429_with_retry_after() {
+        let l = Limiter::new(1.0, 3.0);
+        for _ in 0..3 {
+            l.check("t").unwrap();
+        }
+        let e = l.check("t").unwrap_err();
+        assert_eq!(e.code, Code::HTTP_TOO_MANY_REQUESTS);
+        assert_eq!(e.retry_after, Some(1));
+        // Another token has its own bucket.
+        l.check("u").unwrap();
+    }
+}

@@ -1,0 +1,549 @@
+//! The REST API against a real store: every test runs on SQLite and on PostgreSQL (the server
+//! at GODWIT_TEST_POSTGRES_URL, which scripts/test.sh starts when it is not running; each test
+//! gets a database of its own).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use godwit_server::{Role, Secret, Store};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use sqlx::Connection;
+use tower::ServiceExt;
+
+const SECRET: &[u8] = b"a test secret that is long enough for HS256 signing";
+
+struct Api {
+    app: Router,
+    operator: String,
+    viewer: String,
+    admin: String,
+    _dir: Option<tempfile::TempDir>,
+    backend: &'static str,
+}
+
+fn pg_admin_url() -> String {
+    std::env::var("GODWIT_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+        panic!(
+            "GODWIT_TEST_POSTGRES_URL is not set: run `bash scripts/test.sh`, which starts \
+             PostgreSQL when it is not running and sets it"
+        )
+    })
+}
+
+/// A database of its own on the PostgreSQL server. Databases that earlier runs left behind
+/// (named with their creation time) are dropped once they are ten minutes old.
+async fn fresh_pg_url() -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    sqlx::any::install_default_drivers();
+    let admin = pg_admin_url();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut c = sqlx::AnyConnection::connect(&admin).await.unwrap();
+    let old: Vec<String> = sqlx::query_scalar::<_, String>(
+        "SELECT datname::text FROM pg_database WHERE datname LIKE 'godwit_test_%'",
+    )
+    .fetch_all(&mut c)
+    .await
+    .unwrap();
+    for name in old {
+        let born: u64 = name
+            .split('_')
+            .nth(2)
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(u64::MAX);
+        if born.saturating_add(600) < now {
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+                .execute(&mut c)
+                .await;
+        }
+    }
+    let name = format!(
+        "godwit_test_{now}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut c)
+        .await
+        .unwrap();
+    let base = admin.rsplit_once('/').unwrap().0;
+    format!("{base}/{name}")
+}
+
+async fn api(backend: &'static str) -> Api {
+    let (url, dir) = match backend {
+        "sqlite" => {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}?mode=rwc", dir.path().join("cp.db").display());
+            (url, Some(dir))
+        }
+        _ => (fresh_pg_url().await, None),
+    };
+    let store = Store::open(&url).await.unwrap();
+    let secret = Secret::from_bytes(SECRET);
+    let day = Duration::from_secs(86400);
+    Api {
+        operator: secret.issue("op", Role::Operator, None, day).unwrap(),
+        viewer: secret.issue("view", Role::Viewer, None, day).unwrap(),
+        admin: secret.issue("adm", Role::Admin, None, day).unwrap(),
+        app: godwit_server::app(store, secret),
+        _dir: dir,
+        backend,
+    }
+}
+
+impl Api {
+    async fn raw(&self, req: Request<Body>) -> (StatusCode, Value, axum::http::HeaderMap) {
+        let res = self.app.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        (status, body, headers)
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut b = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            b = b.header("authorization", format!("Bearer {t}"));
+        }
+        let req = match body {
+            Some(v) => b
+                .header("content-type", "application/json")
+                .body(Body::from(v.to_string()))
+                .unwrap(),
+            None => b.body(Body::empty()).unwrap(),
+        };
+        let (s, v, _) = self.raw(req).await;
+        (s, v)
+    }
+
+    async fn send_bytes(&self, path: &str, bytes: Vec<u8>) -> (StatusCode, Value) {
+        let req = Request::builder()
+            .method("POST")
+            .uri(path)
+            .header("authorization", format!("Bearer {}", self.operator))
+            .header("content-type", "application/json")
+            .body(Body::from(bytes))
+            .unwrap();
+        let (s, v, _) = self.raw(req).await;
+        (s, v)
+    }
+}
+
+/// Every non-2xx body has the five fields and a catalog code whose HTTP status is the answer's.
+fn assert_error(status: StatusCode, body: &Value, want_status: u16, want_code: &str) {
+    assert_eq!(status.as_u16(), want_status, "{body}");
+    assert_eq!(body["error_code"], want_code, "{body}");
+    for field in ["error_name", "error_msg", "details"] {
+        assert!(
+            body[field].as_str().is_some_and(|s| !s.is_empty()),
+            "{field} in {body}"
+        );
+    }
+    assert!(body["error_param"].is_object(), "{body}");
+    let code = godwit_codes::Code::lookup(want_code).unwrap();
+    assert_eq!(code.info().http_status, Some(want_status), "{want_code}");
+}
+
+macro_rules! on_both_stores {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let f = $body;
+                f(api("sqlite").await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let f = $body;
+                f(api("postgres").await).await;
+            }
+        }
+    };
+}
+
+on_both_stores!(
+    projects_are_created_listed_changed_and_deleted,
+    |a: Api| async move {
+        let (s, p) = a
+            .call(
+                "POST",
+                "/v1/projects",
+                Some(&a.operator),
+                Some(json!({"name": "finance", "description": "the finance share"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{}: {p}", a.backend);
+        let id = p["id"].as_str().unwrap().to_string();
+
+        let (s, e) = a
+            .call(
+                "POST",
+                "/v1/projects",
+                Some(&a.operator),
+                Some(json!({"name": "finance"})),
+            )
+            .await;
+        assert_error(s, &e, 409, "642");
+        assert_eq!(e["error_param"]["name"], "finance");
+
+        for i in 0..3 {
+            let (s, _) = a
+                .call(
+                    "POST",
+                    "/v1/projects",
+                    Some(&a.admin),
+                    Some(json!({"name": format!("p{i}")})),
+                )
+                .await;
+            assert_eq!(s, StatusCode::CREATED);
+        }
+        let (s, l) = a
+            .call(
+                "GET",
+                "/v1/projects?limit=2&offset=1",
+                Some(&a.viewer),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(l["count"], 4);
+        assert_eq!(l["items"].as_array().unwrap().len(), 2);
+        assert_eq!(l["items"][0]["name"], "p0");
+
+        let (s, p) = a
+            .call(
+                "PATCH",
+                &format!("/v1/projects/{id}"),
+                Some(&a.operator),
+                Some(json!({"description": "moved"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{p}");
+        assert_eq!(p["description"], "moved");
+        assert_eq!(p["name"], "finance");
+        let (s, e) = a
+            .call(
+                "PATCH",
+                &format!("/v1/projects/{id}"),
+                Some(&a.operator),
+                Some(json!({"name": "p1"})),
+            )
+            .await;
+        assert_error(s, &e, 409, "642");
+
+        let (s, _) = a
+            .call(
+                "DELETE",
+                &format!("/v1/projects/{id}"),
+                Some(&a.operator),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::NO_CONTENT);
+        let (s, e) = a
+            .call("GET", &format!("/v1/projects/{id}"), Some(&a.viewer), None)
+            .await;
+        assert_error(s, &e, 404, "800");
+        let (s, e) = a
+            .call(
+                "DELETE",
+                &format!("/v1/projects/{id}"),
+                Some(&a.operator),
+                None,
+            )
+            .await;
+        assert_error(s, &e, 404, "800");
+    }
+);
+
+on_both_stores!(
+    endpoints_are_validated_with_422_and_the_reason,
+    |a: Api| async move {
+        let cases = [
+            (json!({"name": "a", "kind": "tape", "uri": "/data"}), "kind"),
+            (
+                json!({"name": "a", "kind": "s3", "uri": "/data"}),
+                "does not match",
+            ),
+            (
+                json!({"name": "a", "kind": "local", "uri": "relative/path"}),
+                "absolute",
+            ),
+            (json!({"name": "a", "kind": "s3", "uri": "s3://"}), "uri"),
+            (json!({"name": "", "kind": "local", "uri": "/data"}), "name"),
+            (
+                json!({"name": "a", "kind": "local", "uri": "/data", "credential_ref": ""}),
+                "credential_ref",
+            ),
+        ];
+        for (body, reason) in cases {
+            let (s, e) = a
+                .call(
+                    "POST",
+                    "/v1/endpoints",
+                    Some(&a.operator),
+                    Some(body.clone()),
+                )
+                .await;
+            assert_error(s, &e, 422, "605");
+            assert!(
+                e["error_msg"].as_str().unwrap().contains(reason),
+                "{body}: {e}"
+            );
+        }
+        let (s, src) = a
+            .call(
+                "POST",
+                "/v1/endpoints",
+                Some(&a.operator),
+                Some(json!({"name": "nas", "kind": "local", "uri": "/mnt/nas"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{src}");
+        let (s, dst) = a
+        .call(
+            "POST",
+            "/v1/endpoints",
+            Some(&a.operator),
+            Some(json!({"name": "bucket", "kind": "s3", "uri": "s3://archive/nas", "credential_ref": "aws-prod"})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{dst}");
+        assert_eq!(dst["credential_ref"], "aws-prod");
+        let (s, e) = a
+            .call(
+                "POST",
+                "/v1/endpoints",
+                Some(&a.operator),
+                Some(json!({"name": "nas", "kind": "local", "uri": "/mnt/other"})),
+            )
+            .await;
+        assert_error(s, &e, 409, "HTTP409");
+        let id = dst["id"].as_str().unwrap();
+        let (s, got) = a
+            .call("GET", &format!("/v1/endpoints/{id}"), Some(&a.viewer), None)
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(got["uri"], "s3://archive/nas");
+        let (s, l) = a.call("GET", "/v1/endpoints", Some(&a.viewer), None).await;
+        assert_eq!((s, l["count"].clone()), (StatusCode::OK, json!(2)));
+        let (s, _) = a
+            .call(
+                "DELETE",
+                &format!("/v1/endpoints/{id}"),
+                Some(&a.operator),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::NO_CONTENT);
+    }
+);
+
+on_both_stores!(
+    every_bad_request_gets_a_coded_4xx_never_a_500,
+    |a: Api| async move {
+        // Malformed JSON, wrong types, unknown fields, invalid UTF-8, a huge body.
+        let (s, e) = a.send_bytes("/v1/projects", b"{\"name\":".to_vec()).await;
+        assert_error(s, &e, 400, "600");
+        let (s, e) = a
+            .send_bytes("/v1/projects", b"{\"name\": 7}".to_vec())
+            .await;
+        assert_error(s, &e, 422, "605");
+        let (s, e) = a
+            .send_bytes(
+                "/v1/projects",
+                b"{\"name\": \"x\", \"owner\": \"me\"}".to_vec(),
+            )
+            .await;
+        assert_error(s, &e, 422, "605");
+        assert!(e["error_msg"].as_str().unwrap().contains("owner"), "{e}");
+        let (s, e) = a
+            .send_bytes("/v1/projects", b"{\"name\": \"\xff\xfe\"}".to_vec())
+            .await;
+        assert_error(s, &e, 400, "600");
+        let mut huge = b"{\"name\": \"".to_vec();
+        huge.extend(std::iter::repeat_n(b'x', 200_000));
+        huge.extend(b"\"}");
+        let (s, e) = a.send_bytes("/v1/projects", huge).await;
+        assert_error(s, &e, 413, "HTTP413");
+        // No content type.
+        let req = Request::builder()
+            .method("POST")
+            .uri("/v1/projects")
+            .header("authorization", format!("Bearer {}", a.operator))
+            .body(Body::from("{\"name\":\"x\"}"))
+            .unwrap();
+        let (s, e, _) = a.raw(req).await;
+        assert_error(s, &e, 400, "600");
+        // Paging out of range, and paging that is not a number.
+        for q in [
+            "limit=101",
+            "limit=-1",
+            "offset=65536",
+            "limit=ten",
+            "page=2",
+        ] {
+            let (s, e) = a
+                .call("GET", &format!("/v1/projects?{q}"), Some(&a.viewer), None)
+                .await;
+            assert_error(s, &e, 400, "HTTP400");
+        }
+        // Routes and methods that do not exist, and an id that does not.
+        let (s, e) = a
+            .call("GET", "/v1/nothing-here", Some(&a.viewer), None)
+            .await;
+        assert_error(s, &e, 404, "HTTP404");
+        let (s, e) = a.call("PUT", "/v1/projects", Some(&a.operator), None).await;
+        assert_error(s, &e, 405, "HTTP405");
+        let (s, e) = a
+            .call(
+                "GET",
+                "/v1/projects/%E2%9C%93%00weird",
+                Some(&a.viewer),
+                None,
+            )
+            .await;
+        assert!(s.is_client_error(), "{s}: {e}");
+        assert!(e["error_code"].is_string(), "{e}");
+    }
+);
+
+on_both_stores!(tokens_and_roles, |a: Api| async move {
+    let (s, e) = a.call("GET", "/v1/projects", None, None).await;
+    assert_error(s, &e, 401, "622");
+    let (s, e) = a.call("GET", "/v1/projects", Some("not-a-jwt"), None).await;
+    assert_error(s, &e, 401, "704");
+    let forged = Secret::from_bytes(b"another secret, another control plane, same length")
+        .issue("x", Role::Admin, None, Duration::from_secs(60))
+        .unwrap();
+    let (s, e) = a.call("GET", "/v1/projects", Some(&forged), None).await;
+    assert_error(s, &e, 401, "705");
+    let expired = Secret::from_bytes(SECRET)
+        .issue("x", Role::Admin, None, Duration::from_secs(0))
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // Five seconds of leeway for clocks: issued with no lifetime, it is refused after that.
+    let mut validation_waited = false;
+    for _ in 0..8 {
+        let (s, e) = a.call("GET", "/v1/projects", Some(&expired), None).await;
+        if s == StatusCode::UNAUTHORIZED {
+            assert_error(s, &e, 401, "706");
+            validation_waited = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert!(validation_waited, "an expired token is refused");
+    // X-Auth-Token works as well as Authorization.
+    let req = Request::builder()
+        .uri("/v1/projects")
+        .header("x-auth-token", &a.viewer)
+        .body(Body::empty())
+        .unwrap();
+    let (s, _, _) = a.raw(req).await;
+    assert_eq!(s, StatusCode::OK);
+    // A viewer reads, but cannot change anything.
+    let (s, e) = a
+        .call(
+            "POST",
+            "/v1/projects",
+            Some(&a.viewer),
+            Some(json!({"name": "v"})),
+        )
+        .await;
+    assert_error(s, &e, 403, "HTTP403");
+    let agent = Secret::from_bytes(SECRET)
+        .issue(
+            "agent",
+            Role::Agent,
+            Some("agent-1"),
+            Duration::from_secs(60),
+        )
+        .unwrap();
+    let (s, e) = a
+        .call(
+            "POST",
+            "/v1/projects",
+            Some(&agent),
+            Some(json!({"name": "v"})),
+        )
+        .await;
+    assert_error(s, &e, 403, "HTTP403");
+});
+
+on_both_stores!(
+    health_metrics_codes_and_the_openapi_document,
+    |a: Api| async move {
+        let (s, _) = a.call("GET", "/healthz", None, None).await;
+        assert_eq!(s, StatusCode::OK);
+        let (s, _) = a.call("GET", "/readyz", None, None).await;
+        assert_eq!(s, StatusCode::OK);
+        let (s, c) = a.call("GET", "/v1/codes/9080", Some(&a.viewer), None).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(c["name"], "FILE_SYNCHRONISE_REVIEW_TRUE_UP_ERROR");
+        let (s, c) = a
+            .call("GET", "/v1/codes/azsm2023", Some(&a.viewer), None)
+            .await;
+        assert_eq!((s, c["code"].clone()), (StatusCode::OK, json!("AZSM2023")));
+        let (s, e) = a
+            .call("GET", "/v1/codes/12345678", Some(&a.viewer), None)
+            .await;
+        assert_error(s, &e, 404, "800");
+        let (s, l) = a
+            .call(
+                "GET",
+                "/v1/codes?limit=100&offset=400",
+                Some(&a.viewer),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        let total = godwit_codes::Code::all().len();
+        assert_eq!(l["count"], total);
+        assert_eq!(l["items"].as_array().unwrap().len(), total - 400);
+
+        let (s, m) = a.call("GET", "/metrics", None, None).await;
+        assert_eq!(s, StatusCode::OK);
+        let m = m.as_str().unwrap();
+        assert!(
+        m.contains("godwit_http_requests_total{method=\"GET\",route=\"/v1/codes/{code}\",status=\"404\"} 1"),
+        "{m}"
+    );
+        assert!(m.contains("godwit_store_ready 1"), "{m}");
+
+        let (s, doc) = a.call("GET", "/openapi.json", None, None).await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+        for path in [
+            "/healthz",
+            "/readyz",
+            "/metrics",
+            "/v1/codes",
+            "/v1/codes/{code}",
+            "/v1/projects",
+            "/v1/projects/{id}",
+            "/v1/endpoints",
+            "/v1/endpoints/{id}",
+        ] {
+            assert!(doc["paths"][path].is_object(), "{path} is documented");
+        }
+    }
+);

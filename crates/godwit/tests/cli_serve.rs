@@ -1,0 +1,211 @@
+//! `godwit serve` as an operator runs it: the real process, a token from `godwit token create`,
+//! and curl. With no flags it keeps its store in SQLite in the state directory; with
+//! `--database` in PostgreSQL. SIGTERM stops it gracefully.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use support::{godwit, run, text};
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(state: &Path, database: Option<&str>) -> Server {
+    let mut cmd = godwit();
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--state-dir"])
+        .arg(state)
+        .env_remove("GODWIT_JWT_SECRET")
+        .env_remove("GODWIT_DATABASE_URL")
+        .stderr(Stdio::piped());
+    if let Some(db) = database {
+        cmd.args(["--database", db]);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let url = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in: {first}"))
+        .to_string();
+    // Keep draining stderr so the server never blocks on it.
+    std::thread::spawn(move || for _ in lines {});
+    Server { child, url }
+}
+
+fn token(state: &Path, role: &str) -> String {
+    let out = run(godwit()
+        .args(["token", "create", "--role", role, "--state-dir"])
+        .arg(state)
+        .env_remove("GODWIT_JWT_SECRET"));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    text(&out.stdout).trim().to_string()
+}
+
+/// curl METHOD URL with a token and a JSON body; returns (status, body).
+fn curl(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (u16, serde_json::Value) {
+    let mut c = Command::new("curl");
+    c.args(["-s", "-o", "-", "-w", "\n%{http_code}", "-X", method, url]);
+    if let Some(t) = token {
+        c.args(["-H", &format!("Authorization: Bearer {t}")]);
+    }
+    if let Some(b) = body {
+        c.args(["-H", "Content-Type: application/json", "--data-binary", b]);
+    }
+    let out = c.output().unwrap();
+    let all = text(&out.stdout);
+    let (body, status) = all.rsplit_once('\n').unwrap();
+    let value = serde_json::from_str(body).unwrap_or(serde_json::Value::String(body.into()));
+    (status.trim().parse().unwrap(), value)
+}
+
+fn operator_walkthrough(server: &Server, state: &Path) {
+    let op = token(state, "operator");
+    let viewer = token(state, "viewer");
+    let u = &server.url;
+    assert_eq!(curl("GET", &format!("{u}/readyz"), None, None).0, 200);
+
+    let (s, src) = curl(
+        "POST",
+        &format!("{u}/v1/endpoints"),
+        Some(&op),
+        Some(r#"{"name":"nas","kind":"local","uri":"/mnt/nas/finance"}"#),
+    );
+    assert_eq!(s, 201, "{src}");
+    let (s, dst) = curl(
+        "POST",
+        &format!("{u}/v1/endpoints"),
+        Some(&op),
+        Some(
+            r#"{"name":"archive","kind":"s3","uri":"s3://archive/finance","credential_ref":"aws"}"#,
+        ),
+    );
+    assert_eq!(s, 201, "{dst}");
+    let (s, p) = curl(
+        "POST",
+        &format!("{u}/v1/projects"),
+        Some(&op),
+        Some(r#"{"name":"finance move"}"#),
+    );
+    assert_eq!(s, 201, "{p}");
+    let (s, list) = curl("GET", &format!("{u}/v1/projects"), Some(&viewer), None);
+    assert_eq!((s, list["count"].as_i64()), (200, Some(1)), "{list}");
+    let (s, e) = curl(
+        "POST",
+        &format!("{u}/v1/projects"),
+        Some(&viewer),
+        Some(r#"{"name":"nope"}"#),
+    );
+    assert_eq!((s, e["error_code"].as_str()), (403, Some("HTTP403")), "{e}");
+    let (s, e) = curl("GET", &format!("{u}/v1/projects"), None, None);
+    assert_eq!((s, e["error_code"].as_str()), (401, Some("622")), "{e}");
+}
+
+fn stop_gracefully(mut server: Server) {
+    let pid = server.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = server.child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "SIGTERM is a clean stop");
+}
+
+#[test]
+fn serve_with_no_flags_uses_sqlite_in_the_state_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let server = serve(&state, None);
+    operator_walkthrough(&server, &state);
+    stop_gracefully(server);
+    assert!(state.join("control-plane.db").exists());
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(state.join("jwt-secret"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600, "the generated secret is private");
+
+    // Restarted on the same state: the data and the tokens are still good.
+    let server = serve(&state, None);
+    let (s, list) = curl(
+        "GET",
+        &format!("{}/v1/projects", server.url),
+        Some(&token(&state, "viewer")),
+        None,
+    );
+    assert_eq!((s, list["count"].as_i64()), (200, Some(1)), "{list}");
+}
+
+#[test]
+fn serve_on_postgresql() {
+    let admin = std::env::var("GODWIT_TEST_POSTGRES_URL")
+        .expect("GODWIT_TEST_POSTGRES_URL: run `bash scripts/test.sh`");
+    let name = format!(
+        "godwit_test_{}_{}_cli",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+        std::process::id()
+    );
+    let (base, _) = admin.rsplit_once('/').unwrap();
+    let out = Command::new("psql")
+        .args([&admin, "-qc", &format!("CREATE DATABASE {name}")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let server = serve(&state, Some(&format!("{base}/{name}")));
+    operator_walkthrough(&server, &state);
+    stop_gracefully(server);
+    assert!(
+        !state.join("control-plane.db").exists(),
+        "no SQLite file with --database"
+    );
+}
+
+#[test]
+fn a_database_that_cannot_be_reached_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(godwit()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database",
+            "postgres://nobody:secret@127.0.0.1:9/x",
+            "--state-dir",
+        ])
+        .arg(dir.path()));
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("127.0.0.1:9"), "{err}");
+    assert!(
+        !err.contains("secret"),
+        "the password is not printed: {err}"
+    );
+}
