@@ -196,6 +196,16 @@ impl Caller {
     pub fn require_operator(&self) -> Result<(), ApiError> {
         self.require(Role::Operator)
     }
+
+    /// An agent token acts only for its own agent: 403 for anything of another agent's (or of
+    /// no agent). Other roles pass.
+    pub fn may_act_for_agent(&self, agent_id: Option<&str>) -> Result<(), ApiError> {
+        if self.claims.role != Role::Agent || self.claims.agent_id.as_deref() == agent_id {
+            return Ok(());
+        }
+        Err(ApiError::new(Code::HTTP_FORBIDDEN, &[])
+            .details("This agent token is bound to another agent."))
+    }
 }
 
 fn token_of(parts: &Parts) -> Option<&str> {

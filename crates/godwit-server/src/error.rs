@@ -20,6 +20,8 @@ pub struct ApiError {
     pub details: Option<String>,
     /// Seconds until a retry may work (429).
     pub retry_after: Option<u64>,
+    /// The message when it was rendered already (an engine error).
+    pub message: Option<String>,
 }
 
 /// The JSON body of every error answer.
@@ -48,6 +50,7 @@ impl ApiError {
                 .collect(),
             details: None,
             retry_after: None,
+            message: None,
         }
     }
 
@@ -74,7 +77,10 @@ impl ApiError {
         ErrorBody {
             error_code: self.code.id().to_string(),
             error_name: self.code.name().to_string(),
-            error_msg: self.code.render(&params),
+            error_msg: self
+                .message
+                .clone()
+                .unwrap_or_else(|| self.code.render(&params)),
             error_param: self
                 .params
                 .iter()
@@ -121,6 +127,8 @@ impl IntoResponse for ApiError {
 
 impl From<godwit_engine::JobError> for ApiError {
     fn from(e: godwit_engine::JobError) -> Self {
-        ApiError::new(e.code, &[("reason", &e.message)]).details(e.message)
+        let mut a = ApiError::new(e.code, &[]);
+        a.message = Some(e.message);
+        a
     }
 }

@@ -6,6 +6,8 @@ pub mod api;
 pub mod auth;
 pub mod error;
 pub mod limit;
+pub mod records;
+pub mod rules;
 pub mod store;
 
 use std::net::SocketAddr;

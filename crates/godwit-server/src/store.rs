@@ -25,7 +25,7 @@ pub enum Backend {
 /// A connected, migrated store.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: AnyPool,
+    pub(crate) pool: AnyPool,
     pub backend: Backend,
 }
 
@@ -75,11 +75,11 @@ impl From<sqlx::Error> for StoreFailure {
 }
 
 /// The error for a failed store operation with `code` (801, 803, 810, 816, 821) on `kind`.
-fn failed(code: Code, kind: &str, id: &str, reason: &str) -> ApiError {
+pub(crate) fn failed(code: Code, kind: &str, id: &str, reason: &str) -> ApiError {
     ApiError::new(code, &[("kind", kind), ("id", id), ("reason", reason)])
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -87,7 +87,7 @@ fn now_ms() -> i64 {
 
 /// Whether `id` could name anything: ids are short printable text. Others (a NUL byte, which
 /// PostgreSQL refuses in text) are simply not found, without asking the database.
-fn plausible_id(id: &str) -> bool {
+pub(crate) fn plausible_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 128 && !id.chars().any(char::is_control)
 }
 

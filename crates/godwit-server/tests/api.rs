@@ -20,6 +20,7 @@ const SECRET: &[u8] = b"a test secret that is long enough for HS256 signing";
 
 struct Api {
     app: Router,
+    store: Store,
     operator: String,
     viewer: String,
     admin: String,
@@ -94,7 +95,8 @@ async fn api(backend: &'static str) -> Api {
         operator: secret.issue("op", Role::Operator, None, day).unwrap(),
         viewer: secret.issue("view", Role::Viewer, None, day).unwrap(),
         admin: secret.issue("adm", Role::Admin, None, day).unwrap(),
-        app: godwit_server::app(store, secret),
+        app: godwit_server::app(store.clone(), secret),
+        store,
         _dir: dir,
         backend,
     }
@@ -547,3 +549,577 @@ on_both_stores!(
         }
     }
 );
+
+/// Two endpoints, a project, an agent; returns (project, source endpoint, target endpoint,
+/// agent id, agent token).
+async fn fixture(a: &Api) -> (String, String, String, String, String) {
+    let post = |path: &'static str, body: Value, token: String| async move {
+        let (s, v) = a.call("POST", path, Some(&token), Some(body)).await;
+        assert_eq!(s, StatusCode::CREATED, "{path}: {v}");
+        v
+    };
+    let p = post(
+        "/v1/projects",
+        json!({"name": "finance"}),
+        a.operator.clone(),
+    )
+    .await;
+    let src = post(
+        "/v1/endpoints",
+        json!({"name": "nas", "kind": "local", "uri": "/mnt/nas"}),
+        a.operator.clone(),
+    )
+    .await;
+    let dst = post(
+        "/v1/endpoints",
+        json!({"name": "bucket", "kind": "s3", "uri": "s3://archive/x"}),
+        a.operator.clone(),
+    )
+    .await;
+    let agent = post(
+        "/v1/agents",
+        json!({"name": "agent-1", "version": "0.1.0"}),
+        a.admin.clone(),
+    )
+    .await;
+    let id = |v: &Value| v["id"].as_str().unwrap().to_string();
+    (
+        id(&p),
+        id(&src),
+        id(&dst),
+        agent["agent"]["id"].as_str().unwrap().to_string(),
+        agent["token"].as_str().unwrap().to_string(),
+    )
+}
+
+fn migration_body(project: &str, src: &str, dst: &str, agent: Option<&str>, path: &str) -> Value {
+    json!({
+        "projectId": project,
+        "agentId": agent,
+        "source": {"endpointId": src, "path": path},
+        "target": {"endpointId": dst, "path": "/"},
+        "options": {"syncDeletes": true, "sanitize": "on-the-fly", "filters": {"exclude": ["*.tmp"]}}
+    })
+}
+
+on_both_stores!(
+    agents_and_migrations_with_their_rules,
+    |a: Api| async move {
+        let (project, src, dst, agent, agent_token) = fixture(&a).await;
+        let (s, e) = a
+            .call(
+                "POST",
+                "/v1/agents",
+                Some(&a.admin),
+                Some(json!({"name": "agent-1"})),
+            )
+            .await;
+        assert_error(s, &e, 409, "626");
+        let (s, e) = a
+            .call(
+                "POST",
+                "/v1/agents",
+                Some(&a.admin),
+                Some(json!({"name": "x", "version": "one"})),
+            )
+            .await;
+        assert_error(s, &e, 422, "624");
+        let (s, e) = a
+            .call(
+                "POST",
+                "/v1/agents",
+                Some(&a.operator),
+                Some(json!({"name": "y"})),
+            )
+            .await;
+        assert_error(s, &e, 403, "HTTP403");
+
+        let (s, m) = a
+            .call(
+                "POST",
+                "/v1/migrations",
+                Some(&a.operator),
+                Some(migration_body(
+                    &project,
+                    &src,
+                    &dst,
+                    Some(&agent),
+                    "/finance",
+                )),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{m}");
+        assert_eq!(m["options"]["syncDeletes"], true);
+        let mid = m["id"].as_str().unwrap().to_string();
+        let (s, e) = a
+            .call(
+                "POST",
+                "/v1/migrations",
+                Some(&a.operator),
+                Some(migration_body(
+                    &project,
+                    &src,
+                    &dst,
+                    Some(&agent),
+                    "/finance",
+                )),
+            )
+            .await;
+        assert_error(s, &e, 409, "505");
+        // Invalid filters are refused with their own codes and the parser's reason.
+        let mut bad = migration_body(&project, &src, &dst, None, "/other");
+        bad["options"]["filters"]["exclude"] = json!(["a[b"]);
+        let (s, e) = a
+            .call("POST", "/v1/migrations", Some(&a.operator), Some(bad))
+            .await;
+        assert_error(s, &e, 422, "635");
+        assert!(e["error_msg"].as_str().unwrap().contains("a[b"), "{e}");
+        let mut bad = migration_body(&project, &src, &dst, None, "/other");
+        bad["options"]["filters"]["excludeRegex"] = json!(["(x"]);
+        let (s, e) = a
+            .call("POST", "/v1/migrations", Some(&a.operator), Some(bad))
+            .await;
+        assert_error(s, &e, 422, "636");
+        let (s, e) = a
+            .call(
+                "POST",
+                "/v1/migrations",
+                Some(&a.operator),
+                Some(migration_body(
+                    &project,
+                    &src,
+                    "no-such-endpoint",
+                    None,
+                    "/other",
+                )),
+            )
+            .await;
+        assert_error(s, &e, 422, "605");
+        let (s, e) = a
+            .call(
+                "POST",
+                "/v1/migrations",
+                Some(&a.operator),
+                Some(migration_body(&project, &src, &dst, None, "../etc")),
+            )
+            .await;
+        assert_error(s, &e, 422, "605");
+
+        // An agent token sees its own migrations and nobody else's.
+        let (s, other) = a
+            .call(
+                "POST",
+                "/v1/migrations",
+                Some(&a.operator),
+                Some(migration_body(&project, &src, &dst, None, "/hr")),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED);
+        let (s, l) = a
+            .call("GET", "/v1/migrations", Some(&agent_token), None)
+            .await;
+        assert_eq!((s, l["count"].clone()), (StatusCode::OK, json!(1)), "{l}");
+        let (s, e) = a
+            .call(
+                "GET",
+                &format!("/v1/migrations/{}", other["id"].as_str().unwrap()),
+                Some(&agent_token),
+                None,
+            )
+            .await;
+        assert_error(s, &e, 403, "HTTP403");
+        let (s, _) = a
+            .call(
+                "GET",
+                &format!("/v1/migrations/{mid}"),
+                Some(&agent_token),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK);
+
+        // Endpoints, projects and agents in use cannot go.
+        let (s, e) = a
+            .call(
+                "DELETE",
+                &format!("/v1/endpoints/{src}"),
+                Some(&a.operator),
+                None,
+            )
+            .await;
+        assert_error(s, &e, 409, "HTTP409");
+        let (s, e) = a
+            .call(
+                "DELETE",
+                &format!("/v1/projects/{project}"),
+                Some(&a.operator),
+                None,
+            )
+            .await;
+        assert_error(s, &e, 409, "699");
+        let (s, e) = a
+            .call(
+                "DELETE",
+                &format!("/v1/agents/{agent}"),
+                Some(&a.admin),
+                None,
+            )
+            .await;
+        assert_error(s, &e, 409, "625");
+        let (s, d) = a
+            .call(
+                "POST",
+                &format!("/v1/agents/{agent}/deactivate"),
+                Some(&a.admin),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (s, d["state"]["code"].clone()),
+            (StatusCode::OK, json!("902")),
+            "{d}"
+        );
+    }
+);
+
+on_both_stores!(commands_follow_the_state_rules, |a: Api| async move {
+    let (project, src, dst, agent, agent_token) = fixture(&a).await;
+    let (_, m) = a
+        .call(
+            "POST",
+            "/v1/migrations",
+            Some(&a.operator),
+            Some(migration_body(
+                &project,
+                &src,
+                &dst,
+                Some(&agent),
+                "/finance",
+            )),
+        )
+        .await;
+    let mid = m["id"].as_str().unwrap().to_string();
+    let cmd = |command: &'static str, action: &'static str, token: String| {
+        let path = format!("/v1/migrations/{mid}/commands");
+        let a = &a;
+        async move {
+            a.call(
+                "POST",
+                &path,
+                Some(&token),
+                Some(json!({"command": command, "action": action})),
+            )
+            .await
+        }
+    };
+    // The agent has never connected: inactive.
+    let (s, e) = cmd("scan", "start", a.operator.clone()).await;
+    assert_error(s, &e, 409, "686");
+    a.store
+        .set_agent_state(&agent, godwit_codes::Code::AGENT_STATE_ACTIVE, true)
+        .await
+        .unwrap();
+    let (s, e) = cmd("scan", "start", a.viewer.clone()).await;
+    assert_error(s, &e, 403, "HTTP403");
+    let (s, e) = cmd("copy", "start", a.operator.clone()).await;
+    assert_error(s, &e, 409, "655");
+    let (s, e) = cmd("scan", "jump", a.operator.clone()).await;
+    assert_error(s, &e, 422, "605");
+    let (s, e) = cmd("teleport", "start", a.operator.clone()).await;
+    assert_error(s, &e, 422, "605");
+
+    let (s, run) = cmd("scan", "start", a.operator.clone()).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{run}");
+    assert_eq!(run["state"], "QUEUED");
+    assert_eq!(run["status"]["code"], "937");
+    assert_eq!(run["status"]["name"], "SCAN : QUEUED");
+    let run_id = run["id"].as_str().unwrap().to_string();
+    let (s, e) = cmd("scan", "start", a.operator.clone()).await;
+    assert_error(s, &e, 409, "650");
+    let (s, e) = cmd("copy", "start", a.operator.clone()).await;
+    assert_error(s, &e, 409, "668");
+    // The report is not there until the run ends.
+    let (s, e) = a
+        .call(
+            "GET",
+            &format!("/v1/runs/{run_id}/report"),
+            Some(&a.viewer),
+            None,
+        )
+        .await;
+    assert_error(s, &e, 404, "645");
+
+    // The agent takes it and it runs; stop winds it down; a second stop is refused.
+    a.store
+        .set_run_state(&run_id, godwit_codes::State::Running, None, None)
+        .await
+        .unwrap();
+    let (s, r) = cmd("scan", "pause", agent_token.clone()).await;
+    assert_eq!(
+        (s, r["status"]["code"].clone()),
+        (StatusCode::ACCEPTED, json!("935")),
+        "{r}"
+    );
+    let (s, r) = cmd("scan", "resume", a.operator.clone()).await;
+    assert_eq!(
+        (s, r["state"].clone()),
+        (StatusCode::ACCEPTED, json!("QUEUED")),
+        "{r}"
+    );
+    a.store
+        .set_run_state(&run_id, godwit_codes::State::Running, None, None)
+        .await
+        .unwrap();
+    let (s, r) = cmd("scan", "stop", a.operator.clone()).await;
+    assert_eq!(
+        (s, r["status"]["code"].clone()),
+        (StatusCode::ACCEPTED, json!("933")),
+        "{r}"
+    );
+    let (s, e) = cmd("scan", "stop", a.operator.clone()).await;
+    assert_error(s, &e, 409, "663");
+    let (s, e) = cmd("scan", "start", a.operator.clone()).await;
+    assert_error(s, &e, 409, "663");
+    // It ends; a new scan succeeds with what it found.
+    a.store
+        .set_run_state(&run_id, godwit_codes::State::Stopped, None, None)
+        .await
+        .unwrap();
+    let (s, e) = cmd("scan", "stop", a.operator.clone()).await;
+    assert_error(s, &e, 409, "656");
+    let (_, run) = cmd("scan", "start", a.operator.clone()).await;
+    let scan_id = run["id"].as_str().unwrap().to_string();
+    a.store
+        .set_run_state(
+            &scan_id,
+            godwit_codes::State::Succeeded,
+            None,
+            Some((1000, 5_000_000, 0)),
+        )
+        .await
+        .unwrap();
+    let (s, rep) = a
+        .call(
+            "GET",
+            &format!("/v1/runs/{scan_id}/report"),
+            Some(&a.viewer),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, rep["files"].clone()),
+        (StatusCode::OK, json!(1000)),
+        "{rep}"
+    );
+
+    // Now a copy may start; a true-up waits for it.
+    let (s, copy) = cmd("copy", "start", a.operator.clone()).await;
+    assert_eq!(
+        (s, copy["status"]["code"].clone()),
+        (StatusCode::ACCEPTED, json!("927")),
+        "{copy}"
+    );
+    let (s, e) = cmd("sync", "start", a.operator.clone()).await;
+    assert_error(s, &e, 409, "670");
+    let (s, e) = a
+        .call(
+            "DELETE",
+            &format!("/v1/migrations/{mid}"),
+            Some(&a.operator),
+            None,
+        )
+        .await;
+    assert_error(s, &e, 409, "670");
+    let (s, e) = a
+        .call(
+            "PATCH",
+            &format!("/v1/projects/{project}"),
+            Some(&a.operator),
+            Some(json!({"description": "x"})),
+        )
+        .await;
+    assert_error(s, &e, 409, "730");
+    // A queued copy stopped is stopped at once.
+    let (s, r) = cmd("copy", "stop", a.operator.clone()).await;
+    assert_eq!(
+        (s, r["status"]["code"].clone()),
+        (StatusCode::ACCEPTED, json!("924")),
+        "{r}"
+    );
+
+    // The copy fails; it is listed in /v1/errors with its code and parameters.
+    let (_, copy) = cmd("copy", "start", a.operator.clone()).await;
+    let copy_id = copy["id"].as_str().unwrap().to_string();
+    let params = json!({"path": "s3://archive/x", "reason": "no such bucket"});
+    a.store
+        .set_run_state(
+            &copy_id,
+            godwit_codes::State::Failed,
+            Some((godwit_codes::Code::AZSM1022, &params)),
+            None,
+        )
+        .await
+        .unwrap();
+    let (s, errs) = a
+        .call("GET", "/v1/errors?limit=10", Some(&a.viewer), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{errs}");
+    assert_eq!(errs["count"], 1);
+    let entry = &errs["migration_errors"][0];
+    let inner: Value = serde_json::from_str(entry["error_json"].as_str().unwrap()).unwrap();
+    assert_eq!(inner["error_code"], "AZSM1022");
+    assert_eq!(inner["error_params"]["reason"], "no such bucket");
+    assert_eq!(entry["job_run_id"], copy_id.as_str());
+    let (s, e) = a
+        .call("GET", "/v1/errors?limit=101", Some(&a.viewer), None)
+        .await;
+    assert_error(s, &e, 400, "HTTP400");
+    let (s, runs) = a
+        .call(
+            "GET",
+            &format!("/v1/migrations/{mid}/runs"),
+            Some(&a.viewer),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, runs["count"].clone()),
+        (StatusCode::OK, json!(4)),
+        "{runs}"
+    );
+    let (s, log) = a
+        .call(
+            "GET",
+            &format!("/v1/runs/{copy_id}/copylog?status=AZSM2062&limit=10"),
+            Some(&a.viewer),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, log["count"].clone()),
+        (StatusCode::OK, json!(0)),
+        "{log}"
+    );
+    let (s, e) = a
+        .call(
+            "GET",
+            &format!("/v1/runs/{copy_id}/copylog?status=NOPE"),
+            Some(&a.viewer),
+            None,
+        )
+        .await;
+    assert_error(s, &e, 400, "HTTP400");
+});
+
+on_both_stores!(limits_and_schedules, |a: Api| async move {
+    let (project, src, dst, agent, _) = fixture(&a).await;
+    a.store
+        .set_agent_state(&agent, godwit_codes::Code::AGENT_STATE_ACTIVE, true)
+        .await
+        .unwrap();
+    let (_, m) = a
+        .call(
+            "POST",
+            "/v1/migrations",
+            Some(&a.operator),
+            Some(migration_body(&project, &src, &dst, Some(&agent), "/big")),
+        )
+        .await;
+    let mid = m["id"].as_str().unwrap().to_string();
+    // A scan that found more than one job takes: 629, then 640.
+    let scan = a.store.create_run(&mid, "scan").await.unwrap();
+    a.store
+        .set_run_state(
+            &scan.id,
+            godwit_codes::State::Succeeded,
+            None,
+            Some((60_000_000, 10, 0)),
+        )
+        .await
+        .unwrap();
+    let path = format!("/v1/migrations/{mid}/commands");
+    let (s, e) = a
+        .call(
+            "POST",
+            &path,
+            Some(&a.operator),
+            Some(json!({"command": "copy", "action": "start"})),
+        )
+        .await;
+    assert_error(s, &e, 422, "629");
+    let scan = a.store.create_run(&mid, "scan").await.unwrap();
+    a.store
+        .set_run_state(
+            &scan.id,
+            godwit_codes::State::Succeeded,
+            None,
+            Some((10, 1 << 52, 0)),
+        )
+        .await
+        .unwrap();
+    let (s, e) = a
+        .call(
+            "POST",
+            &path,
+            Some(&a.operator),
+            Some(json!({"command": "copy", "action": "start"})),
+        )
+        .await;
+    assert_error(s, &e, 422, "640");
+
+    // Schedules.
+    let sched = format!("/v1/migrations/{mid}/schedules");
+    let future = "2099-01-01T02:00:00Z";
+    let cases = [
+        (
+            json!({"command": "sync", "frequency": "daily", "repeat": 21, "start": future}),
+            422,
+            "513",
+        ),
+        (
+            json!({"command": "sync", "frequency": "fortnightly", "repeat": 2, "start": future}),
+            422,
+            "514",
+        ),
+        (
+            json!({"command": "sync", "frequency": "daily", "repeat": 2, "start": "2001-01-01T00:00:00Z"}),
+            422,
+            "515",
+        ),
+        (
+            json!({"command": "sync", "frequency": "daily", "repeat": 2, "start": "tomorrow"}),
+            422,
+            "605",
+        ),
+    ];
+    for (body, status, code) in cases {
+        let (s, e) = a.call("POST", &sched, Some(&a.operator), Some(body)).await;
+        assert_error(s, &e, status, code);
+    }
+    let (s, created) = a
+        .call(
+            "POST",
+            &sched,
+            Some(&a.operator),
+            Some(json!({"command": "sync", "frequency": "daily", "repeat": 5, "start": future})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{created}");
+    let (s, list) = a.call("GET", &sched, Some(&a.viewer), None).await;
+    assert_eq!((s, list.as_array().unwrap().len()), (StatusCode::OK, 1));
+    sqlx_set_scheduling_off(&a, &agent).await;
+    let (s, e) = a
+        .call(
+            "POST",
+            &sched,
+            Some(&a.operator),
+            Some(json!({"command": "sync", "frequency": "daily", "repeat": 5, "start": future})),
+        )
+        .await;
+    assert_error(s, &e, 409, "516");
+});
+
+/// Turns scheduling off for an agent, straight in the store (no API does it yet).
+async fn sqlx_set_scheduling_off(a: &Api, agent: &str) {
+    a.store.set_agent_scheduling(agent, false).await.unwrap();
+}

@@ -150,6 +150,7 @@ pub async fn get_endpoint(
     (status = 401, description = "No or bad token", body = crate::error::ErrorBody),
     (status = 403, description = "The token may not change anything", body = crate::error::ErrorBody),
     (status = 404, description = "No such endpoint (800)", body = crate::error::ErrorBody),
+    (status = 409, description = "Migrations use it", body = crate::error::ErrorBody),
     (status = 503, description = "The store failed", body = crate::error::ErrorBody)
 ))]
 pub async fn delete_endpoint(
@@ -158,6 +159,15 @@ pub async fn delete_endpoint(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     caller.require_operator()?;
+    state.store.get_endpoint(&id).await?;
+    let uses = state.store.endpoint_uses(&id).await?;
+    if uses > 0 {
+        return Err(
+            ApiError::new(godwit_codes::Code::HTTP_CONFLICT, &[]).details(format!(
+                "{uses} migration(s) use this endpoint; delete them first."
+            )),
+        );
+    }
     state.store.delete_endpoint(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

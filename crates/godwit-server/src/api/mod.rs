@@ -1,8 +1,10 @@
 //! The routes, the extractors that turn every malformed request into a coded 4xx, and the
 //! OpenAPI document generated from the handlers.
 
+pub mod agents;
 pub mod codes;
 pub mod endpoints;
+pub mod migrations;
 pub mod projects;
 pub mod system;
 
@@ -10,7 +12,7 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use godwit_codes::Code;
 use serde::de::DeserializeOwned;
@@ -46,6 +48,23 @@ pub const BODY_LIMIT: usize = 64 * 1024;
         endpoints::create_endpoint,
         endpoints::get_endpoint,
         endpoints::delete_endpoint,
+        agents::create_agent,
+        agents::list_agents,
+        agents::get_agent,
+        agents::deactivate_agent,
+        agents::delete_agent,
+        migrations::create_migration,
+        migrations::list_migrations,
+        migrations::get_migration,
+        migrations::delete_migration,
+        migrations::command,
+        migrations::list_runs,
+        migrations::get_run,
+        migrations::copylog,
+        migrations::report,
+        migrations::create_schedule,
+        migrations::list_schedules,
+        migrations::errors,
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth)
@@ -92,7 +111,34 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/endpoints/{id}",
             get(endpoints::get_endpoint).delete(endpoints::delete_endpoint),
-        );
+        )
+        .route(
+            "/agents",
+            get(agents::list_agents).post(agents::create_agent),
+        )
+        .route(
+            "/agents/{id}",
+            get(agents::get_agent).delete(agents::delete_agent),
+        )
+        .route("/agents/{id}/deactivate", post(agents::deactivate_agent))
+        .route(
+            "/migrations",
+            get(migrations::list_migrations).post(migrations::create_migration),
+        )
+        .route(
+            "/migrations/{id}",
+            get(migrations::get_migration).delete(migrations::delete_migration),
+        )
+        .route("/migrations/{id}/commands", post(migrations::command))
+        .route("/migrations/{id}/runs", get(migrations::list_runs))
+        .route(
+            "/migrations/{id}/schedules",
+            get(migrations::list_schedules).post(migrations::create_schedule),
+        )
+        .route("/runs/{id}", get(migrations::get_run))
+        .route("/runs/{id}/copylog", get(migrations::copylog))
+        .route("/runs/{id}/report", get(migrations::report))
+        .route("/errors", get(migrations::errors));
     Router::new()
         .route("/healthz", get(system::healthz))
         .route("/readyz", get(system::readyz))

@@ -112,7 +112,7 @@ pub async fn get_project(
     (status = 401, description = "No or bad token", body = crate::error::ErrorBody),
     (status = 403, description = "The token may not change anything", body = crate::error::ErrorBody),
     (status = 404, description = "No such project (800)", body = crate::error::ErrorBody),
-    (status = 409, description = "The name is taken (642)", body = crate::error::ErrorBody),
+    (status = 409, description = "The name is taken (642), or a migration runs (730)", body = crate::error::ErrorBody),
     (status = 413, description = "Body too large", body = crate::error::ErrorBody),
     (status = 422, description = "Invalid content", body = crate::error::ErrorBody),
     (status = 503, description = "The store failed", body = crate::error::ErrorBody)
@@ -124,6 +124,13 @@ pub async fn update_project(
     ApiJson(req): ApiJson<ProjectChange>,
 ) -> Result<Json<Project>, ApiError> {
     caller.require_operator()?;
+    state.store.get_project(&id).await?;
+    if state.store.active_migrations_in_project(&id).await? > 0 {
+        return Err(ApiError::new(
+            godwit_codes::Code::PROJECT_MIGRATION_RUNNING_CONFIG_UPDATE_ERROR,
+            &[("project_id", &id)],
+        ));
+    }
     if let Some(n) = &req.name {
         check_name(n)?;
     }
@@ -141,12 +148,13 @@ pub async fn update_project(
     Ok(Json(p))
 }
 
-/// Deletes a project.
+/// Deletes a project that holds no migration (699 otherwise).
 #[utoipa::path(delete, path = "/v1/projects/{id}", params(("id" = String, Path)), security(("bearer" = [])), responses(
     (status = 204, description = "Deleted"),
     (status = 401, description = "No or bad token", body = crate::error::ErrorBody),
     (status = 403, description = "The token may not change anything", body = crate::error::ErrorBody),
     (status = 404, description = "No such project (800)", body = crate::error::ErrorBody),
+    (status = 409, description = "It has migrations (699)", body = crate::error::ErrorBody),
     (status = 503, description = "The store failed", body = crate::error::ErrorBody)
 ))]
 pub async fn delete_project(
@@ -155,6 +163,16 @@ pub async fn delete_project(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     caller.require_operator()?;
+    state.store.get_project(&id).await?;
+    // Its migrations go first, explicitly: deleting a project never deletes migration history.
+    let count = state.store.migrations_in_project(&id).await?;
+    if count > 0 {
+        return Err(ApiError::new(
+            godwit_codes::Code::PROJECT_DELETION_FAILURE_MIGRATION_EXISTS,
+            &[("project_id", &id), ("count", &count.to_string())],
+        )
+        .details("Delete the project's migrations first (stopping any that runs)."));
+    }
     state.store.delete_project(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

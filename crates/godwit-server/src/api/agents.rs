@@ -1,0 +1,165 @@
+//! `/v1/agents`: the processes next to the data. An admin registers one and gets its token;
+//! the agent itself connects with it (the agent issue adds the connection).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use godwit_codes::Code;
+use serde::{Deserialize, Serialize};
+
+use super::{ApiJson, ApiQuery, Listing, Page};
+use crate::AppState;
+use crate::auth::{Caller, Role};
+use crate::error::ApiError;
+use crate::records::Agent;
+
+/// A new agent.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewAgent {
+    /// Unique among agents.
+    pub name: String,
+    /// The agent's semantic version, when known (`0.1.0`).
+    #[serde(default)]
+    pub version: Option<String>,
+}
+
+/// A registered agent and the token it connects with.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RegisteredAgent {
+    pub agent: Agent,
+    /// An agent token bound to this agent, valid for a year.
+    pub token: String,
+}
+
+fn is_semver(v: &str) -> bool {
+    let core = v.split(['-', '+']).next().unwrap_or("");
+    let parts: Vec<&str> = core.split('.').collect();
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+}
+
+/// Registers an agent (admin).
+#[utoipa::path(post, path = "/v1/agents", request_body = NewAgent, security(("bearer" = [])), responses(
+    (status = 201, description = "Registered", body = RegisteredAgent),
+    (status = 400, description = "Malformed JSON", body = crate::error::ErrorBody),
+    (status = 401, description = "No or bad token", body = crate::error::ErrorBody),
+    (status = 403, description = "Only an admin registers agents", body = crate::error::ErrorBody),
+    (status = 409, description = "The name is taken (626)", body = crate::error::ErrorBody),
+    (status = 413, description = "Body too large", body = crate::error::ErrorBody),
+    (status = 422, description = "Invalid content (605, 624)", body = crate::error::ErrorBody),
+    (status = 503, description = "The store failed", body = crate::error::ErrorBody)
+))]
+pub async fn create_agent(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<NewAgent>,
+) -> Result<(StatusCode, Json<RegisteredAgent>), ApiError> {
+    caller.require(Role::Admin)?;
+    let name = req.name.trim();
+    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            "name: 1 to 200 characters, no control characters",
+        ));
+    }
+    let version = req.version.unwrap_or_else(|| "0.0.0".into());
+    if !is_semver(&version) {
+        return Err(ApiError::new(
+            Code::ERR_SEMVER_PARSE,
+            &[("version", &version)],
+        ));
+    }
+    let agent = state.store.create_agent(name, &version).await?;
+    let token = state
+        .secret
+        .issue(
+            &agent.name,
+            Role::Agent,
+            Some(&agent.id),
+            std::time::Duration::from_secs(365 * 86400),
+        )
+        .map_err(|e| ApiError::new(Code::AUTH_ERR_JWT_SHARED_SECRET_ENV_MISSING, &[]).details(e))?;
+    Ok((StatusCode::CREATED, Json(RegisteredAgent { agent, token })))
+}
+
+/// The agents, a page at a time.
+#[utoipa::path(get, path = "/v1/agents", params(Page), security(("bearer" = [])), responses(
+    (status = 200, description = "A page of agents", body = Listing<Agent>),
+    (status = 400, description = "limit or offset out of range", body = crate::error::ErrorBody),
+    (status = 401, description = "No or bad token", body = crate::error::ErrorBody),
+    (status = 403, description = "Agent tokens see only their agent", body = crate::error::ErrorBody),
+    (status = 503, description = "The store failed", body = crate::error::ErrorBody)
+))]
+pub async fn list_agents(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(page): ApiQuery<Page>,
+) -> Result<Json<Listing<Agent>>, ApiError> {
+    let (limit, offset) = page.bounds()?;
+    if caller.claims.role == Role::Agent {
+        return Err(ApiError::new(Code::HTTP_FORBIDDEN, &[])
+            .details("An agent token may read only its own agent (GET /v1/agents/{id})."));
+    }
+    let (count, items) = state.store.list_agents(limit, offset).await?;
+    Ok(Json(Listing { count, items }))
+}
+
+/// One agent.
+#[utoipa::path(get, path = "/v1/agents/{id}", params(("id" = String, Path)), security(("bearer" = [])), responses(
+    (status = 200, description = "The agent", body = Agent),
+    (status = 401, description = "No or bad token", body = crate::error::ErrorBody),
+    (status = 403, description = "Another agent's token", body = crate::error::ErrorBody),
+    (status = 404, description = "No such agent (800)", body = crate::error::ErrorBody),
+    (status = 503, description = "The store failed", body = crate::error::ErrorBody)
+))]
+pub async fn get_agent(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Agent>, ApiError> {
+    caller.may_act_for_agent(Some(&id))?;
+    Ok(Json(state.store.get_agent(&id).await?))
+}
+
+/// Deactivates an agent (902): it takes no more commands until reactivated.
+#[utoipa::path(post, path = "/v1/agents/{id}/deactivate", params(("id" = String, Path)), security(("bearer" = [])), responses(
+    (status = 200, description = "Deactivated", body = Agent),
+    (status = 401, description = "No or bad token", body = crate::error::ErrorBody),
+    (status = 403, description = "Only an admin", body = crate::error::ErrorBody),
+    (status = 404, description = "No such agent (800)", body = crate::error::ErrorBody),
+    (status = 503, description = "The store failed", body = crate::error::ErrorBody)
+))]
+pub async fn deactivate_agent(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Agent>, ApiError> {
+    caller.require(Role::Admin)?;
+    Ok(Json(
+        state
+            .store
+            .set_agent_state(&id, Code::AGENT_STATE_DEACTIVATED, false)
+            .await?,
+    ))
+}
+
+/// Deletes an agent (903). One that still has migrations is 409 with 625.
+#[utoipa::path(delete, path = "/v1/agents/{id}", params(("id" = String, Path)), security(("bearer" = [])), responses(
+    (status = 204, description = "Deleted"),
+    (status = 401, description = "No or bad token", body = crate::error::ErrorBody),
+    (status = 403, description = "Only an admin", body = crate::error::ErrorBody),
+    (status = 404, description = "No such agent (800)", body = crate::error::ErrorBody),
+    (status = 409, description = "It has migrations (625)", body = crate::error::ErrorBody),
+    (status = 503, description = "The store failed", body = crate::error::ErrorBody)
+))]
+pub async fn delete_agent(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(Role::Admin)?;
+    state.store.delete_agent(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

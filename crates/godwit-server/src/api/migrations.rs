@@ -1,0 +1,595 @@
+//! `/v1/migrations`, their commands, job runs and schedules, and `/v1/errors`.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use godwit_codes::Code;
+use serde::{Deserialize, Serialize};
+
+use super::{ApiJson, ApiQuery, Listing, Page};
+use crate::AppState;
+use crate::auth::{Caller, Role};
+use crate::error::ApiError;
+use crate::records::{JobRun, Migration, MigrationOptions, Schedule, command_of, is_active};
+use crate::rules::{Action, Situation, Transition, decide};
+
+/// One side of a migration.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Side {
+    pub endpoint_id: String,
+    /// The folder under the endpoint's URI; `/` for its root.
+    pub path: String,
+}
+
+/// A new migration.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NewMigration {
+    pub project_id: String,
+    /// The agent that runs it; may be given later.
+    pub agent_id: Option<String>,
+    pub source: Side,
+    pub target: Side,
+    #[serde(default)]
+    pub options: Option<MigrationOptions>,
+}
+
+/// A command for a migration.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CommandRequest {
+    /// scan, copy, sync, sanitize, empty-folders, permissions, simulate-permissions, speed-test
+    pub command: String,
+    /// start, stop, pause, resume
+    pub action: String,
+}
+
+/// A new schedule.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewSchedule {
+    pub command: String,
+    /// once, hourly, daily or weekly
+    pub frequency: String,
+    /// How many times, 1 to 20.
+    pub repeat: i64,
+    /// When the first run starts, RFC 3339 (`2026-12-01T02:00:00Z`); not in the past.
+    pub start: String,
+}
+
+/// Limits of the control plane, from the environment.
+fn limit(name: &str, default: i64) -> i64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|v: &i64| *v > 0)
+        .unwrap_or(default)
+}
+
+fn check_path(field: &str, p: &str) -> Result<(), ApiError> {
+    if p.is_empty() || p.len() > 4096 || p.chars().any(char::is_control) || !p.starts_with('/') {
+        return Err(ApiError::invalid(format!(
+            "{field}: a path starting with /, at most 4,096 bytes, no control characters"
+        )));
+    }
+    if p.split('/').any(|c| c == "..") {
+        return Err(ApiError::invalid(format!(
+            "{field}: .. is not allowed in a path"
+        )));
+    }
+    Ok(())
+}
+
+fn check_options(o: &MigrationOptions) -> Result<(), ApiError> {
+    if !["off", "on-the-fly"].contains(&o.sanitize.as_str()) {
+        return Err(ApiError::invalid("options.sanitize: off or on-the-fly"));
+    }
+    if !["none", "size", "full"].contains(&o.verify.as_str()) {
+        return Err(ApiError::invalid("options.verify: none, size or full"));
+    }
+    // The same compiler the agent uses: an invalid pattern is 634/635/636 with the reason.
+    godwit_engine::Filter::new(&godwit_engine::FilterRules {
+        include: o.filters.include.clone(),
+        exclude: o.filters.exclude.clone(),
+        exclude_regex: o.filters.exclude_regex.clone(),
+        ..Default::default()
+    })
+    .map_err(ApiError::from)?;
+    Ok(())
+}
+
+/// Creates a migration: its project, endpoints and agent must exist, its paths and filters be
+/// valid. The same source path to the same target path twice is 409 with 505.
+#[utoipa::path(post, path = "/v1/migrations", request_body = NewMigration, security(("bearer" = [])), responses(
+    (status = 201, description = "Created", body = Migration),
+    (status = 400, description = "Malformed JSON", body = crate::error::ErrorBody),
+    (status = 401, description = "No or bad token", body = crate::error::ErrorBody),
+    (status = 403, description = "The token may not change anything", body = crate::error::ErrorBody),
+    (status = 409, description = "A duplicate (505)", body = crate::error::ErrorBody),
+    (status = 413, description = "Body too large", body = crate::error::ErrorBody),
+    (status = 422, description = "Invalid content (605, 634-636)", body = crate::error::ErrorBody),
+    (status = 503, description = "The store failed", body = crate::error::ErrorBody)
+))]
+pub async fn create_migration(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<NewMigration>,
+) -> Result<(StatusCode, Json<Migration>), ApiError> {
+    caller.require_operator()?;
+    check_path("source.path", &req.source.path)?;
+    check_path("target.path", &req.target.path)?;
+    let options = req.options.unwrap_or_default();
+    check_options(&options)?;
+    let exists = |what: &'static str| {
+        move |e: ApiError| {
+            if e.code == Code::DB_ERR_GET_DOC_NOT_FOUND {
+                ApiError::invalid(format!("{what}: no such id"))
+            } else {
+                e
+            }
+        }
+    };
+    state
+        .store
+        .get_project(&req.project_id)
+        .await
+        .map_err(exists("projectId"))?;
+    state
+        .store
+        .get_endpoint(&req.source.endpoint_id)
+        .await
+        .map_err(exists("source.endpointId"))?;
+    state
+        .store
+        .get_endpoint(&req.target.endpoint_id)
+        .await
+        .map_err(exists("target.endpointId"))?;
+    if let Some(a) = &req.agent_id {
+        state.store.get_agent(a).await.map_err(exists("agentId"))?;
+    }
+    if req.source.endpoint_id == req.target.endpoint_id && req.source.path == req.target.path {
+        return Err(ApiError::invalid("target: the same place as the source"));
+    }
+    let m = state
+        .store
+        .create_migration(
+            &req.project_id,
+            req.agent_id.as_deref(),
+            (&req.source.endpoint_id, &req.source.path),
+            (&req.target.endpoint_id, &req.target.path),
+            &options,
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(m)))
+}
+
+/// The migrations, a page at a time (an agent token sees its own).
+#[utoipa::path(get, path = "/v1/migrations", params(Page), security(("bearer" = [])), responses(
+    (status = 200, description = "A page of migrations", body = Listing<Migration>),
+    (status = 400, description = "limit or offset out of range", body = crate::error::ErrorBody),
+    (status = 401, description = "No or bad token", body = crate::error::ErrorBody),
+    (status = 503, description = "The store failed", body = crate::error::ErrorBody)
+))]
+pub async fn list_migrations(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(page): ApiQuery<Page>,
+) -> Result<Json<Listing<Migration>>, ApiError> {
+    let (limit, offset) = page.bounds()?;
+    let agent = (caller.claims.role == Role::Agent)
+        .then(|| caller.claims.agent_id.clone().unwrap_or_default());
+    let (count, items) = state
+        .store
+        .list_migrations(agent.as_deref(), limit, offset)
+        .await?;
+    Ok(Json(Listing { count, items }))
+}
+
+/// The migration `id`, if the caller may see it.
+async fn visible(state: &AppState, caller: &Caller, id: &str) -> Result<Migration, ApiError> {
+    let m = state.store.get_migration(id).await?;
+    caller.may_act_for_agent(m.agent_id.as_deref())?;
+    Ok(m)
+}
+
+/// One migration.
+#[utoipa::path(get, path = "/v1/migrations/{id}", params(("id" = String, Path)), security(("bearer" = [])), responses(
+    (status = 200, description = "The migration", body = Migration),
+    (status = 401, description = "No or bad token", body = crate::error::ErrorBody),
+    (status = 403, description = "Another agent's migration", body = crate::error::ErrorBody),
+    (status = 404, description = "No such migration (800)", body = crate::error::ErrorBody),
+    (status = 503, description = "The store failed", body = crate::error::ErrorBody)
+))]
+pub async fn get_migration(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Migration>, ApiError> {
+    Ok(Json(visible(&state, &caller, &id).await?))
+}
+
+/// Deletes a migration that runs nothing (otherwise 409: stop the running command first).
+#[utoipa::path(delete, path = "/v1/migrations/{id}", params(("id" = String, Path)), security(("bearer" = [])), responses(
+    (status = 204, description = "Deleted"),
+    (status = 401, description = "No or bad token", body = crate::error::ErrorBody),
+    (status = 403, description = "The token may not change anything", body = crate::error::ErrorBody),
+    (status = 404, description = "No such migration (800)", body = crate::error::ErrorBody),
+    (status = 409, description = "A command is running (668-672, 685, 661)", body = crate::error::ErrorBody),
+    (status = 503, description = "The store failed", body = crate::error::ErrorBody)
+))]
+pub async fn delete_migration(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require_operator()?;
+    state.store.get_migration(&id).await?;
+    if let Some(run) = state.store.active_runs(&id).await?.first() {
+        // Deleting is refused like starting another command would be.
+        let s = Situation {
+            migration_id: &id,
+            active: std::slice::from_ref(run),
+            agent: None,
+            scanned: true,
+        };
+        let other = if run.command == "scan" {
+            "copy"
+        } else {
+            "scan"
+        };
+        decide(other, Action::Start, &s)?;
+    }
+    state.store.delete_migration(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Starts, stops, pauses or resumes a command: 202 with its job run, or 409 with the
+/// state-validation code that refuses it. Until an agent takes it, a started command is QUEUED.
+#[utoipa::path(post, path = "/v1/migrations/{id}/commands", params(("id" = String, Path)), request_body = CommandRequest,
+    security(("bearer" = [])), responses(
+    (status = 202, description = "Accepted: the job run", body = JobRun),
+    (status = 400, description = "Malformed JSON", body = crate::error::ErrorBody),
+    (status = 401, description = "No or bad token", body = crate::error::ErrorBody),
+    (status = 403, description = "A viewer, or another agent's migration", body = crate::error::ErrorBody),
+    (status = 404, description = "No such migration (800)", body = crate::error::ErrorBody),
+    (status = 409, description = "Refused by the state rules (650-698, 628)", body = crate::error::ErrorBody),
+    (status = 413, description = "Body too large", body = crate::error::ErrorBody),
+    (status = 422, description = "Unknown command or action (605), a scan over the job limits (629, 640)", body = crate::error::ErrorBody),
+    (status = 503, description = "The store failed", body = crate::error::ErrorBody)
+))]
+pub async fn command(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<CommandRequest>,
+) -> Result<(StatusCode, Json<JobRun>), ApiError> {
+    caller.require(Role::Agent)?;
+    let m = visible(&state, &caller, &id).await?;
+    if command_of(&req.command).is_none() {
+        return Err(ApiError::invalid(format!(
+            "command: {} is not one of scan, copy, sync, sanitize, empty-folders, permissions, \
+             simulate-permissions, speed-test",
+            req.command
+        )));
+    }
+    let action = Action::parse(&req.action)
+        .ok_or_else(|| ApiError::invalid("action: start, stop, pause or resume"))?;
+    let active = state.store.active_runs(&id).await?;
+    let agent = match &m.agent_id {
+        Some(a) => Some((
+            a.clone(),
+            state.store.get_agent(a).await?.state.code == "901",
+        )),
+        None => None,
+    };
+    let scan = state.store.last_success(&id, "scan").await?;
+    let s = Situation {
+        migration_id: &id,
+        active: &active,
+        agent: agent.as_ref().map(|(a, ok)| (a.as_str(), *ok)),
+        scanned: scan.is_some(),
+    };
+    let run = match decide(&req.command, action, &s)? {
+        Transition::NewRun => {
+            let max_active = limit("GODWIT_MAX_ACTIVE_MIGRATIONS", 100);
+            let active_now = state.store.active_migrations().await?;
+            if active_now >= max_active {
+                return Err(ApiError::new(
+                    Code::ERR_ACTIVE_MIGRATIONS_LIMIT,
+                    &[
+                        ("count", &active_now.to_string()),
+                        ("limit", &max_active.to_string()),
+                    ],
+                ));
+            }
+            if let (Some(scan), true) = (&scan, ["copy", "sync"].contains(&req.command.as_str())) {
+                let max_files = limit("GODWIT_JOB_MAX_FILES", 50_000_000);
+                let max_bytes = limit("GODWIT_JOB_MAX_BYTES", 1 << 50);
+                if scan.files > max_files {
+                    return Err(ApiError::new(
+                        Code::JOB_LIMIT_FILE_COUNT_EXCEEDED_SCANNED,
+                        &[
+                            ("count", &scan.files.to_string()),
+                            ("limit", &max_files.to_string()),
+                        ],
+                    ));
+                }
+                if scan.bytes > max_bytes {
+                    return Err(ApiError::new(
+                        Code::JOB_LIMIT_SIZE_EXCEEDED_SCANNED,
+                        &[
+                            ("bytes", &scan.bytes.to_string()),
+                            ("limit", &max_bytes.to_string()),
+                        ],
+                    ));
+                }
+            }
+            state.store.create_run(&id, &req.command).await?
+        }
+        Transition::Move { id: run_id, to } => {
+            state.store.set_run_state(&run_id, to, None, None).await?
+        }
+    };
+    Ok((StatusCode::ACCEPTED, Json(run)))
+}
+
+/// The job runs of a migration, newest first.
+#[utoipa::path(get, path = "/v1/migrations/{id}/runs", params(("id" = String, Path), Page), security(("bearer" = [])), responses(
+    (status = 200, description = "A page of job runs", body = Listing<JobRun>),
+    (status = 400, description = "limit or offset out of range", body = crate::error::ErrorBody),
+    (status = 401, description = "No or bad token", body = crate::error::ErrorBody),
+    (status = 403, description = "Another agent's migration", body = crate::error::ErrorBody),
+    (status = 404, description = "No such migration (800)", body = crate::error::ErrorBody),
+    (status = 503, description = "The store failed", body = crate::error::ErrorBody)
+))]
+pub async fn list_runs(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiQuery(page): ApiQuery<Page>,
+) -> Result<Json<Listing<JobRun>>, ApiError> {
+    let (limit, offset) = page.bounds()?;
+    visible(&state, &caller, &id).await?;
+    let (count, items) = state.store.list_runs(&id, limit, offset).await?;
+    Ok(Json(Listing { count, items }))
+}
+
+async fn visible_run(state: &AppState, caller: &Caller, id: &str) -> Result<JobRun, ApiError> {
+    let run = state.store.get_run(id).await?;
+    visible(state, caller, &run.migration_id).await?;
+    Ok(run)
+}
+
+/// One job run: its status code and name, counters and times.
+#[utoipa::path(get, path = "/v1/runs/{id}", params(("id" = String, Path)), security(("bearer" = [])), responses(
+    (status = 200, description = "The job run", body = JobRun),
+    (status = 401, description = "No or bad token", body = crate::error::ErrorBody),
+    (status = 403, description = "Another agent's migration", body = crate::error::ErrorBody),
+    (status = 404, description = "No such job run (800)", body = crate::error::ErrorBody),
+    (status = 503, description = "The store failed", body = crate::error::ErrorBody)
+))]
+pub async fn get_run(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<JobRun>, ApiError> {
+    Ok(Json(visible_run(&state, &caller, &id).await?))
+}
+
+/// The paging and filter of a copy log.
+#[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct CopylogQuery {
+    /// Only records with this code (AZSM2062).
+    pub status: Option<String>,
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+/// One copy-log record.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CopylogRecord {
+    pub path: String,
+    pub code: String,
+    pub status: String,
+    pub message: String,
+    pub size: i64,
+}
+
+/// A job run's copy log, a page at a time, optionally of one status. Agents upload it in pages
+/// as they go (the agent issue); until then it is empty.
+#[utoipa::path(get, path = "/v1/runs/{id}/copylog", params(("id" = String, Path), CopylogQuery), security(("bearer" = [])), responses(
+    (status = 200, description = "A page of records", body = Listing<CopylogRecord>),
+    (status = 400, description = "Paging out of range, or an unknown status code", body = crate::error::ErrorBody),
+    (status = 401, description = "No or bad token", body = crate::error::ErrorBody),
+    (status = 403, description = "Another agent's migration", body = crate::error::ErrorBody),
+    (status = 404, description = "No such job run (800)", body = crate::error::ErrorBody),
+    (status = 503, description = "The store failed", body = crate::error::ErrorBody)
+))]
+pub async fn copylog(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<CopylogQuery>,
+) -> Result<Json<Listing<CopylogRecord>>, ApiError> {
+    Page {
+        limit: q.limit,
+        offset: q.offset,
+    }
+    .bounds()?;
+    if let Some(s) = &q.status
+        && godwit_codes::Code::lookup(s).is_err()
+    {
+        return Err(ApiError::new(Code::HTTP_BAD_REQUEST, &[])
+            .details(format!("status: {s} is not a code of the catalog")));
+    }
+    visible_run(&state, &caller, &id).await?;
+    Ok(Json(Listing {
+        count: 0,
+        items: Vec::new(),
+    }))
+}
+
+/// A finished job run's report: 404 with 645 until the run has ended.
+#[utoipa::path(get, path = "/v1/runs/{id}/report", params(("id" = String, Path)), security(("bearer" = [])), responses(
+    (status = 200, description = "The report", body = JobRun),
+    (status = 401, description = "No or bad token", body = crate::error::ErrorBody),
+    (status = 403, description = "Another agent's migration", body = crate::error::ErrorBody),
+    (status = 404, description = "No such run (800), or not ended yet (645)", body = crate::error::ErrorBody),
+    (status = 503, description = "The store failed", body = crate::error::ErrorBody)
+))]
+pub async fn report(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<JobRun>, ApiError> {
+    let run = visible_run(&state, &caller, &id).await?;
+    if is_active(&run.state) {
+        return Err(ApiError::new(
+            Code::JOB_RUN_REPORT_NOT_AVAILABLE,
+            &[("job_id", &run.id), ("state", &run.state.to_lowercase())],
+        ));
+    }
+    Ok(Json(run))
+}
+
+/// Schedules a command: 1 to 20 repeats (513), a known frequency (514), a start not in the past
+/// (515), on an agent that takes scheduled jobs (516).
+#[utoipa::path(post, path = "/v1/migrations/{id}/schedules", params(("id" = String, Path)), request_body = NewSchedule,
+    security(("bearer" = [])), responses(
+    (status = 201, description = "Created", body = Schedule),
+    (status = 400, description = "Malformed JSON", body = crate::error::ErrorBody),
+    (status = 401, description = "No or bad token", body = crate::error::ErrorBody),
+    (status = 403, description = "The token may not change anything", body = crate::error::ErrorBody),
+    (status = 404, description = "No such migration (800)", body = crate::error::ErrorBody),
+    (status = 409, description = "The agent takes no scheduled jobs (516)", body = crate::error::ErrorBody),
+    (status = 413, description = "Body too large", body = crate::error::ErrorBody),
+    (status = 422, description = "Invalid schedule (513, 514, 515, 605)", body = crate::error::ErrorBody),
+    (status = 503, description = "The store failed", body = crate::error::ErrorBody)
+))]
+pub async fn create_schedule(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<NewSchedule>,
+) -> Result<(StatusCode, Json<Schedule>), ApiError> {
+    caller.require_operator()?;
+    let m = state.store.get_migration(&id).await?;
+    if command_of(&req.command).is_none() {
+        return Err(ApiError::invalid(format!(
+            "command: {} is not a command",
+            req.command
+        )));
+    }
+    if !(1..=20).contains(&req.repeat) {
+        return Err(ApiError::new(
+            Code::ERR_MIGRATION_CONFIG_SCHEDULER_TIMES,
+            &[("max", "20"), ("given", &req.repeat.to_string())],
+        ));
+    }
+    if !["once", "hourly", "daily", "weekly"].contains(&req.frequency.as_str()) {
+        return Err(ApiError::new(
+            Code::ERR_MIGRATION_CONFIG_SCHEDULER_FREQUENCY,
+            &[("given", &req.frequency)],
+        )
+        .details("The frequency is once, hourly, daily or weekly."));
+    }
+    let start = humantime::parse_rfc3339_weak(&req.start)
+        .map_err(|e| ApiError::invalid(format!("start: {e} (write it as 2026-12-01T02:00:00Z)")))?;
+    let start_ms = start
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    if start_ms < crate::store::now_ms() {
+        return Err(ApiError::new(
+            Code::ERR_MIGRATION_CONFIG_SCHEDULER_TIME_IN_PAST,
+            &[("start", &req.start)],
+        ));
+    }
+    if let Some(a) = &m.agent_id
+        && !state.store.get_agent(a).await?.scheduling
+    {
+        return Err(ApiError::new(
+            Code::ERR_MIGRATION_CONFIG_SCHEDULER_ENABLED,
+            &[("agent_id", a)],
+        ));
+    }
+    let s = state
+        .store
+        .create_schedule(&id, &req.command, &req.frequency, req.repeat, start_ms)
+        .await?;
+    Ok((StatusCode::CREATED, Json(s)))
+}
+
+/// The schedules of a migration.
+#[utoipa::path(get, path = "/v1/migrations/{id}/schedules", params(("id" = String, Path)), security(("bearer" = [])), responses(
+    (status = 200, description = "The schedules", body = Vec<Schedule>),
+    (status = 401, description = "No or bad token", body = crate::error::ErrorBody),
+    (status = 403, description = "Another agent's migration", body = crate::error::ErrorBody),
+    (status = 404, description = "No such migration (800)", body = crate::error::ErrorBody),
+    (status = 503, description = "The store failed", body = crate::error::ErrorBody)
+))]
+pub async fn list_schedules(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<Schedule>>, ApiError> {
+    visible(&state, &caller, &id).await?;
+    Ok(Json(state.store.list_schedules(&id).await?))
+}
+
+/// One failed job run, as seed 003 lists failed migrations.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MigrationError {
+    /// `{"error_code": ..., "error_params": {...}}` as a JSON string.
+    pub error_json: String,
+    pub migration_id: String,
+    pub job_run_id: String,
+    pub command: String,
+    pub name: String,
+}
+
+/// The failed job runs.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorList {
+    pub count: i64,
+    pub migration_errors: Vec<MigrationError>,
+}
+
+/// Job runs that ended with an error, newest first: limit 0-100 (default 50), offset 0-65535.
+#[utoipa::path(get, path = "/v1/errors", params(Page), security(("bearer" = [])), responses(
+    (status = 200, description = "The failed runs", body = ErrorList),
+    (status = 400, description = "limit or offset out of range", body = crate::error::ErrorBody),
+    (status = 401, description = "No or bad token", body = crate::error::ErrorBody),
+    (status = 503, description = "The store failed", body = crate::error::ErrorBody)
+))]
+pub async fn errors(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(page): ApiQuery<Page>,
+) -> Result<Json<ErrorList>, ApiError> {
+    let (limit, offset) = page.bounds()?;
+    if caller.claims.role == Role::Agent {
+        return Err(ApiError::new(Code::HTTP_FORBIDDEN, &[])
+            .details("The error list spans every agent's migrations."));
+    }
+    let (count, runs) = state.store.failed_runs(limit, offset).await?;
+    let migration_errors = runs
+        .into_iter()
+        .filter_map(|r| {
+            let e = r.error?;
+            Some(MigrationError {
+                error_json: serde_json::json!({"error_code": e.code, "error_params": e.params})
+                    .to_string(),
+                name: e.name,
+                migration_id: r.migration_id,
+                job_run_id: r.id,
+                command: r.command,
+            })
+        })
+        .collect();
+    Ok(Json(ErrorList {
+        count,
+        migration_errors,
+    }))
+}

@@ -1,0 +1,891 @@
+//! Agents, migrations, job runs and schedules in the store.
+
+use godwit_codes::{Code, Command, State};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::Store;
+use crate::error::ApiError;
+use crate::store::{StoreFailure, failed, new_id, now_ms, plausible_id};
+
+/// An agent: the process next to the data that runs commands.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Agent {
+    pub id: String,
+    pub name: String,
+    pub version: String,
+    /// 900 inactive, 901 active, 902 deactivated, 903 deleted.
+    pub state: CodeName,
+    /// Whether it takes scheduled jobs.
+    pub scheduling: bool,
+    pub last_seen_ms: Option<i64>,
+    pub created_ms: i64,
+}
+
+/// A code with its name, as the API shows statuses.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CodeName {
+    pub code: String,
+    pub name: String,
+}
+
+impl CodeName {
+    pub fn of(code: Code) -> Self {
+        CodeName {
+            code: code.id().to_string(),
+            name: code.name().to_string(),
+        }
+    }
+}
+
+/// The filters of a migration: the same rules as the command line's.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Filters {
+    #[serde(default)]
+    pub include: Vec<String>,
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    #[serde(default)]
+    pub exclude_regex: Vec<String>,
+}
+
+/// A migration's options.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MigrationOptions {
+    #[serde(default)]
+    pub filters: Filters,
+    /// A true-up deletes at the target what is gone from the source (guarded).
+    #[serde(default)]
+    pub sync_deletes: bool,
+    /// `off` or `on-the-fly`.
+    #[serde(default = "off")]
+    pub sanitize: String,
+    #[serde(default)]
+    pub create_empty_dirs: bool,
+    /// `none`, `size` or `full`.
+    #[serde(default = "size")]
+    pub verify: String,
+}
+
+fn off() -> String {
+    "off".into()
+}
+
+fn size() -> String {
+    "size".into()
+}
+
+impl Default for MigrationOptions {
+    fn default() -> Self {
+        MigrationOptions {
+            filters: Filters::default(),
+            sync_deletes: false,
+            sanitize: off(),
+            create_empty_dirs: false,
+            verify: size(),
+        }
+    }
+}
+
+/// A migration: a source path to a target path, run by an agent, in a project.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Migration {
+    pub id: String,
+    pub project_id: String,
+    pub agent_id: Option<String>,
+    pub source_endpoint: String,
+    pub source_path: String,
+    pub target_endpoint: String,
+    pub target_path: String,
+    pub options: MigrationOptions,
+    pub created_ms: i64,
+}
+
+/// One run of a command on a migration.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct JobRun {
+    pub id: String,
+    pub migration_id: String,
+    /// scan, copy, sync, sanitize, empty-folders, permissions, simulate-permissions, speed-test
+    pub command: String,
+    /// QUEUED, RUNNING, STOPPING, STOPPED, PAUSED, SUSPENDED, SUCCEEDED, FAILED
+    pub state: String,
+    /// The status code of the command in that state (937 SCAN : QUEUED ...).
+    pub status: CodeName,
+    /// What made it fail or pause, with its parameters.
+    pub error: Option<RunError>,
+    pub files: i64,
+    pub bytes: i64,
+    pub files_failed: i64,
+    pub created_ms: i64,
+    pub started_ms: Option<i64>,
+    pub ended_ms: Option<i64>,
+    pub updated_ms: i64,
+}
+
+/// A job run's error.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct RunError {
+    pub code: String,
+    pub name: String,
+    #[schema(value_type = Object)]
+    pub params: serde_json::Value,
+}
+
+/// A schedule: a command started at a time, repeated.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Schedule {
+    pub id: String,
+    pub migration_id: String,
+    pub command: String,
+    pub frequency: String,
+    pub repeat: i64,
+    pub start_ms: i64,
+    pub created_ms: i64,
+}
+
+/// The API's name of a command and the catalog's.
+pub const COMMANDS: &[(&str, Command)] = &[
+    ("scan", Command::Scan),
+    ("copy", Command::MigrateData),
+    ("sync", Command::TrueUp),
+    ("sanitize", Command::Sanitize),
+    ("empty-folders", Command::CreateEmptyFolders),
+    ("permissions", Command::MigratePermissions),
+    ("simulate-permissions", Command::SimulatePermissions),
+    ("speed-test", Command::SpeedTest),
+];
+
+pub fn command_of(name: &str) -> Option<Command> {
+    COMMANDS.iter().find(|(n, _)| *n == name).map(|(_, c)| *c)
+}
+
+pub fn state_of(text: &str) -> Option<State> {
+    Some(match text {
+        "QUEUED" => State::Queued,
+        "RUNNING" => State::Running,
+        "STOPPING" => State::Stopping,
+        "STOPPED" => State::Stopped,
+        "PAUSED" => State::Paused,
+        "SUSPENDED" => State::Suspended,
+        "SUCCEEDED" => State::Succeeded,
+        "FAILED" => State::Failed,
+        _ => return None,
+    })
+}
+
+pub fn state_text(state: State) -> &'static str {
+    match state {
+        State::Created => "CREATED",
+        State::Queued => "QUEUED",
+        State::Running => "RUNNING",
+        State::Stopping => "STOPPING",
+        State::Stopped => "STOPPED",
+        State::Paused => "PAUSED",
+        State::Suspended => "SUSPENDED",
+        State::Succeeded => "SUCCEEDED",
+        State::Failed => "FAILED",
+        State::Skipped => "SKIPPED",
+    }
+}
+
+/// Whether a run in `state` still holds its migration (one command at a time).
+pub fn is_active(state: &str) -> bool {
+    matches!(
+        state,
+        "QUEUED" | "RUNNING" | "STOPPING" | "PAUSED" | "SUSPENDED"
+    )
+}
+
+/// The status code of `command` in `state`; a combination the catalog lacks is a bug (500).
+pub fn status_code(command: &str, state: State) -> Result<Code, ApiError> {
+    command_of(command)
+        .and_then(|c| Code::command_status(c, state))
+        .ok_or_else(|| {
+            ApiError::new(Code::HTTP_INTERNAL_SERVER_ERROR, &[]).details(format!(
+                "The catalog has no status for {command} in state {}.",
+                state_text(state)
+            ))
+        })
+}
+
+const RUN_COLUMNS: &str = "id, migration_id, command, state, status_code, error_code, error_params, \
+     files, bytes, files_failed, created_ms, started_ms, ended_ms, updated_ms";
+const MIGRATION_COLUMNS: &str = "id, project_id, agent_id, source_endpoint, source_path, \
+     target_endpoint, target_path, options, created_ms";
+
+fn agent_of(r: &AnyRow) -> Result<Agent, sqlx::Error> {
+    let state: i64 = r.try_get("state")?;
+    let code = Code::lookup(&state.to_string()).unwrap_or(Code::AGENT_STATE_INACTIVE);
+    Ok(Agent {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        version: r.try_get("version")?,
+        state: CodeName::of(code),
+        scheduling: r.try_get::<i64, _>("scheduling")? != 0,
+        last_seen_ms: r.try_get("last_seen_ms")?,
+        created_ms: r.try_get("created_ms")?,
+    })
+}
+
+fn migration_of(r: &AnyRow) -> Result<Migration, sqlx::Error> {
+    let options: String = r.try_get("options")?;
+    Ok(Migration {
+        id: r.try_get("id")?,
+        project_id: r.try_get("project_id")?,
+        agent_id: r.try_get("agent_id")?,
+        source_endpoint: r.try_get("source_endpoint")?,
+        source_path: r.try_get("source_path")?,
+        target_endpoint: r.try_get("target_endpoint")?,
+        target_path: r.try_get("target_path")?,
+        options: serde_json::from_str(&options).unwrap_or_default(),
+        created_ms: r.try_get("created_ms")?,
+    })
+}
+
+fn run_of(r: &AnyRow) -> Result<JobRun, sqlx::Error> {
+    let status: String = r.try_get("status_code")?;
+    let status = Code::lookup(&status).unwrap_or(Code::HTTP_INTERNAL_SERVER_ERROR);
+    let error_code: Option<String> = r.try_get("error_code")?;
+    let error_params: Option<String> = r.try_get("error_params")?;
+    let error = error_code
+        .and_then(|c| Code::lookup(&c).ok())
+        .map(|c| RunError {
+            code: c.id().to_string(),
+            name: c.name().to_string(),
+            params: error_params
+                .and_then(|p| serde_json::from_str(&p).ok())
+                .unwrap_or(serde_json::Value::Object(Default::default())),
+        });
+    Ok(JobRun {
+        id: r.try_get("id")?,
+        migration_id: r.try_get("migration_id")?,
+        command: r.try_get("command")?,
+        state: r.try_get("state")?,
+        status: CodeName::of(status),
+        error,
+        files: r.try_get("files")?,
+        bytes: r.try_get("bytes")?,
+        files_failed: r.try_get("files_failed")?,
+        created_ms: r.try_get("created_ms")?,
+        started_ms: r.try_get("started_ms")?,
+        ended_ms: r.try_get("ended_ms")?,
+        updated_ms: r.try_get("updated_ms")?,
+    })
+}
+
+fn count_of(r: &AnyRow) -> Result<i64, sqlx::Error> {
+    r.try_get(0)
+}
+
+impl Store {
+    // Agents.
+
+    pub async fn create_agent(&self, name: &str, version: &str) -> Result<Agent, ApiError> {
+        let id = new_id();
+        sqlx::query(
+            "INSERT INTO agents (id, name, version, state, scheduling, last_seen_ms, created_ms) \
+             VALUES ($1, $2, $3, 900, 1, NULL, $4)",
+        )
+        .bind(&id)
+        .bind(name)
+        .bind(version)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| match StoreFailure::from(e) {
+            StoreFailure::Duplicate => {
+                ApiError::new(Code::ERR_AGENT_NAME_ALREADY_USED, &[("name", name)])
+            }
+            StoreFailure::Failed(r) => failed(Code::DB_ERR_CREATE_DOC, "agent", "", &r),
+        })?;
+        self.get_agent(&id).await
+    }
+
+    pub async fn list_agents(
+        &self,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(i64, Vec<Agent>), ApiError> {
+        let fail = |e: sqlx::Error| failed(Code::DB_ERR_GET_DOCS, "agents", "", &e.to_string());
+        let count = sqlx::query("SELECT COUNT(*) FROM agents WHERE state <> 903")
+            .fetch_one(&self.pool)
+            .await
+            .and_then(|r| count_of(&r))
+            .map_err(fail)?;
+        let rows = sqlx::query(
+            "SELECT * FROM agents WHERE state <> 903 ORDER BY created_ms, id LIMIT $1 OFFSET $2",
+        )
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(fail)?;
+        let items = rows
+            .iter()
+            .map(agent_of)
+            .collect::<Result<_, _>>()
+            .map_err(fail)?;
+        Ok((count, items))
+    }
+
+    pub async fn get_agent(&self, id: &str) -> Result<Agent, ApiError> {
+        if !plausible_id(id) {
+            return Err(ApiError::not_found("agent", id));
+        }
+        let row = sqlx::query("SELECT * FROM agents WHERE id = $1 AND state <> 903")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| failed(Code::DB_ERR_GET_DOC, "agent", id, &e.to_string()))?;
+        match row {
+            Some(r) => {
+                agent_of(&r).map_err(|e| failed(Code::DB_ERR_GET_DOC, "agent", id, &e.to_string()))
+            }
+            None => Err(ApiError::not_found("agent", id)),
+        }
+    }
+
+    /// Sets an agent's state (900-903), and when it was last heard of.
+    pub async fn set_agent_state(
+        &self,
+        id: &str,
+        state: Code,
+        seen: bool,
+    ) -> Result<Agent, ApiError> {
+        self.get_agent(id).await?;
+        let number = i64::from(state.info().number);
+        let fail = |e: sqlx::Error| failed(Code::DB_ERR_UPDATE_DOC, "agent", id, &e.to_string());
+        if seen {
+            sqlx::query("UPDATE agents SET state = $1, last_seen_ms = $2 WHERE id = $3")
+                .bind(number)
+                .bind(now_ms())
+                .bind(id)
+                .execute(&self.pool)
+                .await
+                .map_err(fail)?;
+        } else {
+            sqlx::query("UPDATE agents SET state = $1 WHERE id = $2")
+                .bind(number)
+                .bind(id)
+                .execute(&self.pool)
+                .await
+                .map_err(fail)?;
+        }
+        self.get_agent(id).await
+    }
+
+    /// Whether the agent takes scheduled jobs.
+    pub async fn set_agent_scheduling(&self, id: &str, on: bool) -> Result<Agent, ApiError> {
+        self.get_agent(id).await?;
+        sqlx::query("UPDATE agents SET scheduling = $1 WHERE id = $2")
+            .bind(i64::from(on))
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| failed(Code::DB_ERR_UPDATE_DOC, "agent", id, &e.to_string()))?;
+        self.get_agent(id).await
+    }
+
+    /// Deletes an agent that has no migration (625 when it has).
+    pub async fn delete_agent(&self, id: &str) -> Result<(), ApiError> {
+        self.get_agent(id).await?;
+        let count = sqlx::query("SELECT COUNT(*) FROM migrations WHERE agent_id = $1")
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await
+            .and_then(|r| count_of(&r))
+            .map_err(|e| failed(Code::DB_ERR_GET_DOCS, "migrations", id, &e.to_string()))?;
+        if count > 0 {
+            return Err(ApiError::new(
+                Code::ERR_AGENT_CONTAINS_MIGRATION,
+                &[("agent_id", id), ("count", &count.to_string())],
+            ));
+        }
+        sqlx::query("DELETE FROM agents WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| failed(Code::DB_ERR_DELETE_DOC, "agent", id, &e.to_string()))?;
+        Ok(())
+    }
+
+    // Migrations.
+
+    #[allow(clippy::too_many_arguments)]
+    pub async fn create_migration(
+        &self,
+        project_id: &str,
+        agent_id: Option<&str>,
+        source: (&str, &str),
+        target: (&str, &str),
+        options: &MigrationOptions,
+    ) -> Result<Migration, ApiError> {
+        let id = new_id();
+        let options_text = serde_json::to_string(options).unwrap_or_else(|_| "{}".into());
+        sqlx::query(&format!(
+            "INSERT INTO migrations ({MIGRATION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        ))
+        .bind(&id)
+        .bind(project_id)
+        .bind(agent_id)
+        .bind(source.0)
+        .bind(source.1)
+        .bind(target.0)
+        .bind(target.1)
+        .bind(&options_text)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| match StoreFailure::from(e) {
+            StoreFailure::Duplicate => ApiError::new(
+                Code::ERR_DUPLICATE_MIGRATION_ID,
+                &[("migration_id", &format!("{}:{} -> {}:{}", source.0, source.1, target.0, target.1))],
+            )
+            .details("A migration of this source path to this target path exists already."),
+            StoreFailure::Failed(r) => failed(Code::DB_ERR_CREATE_DOC, "migration", "", &r),
+        })?;
+        self.get_migration(&id).await
+    }
+
+    /// Migrations, all of them or those of one agent.
+    pub async fn list_migrations(
+        &self,
+        agent: Option<&str>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(i64, Vec<Migration>), ApiError> {
+        let fail = |e: sqlx::Error| failed(Code::DB_ERR_GET_DOCS, "migrations", "", &e.to_string());
+        let (count, rows) = match agent {
+            Some(a) => {
+                let count = sqlx::query("SELECT COUNT(*) FROM migrations WHERE agent_id = $1")
+                    .bind(a)
+                    .fetch_one(&self.pool)
+                    .await
+                    .and_then(|r| count_of(&r))
+                    .map_err(fail)?;
+                let rows = sqlx::query(&format!(
+                    "SELECT {MIGRATION_COLUMNS} FROM migrations WHERE agent_id = $1 \
+                     ORDER BY created_ms, id LIMIT $2 OFFSET $3"
+                ))
+                .bind(a)
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(fail)?;
+                (count, rows)
+            }
+            None => {
+                let count = sqlx::query("SELECT COUNT(*) FROM migrations")
+                    .fetch_one(&self.pool)
+                    .await
+                    .and_then(|r| count_of(&r))
+                    .map_err(fail)?;
+                let rows = sqlx::query(&format!(
+                    "SELECT {MIGRATION_COLUMNS} FROM migrations \
+                     ORDER BY created_ms, id LIMIT $1 OFFSET $2"
+                ))
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(fail)?;
+                (count, rows)
+            }
+        };
+        let items = rows
+            .iter()
+            .map(migration_of)
+            .collect::<Result<_, _>>()
+            .map_err(fail)?;
+        Ok((count, items))
+    }
+
+    pub async fn get_migration(&self, id: &str) -> Result<Migration, ApiError> {
+        if !plausible_id(id) {
+            return Err(ApiError::not_found("migration", id));
+        }
+        let row = sqlx::query(&format!(
+            "SELECT {MIGRATION_COLUMNS} FROM migrations WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| failed(Code::DB_ERR_GET_DOC, "migration", id, &e.to_string()))?;
+        match row {
+            Some(r) => migration_of(&r)
+                .map_err(|e| failed(Code::DB_ERR_GET_DOC, "migration", id, &e.to_string())),
+            None => Err(ApiError::not_found("migration", id)),
+        }
+    }
+
+    /// Deletes a migration, its runs and schedules.
+    pub async fn delete_migration(&self, id: &str) -> Result<(), ApiError> {
+        self.get_migration(id).await?;
+        let fail =
+            |e: sqlx::Error| failed(Code::DB_ERR_DELETE_DOC, "migration", id, &e.to_string());
+        let mut tx = self.pool.begin().await.map_err(fail)?;
+        for q in [
+            "DELETE FROM schedules WHERE migration_id = $1",
+            "DELETE FROM job_runs WHERE migration_id = $1",
+            "DELETE FROM migrations WHERE id = $1",
+        ] {
+            sqlx::query(q)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(fail)?;
+        }
+        tx.commit().await.map_err(fail)?;
+        Ok(())
+    }
+
+    /// How many migrations reference the endpoint.
+    pub async fn endpoint_uses(&self, id: &str) -> Result<i64, ApiError> {
+        sqlx::query(
+            "SELECT COUNT(*) FROM migrations WHERE source_endpoint = $1 OR target_endpoint = $1",
+        )
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await
+        .and_then(|r| count_of(&r))
+        .map_err(|e| failed(Code::DB_ERR_GET_DOCS, "migrations", id, &e.to_string()))
+    }
+
+    /// How many migrations of the project have a run that is not over.
+    pub async fn active_migrations_in_project(&self, project_id: &str) -> Result<i64, ApiError> {
+        sqlx::query(
+            "SELECT COUNT(DISTINCT m.id) FROM migrations m JOIN job_runs r ON r.migration_id = m.id \
+             WHERE m.project_id = $1 AND r.state IN ('QUEUED','RUNNING','STOPPING','PAUSED','SUSPENDED')",
+        )
+        .bind(project_id)
+        .fetch_one(&self.pool)
+        .await
+        .and_then(|r| count_of(&r))
+        .map_err(|e| failed(Code::DB_ERR_GET_DOCS, "migrations", project_id, &e.to_string()))
+    }
+
+    /// How many migrations of the project there are at all.
+    pub async fn migrations_in_project(&self, project_id: &str) -> Result<i64, ApiError> {
+        sqlx::query("SELECT COUNT(*) FROM migrations WHERE project_id = $1")
+            .bind(project_id)
+            .fetch_one(&self.pool)
+            .await
+            .and_then(|r| count_of(&r))
+            .map_err(|e| {
+                failed(
+                    Code::DB_ERR_GET_DOCS,
+                    "migrations",
+                    project_id,
+                    &e.to_string(),
+                )
+            })
+    }
+
+    /// How many migrations have a run that is not over, in all.
+    pub async fn active_migrations(&self) -> Result<i64, ApiError> {
+        sqlx::query(
+            "SELECT COUNT(DISTINCT migration_id) FROM job_runs \
+             WHERE state IN ('QUEUED','RUNNING','STOPPING','PAUSED','SUSPENDED')",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .and_then(|r| count_of(&r))
+        .map_err(|e| failed(Code::DB_ERR_GET_DOCS, "job runs", "", &e.to_string()))
+    }
+
+    // Job runs.
+
+    pub async fn create_run(&self, migration_id: &str, command: &str) -> Result<JobRun, ApiError> {
+        let id = new_id();
+        let status = status_code(command, State::Queued)?;
+        let now = now_ms();
+        sqlx::query(&format!(
+            "INSERT INTO job_runs ({RUN_COLUMNS}) VALUES \
+             ($1, $2, $3, 'QUEUED', $4, NULL, NULL, 0, 0, 0, $5, NULL, NULL, $5)"
+        ))
+        .bind(&id)
+        .bind(migration_id)
+        .bind(command)
+        .bind(status.id())
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| failed(Code::DB_ERR_CREATE_DOC, "job run", "", &e.to_string()))?;
+        self.get_run(&id).await
+    }
+
+    pub async fn get_run(&self, id: &str) -> Result<JobRun, ApiError> {
+        if !plausible_id(id) {
+            return Err(ApiError::not_found("job run", id));
+        }
+        let row = sqlx::query(&format!("SELECT {RUN_COLUMNS} FROM job_runs WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| failed(Code::DB_ERR_GET_DOC, "job run", id, &e.to_string()))?;
+        match row {
+            Some(r) => {
+                run_of(&r).map_err(|e| failed(Code::DB_ERR_GET_DOC, "job run", id, &e.to_string()))
+            }
+            None => Err(ApiError::not_found("job run", id)),
+        }
+    }
+
+    /// The runs of a migration, newest first.
+    pub async fn list_runs(
+        &self,
+        migration_id: &str,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(i64, Vec<JobRun>), ApiError> {
+        let fail = |e: sqlx::Error| {
+            failed(
+                Code::DB_ERR_GET_DOCS,
+                "job runs",
+                migration_id,
+                &e.to_string(),
+            )
+        };
+        let count = sqlx::query("SELECT COUNT(*) FROM job_runs WHERE migration_id = $1")
+            .bind(migration_id)
+            .fetch_one(&self.pool)
+            .await
+            .and_then(|r| count_of(&r))
+            .map_err(fail)?;
+        let rows = sqlx::query(&format!(
+            "SELECT {RUN_COLUMNS} FROM job_runs WHERE migration_id = $1 \
+             ORDER BY created_ms DESC, id LIMIT $2 OFFSET $3"
+        ))
+        .bind(migration_id)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(fail)?;
+        let items = rows
+            .iter()
+            .map(run_of)
+            .collect::<Result<_, _>>()
+            .map_err(fail)?;
+        Ok((count, items))
+    }
+
+    /// The runs of a migration that are not over.
+    pub async fn active_runs(&self, migration_id: &str) -> Result<Vec<JobRun>, ApiError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {RUN_COLUMNS} FROM job_runs WHERE migration_id = $1 \
+             AND state IN ('QUEUED','RUNNING','STOPPING','PAUSED','SUSPENDED') ORDER BY created_ms"
+        ))
+        .bind(migration_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| {
+            failed(
+                Code::DB_ERR_GET_DOCS,
+                "job runs",
+                migration_id,
+                &e.to_string(),
+            )
+        })?;
+        rows.iter()
+            .map(run_of)
+            .collect::<Result<_, _>>()
+            .map_err(|e| {
+                failed(
+                    Code::DB_ERR_GET_DOCS,
+                    "job runs",
+                    migration_id,
+                    &e.to_string(),
+                )
+            })
+    }
+
+    /// The newest run of `command` on the migration that succeeded.
+    pub async fn last_success(
+        &self,
+        migration_id: &str,
+        command: &str,
+    ) -> Result<Option<JobRun>, ApiError> {
+        let row = sqlx::query(&format!(
+            "SELECT {RUN_COLUMNS} FROM job_runs WHERE migration_id = $1 AND command = $2 \
+             AND state = 'SUCCEEDED' ORDER BY created_ms DESC LIMIT 1"
+        ))
+        .bind(migration_id)
+        .bind(command)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| {
+            failed(
+                Code::DB_ERR_GET_DOCS,
+                "job runs",
+                migration_id,
+                &e.to_string(),
+            )
+        })?;
+        row.map(|r| run_of(&r)).transpose().map_err(|e| {
+            failed(
+                Code::DB_ERR_GET_DOCS,
+                "job runs",
+                migration_id,
+                &e.to_string(),
+            )
+        })
+    }
+
+    /// Moves a run to `state` with its status code; an end state stamps the end time. With an
+    /// error, records its code and parameters.
+    pub async fn set_run_state(
+        &self,
+        id: &str,
+        state: State,
+        error: Option<(Code, &serde_json::Value)>,
+        counters: Option<(i64, i64, i64)>,
+    ) -> Result<JobRun, ApiError> {
+        let run = self.get_run(id).await?;
+        let status = status_code(&run.command, state)?;
+        let now = now_ms();
+        let ended =
+            matches!(state, State::Succeeded | State::Failed | State::Stopped).then_some(now);
+        let started = if state == State::Running {
+            run.started_ms.or(Some(now))
+        } else {
+            run.started_ms
+        };
+        let (files, bytes, failed_files) =
+            counters.unwrap_or((run.files, run.bytes, run.files_failed));
+        sqlx::query(
+            "UPDATE job_runs SET state = $1, status_code = $2, error_code = $3, error_params = $4, \
+             files = $5, bytes = $6, files_failed = $7, started_ms = $8, ended_ms = $9, updated_ms = $10 \
+             WHERE id = $11",
+        )
+        .bind(state_text(state))
+        .bind(status.id())
+        .bind(error.map(|(c, _)| c.id().to_string()))
+        .bind(error.map(|(_, p)| p.to_string()))
+        .bind(files)
+        .bind(bytes)
+        .bind(failed_files)
+        .bind(started)
+        .bind(ended)
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| failed(Code::DB_ERR_UPDATE_DOC, "job run", id, &e.to_string()))?;
+        self.get_run(id).await
+    }
+
+    /// Runs that ended with an error, newest first (`GET /v1/errors`).
+    pub async fn failed_runs(
+        &self,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(i64, Vec<JobRun>), ApiError> {
+        let fail = |e: sqlx::Error| failed(Code::DB_ERR_GET_DOCS, "job runs", "", &e.to_string());
+        let count = sqlx::query("SELECT COUNT(*) FROM job_runs WHERE error_code IS NOT NULL")
+            .fetch_one(&self.pool)
+            .await
+            .and_then(|r| count_of(&r))
+            .map_err(fail)?;
+        let rows = sqlx::query(&format!(
+            "SELECT {RUN_COLUMNS} FROM job_runs WHERE error_code IS NOT NULL \
+             ORDER BY updated_ms DESC, id LIMIT $1 OFFSET $2"
+        ))
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(fail)?;
+        let items = rows
+            .iter()
+            .map(run_of)
+            .collect::<Result<_, _>>()
+            .map_err(fail)?;
+        Ok((count, items))
+    }
+
+    // Schedules.
+
+    pub async fn create_schedule(
+        &self,
+        migration_id: &str,
+        command: &str,
+        frequency: &str,
+        repeat: i64,
+        start_ms: i64,
+    ) -> Result<Schedule, ApiError> {
+        let s = Schedule {
+            id: new_id(),
+            migration_id: migration_id.to_string(),
+            command: command.to_string(),
+            frequency: frequency.to_string(),
+            repeat,
+            start_ms,
+            created_ms: now_ms(),
+        };
+        sqlx::query(
+            "INSERT INTO schedules (id, migration_id, command, frequency, repeat_count, start_ms, created_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&s.id)
+        .bind(&s.migration_id)
+        .bind(&s.command)
+        .bind(&s.frequency)
+        .bind(s.repeat)
+        .bind(s.start_ms)
+        .bind(s.created_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                Code::ERR_MIGRATION_CONFIG_CREATE_SCHEDULER,
+                &[("migration_id", migration_id), ("reason", &e.to_string())],
+            )
+        })?;
+        Ok(s)
+    }
+
+    pub async fn list_schedules(&self, migration_id: &str) -> Result<Vec<Schedule>, ApiError> {
+        let rows = sqlx::query(
+            "SELECT id, migration_id, command, frequency, repeat_count, start_ms, created_ms \
+             FROM schedules WHERE migration_id = $1 ORDER BY start_ms, id",
+        )
+        .bind(migration_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| {
+            failed(
+                Code::DB_ERR_GET_DOCS,
+                "schedules",
+                migration_id,
+                &e.to_string(),
+            )
+        })?;
+        rows.iter()
+            .map(|r| -> Result<Schedule, sqlx::Error> {
+                Ok(Schedule {
+                    id: r.try_get("id")?,
+                    migration_id: r.try_get("migration_id")?,
+                    command: r.try_get("command")?,
+                    frequency: r.try_get("frequency")?,
+                    repeat: r.try_get("repeat_count")?,
+                    start_ms: r.try_get("start_ms")?,
+                    created_ms: r.try_get("created_ms")?,
+                })
+            })
+            .collect::<Result<_, _>>()
+            .map_err(|e| {
+                failed(
+                    Code::DB_ERR_GET_DOCS,
+                    "schedules",
+                    migration_id,
+                    &e.to_string(),
+                )
+            })
+    }
+}
