@@ -20,6 +20,7 @@ RUN="$DIR/run"
 MOTO_VERSION=5.2.5
 AZURITE_VERSION=3.35.0
 S3S_VERSION=0.14.1
+SCHEMATHESIS_VERSION=4.32.5
 
 say() { printf 'servers: %s\n' "$*" >&2; }
 
@@ -29,6 +30,10 @@ install() {
     say "installing moto $MOTO_VERSION into $DIR/venv (about a minute)"
     python3 -m venv "$DIR/venv"
     "$DIR/venv/bin/pip" install -q "moto[server]==$MOTO_VERSION" boto3 azure-storage-blob
+  fi
+  if [ ! -x "$DIR/venv/bin/st" ]; then
+    say "installing schemathesis $SCHEMATHESIS_VERSION into $DIR/venv (API fuzzing)"
+    "$DIR/venv/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION"
   fi
   if [ ! -x "$DIR/azurite/node_modules/.bin/azurite-blob" ]; then
     say "installing azurite $AZURITE_VERSION into $DIR/azurite"

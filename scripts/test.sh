@@ -5,7 +5,8 @@
 # OpenSSH server from Debian's packages when running as root), starts the servers on free
 # loopback ports, runs every test against them, and stops them, also on failure or Ctrl-C.
 # The control plane's tests also need PostgreSQL on 127.0.0.1:5432: scripts/postgres.sh starts
-# (or installs) it when it is not running.
+# (or installs) it when it is not running. Last, scripts/fuzz-api.sh fuzzes the API with
+# schemathesis (installed into the same venv as moto).
 # cargo-nextest is used when installed, plain `cargo test` otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,3 +26,5 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --no-fail-fast
 fi
+# The control plane's API, fuzzed from its own OpenAPI document (the binary is built above).
+bash scripts/fuzz-api.sh

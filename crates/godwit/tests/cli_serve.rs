@@ -107,6 +107,46 @@ fn operator_walkthrough(server: &Server, state: &Path) {
         Some(r#"{"name":"finance move"}"#),
     );
     assert_eq!(s, 201, "{p}");
+    let body = format!(
+        r#"{{"projectId":"{}","source":{{"endpointId":"{}","path":"/"}},"target":{{"endpointId":"{}","path":"/"}},"options":{{"syncDeletes":true}}}}"#,
+        p["id"].as_str().unwrap(),
+        src["id"].as_str().unwrap(),
+        dst["id"].as_str().unwrap()
+    );
+    let (s, m) = curl(
+        "POST",
+        &format!("{u}/v1/migrations"),
+        Some(&op),
+        Some(&body),
+    );
+    assert_eq!(s, 201, "{m}");
+    let mid = m["id"].as_str().unwrap();
+    let (s, run) = curl(
+        "POST",
+        &format!("{u}/v1/migrations/{mid}/commands"),
+        Some(&op),
+        Some(r#"{"command":"scan","action":"start"}"#),
+    );
+    assert_eq!(s, 202, "{run}");
+    assert_eq!(run["status"]["name"], "SCAN : QUEUED");
+    let (s, runs) = curl(
+        "GET",
+        &format!("{u}/v1/migrations/{mid}/runs"),
+        Some(&viewer),
+        None,
+    );
+    assert_eq!(
+        (s, runs["items"][0]["id"].clone()),
+        (200, run["id"].clone()),
+        "{runs}"
+    );
+    let (s, e) = curl(
+        "POST",
+        &format!("{u}/v1/migrations/{mid}/commands"),
+        Some(&viewer),
+        Some(r#"{"command":"scan","action":"stop"}"#),
+    );
+    assert_eq!((s, e["error_code"].as_str()), (403, Some("HTTP403")), "{e}");
     let (s, list) = curl("GET", &format!("{u}/v1/projects"), Some(&viewer), None);
     assert_eq!((s, list["count"].as_i64()), (200, Some(1)), "{list}");
     let (s, e) = curl(

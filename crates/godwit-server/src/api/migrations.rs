@@ -380,10 +380,15 @@ pub async fn get_run(
 /// The paging and filter of a copy log.
 #[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct CopylogQuery {
     /// Only records with this code (AZSM2062).
     pub status: Option<String>,
+    /// How many records, 0-100 (default 50).
+    #[param(minimum = 0, maximum = 100)]
     pub limit: Option<i64>,
+    /// How many to skip, 0-65535 (default 0).
+    #[param(minimum = 0, maximum = 65535)]
     pub offset: Option<i64>,
 }
 

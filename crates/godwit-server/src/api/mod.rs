@@ -213,10 +213,13 @@ fn query_rejection(rejection: &QueryRejection) -> ApiError {
 /// 0-65535 (default 0); out of range is 400.
 #[derive(Debug, Clone, Copy, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct Page {
     /// How many items, 0-100 (default 50).
+    #[param(minimum = 0, maximum = 100)]
     pub limit: Option<i64>,
     /// How many to skip, 0-65535 (default 0).
+    #[param(minimum = 0, maximum = 65535)]
     pub offset: Option<i64>,
 }
 
