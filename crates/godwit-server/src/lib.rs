@@ -26,6 +26,37 @@ pub struct AppState {
     pub secret: Secret,
     pub limiter: Arc<limit::Limiter>,
     pub metrics: Arc<api::system::Metrics>,
+    pub limits: Limits,
+}
+
+/// The control plane's limits on work (seed 000's 628, 629 and 640).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Migrations with a command not yet over, at once (628).
+    pub max_active_migrations: i64,
+    /// Files one job may hold, by its last scan (629).
+    pub job_max_files: i64,
+    /// Bytes one job may hold, by its last scan (640).
+    pub job_max_bytes: i64,
+}
+
+impl Limits {
+    /// From `GODWIT_MAX_ACTIVE_MIGRATIONS` (default 100), `GODWIT_JOB_MAX_FILES` (50 million)
+    /// and `GODWIT_JOB_MAX_BYTES` (1 PiB).
+    pub fn from_env() -> Self {
+        let get = |name: &str, default: i64| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .filter(|v: &i64| *v > 0)
+                .unwrap_or(default)
+        };
+        Limits {
+            max_active_migrations: get("GODWIT_MAX_ACTIVE_MIGRATIONS", 100),
+            job_max_files: get("GODWIT_JOB_MAX_FILES", 50_000_000),
+            job_max_bytes: get("GODWIT_JOB_MAX_BYTES", 1 << 50),
+        }
+    }
 }
 
 /// How to serve.
@@ -47,13 +78,25 @@ pub fn database_url(options: &ServeOptions) -> String {
     })
 }
 
-/// The application with its routes, for a store and a secret.
+/// The application with its routes, for a store and a secret, with the limits of the
+/// environment.
 pub fn app(store: Store, secret: Secret) -> Router {
+    app_with(
+        store,
+        secret,
+        limit::Limiter::from_env(),
+        Limits::from_env(),
+    )
+}
+
+/// The application with the given rate limiter and limits.
+pub fn app_with(store: Store, secret: Secret, limiter: limit::Limiter, limits: Limits) -> Router {
     let state = AppState {
         store,
         secret,
-        limiter: Arc::new(limit::Limiter::from_env()),
+        limiter: Arc::new(limiter),
         metrics: Arc::new(api::system::Metrics::default()),
+        limits,
     };
     api::router(state)
 }

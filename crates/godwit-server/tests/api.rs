@@ -1123,3 +1123,121 @@ on_both_stores!(limits_and_schedules, |a: Api| async move {
 async fn sqlx_set_scheduling_off(a: &Api, agent: &str) {
     a.store.set_agent_scheduling(agent, false).await.unwrap();
 }
+
+/// An application with small limits: 2 requests a second with a burst of 3, one active
+/// migration at a time.
+async fn tight(backend: &'static str) -> Api {
+    let mut a = api(backend).await;
+    a.app = godwit_server::app_with(
+        a.store.clone(),
+        Secret::from_bytes(SECRET),
+        godwit_server::limit::Limiter::new(2.0, 3.0),
+        godwit_server::Limits {
+            max_active_migrations: 1,
+            job_max_files: 1000,
+            job_max_bytes: 1 << 30,
+        },
+    );
+    a
+}
+
+macro_rules! on_both_tight {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let f = $body;
+                f(tight("sqlite").await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let f = $body;
+                f(tight("postgres").await).await;
+            }
+        }
+    };
+}
+
+on_both_tight!(
+    rate_limits_answer_429_with_retry_after,
+    |a: Api| async move {
+        let mut limited = None;
+        for _ in 0..6 {
+            let req = Request::builder()
+                .uri("/v1/projects")
+                .header("authorization", format!("Bearer {}", a.viewer))
+                .body(Body::empty())
+                .unwrap();
+            let (s, body, headers) = a.raw(req).await;
+            if s == StatusCode::TOO_MANY_REQUESTS {
+                limited = Some((body, headers));
+                break;
+            }
+        }
+        let (body, headers) = limited.expect("a burst of 3 then 429");
+        assert_error(StatusCode::TOO_MANY_REQUESTS, &body, 429, "HTTP429");
+        assert!(headers.get("retry-after").is_some(), "{headers:?}");
+        // Another token has its own allowance.
+        let (s, _) = a.call("GET", "/v1/projects", Some(&a.operator), None).await;
+        assert_eq!(s, StatusCode::OK);
+    }
+);
+
+on_both_tight!(the_active_migrations_limit_is_628, |a: Api| async move {
+    let (project, src, dst, _, _) = fixture(&a).await;
+    let mut ids = Vec::new();
+    for path in ["/one", "/two"] {
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let (s, m) = a
+            .call(
+                "POST",
+                "/v1/migrations",
+                Some(&a.operator),
+                Some(migration_body(&project, &src, &dst, None, path)),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{m}");
+        ids.push(m["id"].as_str().unwrap().to_string());
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let (s, r) = a
+        .call(
+            "POST",
+            &format!("/v1/migrations/{}/commands", ids[0]),
+            Some(&a.operator),
+            Some(json!({"command": "scan", "action": "start"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{r}");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let (s, e) = a
+        .call(
+            "POST",
+            &format!("/v1/migrations/{}/commands", ids[1]),
+            Some(&a.operator),
+            Some(json!({"command": "scan", "action": "start"})),
+        )
+        .await;
+    assert_error(s, &e, 409, "628");
+});
+
+on_both_stores!(
+    a_store_that_fails_is_503_with_its_code,
+    |a: Api| async move {
+        a.store.close().await;
+        let (s, e) = a.call("GET", "/v1/projects", Some(&a.viewer), None).await;
+        assert_error(s, &e, 503, "803");
+        let (s, e) = a
+            .call(
+                "POST",
+                "/v1/projects",
+                Some(&a.operator),
+                Some(json!({"name": "late"})),
+            )
+            .await;
+        assert_error(s, &e, 503, "821");
+        let (s, e) = a.call("GET", "/readyz", None, None).await;
+        assert_error(s, &e, 503, "HTTP503");
+    }
+);

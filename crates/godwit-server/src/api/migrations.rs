@@ -58,15 +58,6 @@ pub struct NewSchedule {
     pub start: String,
 }
 
-/// Limits of the control plane, from the environment.
-fn limit(name: &str, default: i64) -> i64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|v: &i64| *v > 0)
-        .unwrap_or(default)
-}
-
 fn check_path(field: &str, p: &str) -> Result<(), ApiError> {
     if p.is_empty() || p.len() > 4096 || p.chars().any(char::is_control) || !p.starts_with('/') {
         return Err(ApiError::invalid(format!(
@@ -292,7 +283,7 @@ pub async fn command(
     };
     let run = match decide(&req.command, action, &s)? {
         Transition::NewRun => {
-            let max_active = limit("GODWIT_MAX_ACTIVE_MIGRATIONS", 100);
+            let max_active = state.limits.max_active_migrations;
             let active_now = state.store.active_migrations().await?;
             if active_now >= max_active {
                 return Err(ApiError::new(
@@ -304,8 +295,8 @@ pub async fn command(
                 ));
             }
             if let (Some(scan), true) = (&scan, ["copy", "sync"].contains(&req.command.as_str())) {
-                let max_files = limit("GODWIT_JOB_MAX_FILES", 50_000_000);
-                let max_bytes = limit("GODWIT_JOB_MAX_BYTES", 1 << 50);
+                let max_files = state.limits.job_max_files;
+                let max_bytes = state.limits.job_max_bytes;
                 if scan.files > max_files {
                     return Err(ApiError::new(
                         Code::JOB_LIMIT_FILE_COUNT_EXCEEDED_SCANNED,
