@@ -5,7 +5,9 @@
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod hub;
 pub mod limit;
+pub mod protocol;
 pub mod records;
 pub mod rules;
 pub mod store;
@@ -27,6 +29,7 @@ pub struct AppState {
     pub limiter: Arc<limit::Limiter>,
     pub metrics: Arc<api::system::Metrics>,
     pub limits: Limits,
+    pub hub: Arc<hub::Hub>,
 }
 
 /// The control plane's limits on work (seed 000's 628, 629 and 640).
@@ -91,14 +94,30 @@ pub fn app(store: Store, secret: Secret) -> Router {
 
 /// The application with the given rate limiter and limits.
 pub fn app_with(store: Store, secret: Secret, limiter: limit::Limiter, limits: Limits) -> Router {
-    let state = AppState {
+    api::router(state_with(
+        store,
+        secret,
+        limiter,
+        limits,
+        Arc::new(hub::Hub::from_env()),
+    ))
+}
+
+fn state_with(
+    store: Store,
+    secret: Secret,
+    limiter: limit::Limiter,
+    limits: Limits,
+    hub: Arc<hub::Hub>,
+) -> AppState {
+    AppState {
         store,
         secret,
         limiter: Arc::new(limiter),
         metrics: Arc::new(api::system::Metrics::default()),
         limits,
-    };
-    api::router(state)
+        hub,
+    }
 }
 
 /// Serves until `shutdown` resolves; requests in flight finish, then the store is closed.
@@ -116,11 +135,31 @@ pub async fn serve(
         .await
         .map_err(|e| format!("listening on {}: {e}", options.listen))?;
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
+    let hub = Arc::new(hub::Hub::from_env());
+    // Agents that stop sending heartbeats become inactive, and what they ran is suspended.
+    let sweeper = {
+        let (hub, store) = (hub.clone(), store.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+            loop {
+                tick.tick().await;
+                let _ = hub.sweep(&store).await;
+            }
+        })
+    };
     on_ready(bound);
-    let result = axum::serve(listener, app(store.clone(), secret))
+    let state = state_with(
+        store.clone(),
+        secret,
+        limit::Limiter::from_env(),
+        Limits::from_env(),
+        hub,
+    );
+    let result = axum::serve(listener, api::router(state))
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(|e| e.to_string());
+    sweeper.abort();
     store.close().await;
     result
 }

@@ -68,6 +68,13 @@ pub struct MigrationOptions {
     /// `none`, `size` or `full`.
     #[serde(default = "size")]
     pub verify: String,
+    /// A true-up pauses for review when it would delete more than this: `500` or `2%`
+    /// (default: 5% of the files, at most 1,000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_delete: Option<String>,
+    /// Bytes a second for the whole run: `10M`, `512K` (default: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bwlimit: Option<String>,
 }
 
 fn off() -> String {
@@ -86,6 +93,8 @@ impl Default for MigrationOptions {
             sanitize: off(),
             create_empty_dirs: false,
             verify: size(),
+            max_delete: None,
+            bwlimit: None,
         }
     }
 }
@@ -202,6 +211,11 @@ pub fn is_active(state: &str) -> bool {
 
 /// The status code of `command` in `state`; a combination the catalog lacks is a bug (500).
 pub fn status_code(command: &str, state: State) -> Result<Code, ApiError> {
+    if command == "copy" && state == State::Suspended {
+        // The copy (migrate data) has no SUSPENDED status of its own; seed 000 gives it to the
+        // data upload, which is the copy's transfer.
+        return Ok(Code::DATA_UPLOAD_SUSPENDED);
+    }
     command_of(command)
         .and_then(|c| Code::command_status(c, state))
         .ok_or_else(|| {
@@ -887,5 +901,197 @@ impl Store {
                     &e.to_string(),
                 )
             })
+    }
+}
+
+/// What the control plane tells an agent about a run it should run.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub run: JobRun,
+    pub migration: Migration,
+    pub source_uri: String,
+    pub target_uri: String,
+}
+
+impl Store {
+    /// Runs for the agent's migrations that it should be running: QUEUED ones it has not taken,
+    /// and RUNNING or SUSPENDED ones it was running when it went away (it resumes them).
+    pub async fn runs_for_agent(&self, agent_id: &str) -> Result<Vec<Delivery>, ApiError> {
+        let rows = sqlx::query(&format!(
+            "SELECT r.{} FROM job_runs r JOIN migrations m ON m.id = r.migration_id \
+             WHERE m.agent_id = $1 AND r.state IN ('QUEUED', 'RUNNING', 'SUSPENDED') \
+             ORDER BY r.created_ms",
+            RUN_COLUMNS.replace(", ", ", r.")
+        ))
+        .bind(agent_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| failed(Code::DB_ERR_GET_DOCS, "job runs", agent_id, &e.to_string()))?;
+        let mut out = Vec::new();
+        for r in &rows {
+            let run = run_of(r)
+                .map_err(|e| failed(Code::DB_ERR_GET_DOCS, "job runs", agent_id, &e.to_string()))?;
+            out.push(self.delivery(run).await?);
+        }
+        Ok(out)
+    }
+
+    /// A run with what its agent needs to run it.
+    pub async fn delivery(&self, run: JobRun) -> Result<Delivery, ApiError> {
+        let migration = self.get_migration(&run.migration_id).await?;
+        let src = self.get_endpoint(&migration.source_endpoint).await?;
+        let dst = self.get_endpoint(&migration.target_endpoint).await?;
+        Ok(Delivery {
+            source_uri: crate::protocol::join_location(&src.uri, &migration.source_path),
+            target_uri: crate::protocol::join_location(&dst.uri, &migration.target_path),
+            run,
+            migration,
+        })
+    }
+
+    /// Records that the agent is connected now, with its version.
+    pub async fn agent_seen(&self, id: &str, version: Option<&str>) -> Result<(), ApiError> {
+        let fail = |e: sqlx::Error| failed(Code::DB_ERR_UPDATE_DOC, "agent", id, &e.to_string());
+        match version {
+            Some(v) => sqlx::query(
+                "UPDATE agents SET state = 901, last_seen_ms = $1, version = $2 WHERE id = $3",
+            )
+            .bind(now_ms())
+            .bind(v)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(fail)?,
+            None => sqlx::query("UPDATE agents SET state = 901, last_seen_ms = $1 WHERE id = $2")
+                .bind(now_ms())
+                .bind(id)
+                .execute(&self.pool)
+                .await
+                .map_err(fail)?,
+        };
+        Ok(())
+    }
+
+    /// Agents marked active whose last heartbeat is older than `window_ms`: marked inactive
+    /// (900), and what they were running SUSPENDED. Returns their ids.
+    pub async fn sweep_silent_agents(
+        &self,
+        window_ms: i64,
+        connected: &[String],
+    ) -> Result<Vec<String>, ApiError> {
+        let rows = sqlx::query("SELECT id FROM agents WHERE state = 901 AND (last_seen_ms IS NULL OR last_seen_ms < $1)")
+            .bind(now_ms() - window_ms)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| failed(Code::DB_ERR_GET_DOCS, "agents", "", &e.to_string()))?;
+        let mut swept = Vec::new();
+        for r in &rows {
+            let id: String = r
+                .try_get("id")
+                .map_err(|e| failed(Code::DB_ERR_GET_DOCS, "agents", "", &e.to_string()))?;
+            if connected.contains(&id) {
+                continue;
+            }
+            self.set_agent_state(&id, Code::AGENT_STATE_INACTIVE, false)
+                .await?;
+            let running = sqlx::query(
+                "SELECT r.id FROM job_runs r JOIN migrations m ON m.id = r.migration_id \
+                 WHERE m.agent_id = $1 AND r.state IN ('RUNNING', 'STOPPING')",
+            )
+            .bind(&id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| failed(Code::DB_ERR_GET_DOCS, "job runs", &id, &e.to_string()))?;
+            for run in &running {
+                let run_id: String = run
+                    .try_get("id")
+                    .map_err(|e| failed(Code::DB_ERR_GET_DOCS, "job runs", &id, &e.to_string()))?;
+                let command = self.get_run(&run_id).await?.command;
+                // A command without a SUSPENDED status (a scan) waits QUEUED and starts over.
+                let to = if status_code(&command, State::Suspended).is_ok() {
+                    State::Suspended
+                } else {
+                    State::Queued
+                };
+                self.set_run_state(&run_id, to, None, None).await?;
+            }
+            swept.push(id);
+        }
+        Ok(swept)
+    }
+
+    /// Stores a page of a run's copy log; a record stored before is left as it is.
+    pub async fn add_copylog(
+        &self,
+        run_id: &str,
+        records: &[crate::protocol::WireRecord],
+    ) -> Result<(), ApiError> {
+        let fail =
+            |e: sqlx::Error| failed(Code::DB_ERR_CREATE_DOC, "copy log", run_id, &e.to_string());
+        let mut tx = self.pool.begin().await.map_err(fail)?;
+        for r in records {
+            sqlx::query(
+                "INSERT INTO copylog (run_id, line, path, code, message, size) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            )
+            .bind(run_id)
+            .bind(r.line)
+            .bind(&r.path)
+            .bind(&r.code)
+            .bind(&r.message)
+            .bind(r.size)
+            .execute(&mut *tx)
+            .await
+            .map_err(fail)?;
+        }
+        tx.commit().await.map_err(fail)?;
+        Ok(())
+    }
+
+    /// A page of a run's copy log, optionally of one code.
+    pub async fn copylog(
+        &self,
+        run_id: &str,
+        code: Option<&str>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(i64, Vec<crate::protocol::WireRecord>), ApiError> {
+        let fail =
+            |e: sqlx::Error| failed(Code::DB_ERR_GET_DOCS, "copy log", run_id, &e.to_string());
+        let code = code.unwrap_or("");
+        let count = sqlx::query(
+            "SELECT COUNT(*) FROM copylog WHERE run_id = $1 AND ($2 = '' OR code = $2)",
+        )
+        .bind(run_id)
+        .bind(code)
+        .fetch_one(&self.pool)
+        .await
+        .and_then(|r| count_of(&r))
+        .map_err(fail)?;
+        let rows = sqlx::query(
+            "SELECT line, path, code, message, size FROM copylog \
+             WHERE run_id = $1 AND ($2 = '' OR code = $2) ORDER BY line LIMIT $3 OFFSET $4",
+        )
+        .bind(run_id)
+        .bind(code)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(fail)?;
+        let items = rows
+            .iter()
+            .map(|r| -> Result<crate::protocol::WireRecord, sqlx::Error> {
+                Ok(crate::protocol::WireRecord {
+                    line: r.try_get("line")?,
+                    path: r.try_get("path")?,
+                    code: r.try_get("code")?,
+                    message: r.try_get("message")?,
+                    size: r.try_get("size")?,
+                })
+            })
+            .collect::<Result<_, _>>()
+            .map_err(fail)?;
+        Ok((count, items))
     }
 }

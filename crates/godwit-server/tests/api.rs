@@ -381,6 +381,14 @@ on_both_stores!(
             .send_bytes("/v1/projects", b"{\"name\": \"\xff\xfe\"}".to_vec())
             .await;
         assert_error(s, &e, 400, "600");
+        // A NUL inside a JSON string is valid JSON; PostgreSQL cannot store it: refused first.
+        let (s, e) = a
+            .send_bytes(
+                "/v1/projects",
+                br#"{"name": "x", "description": "a\u0000b"}"#.to_vec(),
+            )
+            .await;
+        assert_error(s, &e, 422, "605");
         let mut huge = b"{\"name\": \"".to_vec();
         huge.extend(std::iter::repeat_n(b'x', 200_000));
         huge.extend(b"\"}");

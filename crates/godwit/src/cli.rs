@@ -109,6 +109,18 @@ pub enum Command {
                             The API is described at /openapi.json; /healthz, /readyz and /metrics \
                             need no token.")]
     Serve(ServeArgs),
+    /// Run next to the data: connect to a control plane and run the commands it sends.
+    ///
+    /// The agent registers with the agent id its token is bound to (an admin gets the token
+    /// from `POST /v1/agents`), sends heartbeats, runs scan, copy and sync with the same engine
+    /// as the command line (its state stays in --state-dir), and reports progress, copy logs and
+    /// results. It reconnects by itself; nothing it reports is lost while the connection is
+    /// down, and started again after a crash it resumes its runs.
+    #[command(after_help = "Example:\n  \
+                            GODWIT_AGENT_TOKEN=eyJ... godwit agent --server http://control-plane:8080\n\n\
+                            Exit status: 0 stopped by Ctrl-C or SIGTERM; 1 refused by the control plane \
+                            (the code and what to do are printed); 2 bad arguments.")]
+    Agent(AgentArgs),
     /// Make tokens for the control plane's API.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -315,6 +327,26 @@ pub struct ServeArgs {
     /// state directory].
     #[arg(long, value_name = "URL", env = "GODWIT_DATABASE_URL")]
     pub database: Option<String>,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// The control plane: http://HOST:PORT.
+    #[arg(long, value_name = "URL", env = "GODWIT_SERVER")]
+    pub server: String,
+    /// The agent's token (better in GODWIT_AGENT_TOKEN than on the command line).
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "GODWIT_AGENT_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: String,
+    /// A name for the control plane's logs [default: the host name].
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
     #[command(flatten)]
     pub state: StateArgs,
 }

@@ -25,6 +25,7 @@ fn main() -> ExitCode {
         Command::Sanitize(args) => commands::sanitize::run(&args),
         Command::EmptyFolders(args) => commands::copy::run_empty_folders(&args),
         Command::Serve(args) => commands::serve::run(&args),
+        Command::Agent(args) => commands::serve::agent(&args),
         Command::Token(cmd) => commands::serve::token(&cmd),
         Command::Explain(args) => commands::explain::run(&args),
         Command::Codes(args) => commands::codes::run(&args),

@@ -79,6 +79,15 @@ fn check_options(o: &MigrationOptions) -> Result<(), ApiError> {
     if !["none", "size", "full"].contains(&o.verify.as_str()) {
         return Err(ApiError::invalid("options.verify: none, size or full"));
     }
+    if let Some(m) = &o.max_delete {
+        godwit_engine::sync::MaxDelete::parse(m).map_err(|_| {
+            ApiError::invalid("options.maxDelete: a number of files (500) or a share (2%)")
+        })?;
+    }
+    if let Some(b) = &o.bwlimit {
+        godwit_engine::rate::parse_rate(b)
+            .map_err(|_| ApiError::invalid("options.bwlimit: bytes a second, as 10M or 512K"))?;
+    }
     // The same compiler the agent uses: an invalid pattern is 634/635/636 with the reason.
     godwit_engine::Filter::new(&godwit_engine::FilterRules {
         include: o.filters.include.clone(),
@@ -316,10 +325,34 @@ pub async fn command(
                     ));
                 }
             }
-            state.store.create_run(&id, &req.command).await?
+            let run = state.store.create_run(&id, &req.command).await?;
+            // Delivered now if the agent is connected; else when it connects (the run is
+            // stored QUEUED either way).
+            if let Some(agent) = &m.agent_id
+                && let Ok(d) = state.store.delivery(run.clone()).await
+            {
+                state.hub.send(agent, crate::hub::command_message(&d));
+            }
+            run
         }
         Transition::Move { id: run_id, to } => {
-            state.store.set_run_state(&run_id, to, None, None).await?
+            let run = state.store.set_run_state(&run_id, to, None, None).await?;
+            if let Some(agent) = &m.agent_id {
+                if to == godwit_codes::State::Queued {
+                    if let Ok(d) = state.store.delivery(run.clone()).await {
+                        state.hub.send(agent, crate::hub::command_message(&d));
+                    }
+                } else if to != godwit_codes::State::Stopped {
+                    state.hub.send(
+                        agent,
+                        crate::protocol::ToAgent::Control {
+                            run_id: run.id.clone(),
+                            action: req.action.clone(),
+                        },
+                    );
+                }
+            }
+            run
         }
     };
     Ok((StatusCode::ACCEPTED, Json(run)))
@@ -409,7 +442,7 @@ pub async fn copylog(
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<CopylogQuery>,
 ) -> Result<Json<Listing<CopylogRecord>>, ApiError> {
-    Page {
+    let (limit, offset) = Page {
         limit: q.limit,
         offset: q.offset,
     }
@@ -421,10 +454,23 @@ pub async fn copylog(
             .details(format!("status: {s} is not a code of the catalog")));
     }
     visible_run(&state, &caller, &id).await?;
-    Ok(Json(Listing {
-        count: 0,
-        items: Vec::new(),
-    }))
+    let (count, records) = state
+        .store
+        .copylog(&id, q.status.as_deref(), limit, offset)
+        .await?;
+    let items = records
+        .into_iter()
+        .map(|r| CopylogRecord {
+            status: godwit_codes::Code::lookup(&r.code)
+                .map(|c| c.name().to_string())
+                .unwrap_or_default(),
+            path: r.path,
+            code: r.code,
+            message: r.message,
+            size: r.size,
+        })
+        .collect();
+    Ok(Json(Listing { count, items }))
 }
 
 /// A finished job run's report: 404 with 645 until the run has ended.

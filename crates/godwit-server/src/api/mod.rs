@@ -138,7 +138,8 @@ pub fn router(state: AppState) -> Router {
         .route("/runs/{id}", get(migrations::get_run))
         .route("/runs/{id}/copylog", get(migrations::copylog))
         .route("/runs/{id}/report", get(migrations::report))
-        .route("/errors", get(migrations::errors));
+        .route("/errors", get(migrations::errors))
+        .route("/agent/connect", get(crate::hub::connect));
     Router::new()
         .route("/healthz", get(system::healthz))
         .route("/readyz", get(system::readyz))

@@ -40,8 +40,15 @@ fn check_name(name: &str) -> Result<(), ApiError> {
 }
 
 fn check_description(d: &str) -> Result<(), ApiError> {
-    if d.chars().count() > 4000 {
-        return Err(ApiError::invalid("description: at most 4,000 characters"));
+    // Line breaks and tabs are text; other control characters (NUL, which PostgreSQL refuses
+    // in text) are not.
+    if d.chars().count() > 4000
+        || d.chars()
+            .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(ApiError::invalid(
+            "description: at most 4,000 characters, no control characters but line breaks and tabs",
+        ));
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 use godwit_server::{Role, Secret, ServeOptions};
 
-use crate::cli::{ServeArgs, TokenCommand};
+use crate::cli::{AgentArgs, ServeArgs, TokenCommand};
 use crate::commands::{print, shared};
 use crate::exit::ExitStatus;
 
@@ -71,6 +71,35 @@ pub fn token(cmd: &TokenCommand) -> anyhow::Result<ExitStatus> {
         Err(e) => {
             eprintln!("error: {e}");
             Ok(ExitStatus::JobFailed)
+        }
+    }
+}
+
+pub fn agent(args: &AgentArgs) -> anyhow::Result<ExitStatus> {
+    let options = godwit_agent::AgentOptions {
+        server: args.server.clone(),
+        token: args.token.clone(),
+        name: args.name.clone(),
+        state_dir: shared::state_dir(&args.state),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match rt.block_on(godwit_agent::run(options, shutdown_signal())) {
+        godwit_agent::Exit::Shutdown => Ok(ExitStatus::Success),
+        godwit_agent::Exit::Refused {
+            code,
+            message,
+            remediation,
+        } => {
+            eprintln!(
+                "error[{code}]: {message}\n  {remediation}\n  (godwit explain {code} tells more)"
+            );
+            Ok(ExitStatus::JobFailed)
+        }
+        godwit_agent::Exit::Usage(why) => {
+            eprintln!("error: {why}");
+            Ok(ExitStatus::Usage)
         }
     }
 }

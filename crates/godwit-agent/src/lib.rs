@@ -1,0 +1,302 @@
+//! `godwit agent`: runs next to the data, connected to a control plane over a WebSocket. It
+//! registers with its agent id (from its token), name and version, sends heartbeats, runs the
+//! commands it is sent with the same engine as the command line, and reports progress (at most
+//! every second), copy logs (in pages) and results.
+//!
+//! Nothing is lost on a cut: every report waits in the outbox until the control plane
+//! acknowledges it, and is sent again after a reconnect (with backoff and jitter). Jobs go on
+//! while the connection is down. Killed and started again, the agent gets the runs it had from
+//! the control plane and resumes them where the engine's index says they stopped.
+
+mod job;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use godwit_server::protocol::{ToAgent, ToServer};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct AgentOptions {
+    /// The control plane: `http://host:port`.
+    pub server: String,
+    pub token: String,
+    pub name: Option<String>,
+    pub state_dir: PathBuf,
+}
+
+/// Why the agent stopped.
+#[derive(Debug)]
+pub enum Exit {
+    /// Asked to (Ctrl-C, SIGTERM).
+    Shutdown,
+    /// The control plane refused it for good; the code says why.
+    Refused {
+        code: String,
+        message: String,
+        remediation: String,
+    },
+    /// The options cannot work (a token without an agent id, a bad URL).
+    Usage(String),
+}
+
+/// Reports waiting for the control plane's acknowledgement.
+#[derive(Debug, Default)]
+struct Outbox {
+    next_seq: u64,
+    pending: BTreeMap<u64, ToServer>,
+}
+
+/// What the connection and the jobs share.
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    outbox: Mutex<Outbox>,
+    /// Wakes job threads waiting for room in the outbox.
+    room: Condvar,
+    /// Runs in progress here: their stop flag and why they stop (stop or pause).
+    jobs: Mutex<HashMap<String, JobHandle>>,
+}
+
+/// A job's stop flag, and why it is asked to stop (`stop` or `pause`).
+pub(crate) type JobHandle = (Arc<AtomicBool>, Arc<Mutex<Option<String>>>);
+
+/// Past this many reports waiting, job threads wait: memory stays bounded while disconnected.
+const OUTBOX_ROOM: usize = 64;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Shared {
+    /// Queues a report (built with its sequence number); a progress report replaces the one
+    /// of the same run still waiting. Waits while the outbox is full, unless `wait` is false.
+    pub(crate) fn push(&self, wait: bool, make: impl FnOnce(u64) -> ToServer) {
+        let mut out = lock(&self.outbox);
+        while wait && out.pending.len() >= OUTBOX_ROOM {
+            out = self
+                .room
+                .wait_timeout(out, Duration::from_millis(200))
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
+        }
+        let seq = out.next_seq;
+        out.next_seq += 1;
+        let message = make(seq);
+        if let ToServer::Progress { run_id, .. } = &message {
+            let stale: Vec<u64> = out
+                .pending
+                .iter()
+                .filter(|(_, m)| matches!(m, ToServer::Progress { run_id: r, .. } if r == run_id))
+                .map(|(s, _)| *s)
+                .collect();
+            for s in stale {
+                out.pending.remove(&s);
+            }
+        }
+        out.pending.insert(seq, message);
+    }
+
+    fn acknowledged(&self, seq: u64) {
+        lock(&self.outbox).pending.remove(&seq);
+        self.room.notify_all();
+    }
+
+    fn waiting_after(&self, seq: Option<u64>) -> Vec<(u64, ToServer)> {
+        let out = lock(&self.outbox);
+        out.pending
+            .iter()
+            .filter(|(s, _)| seq.is_none_or(|last| **s > last))
+            .map(|(s, m)| (*s, m.clone()))
+            .collect()
+    }
+}
+
+/// Runs the agent until `shutdown` resolves or the control plane refuses it for good.
+pub async fn run(options: AgentOptions, shutdown: impl std::future::Future<Output = ()>) -> Exit {
+    let Some(claims) = godwit_server::auth::unverified_claims(&options.token) else {
+        return Exit::Usage("the token cannot be read; use one from `POST /v1/agents`".into());
+    };
+    let Some(agent_id) = claims
+        .agent_id
+        .filter(|_| claims.role == godwit_server::Role::Agent)
+    else {
+        return Exit::Usage(
+            "this is not an agent token: register the agent (POST /v1/agents) and use the token it returns".into(),
+        );
+    };
+    let url = match ws_url(&options.server) {
+        Ok(u) => u,
+        Err(e) => return Exit::Usage(e),
+    };
+    let shared = Arc::new(Shared::default());
+    let mut backoff = Duration::from_millis(500);
+    let mut jitter_seed = u64::from(std::process::id());
+    tokio::pin!(shutdown);
+    loop {
+        let session = connect_once(&options, &agent_id, &url, &shared);
+        tokio::select! {
+            () = &mut shutdown => {
+                stop_all(&shared);
+                return Exit::Shutdown;
+            }
+            result = session => match result {
+                Ok(Some(exit)) => {
+                    stop_all(&shared);
+                    return exit;
+                }
+                Ok(None) => backoff = Duration::from_millis(500),
+                Err(why) => eprintln!("agent: connection to {url}: {why}; trying again"),
+            }
+        }
+        // Backoff with jitter: between half and all of the delay, doubling up to 15 s.
+        jitter_seed = jitter_seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let fraction = 0.5 + (jitter_seed >> 33) as f64 / (1u64 << 31) as f64 * 0.5;
+        let wait = backoff.mul_f64(fraction.min(1.0));
+        tokio::select! {
+            () = &mut shutdown => {
+                stop_all(&shared);
+                return Exit::Shutdown;
+            }
+            () = tokio::time::sleep(wait) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(15));
+    }
+}
+
+fn stop_all(shared: &Shared) {
+    for (stop, _) in lock(&shared.jobs).values() {
+        stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn ws_url(server: &str) -> Result<String, String> {
+    let base = server.trim_end_matches('/');
+    let rest = if let Some(r) = base.strip_prefix("http://") {
+        format!("ws://{r}")
+    } else if let Some(r) = base.strip_prefix("https://") {
+        format!("wss://{r}")
+    } else if base.starts_with("ws://") || base.starts_with("wss://") {
+        base.to_string()
+    } else {
+        return Err(format!("{server}: the server is http://HOST:PORT"));
+    };
+    Ok(format!("{rest}/v1/agent/connect"))
+}
+
+/// One connection: registers, then serves until it drops. Ok(Some) ends the agent; Ok(None)
+/// and Err reconnect.
+async fn connect_once(
+    options: &AgentOptions,
+    agent_id: &str,
+    url: &str,
+    shared: &Arc<Shared>,
+) -> Result<Option<Exit>, String> {
+    let mut request = url.into_client_request().map_err(|e| e.to_string())?;
+    let bearer = format!("Bearer {}", options.token)
+        .parse()
+        .map_err(|_| "the token has characters a header cannot hold".to_string())?;
+    request.headers_mut().insert("authorization", bearer);
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .map_err(|e| e.to_string())?;
+    let hello = ToServer::Hello {
+        agent_id: Some(agent_id.to_string()),
+        name: options.name.clone(),
+        version: Some(env!("CARGO_PKG_VERSION").to_string()),
+    };
+    socket
+        .send(Message::Text(
+            serde_json::to_string(&hello).unwrap_or_default().into(),
+        ))
+        .await
+        .map_err(|e| e.to_string())?;
+    let heartbeat = loop {
+        match socket.next().await {
+            Some(Ok(Message::Text(t))) => match serde_json::from_str::<ToAgent>(&t) {
+                Ok(ToAgent::Welcome { heartbeat_secs, .. }) => break heartbeat_secs.max(1),
+                Ok(ToAgent::Refused {
+                    code,
+                    message,
+                    remediation,
+                    retry,
+                    ..
+                }) => {
+                    if retry {
+                        return Err(format!("refused with {code}: {message}"));
+                    }
+                    return Ok(Some(Exit::Refused {
+                        code,
+                        message,
+                        remediation,
+                    }));
+                }
+                _ => return Err("the control plane did not answer the hello".into()),
+            },
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Err(e.to_string()),
+            None => return Err("the connection closed during registration".into()),
+        }
+    };
+    eprintln!("agent {agent_id}: connected to {url}");
+    let mut beat = tokio::time::interval(Duration::from_secs(heartbeat));
+    let mut flush = tokio::time::interval(Duration::from_millis(200));
+    // Reports sent on this connection; everything still waiting is sent again on the next.
+    let mut sent_upto: Option<u64> = None;
+    loop {
+        tokio::select! {
+            _ = beat.tick() => {
+                let text = serde_json::to_string(&ToServer::Heartbeat).unwrap_or_default();
+                socket.send(Message::Text(text.into())).await.map_err(|e| e.to_string())?;
+            }
+            _ = flush.tick() => {
+                for (seq, message) in shared.waiting_after(sent_upto) {
+                    let text = serde_json::to_string(&message).unwrap_or_default();
+                    socket.send(Message::Text(text.into())).await.map_err(|e| e.to_string())?;
+                    sent_upto = Some(seq);
+                }
+            }
+            incoming = socket.next() => {
+                let text = match incoming {
+                    Some(Ok(Message::Text(t))) => t.to_string(),
+                    Some(Ok(Message::Close(_))) | None => return Ok(None),
+                    Some(Ok(_)) => continue,
+                    Some(Err(e)) => return Err(e.to_string()),
+                };
+                match serde_json::from_str::<ToAgent>(&text) {
+                    Ok(ToAgent::Ack { seq }) => shared.acknowledged(seq),
+                    Ok(ToAgent::Command(job)) => {
+                        let taken = ToServer::Taken { run_id: job.run_id.clone() };
+                        socket
+                            .send(Message::Text(serde_json::to_string(&taken).unwrap_or_default().into()))
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        job::start(shared.clone(), options.state_dir.clone(), job);
+                    }
+                    Ok(ToAgent::Control { run_id, action }) => {
+                        if let Some((stop, why)) = lock(&shared.jobs).get(&run_id) {
+                            *lock(why) = Some(action);
+                            stop.store(true, Ordering::Relaxed);
+                        }
+                    }
+                    Ok(ToAgent::Error { code, message }) => {
+                        eprintln!("agent: the control plane could not use a message: [{code}] {message}");
+                    }
+                    Ok(other) => eprintln!("agent: unexpected message: {other:?}"),
+                    Err(e) => {
+                        // Logged; the connection is kept (1131).
+                        let code = godwit_codes::Code::MESSAGE_DECODE_ERROR;
+                        eprintln!("agent: [{}] {}", code.id(), code.render(&[("reason", &e.to_string())]));
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,456 @@
+//! Agents connected to this control plane: the WebSocket at `/v1/agent/connect`, registration
+//! (seed 000's 850-868), heartbeats, delivering commands, and what agents report back.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
+use godwit_codes::{Code, State as RunState};
+use tokio::sync::mpsc;
+
+use crate::AppState;
+use crate::auth::{Caller, Role};
+use crate::error::ApiError;
+use crate::protocol::{Job, ToAgent, ToServer};
+use crate::records::{Delivery, state_of};
+
+/// The agents connected now, each with the channel its connection sends from.
+#[derive(Debug)]
+pub struct Hub {
+    agents: Mutex<HashMap<String, (u64, mpsc::UnboundedSender<ToAgent>)>>,
+    next: AtomicU64,
+    /// An agent silent for this long is inactive (900).
+    pub heartbeat_window: Duration,
+}
+
+impl Hub {
+    pub fn new(heartbeat_window: Duration) -> Self {
+        Hub {
+            agents: Mutex::new(HashMap::new()),
+            next: AtomicU64::new(1),
+            heartbeat_window,
+        }
+    }
+
+    /// `GODWIT_HEARTBEAT_WINDOW` seconds (default 30).
+    pub fn from_env() -> Self {
+        let secs = std::env::var("GODWIT_HEARTBEAT_WINDOW")
+            .ok()
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|s| *s > 0.0)
+            .unwrap_or(30.0);
+        Hub::new(Duration::from_secs_f64(secs))
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, (u64, mpsc::UnboundedSender<ToAgent>)>> {
+        self.agents
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Sends to a connected agent; false when it is not connected.
+    pub fn send(&self, agent_id: &str, message: ToAgent) -> bool {
+        self.lock()
+            .get(agent_id)
+            .is_some_and(|(_, tx)| tx.send(message).is_ok())
+    }
+
+    pub fn is_connected(&self, agent_id: &str) -> bool {
+        self.lock().contains_key(agent_id)
+    }
+
+    pub fn connected(&self) -> Vec<String> {
+        self.lock().keys().cloned().collect()
+    }
+
+    fn join(&self, agent_id: &str) -> Option<(u64, mpsc::UnboundedReceiver<ToAgent>)> {
+        let mut agents = self.lock();
+        if agents.contains_key(agent_id) {
+            return None;
+        }
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::unbounded_channel();
+        agents.insert(agent_id.to_string(), (id, tx));
+        Some((id, rx))
+    }
+
+    fn leave(&self, agent_id: &str, connection: u64) {
+        let mut agents = self.lock();
+        if agents
+            .get(agent_id)
+            .is_some_and(|(id, _)| *id == connection)
+        {
+            agents.remove(agent_id);
+        }
+    }
+
+    /// Marks agents silent past the window inactive, and suspends what they ran; returns them.
+    pub async fn sweep(&self, store: &crate::Store) -> Result<Vec<String>, ApiError> {
+        let window = i64::try_from(self.heartbeat_window.as_millis()).unwrap_or(i64::MAX);
+        store.sweep_silent_agents(window, &self.connected()).await
+    }
+}
+
+/// The message that runs `d` on its agent.
+pub fn command_message(d: &Delivery) -> ToAgent {
+    ToAgent::Command(Job {
+        run_id: d.run.id.clone(),
+        migration_id: d.migration.id.clone(),
+        command: d.run.command.clone(),
+        source: d.source_uri.clone(),
+        target: d.target_uri.clone(),
+        options: serde_json::to_value(&d.migration.options).unwrap_or_default(),
+    })
+}
+
+fn refusal(code: Code, params: &[(&str, &str)]) -> ToAgent {
+    let info = code.info();
+    ToAgent::Refused {
+        code: code.id().to_string(),
+        name: code.name().to_string(),
+        message: code.render(params),
+        remediation: info.remediation.to_string(),
+        retry: info.retryable,
+    }
+}
+
+/// The semantic version's major number, if `v` is one.
+fn major(v: &str) -> Option<u64> {
+    let core = v.split(['-', '+']).next()?;
+    let parts: Vec<&str> = core.split('.').collect();
+    if parts.len() != 3
+        || parts
+            .iter()
+            .any(|p| p.is_empty() || !p.chars().all(|c| c.is_ascii_digit()))
+    {
+        return None;
+    }
+    parts[0].parse().ok()
+}
+
+/// `GET /v1/agent/connect`: an agent token opens the agent's connection.
+pub async fn connect(
+    State(state): State<AppState>,
+    caller: Caller,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let ws = ws.map_err(|e| {
+        ApiError::new(Code::HTTP_BAD_REQUEST, &[])
+            .details(format!("This is the agents' WebSocket: {e}."))
+    })?;
+    if caller.claims.role != Role::Agent {
+        return Err(ApiError::new(Code::HTTP_FORBIDDEN, &[])
+            .details("Only an agent token opens an agent connection."));
+    }
+    let bound = caller.claims.agent_id.clone().unwrap_or_default();
+    Ok(ws
+        .max_message_size(4 << 20)
+        .on_upgrade(move |socket| serve_agent(state, bound, socket)))
+}
+
+async fn send(socket: &mut WebSocket, message: &ToAgent) -> bool {
+    let text = serde_json::to_string(message).unwrap_or_default();
+    socket.send(Message::Text(text.into())).await.is_ok()
+}
+
+/// Checks the agent's `hello`: the catalog code that refuses it, or its id and version.
+async fn register(
+    state: &AppState,
+    bound: &str,
+    first: Option<Message>,
+) -> Result<(String, String), ToAgent> {
+    let text = match first {
+        Some(Message::Text(t)) => t.to_string(),
+        _ => {
+            return Err(refusal(
+                Code::WEBSOCKET_CONNECTION_ERR_REGISTRATION_FAILED,
+                &[
+                    ("agent_id", bound),
+                    ("reason", "the first message must be a hello"),
+                ],
+            ));
+        }
+    };
+    let (agent_id, version) = match serde_json::from_str::<ToServer>(&text) {
+        Ok(ToServer::Hello {
+            agent_id, version, ..
+        }) => (agent_id, version),
+        Ok(_) => {
+            return Err(refusal(
+                Code::WEBSOCKET_CONNECTION_ERR_REGISTRATION_FAILED,
+                &[
+                    ("agent_id", bound),
+                    ("reason", "the first message must be a hello"),
+                ],
+            ));
+        }
+        Err(e) => {
+            return Err(refusal(
+                Code::MESSAGE_DECODE_ERROR,
+                &[("reason", &e.to_string())],
+            ));
+        }
+    };
+    let agent_id = match agent_id.filter(|a| !a.is_empty()) {
+        Some(a) => a,
+        None => return Err(refusal(Code::WEBSOCKET_REQUEST_ERR_MISSING_AGENT_ID, &[])),
+    };
+    if agent_id != bound {
+        return Err(refusal(
+            Code::WEBSOCKET_REQUEST_ERR_INCORRECT_AGENT_ID,
+            &[("agent_id", &agent_id)],
+        ));
+    }
+    let agent = match state.store.get_agent(&agent_id).await {
+        Ok(a) => a,
+        Err(e) if e.code == Code::DB_ERR_GET_DOC_NOT_FOUND => {
+            return Err(refusal(
+                Code::WEBSOCKET_REQUEST_ERR_INCORRECT_AGENT_ID,
+                &[("agent_id", &agent_id)],
+            ));
+        }
+        Err(e) => {
+            return Err(refusal(
+                Code::WEBSOCKET_REQUEST_ERR_INTERNAL_ERROR,
+                &[("agent_id", &agent_id), ("reason", &e.body().error_msg)],
+            ));
+        }
+    };
+    if agent.state.code == "902" {
+        return Err(refusal(
+            Code::WEBSOCKET_REQUEST_ERR_AGENT_STATUS_DEACTIVATED,
+            &[("agent_id", &agent_id)],
+        ));
+    }
+    let version = match version.filter(|v| !v.is_empty()) {
+        Some(v) => v,
+        None => {
+            return Err(refusal(
+                Code::WEBSOCKET_REQUEST_ERR_MISSING_AGENT_VERSION,
+                &[],
+            ));
+        }
+    };
+    let ours = env!("CARGO_PKG_VERSION");
+    match (major(&version), major(ours)) {
+        (None, _) => {
+            return Err(refusal(
+                Code::WEBSOCKET_REQUEST_ERR_WRONG_AGENT_VERSION,
+                &[("version", &version)],
+            ));
+        }
+        (Some(a), Some(b)) if a != b => {
+            return Err(refusal(
+                Code::WEBSOCKET_REQUEST_ERR_UNSUPPORTED_AGENT_VERSION,
+                &[("version", &version), ("supported", &format!("{b}.x"))],
+            ));
+        }
+        _ => {}
+    }
+    Ok((agent_id, version))
+}
+
+/// One agent connection, from `hello` to its end.
+async fn serve_agent(state: AppState, bound: String, mut socket: WebSocket) {
+    let first = tokio::time::timeout(Duration::from_secs(10), socket.recv())
+        .await
+        .ok()
+        .flatten()
+        .and_then(Result::ok);
+    let (agent_id, version) = match register(&state, &bound, first).await {
+        Ok(v) => v,
+        Err(refused) => {
+            let _ = send(&mut socket, &refused).await;
+            let _ = socket.send(Message::Close(None)).await;
+            return;
+        }
+    };
+    let Some((connection, mut outgoing)) = state.hub.join(&agent_id) else {
+        let _ = send(
+            &mut socket,
+            &refusal(
+                Code::WEBSOCKET_REQUEST_ERR_AGENT_STATUS_ACTIVE,
+                &[("agent_id", &agent_id)],
+            ),
+        )
+        .await;
+        let _ = socket.send(Message::Close(None)).await;
+        return;
+    };
+    if state
+        .store
+        .agent_seen(&agent_id, Some(&version))
+        .await
+        .is_err()
+    {
+        state.hub.leave(&agent_id, connection);
+        let _ = send(
+            &mut socket,
+            &refusal(
+                Code::WEBSOCKET_REQUEST_ERR_INTERNAL_ERROR,
+                &[("agent_id", &agent_id)],
+            ),
+        )
+        .await;
+        return;
+    }
+    let beat = (state.hub.heartbeat_window.as_secs_f64() / 3.0).max(0.2);
+    let welcome = ToAgent::Welcome {
+        agent_id: agent_id.clone(),
+        heartbeat_secs: beat.ceil() as u64,
+    };
+    if !send(&mut socket, &welcome).await {
+        state.hub.leave(&agent_id, connection);
+        return;
+    }
+    // What the agent should be running: queued commands, and runs it had when it went away.
+    if let Ok(deliveries) = state.store.runs_for_agent(&agent_id).await {
+        for d in &deliveries {
+            if !send(&mut socket, &command_message(d)).await {
+                state.hub.leave(&agent_id, connection);
+                return;
+            }
+        }
+    }
+    loop {
+        tokio::select! {
+            incoming = socket.recv() => {
+                let Some(Ok(message)) = incoming else { break };
+                let text = match message {
+                    Message::Text(t) => t.to_string(),
+                    Message::Close(_) => break,
+                    Message::Binary(_) => {
+                        let e = ToAgent::Error { code: Code::INVALID_MESSAGE.id().into(), message: Code::INVALID_MESSAGE.render(&[("reason", "binary frames are not used")]) };
+                        if !send(&mut socket, &e).await { break }
+                        continue;
+                    }
+                    _ => continue,
+                };
+                let reply = match serde_json::from_str::<ToServer>(&text) {
+                    Ok(m) => handle(&state, &agent_id, m).await,
+                    Err(e) => Some(ToAgent::Error {
+                        code: Code::MESSAGE_DECODE_ERROR.id().into(),
+                        message: Code::MESSAGE_DECODE_ERROR.render(&[("reason", &e.to_string())]),
+                    }),
+                };
+                if let Some(r) = reply
+                    && !send(&mut socket, &r).await
+                {
+                    break;
+                }
+            }
+            out = outgoing.recv() => {
+                let Some(m) = out else { break };
+                if !send(&mut socket, &m).await { break }
+            }
+        }
+    }
+    state.hub.leave(&agent_id, connection);
+}
+
+/// One message of a registered agent; the reply, if any.
+async fn handle(state: &AppState, agent_id: &str, message: ToServer) -> Option<ToAgent> {
+    let store = &state.store;
+    // A run the agent speaks of must be of one of its migrations.
+    let owned = |run_id: String| async move {
+        let run = store.get_run(&run_id).await.ok()?;
+        let m = store.get_migration(&run.migration_id).await.ok()?;
+        (m.agent_id.as_deref() == Some(agent_id)).then_some(run)
+    };
+    let invalid = |reason: String| {
+        Some(ToAgent::Error {
+            code: Code::INVALID_MESSAGE.id().into(),
+            message: Code::INVALID_MESSAGE.render(&[("reason", &reason)]),
+        })
+    };
+    match message {
+        ToServer::Hello { .. } => invalid("hello was sent already".into()),
+        ToServer::Heartbeat => {
+            let _ = store.agent_seen(agent_id, None).await;
+            None
+        }
+        ToServer::Taken { run_id } => {
+            let Some(run) = owned(run_id.clone()).await else {
+                return invalid(format!("run {run_id} is not one of this agent's"));
+            };
+            if matches!(run.state.as_str(), "QUEUED" | "SUSPENDED") {
+                let _ = store
+                    .set_run_state(&run.id, RunState::Running, None, None)
+                    .await;
+            }
+            None
+        }
+        ToServer::Progress {
+            seq,
+            run_id,
+            counters,
+        } => {
+            let Some(run) = owned(run_id.clone()).await else {
+                return invalid(format!("run {run_id} is not one of this agent's"));
+            };
+            let to = state_of(&run.state).unwrap_or(RunState::Running);
+            let _ = store
+                .set_run_state(
+                    &run.id,
+                    to,
+                    None,
+                    Some((counters.files, counters.bytes, counters.files_failed)),
+                )
+                .await;
+            Some(ToAgent::Ack { seq })
+        }
+        ToServer::Result {
+            seq,
+            run_id,
+            state: end,
+            counters,
+            error,
+        } => {
+            let Some(run) = owned(run_id.clone()).await else {
+                return invalid(format!("run {run_id} is not one of this agent's"));
+            };
+            let Some(to) = state_of(&end).filter(|s| {
+                matches!(
+                    s,
+                    RunState::Succeeded | RunState::Failed | RunState::Stopped | RunState::Paused
+                )
+            }) else {
+                return invalid(format!("{end} is not a state a run ends in"));
+            };
+            let error = error.and_then(|e| {
+                let code = Code::lookup(&e.code).ok()?;
+                Some((code, serde_json::json!({ "message": e.message })))
+            });
+            let stored = store
+                .set_run_state(
+                    &run.id,
+                    to,
+                    error.as_ref().map(|(c, p)| (*c, p)),
+                    Some((counters.files, counters.bytes, counters.files_failed)),
+                )
+                .await;
+            // Acknowledged only once stored: otherwise the agent sends it again.
+            stored.ok().map(|_| ToAgent::Ack { seq })
+        }
+        ToServer::Copylog {
+            seq,
+            run_id,
+            records,
+        } => {
+            let Some(run) = owned(run_id.clone()).await else {
+                return invalid(format!("run {run_id} is not one of this agent's"));
+            };
+            store
+                .add_copylog(&run.id, &records)
+                .await
+                .ok()
+                .map(|()| ToAgent::Ack { seq })
+        }
+    }
+}

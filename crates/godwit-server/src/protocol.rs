@@ -1,0 +1,149 @@
+//! The agent connection's messages: JSON text frames over a WebSocket at `/v1/agent/connect`,
+//! each an object with an `op`. The agent opens with `hello`; the control plane answers
+//! `welcome` or `refused` (with a catalog code, and whether retrying may help).
+//!
+//! Nothing is lost on a cut: the control plane keeps commands in its store (a job run stays
+//! QUEUED until the agent `ack`s it, and is sent again on every connection until then), and
+//! the agent keeps each `progress`, `result` and `copylog` message until the control plane
+//! `ack`s its `seq`.
+
+use serde::{Deserialize, Serialize};
+
+/// Agent to control plane.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub enum ToServer {
+    Hello {
+        agent_id: Option<String>,
+        name: Option<String>,
+        version: Option<String>,
+    },
+    Heartbeat,
+    /// The command of job run `run_id` arrived and is being run.
+    Taken {
+        run_id: String,
+    },
+    Progress {
+        seq: u64,
+        run_id: String,
+        counters: Counters,
+    },
+    /// The run ended (or paused, or stopped).
+    Result {
+        seq: u64,
+        run_id: String,
+        /// SUCCEEDED, FAILED, STOPPED or PAUSED
+        state: String,
+        counters: Counters,
+        /// The job error's code and parameters, when it failed or paused for review.
+        error: Option<WireError>,
+    },
+    /// A page of the run's copy log.
+    Copylog {
+        seq: u64,
+        run_id: String,
+        records: Vec<WireRecord>,
+    },
+}
+
+/// Control plane to agent.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub enum ToAgent {
+    Welcome {
+        agent_id: String,
+        /// Send a heartbeat at least this often.
+        heartbeat_secs: u64,
+    },
+    Refused {
+        code: String,
+        name: String,
+        message: String,
+        remediation: String,
+        /// Whether connecting again unchanged may work.
+        retry: bool,
+    },
+    /// Run a command.
+    Command(Job),
+    /// Stop, pause or resume the run in progress.
+    Control { run_id: String, action: String },
+    /// The message `seq` is stored; the agent may forget it.
+    Ack { seq: u64 },
+    /// A message of the agent could not be used; the connection stays open.
+    Error { code: String, message: String },
+}
+
+/// What an agent needs to run a command.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Job {
+    pub run_id: String,
+    pub migration_id: String,
+    /// scan, copy, sync, ...
+    pub command: String,
+    /// The source location: endpoint URI joined with the migration's path.
+    pub source: String,
+    pub target: String,
+    pub options: serde_json::Value,
+}
+
+/// A run's counters.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Counters {
+    pub files: i64,
+    pub bytes: i64,
+    pub files_failed: i64,
+    pub bytes_per_second: f64,
+    /// Files per final status code.
+    #[serde(default)]
+    pub counts: std::collections::BTreeMap<String, u64>,
+}
+
+/// An error as it travels: a catalog code and its parameters.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WireError {
+    pub code: String,
+    pub message: String,
+}
+
+/// One copy-log record as it travels.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WireRecord {
+    /// The record's place in the run's copy log, from 0.
+    pub line: i64,
+    pub path: String,
+    pub code: String,
+    pub message: String,
+    pub size: i64,
+}
+
+/// `base` (an endpoint's URI) joined with a migration's `path` (`/` for the base itself).
+pub fn join_location(base: &str, path: &str) -> String {
+    let rest = path.trim_matches('/');
+    if rest.is_empty() {
+        return base.to_string();
+    }
+    format!("{}/{rest}", base.trim_end_matches('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip_with_their_op() {
+        let m = ToServer::Taken { run_id: "r".into() };
+        let text = serde_json::to_string(&m).unwrap();
+        assert_eq!(text, r#"{"op":"taken","run_id":"r"}"#);
+        assert_eq!(serde_json::from_str::<ToServer>(&text).unwrap(), m);
+        let hb: ToServer = serde_json::from_str(r#"{"op":"heartbeat"}"#).unwrap();
+        assert_eq!(hb, ToServer::Heartbeat);
+        assert!(serde_json::from_str::<ToServer>(r#"{"op":"dance"}"#).is_err());
+    }
+
+    #[test]
+    fn locations_join_endpoint_and_path() {
+        assert_eq!(join_location("/mnt/nas", "/finance"), "/mnt/nas/finance");
+        assert_eq!(join_location("s3://b/x", "/"), "s3://b/x");
+        assert_eq!(join_location("s3://b/x/", "/a/b/"), "s3://b/x/a/b");
+    }
+}
