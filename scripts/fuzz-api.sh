@@ -7,8 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-BIN=${CARGO_TARGET_DIR:-target}/debug/godwit
-ST=${GODWIT_SERVERS_DIR:-.test-servers}/venv/bin/st
+BIN=$(realpath "${CARGO_TARGET_DIR:-target}/debug/godwit")
+ST=$(realpath "${GODWIT_SERVERS_DIR:-.test-servers}/venv/bin/st")
 EXAMPLES=${GODWIT_FUZZ_EXAMPLES:-25}
 CHECKS=not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance,negative_data_rejection
 WORK=$(mktemp -d)
@@ -34,9 +34,10 @@ fuzz() { # name [--database URL]
   echo "fuzz: schemathesis against $name ($url), $EXAMPLES examples an operation"
   # The coverage phase is left out: with Python 3.11 it stops on an internal error of
   # Hypothesis (SystemError: AST constructor recursion depth mismatch), before any request.
-  "$ST" run "$url/openapi.json" -H "Authorization: Bearer $token" --checks "$CHECKS" \
-    --phases examples,fuzzing,stateful --max-examples "$EXAMPLES" --workers 2 --seed 1 \
-    >"$state/st.log" 2>&1 || {
+  # Run from the scratch folder: schemathesis keeps a cache in the current folder.
+  (cd "$WORK" && "$ST" run "$url/openapi.json" -H "Authorization: Bearer $token" \
+    --checks "$CHECKS" --phases examples,fuzzing,stateful --max-examples "$EXAMPLES" \
+    --workers 2 --seed 1) >"$state/st.log" 2>&1 || {
     cat "$state/st.log"; echo "fuzz: schemathesis found failures on $name" >&2; exit 1; }
   grep -E '^=+ .*(passed|warnings?|in [0-9.]+s) =+$' "$state/st.log" | tail -1
   kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""

@@ -19,17 +19,33 @@ use crate::{Shared, lock};
 /// Records a copy-log page holds.
 const PAGE: usize = 500;
 
-/// Starts `job` unless it runs here already (a command sent again after a reconnect).
+/// Starts `job`. A command sent again for a run going on here (after a reconnect) is taken
+/// again and nothing more; one for a run still winding down (resumed right after a pause)
+/// starts once that attempt has reported how it ended.
 pub(crate) fn start(shared: Arc<Shared>, state_dir: PathBuf, job: Job) {
     let stop = Arc::new(AtomicBool::new(false));
     let why = Arc::new(Mutex::new(None));
     {
         let mut jobs = lock(&shared.jobs);
-        if jobs.contains_key(&job.run_id) {
+        if let Some((running, _)) = jobs.get(&job.run_id) {
+            if running.load(Ordering::Relaxed) {
+                let (shared, state_dir) = (shared.clone(), state_dir.clone());
+                std::thread::spawn(move || {
+                    while lock(&shared.jobs).contains_key(&job.run_id) {
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                    start(shared, state_dir, job);
+                });
+            } else {
+                let run_id = job.run_id.clone();
+                shared.push(false, |seq| ToServer::Taken { seq, run_id });
+            }
             return;
         }
         jobs.insert(job.run_id.clone(), (stop.clone(), why.clone()));
     }
+    let run_id = job.run_id.clone();
+    shared.push(false, |seq| ToServer::Taken { seq, run_id });
     std::thread::spawn(move || {
         eprintln!(
             "agent: {} {} -> {} (run {})",

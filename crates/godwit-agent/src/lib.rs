@@ -273,11 +273,6 @@ async fn connect_once(
                 match serde_json::from_str::<ToAgent>(&text) {
                     Ok(ToAgent::Ack { seq }) => shared.acknowledged(seq),
                     Ok(ToAgent::Command(job)) => {
-                        let taken = ToServer::Taken { run_id: job.run_id.clone() };
-                        socket
-                            .send(Message::Text(serde_json::to_string(&taken).unwrap_or_default().into()))
-                            .await
-                            .map_err(|e| e.to_string())?;
                         job::start(shared.clone(), options.state_dir.clone(), job);
                     }
                     Ok(ToAgent::Control { run_id, action }) => {
@@ -291,9 +286,24 @@ async fn connect_once(
                     }
                     Ok(other) => eprintln!("agent: unexpected message: {other:?}"),
                     Err(e) => {
-                        // Logged; the connection is kept (1131).
-                        let code = godwit_codes::Code::MESSAGE_DECODE_ERROR;
-                        eprintln!("agent: [{}] {}", code.id(), code.render(&[("reason", &e.to_string())]));
+                        // Logged; the connection is kept: 1050 for an unknown op, else 1131.
+                        let op = serde_json::from_str::<serde_json::Value>(&text)
+                            .ok()
+                            .and_then(|v| v.get("op")?.as_str().map(str::to_string));
+                        let (code, text) = match op {
+                            Some(op)
+                                if !["welcome", "refused", "command", "control", "ack", "error"]
+                                    .contains(&op.as_str()) =>
+                            {
+                                let c = godwit_codes::Code::INVALID_COMMAND_ERROR;
+                                (c, c.render(&[("opcode", &op)]))
+                            }
+                            _ => {
+                                let c = godwit_codes::Code::MESSAGE_DECODE_ERROR;
+                                (c, c.render(&[("reason", &e.to_string())]))
+                            }
+                        };
+                        eprintln!("agent: [{}] {text}", code.id());
                     }
                 }
             }

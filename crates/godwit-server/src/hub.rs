@@ -334,10 +334,7 @@ async fn serve_agent(state: AppState, bound: String, mut socket: WebSocket) {
                 };
                 let reply = match serde_json::from_str::<ToServer>(&text) {
                     Ok(m) => handle(&state, &agent_id, m).await,
-                    Err(e) => Some(ToAgent::Error {
-                        code: Code::MESSAGE_DECODE_ERROR.id().into(),
-                        message: Code::MESSAGE_DECODE_ERROR.render(&[("reason", &e.to_string())]),
-                    }),
+                    Err(e) => Some(undecodable(&text, &e)),
                 };
                 if let Some(r) = reply
                     && !send(&mut socket, &r).await
@@ -352,6 +349,32 @@ async fn serve_agent(state: AppState, bound: String, mut socket: WebSocket) {
         }
     }
     state.hub.leave(&agent_id, connection);
+}
+
+/// The answer to a message that is not one of ours: 1050 for an unknown `op`, 1131 for one
+/// that cannot be read.
+fn undecodable(text: &str, e: &serde_json::Error) -> ToAgent {
+    const KNOWN: &[&str] = &[
+        "hello",
+        "heartbeat",
+        "taken",
+        "progress",
+        "result",
+        "copylog",
+    ];
+    let op = serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|v| v.get("op")?.as_str().map(str::to_string));
+    match op {
+        Some(op) if !KNOWN.contains(&op.as_str()) => ToAgent::Error {
+            code: Code::INVALID_COMMAND_ERROR.id().into(),
+            message: Code::INVALID_COMMAND_ERROR.render(&[("opcode", &op)]),
+        },
+        _ => ToAgent::Error {
+            code: Code::MESSAGE_DECODE_ERROR.id().into(),
+            message: Code::MESSAGE_DECODE_ERROR.render(&[("reason", &e.to_string())]),
+        },
+    }
 }
 
 /// One message of a registered agent; the reply, if any.
@@ -375,16 +398,17 @@ async fn handle(state: &AppState, agent_id: &str, message: ToServer) -> Option<T
             let _ = store.agent_seen(agent_id, None).await;
             None
         }
-        ToServer::Taken { run_id } => {
+        ToServer::Taken { seq, run_id } => {
             let Some(run) = owned(run_id.clone()).await else {
                 return invalid(format!("run {run_id} is not one of this agent's"));
             };
             if matches!(run.state.as_str(), "QUEUED" | "SUSPENDED") {
-                let _ = store
+                store
                     .set_run_state(&run.id, RunState::Running, None, None)
-                    .await;
+                    .await
+                    .ok()?;
             }
-            None
+            Some(ToAgent::Ack { seq })
         }
         ToServer::Progress {
             seq,
@@ -422,6 +446,14 @@ async fn handle(state: &AppState, agent_id: &str, message: ToServer) -> Option<T
                 )
             }) else {
                 return invalid(format!("{end} is not a state a run ends in"));
+            };
+            // A pause or stop that ended an attempt the user has resumed since (the run is
+            // QUEUED again) changes nothing but the counters: the next attempt follows.
+            let to = if matches!(to, RunState::Paused | RunState::Stopped) && run.state == "QUEUED"
+            {
+                RunState::Queued
+            } else {
+                to
             };
             let error = error.and_then(|e| {
                 let code = Code::lookup(&e.code).ok()?;

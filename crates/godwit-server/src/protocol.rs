@@ -19,8 +19,10 @@ pub enum ToServer {
         version: Option<String>,
     },
     Heartbeat,
-    /// The command of job run `run_id` arrived and is being run.
+    /// The command of job run `run_id` arrived and is being run. Sent through the same queue
+    /// as the reports, so it never overtakes the result of an earlier attempt of the run.
     Taken {
+        seq: u64,
         run_id: String,
     },
     Progress {
@@ -131,9 +133,12 @@ mod tests {
 
     #[test]
     fn messages_round_trip_with_their_op() {
-        let m = ToServer::Taken { run_id: "r".into() };
+        let m = ToServer::Taken {
+            seq: 3,
+            run_id: "r".into(),
+        };
         let text = serde_json::to_string(&m).unwrap();
-        assert_eq!(text, r#"{"op":"taken","run_id":"r"}"#);
+        assert_eq!(text, r#"{"op":"taken","seq":3,"run_id":"r"}"#);
         assert_eq!(serde_json::from_str::<ToServer>(&text).unwrap(), m);
         let hb: ToServer = serde_json::from_str(r#"{"op":"heartbeat"}"#).unwrap();
         assert_eq!(hb, ToServer::Heartbeat);

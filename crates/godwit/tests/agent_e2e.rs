@@ -364,3 +364,90 @@ fn the_control_plane_gone_for_some_seconds_loses_nothing() {
     assert_eq!(log["count"], 40, "every record arrived: {log}");
     support::assert_same_tree(&src, &w.target_tree());
 }
+
+#[test]
+fn stop_pause_and_resume_mid_copy_and_one_command_per_migration() {
+    let mut w = World::new();
+    w.start_agent();
+    w.wait_for("the agent to be active", Duration::from_secs(20), || {
+        (w.agent_state() == "901").then_some(Value::Null)
+    });
+    // 60 files of 50 KB at 300 KB/s: about ten seconds of copying.
+    let src = source(&w.root, 60, 50_000);
+    let m = w.migration(&src, json!({"bwlimit": "300K"}));
+    let scan = w.start(&m, "scan", "937");
+    w.wait_end(&scan, "932");
+    let control = |action: &str| {
+        w.api(
+            "POST",
+            &format!("/v1/migrations/{m}/commands"),
+            Some(json!({"command": "copy", "action": action})),
+        )
+    };
+    let under_way = |run: &str| {
+        w.wait_for("the copy to be under way", Duration::from_secs(30), || {
+            let r = w.run_state(run);
+            (r["state"] == "RUNNING" && r["files"].as_i64().unwrap_or(0) > 0).then_some(r)
+        })
+    };
+
+    let copy = w.start(&m, "copy", "927");
+    under_way(&copy);
+    // The same migration from the command line, on the agent's state directory: locked (1160).
+    let mut cli = godwit();
+    cli.arg("copy")
+        .arg(&src)
+        .arg(format!("s3://{}/share", w.bucket))
+        .arg("--state-dir")
+        .arg(w.root.join("agent-state"));
+    s3_env(&mut cli);
+    let out = run(&mut cli);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("error[1160]"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Pause: the agent winds down and the run is PAUSED (925); resume picks it up again.
+    let (s, r) = control("pause");
+    assert_eq!((s, r["status"]["code"].clone()), (202, json!("925")), "{r}");
+    w.wait_for("the agent to pause", Duration::from_secs(30), || {
+        let r = w.run_state(&copy);
+        (r["state"] == "PAUSED" && r["ended_ms"].is_null()).then_some(r)
+    });
+    let (s, r) = control("resume");
+    assert_eq!((s, r["state"].clone()), (202, json!("QUEUED")), "{r}");
+    under_way(&copy);
+    // Stop: STOPPING (923) until the agent has stopped, then STOPPED (924).
+    let (s, r) = control("stop");
+    assert_eq!((s, r["status"]["code"].clone()), (202, json!("923")), "{r}");
+    w.wait_end(&copy, "924");
+    // Started again, the copy resumes and ends with everything there.
+    let again = w.start(&m, "copy", "927");
+    w.wait_end(&again, "922");
+    support::assert_same_tree(&src, &w.target_tree());
+}
+
+#[test]
+fn a_deactivated_agent_is_told_why_and_exits() {
+    let mut w = World::new();
+    let (s, _) = w.api(
+        "POST",
+        &format!("/v1/agents/{}/deactivate", w.agent_id),
+        None,
+    );
+    assert_eq!(s, 200);
+    let mut c = godwit();
+    c.args(["agent", "--server", &w.url(), "--state-dir"])
+        .arg(w.root.join("agent-state"))
+        .env("GODWIT_AGENT_TOKEN", &w.agent_token);
+    let out = run(&mut c);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("error[862]") && err.contains("godwit explain 862"),
+        "{err}"
+    );
+    w.agent.take();
+}

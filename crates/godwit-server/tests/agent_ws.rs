@@ -1,0 +1,303 @@
+//! The agent connection as a real WebSocket client sees it: registration refused with each of
+//! seed 000's codes, messages that cannot be used answered with their code while the
+//! connection stays open, commands delivered, and reports acknowledged only once stored.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use godwit_server::protocol::{Counters, ToAgent, ToServer};
+use godwit_server::{Role, Secret, ServeOptions, Store};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+struct Server {
+    url: String,
+    secret: Secret,
+    store: Store,
+    _dir: tempfile::TempDir,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+async fn server() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let options = ServeOptions {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        database: None,
+        state_dir: dir.path().to_path_buf(),
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(async move {
+        let _ = godwit_server::serve(&options, std::future::pending(), move |addr| {
+            let _ = tx.send(addr);
+        })
+        .await;
+    });
+    let addr = rx.await.unwrap();
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("control-plane.db").display()
+    );
+    let store = Store::open(&url).await.unwrap();
+    let secret = Secret::load(dir.path()).unwrap();
+    Server {
+        url: format!("127.0.0.1:{}", addr.port()),
+        secret,
+        store,
+        _dir: dir,
+        _task: task,
+    }
+}
+
+impl Server {
+    fn token(&self, role: Role, agent: Option<&str>) -> String {
+        self.secret
+            .issue("t", role, agent, Duration::from_secs(600))
+            .unwrap()
+    }
+
+    async fn open(&self, token: &str) -> Socket {
+        let mut req = format!("ws://{}/v1/agent/connect", self.url)
+            .into_client_request()
+            .unwrap();
+        req.headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        tokio_tungstenite::connect_async(req).await.unwrap().0
+    }
+}
+
+async fn say(s: &mut Socket, v: Value) {
+    s.send(Message::Text(v.to_string().into())).await.unwrap();
+}
+
+async fn hear(s: &mut Socket) -> ToAgent {
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(10), s.next())
+            .await
+            .expect("an answer in time")
+            .expect("the connection is open")
+            .unwrap();
+        if let Message::Text(t) = m {
+            return serde_json::from_str(&t).unwrap();
+        }
+    }
+}
+
+fn refused_with(m: &ToAgent) -> (String, bool) {
+    match m {
+        ToAgent::Refused {
+            code,
+            retry,
+            remediation,
+            ..
+        } => {
+            assert!(!remediation.is_empty());
+            (code.clone(), *retry)
+        }
+        other => panic!("not refused: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registration_is_refused_with_each_code() {
+    let s = server().await;
+    let agent = s.store.create_agent("a", "0.1.0").await.unwrap();
+    let token = s.token(Role::Agent, Some(&agent.id));
+    let cases = [
+        (json!({"op": "heartbeat"}), "868"),
+        (json!({"op": "hello", "version": "0.1.0"}), "852"),
+        (
+            json!({"op": "hello", "agent_id": "someone-else", "version": "0.1.0"}),
+            "855",
+        ),
+        (json!({"op": "hello", "agent_id": agent.id}), "863"),
+        (
+            json!({"op": "hello", "agent_id": agent.id, "version": "one"}),
+            "865",
+        ),
+        (
+            json!({"op": "hello", "agent_id": agent.id, "version": "99.0.0"}),
+            "864",
+        ),
+    ];
+    for (hello, code) in cases {
+        let mut ws = s.open(&token).await;
+        say(&mut ws, hello.clone()).await;
+        assert_eq!(refused_with(&hear(&mut ws).await).0, code, "{hello}");
+    }
+    let mut ws = s.open(&token).await;
+    ws.send(Message::Text("{not json".into())).await.unwrap();
+    assert_eq!(refused_with(&hear(&mut ws).await).0, "1131");
+
+    // Connected once; a second connection of the same agent is refused, and may retry later.
+    let hello = json!({"op": "hello", "agent_id": agent.id, "version": env!("CARGO_PKG_VERSION")});
+    let mut first = s.open(&token).await;
+    say(&mut first, hello.clone()).await;
+    assert!(matches!(hear(&mut first).await, ToAgent::Welcome { .. }));
+    let mut second = s.open(&token).await;
+    say(&mut second, hello.clone()).await;
+    assert_eq!(refused_with(&hear(&mut second).await), ("856".into(), true));
+    drop(first);
+
+    // Deactivated: refused for good.
+    s.store
+        .set_agent_state(
+            &agent.id,
+            godwit_codes::Code::AGENT_STATE_DEACTIVATED,
+            false,
+        )
+        .await
+        .unwrap();
+    let mut ws = s.open(&token).await;
+    say(&mut ws, hello).await;
+    assert_eq!(refused_with(&hear(&mut ws).await), ("862".into(), false));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_messages_get_their_code_and_the_connection_stays() {
+    let s = server().await;
+    let agent = s.store.create_agent("a", "0.1.0").await.unwrap();
+    let mut ws = s.open(&s.token(Role::Agent, Some(&agent.id))).await;
+    say(
+        &mut ws,
+        json!({"op": "hello", "agent_id": agent.id, "version": "0.1.0"}),
+    )
+    .await;
+    assert!(matches!(hear(&mut ws).await, ToAgent::Welcome { .. }));
+    ws.send(Message::Text("garbage".into())).await.unwrap();
+    assert!(matches!(hear(&mut ws).await, ToAgent::Error { code, .. } if code == "1131"));
+    say(&mut ws, json!({"op": "dance"})).await;
+    assert!(matches!(hear(&mut ws).await, ToAgent::Error { code, .. } if code == "1050"));
+    say(&mut ws, json!({"op": "progress", "seq": "one"})).await;
+    assert!(matches!(hear(&mut ws).await, ToAgent::Error { code, .. } if code == "1131"));
+    say(
+        &mut ws,
+        json!({"op": "taken", "seq": 1, "run_id": "not-a-run"}),
+    )
+    .await;
+    assert!(matches!(hear(&mut ws).await, ToAgent::Error { code, .. } if code == "1150"));
+    ws.send(Message::Binary(vec![1, 2, 3].into()))
+        .await
+        .unwrap();
+    assert!(matches!(hear(&mut ws).await, ToAgent::Error { code, .. } if code == "1150"));
+    // Still open: a report of a real run is stored and acknowledged.
+    let p = s.store.create_project("p", "").await.unwrap();
+    let e = s
+        .store
+        .create_endpoint("e", "local", "/data", None)
+        .await
+        .unwrap();
+    let f = s
+        .store
+        .create_endpoint("f", "local", "/copy", None)
+        .await
+        .unwrap();
+    let m = s
+        .store
+        .create_migration(
+            &p.id,
+            Some(&agent.id),
+            (&e.id, "/"),
+            (&f.id, "/"),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    let run = s.store.create_run(&m.id, "scan").await.unwrap();
+    let report = ToServer::Result {
+        seq: 7,
+        run_id: run.id.clone(),
+        state: "SUCCEEDED".into(),
+        counters: Counters {
+            files: 12,
+            bytes: 3400,
+            ..Counters::default()
+        },
+        error: None,
+    };
+    say(&mut ws, serde_json::to_value(&report).unwrap()).await;
+    assert_eq!(hear(&mut ws).await, ToAgent::Ack { seq: 7 });
+    let stored = s.store.get_run(&run.id).await.unwrap();
+    assert_eq!(
+        (
+            stored.state.as_str(),
+            stored.status.code.as_str(),
+            stored.files
+        ),
+        ("SUCCEEDED", "932", 12)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_commands_are_delivered_on_connect_and_taken() {
+    let s = server().await;
+    let agent = s.store.create_agent("a", "0.1.0").await.unwrap();
+    let p = s.store.create_project("p", "").await.unwrap();
+    let e = s
+        .store
+        .create_endpoint("e", "local", "/data", None)
+        .await
+        .unwrap();
+    let f = s
+        .store
+        .create_endpoint("f", "s3", "s3://bucket/x", None)
+        .await
+        .unwrap();
+    let m = s
+        .store
+        .create_migration(
+            &p.id,
+            Some(&agent.id),
+            (&e.id, "/finance"),
+            (&f.id, "/"),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    // Queued while the agent is away.
+    let run = s.store.create_run(&m.id, "scan").await.unwrap();
+    let mut ws = s.open(&s.token(Role::Agent, Some(&agent.id))).await;
+    say(
+        &mut ws,
+        json!({"op": "hello", "agent_id": agent.id, "version": "0.1.0"}),
+    )
+    .await;
+    assert!(matches!(hear(&mut ws).await, ToAgent::Welcome { .. }));
+    match hear(&mut ws).await {
+        ToAgent::Command(job) => {
+            assert_eq!(job.run_id, run.id);
+            assert_eq!(job.source, "/data/finance");
+            assert_eq!(job.target, "s3://bucket/x");
+        }
+        other => panic!("{other:?}"),
+    }
+    say(&mut ws, json!({"op": "taken", "seq": 4, "run_id": run.id})).await;
+    assert_eq!(hear(&mut ws).await, ToAgent::Ack { seq: 4 });
+    for _ in 0..50 {
+        if s.store.get_run(&run.id).await.unwrap().state == "RUNNING" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let r = s.store.get_run(&run.id).await.unwrap();
+    assert_eq!(
+        (r.state.as_str(), r.status.code.as_str()),
+        ("RUNNING", "930")
+    );
+    // Only agent tokens connect.
+    let mut req = format!("ws://{}/v1/agent/connect", s.url)
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", s.token(Role::Admin, None))
+            .parse()
+            .unwrap(),
+    );
+    assert!(tokio_tungstenite::connect_async(req).await.is_err());
+}
