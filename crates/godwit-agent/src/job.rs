@@ -187,6 +187,44 @@ fn run(
     let target = Side::open(&dst_loc, "target")?;
     let options = options_of(job, target.kind())?;
     let migration = Migration::open(state_dir, &src_loc, Some(&dst_loc))?;
+    // A true-up resumed after it paused for review: the reviewed list is carried out, exactly
+    // (what `godwit confirm` does on the command line).
+    if job.command == "sync"
+        && let Some(dir) = reviewed_run(state_dir, &job.run_id)
+    {
+        use godwit_engine::sync;
+        let run = migration.new_run("confirm")?;
+        let index = godwit_engine::index::Index::open(&migration.dir.join("index.redb"))?;
+        let mut copylog = godwit_engine::run::CopyLog::append(&run)?;
+        let d = sync::apply_deletes(
+            &source,
+            &target,
+            &index,
+            &dir.join(sync::DELETES_FILE),
+            false,
+            &run,
+            &mut copylog,
+            stop,
+        )?;
+        copylog.finish(&run)?;
+        let _ = std::fs::write(dir.join(sync::CONFIRMED_FILE), &run.id);
+        let _ = std::fs::remove_file(paused_marker(state_dir, &job.run_id));
+        let mut counters = Counters::default();
+        for (code, n) in [(Code::AZSM2043, d.deleted), (Code::AZSM2072, d.failed)] {
+            if n > 0 {
+                counters.counts.insert(code.id().to_string(), n);
+                counters.files += n as i64;
+            }
+        }
+        counters.files_failed = d.failed as i64;
+        let state = if d.stopped { "STOPPED" } else { "SUCCEEDED" };
+        return Ok((
+            state.into(),
+            counters,
+            None,
+            Some(run.dir.join("copylog.jsonl")),
+        ));
+    }
     let run = migration.new_run(if job.command == "sync" {
         "sync"
     } else {
@@ -223,8 +261,14 @@ fn run(
         };
         let limit = max.limit(outcome.index_files);
         if let Some(e) = sync::guard(outcome.deletes_found, limit, outcome.unreadable) {
-            // Paused for review: the list is in the agent's run folder.
+            // Paused for review: the list is in the agent's run folder, and resuming the job
+            // run carries it out.
             let _ = std::fs::write(run.dir.join(sync::PAUSED_FILE), &e.message);
+            let marker = paused_marker(state_dir, &job.run_id);
+            if let Some(parent) = marker.parent() {
+                let _ = std::fs::create_dir_all(parent);
+            }
+            let _ = std::fs::write(&marker, run.dir.as_os_str().as_encoded_bytes());
             return Ok(("PAUSED".into(), counters, Some(wire(&e)), Some(log)));
         }
         let index = godwit_engine::index::Index::open(&migration.dir.join("index.redb"))?;
@@ -249,6 +293,24 @@ fn run(
         counters.files_failed += d.failed as i64;
     }
     Ok(("SUCCEEDED".into(), counters, None, Some(log)))
+}
+
+/// Where the agent notes which engine run a control-plane run paused for review in.
+fn paused_marker(state_dir: &Path, run_id: &str) -> PathBuf {
+    let safe: String = run_id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .collect();
+    state_dir.join("agent").join("paused").join(safe)
+}
+
+/// The engine run folder the control-plane run `run_id` paused for review in, if it did.
+fn reviewed_run(state_dir: &Path, run_id: &str) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(paused_marker(state_dir, run_id)).ok()?;
+    let dir = PathBuf::from(text);
+    (dir.join(godwit_engine::sync::PAUSED_FILE).exists()
+        && !dir.join(godwit_engine::sync::CONFIRMED_FILE).exists())
+    .then_some(dir)
 }
 
 fn wire(e: &JobError) -> WireError {
@@ -311,17 +373,24 @@ fn report_every_second(
     }
 }
 
-/// Sends the run's copy log in pages, each waiting for room in the outbox.
+/// Sends the run's copy log in pages, each waiting for room in the outbox. The attempt is
+/// named by the engine run's folder, which holds the log.
 fn upload_copylog(shared: &Shared, run_id: &str, log: &Path) {
     let Ok(file) = std::fs::File::open(log) else {
         return;
     };
+    let attempt = log
+        .parent()
+        .and_then(Path::file_name)
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mut page = Vec::with_capacity(PAGE);
     let send = |page: Vec<WireRecord>| {
-        let run_id = run_id.to_string();
+        let (run_id, attempt) = (run_id.to_string(), attempt.clone());
         shared.push(true, |seq| ToServer::Copylog {
             seq,
             run_id,
+            attempt,
             records: page,
         });
     };

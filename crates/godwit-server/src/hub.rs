@@ -473,13 +473,14 @@ async fn handle(state: &AppState, agent_id: &str, message: ToServer) -> Option<T
         ToServer::Copylog {
             seq,
             run_id,
+            attempt,
             records,
         } => {
             let Some(run) = owned(run_id.clone()).await else {
                 return invalid(format!("run {run_id} is not one of this agent's"));
             };
             store
-                .add_copylog(&run.id, &records)
+                .add_copylog(&run.id, &attempt, &records)
                 .await
                 .ok()
                 .map(|()| ToAgent::Ack { seq })

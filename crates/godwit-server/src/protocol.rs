@@ -44,6 +44,8 @@ pub enum ToServer {
     Copylog {
         seq: u64,
         run_id: String,
+        /// The agent's name for this attempt of the run (its engine run id).
+        attempt: String,
         records: Vec<WireRecord>,
     },
 }

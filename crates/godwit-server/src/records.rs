@@ -1024,6 +1024,7 @@ impl Store {
     pub async fn add_copylog(
         &self,
         run_id: &str,
+        attempt: &str,
         records: &[crate::protocol::WireRecord],
     ) -> Result<(), ApiError> {
         let fail =
@@ -1031,10 +1032,11 @@ impl Store {
         let mut tx = self.pool.begin().await.map_err(fail)?;
         for r in records {
             sqlx::query(
-                "INSERT INTO copylog (run_id, line, path, code, message, size) \
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                "INSERT INTO copylog (run_id, attempt, line, path, code, message, size) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
             )
             .bind(run_id)
+            .bind(attempt)
             .bind(r.line)
             .bind(&r.path)
             .bind(&r.code)
@@ -1070,7 +1072,7 @@ impl Store {
         .map_err(fail)?;
         let rows = sqlx::query(
             "SELECT line, path, code, message, size FROM copylog \
-             WHERE run_id = $1 AND ($2 = '' OR code = $2) ORDER BY line LIMIT $3 OFFSET $4",
+             WHERE run_id = $1 AND ($2 = '' OR code = $2) ORDER BY attempt, line LIMIT $3 OFFSET $4",
         )
         .bind(run_id)
         .bind(code)

@@ -451,3 +451,50 @@ fn a_deactivated_agent_is_told_why_and_exits() {
     );
     w.agent.take();
 }
+
+#[test]
+fn a_true_up_paused_for_review_is_carried_out_by_resume() {
+    let mut w = World::new();
+    w.start_agent();
+    w.wait_for("the agent to be active", Duration::from_secs(20), || {
+        (w.agent_state() == "901").then_some(Value::Null)
+    });
+    let src = source(&w.root, 30, 1000);
+    // The default limit: 5% of 30 files, so 1.
+    let m = w.migration(&src, json!({"syncDeletes": true}));
+    let scan = w.start(&m, "scan", "937");
+    w.wait_end(&scan, "932");
+    let copy = w.start(&m, "copy", "927");
+    w.wait_end(&copy, "922");
+    for i in 0..3 {
+        std::fs::remove_file(src.join(format!("d{}/f{i}.bin", i % 3))).unwrap();
+    }
+    let sync = w.start(&m, "sync", "957");
+    let r = w.wait_end(&sync, "955");
+    assert_eq!(r["error"]["code"], "9080", "{r}");
+    let (_, errors) = w.api("GET", "/v1/errors", None);
+    assert_eq!(errors["count"], 1, "{errors}");
+    assert_eq!(
+        std::fs::read_dir(w.target_tree().join("d0"))
+            .unwrap()
+            .count(),
+        10,
+        "nothing deleted yet"
+    );
+    // Reviewed: resume carries out the list.
+    let (s, r) = w.api(
+        "POST",
+        &format!("/v1/migrations/{m}/commands"),
+        Some(json!({"command": "sync", "action": "resume"})),
+    );
+    assert_eq!((s, r["state"].clone()), (202, json!("QUEUED")), "{r}");
+    let r = w.wait_end(&sync, "952");
+    assert!(r["error"].is_null(), "{r}");
+    support::assert_same_tree(&src, &w.target_tree());
+    let (_, log) = w.api(
+        "GET",
+        &format!("/v1/runs/{sync}/copylog?status=AZSM2043"),
+        None,
+    );
+    assert_eq!(log["count"], 3, "{log}");
+}
