@@ -47,6 +47,7 @@ pub(crate) fn start(shared: Arc<Shared>, state_dir: PathBuf, job: Job) {
     let run_id = job.run_id.clone();
     shared.push(false, |seq| ToServer::Taken { seq, run_id });
     std::thread::spawn(move || {
+        let started = Instant::now();
         eprintln!(
             "agent: {} {} -> {} (run {})",
             job.command, job.source, job.target, job.run_id
@@ -74,12 +75,26 @@ pub(crate) fn start(shared: Arc<Shared>, state_dir: PathBuf, job: Job) {
         }
         eprintln!("agent: run {} ended {state}", job.run_id);
         let run_id = job.run_id.clone();
+        let report = serde_json::json!({
+            "command": job.command,
+            "source": job.source,
+            "target": job.target,
+            "state": state,
+            "files": counters.files,
+            "bytes": counters.bytes,
+            "files_failed": counters.files_failed,
+            "bytes_per_second": counters.bytes_per_second,
+            "counts": counters.counts,
+            "error": error.as_ref().map(|e| serde_json::json!({"code": e.code, "message": e.message})),
+            "seconds": started.elapsed().as_secs_f64(),
+        });
         shared.push(true, |seq| ToServer::Result {
             seq,
             run_id,
             state,
             counters,
             error,
+            report: Some(report),
         });
         lock(&shared.jobs).remove(&job.run_id);
     });

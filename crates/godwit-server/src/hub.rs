@@ -415,6 +415,7 @@ async fn handle(state: &AppState, agent_id: &str, message: ToServer) -> Option<T
             run_id,
             counters,
         } => {
+            let counts = serde_json::to_value(&counters.counts).unwrap_or_default();
             let Some(run) = owned(run_id.clone()).await else {
                 return invalid(format!("run {run_id} is not one of this agent's"));
             };
@@ -427,6 +428,9 @@ async fn handle(state: &AppState, agent_id: &str, message: ToServer) -> Option<T
                     Some((counters.files, counters.bytes, counters.files_failed)),
                 )
                 .await;
+            let _ = store
+                .set_run_details(&run.id, counters.bytes_per_second, &counts, None)
+                .await;
             Some(ToAgent::Ack { seq })
         }
         ToServer::Result {
@@ -435,6 +439,7 @@ async fn handle(state: &AppState, agent_id: &str, message: ToServer) -> Option<T
             state: end,
             counters,
             error,
+            report,
         } => {
             let Some(run) = owned(run_id.clone()).await else {
                 return invalid(format!("run {run_id} is not one of this agent's"));
@@ -467,8 +472,12 @@ async fn handle(state: &AppState, agent_id: &str, message: ToServer) -> Option<T
                     Some((counters.files, counters.bytes, counters.files_failed)),
                 )
                 .await;
+            let counts = serde_json::to_value(&counters.counts).unwrap_or_default();
+            let details = store
+                .set_run_details(&run.id, counters.bytes_per_second, &counts, report.as_ref())
+                .await;
             // Acknowledged only once stored: otherwise the agent sends it again.
-            stored.ok().map(|_| ToAgent::Ack { seq })
+            stored.ok().and(details.ok()).map(|()| ToAgent::Ack { seq })
         }
         ToServer::Copylog {
             seq,

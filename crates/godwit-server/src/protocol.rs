@@ -39,6 +39,9 @@ pub enum ToServer {
         counters: Counters,
         /// The job error's code and parameters, when it failed or paused for review.
         error: Option<WireError>,
+        /// What the run did, for `GET /v1/runs/{id}/report`.
+        #[serde(default)]
+        report: Option<serde_json::Value>,
     },
     /// A page of the run's copy log.
     Copylog {

@@ -129,6 +129,11 @@ pub struct JobRun {
     pub files: i64,
     pub bytes: i64,
     pub files_failed: i64,
+    /// The transfer rate the agent last reported.
+    pub bytes_per_second: f64,
+    /// Files per status code, as the agent last reported them.
+    #[schema(value_type = Object)]
+    pub counts: serde_json::Value,
     pub created_ms: i64,
     pub started_ms: Option<i64>,
     pub ended_ms: Option<i64>,
@@ -227,7 +232,7 @@ pub fn status_code(command: &str, state: State) -> Result<Code, ApiError> {
 }
 
 const RUN_COLUMNS: &str = "id, migration_id, command, state, status_code, error_code, error_params, \
-     files, bytes, files_failed, created_ms, started_ms, ended_ms, updated_ms";
+     files, bytes, files_failed, created_ms, started_ms, ended_ms, updated_ms, bytes_per_second, counts";
 const MIGRATION_COLUMNS: &str = "id, project_id, agent_id, source_endpoint, source_path, \
      target_endpoint, target_path, options, created_ms";
 
@@ -284,6 +289,13 @@ fn run_of(r: &AnyRow) -> Result<JobRun, sqlx::Error> {
         files: r.try_get("files")?,
         bytes: r.try_get("bytes")?,
         files_failed: r.try_get("files_failed")?,
+        bytes_per_second: r
+            .try_get::<Option<f64>, _>("bytes_per_second")?
+            .unwrap_or(0.0),
+        counts: r
+            .try_get::<Option<String>, _>("counts")?
+            .and_then(|c| serde_json::from_str(&c).ok())
+            .unwrap_or(serde_json::Value::Object(Default::default())),
         created_ms: r.try_get("created_ms")?,
         started_ms: r.try_get("started_ms")?,
         ended_ms: r.try_get("ended_ms")?,
@@ -620,7 +632,7 @@ impl Store {
         let now = now_ms();
         sqlx::query(&format!(
             "INSERT INTO job_runs ({RUN_COLUMNS}) VALUES \
-             ($1, $2, $3, 'QUEUED', $4, NULL, NULL, 0, 0, 0, $5, NULL, NULL, $5)"
+             ($1, $2, $3, 'QUEUED', $4, NULL, NULL, 0, 0, 0, $5, NULL, NULL, $5, NULL, NULL)"
         ))
         .bind(&id)
         .bind(migration_id)
@@ -792,6 +804,52 @@ impl Store {
         .await
         .map_err(|e| failed(Code::DB_ERR_UPDATE_DOC, "job run", id, &e.to_string()))?;
         self.get_run(id).await
+    }
+
+    /// Records what an agent said of a run besides its state: the rate and the files per status
+    /// code, and, when it has ended, its report.
+    pub async fn set_run_details(
+        &self,
+        id: &str,
+        bytes_per_second: f64,
+        counts: &serde_json::Value,
+        report: Option<&serde_json::Value>,
+    ) -> Result<(), ApiError> {
+        let fail = |e: sqlx::Error| failed(Code::DB_ERR_UPDATE_DOC, "job run", id, &e.to_string());
+        match report {
+            Some(r) => sqlx::query(
+                "UPDATE job_runs SET bytes_per_second = $1, counts = $2, report = $3 WHERE id = $4",
+            )
+            .bind(bytes_per_second)
+            .bind(counts.to_string())
+            .bind(r.to_string())
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(fail)?,
+            None => {
+                sqlx::query("UPDATE job_runs SET bytes_per_second = $1, counts = $2 WHERE id = $3")
+                    .bind(bytes_per_second)
+                    .bind(counts.to_string())
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(fail)?
+            }
+        };
+        Ok(())
+    }
+
+    /// The report an agent sent when the run ended.
+    pub async fn run_report(&self, id: &str) -> Result<Option<serde_json::Value>, ApiError> {
+        let row = sqlx::query("SELECT report FROM job_runs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| failed(Code::DB_ERR_GET_DOC, "job run", id, &e.to_string()))?;
+        Ok(row
+            .and_then(|r| r.try_get::<Option<String>, _>("report").ok().flatten())
+            .and_then(|t| serde_json::from_str(&t).ok()))
     }
 
     /// Runs that ended with an error, newest first (`GET /v1/errors`).

@@ -231,6 +231,8 @@ mod tests {
             files: 0,
             bytes: 0,
             files_failed: 0,
+            bytes_per_second: 0.0,
+            counts: serde_json::Value::Null,
             created_ms: 0,
             started_ms: None,
             ended_ms: None,

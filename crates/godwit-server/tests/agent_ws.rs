@@ -219,6 +219,7 @@ async fn bad_messages_get_their_code_and_the_connection_stays() {
             ..Counters::default()
         },
         error: None,
+        report: Some(json!({"files": 12})),
     };
     say(&mut ws, serde_json::to_value(&report).unwrap()).await;
     assert_eq!(hear(&mut ws).await, ToAgent::Ack { seq: 7 });

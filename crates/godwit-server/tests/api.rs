@@ -915,7 +915,7 @@ on_both_stores!(commands_follow_the_state_rules, |a: Api| async move {
         )
         .await;
     assert_eq!(
-        (s, rep["files"].clone()),
+        (s, rep["run"]["files"].clone()),
         (StatusCode::OK, json!(1000)),
         "{rep}"
     );

@@ -291,6 +291,11 @@ fn scan_copy_change_and_true_up_through_the_control_plane() {
         None,
     );
     assert_eq!((s, log["count"].clone()), (200, json!(30)), "{log}");
+    let (s, rep) = w.api("GET", &format!("/v1/runs/{copy}/report"), None);
+    assert_eq!(s, 200, "{rep}");
+    assert_eq!(rep["report"]["counts"]["AZSM0000"], 30, "{rep}");
+    assert_eq!(rep["run"]["counts"]["AZSM0000"], 30, "{rep}");
+    assert!(rep["report"]["seconds"].as_f64().unwrap() > 0.0, "{rep}");
 
     // People keep working: one file changes, one goes, one arrives.
     write(&src.join("d0/f0.bin"), b"changed after the copy");

@@ -473,9 +473,18 @@ pub async fn copylog(
     Ok(Json(Listing { count, items }))
 }
 
+/// A job run and the report its agent sent when it ended.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RunReport {
+    pub run: JobRun,
+    /// What the run did: files, bytes, files per status code, deletions, time.
+    #[schema(value_type = Object)]
+    pub report: serde_json::Value,
+}
+
 /// A finished job run's report: 404 with 645 until the run has ended.
 #[utoipa::path(get, path = "/v1/runs/{id}/report", params(("id" = String, Path)), security(("bearer" = [])), responses(
-    (status = 200, description = "The report", body = JobRun),
+    (status = 200, description = "The report", body = RunReport),
     (status = 401, description = "No or bad token", body = crate::error::ErrorBody),
     (status = 403, description = "Another agent's migration", body = crate::error::ErrorBody),
     (status = 404, description = "No such run (800), or not ended yet (645)", body = crate::error::ErrorBody),
@@ -485,7 +494,7 @@ pub async fn report(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<JobRun>, ApiError> {
+) -> Result<Json<RunReport>, ApiError> {
     let run = visible_run(&state, &caller, &id).await?;
     if is_active(&run.state) {
         return Err(ApiError::new(
@@ -493,7 +502,12 @@ pub async fn report(
             &[("job_id", &run.id), ("state", &run.state.to_lowercase())],
         ));
     }
-    Ok(Json(run))
+    let report = state
+        .store
+        .run_report(&run.id)
+        .await?
+        .unwrap_or(serde_json::Value::Null);
+    Ok(Json(RunReport { run, report }))
 }
 
 /// Schedules a command: 1 to 20 repeats (513), a known frequency (514), a start not in the past
