@@ -121,6 +121,7 @@ fn options_of(job: &Job, target_kind: &str) -> Result<CopyOptions, JobError> {
         ..Default::default()
     })?;
     let sync = job.command == "sync";
+    let folders_only = job.command == "empty-folders";
     Ok(CopyOptions {
         transfers: if target_kind == "local" { 8 } else { 16 },
         verify: match o["verify"].as_str() {
@@ -131,7 +132,8 @@ fn options_of(job: &Job, target_kind: &str) -> Result<CopyOptions, JobError> {
         filter,
         links: Links::Skip,
         profile: TargetProfile::for_kind(target_kind),
-        empty_dirs: o["createEmptyDirs"].as_bool() == Some(true),
+        empty_dirs: folders_only || o["createEmptyDirs"].as_bool() == Some(true),
+        folders_only,
         sanitize: o["sanitize"].as_str() == Some("on-the-fly"),
         find_deletes: sync,
         moves: sync && o["syncDeletes"].as_bool() == Some(true),
@@ -192,7 +194,7 @@ fn run(
             None,
         ));
     }
-    if !["copy", "sync"].contains(&job.command.as_str()) {
+    if !["copy", "sync", "empty-folders"].contains(&job.command.as_str()) {
         return Err(JobError::new(
             Code::INVALID_COMMAND_ERROR,
             &[("opcode", &job.command)],
@@ -240,10 +242,10 @@ fn run(
             Some(run.dir.join("copylog.jsonl")),
         ));
     }
-    let run = migration.new_run(if job.command == "sync" {
-        "sync"
-    } else {
-        "copy"
+    let run = migration.new_run(match job.command.as_str() {
+        "sync" => "sync",
+        "empty-folders" => "empty-folders",
+        _ => "copy",
     })?;
     let progress = Progress::default();
     let started = Instant::now();

@@ -311,6 +311,14 @@ fn scan_copy_change_and_true_up_through_the_control_plane() {
         None,
     );
     assert_eq!(log["count"], 1, "the deleted file's record: {log}");
+
+    // An empty folder appears at the object store as a marker.
+    std::fs::create_dir_all(src.join("empty/inside")).unwrap();
+    let empty = w.start(&m, "empty-folders", "127");
+    w.wait_end(&empty, "122");
+    let keys: Vec<String> =
+        serde_json::from_str(&store_py(&["keys", "s3", &w.bucket, "share"])).unwrap();
+    assert!(keys.contains(&"empty/inside/".to_string()), "{keys:?}");
 }
 
 #[test]
