@@ -10,6 +10,7 @@ pub mod limit;
 pub mod protocol;
 pub mod records;
 pub mod rules;
+pub mod scheduler;
 pub mod store;
 
 use std::net::SocketAddr;
@@ -136,18 +137,6 @@ pub async fn serve(
         .map_err(|e| format!("listening on {}: {e}", options.listen))?;
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
     let hub = Arc::new(hub::Hub::from_env());
-    // Agents that stop sending heartbeats become inactive, and what they ran is suspended.
-    let sweeper = {
-        let (hub, store) = (hub.clone(), store.clone());
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
-            loop {
-                tick.tick().await;
-                let _ = hub.sweep(&store).await;
-            }
-        })
-    };
-    on_ready(bound);
     let state = state_with(
         store.clone(),
         secret,
@@ -155,6 +144,20 @@ pub async fn serve(
         Limits::from_env(),
         hub,
     );
+    // Agents that stop sending heartbeats become inactive, and what they ran is suspended;
+    // schedules that are due start their commands.
+    let sweeper = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+            loop {
+                tick.tick().await;
+                let _ = state.hub.sweep(&state.store).await;
+                scheduler::fire_due(&state).await;
+            }
+        })
+    };
+    on_ready(bound);
     let result = axum::serve(listener, api::router(state))
         .with_graceful_shutdown(shutdown)
         .await

@@ -1155,3 +1155,68 @@ impl Store {
         Ok((count, items))
     }
 }
+
+impl Store {
+    /// Schedules whose next start has come.
+    pub async fn due_schedules(&self, now_ms: i64) -> Result<Vec<Schedule>, ApiError> {
+        let rows = sqlx::query(
+            "SELECT id, migration_id, command, frequency, repeat_count, start_ms, created_ms \
+             FROM schedules WHERE start_ms <= $1 AND repeat_count > 0 ORDER BY start_ms, id",
+        )
+        .bind(now_ms)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| failed(Code::DB_ERR_GET_DOCS, "schedules", "", &e.to_string()))?;
+        rows.iter()
+            .map(|r| -> Result<Schedule, sqlx::Error> {
+                Ok(Schedule {
+                    id: r.try_get("id")?,
+                    migration_id: r.try_get("migration_id")?,
+                    command: r.try_get("command")?,
+                    frequency: r.try_get("frequency")?,
+                    repeat: r.try_get("repeat_count")?,
+                    start_ms: r.try_get("start_ms")?,
+                    created_ms: r.try_get("created_ms")?,
+                })
+            })
+            .collect::<Result<_, _>>()
+            .map_err(|e| failed(Code::DB_ERR_GET_DOCS, "schedules", "", &e.to_string()))
+    }
+
+    /// Moves a schedule to its next start with one run fewer left.
+    pub async fn advance_schedule(
+        &self,
+        id: &str,
+        next_ms: i64,
+        left: i64,
+    ) -> Result<(), ApiError> {
+        sqlx::query("UPDATE schedules SET start_ms = $1, repeat_count = $2 WHERE id = $3")
+            .bind(next_ms)
+            .bind(left)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| failed(Code::DB_ERR_UPDATE_DOC, "schedule", id, &e.to_string()))?;
+        Ok(())
+    }
+
+    /// A run that never started because the rules refused it when its schedule came: kept
+    /// FAILED with the refusal's code, so it shows in `GET /v1/errors`.
+    pub async fn refused_run(
+        &self,
+        migration_id: &str,
+        command: &str,
+        error: &ApiError,
+    ) -> Result<JobRun, ApiError> {
+        let run = self.create_run(migration_id, command).await?;
+        let params = serde_json::Value::Object(
+            error
+                .params
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                .collect(),
+        );
+        self.set_run_state(&run.id, State::Failed, Some((error.code, &params)), None)
+            .await
+    }
+}

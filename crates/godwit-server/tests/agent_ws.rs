@@ -302,3 +302,66 @@ async fn queued_commands_are_delivered_on_connect_and_taken() {
     );
     assert!(tokio_tungstenite::connect_async(req).await.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedules_start_their_commands_when_due() {
+    let s = server().await;
+    let p = s.store.create_project("p", "").await.unwrap();
+    let e = s
+        .store
+        .create_endpoint("e", "local", "/data", None)
+        .await
+        .unwrap();
+    let f = s
+        .store
+        .create_endpoint("f", "local", "/copy", None)
+        .await
+        .unwrap();
+    let m = s
+        .store
+        .create_migration(&p.id, None, (&e.id, "/"), (&f.id, "/"), &Default::default())
+        .await
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let hourly = s
+        .store
+        .create_schedule(&m.id, "scan", "hourly", 3, now + 800)
+        .await
+        .unwrap();
+    // A second start at the same time finds the scan running: refused, kept as a FAILED run.
+    s.store
+        .create_schedule(&m.id, "scan", "once", 1, now + 1500)
+        .await
+        .unwrap();
+    let mut runs = Vec::new();
+    for _ in 0..60 {
+        runs = s.store.list_runs(&m.id, 10, 0).await.unwrap().1;
+        if runs.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    let queued = runs
+        .iter()
+        .find(|r| r.state == "QUEUED")
+        .expect("the scan started");
+    assert_eq!(queued.status.code, "937");
+    let refused = runs
+        .iter()
+        .find(|r| r.state == "FAILED")
+        .expect("the refused start");
+    assert_eq!(refused.error.as_ref().unwrap().code, "650");
+    let left = s.store.list_schedules(&m.id).await.unwrap();
+    let h = left.iter().find(|x| x.id == hourly.id).unwrap();
+    assert_eq!(h.repeat, 2, "one start done, two left");
+    assert!(
+        h.start_ms >= now + 3_600_000,
+        "the next start is an hour on"
+    );
+    let (count, _) = s.store.failed_runs(10, 0).await.unwrap();
+    assert_eq!(count, 1);
+}

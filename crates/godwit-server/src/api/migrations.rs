@@ -275,7 +275,28 @@ pub async fn command(
     }
     let action = Action::parse(&req.action)
         .ok_or_else(|| ApiError::invalid("action: start, stop, pause or resume"))?;
-    let active = state.store.active_runs(&id).await?;
+    let run = apply_command(&state, &m, &req.command, action).await?;
+    Ok((StatusCode::ACCEPTED, Json(run)))
+}
+
+fn action_name(action: Action) -> &'static str {
+    match action {
+        Action::Start => "start",
+        Action::Stop => "stop",
+        Action::Pause => "pause",
+        Action::Resume => "resume",
+    }
+}
+
+/// Carries out `action` on `command` of migration `m` through the state rules and the limits,
+/// and tells its agent; the API's commands and the scheduler both come here.
+pub(crate) async fn apply_command(
+    state: &AppState,
+    m: &Migration,
+    command: &str,
+    action: Action,
+) -> Result<JobRun, ApiError> {
+    let active = state.store.active_runs(&m.id).await?;
     let agent = match &m.agent_id {
         Some(a) => Some((
             a.clone(),
@@ -283,14 +304,14 @@ pub async fn command(
         )),
         None => None,
     };
-    let scan = state.store.last_success(&id, "scan").await?;
+    let scan = state.store.last_success(&m.id, "scan").await?;
     let s = Situation {
-        migration_id: &id,
+        migration_id: &m.id,
         active: &active,
         agent: agent.as_ref().map(|(a, ok)| (a.as_str(), *ok)),
         scanned: scan.is_some(),
     };
-    let run = match decide(&req.command, action, &s)? {
+    let run = match decide(command, action, &s)? {
         Transition::NewRun => {
             let max_active = state.limits.max_active_migrations;
             let active_now = state.store.active_migrations().await?;
@@ -303,7 +324,7 @@ pub async fn command(
                     ],
                 ));
             }
-            if let (Some(scan), true) = (&scan, ["copy", "sync"].contains(&req.command.as_str())) {
+            if let (Some(scan), true) = (&scan, ["copy", "sync"].contains(&command)) {
                 let max_files = state.limits.job_max_files;
                 let max_bytes = state.limits.job_max_bytes;
                 if scan.files > max_files {
@@ -325,7 +346,7 @@ pub async fn command(
                     ));
                 }
             }
-            let run = state.store.create_run(&id, &req.command).await?;
+            let run = state.store.create_run(&m.id, command).await?;
             // Delivered now if the agent is connected; else when it connects (the run is
             // stored QUEUED either way).
             if let Some(agent) = &m.agent_id
@@ -347,7 +368,7 @@ pub async fn command(
                         agent,
                         crate::protocol::ToAgent::Control {
                             run_id: run.id.clone(),
-                            action: req.action.clone(),
+                            action: action_name(action).to_string(),
                         },
                     );
                 }
@@ -355,7 +376,7 @@ pub async fn command(
             run
         }
     };
-    Ok((StatusCode::ACCEPTED, Json(run)))
+    Ok(run)
 }
 
 /// The job runs of a migration, newest first.
