@@ -18,9 +18,11 @@ use crate::records::Agent;
 #[serde(deny_unknown_fields)]
 pub struct NewAgent {
     /// Unique among agents.
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     /// The agent's semantic version, when known (`0.1.0`).
     #[serde(default)]
+    #[schema(pattern = "^[0-9]+[.][0-9]+[.][0-9]+([-+].*)?$")]
     pub version: Option<String>,
 }
 

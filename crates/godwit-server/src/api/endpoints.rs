@@ -17,12 +17,16 @@ use crate::store::Endpoint;
 #[serde(deny_unknown_fields)]
 pub struct NewEndpoint {
     /// Unique among endpoints.
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     /// `local`, `s3`, `azure-blob`, `sftp` or `memory`; it must match the URI.
+    #[schema(pattern = "^(local|s3|azure-blob|sftp|memory)$")]
     pub kind: String,
     /// `/mnt/share`, `s3://bucket/prefix`, `az://container/prefix`, `sftp://user@host:22/path`.
+    #[schema(min_length = 1, max_length = 4096)]
     pub uri: String,
     /// The name of the credentials the agent uses (never the secret itself).
+    #[schema(min_length = 1, max_length = 200)]
     pub credential_ref: Option<String>,
 }
 

@@ -19,6 +19,7 @@ use crate::rules::{Action, Situation, Transition, decide};
 pub struct Side {
     pub endpoint_id: String,
     /// The folder under the endpoint's URI; `/` for its root.
+    #[schema(pattern = "^/", max_length = 4096)]
     pub path: String,
 }
 
@@ -40,8 +41,12 @@ pub struct NewMigration {
 #[serde(deny_unknown_fields)]
 pub struct CommandRequest {
     /// scan, copy, sync, sanitize, empty-folders, permissions, simulate-permissions, speed-test
+    #[schema(
+        pattern = "^(scan|copy|sync|sanitize|empty-folders|permissions|simulate-permissions|speed-test)$"
+    )]
     pub command: String,
     /// start, stop, pause, resume
+    #[schema(pattern = "^(start|stop|pause|resume)$")]
     pub action: String,
 }
 
@@ -49,12 +54,18 @@ pub struct CommandRequest {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSchedule {
+    #[schema(
+        pattern = "^(scan|copy|sync|sanitize|empty-folders|permissions|simulate-permissions|speed-test)$"
+    )]
     pub command: String,
     /// once, hourly, daily or weekly
+    #[schema(pattern = "^(once|hourly|daily|weekly)$")]
     pub frequency: String,
     /// How many times, 1 to 20.
+    #[schema(minimum = 1, maximum = 20)]
     pub repeat: i64,
     /// When the first run starts, RFC 3339 (`2026-12-01T02:00:00Z`); not in the past.
+    #[schema(format = DateTime)]
     pub start: String,
 }
 

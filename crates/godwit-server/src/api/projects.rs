@@ -16,8 +16,10 @@ use crate::store::Project;
 #[serde(deny_unknown_fields)]
 pub struct NewProject {
     /// Unique among projects; 1 to 200 characters.
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     #[serde(default)]
+    #[schema(max_length = 4000)]
     pub description: String,
 }
 
@@ -25,7 +27,9 @@ pub struct NewProject {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProjectChange {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
+    #[schema(max_length = 4000)]
     pub description: Option<String>,
 }
 
