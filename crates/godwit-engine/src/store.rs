@@ -336,19 +336,11 @@ pub async fn walk_remote(
             }
             continue;
         }
-        let mtime_ns = meta
-            .last_modified()
-            .map(|t| {
-                t.into_inner()
-                    .as_nanosecond()
-                    .clamp(i64::MIN as i128, i64::MAX as i128) as i64
-            })
-            .unwrap_or(0);
         let entry = Entry {
             rel,
             kind: EntryKind::File,
             size: meta.content_length(),
-            mtime_ns,
+            mtime_ns: mtime_ns_of(meta),
             mode: 0o644,
             depth,
             target: None,
@@ -449,19 +441,11 @@ async fn walk_by_folder(
                 }
                 continue;
             }
-            let mtime_ns = meta
-                .last_modified()
-                .map(|t| {
-                    t.into_inner()
-                        .as_nanosecond()
-                        .clamp(i64::MIN as i128, i64::MAX as i128) as i64
-                })
-                .unwrap_or(0);
             let entry = Entry {
                 rel: rel.into_bytes(),
                 kind: EntryKind::File,
                 size: meta.content_length(),
-                mtime_ns,
+                mtime_ns: mtime_ns_of(meta),
                 mode: 0o644,
                 depth,
                 target: None,
@@ -481,6 +465,17 @@ async fn walk_by_folder(
         });
     }
     Ok(())
+}
+
+/// The modification time a store lists, in nanoseconds since the epoch (0 when it lists none).
+fn mtime_ns_of(meta: &opendal::Metadata) -> i64 {
+    meta.last_modified()
+        .map(|t| {
+            t.into_inner()
+                .as_nanosecond()
+                .clamp(i64::MIN as i128, i64::MAX as i128) as i64
+        })
+        .unwrap_or(0)
 }
 
 /// A folder of a remote listing whose subtree is being listed.

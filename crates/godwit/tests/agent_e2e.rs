@@ -125,6 +125,20 @@ impl World {
         self.agent = Some(Proc(c.spawn().unwrap()));
     }
 
+    /// Starts the agent and waits until the control plane says it is active (901).
+    fn start_agent_and_wait(&mut self) {
+        self.start_agent();
+        self.wait_for("the agent to be active", Duration::from_secs(20), || {
+            (self.agent_state() == "901").then_some(Value::Null)
+        });
+    }
+
+    /// Scans the migration (937, then 932), as copies and true-ups need.
+    fn scanned(&self, migration: &str) -> Value {
+        let scan = self.start(migration, "scan", "937");
+        self.wait_end(&scan, "932")
+    }
+
     fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
@@ -270,10 +284,7 @@ fn source(root: &Path, files: usize, size: usize) -> PathBuf {
 #[test]
 fn scan_copy_change_and_true_up_through_the_control_plane() {
     let mut w = World::new();
-    w.start_agent();
-    w.wait_for("the agent to be active", Duration::from_secs(20), || {
-        (w.agent_state() == "901").then_some(Value::Null)
-    });
+    w.start_agent_and_wait();
     let src = source(&w.root, 30, 2000);
     let m = w.migration(&src, json!({"syncDeletes": true, "maxDelete": "50%"}));
 
@@ -324,15 +335,11 @@ fn scan_copy_change_and_true_up_through_the_control_plane() {
 #[test]
 fn an_agent_killed_mid_copy_resumes_and_nothing_is_lost() {
     let mut w = World::new();
-    w.start_agent();
-    w.wait_for("the agent to be active", Duration::from_secs(20), || {
-        (w.agent_state() == "901").then_some(Value::Null)
-    });
+    w.start_agent_and_wait();
     // 40 files of 50 KB at 400 KB/s: about five seconds of copying.
     let src = source(&w.root, 40, 50_000);
     let m = w.migration(&src, json!({"bwlimit": "400K"}));
-    let scan = w.start(&m, "scan", "937");
-    w.wait_end(&scan, "932");
+    w.scanned(&m);
     let copy = w.start(&m, "copy", "927");
     w.wait_for("the copy to be under way", Duration::from_secs(30), || {
         let r = w.run_state(&copy);
@@ -354,14 +361,10 @@ fn an_agent_killed_mid_copy_resumes_and_nothing_is_lost() {
 #[test]
 fn the_control_plane_gone_for_some_seconds_loses_nothing() {
     let mut w = World::new();
-    w.start_agent();
-    w.wait_for("the agent to be active", Duration::from_secs(20), || {
-        (w.agent_state() == "901").then_some(Value::Null)
-    });
+    w.start_agent_and_wait();
     let src = source(&w.root, 40, 50_000);
     let m = w.migration(&src, json!({"bwlimit": "400K"}));
-    let scan = w.start(&m, "scan", "937");
-    w.wait_end(&scan, "932");
+    w.scanned(&m);
     let copy = w.start(&m, "copy", "927");
     w.wait_for("the copy to be under way", Duration::from_secs(30), || {
         let r = w.run_state(&copy);
@@ -381,15 +384,11 @@ fn the_control_plane_gone_for_some_seconds_loses_nothing() {
 #[test]
 fn stop_pause_and_resume_mid_copy_and_one_command_per_migration() {
     let mut w = World::new();
-    w.start_agent();
-    w.wait_for("the agent to be active", Duration::from_secs(20), || {
-        (w.agent_state() == "901").then_some(Value::Null)
-    });
+    w.start_agent_and_wait();
     // 60 files of 50 KB at 300 KB/s: about ten seconds of copying.
     let src = source(&w.root, 60, 50_000);
     let m = w.migration(&src, json!({"bwlimit": "300K"}));
-    let scan = w.start(&m, "scan", "937");
-    w.wait_end(&scan, "932");
+    w.scanned(&m);
     let control = |action: &str| {
         w.api(
             "POST",
@@ -468,15 +467,11 @@ fn a_deactivated_agent_is_told_why_and_exits() {
 #[test]
 fn a_true_up_paused_for_review_is_carried_out_by_resume() {
     let mut w = World::new();
-    w.start_agent();
-    w.wait_for("the agent to be active", Duration::from_secs(20), || {
-        (w.agent_state() == "901").then_some(Value::Null)
-    });
+    w.start_agent_and_wait();
     let src = source(&w.root, 30, 1000);
     // The default limit: 5% of 30 files, so 1.
     let m = w.migration(&src, json!({"syncDeletes": true}));
-    let scan = w.start(&m, "scan", "937");
-    w.wait_end(&scan, "932");
+    w.scanned(&m);
     let copy = w.start(&m, "copy", "927");
     w.wait_end(&copy, "922");
     for i in 0..3 {
