@@ -318,10 +318,16 @@ async fn serve_agent(state: AppState, bound: String, mut socket: WebSocket) {
             }
         }
     }
+    // A connection silent for a whole heartbeat window is dead (a cut network may never close
+    // it): dropped, so the agent can connect again and is not refused as already connected.
+    let window = state.hub.heartbeat_window;
+    let mut deadline = tokio::time::Instant::now() + window;
     loop {
         tokio::select! {
+            () = tokio::time::sleep_until(deadline) => break,
             incoming = socket.recv() => {
                 let Some(Ok(message)) = incoming else { break };
+                deadline = tokio::time::Instant::now() + window;
                 let text = match message {
                     Message::Text(t) => t.to_string(),
                     Message::Close(_) => break,

@@ -70,6 +70,8 @@ pub struct ServeOptions {
     /// `sqlite://...` or `postgres://...`; None: `sqlite://STATE_DIR/control-plane.db`.
     pub database: Option<String>,
     pub state_dir: PathBuf,
+    /// An agent silent this long is inactive; None: `GODWIT_HEARTBEAT_WINDOW` or 30 s.
+    pub heartbeat_window: Option<std::time::Duration>,
 }
 
 /// The database URL `options` name.
@@ -136,7 +138,10 @@ pub async fn serve(
         .await
         .map_err(|e| format!("listening on {}: {e}", options.listen))?;
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
-    let hub = Arc::new(hub::Hub::from_env());
+    let hub = Arc::new(match options.heartbeat_window {
+        Some(w) => hub::Hub::new(w),
+        None => hub::Hub::from_env(),
+    });
     let state = state_with(
         store.clone(),
         secret,

@@ -25,11 +25,16 @@ struct Server {
 }
 
 async fn server() -> Server {
+    server_with(None).await
+}
+
+async fn server_with(heartbeat_window: Option<Duration>) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let options = ServeOptions {
         listen: "127.0.0.1:0".parse().unwrap(),
         database: None,
         state_dir: dir.path().to_path_buf(),
+        heartbeat_window,
     };
     let (tx, rx) = tokio::sync::oneshot::channel();
     let task = tokio::spawn(async move {
@@ -364,4 +369,29 @@ async fn schedules_start_their_commands_when_due() {
     );
     let (count, _) = s.store.failed_runs(10, 0).await.unwrap();
     assert_eq!(count, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_connection_is_dropped_so_the_agent_can_come_back() {
+    let s = server_with(Some(Duration::from_secs(1))).await;
+    let agent = s.store.create_agent("a", "0.1.0").await.unwrap();
+    let token = s.token(Role::Agent, Some(&agent.id));
+    let hello = json!({"op": "hello", "agent_id": agent.id, "version": "0.1.0"});
+    // Registered, then nothing: as a connection cut without a goodbye looks to the server.
+    let mut stale = s.open(&token).await;
+    say(&mut stale, hello.clone()).await;
+    assert!(matches!(hear(&mut stale).await, ToAgent::Welcome { .. }));
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let mut again = s.open(&token).await;
+    say(&mut again, hello).await;
+    assert!(
+        matches!(hear(&mut again).await, ToAgent::Welcome { .. }),
+        "not refused as already connected"
+    );
+    // The silent agent was also marked inactive meanwhile, and is active again now.
+    assert_eq!(
+        s.store.get_agent(&agent.id).await.unwrap().state.code,
+        "901"
+    );
+    drop(stale);
 }

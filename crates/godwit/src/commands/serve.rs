@@ -11,6 +11,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<ExitStatus> {
         listen: args.listen,
         database: args.database.clone(),
         state_dir: shared::state_dir(&args.state),
+        heartbeat_window: None,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
