@@ -336,17 +336,10 @@ pub async fn walk_remote(
             }
             continue;
         }
-        let entry = Entry {
-            rel,
-            kind: EntryKind::File,
-            size: meta.content_length(),
-            mtime_ns: mtime_ns_of(meta),
-            mode: 0o644,
-            depth,
-            target: None,
-            ino: 0,
-        };
-        if sink.send(Event::Entry(entry)).is_err() {
+        if sink
+            .send(Event::Entry(remote_file(rel, meta, depth)))
+            .is_err()
+        {
             return Ok(());
         }
     }
@@ -441,17 +434,10 @@ async fn walk_by_folder(
                 }
                 continue;
             }
-            let entry = Entry {
-                rel: rel.into_bytes(),
-                kind: EntryKind::File,
-                size: meta.content_length(),
-                mtime_ns: mtime_ns_of(meta),
-                mode: 0o644,
-                depth,
-                target: None,
-                ino: 0,
-            };
-            if sink.send(Event::Entry(entry)).is_err() {
+            if sink
+                .send(Event::Entry(remote_file(rel.into_bytes(), meta, depth)))
+                .is_err()
+            {
                 return Ok(());
             }
         }
@@ -465,6 +451,20 @@ async fn walk_by_folder(
         });
     }
     Ok(())
+}
+
+/// A file as a store lists it.
+fn remote_file(rel: Vec<u8>, meta: &opendal::Metadata, depth: usize) -> Entry {
+    Entry {
+        rel,
+        kind: EntryKind::File,
+        size: meta.content_length(),
+        mtime_ns: mtime_ns_of(meta),
+        mode: 0o644,
+        depth,
+        target: None,
+        ino: 0,
+    }
 }
 
 /// The modification time a store lists, in nanoseconds since the epoch (0 when it lists none).

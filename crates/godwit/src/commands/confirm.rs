@@ -3,7 +3,6 @@
 use std::time::Instant;
 
 use godwit_codes::Code;
-use godwit_engine::run::CodeRef;
 use godwit_engine::sync::{self, JobSides, TrueUp};
 use godwit_engine::{CopyOptions, CopyOutcome, JobError, Migration};
 
@@ -74,22 +73,13 @@ fn confirm(args: &ConfirmArgs) -> Result<ExitStatus, JobError> {
         Err(e) => outcome.job_error = Some(e),
     }
     let mut summary = summarise(
+        godwit_codes::Command::TrueUp,
         &migration,
         &run,
         &sides.source,
         &sides.target,
         &outcome,
         started,
-    );
-    summary.status = CodeRef::new(
-        if outcome.job_error.is_some() {
-            Code::DATA_SYNC_FAILED
-        } else if outcome.stopped {
-            Code::DATA_SYNC_STOPPED
-        } else {
-            Code::DATA_SYNC_SUCCEEDED
-        },
-        None,
     );
     summary.true_up = Some(t.clone());
     let written = summary.write(&run);

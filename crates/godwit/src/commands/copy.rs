@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
-use godwit_codes::{Code, Kind};
+use godwit_codes::{Code, Command, Kind, State};
 use godwit_engine::index::Index;
 use godwit_engine::run::{CodeRef, CopyLog, timestamp};
 use godwit_engine::sync::{self, MaxDelete, TrueUp};
@@ -77,23 +77,14 @@ fn empty_folders(args: &EmptyFoldersArgs) -> Result<ExitStatus, JobError> {
             &[("reason", &format!("{} ({})", e.message, e.code.id()))],
         ));
     }
-    let mut summary = summarise(
+    let summary = summarise(
+        Command::CreateEmptyFolders,
         &migration,
         &run,
         &args.source,
         &args.target,
         &outcome,
         started,
-    );
-    summary.status = CodeRef::new(
-        if outcome.job_error.is_some() {
-            Code::CREATE_EMPTY_FOLDERS_FAILED
-        } else if outcome.stopped {
-            Code::CREATE_EMPTY_FOLDERS_STOPPED
-        } else {
-            Code::CREATE_EMPTY_FOLDERS_SUCCEEDED
-        },
-        None,
     );
     let written = summary.write(&run);
     if args.json {
@@ -248,7 +239,13 @@ fn transfer_command(args: &CopyArgs, sync: Option<&SyncArgs>) -> Result<ExitStat
         true_up = Some(t);
     }
 
+    let command = if sync.is_some() {
+        Command::TrueUp
+    } else {
+        Command::MigrateData
+    };
     let mut summary = summarise(
+        command,
         &migration,
         &run,
         &args.source,
@@ -256,22 +253,9 @@ fn transfer_command(args: &CopyArgs, sync: Option<&SyncArgs>) -> Result<ExitStat
         &outcome,
         started,
     );
-    if sync.is_some() {
-        summary.status = CodeRef::new(
-            if paused.is_some() {
-                Code::DATA_SYNC_PAUSED
-            } else if outcome.job_error.is_some() {
-                Code::DATA_SYNC_FAILED
-            } else if outcome.stopped {
-                Code::DATA_SYNC_STOPPED
-            } else {
-                Code::DATA_SYNC_SUCCEEDED
-            },
-            None,
-        );
-        if let Some(e) = &paused {
-            summary.job_error = Some(CodeRef::new(e.code, Some(e.message.clone())));
-        }
+    if let Some(e) = &paused {
+        summary.status = CodeRef::new(end_status(command, false, false, true), None);
+        summary.job_error = Some(CodeRef::new(e.code, Some(e.message.clone())));
     }
     summary.true_up = true_up;
     let written = summary.write(&run);
@@ -358,7 +342,24 @@ pub fn finish_status(outcome: &CopyOutcome) -> Result<ExitStatus, JobError> {
     })
 }
 
+/// How a run of `command` ended, as the catalog's status of that command: FAILED with a job
+/// error, STOPPED when stopped, PAUSED when paused for review, SUCCEEDED otherwise.
+pub fn end_status(command: Command, failed: bool, stopped: bool, paused: bool) -> Code {
+    let state = if paused {
+        State::Paused
+    } else if failed {
+        State::Failed
+    } else if stopped {
+        State::Stopped
+    } else {
+        State::Succeeded
+    };
+    Code::command_status(command, state).unwrap_or(Code::HTTP_INTERNAL_SERVER_ERROR)
+}
+
+/// The summary of a run of `command` that ended with `o`.
 pub fn summarise(
+    command: Command,
     m: &Migration,
     run: &godwit_engine::Run,
     src: &str,
@@ -366,13 +367,7 @@ pub fn summarise(
     o: &CopyOutcome,
     started: Instant,
 ) -> Summary {
-    let status = if o.job_error.is_some() {
-        Code::MIGRATE_DATA_FAILED
-    } else if o.stopped {
-        Code::MIGRATE_DATA_STOPPED
-    } else {
-        Code::MIGRATE_DATA_SUCCEEDED
-    };
+    let status = end_status(command, o.job_error.is_some(), o.stopped, false);
     let seconds = started.elapsed().as_secs_f64();
     Summary {
         run_id: run.id.clone(),

@@ -48,13 +48,12 @@ fn sanitize(args: &SanitizeArgs) -> Result<ExitStatus, JobError> {
         Err(e) => (Default::default(), Some(e)),
     };
     let stopped = stop.load(std::sync::atomic::Ordering::Relaxed);
-    let status = if job_error.is_some() {
-        Code::SANITIZE_FAILED
-    } else if stopped {
-        Code::SANITIZE_STOPPED
-    } else {
-        Code::SANITIZE_SUCCEEDED
-    };
+    let status = crate::commands::copy::end_status(
+        godwit_codes::Command::Sanitize,
+        job_error.is_some(),
+        stopped,
+        false,
+    );
     let mut counts = std::collections::BTreeMap::new();
     for (code, n) in [
         (Code::AZSM0000, outcome.renamed),
