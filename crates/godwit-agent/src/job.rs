@@ -1,18 +1,19 @@
-//! One command run by the agent: the engine's scan, copy or true-up, in a thread of its own,
-//! with progress every second, the copy log in pages, and the result.
+//! One command run by the agent: the engine's job runner in a thread of its own, with its
+//! progress forwarded every second, the copy log in pages, and the report. What the command
+//! does is the engine's, exactly as `godwit` runs it on the command line.
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use godwit_codes::{Code, Kind};
-use godwit_engine::{
-    CopyOptions, CopyOutcome, Filter, FilterRules, JobError, Links, Location, Migration, Progress,
-    Side, TargetProfile, Verify,
-};
-use godwit_server::protocol::{Counters, Job, ToServer, WireError, WireRecord};
+use godwit_codes::State;
+use godwit_engine::job::{self, Control, JobReport, JobSpec};
+use godwit_engine::state::{CONFIRMED_FILE, find_paused_run};
+use godwit_engine::{JobError, Location, Progress};
+use godwit_spec::CommandKind;
+use godwit_spec::protocol::{Counters, Job, ToServer, WireError, WireRecord};
 
 use crate::{Shared, lock};
 
@@ -23,12 +24,12 @@ const PAGE: usize = 500;
 /// again and nothing more; one for a run still winding down (resumed right after a pause)
 /// starts once that attempt has reported how it ended.
 pub(crate) fn start(shared: Arc<Shared>, state_dir: PathBuf, job: Job) {
-    let stop = Arc::new(AtomicBool::new(false));
+    let control = Arc::new(Control::default());
     let why = Arc::new(Mutex::new(None));
     {
         let mut jobs = lock(&shared.jobs);
         if let Some((running, _)) = jobs.get(&job.run_id) {
-            if running.load(Ordering::Relaxed) {
+            if running.is_stopped() {
                 let (shared, state_dir) = (shared.clone(), state_dir.clone());
                 std::thread::spawn(move || {
                     while lock(&shared.jobs).contains_key(&job.run_id) {
@@ -42,274 +43,122 @@ pub(crate) fn start(shared: Arc<Shared>, state_dir: PathBuf, job: Job) {
             }
             return;
         }
-        jobs.insert(job.run_id.clone(), (stop.clone(), why.clone()));
+        jobs.insert(job.run_id.clone(), (control.clone(), why.clone()));
     }
     let run_id = job.run_id.clone();
     shared.push(false, |seq| ToServer::Taken { seq, run_id });
     std::thread::spawn(move || {
-        let started = Instant::now();
         eprintln!(
             "agent: {} {} -> {} (run {})",
             job.command, job.source, job.target, job.run_id
         );
-        let ended = run(&shared, &state_dir, &job, &stop);
-        let (state, counters, error, log) = match ended {
-            Ok(e) => e,
-            Err(e) => (
-                "FAILED".to_string(),
-                Counters::default(),
-                Some(WireError {
-                    code: e.code.id().to_string(),
-                    message: e.message,
-                }),
-                None,
-            ),
-        };
-        let state = if state == "STOPPED" && lock(&why).as_deref() == Some("pause") {
-            "PAUSED".to_string()
-        } else {
-            state
-        };
-        if let Some(log) = log {
-            upload_copylog(&shared, &job.run_id, &log);
-        }
-        eprintln!("agent: run {} ended {state}", job.run_id);
-        let run_id = job.run_id.clone();
-        let report = serde_json::json!({
-            "command": job.command,
-            "source": job.source,
-            "target": job.target,
-            "state": state,
-            "files": counters.files,
-            "bytes": counters.bytes,
-            "files_failed": counters.files_failed,
-            "bytes_per_second": counters.bytes_per_second,
-            "counts": counters.counts,
-            "error": error.as_ref().map(|e| serde_json::json!({"code": e.code, "message": e.message})),
-            "seconds": started.elapsed().as_secs_f64(),
-        });
-        shared.push(true, |seq| ToServer::Result {
-            seq,
-            run_id,
-            state,
-            counters,
-            error,
-            report: Some(report),
-        });
+        let ended = run(&shared, &state_dir, &job, &control);
+        let paused_by_user = lock(&why).as_deref() == Some("pause");
+        report(&shared, &job.run_id, ended, paused_by_user);
         lock(&shared.jobs).remove(&job.run_id);
     });
 }
 
-type Ended = (String, Counters, Option<WireError>, Option<PathBuf>);
-
-fn options_of(job: &Job, target_kind: &str) -> Result<CopyOptions, JobError> {
-    let o = &job.options;
-    let list = |key: &str| -> Vec<String> {
-        o["filters"][key]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let filter = Filter::new(&FilterRules {
-        include: list("include"),
-        exclude: list("exclude"),
-        exclude_regex: list("excludeRegex"),
-        ..Default::default()
-    })?;
-    let sync = job.command == "sync";
-    let folders_only = job.command == "empty-folders";
-    Ok(CopyOptions {
-        transfers: if target_kind == "local" { 8 } else { 16 },
-        verify: match o["verify"].as_str() {
-            Some("none") => Verify::None,
-            Some("full") => Verify::Full,
-            _ => Verify::Size,
-        },
-        filter,
-        links: Links::Skip,
-        profile: TargetProfile::for_kind(target_kind),
-        empty_dirs: folders_only || o["createEmptyDirs"].as_bool() == Some(true),
-        folders_only,
-        sanitize: o["sanitize"].as_str() == Some("on-the-fly"),
-        find_deletes: sync,
-        moves: sync && o["syncDeletes"].as_bool() == Some(true),
-        bwlimit: o["bwlimit"]
-            .as_str()
-            .map(godwit_engine::rate::parse_rate)
-            .transpose()?,
-        ..CopyOptions::default()
-    })
+/// Fails run `run_id` with `error` without running anything: a command this agent could not
+/// read (1050 for a command it does not have, 1030 for options it does not know).
+pub(crate) fn refuse(shared: &Shared, run_id: &str, error: &JobError) {
+    eprintln!(
+        "agent: run {run_id}: [{}] {}",
+        error.code.id(),
+        error.message
+    );
+    let id = run_id.to_string();
+    shared.push(false, |seq| ToServer::Taken { seq, run_id: id });
+    report(shared, run_id, Err(error.clone()), false);
 }
 
+/// Sends how the run ended: its copy log in pages, then the result with the summary as its
+/// report. A run stopped because the user paused it is PAUSED.
+fn report(shared: &Shared, run_id: &str, ended: Result<JobReport, JobError>, paused: bool) {
+    let (state, counters, error, report) = match &ended {
+        Ok(r) => {
+            let s = &r.summary;
+            upload_copylog(shared, run_id, &r.run_dir().join("copylog.jsonl"));
+            let state = match s.state {
+                State::Stopped if paused => State::Paused,
+                other => other,
+            };
+            let error = s.job_error.as_ref().map(|e| WireError {
+                code: e.code.id().to_string(),
+                message: e.message.clone().unwrap_or_default(),
+            });
+            (state, counters_of(s), error, serde_json::to_value(s).ok())
+        }
+        Err(e) => (State::Failed, Counters::default(), Some(wire(e)), None),
+    };
+    eprintln!(
+        "agent: run {run_id} ended {}",
+        godwit_spec::command::state_text(state)
+    );
+    let run_id = run_id.to_string();
+    shared.push(true, |seq| ToServer::Result {
+        seq,
+        run_id,
+        state,
+        counters,
+        error,
+        report,
+    });
+}
+
+/// Runs `job` with the engine, forwarding progress about every second.
 fn run(
     shared: &Arc<Shared>,
     state_dir: &Path,
     job: &Job,
-    stop: &AtomicBool,
-) -> Result<Ended, JobError> {
-    let src_loc = Location::parse(&job.source)?;
-    let source = Side::open(&src_loc, "source")?;
-    if job.command == "scan" {
-        let options = godwit_engine::ScanOptions {
-            profile: TargetProfile::for_kind("local"),
-            filter: Filter::default(),
-            links: Links::Skip,
-            max_folder_entries: 50_000,
-            threads: 2,
-        };
-        let seen = AtomicU64::new(0);
-        let done = AtomicBool::new(false);
-        let report = std::thread::scope(|s| {
-            s.spawn(|| {
-                report_every_second(shared, &job.run_id, &done, || Counters {
-                    files: seen.load(Ordering::Relaxed) as i64,
-                    ..Counters::default()
-                })
-            });
-            let r = godwit_engine::scan(&source, &options, None, stop, &seen);
-            done.store(true, Ordering::Relaxed);
-            r
-        })?;
-        let counters = Counters {
-            files: report.files as i64,
-            bytes: report.bytes as i64,
-            ..Counters::default()
-        };
-        let state = if stop.load(Ordering::Relaxed) {
-            "STOPPED"
-        } else {
-            "SUCCEEDED"
-        };
-        return Ok((
-            state.into(),
-            counters,
-            report.job_error.map(|e| WireError {
-                code: e.code.id().to_string(),
-                message: e.message.unwrap_or_default(),
-            }),
-            None,
-        ));
-    }
-    if !["copy", "sync", "empty-folders"].contains(&job.command.as_str()) {
-        return Err(JobError::new(
-            Code::INVALID_COMMAND_ERROR,
-            &[("opcode", &job.command)],
-        ));
-    }
-    let dst_loc = Location::parse(&job.target)?;
-    let target = Side::open(&dst_loc, "target")?;
-    let options = options_of(job, target.kind())?;
-    let migration = Migration::open(state_dir, &src_loc, Some(&dst_loc))?;
-    // A true-up resumed after it paused for review: the reviewed list is carried out, exactly
-    // (what `godwit confirm` does on the command line).
-    if job.command == "sync"
-        && let Some(dir) = reviewed_run(state_dir, &job.run_id)
-    {
-        use godwit_engine::sync;
-        let run = migration.new_run("confirm")?;
-        let index = godwit_engine::index::Index::open(&migration.dir.join("index.redb"))?;
-        let mut copylog = godwit_engine::run::CopyLog::append(&run)?;
-        let d = sync::apply_deletes(
-            &source,
-            &target,
-            &index,
-            &dir.join(sync::DELETES_FILE),
-            false,
-            &run,
-            &mut copylog,
-            stop,
-        )?;
-        copylog.finish(&run)?;
-        let _ = std::fs::write(dir.join(sync::CONFIRMED_FILE), &run.id);
-        let _ = std::fs::remove_file(paused_marker(state_dir, &job.run_id));
-        let mut counters = Counters::default();
-        for (code, n) in [(Code::AZSM2043, d.deleted), (Code::AZSM2072, d.failed)] {
-            if n > 0 {
-                counters.counts.insert(code.id().to_string(), n);
-                counters.files += n as i64;
-            }
-        }
-        counters.files_failed = d.failed as i64;
-        let state = if d.stopped { "STOPPED" } else { "SUCCEEDED" };
-        return Ok((
-            state.into(),
-            counters,
-            None,
-            Some(run.dir.join("copylog.jsonl")),
-        ));
-    }
-    let run = migration.new_run(match job.command.as_str() {
-        "sync" => "sync",
-        "empty-folders" => "empty-folders",
-        _ => "copy",
-    })?;
-    let progress = Progress::default();
+    control: &Control,
+) -> Result<JobReport, JobError> {
+    let spec = spec_of(state_dir, job)?;
     let started = Instant::now();
-    let done = AtomicBool::new(false);
-    let outcome = std::thread::scope(|s| {
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let report = std::thread::scope(|s| {
         s.spawn(|| {
-            report_every_second(shared, &job.run_id, &done, || {
-                counters_of_progress(&progress, started)
-            })
+            let mut last = Instant::now();
+            while !done.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(100));
+                if last.elapsed() >= Duration::from_secs(1) {
+                    last = Instant::now();
+                    let counters = counters_of_progress(&control.progress, started);
+                    let run_id = job.run_id.clone();
+                    shared.push(false, |seq| ToServer::Progress {
+                        seq,
+                        run_id,
+                        counters,
+                    });
+                }
+            }
         });
-        let r = godwit_engine::copy(
-            &source, &target, &migration, &run, &options, stop, &progress,
-        );
+        let r = job::run(&spec, control);
         done.store(true, Ordering::Relaxed);
         r
     })?;
-    let mut counters = counters_of(&outcome, started);
-    let log = run.dir.join("copylog.jsonl");
-    if let Some(e) = &outcome.job_error {
-        return Ok(("FAILED".into(), counters, Some(wire(e)), Some(log)));
+    remember_pause(state_dir, job, &spec, &report);
+    Ok(report)
+}
+
+/// The engine's spec of `job`. A true-up resumed after it paused for review carries out the
+/// reviewed list, exactly (what `godwit confirm` does on the command line).
+fn spec_of(state_dir: &Path, job: &Job) -> Result<JobSpec, JobError> {
+    let mut spec = JobSpec {
+        command: job.command,
+        source: Location::parse(&job.source)?,
+        target: Some(Location::parse(&job.target)?),
+        options: job.options.clone(),
+        reviewed_run: None,
+        state_dir: state_dir.to_path_buf(),
+    };
+    if job.command == CommandKind::Sync
+        && let Some(engine_run) = reviewed_run(state_dir, &job.run_id)
+    {
+        spec.command = CommandKind::Confirm;
+        spec.reviewed_run = Some(engine_run);
     }
-    if outcome.stopped {
-        return Ok(("STOPPED".into(), counters, None, Some(log)));
-    }
-    if job.command == "sync" && job.options["syncDeletes"].as_bool() == Some(true) {
-        use godwit_engine::sync;
-        let max = match job.options["maxDelete"].as_str() {
-            Some(m) => sync::MaxDelete::parse(m)?,
-            None => sync::MaxDelete::Default,
-        };
-        let limit = max.limit(outcome.index_files);
-        if let Some(e) = sync::guard(outcome.deletes_found, limit, outcome.unreadable) {
-            // Paused for review: the list is in the agent's run folder, and resuming the job
-            // run carries it out.
-            let _ = std::fs::write(run.dir.join(sync::PAUSED_FILE), &e.message);
-            let marker = paused_marker(state_dir, &job.run_id);
-            if let Some(parent) = marker.parent() {
-                let _ = std::fs::create_dir_all(parent);
-            }
-            let _ = std::fs::write(&marker, run.dir.as_os_str().as_encoded_bytes());
-            return Ok(("PAUSED".into(), counters, Some(wire(&e)), Some(log)));
-        }
-        let index = godwit_engine::index::Index::open(&migration.dir.join("index.redb"))?;
-        let mut copylog = godwit_engine::run::CopyLog::append(&run)?;
-        let d = sync::apply_deletes(
-            &source,
-            &target,
-            &index,
-            &run.dir.join(sync::DELETES_FILE),
-            false,
-            &run,
-            &mut copylog,
-            stop,
-        )?;
-        copylog.finish(&run)?;
-        for (code, n) in [(Code::AZSM2043, d.deleted), (Code::AZSM2072, d.failed)] {
-            if n > 0 {
-                *counters.counts.entry(code.id().to_string()).or_default() += n;
-                counters.files += n as i64;
-            }
-        }
-        counters.files_failed += d.failed as i64;
-    }
-    Ok(("SUCCEEDED".into(), counters, None, Some(log)))
+    Ok(spec)
 }
 
 /// Where the agent notes which engine run a control-plane run paused for review in.
@@ -321,13 +170,26 @@ fn paused_marker(state_dir: &Path, run_id: &str) -> PathBuf {
     state_dir.join("agent").join("paused").join(safe)
 }
 
-/// The engine run folder the control-plane run `run_id` paused for review in, if it did.
-fn reviewed_run(state_dir: &Path, run_id: &str) -> Option<PathBuf> {
-    let text = std::fs::read_to_string(paused_marker(state_dir, run_id)).ok()?;
-    let dir = PathBuf::from(text);
-    (dir.join(godwit_engine::sync::PAUSED_FILE).exists()
-        && !dir.join(godwit_engine::sync::CONFIRMED_FILE).exists())
-    .then_some(dir)
+/// Notes the engine run a true-up paused in, so resuming the job run confirms it; forgets it
+/// once confirmed.
+fn remember_pause(state_dir: &Path, job: &Job, spec: &JobSpec, report: &JobReport) {
+    let marker = paused_marker(state_dir, &job.run_id);
+    if spec.command == CommandKind::Confirm && report.state() == State::Succeeded {
+        let _ = std::fs::remove_file(&marker);
+    } else if report.state() == State::Paused {
+        if let Some(parent) = marker.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        let _ = std::fs::write(&marker, &report.summary.run_id);
+    }
+}
+
+/// The engine run the control-plane run `run_id` paused for review in, if it did and its
+/// list is not carried out yet.
+fn reviewed_run(state_dir: &Path, run_id: &str) -> Option<String> {
+    let id = std::fs::read_to_string(paused_marker(state_dir, run_id)).ok()?;
+    let dir = find_paused_run(state_dir, id.trim()).ok()?;
+    (!dir.join(CONFIRMED_FILE).exists()).then(|| id.trim().to_string())
 }
 
 fn wire(e: &JobError) -> WireError {
@@ -348,45 +210,17 @@ fn counters_of_progress(p: &Progress, started: Instant) -> Counters {
     }
 }
 
-fn counters_of(o: &CopyOutcome, started: Instant) -> Counters {
+fn counters_of(s: &godwit_engine::Summary) -> Counters {
     Counters {
-        files: o.files as i64,
-        bytes: o.bytes as i64,
-        files_failed: o
-            .counts
-            .iter()
-            .filter(|(c, _)| c.info().kind == Kind::Error)
-            .map(|(_, n)| *n as i64)
-            .sum(),
-        bytes_per_second: o.bytes_copied as f64 / started.elapsed().as_secs_f64().max(0.001),
-        counts: o
+        files: s.files as i64,
+        bytes: s.bytes as i64,
+        files_failed: s.files_failed() as i64,
+        bytes_per_second: s.bytes_per_second,
+        counts: s
             .counts
             .iter()
             .map(|(c, n)| (c.id().to_string(), *n))
             .collect(),
-    }
-}
-
-/// Sends `counters()` about every second until `done`.
-fn report_every_second(
-    shared: &Shared,
-    run_id: &str,
-    done: &AtomicBool,
-    counters: impl Fn() -> Counters,
-) {
-    let mut last = Instant::now();
-    while !done.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(100));
-        if last.elapsed() >= Duration::from_secs(1) {
-            last = Instant::now();
-            let c = counters();
-            let run_id = run_id.to_string();
-            shared.push(false, |seq| ToServer::Progress {
-                seq,
-                run_id,
-                counters: c,
-            });
-        }
     }
 }
 

@@ -12,12 +12,13 @@ mod job;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use godwit_server::protocol::{ToAgent, ToServer};
+use godwit_spec::protocol::{ToAgent, ToServer};
+use godwit_spec::{Claims, Role};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
@@ -59,12 +60,12 @@ pub(crate) struct Shared {
     outbox: Mutex<Outbox>,
     /// Wakes job threads waiting for room in the outbox.
     room: Condvar,
-    /// Runs in progress here: their stop flag and why they stop (stop or pause).
+    /// Runs in progress here: their control handle and why they stop (stop or pause).
     jobs: Mutex<HashMap<String, JobHandle>>,
 }
 
-/// A job's stop flag, and why it is asked to stop (`stop` or `pause`).
-pub(crate) type JobHandle = (Arc<AtomicBool>, Arc<Mutex<Option<String>>>);
+/// A job's control handle, and why it is asked to stop (`stop` or `pause`).
+pub(crate) type JobHandle = (Arc<godwit_engine::job::Control>, Arc<Mutex<Option<String>>>);
 
 /// Past this many reports waiting, job threads wait: memory stays bounded while disconnected.
 const OUTBOX_ROOM: usize = 64;
@@ -119,13 +120,10 @@ impl Shared {
 
 /// Runs the agent until `shutdown` resolves or the control plane refuses it for good.
 pub async fn run(options: AgentOptions, shutdown: impl std::future::Future<Output = ()>) -> Exit {
-    let Some(claims) = godwit_server::auth::unverified_claims(&options.token) else {
+    let Some(claims) = Claims::read_unverified(&options.token) else {
         return Exit::Usage("the token cannot be read; use one from `POST /v1/agents`".into());
     };
-    let Some(agent_id) = claims
-        .agent_id
-        .filter(|_| claims.role == godwit_server::Role::Agent)
-    else {
+    let Some(agent_id) = claims.agent_id.filter(|_| claims.role == Role::Agent) else {
         return Exit::Usage(
             "this is not an agent token: register the agent (POST /v1/agents) and use the token it returns".into(),
         );
@@ -172,8 +170,8 @@ pub async fn run(options: AgentOptions, shutdown: impl std::future::Future<Outpu
 }
 
 fn stop_all(shared: &Shared) {
-    for (stop, _) in lock(&shared.jobs).values() {
-        stop.store(true, Ordering::Relaxed);
+    for (control, _) in lock(&shared.jobs).values() {
+        control.stop();
     }
 }
 
@@ -211,6 +209,12 @@ async fn connect_once(
         agent_id: Some(agent_id.to_string()),
         name: options.name.clone(),
         version: Some(env!("CARGO_PKG_VERSION").to_string()),
+        commands: Some(
+            godwit_engine::job::SUPPORTED
+                .iter()
+                .map(|c| c.as_str().to_string())
+                .collect(),
+        ),
     };
     socket
         .send(Message::Text(
@@ -220,7 +224,7 @@ async fn connect_once(
         .map_err(|e| e.to_string())?;
     let heartbeat = loop {
         match socket.next().await {
-            Some(Ok(Message::Text(t))) => match serde_json::from_str::<ToAgent>(&t) {
+            Some(Ok(Message::Text(t))) => match ToAgent::decode(&t) {
                 Ok(ToAgent::Welcome { heartbeat_secs, .. }) => break heartbeat_secs.max(1),
                 Ok(ToAgent::Refused {
                     code,
@@ -270,22 +274,26 @@ async fn connect_once(
                     Some(Ok(_)) => continue,
                     Some(Err(e)) => return Err(e.to_string()),
                 };
-                match serde_json::from_str::<ToAgent>(&text) {
+                match ToAgent::decode(&text) {
                     Ok(ToAgent::Ack { seq }) => shared.acknowledged(seq),
                     Ok(ToAgent::Command(job)) => {
-                        job::start(shared.clone(), options.state_dir.clone(), job);
+                        job::start(shared.clone(), options.state_dir.clone(), *job);
                     }
                     Ok(ToAgent::Control { run_id, action }) => {
-                        if let Some((stop, why)) = lock(&shared.jobs).get(&run_id) {
+                        if let Some((control, why)) = lock(&shared.jobs).get(&run_id) {
                             *lock(why) = Some(action);
-                            stop.store(true, Ordering::Relaxed);
+                            control.stop();
                         }
                     }
                     Ok(ToAgent::Error { code, message }) => {
                         eprintln!("agent: the control plane could not use a message: [{code}] {message}");
                     }
                     Ok(other) => eprintln!("agent: unexpected message: {other:?}"),
-                    Err(e) => {
+                    Err(godwit_spec::protocol::Undecodable { run_id: Some(run_id), error }) => {
+                        // A command this agent cannot run as sent: its run fails with the code.
+                        job::refuse(shared, &run_id, &error);
+                    }
+                    Err(godwit_spec::protocol::Undecodable { run_id: None, error: e }) => {
                         // Logged; the connection is kept: 1050 for an unknown op, else 1131.
                         let op = serde_json::from_str::<serde_json::Value>(&text)
                             .ok()
@@ -298,10 +306,7 @@ async fn connect_once(
                                 let c = godwit_codes::Code::INVALID_COMMAND_ERROR;
                                 (c, c.render(&[("opcode", &op)]))
                             }
-                            _ => {
-                                let c = godwit_codes::Code::MESSAGE_DECODE_ERROR;
-                                (c, c.render(&[("reason", &e.to_string())]))
-                            }
+                            _ => (e.code, e.message),
                         };
                         eprintln!("agent: [{}] {text}", code.id());
                     }

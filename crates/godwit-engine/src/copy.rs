@@ -5,181 +5,25 @@
 //! temporary name in the target's `.godwit-tmp` folder and renamed into place only when
 //! complete, so nothing half-written is ever visible at its final name.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 use godwit_codes::Code;
+use godwit_spec::{Links, Verify};
 
+use crate::backend::{Side, TEMP_DIR};
+use crate::ctx::*;
 use crate::error::{JobError, reason};
 use crate::filter::Filter;
 use crate::index::{Index, IndexEntry};
-use crate::profile::TargetProfile;
-use crate::run::{CopyLog, CopyRecord, Migration, Run};
-use crate::store::Remote;
+use crate::record::{CopyLog, CopyRecord, DELETES_FILE, PathList, UNREADABLE_FILE};
+use crate::state::{Migration, Run};
 use crate::walk::{Entry, EntryKind, Event, WalkOptions, walk};
-
-/// Large files streamed at once; see `copy`.
-const LARGE_FILES_IN_FLIGHT: usize = 1;
-
-/// Moves are looked for among files of at least this size (smaller ones are cheap to send).
-const MOVE_MIN_SIZE: u64 = 64 << 10;
-/// New files held back until the walk ends, to be matched with files gone from the source; past
-/// this many, new files are copied at once (memory stays bounded).
-const MAX_HELD_BACK: usize = 100_000;
-/// Files gone from the source kept as candidates for a move.
-const MAX_MOVE_CANDIDATES: usize = 100_000;
-
-/// (size, mtime, inode): a file moved at the source keeps all three.
-type MoveKey = (u64, i64, u64);
-
-/// Name of the folder at the target root that holds files being written.
-pub const TEMP_DIR: &str = ".godwit-tmp";
-
-/// What to do with symbolic links.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Links {
-    /// Leave them out, each recorded as AZSM2021 (the default: nothing silently changes).
-    Skip,
-    /// Copy what they point to.
-    Follow,
-    /// Recreate the link itself at the target (a local target only; elsewhere AZSM2021).
-    Copy,
-}
-
-/// How much to check after writing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verify {
-    None,
-    /// The size written must be the source's (the default).
-    Size,
-    /// Re-read the target and compare its checksum with the source's.
-    Full,
-}
-
-/// The options of a copy.
-#[derive(Debug, Clone)]
-pub struct CopyOptions {
-    pub transfers: usize,
-    /// Compute a checksum of each file while reading it (and record it).
-    pub checksum: bool,
-    pub verify: Verify,
-    pub filter: Filter,
-    pub links: Links,
-    pub profile: TargetProfile,
-    pub dry_run: bool,
-    /// `--bwlimit`: bytes a second for the whole run, shared by all transfers.
-    pub bwlimit: Option<u64>,
-    /// `--compare target`: decide by listing the target instead of trusting the index (for a
-    /// target changed behind godwit's back, or a lost index); the index is repaired.
-    pub compare_target: bool,
-    /// A true-up: compare each folder's listing with the index (or, with `compare_target`, the
-    /// target listing) and write what is gone from the source to the run's `deletes.txt`.
-    pub find_deletes: bool,
-    /// `--create-empty-dirs`: folders that hold nothing exist at the target too.
-    pub empty_dirs: bool,
-    /// `--sanitize on-the-fly`: names the target cannot hold are renamed at the target.
-    pub sanitize: bool,
-    /// Write a copy-log record for every excluded file (otherwise they are only counted).
-    pub log_excluded: bool,
-    /// Walk folders only, copying no file (`godwit empty-folders`).
-    pub folders_only: bool,
-    /// A true-up with `--delete`: a new file with the size, modification time and inode of a
-    /// file gone from the source was moved there; it is moved at the target too (a rename, or
-    /// a server-side copy) instead of being sent again.
-    pub moves: bool,
-}
-
-impl Default for CopyOptions {
-    fn default() -> Self {
-        CopyOptions {
-            transfers: 8,
-            checksum: false,
-            verify: Verify::Size,
-            filter: Filter::default(),
-            links: Links::Skip,
-            profile: TargetProfile::for_kind("local"),
-            dry_run: false,
-            bwlimit: None,
-            compare_target: false,
-            find_deletes: false,
-            empty_dirs: false,
-            sanitize: false,
-            log_excluded: false,
-            folders_only: false,
-            moves: false,
-        }
-    }
-}
-
-/// Live counters, read by the progress display.
-#[derive(Debug, Default)]
-pub struct Progress {
-    pub files_seen: AtomicU64,
-    pub bytes_seen: AtomicU64,
-    pub files_done: AtomicU64,
-    pub bytes_done: AtomicU64,
-    pub bytes_copied: AtomicU64,
-    pub failed: AtomicU64,
-}
-
-/// How a copy ended.
-#[derive(Debug, Clone, Default)]
-pub struct CopyOutcome {
-    /// Files per final status code.
-    pub counts: BTreeMap<Code, u64>,
-    pub files: u64,
-    pub bytes: u64,
-    pub bytes_copied: u64,
-    /// Files and bytes a dry run would have copied.
-    pub would_copy: (u64, u64),
-    /// What stopped the run as a whole, if anything.
-    pub job_error: Option<JobError>,
-    /// Whether the run was stopped before it finished (Ctrl-C).
-    pub stopped: bool,
-    /// Files gone from the source, listed in the run's `deletes.txt` (a true-up).
-    pub deletes_found: u64,
-    /// Source paths that could not be read, listed in the run's `unreadable.txt`.
-    pub unreadable: u64,
-    /// Empty folders made at the target (`--create-empty-dirs`).
-    pub empty_dirs: u64,
-    /// Files in the index at the end (a true-up's `--max-delete` is a share of it).
-    pub index_files: u64,
-    /// Files gone from the source that a new file may have been moved from.
-    move_candidates: std::collections::HashMap<MoveKey, Vec<u8>>,
-}
-
-impl CopyOutcome {
-    /// Adds what a second round of the same run did.
-    fn absorb(&mut self, other: CopyOutcome) {
-        for (code, n) in other.counts {
-            *self.counts.entry(code).or_default() += n;
-        }
-        self.files += other.files;
-        self.bytes += other.bytes;
-        self.bytes_copied += other.bytes_copied;
-        self.would_copy.0 += other.would_copy.0;
-        self.would_copy.1 += other.would_copy.1;
-        self.empty_dirs += other.empty_dirs;
-        if self.job_error.is_none() {
-            self.job_error = other.job_error;
-        }
-    }
-}
-
-/// What a transfer thread tells the recorder about one file.
-pub(crate) struct Done {
-    pub(crate) record: CopyRecord,
-    /// The source path (the record holds it for display only).
-    pub(crate) rel: Vec<u8>,
-    pub(crate) index: Option<(Vec<u8>, IndexEntry)>,
-    pub(crate) copied: u64,
-}
 
 /// What the recorder hears.
 enum Msg {
@@ -190,82 +34,6 @@ enum Msg {
     EmptyDir(CopyRecord),
     /// The run cannot go on.
     JobFailed(JobError),
-}
-
-/// One side of a copy: a local folder, or a remote store rooted at its prefix.
-#[derive(Debug, Clone)]
-pub enum Side {
-    Local(PathBuf),
-    Remote(Remote),
-}
-
-impl Side {
-    /// Connects to `location` (`role` is `source` or `target`).
-    pub fn open(location: &crate::Location, role: &str) -> Result<Side, JobError> {
-        match location {
-            crate::Location::Local(p) => Ok(Side::Local(p.clone())),
-            other => Ok(Side::Remote(crate::store::connect(other, role)?)),
-        }
-    }
-
-    /// The kind of store, for choosing a target profile.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Side::Local(_) => "local",
-            Side::Remote(r) => r.kind,
-        }
-    }
-}
-
-pub(crate) struct Ctx<'a> {
-    pub(crate) src: &'a Side,
-    pub(crate) dst: &'a Side,
-    pub(crate) run_id: &'a str,
-    pub(crate) options: &'a CopyOptions,
-    pub(crate) index: &'a Index,
-    /// The last run did not finish: a file missing from the index may already be at the target.
-    resumed: bool,
-    pub(crate) seq: AtomicU64,
-    pub(crate) stop: &'a AtomicBool,
-    /// Runs the async store calls of the transfer threads; None when both sides are local.
-    pub(crate) rt: Option<tokio::runtime::Runtime>,
-    /// Tokens for large files in flight, which hold upload buffers: bounds memory.
-    pub(crate) large_slots: (Sender<()>, Receiver<()>),
-    pub(crate) rate: Option<crate::rate::RateLimit>,
-    /// New files held back to be matched with files gone from the source (`moves`).
-    held_back: std::sync::Mutex<Vec<Entry>>,
-    /// Set for the second round, which copies what was held back.
-    second_round: AtomicBool,
-    /// Whether the remote target was checked before the run; if not, the first write checks it.
-    target_checked: bool,
-    target_check: std::sync::OnceLock<Result<(), JobError>>,
-    /// What stopped the run from inside a transfer (the target turned out unreachable).
-    failure: std::sync::Mutex<Option<JobError>>,
-}
-
-impl Ctx<'_> {
-    /// Makes sure the remote target can be written, once per run, before the first write to
-    /// it. On failure the run stops with that job error.
-    pub(crate) fn target_ready(&self) -> Result<(), JobError> {
-        if self.target_checked {
-            return Ok(());
-        }
-        let (Side::Remote(r), Some(rt)) = (self.dst, &self.rt) else {
-            return Ok(());
-        };
-        let result = self
-            .target_check
-            .get_or_init(|| crate::store::reachable(r, rt, true))
-            .clone();
-        if let Err(e) = &result {
-            self.stop.store(true, Ordering::Relaxed);
-            self.failure
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .get_or_insert_with(|| e.clone());
-        }
-        result
-    }
 }
 
 /// Copies the local folder `src` into the local folder `dst`.
@@ -584,7 +352,7 @@ fn list_target(
                     ));
                 }
                 Event::Error { rel, error } if failure.is_none() => {
-                    let path = crate::run::display_path(&rel);
+                    let path = crate::record::display_path(&rel);
                     failure = Some(JobError::new(
                         Code::PFFL_FETCH_ERROR,
                         &[("reason", &format!("{path}: {}", reason(&error)))],
@@ -699,8 +467,8 @@ fn record(
         outcome.job_error.get_or_insert(e);
         stop.store(true, Ordering::Relaxed);
     };
-    let mut deletes = crate::sync::PathList::new(&run.dir, crate::sync::DELETES_FILE);
-    let mut unreadable = crate::sync::PathList::new(&run.dir, crate::sync::UNREADABLE_FILE);
+    let mut deletes = PathList::new(&run.dir, DELETES_FILE);
+    let mut unreadable = PathList::new(&run.dir, UNREADABLE_FILE);
     let list_error = |e: &io::Error, list: &str| {
         let path = run.dir.join(list).display().to_string();
         JobError::new(
@@ -729,7 +497,7 @@ fn record(
                 }
                 for p in paths {
                     if let Err(e) = deletes.add(&p) {
-                        fail(&mut outcome, list_error(&e, crate::sync::DELETES_FILE));
+                        fail(&mut outcome, list_error(&e, DELETES_FILE));
                     }
                 }
                 continue;
@@ -753,7 +521,7 @@ fn record(
         if done.record.code == Code::AZSM2061
             && let Err(e) = unreadable.add(&done.rel)
         {
-            fail(&mut outcome, list_error(&e, crate::sync::UNREADABLE_FILE));
+            fail(&mut outcome, list_error(&e, UNREADABLE_FILE));
         }
         if dry_run && done.record.code == Code::AZSM0000 {
             outcome.would_copy.0 += 1;
@@ -798,8 +566,8 @@ fn record(
         fail(&mut outcome, e);
     }
     for (list, name) in [
-        (&mut deletes, crate::sync::DELETES_FILE),
-        (&mut unreadable, crate::sync::UNREADABLE_FILE),
+        (&mut deletes, DELETES_FILE),
+        (&mut unreadable, UNREADABLE_FILE),
     ] {
         if let Err(e) = list.finish() {
             fail(&mut outcome, list_error(&e, name));
@@ -893,7 +661,7 @@ fn index_failure(ctx: &Ctx<'_>, entry: &Entry, e: &JobError) -> Done {
 fn no_copy(entry: &Entry, code: Code, params: &[(&str, &str)]) -> Done {
     let mut record = CopyRecord::new(&entry.rel, entry.size, code, params);
     if let Some(t) = &entry.target {
-        record.target_path = Some(crate::run::display_path(t));
+        record.target_path = Some(crate::record::display_path(t));
     }
     Done {
         record,
@@ -1015,7 +783,7 @@ fn decide_and_copy(ctx: &Ctx<'_>, entry: Entry) -> Option<Done> {
         match result {
             Ok((copied, hash)) => {
                 let mut record = CopyRecord::new(&entry.rel, entry.size, Code::AZSM0000, &[]);
-                record.target_path = entry.target.as_deref().map(crate::run::display_path);
+                record.target_path = entry.target.as_deref().map(crate::record::display_path);
                 record.attempts = attempts;
                 record.checksum = (hash != 0).then(|| format!("xxh3-128:{hash:032x}"));
                 let index = IndexEntry { hash, ..seen };
@@ -1043,7 +811,7 @@ fn decide_and_copy(ctx: &Ctx<'_>, entry: Entry) -> Option<Done> {
                     &[("reason", &failure.reason)],
                 );
                 record.attempts = attempts;
-                record.target_path = entry.target.as_deref().map(crate::run::display_path);
+                record.target_path = entry.target.as_deref().map(crate::record::display_path);
                 return Some(Done {
                     record,
                     rel: entry.rel,

@@ -1,26 +1,39 @@
 //! godwit's engine: walk a source, filter it, check it against the target's rules, copy what is
 //! new or changed with verification, and record every file. It knows nothing of HTTP, the
-//! control plane or the terminal: callers pass a stop flag and read progress counters.
+//! control plane or the terminal: callers give a [`job::JobSpec`] and a [`job::Control`] to
+//! [`job::run`], and read progress counters and the report.
+//!
+//! Layers, each using only those above it: `error`, `record` and `state` (a run's outputs and
+//! folders); `index`, `profile`, `rate`, `walk`, `store` (the pieces); `backend` (a side and
+//! what it can do); `ctx` (what a copy's threads share); `transfer` (one file's bytes); `copy`
+//! (the pool); `sync`, `scan`, `sanitize` (the commands' own parts); `job` (the entry point).
 
+pub mod backend;
 pub mod copy;
+pub mod ctx;
 pub mod error;
-pub mod filter;
 pub mod index;
-pub mod location;
+pub mod job;
 pub mod profile;
 pub mod rate;
-pub mod run;
+pub mod record;
 pub mod sanitize;
 pub mod scan;
+pub mod state;
 pub mod store;
 pub mod sync;
 mod transfer;
 pub mod walk;
 
-pub use copy::{CopyOptions, CopyOutcome, Links, Progress, Side, Verify, copy, copy_local};
+pub use godwit_spec::{filter, location};
+
+pub use backend::{Features, Side};
+pub use copy::{copy, copy_local};
+pub use ctx::{CopyOptions, CopyOutcome, Progress};
 pub use error::JobError;
-pub use filter::{Filter, FilterRules};
-pub use location::Location;
+pub use godwit_spec::{Filter, FilterRules, Links, Location, Verify};
+pub use job::{Control, JobReport, JobSpec};
 pub use profile::TargetProfile;
-pub use run::{Migration, Run, Summary};
+pub use record::Summary;
 pub use scan::{ScanOptions, ScanReport, scan};
+pub use state::{Migration, Run};

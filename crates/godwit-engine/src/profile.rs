@@ -108,14 +108,22 @@ impl TargetProfile {
     }
 
     /// The profile for a target location's kind.
-    pub fn for_kind(kind: &str) -> TargetProfile {
-        let name = match kind {
-            "s3" | "memory" => "s3",
-            "azure-blob" => "azure-blob",
-            "sftp" => "sftp",
-            _ => "posix",
-        };
-        Self::by_name(name).expect("every kind has a profile")
+    pub fn for_kind(kind: godwit_spec::StoreKind) -> TargetProfile {
+        Self::named(godwit_spec::ProfileName::for_kind(kind))
+    }
+
+    /// The profile `name` names (every name has one).
+    pub fn named(name: godwit_spec::ProfileName) -> TargetProfile {
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|p| p.name == name.as_str())
+            .unwrap_or(Self::ALL[0])
+    }
+
+    /// The profile a job's options ask for, else the one of the target's kind.
+    pub fn chosen(name: Option<godwit_spec::ProfileName>, kind: godwit_spec::StoreKind) -> Self {
+        name.map_or_else(|| Self::for_kind(kind), Self::named)
     }
 
     /// The first rule `path` (relative, `/`-separated bytes) breaks, with the detail to report.

@@ -16,7 +16,8 @@ use crate::error::{JobError, reason};
 use crate::filter::Filter;
 use crate::index::Index;
 use crate::profile::TargetProfile;
-use crate::run::{Migration, Run, display_path};
+use crate::record::display_path;
+use crate::state::{Migration, Run};
 use crate::walk::{Event, WalkOptions, walk};
 
 /// The report's file name in the run folder.

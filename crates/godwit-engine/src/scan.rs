@@ -9,11 +9,13 @@ use crossbeam_channel::bounded;
 use godwit_codes::Code;
 use serde::Serialize;
 
-use crate::copy::{Links, Side};
+use godwit_spec::Links;
+
+use crate::backend::Side;
 use crate::error::{JobError, reason};
 use crate::filter::Filter;
 use crate::profile::TargetProfile;
-use crate::run::{CodeRef, display_path};
+use crate::record::{CodeRef, display_path};
 use crate::store::walk_remote;
 use crate::walk::{EntryKind, Event, WalkOptions, walk};
 

@@ -11,9 +11,8 @@ use opendal::layers::{RetryLayer, TimeoutLayer};
 use opendal::{ErrorKind, Operator, services};
 
 use crate::error::JobError;
-use crate::filter::Filter;
-use crate::location::Location;
 use crate::walk::{Entry, EntryKind, Event};
+use godwit_spec::{Filter, Location};
 
 /// User metadata key under which godwit keeps a file's modification time (nanoseconds since
 /// the epoch) on stores that have no settable mtime.
@@ -23,23 +22,15 @@ pub const MTIME_KEY: &str = "godwitmtime";
 #[derive(Debug, Clone)]
 pub struct Remote {
     pub op: Operator,
-    /// `s3`, `azure-blob`, `sftp` or `memory`.
-    pub kind: &'static str,
+    pub kind: godwit_spec::StoreKind,
     /// The location as the user wrote it, for messages.
     pub shown: String,
 }
 
 impl Remote {
-    /// Whether a write appears at its final name only when complete. Object stores publish an
-    /// object (or complete a multipart upload) atomically; on SFTP godwit writes a temporary
-    /// name and renames it.
-    pub fn writes_atomically(&self) -> bool {
-        self.kind != "sftp"
-    }
-
-    /// Whether the store keeps arbitrary user metadata (where godwit records mtimes).
-    pub fn has_user_metadata(&self) -> bool {
-        matches!(self.kind, "s3" | "azure-blob")
+    /// What this store can do.
+    pub fn features(&self) -> crate::backend::Features {
+        crate::backend::Features::of(self.kind)
     }
 }
 
@@ -264,7 +255,7 @@ pub async fn walk_remote(
     sink: &Sender<Event>,
     stop: &std::sync::atomic::AtomicBool,
 ) -> Result<(), JobError> {
-    if remote.kind == "sftp" {
+    if remote.features().real_folders {
         // OpenDAL lists SFTP recursively by walking it, and silently leaves out a folder it
         // cannot read: a true-up would take that folder for deleted. Walk folder by folder,
         // so that such a folder is an error event like on a local source.

@@ -19,9 +19,12 @@ use godwit_codes::Code;
 use opendal::Buffer;
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::copy::{Ctx, Side, TEMP_DIR, Verify};
+use godwit_spec::Verify;
+
+use crate::backend::{Side, TEMP_DIR};
+use crate::ctx::{Ctx, Done};
 use crate::error::{JobError, reason};
-use crate::run::CopyRecord;
+use crate::record::CopyRecord;
 use crate::store::{self, MTIME_KEY, Remote};
 use crate::walk::Entry;
 
@@ -128,7 +131,7 @@ pub(crate) fn clear_temp(
                 })?;
             }
         }
-        Side::Remote(r) if !r.writes_atomically() => {
+        Side::Remote(r) if !r.features().atomic_write => {
             if let Some(rt) = rt {
                 let _ = rt.block_on(async {
                     r.op.delete_with(&format!("{TEMP_DIR}/"))
@@ -176,7 +179,7 @@ pub(crate) fn already_at_target(ctx: &Ctx<'_>, entry: &Entry) -> bool {
             };
             rt.block_on(r.op.stat(rel)).is_ok_and(|m| {
                 m.content_length() == entry.size
-                    && (!r.has_user_metadata()
+                    && (!r.features().user_metadata
                         || m.user_metadata()
                             .and_then(|u| u.get(MTIME_KEY))
                             .and_then(|v| v.parse::<i64>().ok())
@@ -224,7 +227,7 @@ pub(crate) fn make_empty_dir(ctx: &Ctx<'_>, rel: &[u8]) -> CopyRecord {
     if clean.is_some() {
         let mut t = target.to_vec();
         t.push(b'/');
-        record.target_path = Some(crate::run::display_path(&t));
+        record.target_path = Some(crate::record::display_path(&t));
     }
     record
 }
@@ -291,11 +294,7 @@ fn exists_at_source(ctx: &Ctx<'_>, rel: &[u8]) -> bool {
 /// `entry` (new at the source, same size, mtime and inode) belongs: a rename on a local or
 /// SFTP target, a server-side copy and a delete on object stores. Returns its record, or None
 /// when the target cannot do it or no longer holds that file (the entry is then copied).
-pub(crate) fn move_at_target(
-    ctx: &Ctx<'_>,
-    from: &[u8],
-    entry: &Entry,
-) -> Option<crate::copy::Done> {
+pub(crate) fn move_at_target(ctx: &Ctx<'_>, from: &[u8], entry: &Entry) -> Option<Done> {
     let old = ctx.index.get(from).ok()??;
     let sanitized = ctx.index.target_name(from).ok()?;
     let old_target = sanitized.clone().unwrap_or_else(|| from.to_vec());
@@ -310,7 +309,7 @@ pub(crate) fn move_at_target(
                 return None;
             }
             rename_into_place(&src, &dst).ok()?;
-            crate::sync::prune_folders(root, ctx.src, from, &old_target);
+            crate::backend::prune_folders(root, ctx.src, from, &old_target);
         }
         (Side::Remote(r), Some(rt)) => {
             ctx.target_ready().ok()?;
@@ -341,11 +340,11 @@ pub(crate) fn move_at_target(
     if sanitized.is_some() {
         let _ = ctx.index.forget_target_name(from);
     }
-    let shown = crate::run::display_path(from);
+    let shown = crate::record::display_path(from);
     let mut record = CopyRecord::new(&entry.rel, entry.size, Code::AZSM2044, &[("from", &shown)]);
     record.attempts = 1;
-    record.target_path = entry.target.as_deref().map(crate::run::display_path);
-    Some(crate::copy::Done {
+    record.target_path = entry.target.as_deref().map(crate::record::display_path);
+    Some(Done {
         record,
         rel: entry.rel.clone(),
         index: Some((
@@ -582,7 +581,7 @@ async fn streamed(ctx: &Ctx<'_>, entry: &Entry) -> Result<(u64, u128), Failure> 
         }
         Side::Remote(r) => {
             let rel = rel?;
-            let name = if r.writes_atomically() {
+            let name = if r.features().atomic_write {
                 rel.to_string()
             } else {
                 temp_name(ctx)
@@ -595,7 +594,7 @@ async fn streamed(ctx: &Ctx<'_>, entry: &Entry) -> Result<(u64, u128), Failure> 
                     } else {
                         1
                     });
-            if r.has_user_metadata() {
+            if r.features().user_metadata {
                 w = w.user_metadata([(MTIME_KEY.to_string(), entry.mtime_ns.to_string())]);
             }
             Output::Remote {

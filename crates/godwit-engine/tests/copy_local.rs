@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 
 use godwit_codes::Code;
-use godwit_engine::copy::TEMP_DIR;
+use godwit_engine::backend::TEMP_DIR;
 use godwit_engine::{
     CopyOptions, CopyOutcome, Filter, FilterRules, Links, Location, Migration, Progress,
     ScanOptions, Side, TargetProfile, Verify, copy_local, scan,

@@ -9,51 +9,11 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use godwit_codes::Code;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::error::ApiError;
 
-/// What a token may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Reads everything, changes nothing.
-    Viewer,
-    /// An agent: only its own migrations.
-    Agent,
-    /// Creates and changes endpoints, projects, migrations; starts and stops commands.
-    Operator,
-    /// Everything, including agents and tokens.
-    Admin,
-}
-
-impl Role {
-    pub fn parse(text: &str) -> Option<Role> {
-        match text {
-            "admin" => Some(Role::Admin),
-            "operator" => Some(Role::Operator),
-            "viewer" => Some(Role::Viewer),
-            "agent" => Some(Role::Agent),
-            _ => None,
-        }
-    }
-}
-
-/// The claims godwit puts in a token.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Claims {
-    /// Who the token is for.
-    pub sub: String,
-    pub role: Role,
-    /// The agent an agent token is bound to.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub agent_id: Option<String>,
-    pub iat: u64,
-    pub exp: u64,
-    /// A random id, so that rate limits count per token.
-    pub jti: String,
-}
+pub use godwit_spec::{Claims, Role};
 
 /// The signing secret.
 #[derive(Clone)]
@@ -164,14 +124,6 @@ impl Secret {
                 }
             })
     }
-}
-
-/// The claims of `token` without checking its signature: what an agent reads of its own token
-/// (its agent id). Never used to decide anything on the control plane.
-pub fn unverified_claims(token: &str) -> Option<Claims> {
-    jsonwebtoken::dangerous::insecure_decode::<Claims>(token)
-        .ok()
-        .map(|d| d.claims)
 }
 
 /// The caller of a request, from its token.

@@ -125,8 +125,8 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<godwit_engine::JobError> for ApiError {
-    fn from(e: godwit_engine::JobError) -> Self {
+impl From<godwit_spec::JobError> for ApiError {
+    fn from(e: godwit_spec::JobError) -> Self {
         let mut a = ApiError::new(e.code, &[]);
         a.message = Some(e.message);
         a

@@ -16,7 +16,7 @@ use crate::AppState;
 use crate::auth::{Caller, Role};
 use crate::error::ApiError;
 use crate::protocol::{Job, ToAgent, ToServer};
-use crate::records::{Delivery, state_of};
+use crate::records::Delivery;
 
 /// The agents connected now, each with the channel its connection sends from.
 #[derive(Debug)]
@@ -99,14 +99,14 @@ impl Hub {
 
 /// The message that runs `d` on its agent.
 pub fn command_message(d: &Delivery) -> ToAgent {
-    ToAgent::Command(Job {
+    ToAgent::Command(Box::new(Job {
         run_id: d.run.id.clone(),
         migration_id: d.migration.id.clone(),
-        command: d.run.command.clone(),
+        command: d.run.command,
         source: d.source_uri.clone(),
         target: d.target_uri.clone(),
-        options: serde_json::to_value(&d.migration.options).unwrap_or_default(),
-    })
+        options: d.migration.options.clone(),
+    }))
 }
 
 fn refusal(code: Code, params: &[(&str, &str)]) -> ToAgent {
@@ -408,7 +408,7 @@ async fn handle(state: &AppState, agent_id: &str, message: ToServer) -> Option<T
             let Some(run) = owned(run_id.clone()).await else {
                 return invalid(format!("run {run_id} is not one of this agent's"));
             };
-            if matches!(run.state.as_str(), "QUEUED" | "SUSPENDED") {
+            if matches!(run.state, RunState::Queued | RunState::Suspended) {
                 store
                     .set_run_state(&run.id, RunState::Running, None, None)
                     .await
@@ -425,7 +425,7 @@ async fn handle(state: &AppState, agent_id: &str, message: ToServer) -> Option<T
             let Some(run) = owned(run_id.clone()).await else {
                 return invalid(format!("run {run_id} is not one of this agent's"));
             };
-            let to = state_of(&run.state).unwrap_or(RunState::Running);
+            let to = run.state;
             let _ = store
                 .set_run_state(
                     &run.id,
@@ -450,17 +450,20 @@ async fn handle(state: &AppState, agent_id: &str, message: ToServer) -> Option<T
             let Some(run) = owned(run_id.clone()).await else {
                 return invalid(format!("run {run_id} is not one of this agent's"));
             };
-            let Some(to) = state_of(&end).filter(|s| {
-                matches!(
-                    s,
-                    RunState::Succeeded | RunState::Failed | RunState::Stopped | RunState::Paused
-                )
-            }) else {
-                return invalid(format!("{end} is not a state a run ends in"));
-            };
+            let to = end;
+            if !matches!(
+                to,
+                RunState::Succeeded | RunState::Failed | RunState::Stopped | RunState::Paused
+            ) {
+                return invalid(format!(
+                    "{} is not a state a run ends in",
+                    godwit_spec::command::state_text(to)
+                ));
+            }
             // A pause or stop that ended an attempt the user has resumed since (the run is
             // QUEUED again) changes nothing but the counters: the next attempt follows.
-            let to = if matches!(to, RunState::Paused | RunState::Stopped) && run.state == "QUEUED"
+            let to = if matches!(to, RunState::Paused | RunState::Stopped)
+                && run.state == RunState::Queued
             {
                 RunState::Queued
             } else {

@@ -7,7 +7,7 @@ pub mod auth;
 pub mod error;
 pub mod hub;
 pub mod limit;
-pub mod protocol;
+pub use godwit_spec::protocol;
 pub mod records;
 pub mod rules;
 pub mod scheduler;

@@ -1,6 +1,7 @@
 //! Agents, migrations, job runs and schedules in the store.
 
-use godwit_codes::{Code, Command, State};
+use godwit_codes::{Code, State};
+use godwit_spec::CommandKind;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -39,65 +40,8 @@ impl CodeName {
     }
 }
 
-/// The filters of a migration: the same rules as the command line's.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct Filters {
-    #[serde(default)]
-    pub include: Vec<String>,
-    #[serde(default)]
-    pub exclude: Vec<String>,
-    #[serde(default)]
-    pub exclude_regex: Vec<String>,
-}
-
-/// A migration's options.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct MigrationOptions {
-    #[serde(default)]
-    pub filters: Filters,
-    /// A true-up deletes at the target what is gone from the source (guarded).
-    #[serde(default)]
-    pub sync_deletes: bool,
-    /// `off` or `on-the-fly`.
-    #[serde(default = "off")]
-    pub sanitize: String,
-    #[serde(default)]
-    pub create_empty_dirs: bool,
-    /// `none`, `size` or `full`.
-    #[serde(default = "size")]
-    pub verify: String,
-    /// A true-up pauses for review when it would delete more than this: `500` or `2%`
-    /// (default: 5% of the files, at most 1,000).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_delete: Option<String>,
-    /// Bytes a second for the whole run: `10M`, `512K` (default: no limit).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bwlimit: Option<String>,
-}
-
-fn off() -> String {
-    "off".into()
-}
-
-fn size() -> String {
-    "size".into()
-}
-
-impl Default for MigrationOptions {
-    fn default() -> Self {
-        MigrationOptions {
-            filters: Filters::default(),
-            sync_deletes: false,
-            sanitize: off(),
-            create_empty_dirs: false,
-            verify: size(),
-            max_delete: None,
-            bwlimit: None,
-        }
-    }
-}
+/// A migration's options: the job options every command of it runs with.
+pub type MigrationOptions = godwit_spec::JobOptions;
 
 /// A migration: a source path to a target path, run by an agent, in a project.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -118,10 +62,11 @@ pub struct Migration {
 pub struct JobRun {
     pub id: String,
     pub migration_id: String,
-    /// scan, copy, sync, sanitize, empty-folders, permissions, simulate-permissions, speed-test
-    pub command: String,
+    pub command: CommandKind,
     /// QUEUED, RUNNING, STOPPING, STOPPED, PAUSED, SUSPENDED, SUCCEEDED, FAILED
-    pub state: String,
+    #[serde(with = "godwit_spec::command::state_serde")]
+    #[schema(value_type = String)]
+    pub state: State,
     /// The status code of the command in that state (937 SCAN : QUEUED ...).
     pub status: CodeName,
     /// What made it fail or pause, with its parameters.
@@ -154,81 +99,36 @@ pub struct RunError {
 pub struct Schedule {
     pub id: String,
     pub migration_id: String,
-    pub command: String,
+    pub command: CommandKind,
     pub frequency: String,
     pub repeat: i64,
     pub start_ms: i64,
     pub created_ms: i64,
 }
 
-/// The API's name of a command and the catalog's.
-pub const COMMANDS: &[(&str, Command)] = &[
-    ("scan", Command::Scan),
-    ("copy", Command::MigrateData),
-    ("sync", Command::TrueUp),
-    ("sanitize", Command::Sanitize),
-    ("empty-folders", Command::CreateEmptyFolders),
-    ("permissions", Command::MigratePermissions),
-    ("simulate-permissions", Command::SimulatePermissions),
-    ("speed-test", Command::SpeedTest),
-];
-
-pub fn command_of(name: &str) -> Option<Command> {
-    COMMANDS.iter().find(|(n, _)| *n == name).map(|(_, c)| *c)
-}
-
-pub fn state_of(text: &str) -> Option<State> {
-    Some(match text {
-        "QUEUED" => State::Queued,
-        "RUNNING" => State::Running,
-        "STOPPING" => State::Stopping,
-        "STOPPED" => State::Stopped,
-        "PAUSED" => State::Paused,
-        "SUSPENDED" => State::Suspended,
-        "SUCCEEDED" => State::Succeeded,
-        "FAILED" => State::Failed,
-        _ => return None,
-    })
-}
-
-pub fn state_text(state: State) -> &'static str {
-    match state {
-        State::Created => "CREATED",
-        State::Queued => "QUEUED",
-        State::Running => "RUNNING",
-        State::Stopping => "STOPPING",
-        State::Stopped => "STOPPED",
-        State::Paused => "PAUSED",
-        State::Suspended => "SUSPENDED",
-        State::Succeeded => "SUCCEEDED",
-        State::Failed => "FAILED",
-        State::Skipped => "SKIPPED",
-    }
-}
+pub use godwit_spec::command::{state_of, state_text};
 
 /// Whether a run in `state` still holds its migration (one command at a time).
-pub fn is_active(state: &str) -> bool {
+pub fn is_active(state: State) -> bool {
     matches!(
         state,
-        "QUEUED" | "RUNNING" | "STOPPING" | "PAUSED" | "SUSPENDED"
+        State::Queued | State::Running | State::Stopping | State::Paused | State::Suspended
     )
 }
 
 /// The status code of `command` in `state`; a combination the catalog lacks is a bug (500).
-pub fn status_code(command: &str, state: State) -> Result<Code, ApiError> {
-    if command == "copy" && state == State::Suspended {
+pub fn status_code(command: CommandKind, state: State) -> Result<Code, ApiError> {
+    if command == CommandKind::Copy && state == State::Suspended {
         // The copy (migrate data) has no SUSPENDED status of its own; seed 000 gives it to the
         // data upload, which is the copy's transfer.
         return Ok(Code::DATA_UPLOAD_SUSPENDED);
     }
-    command_of(command)
-        .and_then(|c| Code::command_status(c, state))
-        .ok_or_else(|| {
-            ApiError::new(Code::HTTP_INTERNAL_SERVER_ERROR, &[]).details(format!(
-                "The catalog has no status for {command} in state {}.",
-                state_text(state)
-            ))
-        })
+    Code::command_status(command.catalog(), state).ok_or_else(|| {
+        ApiError::new(Code::HTTP_INTERNAL_SERVER_ERROR, &[]).details(format!(
+            "The catalog has no status for {command} in state {}.",
+            state_text(state)
+        ))
+    })
 }
 
 const RUN_COLUMNS: &str = "id, migration_id, command, state, status_code, error_code, error_params, \
@@ -265,6 +165,13 @@ fn migration_of(r: &AnyRow) -> Result<Migration, sqlx::Error> {
     })
 }
 
+/// A row's `command`, which only godwit writes.
+fn command_column(r: &AnyRow) -> Result<CommandKind, sqlx::Error> {
+    let text: String = r.try_get("command")?;
+    CommandKind::parse(&text)
+        .ok_or_else(|| sqlx::Error::Decode(format!("unknown command {text}").into()))
+}
+
 fn run_of(r: &AnyRow) -> Result<JobRun, sqlx::Error> {
     let status: String = r.try_get("status_code")?;
     let status = Code::lookup(&status).unwrap_or(Code::HTTP_INTERNAL_SERVER_ERROR);
@@ -282,8 +189,8 @@ fn run_of(r: &AnyRow) -> Result<JobRun, sqlx::Error> {
     Ok(JobRun {
         id: r.try_get("id")?,
         migration_id: r.try_get("migration_id")?,
-        command: r.try_get("command")?,
-        state: r.try_get("state")?,
+        command: command_column(r)?,
+        state: state_of(&r.try_get::<String, _>("state")?).unwrap_or(State::Failed),
         status: CodeName::of(status),
         error,
         files: r.try_get("files")?,
@@ -626,7 +533,11 @@ impl Store {
 
     // Job runs.
 
-    pub async fn create_run(&self, migration_id: &str, command: &str) -> Result<JobRun, ApiError> {
+    pub async fn create_run(
+        &self,
+        migration_id: &str,
+        command: CommandKind,
+    ) -> Result<JobRun, ApiError> {
         let id = new_id();
         let status = status_code(command, State::Queued)?;
         let now = now_ms();
@@ -636,7 +547,7 @@ impl Store {
         ))
         .bind(&id)
         .bind(migration_id)
-        .bind(command)
+        .bind(command.as_str())
         .bind(status.id())
         .bind(now)
         .execute(&self.pool)
@@ -735,14 +646,14 @@ impl Store {
     pub async fn last_success(
         &self,
         migration_id: &str,
-        command: &str,
+        command: CommandKind,
     ) -> Result<Option<JobRun>, ApiError> {
         let row = sqlx::query(&format!(
             "SELECT {RUN_COLUMNS} FROM job_runs WHERE migration_id = $1 AND command = $2 \
              AND state = 'SUCCEEDED' ORDER BY created_ms DESC LIMIT 1"
         ))
         .bind(migration_id)
-        .bind(command)
+        .bind(command.as_str())
         .fetch_optional(&self.pool)
         .await
         .map_err(|e| {
@@ -773,7 +684,7 @@ impl Store {
         counters: Option<(i64, i64, i64)>,
     ) -> Result<JobRun, ApiError> {
         let run = self.get_run(id).await?;
-        let status = status_code(&run.command, state)?;
+        let status = status_code(run.command, state)?;
         let now = now_ms();
         let ended =
             matches!(state, State::Succeeded | State::Failed | State::Stopped).then_some(now);
@@ -886,7 +797,7 @@ impl Store {
     pub async fn create_schedule(
         &self,
         migration_id: &str,
-        command: &str,
+        command: CommandKind,
         frequency: &str,
         repeat: i64,
         start_ms: i64,
@@ -894,7 +805,7 @@ impl Store {
         let s = Schedule {
             id: new_id(),
             migration_id: migration_id.to_string(),
-            command: command.to_string(),
+            command,
             frequency: frequency.to_string(),
             repeat,
             start_ms,
@@ -906,7 +817,7 @@ impl Store {
         )
         .bind(&s.id)
         .bind(&s.migration_id)
-        .bind(&s.command)
+        .bind(s.command.as_str())
         .bind(&s.frequency)
         .bind(s.repeat)
         .bind(s.start_ms)
@@ -943,7 +854,7 @@ impl Store {
                 Ok(Schedule {
                     id: r.try_get("id")?,
                     migration_id: r.try_get("migration_id")?,
-                    command: r.try_get("command")?,
+                    command: command_column(r)?,
                     frequency: r.try_get("frequency")?,
                     repeat: r.try_get("repeat_count")?,
                     start_ms: r.try_get("start_ms")?,
@@ -1066,7 +977,7 @@ impl Store {
                     .map_err(|e| failed(Code::DB_ERR_GET_DOCS, "job runs", &id, &e.to_string()))?;
                 let command = self.get_run(&run_id).await?.command;
                 // A command without a SUSPENDED status (a scan) waits QUEUED and starts over.
-                let to = if status_code(&command, State::Suspended).is_ok() {
+                let to = if status_code(command, State::Suspended).is_ok() {
                     State::Suspended
                 } else {
                     State::Queued
@@ -1172,7 +1083,7 @@ impl Store {
                 Ok(Schedule {
                     id: r.try_get("id")?,
                     migration_id: r.try_get("migration_id")?,
-                    command: r.try_get("command")?,
+                    command: command_column(r)?,
                     frequency: r.try_get("frequency")?,
                     repeat: r.try_get("repeat_count")?,
                     start_ms: r.try_get("start_ms")?,
@@ -1205,7 +1116,7 @@ impl Store {
     pub async fn refused_run(
         &self,
         migration_id: &str,
-        command: &str,
+        command: CommandKind,
         error: &ApiError,
     ) -> Result<JobRun, ApiError> {
         let run = self.create_run(migration_id, command).await?;

@@ -3,6 +3,8 @@
 //! one of seed 000's state-validation codes (650-698) with 409.
 
 use godwit_codes::{Code, State};
+use godwit_spec::CommandKind;
+use godwit_spec::command::state_text;
 
 use crate::error::ApiError;
 use crate::records::JobRun;
@@ -57,51 +59,51 @@ struct Codes {
     agent_inactive: Option<Code>,
 }
 
-fn codes(command: &str) -> Codes {
+fn codes(command: CommandKind) -> Codes {
     let (a, b, c, d, e) = match command {
-        "scan" => (
+        CommandKind::Scan => (
             Some(Code::SCAN_INPROGRESS_ERR),
             Some(Code::SCAN_STOP_UNREQUIRED_ERR),
             Some(Code::SCAN_STOP_INPROGRESS_ERR),
             Some(Code::SCAN_STOP_REQUIRED_ERR),
             Some(Code::SCAN_AGENT_INACTIVE_ERR),
         ),
-        "sanitize" => (
+        CommandKind::Sanitize => (
             Some(Code::SANITIZE_INPROGRESS_ERR),
             Some(Code::SANITIZE_STOP_UNREQUIRED_ERR),
             Some(Code::SANITIZE_STOP_INPROGRESS_ERR),
             Some(Code::SANITIZE_STOP_REQUIRED_ERR),
             Some(Code::SANITIZE_AGENT_INACTIVE_ERR),
         ),
-        "copy" => (
+        CommandKind::Copy => (
             Some(Code::COPY_INPROGRESS_ERR),
             Some(Code::COPY_STOP_UNREQUIRED_ERR),
             Some(Code::COPY_STOP_INPROGRESS_ERR),
             Some(Code::COPY_STOP_REQUIRED_ERR),
             Some(Code::COPY_AGENT_INACTIVE_ERR),
         ),
-        "sync" => (
+        CommandKind::Sync | CommandKind::Confirm => (
             Some(Code::SYNC_INPROGRESS_ERR),
             Some(Code::SYNC_STOP_UNREQUIRED_ERR),
             Some(Code::SYNC_STOP_INPROGRESS_ERR),
             Some(Code::SYNC_STOP_REQUIRED_ERR),
             Some(Code::SYNC_AGENT_INACTIVE_ERR),
         ),
-        "permissions" | "simulate-permissions" => (
+        CommandKind::Permissions | CommandKind::SimulatePermissions => (
             Some(Code::PERMS_INPROGRESS_ERR),
             Some(Code::PERMS_STOP_UNREQUIRED_ERR),
             Some(Code::PERMS_STOP_INPROGRESS_ERR),
             Some(Code::PERMS_STOP_REQUIRED_ERR),
             Some(Code::MIGRATE_PERMISSION_AGENT_INACTIVE_ERR),
         ),
-        "empty-folders" => (
+        CommandKind::EmptyFolders => (
             Some(Code::EMPTY_FOLDERS_INPROGRESS_ERR),
             Some(Code::EMPTY_FOLDERS_STOP_UNREQUIRED_ERR),
             Some(Code::EMPTY_FOLDERS_STOP_INPROGRESS_ERR),
             Some(Code::EMPTY_FOLDERS_STOP_REQUIRED_ERR),
             Some(Code::EMPTY_FOLDER_AGENT_INACTIVE_ERR),
         ),
-        _ => (None, None, None, None, None),
+        CommandKind::SpeedTest => (None, None, None, None, None),
     };
     Codes {
         in_progress: a,
@@ -113,24 +115,42 @@ fn codes(command: &str) -> Codes {
 }
 
 /// Commands that need a successful scan first (655).
-const NEED_SCAN: &[&str] = &["copy", "sync", "sanitize", "empty-folders"];
+const NEED_SCAN: &[CommandKind] = &[
+    CommandKind::Copy,
+    CommandKind::Sync,
+    CommandKind::Sanitize,
+    CommandKind::EmptyFolders,
+];
 
-fn busy(migration_id: &str, command: &str) -> ApiError {
+fn busy(migration_id: &str, command: CommandKind) -> ApiError {
     ApiError::new(
         Code::MIGRATION_INPROGRESS_ERR,
-        &[("migration_id", migration_id), ("command", command)],
+        &[
+            ("migration_id", migration_id),
+            ("command", command.as_str()),
+        ],
     )
 }
 
-fn with_migration(code: Option<Code>, s: &Situation<'_>, command: &str) -> ApiError {
+fn with_migration(code: Option<Code>, s: &Situation<'_>, command: CommandKind) -> ApiError {
     match code {
-        Some(c) => ApiError::new(c, &[("migration_id", s.migration_id), ("command", command)]),
+        Some(c) => ApiError::new(
+            c,
+            &[
+                ("migration_id", s.migration_id),
+                ("command", command.as_str()),
+            ],
+        ),
         None => busy(s.migration_id, command),
     }
 }
 
 /// What `action` on `command` does in situation `s`, or the 409 that refuses it.
-pub fn decide(command: &str, action: Action, s: &Situation<'_>) -> Result<Transition, ApiError> {
+pub fn decide(
+    command: CommandKind,
+    action: Action,
+    s: &Situation<'_>,
+) -> Result<Transition, ApiError> {
     let own = codes(command);
     let mine = s.active.iter().find(|r| r.command == command);
     match action {
@@ -142,7 +162,7 @@ pub fn decide(command: &str, action: Action, s: &Situation<'_>) -> Result<Transi
                 });
             }
             if let Some(run) = mine {
-                return Err(if run.state == "STOPPING" {
+                return Err(if run.state == State::Stopping {
                     with_migration(own.stop_in_progress, s, command)
                 } else {
                     with_migration(own.in_progress, s, command)
@@ -150,25 +170,28 @@ pub fn decide(command: &str, action: Action, s: &Situation<'_>) -> Result<Transi
             }
             if let Some(other) = s.active.first() {
                 return Err(with_migration(
-                    codes(&other.command).stop_required,
+                    codes(other.command).stop_required,
                     s,
-                    &other.command,
+                    other.command,
                 ));
             }
             if NEED_SCAN.contains(&command) && !s.scanned {
                 return Err(ApiError::new(
                     Code::SCAN_REQUIRED_ERR,
-                    &[("migration_id", s.migration_id), ("command", command)],
+                    &[
+                        ("migration_id", s.migration_id),
+                        ("command", command.as_str()),
+                    ],
                 ));
             }
             Ok(Transition::NewRun)
         }
         Action::Stop => {
             let run = mine.ok_or_else(|| with_migration(own.stop_unrequired, s, command))?;
-            let to = match run.state.as_str() {
-                "STOPPING" => return Err(with_migration(own.stop_in_progress, s, command)),
+            let to = match run.state {
+                State::Stopping => return Err(with_migration(own.stop_in_progress, s, command)),
                 // Never started: nothing to wind down.
-                "QUEUED" => State::Stopped,
+                State::Queued => State::Stopped,
                 _ => State::Stopping,
             };
             Ok(Transition::Move {
@@ -178,22 +201,22 @@ pub fn decide(command: &str, action: Action, s: &Situation<'_>) -> Result<Transi
         }
         Action::Pause => {
             let run = mine.ok_or_else(|| with_migration(own.stop_unrequired, s, command))?;
-            match run.state.as_str() {
-                "QUEUED" | "RUNNING" => Ok(Transition::Move {
+            match run.state {
+                State::Queued | State::Running => Ok(Transition::Move {
                     id: run.id.clone(),
                     to: State::Paused,
                 }),
-                "STOPPING" => Err(with_migration(own.stop_in_progress, s, command)),
+                State::Stopping => Err(with_migration(own.stop_in_progress, s, command)),
                 _ => Err(with_migration(own.in_progress, s, command).details(format!(
                     "The {command} is {} already.",
-                    run.state.to_lowercase()
+                    state_text(run.state).to_lowercase()
                 ))),
             }
         }
         Action::Resume => {
             let run = mine.ok_or_else(|| with_migration(own.stop_unrequired, s, command))?;
-            match run.state.as_str() {
-                "PAUSED" | "SUSPENDED" => {
+            match run.state {
+                State::Paused | State::Suspended => {
                     if let Some((agent_id, false)) = s.agent {
                         return Err(match own.agent_inactive {
                             Some(c) => ApiError::new(c, &[("agent_id", agent_id)]),
@@ -205,10 +228,10 @@ pub fn decide(command: &str, action: Action, s: &Situation<'_>) -> Result<Transi
                         to: State::Queued,
                     })
                 }
-                "STOPPING" => Err(with_migration(own.stop_in_progress, s, command)),
+                State::Stopping => Err(with_migration(own.stop_in_progress, s, command)),
                 _ => Err(with_migration(own.in_progress, s, command).details(format!(
                     "The {command} is {}; nothing to resume.",
-                    run.state.to_lowercase()
+                    state_text(run.state).to_lowercase()
                 ))),
             }
         }
@@ -220,12 +243,16 @@ mod tests {
     use super::*;
     use crate::records::CodeName;
 
+    fn kind(name: &str) -> CommandKind {
+        CommandKind::parse(name).unwrap()
+    }
+
     fn run(command: &str, state: &str) -> JobRun {
         JobRun {
             id: format!("{command}-{state}"),
             migration_id: "m".into(),
-            command: command.into(),
-            state: state.into(),
+            command: kind(command),
+            state: godwit_spec::command::state_of(state).unwrap(),
             status: CodeName::of(Code::HTTP_OK),
             error: None,
             files: 0,
@@ -262,14 +289,14 @@ mod tests {
         let none: Vec<JobRun> = vec![];
         let s = situation(&none, None, false);
         assert_eq!(
-            decide("scan", Action::Start, &s).unwrap(),
+            decide(kind("scan"), Action::Start, &s).unwrap(),
             Transition::NewRun
         );
-        assert_eq!(code(decide("copy", Action::Start, &s)), "655");
-        assert_eq!(code(decide("sync", Action::Start, &s)), "655");
+        assert_eq!(code(decide(kind("copy"), Action::Start, &s)), "655");
+        assert_eq!(code(decide(kind("sync"), Action::Start, &s)), "655");
         let scanned = situation(&none, Some(("a", true)), true);
         assert_eq!(
-            decide("copy", Action::Start, &scanned).unwrap(),
+            decide(kind("copy"), Action::Start, &scanned).unwrap(),
             Transition::NewRun
         );
         // The agent is inactive: each command has its code.
@@ -283,7 +310,7 @@ mod tests {
         ] {
             assert_eq!(
                 code(decide(
-                    cmd,
+                    kind(cmd),
                     Action::Start,
                     &situation(&none, Some(("a", false)), true)
                 )),
@@ -301,12 +328,12 @@ mod tests {
         ] {
             let a = [run(cmd, "RUNNING")];
             assert_eq!(
-                code(decide(cmd, Action::Start, &situation(&a, None, true))),
+                code(decide(kind(cmd), Action::Start, &situation(&a, None, true))),
                 running
             );
             let a = [run(cmd, "STOPPING")];
             assert_eq!(
-                code(decide(cmd, Action::Start, &situation(&a, None, true))),
+                code(decide(kind(cmd), Action::Start, &situation(&a, None, true))),
                 stopping
             );
         }
@@ -323,7 +350,7 @@ mod tests {
             let a = [run(other, "RUNNING")];
             let cmd = if other == "sync" { "copy" } else { "sync" };
             assert_eq!(
-                code(decide(cmd, Action::Start, &situation(&a, None, true))),
+                code(decide(kind(cmd), Action::Start, &situation(&a, None, true))),
                 c,
                 "{other}"
             );
@@ -342,13 +369,17 @@ mod tests {
             ("empty-folders", "683"),
         ] {
             assert_eq!(
-                code(decide(cmd, Action::Stop, &situation(&none, None, true))),
+                code(decide(
+                    kind(cmd),
+                    Action::Stop,
+                    &situation(&none, None, true)
+                )),
                 c
             );
         }
         let q = [run("copy", "QUEUED")];
         assert_eq!(
-            decide("copy", Action::Stop, &situation(&q, None, true)).unwrap(),
+            decide(kind("copy"), Action::Stop, &situation(&q, None, true)).unwrap(),
             Transition::Move {
                 id: "copy-QUEUED".into(),
                 to: State::Stopped
@@ -356,7 +387,7 @@ mod tests {
         );
         let r = [run("copy", "RUNNING")];
         assert_eq!(
-            decide("copy", Action::Stop, &situation(&r, None, true)).unwrap(),
+            decide(kind("copy"), Action::Stop, &situation(&r, None, true)).unwrap(),
             Transition::Move {
                 id: "copy-RUNNING".into(),
                 to: State::Stopping
@@ -364,11 +395,15 @@ mod tests {
         );
         let st = [run("copy", "STOPPING")];
         assert_eq!(
-            code(decide("copy", Action::Stop, &situation(&st, None, true))),
+            code(decide(
+                kind("copy"),
+                Action::Stop,
+                &situation(&st, None, true)
+            )),
             "665"
         );
         assert_eq!(
-            decide("copy", Action::Pause, &situation(&r, None, true)).unwrap(),
+            decide(kind("copy"), Action::Pause, &situation(&r, None, true)).unwrap(),
             Transition::Move {
                 id: "copy-RUNNING".into(),
                 to: State::Paused
@@ -376,12 +411,16 @@ mod tests {
         );
         let p = [run("copy", "PAUSED")];
         assert_eq!(
-            code(decide("copy", Action::Pause, &situation(&p, None, true))),
+            code(decide(
+                kind("copy"),
+                Action::Pause,
+                &situation(&p, None, true)
+            )),
             "652"
         );
         assert_eq!(
             decide(
-                "copy",
+                kind("copy"),
                 Action::Resume,
                 &situation(&p, Some(("a", true)), true)
             )
@@ -393,19 +432,23 @@ mod tests {
         );
         assert_eq!(
             code(decide(
-                "copy",
+                kind("copy"),
                 Action::Resume,
                 &situation(&p, Some(("a", false)), true)
             )),
             "688"
         );
         assert_eq!(
-            code(decide("copy", Action::Resume, &situation(&r, None, true))),
+            code(decide(
+                kind("copy"),
+                Action::Resume,
+                &situation(&r, None, true)
+            )),
             "652"
         );
         assert_eq!(
             code(decide(
-                "copy",
+                kind("copy"),
                 Action::Resume,
                 &situation(&none, None, true)
             )),

@@ -45,10 +45,10 @@ pub async fn fire_due(state: &AppState) -> usize {
             continue;
         };
         if let Err(e) =
-            crate::api::migrations::apply_command(state, &m, &s.command, Action::Start).await
+            crate::api::migrations::apply_command(state, &m, s.command, Action::Start).await
             && e.code != Code::DB_ERR_GET_DOC_NOT_FOUND
         {
-            let _ = state.store.refused_run(&m.id, &s.command, &e).await;
+            let _ = state.store.refused_run(&m.id, s.command, &e).await;
         }
     }
     due.len()

@@ -213,11 +213,15 @@ async fn bad_messages_get_their_code_and_the_connection_stays() {
         )
         .await
         .unwrap();
-    let run = s.store.create_run(&m.id, "scan").await.unwrap();
+    let run = s
+        .store
+        .create_run(&m.id, godwit_spec::CommandKind::Scan)
+        .await
+        .unwrap();
     let report = ToServer::Result {
         seq: 7,
         run_id: run.id.clone(),
-        state: "SUCCEEDED".into(),
+        state: godwit_codes::State::Succeeded,
         counters: Counters {
             files: 12,
             bytes: 3400,
@@ -231,7 +235,7 @@ async fn bad_messages_get_their_code_and_the_connection_stays() {
     let stored = s.store.get_run(&run.id).await.unwrap();
     assert_eq!(
         (
-            stored.state.as_str(),
+            godwit_spec::command::state_text(stored.state),
             stored.status.code.as_str(),
             stored.files
         ),
@@ -266,7 +270,11 @@ async fn queued_commands_are_delivered_on_connect_and_taken() {
         .await
         .unwrap();
     // Queued while the agent is away.
-    let run = s.store.create_run(&m.id, "scan").await.unwrap();
+    let run = s
+        .store
+        .create_run(&m.id, godwit_spec::CommandKind::Scan)
+        .await
+        .unwrap();
     let mut ws = s.open(&s.token(Role::Agent, Some(&agent.id))).await;
     say(
         &mut ws,
@@ -285,14 +293,17 @@ async fn queued_commands_are_delivered_on_connect_and_taken() {
     say(&mut ws, json!({"op": "taken", "seq": 4, "run_id": run.id})).await;
     assert_eq!(hear(&mut ws).await, ToAgent::Ack { seq: 4 });
     for _ in 0..50 {
-        if s.store.get_run(&run.id).await.unwrap().state == "RUNNING" {
+        if s.store.get_run(&run.id).await.unwrap().state == godwit_codes::State::Running {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let r = s.store.get_run(&run.id).await.unwrap();
     assert_eq!(
-        (r.state.as_str(), r.status.code.as_str()),
+        (
+            godwit_spec::command::state_text(r.state),
+            r.status.code.as_str()
+        ),
         ("RUNNING", "930")
     );
     // Only agent tokens connect.
@@ -333,12 +344,18 @@ async fn schedules_start_their_commands_when_due() {
         .as_millis() as i64;
     let hourly = s
         .store
-        .create_schedule(&m.id, "scan", "hourly", 3, now + 800)
+        .create_schedule(
+            &m.id,
+            godwit_spec::CommandKind::Scan,
+            "hourly",
+            3,
+            now + 800,
+        )
         .await
         .unwrap();
     // A second start at the same time finds the scan running: refused, kept as a FAILED run.
     s.store
-        .create_schedule(&m.id, "scan", "once", 1, now + 1500)
+        .create_schedule(&m.id, godwit_spec::CommandKind::Scan, "once", 1, now + 1500)
         .await
         .unwrap();
     let mut runs = Vec::new();
@@ -352,12 +369,12 @@ async fn schedules_start_their_commands_when_due() {
     assert_eq!(runs.len(), 2, "{runs:?}");
     let queued = runs
         .iter()
-        .find(|r| r.state == "QUEUED")
+        .find(|r| r.state == godwit_codes::State::Queued)
         .expect("the scan started");
     assert_eq!(queued.status.code, "937");
     let refused = runs
         .iter()
-        .find(|r| r.state == "FAILED")
+        .find(|r| r.state == godwit_codes::State::Failed)
         .expect("the refused start");
     assert_eq!(refused.error.as_ref().unwrap().code, "650");
     let left = s.store.list_schedules(&m.id).await.unwrap();

@@ -1035,7 +1035,11 @@ on_both_stores!(limits_and_schedules, |a: Api| async move {
         .await;
     let mid = m["id"].as_str().unwrap().to_string();
     // A scan that found more than one job takes: 629, then 640.
-    let scan = a.store.create_run(&mid, "scan").await.unwrap();
+    let scan = a
+        .store
+        .create_run(&mid, godwit_spec::CommandKind::Scan)
+        .await
+        .unwrap();
     a.store
         .set_run_state(
             &scan.id,
@@ -1055,7 +1059,11 @@ on_both_stores!(limits_and_schedules, |a: Api| async move {
         )
         .await;
     assert_error(s, &e, 422, "629");
-    let scan = a.store.create_run(&mid, "scan").await.unwrap();
+    let scan = a
+        .store
+        .create_run(&mid, godwit_spec::CommandKind::Scan)
+        .await
+        .unwrap();
     a.store
         .set_run_state(
             &scan.id,

@@ -1,6 +1,7 @@
 //! The command line, as clap sees it. What each subcommand does lives in `commands/`.
 
 use clap::{Args, Parser, Subcommand};
+use godwit_spec::{Compare, Links, ProfileName, Verify};
 
 /// godwit moves file shares, NAS volumes and local disks into object and file storage (S3,
 /// Azure Blob, SFTP, other file systems) and keeps the copy in step until you switch over.
@@ -184,12 +185,12 @@ pub struct FilterArgs {
     pub max_age: Option<String>,
     /// What to do with symbolic links: skip them (each recorded as AZSM2021), follow them (copy
     /// what they point to; loops are detected), or copy the links themselves (local targets).
-    #[arg(long, value_parser = ["skip", "follow", "copy"], default_value = "skip")]
-    pub links: String,
+    #[arg(long, value_enum, default_value_t = Links::Skip)]
+    pub links: Links,
     /// The rules the target's names must follow [default: from the target's kind; posix for a
     /// local path].
-    #[arg(long, value_parser = ["s3", "azure-blob", "sftp", "posix", "windows"])]
-    pub target_profile: Option<String>,
+    #[arg(long, value_enum)]
+    pub target_profile: Option<ProfileName>,
 }
 
 #[derive(Debug, Args)]
@@ -227,14 +228,14 @@ pub struct CopyArgs {
     #[arg(long)]
     pub checksum: bool,
     /// What to check after writing: nothing, the size, or the content re-read from the target.
-    #[arg(long, value_parser = ["none", "size", "full"], default_value = "size")]
-    pub verify: String,
+    #[arg(long, value_enum, default_value_t = Verify::Size)]
+    pub verify: Verify,
     /// How to tell that a file is already at the target: from godwit's index of what it wrote
     /// (no request to the target), or by listing the target (for a target changed behind
     /// godwit's back, or a lost state directory; unchanged files are then AZSM2042 and the index
     /// is repaired).
-    #[arg(long, value_parser = ["index", "target"], default_value = "index")]
-    pub compare: String,
+    #[arg(long, value_enum, default_value_t = Compare::Index)]
+    pub compare: Compare,
     /// Decide every file and report what would be copied, without writing anything.
     #[arg(long)]
     pub dry_run: bool,
@@ -291,8 +292,8 @@ pub struct SanitizeArgs {
     /// The local folder whose names are checked (and, with --apply, renamed).
     pub source: String,
     /// The rules the names must follow.
-    #[arg(long, value_parser = ["s3", "azure-blob", "sftp", "posix", "windows"])]
-    pub target_profile: String,
+    #[arg(long, value_enum)]
+    pub target_profile: ProfileName,
     /// Rename for real; without it nothing is changed and sanitize.csv shows what would be.
     #[arg(long)]
     pub apply: bool,

@@ -20,10 +20,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Scan(args) => commands::scan::run(&args),
         Command::Copy(args) => commands::copy::run(&args),
-        Command::Sync(args) => commands::copy::run_sync(&args),
+        Command::Sync(args) => commands::sync::run(&args),
         Command::Confirm(args) => commands::confirm::run(&args),
         Command::Sanitize(args) => commands::sanitize::run(&args),
-        Command::EmptyFolders(args) => commands::copy::run_empty_folders(&args),
+        Command::EmptyFolders(args) => commands::empty_folders::run(&args),
         Command::Serve(args) => commands::serve::run(&args),
         Command::Agent(args) => commands::serve::agent(&args),
         Command::Token(cmd) => commands::serve::token(&cmd),

@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use godwit_engine::Location;
+use godwit_spec::Location;
 use serde::Deserialize;
 
 use super::{ApiJson, ApiQuery, Listing, Page};
@@ -32,17 +32,6 @@ pub struct NewEndpoint {
 
 const KINDS: &[&str] = &["local", "s3", "azure-blob", "sftp", "memory"];
 
-/// The kind a location is.
-fn kind_of(location: &Location) -> &'static str {
-    match location {
-        Location::Local(_) => "local",
-        Location::S3 { .. } => "s3",
-        Location::Azure { .. } => "azure-blob",
-        Location::Sftp { .. } => "sftp",
-        Location::Memory { .. } => "memory",
-    }
-}
-
 /// Checks an endpoint: a known kind, a URI godwit can parse, of that kind, and for a local
 /// path an absolute one (the agent's working folder is no reference point).
 fn validate(req: &NewEndpoint) -> Result<(), ApiError> {
@@ -64,7 +53,7 @@ fn validate(req: &NewEndpoint) -> Result<(), ApiError> {
     }
     let location =
         Location::parse(&req.uri).map_err(|e| ApiError::invalid(format!("uri: {}", e.message)))?;
-    let kind = kind_of(&location);
+    let kind = location.kind().as_str();
     if kind != req.kind {
         return Err(ApiError::invalid(format!(
             "kind: {} does not match the URI, which is {kind}",

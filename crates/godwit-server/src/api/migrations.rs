@@ -10,8 +10,9 @@ use super::{ApiJson, ApiQuery, Listing, Page};
 use crate::AppState;
 use crate::auth::{Caller, Role};
 use crate::error::ApiError;
-use crate::records::{JobRun, Migration, MigrationOptions, Schedule, command_of, is_active};
+use crate::records::{JobRun, Migration, MigrationOptions, Schedule, is_active, state_text};
 use crate::rules::{Action, Situation, Transition, decide};
+use godwit_spec::CommandKind;
 
 /// One side of a migration.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -84,29 +85,9 @@ fn check_path(field: &str, p: &str) -> Result<(), ApiError> {
 }
 
 fn check_options(o: &MigrationOptions) -> Result<(), ApiError> {
-    if !["off", "on-the-fly"].contains(&o.sanitize.as_str()) {
-        return Err(ApiError::invalid("options.sanitize: off or on-the-fly"));
-    }
-    if !["none", "size", "full"].contains(&o.verify.as_str()) {
-        return Err(ApiError::invalid("options.verify: none, size or full"));
-    }
-    if let Some(m) = &o.max_delete {
-        godwit_engine::sync::MaxDelete::parse(m).map_err(|_| {
-            ApiError::invalid("options.maxDelete: a number of files (500) or a share (2%)")
-        })?;
-    }
-    if let Some(b) = &o.bwlimit {
-        godwit_engine::rate::parse_rate(b)
-            .map_err(|_| ApiError::invalid("options.bwlimit: bytes a second, as 10M or 512K"))?;
-    }
-    // The same compiler the agent uses: an invalid pattern is 634/635/636 with the reason.
-    godwit_engine::Filter::new(&godwit_engine::FilterRules {
-        include: o.filters.include.clone(),
-        exclude: o.filters.exclude.clone(),
-        exclude_regex: o.filters.exclude_regex.clone(),
-        ..Default::default()
-    })
-    .map_err(ApiError::from)?;
+    // Sizes, ages, rates and delete limits are checked as they are read; patterns are compiled
+    // here with the compiler the agent uses: an invalid one is 634/635/636 with the reason.
+    godwit_spec::Filter::new(&o.filters).map_err(ApiError::from)?;
     Ok(())
 }
 
@@ -244,10 +225,10 @@ pub async fn delete_migration(
             agent: None,
             scanned: true,
         };
-        let other = if run.command == "scan" {
-            "copy"
+        let other = if run.command == CommandKind::Scan {
+            CommandKind::Copy
         } else {
-            "scan"
+            CommandKind::Scan
         };
         decide(other, Action::Start, &s)?;
     }
@@ -277,17 +258,24 @@ pub async fn command(
 ) -> Result<(StatusCode, Json<JobRun>), ApiError> {
     caller.require(Role::Agent)?;
     let m = visible(&state, &caller, &id).await?;
-    if command_of(&req.command).is_none() {
-        return Err(ApiError::invalid(format!(
-            "command: {} is not one of scan, copy, sync, sanitize, empty-folders, permissions, \
-             simulate-permissions, speed-test",
-            req.command
-        )));
-    }
+    let command = api_command(&req.command)?;
     let action = Action::parse(&req.action)
         .ok_or_else(|| ApiError::invalid("action: start, stop, pause or resume"))?;
-    let run = apply_command(&state, &m, &req.command, action).await?;
+    let run = apply_command(&state, &m, command, action).await?;
     Ok((StatusCode::ACCEPTED, Json(run)))
+}
+
+/// The command `text` names, if the API takes it; 422 otherwise.
+fn api_command(text: &str) -> Result<CommandKind, ApiError> {
+    CommandKind::parse(text)
+        .filter(|c| CommandKind::API.contains(c))
+        .ok_or_else(|| {
+            let known: Vec<&str> = CommandKind::API.iter().map(|c| c.as_str()).collect();
+            ApiError::invalid(format!(
+                "command: {text} is not one of {}",
+                known.join(", ")
+            ))
+        })
 }
 
 fn action_name(action: Action) -> &'static str {
@@ -304,7 +292,7 @@ fn action_name(action: Action) -> &'static str {
 pub(crate) async fn apply_command(
     state: &AppState,
     m: &Migration,
-    command: &str,
+    command: CommandKind,
     action: Action,
 ) -> Result<JobRun, ApiError> {
     let active = state.store.active_runs(&m.id).await?;
@@ -315,7 +303,7 @@ pub(crate) async fn apply_command(
         )),
         None => None,
     };
-    let scan = state.store.last_success(&m.id, "scan").await?;
+    let scan = state.store.last_success(&m.id, CommandKind::Scan).await?;
     let s = Situation {
         migration_id: &m.id,
         active: &active,
@@ -335,7 +323,10 @@ pub(crate) async fn apply_command(
                     ],
                 ));
             }
-            if let (Some(scan), true) = (&scan, ["copy", "sync"].contains(&command)) {
+            if let (Some(scan), true) = (
+                &scan,
+                [CommandKind::Copy, CommandKind::Sync].contains(&command),
+            ) {
                 let max_files = state.limits.job_max_files;
                 let max_bytes = state.limits.job_max_bytes;
                 if scan.files > max_files {
@@ -528,10 +519,13 @@ pub async fn report(
     Path(id): Path<String>,
 ) -> Result<Json<RunReport>, ApiError> {
     let run = visible_run(&state, &caller, &id).await?;
-    if is_active(&run.state) {
+    if is_active(run.state) {
         return Err(ApiError::new(
             Code::JOB_RUN_REPORT_NOT_AVAILABLE,
-            &[("job_id", &run.id), ("state", &run.state.to_lowercase())],
+            &[
+                ("job_id", &run.id),
+                ("state", &state_text(run.state).to_lowercase()),
+            ],
         ));
     }
     let report = state
@@ -564,12 +558,7 @@ pub async fn create_schedule(
 ) -> Result<(StatusCode, Json<Schedule>), ApiError> {
     caller.require_operator()?;
     let m = state.store.get_migration(&id).await?;
-    if command_of(&req.command).is_none() {
-        return Err(ApiError::invalid(format!(
-            "command: {} is not a command",
-            req.command
-        )));
-    }
+    let command = api_command(&req.command)?;
     if !(1..=20).contains(&req.repeat) {
         return Err(ApiError::new(
             Code::ERR_MIGRATION_CONFIG_SCHEDULER_TIMES,
@@ -604,7 +593,7 @@ pub async fn create_schedule(
     }
     let s = state
         .store
-        .create_schedule(&id, &req.command, &req.frequency, req.repeat, start_ms)
+        .create_schedule(&id, command, &req.frequency, req.repeat, start_ms)
         .await?;
     Ok((StatusCode::CREATED, Json(s)))
 }
@@ -672,7 +661,7 @@ pub async fn errors(
                 name: e.name,
                 migration_id: r.migration_id,
                 job_run_id: r.id,
-                command: r.command,
+                command: r.command.to_string(),
             })
         })
         .collect();

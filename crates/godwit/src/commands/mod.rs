@@ -4,11 +4,15 @@ pub mod codes;
 pub mod completions;
 pub mod confirm;
 pub mod copy;
+pub mod empty_folders;
 pub mod explain;
+mod job;
+mod render;
 pub mod sanitize;
 pub mod scan;
 pub mod serve;
 mod shared;
+pub mod sync;
 
 use std::io::Write;
 

@@ -1,13 +1,13 @@
-//! What scan and copy share: turning arguments into engine options, Ctrl-C, and reporting a
-//! job error with its code.
+//! What the job subcommands share: turning arguments into a job's options, and reporting a job
+//! error with its code.
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
-use godwit_engine::{Filter, FilterRules, JobError, Links, Location, Side, TargetProfile};
+use godwit_engine::JobError;
+use godwit_spec::options::parse_rate;
+use godwit_spec::{FilterRules, JobOptions, Location, SanitizeMode};
 
-use crate::cli::{FilterArgs, StateArgs};
+use crate::cli::{CopyArgs, FilterArgs, StateArgs};
 use crate::exit::ExitStatus;
 
 /// Prints a job error with its code and what to do, and returns the exit status it means.
@@ -26,19 +26,15 @@ pub fn report(e: &JobError) -> ExitStatus {
     }
 }
 
-/// The location `text` names (a local path made absolute, since the migration is found by it
-/// whatever folder the command runs in), and that location opened as one side of a command.
-pub fn side(text: &str, role: &str) -> Result<(Location, Side), JobError> {
-    let location = match Location::parse(text)? {
-        Location::Local(p) => Location::Local(std::path::absolute(&p).unwrap_or(p)),
-        other => other,
-    };
-    let side = Side::open(&location, role)?;
-    Ok((location, side))
+/// The location `text` names, a local path made absolute (a migration is found by its
+/// locations whatever folder the command runs in).
+pub fn location(text: &str) -> Result<Location, JobError> {
+    Location::parse(text).map(godwit_engine::job::absolute)
 }
 
-pub fn filter(args: &FilterArgs) -> Result<Filter, JobError> {
-    use godwit_engine::filter::{parse_age, parse_size};
+/// The filter rules, links and target profile the flags ask for.
+pub fn filter_options(args: &FilterArgs) -> Result<JobOptions, JobError> {
+    use godwit_spec::filter::{parse_age, parse_size};
     let mut rules = FilterRules {
         include: args.include.clone(),
         exclude: args.exclude.clone(),
@@ -68,43 +64,40 @@ pub fn filter(args: &FilterArgs) -> Result<Filter, JobError> {
     for file in &args.exclude_from {
         rules.exclude_from(file)?;
     }
-    Filter::new(&rules)
+    // Refused here, with the flag's own words, rather than after the run has started.
+    godwit_spec::Filter::new(&rules)?;
+    Ok(JobOptions {
+        filters: rules,
+        links: args.links,
+        target_profile: args.target_profile,
+        ..JobOptions::default()
+    })
 }
 
-pub fn links(args: &FilterArgs) -> Links {
-    match args.links.as_str() {
-        "follow" => Links::Follow,
-        "copy" => Links::Copy,
-        _ => Links::Skip,
-    }
-}
-
-pub fn profile(args: &FilterArgs, target_kind: &str) -> TargetProfile {
-    args.target_profile
-        .as_deref()
-        .and_then(TargetProfile::by_name)
-        .unwrap_or_else(|| TargetProfile::for_kind(target_kind))
+/// The options of a copy or a true-up.
+pub fn copy_options(args: &CopyArgs) -> Result<JobOptions, JobError> {
+    Ok(JobOptions {
+        transfers: args.transfers,
+        checksum: args.checksum,
+        verify: args.verify,
+        compare: args.compare,
+        dry_run: args.dry_run,
+        bwlimit: args.bwlimit.as_deref().map(parse_rate).transpose()?,
+        create_empty_dirs: args.create_empty_dirs,
+        sanitize: if args.sanitize == "on-the-fly" {
+            SanitizeMode::OnTheFly
+        } else {
+            SanitizeMode::Off
+        },
+        log_excluded: args.log_excluded,
+        ..filter_options(&args.filters)?
+    })
 }
 
 pub fn state_dir(args: &StateArgs) -> PathBuf {
     args.state_dir
         .clone()
-        .unwrap_or_else(godwit_engine::run::default_state_dir)
-}
-
-/// A flag set by the first Ctrl-C (the run then stops cleanly); a second one exits at once.
-pub fn stop_on_ctrl_c() -> Arc<AtomicBool> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    let _ = ctrlc::set_handler(move || {
-        if flag.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
-        }
-        eprintln!(
-            "\nstopping: finishing files in flight; run the same command again to resume (Ctrl-C again to quit now)"
-        );
-    });
-    stop
+        .unwrap_or_else(godwit_engine::state::default_state_dir)
 }
 
 /// `n` bytes for people: 1.5 GiB.

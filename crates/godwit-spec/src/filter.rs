@@ -10,6 +10,7 @@ use godwit_codes::Code;
 use regex::bytes::RegexSet;
 
 use crate::error::JobError;
+use serde::{Deserialize, Serialize};
 
 /// The rules of a run, compiled. Invalid rules are refused when building, before any work.
 #[derive(Debug, Clone, Default)]
@@ -26,19 +27,55 @@ pub struct Filter {
     oldest_ns: Option<i64>,
 }
 
-/// What a user asked for, before compiling.
-#[derive(Debug, Clone, Default)]
+/// What a user asked for, before compiling. On the wire sizes and ages are the text people
+/// write (`"10M"`, `"30d"`), so the API takes what the command line takes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct FilterRules {
+    /// Only files matching one of these globs.
+    #[serde(default)]
     pub include: Vec<String>,
+    /// Files and folders matching one of these globs are left out (`*.tmp`, `node_modules/`).
+    #[serde(default)]
     pub exclude: Vec<String>,
+    /// Paths matching one of these regular expressions are left out.
+    #[serde(default)]
     pub exclude_regex: Vec<String>,
+    /// Only files of at least this size: `100`, `10K`, `1.5M`.
+    #[serde(
+        default,
+        with = "crate::options::size_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, max_length = 32))]
     pub min_size: Option<u64>,
+    /// Only files of at most this size.
+    #[serde(
+        default,
+        with = "crate::options::size_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, max_length = 32))]
     pub max_size: Option<u64>,
-    /// Only files at least this old (by modification time).
+    /// Only files at least this old (by modification time): `90s`, `12h`, `7d`.
+    #[serde(
+        default,
+        with = "crate::options::age_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, max_length = 32))]
     pub min_age: Option<std::time::Duration>,
     /// Only files at most this old.
+    #[serde(
+        default,
+        with = "crate::options::age_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, max_length = 32))]
     pub max_age: Option<std::time::Duration>,
     /// Globs and regular expressions match without regard to case.
+    #[serde(default)]
     pub ignore_case: bool,
 }
 

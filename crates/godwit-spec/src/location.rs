@@ -7,6 +7,36 @@ use godwit_codes::Code;
 
 use crate::error::JobError;
 
+/// The kinds of store godwit reads and writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StoreKind {
+    Local,
+    S3,
+    AzureBlob,
+    Sftp,
+    Memory,
+}
+
+impl StoreKind {
+    /// The kind as a short word for messages and reports: `local`, `s3`, `azure-blob`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreKind::Local => "local",
+            StoreKind::S3 => "s3",
+            StoreKind::AzureBlob => "azure-blob",
+            StoreKind::Sftp => "sftp",
+            StoreKind::Memory => "memory",
+        }
+    }
+}
+
+impl fmt::Display for StoreKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A source or target of a command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
@@ -99,14 +129,14 @@ impl Location {
         }
     }
 
-    /// The kind of store, as a short word for messages and reports.
-    pub fn kind(&self) -> &'static str {
+    /// The kind of store.
+    pub fn kind(&self) -> StoreKind {
         match self {
-            Location::Local(_) => "local",
-            Location::S3 { .. } => "s3",
-            Location::Azure { .. } => "azure-blob",
-            Location::Sftp { .. } => "sftp",
-            Location::Memory { .. } => "memory",
+            Location::Local(_) => StoreKind::Local,
+            Location::S3 { .. } => StoreKind::S3,
+            Location::Azure { .. } => StoreKind::AzureBlob,
+            Location::Sftp { .. } => StoreKind::Sftp,
+            Location::Memory { .. } => StoreKind::Memory,
         }
     }
 }
@@ -161,7 +191,10 @@ mod tests {
                 path: "/srv/x".into()
             }
         );
-        assert_eq!(Location::parse("az://c").unwrap().kind(), "azure-blob");
+        assert_eq!(
+            Location::parse("az://c").unwrap().kind(),
+            StoreKind::AzureBlob
+        );
     }
 
     #[test]

@@ -7,7 +7,12 @@
 //! the agent keeps each `progress`, `result` and `copylog` message until the control plane
 //! `ack`s its `seq`.
 
+use godwit_codes::{Code, State};
 use serde::{Deserialize, Serialize};
+
+use crate::command::CommandKind;
+use crate::error::JobError;
+use crate::options::JobOptions;
 
 /// Agent to control plane.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -17,6 +22,10 @@ pub enum ToServer {
         agent_id: Option<String>,
         name: Option<String>,
         version: Option<String>,
+        /// The commands this agent can run (`scan`, `copy`, ...). An agent too old to say is
+        /// taken to run scan, copy, sync and empty-folders, all that such agents had.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        commands: Option<Vec<String>>,
     },
     Heartbeat,
     /// The command of job run `run_id` arrived and is being run. Sent through the same queue
@@ -35,7 +44,8 @@ pub enum ToServer {
         seq: u64,
         run_id: String,
         /// SUCCEEDED, FAILED, STOPPED or PAUSED
-        state: String,
+        #[serde(with = "crate::command::state_serde")]
+        state: State,
         counters: Counters,
         /// The job error's code and parameters, when it failed or paused for review.
         error: Option<WireError>,
@@ -71,7 +81,7 @@ pub enum ToAgent {
         retry: bool,
     },
     /// Run a command.
-    Command(Job),
+    Command(Box<Job>),
     /// Stop, pause or resume the run in progress.
     Control { run_id: String, action: String },
     /// The message `seq` is stored; the agent may forget it.
@@ -85,12 +95,60 @@ pub enum ToAgent {
 pub struct Job {
     pub run_id: String,
     pub migration_id: String,
-    /// scan, copy, sync, ...
-    pub command: String,
+    pub command: CommandKind,
     /// The source location: endpoint URI joined with the migration's path.
     pub source: String,
     pub target: String,
-    pub options: serde_json::Value,
+    pub options: JobOptions,
+}
+
+/// The commands an agent that does not list its own is taken to run.
+pub const FIRST_AGENT_COMMANDS: &[CommandKind] = &[
+    CommandKind::Scan,
+    CommandKind::Copy,
+    CommandKind::Sync,
+    CommandKind::EmptyFolders,
+];
+
+/// A message from the control plane that the agent could not use.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Undecodable {
+    /// The job run it was about, when it named one: that run fails with `error`.
+    pub run_id: Option<String>,
+    pub error: JobError,
+}
+
+impl ToAgent {
+    /// Reads a message. A command godwit does not have is 1050, one whose options or fields the
+    /// agent does not know is 1030: never run with a part of it ignored.
+    pub fn decode(text: &str) -> Result<ToAgent, Undecodable> {
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| Undecodable {
+            run_id: None,
+            error: JobError::new(Code::MESSAGE_DECODE_ERROR, &[("reason", &e.to_string())]),
+        })?;
+        if value["op"] != "command" {
+            return serde_json::from_value(value).map_err(|e| Undecodable {
+                run_id: None,
+                error: JobError::new(Code::MESSAGE_DECODE_ERROR, &[("reason", &e.to_string())]),
+            });
+        }
+        let run_id = value["run_id"].as_str().unwrap_or_default().to_string();
+        if let Some(name) = value["command"].as_str()
+            && CommandKind::parse(name).is_none()
+        {
+            return Err(Undecodable {
+                run_id: Some(run_id),
+                error: JobError::new(Code::INVALID_COMMAND_ERROR, &[("opcode", name)]),
+            });
+        }
+        serde_json::from_value(value).map_err(|e| Undecodable {
+            run_id: Some(run_id.clone()),
+            error: JobError::new(
+                Code::INVALID_COMMAND_DATA_ERROR,
+                &[("job_id", &run_id), ("reason", &e.to_string())],
+            ),
+        })
+    }
 }
 
 /// A run's counters.
@@ -148,6 +206,32 @@ mod tests {
         let hb: ToServer = serde_json::from_str(r#"{"op":"heartbeat"}"#).unwrap();
         assert_eq!(hb, ToServer::Heartbeat);
         assert!(serde_json::from_str::<ToServer>(r#"{"op":"dance"}"#).is_err());
+    }
+
+    #[test]
+    fn a_command_the_agent_cannot_read_fails_its_run_with_its_code() {
+        let job = |command: &str, options: serde_json::Value| {
+            serde_json::json!({"op": "command", "run_id": "r1", "migration_id": "m",
+                "command": command, "source": "/a", "target": "/b", "options": options})
+            .to_string()
+        };
+        let ok = ToAgent::decode(&job("sync", serde_json::json!({"syncDeletes": true}))).unwrap();
+        let ToAgent::Command(j) = ok else {
+            panic!("{ok:?}")
+        };
+        assert!(j.options.sync_deletes);
+        let e = ToAgent::decode(&job("dance", serde_json::json!({}))).unwrap_err();
+        assert_eq!(e.run_id.as_deref(), Some("r1"));
+        assert_eq!(e.error.code, Code::INVALID_COMMAND_ERROR);
+        let e = ToAgent::decode(&job("copy", serde_json::json!({"syncDelete": true}))).unwrap_err();
+        assert_eq!(e.error.code, Code::INVALID_COMMAND_DATA_ERROR);
+        assert!(
+            e.error.message.contains("syncDelete"),
+            "{}",
+            e.error.message
+        );
+        let e = ToAgent::decode("{").unwrap_err();
+        assert_eq!((e.run_id, e.error.code), (None, Code::MESSAGE_DECODE_ERROR));
     }
 
     #[test]

@@ -1,0 +1,234 @@
+//! What the pieces of a copy share: its options, its live counters, and the context every
+//! transfer thread reads.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crossbeam_channel::{Receiver, Sender};
+use godwit_codes::Code;
+use godwit_spec::{Links, Verify};
+
+use crate::backend::Side;
+use crate::error::JobError;
+use crate::filter::Filter;
+use crate::index::{Index, IndexEntry};
+use crate::profile::TargetProfile;
+use crate::record::CopyRecord;
+use crate::walk::Entry;
+
+/// Large files streamed at once; see `copy`.
+pub(crate) const LARGE_FILES_IN_FLIGHT: usize = 1;
+
+/// Moves are looked for among files of at least this size (smaller ones are cheap to send).
+pub(crate) const MOVE_MIN_SIZE: u64 = 64 << 10;
+/// New files held back until the walk ends, to be matched with files gone from the source; past
+/// this many, new files are copied at once (memory stays bounded).
+pub(crate) const MAX_HELD_BACK: usize = 100_000;
+/// Files gone from the source kept as candidates for a move.
+pub(crate) const MAX_MOVE_CANDIDATES: usize = 100_000;
+
+/// (size, mtime, inode): a file moved at the source keeps all three.
+pub(crate) type MoveKey = (u64, i64, u64);
+
+/// The options of a copy.
+#[derive(Debug, Clone)]
+pub struct CopyOptions {
+    pub transfers: usize,
+    /// Compute a checksum of each file while reading it (and record it).
+    pub checksum: bool,
+    pub verify: Verify,
+    pub filter: Filter,
+    pub links: Links,
+    pub profile: TargetProfile,
+    pub dry_run: bool,
+    /// `--bwlimit`: bytes a second for the whole run, shared by all transfers.
+    pub bwlimit: Option<u64>,
+    /// `--compare target`: decide by listing the target instead of trusting the index (for a
+    /// target changed behind godwit's back, or a lost index); the index is repaired.
+    pub compare_target: bool,
+    /// A true-up: compare each folder's listing with the index (or, with `compare_target`, the
+    /// target listing) and write what is gone from the source to the run's `deletes.txt`.
+    pub find_deletes: bool,
+    /// `--create-empty-dirs`: folders that hold nothing exist at the target too.
+    pub empty_dirs: bool,
+    /// `--sanitize on-the-fly`: names the target cannot hold are renamed at the target.
+    pub sanitize: bool,
+    /// Write a copy-log record for every excluded file (otherwise they are only counted).
+    pub log_excluded: bool,
+    /// Walk folders only, copying no file (`godwit empty-folders`).
+    pub folders_only: bool,
+    /// A true-up with `--delete`: a new file with the size, modification time and inode of a
+    /// file gone from the source was moved there; it is moved at the target too (a rename, or
+    /// a server-side copy) instead of being sent again.
+    pub moves: bool,
+}
+
+impl Default for CopyOptions {
+    fn default() -> Self {
+        CopyOptions {
+            transfers: 8,
+            checksum: false,
+            verify: Verify::Size,
+            filter: Filter::default(),
+            links: Links::Skip,
+            profile: TargetProfile::for_kind(godwit_spec::StoreKind::Local),
+            dry_run: false,
+            bwlimit: None,
+            compare_target: false,
+            find_deletes: false,
+            empty_dirs: false,
+            sanitize: false,
+            log_excluded: false,
+            folders_only: false,
+            moves: false,
+        }
+    }
+}
+
+impl CopyOptions {
+    /// The plan of a copy, a true-up or an empty-folders run from a job's options: the one
+    /// place where the options people give become what the engine does.
+    pub fn plan(
+        command: godwit_spec::CommandKind,
+        o: &godwit_spec::JobOptions,
+        target: godwit_spec::StoreKind,
+    ) -> Result<CopyOptions, JobError> {
+        use godwit_spec::{CommandKind, Compare, SanitizeMode};
+        let sync = command == CommandKind::Sync;
+        let folders_only = command == CommandKind::EmptyFolders;
+        let compare_target = o.compare == Compare::Target;
+        Ok(CopyOptions {
+            transfers: o.transfers_for(target),
+            checksum: o.checksum,
+            verify: o.verify,
+            filter: Filter::new(&o.filters)?,
+            links: o.links,
+            profile: TargetProfile::chosen(o.target_profile, target),
+            dry_run: o.dry_run,
+            bwlimit: o.bwlimit,
+            compare_target,
+            find_deletes: sync,
+            empty_dirs: folders_only || o.create_empty_dirs,
+            sanitize: o.sanitize == SanitizeMode::OnTheFly,
+            log_excluded: o.log_excluded,
+            folders_only,
+            // Moves are followed at the target only when the target is to mirror the source.
+            moves: sync && o.sync_deletes && !compare_target,
+        })
+    }
+}
+
+/// Live counters, read by the progress display.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub files_seen: AtomicU64,
+    pub bytes_seen: AtomicU64,
+    pub files_done: AtomicU64,
+    pub bytes_done: AtomicU64,
+    pub bytes_copied: AtomicU64,
+    pub failed: AtomicU64,
+}
+
+/// How a copy ended.
+#[derive(Debug, Clone, Default)]
+pub struct CopyOutcome {
+    /// Files per final status code.
+    pub counts: BTreeMap<Code, u64>,
+    pub files: u64,
+    pub bytes: u64,
+    pub bytes_copied: u64,
+    /// Files and bytes a dry run would have copied.
+    pub would_copy: (u64, u64),
+    /// What stopped the run as a whole, if anything.
+    pub job_error: Option<JobError>,
+    /// Whether the run was stopped before it finished (Ctrl-C).
+    pub stopped: bool,
+    /// Files gone from the source, listed in the run's `deletes.txt` (a true-up).
+    pub deletes_found: u64,
+    /// Source paths that could not be read, listed in the run's `unreadable.txt`.
+    pub unreadable: u64,
+    /// Empty folders made at the target (`--create-empty-dirs`).
+    pub empty_dirs: u64,
+    /// Files in the index at the end (a true-up's `--max-delete` is a share of it).
+    pub index_files: u64,
+    /// Files gone from the source that a new file may have been moved from.
+    pub(crate) move_candidates: std::collections::HashMap<MoveKey, Vec<u8>>,
+}
+
+impl CopyOutcome {
+    /// Adds what a second round of the same run did.
+    pub(crate) fn absorb(&mut self, other: CopyOutcome) {
+        for (code, n) in other.counts {
+            *self.counts.entry(code).or_default() += n;
+        }
+        self.files += other.files;
+        self.bytes += other.bytes;
+        self.bytes_copied += other.bytes_copied;
+        self.would_copy.0 += other.would_copy.0;
+        self.would_copy.1 += other.would_copy.1;
+        self.empty_dirs += other.empty_dirs;
+        if self.job_error.is_none() {
+            self.job_error = other.job_error;
+        }
+    }
+}
+
+/// What a transfer thread tells the recorder about one file.
+pub(crate) struct Done {
+    pub(crate) record: CopyRecord,
+    /// The source path (the record holds it for display only).
+    pub(crate) rel: Vec<u8>,
+    pub(crate) index: Option<(Vec<u8>, IndexEntry)>,
+    pub(crate) copied: u64,
+}
+
+pub(crate) struct Ctx<'a> {
+    pub(crate) src: &'a Side,
+    pub(crate) dst: &'a Side,
+    pub(crate) run_id: &'a str,
+    pub(crate) options: &'a CopyOptions,
+    pub(crate) index: &'a Index,
+    /// The last run did not finish: a file missing from the index may already be at the target.
+    pub(crate) resumed: bool,
+    pub(crate) seq: AtomicU64,
+    pub(crate) stop: &'a AtomicBool,
+    /// Runs the async store calls of the transfer threads; None when both sides are local.
+    pub(crate) rt: Option<tokio::runtime::Runtime>,
+    /// Tokens for large files in flight, which hold upload buffers: bounds memory.
+    pub(crate) large_slots: (Sender<()>, Receiver<()>),
+    pub(crate) rate: Option<crate::rate::RateLimit>,
+    /// New files held back to be matched with files gone from the source (`moves`).
+    pub(crate) held_back: std::sync::Mutex<Vec<Entry>>,
+    /// Set for the second round, which copies what was held back.
+    pub(crate) second_round: AtomicBool,
+    /// Whether the remote target was checked before the run; if not, the first write checks it.
+    pub(crate) target_checked: bool,
+    pub(crate) target_check: std::sync::OnceLock<Result<(), JobError>>,
+    /// What stopped the run from inside a transfer (the target turned out unreachable).
+    pub(crate) failure: std::sync::Mutex<Option<JobError>>,
+}
+
+impl Ctx<'_> {
+    /// Makes sure the remote target can be written, once per run, before the first write to
+    /// it. On failure the run stops with that job error.
+    pub(crate) fn target_ready(&self) -> Result<(), JobError> {
+        if self.target_checked {
+            return Ok(());
+        }
+        let (Side::Remote(r), Some(rt)) = (self.dst, &self.rt) else {
+            return Ok(());
+        };
+        let result = self
+            .target_check
+            .get_or_init(|| crate::store::reachable(r, rt, true))
+            .clone();
+        if let Err(e) = &result {
+            self.stop.store(true, Ordering::Relaxed);
+            self.failure
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get_or_insert_with(|| e.clone());
+        }
+        result
+    }
+}

@@ -1,0 +1,522 @@
+//! The one entry point: run any command from its spec and a control handle, and return the
+//! run's report. The command line and the agent both call [`run`]; neither opens an index, a
+//! copy log or a run folder itself. Every run that got a folder ends with its `summary.json`
+//! and `copylog.jsonl` written here, and its end status decided by [`Summary::end`].
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use godwit_codes::{Code, State};
+use godwit_spec::{CommandKind, JobOptions, Location, MaxDelete, SanitizeMode, StoreKind};
+
+use crate::backend::Side;
+use crate::ctx::{CopyOptions, CopyOutcome, Progress};
+use crate::error::{JobError, reason};
+use crate::index::Index;
+use crate::profile::TargetProfile;
+use crate::record::{CopyLog, DELETES_FILE, Summary, TrueUp, WouldCopy};
+use crate::scan::{ScanOptions, ScanReport};
+use crate::state::{CONFIRMED_FILE, JOB_FILE, JobSides, Migration, PAUSED_FILE, Run};
+use crate::sync::{DeleteOutcome, apply_deletes, guard};
+
+/// The commands this engine runs. An agent reports them to its control plane, which refuses
+/// the others before queueing them.
+pub const SUPPORTED: &[CommandKind] = &[
+    CommandKind::Scan,
+    CommandKind::Copy,
+    CommandKind::Sync,
+    CommandKind::Confirm,
+    CommandKind::Sanitize,
+    CommandKind::EmptyFolders,
+];
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct JobSpec {
+    pub command: CommandKind,
+    pub source: Location,
+    /// Every command but scan and sanitize writes to a target.
+    pub target: Option<Location>,
+    pub options: JobOptions,
+    /// A true-up's paused run whose reviewed deletions are carried out: the run to confirm
+    /// (`confirm`), or the list a `sync` carries out instead of pausing (`--confirm-deletes`).
+    pub reviewed_run: Option<String>,
+    /// godwit's state directory: migrations, their indexes and run folders.
+    pub state_dir: PathBuf,
+}
+
+/// How a caller steers a run and watches it.
+#[derive(Debug, Default)]
+pub struct Control {
+    stop: AtomicBool,
+    /// Live counters, updated as files are found and finished.
+    pub progress: Progress,
+}
+
+impl Control {
+    /// Asks the run to stop: files in flight finish, nothing new starts, and the run resumes
+    /// where it stopped when started again.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// The flag itself, for a signal handler.
+    pub fn stop_flag(&self) -> &AtomicBool {
+        &self.stop
+    }
+}
+
+/// How a run went: its summary (also in the run folder's `summary.json`) and, for a scan, the
+/// full report (also in `scan.json`).
+#[derive(Debug, Clone)]
+pub struct JobReport {
+    pub summary: Summary,
+    pub scan: Option<ScanReport>,
+}
+
+impl JobReport {
+    pub fn state(&self) -> State {
+        self.summary.state
+    }
+
+    /// The run's folder.
+    pub fn run_dir(&self) -> &Path {
+        Path::new(&self.summary.run_dir)
+    }
+}
+
+/// Runs `spec`. An error here means the run could not start (a bad location, a migration
+/// locked by another process, no room for a run folder); once a run has a folder, what goes
+/// wrong is in its report.
+pub fn run(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError> {
+    match spec.command {
+        CommandKind::Scan => scan_job(spec, control),
+        CommandKind::Copy | CommandKind::Sync | CommandKind::EmptyFolders => {
+            transfer_job(spec, control)
+        }
+        CommandKind::Confirm => confirm_job(spec, control),
+        CommandKind::Sanitize => sanitize_job(spec, control),
+        CommandKind::Permissions | CommandKind::SimulatePermissions | CommandKind::SpeedTest => {
+            Err(JobError::new(
+                Code::INVALID_COMMAND_ERROR,
+                &[("opcode", spec.command.as_str())],
+            ))
+        }
+    }
+}
+
+/// `location` with a local path made absolute, since a migration is found by its locations
+/// whatever folder the command runs in.
+pub fn absolute(location: Location) -> Location {
+    match location {
+        Location::Local(p) => Location::Local(std::path::absolute(&p).unwrap_or(p)),
+        other => other,
+    }
+}
+
+fn target_of(spec: &JobSpec) -> Result<&Location, JobError> {
+    spec.target.as_ref().ok_or_else(|| {
+        JobError::new(
+            Code::MIGRATION_INVALID_DESTINATION_PATH_ERROR,
+            &[
+                ("path", ""),
+                ("reason", &format!("{} needs a target", spec.command)),
+            ],
+        )
+    })
+}
+
+/// Records the sides of a run in its folder, for `godwit confirm`.
+fn write_sides(run: &Run, source: &Location, target: &Location, o: &JobOptions) {
+    let sides = JobSides {
+        source: source.to_string(),
+        target: target.to_string(),
+        compare_target: o.compare == godwit_spec::Compare::Target,
+    };
+    let _ = std::fs::write(
+        run.dir.join(JOB_FILE),
+        serde_json::to_string_pretty(&sides).unwrap_or_default(),
+    );
+}
+
+/// The reviewed run `id` of `migration`: its folder, if it paused for review.
+fn reviewed_dir(spec: &JobSpec, migration: &Migration, id: &str) -> Result<PathBuf, JobError> {
+    let dir = crate::state::find_paused_run(&spec.state_dir, id)?;
+    if !dir.starts_with(&migration.dir) {
+        return Err(JobError::config(&format!(
+            "run {id} belongs to another migration; confirm it with `godwit confirm {id}`"
+        )));
+    }
+    Ok(dir)
+}
+
+/// copy, sync and empty-folders: the transfer pool, then for a true-up its deletions.
+fn transfer_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError> {
+    let target_location = target_of(spec)?;
+    let source = Side::open(&spec.source, "source")?;
+    let target = Side::open(target_location, "target")?;
+    let options = CopyOptions::plan(spec.command, &spec.options, target.kind())?;
+    let migration = Migration::open(&spec.state_dir, &spec.source, Some(target_location))?;
+    let reviewed = match &spec.reviewed_run {
+        Some(id) if spec.command == CommandKind::Sync => {
+            Some((id.clone(), reviewed_dir(spec, &migration, id)?))
+        }
+        _ => None,
+    };
+    let run = migration.new_run(spec.command.as_str())?;
+    write_sides(&run, &spec.source, target_location, &spec.options);
+    let stop = control.stop_flag();
+    let mut summary = Summary::start(
+        spec.command,
+        &migration.id,
+        &run,
+        spec.source.to_string(),
+        Some(target_location.to_string()),
+    );
+    let mut outcome = crate::copy::copy(
+        &source,
+        &target,
+        &migration,
+        &run,
+        &options,
+        stop,
+        &control.progress,
+    )
+    .unwrap_or_else(|e| CopyOutcome {
+        job_error: Some(e),
+        ..CopyOutcome::default()
+    });
+    if spec.command == CommandKind::EmptyFolders
+        && let Some(e) = outcome.job_error.take()
+    {
+        // The walk failed: say so with the command's own code, keeping the cause.
+        outcome.job_error = Some(JobError::new(
+            Code::EMPTY_FOLDER_INVALID_SCAN_RESULT_ERROR,
+            &[("reason", &format!("{} ({})", e.message, e.code.id()))],
+        ));
+    }
+    absorb(&mut summary, &outcome, options.dry_run);
+    let mut paused = None;
+    if spec.command == CommandKind::Sync && outcome.job_error.is_none() && !outcome.stopped {
+        let sides = (&source, &target, &migration, &run);
+        let t = true_up(spec, sides, &outcome, reviewed.as_ref(), stop);
+        match t {
+            Ok(TrueUpEnd::Paused(t, e)) => {
+                summary.true_up = Some(t);
+                paused = Some(e);
+            }
+            Ok(TrueUpEnd::Done(t, d)) => {
+                summary.count(Code::AZSM2043, d.deleted);
+                summary.count(Code::AZSM2072, d.failed);
+                outcome.stopped |= d.stopped;
+                summary.true_up = Some(t);
+            }
+            Err(e) => outcome.job_error = Some(e),
+        }
+    }
+    let error = paused.as_ref().or(outcome.job_error.as_ref());
+    summary.end(error, outcome.stopped, paused.is_some());
+    finish(summary, &run, None)
+}
+
+/// Adds what the transfer pool did to the summary.
+fn absorb(summary: &mut Summary, o: &CopyOutcome, dry_run: bool) {
+    summary.counts = o.counts.clone();
+    summary.files = o.files;
+    summary.bytes = o.bytes;
+    summary.bytes_copied = o.bytes_copied;
+    summary.empty_dirs_made = o.empty_dirs;
+    summary.dry_run = dry_run.then_some(WouldCopy {
+        files: o.would_copy.0,
+        bytes: o.would_copy.1,
+    });
+}
+
+/// Writes the summary into the run folder and returns the report. The copy log exists for
+/// every run, even one that records no file.
+fn finish(summary: Summary, run: &Run, scan: Option<ScanReport>) -> Result<JobReport, JobError> {
+    let log = run.dir.join("copylog.jsonl");
+    if !log.exists() {
+        CopyLog::create(run)?.finish(run)?;
+    }
+    summary.write(run)?;
+    Ok(JobReport { summary, scan })
+}
+
+/// How a true-up's deletions ended.
+enum TrueUpEnd {
+    /// Paused before deleting anything, for review (9080/9090/9100).
+    Paused(TrueUp, JobError),
+    Done(TrueUp, DeleteOutcome),
+}
+
+/// What a true-up does after its copy: nothing more without deletes on; else pause when a
+/// guard says so, or carry out the list (the reviewed run's, when one is given).
+fn true_up(
+    spec: &JobSpec,
+    (source, target, migration, run): (&Side, &Side, &Migration, &Run),
+    outcome: &CopyOutcome,
+    reviewed: Option<&(String, PathBuf)>,
+    stop: &AtomicBool,
+) -> Result<TrueUpEnd, JobError> {
+    let o = &spec.options;
+    let max_delete = o.max_delete.unwrap_or(MaxDelete::Default);
+    let mut t = TrueUp {
+        gone_from_source: outcome.deletes_found,
+        unreadable: outcome.unreadable,
+        delete: o.sync_deletes,
+        max_delete: max_delete.limit(outcome.index_files),
+        ..TrueUp::default()
+    };
+    if !o.sync_deletes || o.dry_run {
+        return Ok(TrueUpEnd::Done(t, DeleteOutcome::default()));
+    }
+    if reviewed.is_none()
+        && let Some(e) = guard(t.gone_from_source, t.max_delete, t.unreadable)
+    {
+        let _ = std::fs::write(run.dir.join(PAUSED_FILE), &e.message);
+        t.review = Some(run.dir.join(DELETES_FILE).display().to_string());
+        return Ok(TrueUpEnd::Paused(t, e));
+    }
+    let list = match reviewed {
+        Some((_, dir)) => dir.join(DELETES_FILE),
+        None => run.dir.join(DELETES_FILE),
+    };
+    let compare_target = o.compare == godwit_spec::Compare::Target;
+    let d = delete_listed(source, target, migration, run, &list, compare_target, stop)?;
+    t.deleted = d.deleted;
+    t.kept = d.kept;
+    t.delete_failed = d.failed;
+    if let Some((id, dir)) = reviewed
+        && !d.stopped
+    {
+        let _ = std::fs::write(dir.join(CONFIRMED_FILE), &run.id);
+        t.confirmed_run = Some(id.clone());
+    }
+    Ok(TrueUpEnd::Done(t, d))
+}
+
+/// Carries out the list at `list` for this migration, recording into the run's copy log.
+fn delete_listed(
+    source: &Side,
+    target: &Side,
+    migration: &Migration,
+    run: &Run,
+    list: &Path,
+    from_listing: bool,
+    stop: &AtomicBool,
+) -> Result<DeleteOutcome, JobError> {
+    let index = Index::open(&migration.dir.join("index.redb"))?;
+    let mut log = CopyLog::append(run)?;
+    let outcome = apply_deletes(
+        source,
+        target,
+        &index,
+        list,
+        from_listing,
+        run,
+        &mut log,
+        stop,
+    );
+    log.finish(run)?;
+    outcome
+}
+
+/// `confirm`: the reviewed deletions of a paused true-up, exactly that list, each file checked
+/// again at the source first.
+fn confirm_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError> {
+    let id = spec.reviewed_run.as_deref().unwrap_or_default();
+    let reviewed = crate::state::find_paused_run(&spec.state_dir, id)?;
+    let sides: JobSides = std::fs::read(reviewed.join(JOB_FILE))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| {
+            JobError::new(
+                Code::DB_ERR_GET_DOC_NOT_FOUND,
+                &[
+                    (
+                        "kind",
+                        "record of the paused run's source and target (job.json)",
+                    ),
+                    ("id", id),
+                ],
+            )
+        })?;
+    let (src_location, dst_location) = (
+        Location::parse(&sides.source)?,
+        Location::parse(&sides.target)?,
+    );
+    let source = Side::open(&src_location, "source")?;
+    let target = Side::open(&dst_location, "target")?;
+    let migration = Migration::open(&spec.state_dir, &src_location, Some(&dst_location))?;
+    let run = migration.new_run("confirm")?;
+    write_sides(&run, &src_location, &dst_location, &spec.options);
+    let mut summary = Summary::start(
+        CommandKind::Confirm,
+        &migration.id,
+        &run,
+        sides.source.clone(),
+        Some(sides.target.clone()),
+    );
+    let mut t = TrueUp {
+        delete: true,
+        confirmed_run: Some(id.to_string()),
+        ..TrueUp::default()
+    };
+    let list = reviewed.join(DELETES_FILE);
+    let stop = control.stop_flag();
+    let result = delete_listed(
+        &source,
+        &target,
+        &migration,
+        &run,
+        &list,
+        sides.compare_target,
+        stop,
+    );
+    let (error, stopped) = match result {
+        Ok(d) => {
+            (t.deleted, t.kept, t.delete_failed) = (d.deleted, d.kept, d.failed);
+            summary.count(Code::AZSM2043, d.deleted);
+            summary.count(Code::AZSM2072, d.failed);
+            if !d.stopped {
+                let _ = std::fs::write(reviewed.join(CONFIRMED_FILE), &run.id);
+            }
+            (None, d.stopped)
+        }
+        Err(e) => (Some(e), false),
+    };
+    summary.true_up = Some(t);
+    summary.end(error.as_ref(), stopped, false);
+    finish(summary, &run, None)
+}
+
+/// `scan`: one walk of the source, an inventory on disk, and a report of what the target will
+/// make of it, with the job's filters and the target's profile.
+fn scan_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError> {
+    let o = &spec.options;
+    let source = Side::open(&spec.source, "source")?;
+    let target_kind = spec
+        .target
+        .as_ref()
+        .map_or(StoreKind::Local, Location::kind);
+    let options = ScanOptions {
+        profile: TargetProfile::chosen(o.target_profile, target_kind),
+        filter: crate::filter::Filter::new(&o.filters)?,
+        links: o.links,
+        max_folder_entries: o
+            .max_folder_entries
+            .map_or(50_000, |n| usize::try_from(n).unwrap_or(usize::MAX)),
+        threads: 2,
+    };
+    let migration = Migration::open(&spec.state_dir, &spec.source, None)?;
+    let run = migration.new_run("scan")?;
+    let mut summary = Summary::start(
+        CommandKind::Scan,
+        &migration.id,
+        &run,
+        spec.source.to_string(),
+        None,
+    );
+    let report = scan_into(&source, &options, &run, control);
+    let (report, error) = match report {
+        Ok(r) => {
+            let error = r.job_error.as_ref().map(|e| JobError {
+                code: e.code,
+                message: e.message.clone().unwrap_or_default(),
+            });
+            (Some(r), error)
+        }
+        Err(e) => (None, Some(e)),
+    };
+    if let Some(r) = &report {
+        // What a copy of this source would move: the figures the job limits are judged by.
+        summary.files = r.files_to_migrate;
+        summary.bytes = r.bytes_to_migrate;
+        for (code, p) in &r.problems {
+            *summary.counts.entry(*code).or_default() += p.count;
+        }
+        if r.excluded > 0 {
+            summary.counts.insert(Code::AZSM2001, r.excluded);
+        }
+        let text = serde_json::to_string_pretty(r).unwrap_or_default();
+        let _ = std::fs::write(run.dir.join("scan.json"), text + "\n");
+    }
+    summary.end(error.as_ref(), control.is_stopped(), false);
+    finish(summary, &run, report)
+}
+
+/// Scans `source` with the inventory written into the run folder.
+fn scan_into(
+    source: &Side,
+    options: &ScanOptions,
+    run: &Run,
+    control: &Control,
+) -> Result<ScanReport, JobError> {
+    let path = run.dir.join("inventory.jsonl");
+    let file = std::fs::File::create(&path).map_err(|e| {
+        let shown = path.display().to_string();
+        JobError::new(
+            Code::SCAN_REPORT_FOLDER_ERROR,
+            &[("path", &shown), ("reason", &reason(&e))],
+        )
+    })?;
+    let mut inventory = std::io::BufWriter::with_capacity(1 << 20, file);
+    crate::scan::scan(
+        source,
+        options,
+        Some(&mut inventory),
+        control.stop_flag(),
+        &control.progress.files_seen,
+    )
+}
+
+/// `sanitize`: names the target profile refuses, renamed on a local source in place when the
+/// options say `in-place` (and it is no dry run); otherwise only listed in `sanitize.csv`.
+fn sanitize_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError> {
+    let Location::Local(root) = &spec.source else {
+        return Err(JobError::config(
+            "sanitize renames on a local source only; to rename at a remote target \
+             while copying, use `copy --sanitize on-the-fly`",
+        ));
+    };
+    let o = &spec.options;
+    let target_kind = spec
+        .target
+        .as_ref()
+        .map_or(StoreKind::Local, Location::kind);
+    let profile = TargetProfile::chosen(o.target_profile, target_kind);
+    let apply = o.sanitize == SanitizeMode::InPlace && !o.dry_run;
+    let migration = Migration::open(&spec.state_dir, &spec.source, None)?;
+    let run = migration.new_run("sanitize")?;
+    let mut summary = Summary::start(
+        CommandKind::Sanitize,
+        &migration.id,
+        &run,
+        spec.source.to_string(),
+        None,
+    );
+    let stop = control.stop_flag();
+    let result = crate::sanitize::sanitize_in_place(root, &profile, &migration, &run, apply, stop);
+    let error = match result {
+        Ok(outcome) => {
+            summary.count(Code::AZSM0000, outcome.renamed);
+            summary.count(Code::SANITIZE_RENAME_ERROR, outcome.failed);
+            if outcome.unreadable > 0 {
+                // Folders, not files: counted by their code only.
+                summary
+                    .counts
+                    .insert(Code::SANITIZE_INVALID_SCAN_RESULT_ERROR, outcome.unreadable);
+            }
+            None
+        }
+        Err(e) => Some(e),
+    };
+    summary.dry_run = (!apply).then_some(WouldCopy::default());
+    summary.end(error.as_ref(), control.is_stopped(), false);
+    finish(summary, &run, None)
+}

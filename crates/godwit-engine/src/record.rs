@@ -1,0 +1,435 @@
+//! A run's records: `copylog.jsonl` (one record per file), the path lists (`deletes.txt`,
+//! `unreadable.txt`), `summary.json`, and the one function that decides how a run ended.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use godwit_codes::{Code, Command, State};
+use serde::Serialize;
+
+use crate::error::{JobError, reason};
+use crate::state::Run;
+
+/// The run's list of files to delete at the target (one escaped path a line).
+pub const DELETES_FILE: &str = "deletes.txt";
+/// The run's list of source paths that could not be read.
+pub const UNREADABLE_FILE: &str = "unreadable.txt";
+
+/// A path as JSON text: itself when it is UTF-8, else with each invalid byte as `\xNN`.
+pub fn display_path(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_string(),
+        Err(_) => {
+            let mut out = String::new();
+            for chunk in bytes.utf8_chunks() {
+                out.push_str(chunk.valid());
+                for b in chunk.invalid() {
+                    out.push_str(&format!("\\x{b:02X}"));
+                }
+            }
+            out
+        }
+    }
+}
+
+/// One line of `copylog.jsonl`: the final status of one file.
+#[derive(Debug, Serialize)]
+pub struct CopyRecord {
+    pub path: String,
+    /// Set when the path is not UTF-8: the exact bytes, in hex.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path_hex: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_path: Option<String>,
+    pub size: u64,
+    pub code: Code,
+    pub status: &'static str,
+    pub message: String,
+    pub attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<String>,
+}
+
+impl CopyRecord {
+    /// The record of `rel` with `code`, its message rendered from `params` plus the path.
+    pub fn new(rel: &[u8], size: u64, code: Code, params: &[(&str, &str)]) -> Self {
+        let path = display_path(rel);
+        let mut all: Vec<(&str, &str)> = vec![("path", &path)];
+        all.extend_from_slice(params);
+        let message = code.render(&all);
+        let path_hex = std::str::from_utf8(rel)
+            .is_err()
+            .then(|| rel.iter().map(|b| format!("{b:02x}")).collect());
+        CopyRecord {
+            path_hex,
+            target_path: None,
+            size,
+            code,
+            status: code.name(),
+            message,
+            attempts: 0,
+            checksum: None,
+            path,
+        }
+    }
+}
+
+/// Appends records to a run's `copylog.jsonl`.
+#[derive(Debug)]
+pub struct CopyLog {
+    out: BufWriter<File>,
+    path: PathBuf,
+}
+
+impl CopyLog {
+    pub fn create(run: &Run) -> Result<Self, JobError> {
+        let path = run.dir.join("copylog.jsonl");
+        let file = File::create(&path).map_err(|e| run_report_error(run, &path, &e, true))?;
+        Ok(CopyLog {
+            out: BufWriter::with_capacity(256 * 1024, file),
+            path,
+        })
+    }
+
+    pub fn write(&mut self, run: &Run, record: &CopyRecord) -> Result<(), JobError> {
+        serde_json::to_writer(&mut self.out, record)
+            .map_err(std::io::Error::from)
+            .and_then(|()| self.out.write_all(b"\n"))
+            .map_err(|e| run_report_error(run, &self.path, &e, false))
+    }
+
+    /// Opens a run's copy log to add records after the copy (a true-up's deletions).
+    pub fn append(run: &Run) -> Result<Self, JobError> {
+        let path = run.dir.join("copylog.jsonl");
+        let file = File::options()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| run_report_error(run, &path, &e, false))?;
+        Ok(CopyLog {
+            out: BufWriter::with_capacity(64 * 1024, file),
+            path,
+        })
+    }
+
+    pub fn finish(mut self, run: &Run) -> Result<(), JobError> {
+        self.out
+            .flush()
+            .map_err(|e| run_report_error(run, &self.path, &e, false))
+    }
+}
+
+fn run_report_error(run: &Run, path: &Path, e: &std::io::Error, create: bool) -> JobError {
+    let code = if create {
+        Code::CREATE_MIGRATION_REPORT_ERROR
+    } else {
+        Code::UPDATE_MIGRATION_REPORT_ERROR
+    };
+    let path = path.display().to_string();
+    JobError::new(
+        code,
+        &[("job_id", &run.id), ("path", &path), ("reason", &reason(e))],
+    )
+}
+
+/// A code with its name, as it appears in JSON outputs.
+#[derive(Debug, Clone, Serialize)]
+pub struct CodeRef {
+    pub code: Code,
+    pub name: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+impl CodeRef {
+    pub fn new(code: Code, message: Option<String>) -> Self {
+        CodeRef {
+            code,
+            name: code.name(),
+            message,
+        }
+    }
+}
+
+/// Files and bytes a dry run would have copied.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct WouldCopy {
+    pub files: u64,
+    pub bytes: u64,
+}
+
+/// `summary.json`: how a run ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub run_id: String,
+    pub migration_id: String,
+    pub command: godwit_spec::CommandKind,
+    /// How the run ended: SUCCEEDED, FAILED, STOPPED or PAUSED (`status` is its code).
+    #[serde(with = "godwit_spec::command::state_serde")]
+    pub state: State,
+    pub source: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    pub status: CodeRef,
+    pub job_error: Option<CodeRef>,
+    /// Files per final status code.
+    pub counts: BTreeMap<Code, u64>,
+    pub files: u64,
+    pub bytes: u64,
+    pub bytes_copied: u64,
+    pub started: String,
+    pub ended: String,
+    pub seconds: f64,
+    pub bytes_per_second: f64,
+    pub run_dir: String,
+    /// A true-up's deletions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub true_up: Option<TrueUp>,
+    /// Nothing was written: what would have been copied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<WouldCopy>,
+    /// Empty folders made at the target.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub empty_dirs_made: u64,
+    #[serde(skip)]
+    started_at: Option<SystemTime>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// The one place that decides how a run of `command` ended, as the catalog's status of that
+/// command: PAUSED when paused for review, FAILED with a job error, STOPPED when stopped,
+/// SUCCEEDED otherwise.
+pub fn end_state(failed: bool, stopped: bool, paused: bool) -> State {
+    if paused {
+        State::Paused
+    } else if failed {
+        State::Failed
+    } else if stopped {
+        State::Stopped
+    } else {
+        State::Succeeded
+    }
+}
+
+/// The catalog's status of `command` in `state`.
+pub fn status_of(command: Command, state: State) -> Code {
+    Code::command_status(command, state).unwrap_or(Code::HTTP_INTERNAL_SERVER_ERROR)
+}
+
+impl Summary {
+    /// The summary of `run` of `command` as it starts: nothing counted yet.
+    pub fn start(
+        command: godwit_spec::CommandKind,
+        migration_id: &str,
+        run: &Run,
+        source: String,
+        target: Option<String>,
+    ) -> Summary {
+        Summary {
+            run_id: run.id.clone(),
+            migration_id: migration_id.to_string(),
+            command,
+            state: State::Running,
+            source,
+            target,
+            status: CodeRef::new(status_of(command.catalog(), State::Running), None),
+            job_error: None,
+            counts: BTreeMap::new(),
+            files: 0,
+            bytes: 0,
+            bytes_copied: 0,
+            started: timestamp(run.started),
+            ended: String::new(),
+            seconds: 0.0,
+            bytes_per_second: 0.0,
+            run_dir: run.dir.display().to_string(),
+            true_up: None,
+            dry_run: None,
+            empty_dirs_made: 0,
+            started_at: Some(run.started),
+        }
+    }
+
+    /// Ends the summary: its state and status from [`end_state`], the job error, the time.
+    pub fn end(&mut self, job_error: Option<&JobError>, stopped: bool, paused: bool) {
+        self.state = end_state(job_error.is_some() && !paused, stopped, paused);
+        self.status = CodeRef::new(status_of(self.command.catalog(), self.state), None);
+        self.job_error = job_error.map(|e| CodeRef::new(e.code, Some(e.message.clone())));
+        let now = SystemTime::now();
+        self.ended = timestamp(now);
+        self.seconds = self
+            .started_at
+            .and_then(|t| now.duration_since(t).ok())
+            .map_or(0.0, |d| d.as_secs_f64());
+        self.bytes_per_second = if self.seconds > 0.0 {
+            self.bytes_copied as f64 / self.seconds
+        } else {
+            0.0
+        };
+    }
+
+    /// Adds `n` files with `code`.
+    pub fn count(&mut self, code: Code, n: u64) {
+        if n > 0 {
+            *self.counts.entry(code).or_default() += n;
+            self.files += n;
+        }
+    }
+
+    /// Files whose final code is an error.
+    pub fn files_failed(&self) -> u64 {
+        self.counts
+            .iter()
+            .filter(|(c, _)| c.info().kind == godwit_codes::Kind::Error)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    pub fn write(&self, run: &Run) -> Result<(), JobError> {
+        let path = run.dir.join("summary.json");
+        let tmp = run.dir.join("summary.json.tmp");
+        let text = serde_json::to_string_pretty(self).unwrap_or_default();
+        fs::write(&tmp, text + "\n")
+            .and_then(|()| fs::rename(&tmp, &path))
+            .map_err(|e| run_report_error(run, &path, &e, false))
+    }
+}
+
+/// `t` as RFC 3339 in UTC, to the millisecond.
+pub fn timestamp(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// What a true-up found and did about deletions, in `summary.json`.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct TrueUp {
+    /// Files the index holds that the source no longer does (listed in `deletes.txt`).
+    pub gone_from_source: u64,
+    /// Source paths that could not be read (listed in `unreadable.txt`).
+    pub unreadable: u64,
+    /// Whether `--delete` was given.
+    pub delete: bool,
+    /// The most deletions allowed without review.
+    pub max_delete: u64,
+    pub deleted: u64,
+    /// Listed, but back at the source by the time of deleting: kept.
+    pub kept: u64,
+    pub delete_failed: u64,
+    /// The reviewed run whose list was carried out (`--confirm-deletes`, `godwit confirm`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirmed_run: Option<String>,
+    /// The list to review when the run paused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub review: Option<String>,
+}
+
+/// `path` as one line of text: UTF-8 as it is, with `\` as `\\`, line breaks as `\n` and `\r`,
+/// and bytes that are not UTF-8 as `\xNN`, so any name fits on one line and reads back exactly.
+pub fn encode_line(path: &[u8]) -> String {
+    let mut out = String::with_capacity(path.len());
+    for chunk in path.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The path `encode_line` wrote, or None for a line it cannot have written.
+pub fn decode_line(line: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(line.len());
+    let bytes = line.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'\\' {
+            out.push(bytes[i]);
+            i += 1;
+            continue;
+        }
+        match bytes.get(i + 1)? {
+            b'\\' => out.push(b'\\'),
+            b'n' => out.push(b'\n'),
+            b'r' => out.push(b'\r'),
+            b'x' => {
+                let hex = std::str::from_utf8(bytes.get(i + 2..i + 4)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            _ => return None,
+        }
+        i += 2;
+    }
+    Some(out)
+}
+
+/// Appends paths to one of the run's lists.
+#[derive(Debug)]
+pub struct PathList {
+    out: Option<BufWriter<File>>,
+    path: PathBuf,
+    pub count: u64,
+}
+
+impl PathList {
+    /// A list at `run_dir/name`, created when the first path is added.
+    pub fn new(run_dir: &Path, name: &str) -> Self {
+        PathList {
+            out: None,
+            path: run_dir.join(name),
+            count: 0,
+        }
+    }
+
+    pub fn add(&mut self, path: &[u8]) -> io::Result<()> {
+        let out = match &mut self.out {
+            Some(out) => out,
+            None => self.out.insert(BufWriter::new(File::create(&self.path)?)),
+        };
+        self.count += 1;
+        writeln!(out, "{}", encode_line(path))
+    }
+
+    pub fn finish(&mut self) -> io::Result<()> {
+        match &mut self.out {
+            Some(out) => out.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_name_fits_on_one_line_and_reads_back() {
+        for name in [
+            &b"plain/name.txt"[..],
+            b"line\nbreak",
+            b"back\\slash\\n",
+            b"bad\xff\xfebytes",
+            b"cr\rhere",
+            "ünï/cødé".as_bytes(),
+        ] {
+            let line = encode_line(name);
+            assert!(!line.contains('\n'));
+            assert_eq!(decode_line(&line).unwrap(), name);
+        }
+        assert_eq!(decode_line("dangling\\"), None);
+        assert_eq!(decode_line("bad\\q"), None);
+    }
+}

@@ -1,0 +1,151 @@
+//! The state directory, a migration's folder and its lock, run folders and their markers.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use godwit_codes::Code;
+
+use crate::error::{JobError, reason};
+use crate::location::Location;
+
+/// godwit's state directory: `--state-dir`, else `$XDG_DATA_HOME/godwit`, else
+/// `~/.local/share/godwit`.
+pub fn default_state_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d).join("godwit");
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
+    home.join(".local/share/godwit")
+}
+
+/// One migration's folder under the state directory, locked for as long as this value lives.
+#[derive(Debug)]
+pub struct Migration {
+    /// Derived from the source and target, so the same command finds the same migration.
+    pub id: String,
+    pub dir: PathBuf,
+    _lock: File,
+}
+
+impl Migration {
+    /// Opens (creating if needed) the migration of `source` to `target` and takes its lock.
+    pub fn open(
+        state_dir: &Path,
+        source: &Location,
+        target: Option<&Location>,
+    ) -> Result<Self, JobError> {
+        let key = format!(
+            "{source}\0{}",
+            target.map(|t| t.to_string()).unwrap_or_default()
+        );
+        let id = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(key.as_bytes()));
+        let dir = state_dir.join("migrations").join(&id);
+        let path = dir.display().to_string();
+        fs::create_dir_all(&dir).map_err(|e| {
+            JobError::new(
+                Code::MIGRATION_CREATE_ERROR,
+                &[("path", &path), ("reason", &reason(&e))],
+            )
+        })?;
+        let lock_path = dir.join("lock");
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| {
+                JobError::new(
+                    Code::MIGRATION_CREATE_ERROR,
+                    &[("path", &path), ("reason", &reason(&e))],
+                )
+            })?;
+        if lock.try_lock().is_err() {
+            let pid = fs::read_to_string(&lock_path).unwrap_or_default();
+            return Err(JobError::new(
+                Code::MIGRATION_LOCK_ERROR,
+                &[("migration_id", &id), ("pid", pid.trim())],
+            ));
+        }
+        // The lock is held; record who holds it for the message another process shows.
+        let _ = lock.set_len(0);
+        let _ = (&lock).write_all(std::process::id().to_string().as_bytes());
+        Ok(Migration {
+            id,
+            dir,
+            _lock: lock,
+        })
+    }
+
+    /// A new run folder for `command`.
+    pub fn new_run(&self, command: &'static str) -> Result<Run, JobError> {
+        let started = SystemTime::now();
+        let stamp = humantime::format_rfc3339_seconds(started)
+            .to_string()
+            .replace([':', '-'], "");
+        let id = format!("{stamp}-{:04x}", std::process::id() & 0xffff);
+        let dir = self.dir.join("runs").join(&id);
+        fs::create_dir_all(&dir).map_err(|e| {
+            let path = dir.display().to_string();
+            JobError::new(
+                Code::CREATE_MIGRATION_REPORT_ERROR,
+                &[("job_id", &id), ("path", &path), ("reason", &reason(&e))],
+            )
+        })?;
+        Ok(Run {
+            id,
+            dir,
+            command,
+            started,
+        })
+    }
+}
+
+/// One run of a command: its folder and when it began.
+#[derive(Debug)]
+pub struct Run {
+    pub id: String,
+    pub dir: PathBuf,
+    pub command: &'static str,
+    pub started: SystemTime,
+}
+
+/// Where a run's sides are recorded, for `godwit confirm`.
+pub const JOB_FILE: &str = "job.json";
+/// Written into a run's folder when it paused for review.
+pub const PAUSED_FILE: &str = "paused";
+/// Written into a paused run's folder when its list was carried out.
+pub const CONFIRMED_FILE: &str = "confirmed";
+
+/// The sides of a run, as `job.json` keeps them.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct JobSides {
+    pub source: String,
+    pub target: String,
+    /// The deletions came from a listing of the target (`--compare target`).
+    pub compare_target: bool,
+}
+
+/// The folder of run `run_id` under any migration of `state_dir`, if it paused for review.
+pub fn find_paused_run(state_dir: &Path, run_id: &str) -> Result<PathBuf, JobError> {
+    let not_found = || {
+        JobError::new(
+            Code::DB_ERR_GET_DOC_NOT_FOUND,
+            &[("kind", "true-up run paused for review"), ("id", run_id)],
+        )
+    };
+    if run_id.is_empty() || run_id.contains(['/', '\\']) || run_id.starts_with('.') {
+        return Err(not_found());
+    }
+    let migrations = fs::read_dir(state_dir.join("migrations")).map_err(|_| not_found())?;
+    for m in migrations.flatten() {
+        let dir = m.path().join("runs").join(run_id);
+        if dir.join(PAUSED_FILE).exists() {
+            return Ok(dir);
+        }
+    }
+    Err(not_found())
+}

@@ -1,0 +1,375 @@
+//! Every option of a job, typed. The command line fills them from its flags, the control plane
+//! keeps them as a migration's options, and the agent receives them with each command. On the
+//! wire they are camelCase JSON; a field the receiver does not know is refused (1030 at the
+//! agent, 605 at the API), never ignored, so a misspelt option cannot silently turn a feature
+//! off.
+
+use godwit_codes::Code;
+use serde::{Deserialize, Serialize};
+
+use crate::error::JobError;
+use crate::filter::FilterRules;
+use crate::location::StoreKind;
+
+/// How much to check after writing a file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "kebab-case")]
+pub enum Verify {
+    /// Trust what was written.
+    None,
+    /// The size written must be the source's (the default).
+    #[default]
+    Size,
+    /// Re-read the target and compare its checksum with the source's.
+    Full,
+}
+
+/// What to do with symbolic links.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "kebab-case")]
+pub enum Links {
+    /// Leave them out, each recorded as AZSM2021 (the default: nothing silently changes).
+    #[default]
+    Skip,
+    /// Copy what they point to.
+    Follow,
+    /// Recreate the link itself at the target (a local target only; elsewhere AZSM2021).
+    Copy,
+}
+
+/// Names the target cannot hold.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "kebab-case")]
+pub enum SanitizeMode {
+    /// Such files are recorded as unsupported (AZSM2022-2024) and not copied.
+    #[default]
+    Off,
+    /// Renamed at the target while copying; the source keeps its names.
+    OnTheFly,
+    /// The `sanitize` command renames them on the source itself.
+    InPlace,
+}
+
+/// What decides whether a file is already at the target.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "kebab-case")]
+pub enum Compare {
+    /// godwit's index of what it wrote (no request to the target for an unchanged file).
+    #[default]
+    Index,
+    /// A listing of the target (a target changed behind godwit's back, or a lost index).
+    Target,
+}
+
+/// The rules of a kind of target, by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "kebab-case")]
+pub enum ProfileName {
+    S3,
+    AzureBlob,
+    Sftp,
+    Posix,
+    Windows,
+}
+
+impl ProfileName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProfileName::S3 => "s3",
+            ProfileName::AzureBlob => "azure-blob",
+            ProfileName::Sftp => "sftp",
+            ProfileName::Posix => "posix",
+            ProfileName::Windows => "windows",
+        }
+    }
+
+    /// The profile of a kind of target.
+    pub fn for_kind(kind: StoreKind) -> ProfileName {
+        match kind {
+            StoreKind::S3 | StoreKind::Memory => ProfileName::S3,
+            StoreKind::AzureBlob => ProfileName::AzureBlob,
+            StoreKind::Sftp => ProfileName::Sftp,
+            StoreKind::Local => ProfileName::Posix,
+        }
+    }
+}
+
+/// A job's options. Every field has a default, so `{}` is a valid set of options.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct JobOptions {
+    #[serde(default)]
+    pub filters: FilterRules,
+    /// A true-up deletes at the target what is gone from the source (guarded).
+    #[serde(default)]
+    pub sync_deletes: bool,
+    #[serde(default)]
+    pub sanitize: SanitizeMode,
+    /// Folders that hold nothing exist at the target too.
+    #[serde(default)]
+    pub create_empty_dirs: bool,
+    #[serde(default)]
+    pub verify: Verify,
+    /// A true-up pauses for review when it would delete more than this: `500` or `2%`
+    /// (default: 5% of the files in the index, at most 1,000).
+    #[serde(
+        default,
+        with = "max_delete_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, pattern = "^[0-9]+(\\.[0-9]+)?%?$", max_length = 32))]
+    pub max_delete: Option<MaxDelete>,
+    /// Bytes a second for the whole run: `10M`, `512K` (default: no limit).
+    #[serde(default, with = "rate_text", skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, pattern = "^[0-9]+(\\.[0-9]+)?[KMGTkmgt]?(i?[Bb])?(/s)?$", max_length = 32))]
+    pub bwlimit: Option<u64>,
+    /// The rules the target is checked against (default: those of the target's kind).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_profile: Option<ProfileName>,
+    #[serde(default)]
+    pub links: Links,
+    /// Compute a checksum of each file while reading it, and record it.
+    #[serde(default)]
+    pub checksum: bool,
+    #[serde(default)]
+    pub compare: Compare,
+    /// Files transferred at once (default: 8 to a local target, 16 to a remote one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 256))]
+    pub transfers: Option<u16>,
+    /// Decide every file and write nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// A copy-log record for every excluded file (otherwise they are only counted).
+    #[serde(default)]
+    pub log_excluded: bool,
+    /// A scan reports a folder with more entries than this (3050; default 50,000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_folder_entries: Option<u64>,
+}
+
+impl JobOptions {
+    /// The options in `value`, or 1030 naming what is wrong (an unknown or misspelt option, a
+    /// value of the wrong kind) for job `job_id`.
+    pub fn from_wire(job_id: &str, value: serde_json::Value) -> Result<Self, JobError> {
+        serde_json::from_value(value).map_err(|e| {
+            JobError::new(
+                Code::INVALID_COMMAND_DATA_ERROR,
+                &[("job_id", job_id), ("reason", &e.to_string())],
+            )
+        })
+    }
+
+    /// The transfers to run at once for a target of `kind`.
+    pub fn transfers_for(&self, kind: StoreKind) -> usize {
+        usize::from(self.transfers.unwrap_or(match kind {
+            StoreKind::Local => 8,
+            _ => 16,
+        }))
+        .max(1)
+    }
+}
+
+/// Default `--max-delete`: this share of the files in the index...
+const DEFAULT_SHARE: f64 = 0.05;
+/// ...but never more than this many files without a review.
+const DEFAULT_CAP: u64 = 1000;
+
+/// `--max-delete`: a number of files, or a share of the files in the index.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MaxDelete {
+    /// 5% of the files in the index, at most 1,000.
+    Default,
+    Count(u64),
+    Percent(f64),
+}
+
+impl MaxDelete {
+    /// `500` or `2%`; anything else is a 724 usage error naming what is expected.
+    pub fn parse(text: &str) -> Result<Self, JobError> {
+        let invalid = || {
+            JobError::config(&format!(
+                "--max-delete {text}: give a number of files (500) or a share of the files in the index (2%)"
+            ))
+        };
+        let t = text.trim();
+        if let Some(p) = t.strip_suffix('%') {
+            let p: f64 = p.trim().parse().map_err(|_| invalid())?;
+            if !(0.0..=100.0).contains(&p) {
+                return Err(invalid());
+            }
+            return Ok(MaxDelete::Percent(p));
+        }
+        t.parse().map(MaxDelete::Count).map_err(|_| invalid())
+    }
+
+    /// The most files a run may delete without a review, for an index of `files` files.
+    pub fn limit(self, files: u64) -> u64 {
+        match self {
+            MaxDelete::Default => ((files as f64 * DEFAULT_SHARE) as u64).min(DEFAULT_CAP),
+            MaxDelete::Count(n) => n,
+            MaxDelete::Percent(p) => (files as f64 * p / 100.0) as u64,
+        }
+    }
+}
+
+impl std::fmt::Display for MaxDelete {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MaxDelete::Default => f.write_str("default"),
+            MaxDelete::Count(n) => write!(f, "{n}"),
+            MaxDelete::Percent(p) => write!(f, "{p}%"),
+        }
+    }
+}
+
+/// Parses a rate such as `10M`, `512K`, `1.5G` or `800000` (bytes a second; K, M, G, T are
+/// powers of 1024, an optional `B`, `/s` or `i` is accepted: `10MiB/s`).
+pub fn parse_rate(text: &str) -> Result<u64, JobError> {
+    let invalid = |reason: &str| JobError::config(&format!("--bwlimit {text}: {reason}"));
+    let t = text
+        .trim()
+        .trim_end_matches("/s")
+        .trim_end_matches(['B', 'b'])
+        .trim_end_matches('i');
+    let (number, unit) = match t.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => t.split_at(i),
+        None => (t, ""),
+    };
+    let value: f64 = number.trim().parse().map_err(|_| invalid("not a number"))?;
+    let scale = match unit.to_ascii_uppercase().as_str() {
+        "" => 1u64,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        "T" => 1 << 40,
+        _ => return Err(invalid("the unit is one of K, M, G, T")),
+    };
+    let bytes = value * scale as f64;
+    if !(bytes >= 1.0 && bytes.is_finite()) {
+        return Err(invalid("it must be at least 1 byte a second"));
+    }
+    Ok(bytes as u64)
+}
+
+/// Serde for an optional value kept on the wire as the text people write.
+macro_rules! text_serde {
+    ($name:ident, $ty:ty, $parse:expr, $show:expr) => {
+        pub(crate) mod $name {
+            use super::*;
+
+            pub fn serialize<S: serde::Serializer>(
+                v: &Option<$ty>,
+                s: S,
+            ) -> Result<S::Ok, S::Error> {
+                match v {
+                    Some(v) => s.serialize_str(&($show)(v)),
+                    None => s.serialize_none(),
+                }
+            }
+
+            pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+                d: D,
+            ) -> Result<Option<$ty>, D::Error> {
+                let text: Option<String> = Option::deserialize(d)?;
+                text.map(|t| {
+                    ($parse)(&t).map_err(|e: JobError| serde::de::Error::custom(e.message))
+                })
+                .transpose()
+            }
+        }
+    };
+}
+
+text_serde!(rate_text, u64, parse_rate, |v: &u64| v.to_string());
+text_serde!(
+    max_delete_text,
+    MaxDelete,
+    MaxDelete::parse,
+    |v: &MaxDelete| v.to_string()
+);
+text_serde!(
+    size_text,
+    u64,
+    |t: &str| crate::filter::parse_size("minSize/maxSize", t),
+    |v: &u64| v.to_string()
+);
+text_serde!(
+    age_text,
+    std::time::Duration,
+    |t: &str| crate::filter::parse_age("minAge/maxAge", t),
+    |v: &std::time::Duration| humantime::format_duration(*v).to_string()
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates() {
+        assert_eq!(parse_rate("800000").unwrap(), 800_000);
+        assert_eq!(parse_rate("10M").unwrap(), 10 << 20);
+        assert_eq!(parse_rate("10MiB/s").unwrap(), 10 << 20);
+        assert_eq!(parse_rate("1.5G").unwrap(), 3 << 29);
+        assert_eq!(parse_rate("512k").unwrap(), 512 << 10);
+        for bad in ["", "x", "10Q", "0", "-5M"] {
+            assert!(parse_rate(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn max_delete_parses_counts_and_shares() {
+        assert_eq!(MaxDelete::parse("500").unwrap(), MaxDelete::Count(500));
+        assert_eq!(MaxDelete::parse("2%").unwrap(), MaxDelete::Percent(2.0));
+        assert!(MaxDelete::parse("lots").is_err());
+        assert!(MaxDelete::parse("120%").is_err());
+        assert_eq!(MaxDelete::Default.limit(100), 5);
+        assert_eq!(MaxDelete::Default.limit(1_000_000), 1000);
+        assert_eq!(MaxDelete::Percent(10.0).limit(50), 5);
+    }
+
+    #[test]
+    fn a_misspelt_option_is_refused_with_1030() {
+        let e = JobOptions::from_wire("r1", serde_json::json!({"syncDelete": true})).unwrap_err();
+        assert_eq!(e.code, Code::INVALID_COMMAND_DATA_ERROR);
+        assert!(e.message.contains("syncDelete"), "{}", e.message);
+        let e = JobOptions::from_wire("r1", serde_json::json!({"filters": {"exclud": ["x"]}}))
+            .unwrap_err();
+        assert!(e.message.contains("exclud"), "{}", e.message);
+    }
+
+    #[test]
+    fn options_round_trip_as_people_write_them() {
+        let o = JobOptions::from_wire(
+            "r1",
+            serde_json::json!({
+                "syncDeletes": true, "maxDelete": "2%", "bwlimit": "10M", "verify": "full",
+                "sanitize": "on-the-fly", "targetProfile": "windows",
+                "filters": {"exclude": ["*.tmp"], "minSize": "1K", "maxAge": "7d"}
+            }),
+        )
+        .unwrap();
+        assert_eq!(o.max_delete, Some(MaxDelete::Percent(2.0)));
+        assert_eq!(o.bwlimit, Some(10 << 20));
+        assert_eq!(o.filters.min_size, Some(1024));
+        assert_eq!(o.target_profile, Some(ProfileName::Windows));
+        let back = JobOptions::from_wire("r1", serde_json::to_value(&o).unwrap()).unwrap();
+        assert_eq!(back, o);
+        assert_eq!(
+            JobOptions::from_wire("r1", serde_json::json!({})).unwrap(),
+            JobOptions::default()
+        );
+        assert!(JobOptions::from_wire("r1", serde_json::json!({"bwlimit": "fast"})).is_err());
+    }
+}
