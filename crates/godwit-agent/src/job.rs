@@ -24,6 +24,11 @@ const PAGE: usize = 500;
 /// again and nothing more; one for a run still winding down (resumed right after a pause)
 /// starts once that attempt has reported how it ended.
 pub(crate) fn start(shared: Arc<Shared>, state_dir: PathBuf, job: Job) {
+    if shared.has_ended(&job.run_id) {
+        // Its result goes out on this connection; running it again would copy nothing new
+        // and report a second attempt.
+        return;
+    }
     let control = Arc::new(Control::default());
     let why = Arc::new(Mutex::new(None));
     {

@@ -103,6 +103,17 @@ impl Shared {
         out.pending.insert(seq, message);
     }
 
+    /// Whether run `run_id` has ended for good here (succeeded or failed) and its result still
+    /// waits for the control plane: a command for it now is the same one sent again after a
+    /// reconnect, not a new attempt.
+    pub(crate) fn has_ended(&self, run_id: &str) -> bool {
+        lock(&self.outbox).pending.values().any(|m| {
+            matches!(m, ToServer::Result { run_id: r, state, .. }
+                if r == run_id
+                    && matches!(state, godwit_codes::State::Succeeded | godwit_codes::State::Failed))
+        })
+    }
+
     fn acknowledged(&self, seq: u64) {
         lock(&self.outbox).pending.remove(&seq);
         self.room.notify_all();

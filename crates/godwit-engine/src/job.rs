@@ -20,15 +20,8 @@ use crate::state::{CONFIRMED_FILE, JOB_FILE, JobSides, Migration, PAUSED_FILE, R
 use crate::sync::{DeleteOutcome, apply_deletes, guard};
 
 /// The commands this engine runs. An agent reports them to its control plane, which refuses
-/// the others before queueing them.
-pub const SUPPORTED: &[CommandKind] = &[
-    CommandKind::Scan,
-    CommandKind::Copy,
-    CommandKind::Sync,
-    CommandKind::Confirm,
-    CommandKind::Sanitize,
-    CommandKind::EmptyFolders,
-];
+/// the others before queueing them. Every one of them has its arm in [`run`].
+pub const SUPPORTED: &[CommandKind] = CommandKind::RUNNABLE;
 
 /// What to run.
 #[derive(Debug, Clone)]

@@ -86,15 +86,32 @@ impl Migration {
         let stamp = humantime::format_rfc3339_seconds(started)
             .to_string()
             .replace([':', '-'], "");
-        let id = format!("{stamp}-{:04x}", std::process::id() & 0xffff);
-        let dir = self.dir.join("runs").join(&id);
-        fs::create_dir_all(&dir).map_err(|e| {
+        let base = format!("{stamp}-{:04x}", std::process::id() & 0xffff);
+        let runs = self.dir.join("runs");
+        let error = |id: &str, dir: &Path, e: &std::io::Error| {
             let path = dir.display().to_string();
             JobError::new(
                 Code::CREATE_MIGRATION_REPORT_ERROR,
-                &[("job_id", &id), ("path", &path), ("reason", &reason(&e))],
+                &[("job_id", id), ("path", &path), ("reason", &reason(e))],
             )
-        })?;
+        };
+        fs::create_dir_all(&runs).map_err(|e| error(&base, &runs, &e))?;
+        // One process (an agent) can start several runs in the same second: each gets a folder
+        // of its own, never an earlier run's.
+        let mut n = 1;
+        let (id, dir) = loop {
+            let id = if n == 1 {
+                base.clone()
+            } else {
+                format!("{base}-{n}")
+            };
+            let dir = runs.join(&id);
+            match fs::create_dir(&dir) {
+                Ok(()) => break (id, dir),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 10_000 => n += 1,
+                Err(e) => return Err(error(&id, &dir, &e)),
+            }
+        };
         Ok(Run {
             id,
             dir,
@@ -148,4 +165,19 @@ pub fn find_paused_run(state_dir: &Path, run_id: &str) -> Result<PathBuf, JobErr
         }
     }
     Err(not_found())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regression_runs_started_in_the_same_second_get_folders_of_their_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Migration::open(dir.path(), &Location::Local("/src".into()), None).unwrap();
+        let runs: Vec<Run> = (0..3).map(|_| m.new_run("copy").unwrap()).collect();
+        assert_ne!(runs[0].id, runs[1].id);
+        assert_ne!(runs[1].id, runs[2].id);
+        assert!(runs.iter().all(|r| r.dir.is_dir()));
+    }
 }

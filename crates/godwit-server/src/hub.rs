@@ -10,6 +10,7 @@ use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use godwit_codes::{Code, State as RunState};
+use godwit_spec::CommandKind;
 use tokio::sync::mpsc;
 
 use crate::AppState;
@@ -164,7 +165,7 @@ async fn register(
     state: &AppState,
     bound: &str,
     first: Option<Message>,
-) -> Result<(String, String), ToAgent> {
+) -> Result<(String, String, Vec<CommandKind>), ToAgent> {
     let text = match first {
         Some(Message::Text(t)) => t.to_string(),
         _ => {
@@ -177,10 +178,13 @@ async fn register(
             ));
         }
     };
-    let (agent_id, version) = match serde_json::from_str::<ToServer>(&text) {
+    let (agent_id, version, commands) = match serde_json::from_str::<ToServer>(&text) {
         Ok(ToServer::Hello {
-            agent_id, version, ..
-        }) => (agent_id, version),
+            agent_id,
+            version,
+            commands,
+            ..
+        }) => (agent_id, version, runs(commands)),
         Ok(_) => {
             return Err(refusal(
                 Code::WEBSOCKET_CONNECTION_ERR_REGISTRATION_FAILED,
@@ -253,7 +257,16 @@ async fn register(
         }
         _ => {}
     }
-    Ok((agent_id, version))
+    Ok((agent_id, version, commands))
+}
+
+/// The commands an agent says it runs: those godwit knows of (a newer agent may name more);
+/// an agent that does not say runs what the first agents ran.
+fn runs(commands: Option<Vec<String>>) -> Vec<CommandKind> {
+    match commands {
+        Some(words) => words.iter().filter_map(|w| CommandKind::parse(w)).collect(),
+        None => godwit_spec::protocol::FIRST_AGENT_COMMANDS.to_vec(),
+    }
 }
 
 /// One agent connection, from `hello` to its end.
@@ -263,7 +276,7 @@ async fn serve_agent(state: AppState, bound: String, mut socket: WebSocket) {
         .ok()
         .flatten()
         .and_then(Result::ok);
-    let (agent_id, version) = match register(&state, &bound, first).await {
+    let (agent_id, version, commands) = match register(&state, &bound, first).await {
         Ok(v) => v,
         Err(refused) => {
             let _ = send(&mut socket, &refused).await;
@@ -285,7 +298,7 @@ async fn serve_agent(state: AppState, bound: String, mut socket: WebSocket) {
     };
     if state
         .store
-        .agent_seen(&agent_id, Some(&version))
+        .agent_seen(&agent_id, Some((&version, &commands)))
         .await
         .is_err()
     {

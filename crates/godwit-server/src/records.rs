@@ -22,6 +22,9 @@ pub struct Agent {
     pub scheduling: bool,
     pub last_seen_ms: Option<i64>,
     pub created_ms: i64,
+    /// The commands it runs, as it said when it last connected; until then, those every agent
+    /// runs. A command it does not run is refused when started (9150).
+    pub commands: Vec<CommandKind>,
 }
 
 /// A code with its name, as the API shows statuses.
@@ -147,6 +150,10 @@ fn agent_of(r: &AnyRow) -> Result<Agent, sqlx::Error> {
         scheduling: r.try_get::<i64, _>("scheduling")? != 0,
         last_seen_ms: r.try_get("last_seen_ms")?,
         created_ms: r.try_get("created_ms")?,
+        commands: r
+            .try_get::<Option<String>, _>("commands")?
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_else(|| godwit_spec::protocol::FIRST_AGENT_COMMANDS.to_vec()),
     })
 }
 
@@ -919,14 +926,22 @@ impl Store {
     }
 
     /// Records that the agent is connected now, with its version.
-    pub async fn agent_seen(&self, id: &str, version: Option<&str>) -> Result<(), ApiError> {
+    /// The agent was heard from: active (901), and when it registers its version and the
+    /// commands it runs.
+    pub async fn agent_seen(
+        &self,
+        id: &str,
+        registered: Option<(&str, &[CommandKind])>,
+    ) -> Result<(), ApiError> {
         let fail = |e: sqlx::Error| failed(Code::DB_ERR_UPDATE_DOC, "agent", id, &e.to_string());
-        match version {
-            Some(v) => sqlx::query(
-                "UPDATE agents SET state = 901, last_seen_ms = $1, version = $2 WHERE id = $3",
+        match registered {
+            Some((v, commands)) => sqlx::query(
+                "UPDATE agents SET state = 901, last_seen_ms = $1, version = $2, commands = $3 \
+                 WHERE id = $4",
             )
             .bind(now_ms())
             .bind(v)
+            .bind(serde_json::to_string(commands).unwrap_or_default())
             .bind(id)
             .execute(&self.pool)
             .await

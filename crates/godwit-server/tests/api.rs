@@ -1257,3 +1257,83 @@ on_both_stores!(
         assert_error(s, &e, 503, "HTTP503");
     }
 );
+
+on_both_stores!(
+    regression_a_command_no_agent_runs_is_refused_not_accepted,
+    |a: Api| async move {
+        let (project, src, dst, agent, _) = fixture(&a).await;
+        let body = migration_body(&project, &src, &dst, Some(&agent), "/");
+        let (s, m) = a
+            .call("POST", "/v1/migrations", Some(&a.operator), Some(body))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{m}");
+        let mid = m["id"].as_str().unwrap().to_string();
+        let a = &a;
+        let start = |command: &'static str| {
+            let path = format!("/v1/migrations/{mid}/commands");
+            async move {
+                a.call(
+                    "POST",
+                    &path,
+                    Some(&a.operator),
+                    Some(json!({"command": command, "action": "start"})),
+                )
+                .await
+            }
+        };
+        // Until it connects, an agent is taken to run what every agent runs.
+        let (s, ag) = a
+            .call("GET", &format!("/v1/agents/{agent}"), Some(&a.viewer), None)
+            .await;
+        assert_eq!(s, StatusCode::OK, "{ag}");
+        assert_eq!(
+            ag["commands"],
+            json!(["scan", "copy", "sync", "empty-folders"]),
+            "{ag}"
+        );
+        // No version of godwit runs permissions yet: 422, and nothing is queued.
+        let (s, e) = start("permissions").await;
+        assert_error(s, &e, 422, "605");
+        assert!(
+            e["error_msg"].as_str().unwrap().contains("permissions"),
+            "{e}"
+        );
+        // An agent that said it runs only scans is not sent a copy or a sanitize: 9150.
+        a.store
+            .agent_seen(&agent, Some(("0.1.0", &[godwit_spec::CommandKind::Scan])))
+            .await
+            .unwrap();
+        let (s, ag) = a
+            .call("GET", &format!("/v1/agents/{agent}"), Some(&a.viewer), None)
+            .await;
+        assert_eq!((s, &ag["commands"]), (StatusCode::OK, &json!(["scan"])));
+        for command in ["copy", "sanitize"] {
+            let (s, e) = start(command).await;
+            assert_error(s, &e, 409, "9150");
+            assert_eq!(e["error_param"]["agent_id"], agent.as_str(), "{e}");
+            assert!(e["error_msg"].as_str().unwrap().contains(command), "{e}");
+        }
+        let (s, e) = a
+            .call(
+                "POST",
+                &format!("/v1/migrations/{mid}/schedules"),
+                Some(&a.operator),
+                Some(json!({"command": "copy", "frequency": "daily", "repeat": 2,
+                    "start": "2999-01-01T00:00:00Z"})),
+            )
+            .await;
+        assert_error(s, &e, 409, "9150");
+        let (s, runs) = a
+            .call(
+                "GET",
+                &format!("/v1/migrations/{mid}/runs"),
+                Some(&a.viewer),
+                None,
+            )
+            .await;
+        assert_eq!((s, &runs["count"]), (StatusCode::OK, &json!(0)), "{runs}");
+        // What it runs is accepted.
+        let (s, run) = start("scan").await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{run}");
+    }
+);

@@ -55,6 +55,17 @@ impl CommandKind {
         CommandKind::SpeedTest,
     ];
 
+    /// The commands this version of godwit has a runner for: what its agents run. The engine
+    /// checks its own list against this one in a test.
+    pub const RUNNABLE: &[CommandKind] = &[
+        CommandKind::Scan,
+        CommandKind::Copy,
+        CommandKind::Sync,
+        CommandKind::Confirm,
+        CommandKind::Sanitize,
+        CommandKind::EmptyFolders,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             CommandKind::Scan => "scan",

@@ -191,18 +191,19 @@ impl World {
 
     /// Endpoints, a project and a migration of `src` to the bucket; returns the migration id.
     fn migration(&self, src: &Path, options: Value) -> String {
+        let target =
+            json!({"name": "dst", "kind": "s3", "uri": format!("s3://{}/share", self.bucket)});
+        self.migration_to(src, target, options)
+    }
+
+    /// A migration of `src` to the endpoint `target` (its creation body).
+    fn migration_to(&self, src: &Path, target: Value, options: Value) -> String {
         let (_, s) = self.api(
             "POST",
             "/v1/endpoints",
             Some(json!({"name": "src", "kind": "local", "uri": src.to_str().unwrap()})),
         );
-        let (_, d) = self.api(
-            "POST",
-            "/v1/endpoints",
-            Some(
-                json!({"name": "dst", "kind": "s3", "uri": format!("s3://{}/share", self.bucket)}),
-            ),
-        );
+        let (_, d) = self.api("POST", "/v1/endpoints", Some(target));
         let (_, p) = self.api("POST", "/v1/projects", Some(json!({"name": "e2e"})));
         let (st, m) = self.api(
             "POST",
@@ -228,6 +229,13 @@ impl World {
         assert_eq!(s, 202, "{r}");
         assert_eq!(r["status"]["code"], queued, "{r}");
         r["id"].as_str().unwrap().to_string()
+    }
+
+    /// The report of an ended run: the agent's summary of it.
+    fn report(&self, run_id: &str) -> Value {
+        let (s, rep) = self.api("GET", &format!("/v1/runs/{run_id}/report"), None);
+        assert_eq!(s, 200, "{rep}");
+        rep["report"].clone()
     }
 
     fn run_state(&self, run_id: &str) -> Value {
@@ -505,4 +513,278 @@ fn a_true_up_paused_for_review_is_carried_out_by_resume() {
         None,
     );
     assert_eq!(log["count"], 3, "{log}");
+}
+
+/// The agent's state directory's one migration of `kind` runs (source and target), its folder.
+fn agent_migration_dir(w: &World) -> PathBuf {
+    let root = w.root.join("agent-state/migrations");
+    std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|m| {
+            std::fs::read_dir(m.join("runs")).is_ok_and(|mut runs| {
+                runs.any(|r| {
+                    let summary = r.unwrap().path().join("summary.json");
+                    std::fs::read_to_string(summary).is_ok_and(|t| t.contains("\"copy\""))
+                })
+            })
+        })
+        .expect("the agent's copy migration")
+}
+
+#[test]
+fn regression_an_agent_run_migration_that_loses_its_index_fails_with_6030() {
+    let mut w = World::new();
+    w.start_agent_and_wait();
+    let src = source(&w.root, 12, 500);
+    let m = w.migration(&src, json!({"syncDeletes": true}));
+    w.scanned(&m);
+    let copy = w.start(&m, "copy", "927");
+    w.wait_end(&copy, "922");
+    // The agent's run wrote its summary like the command line's does.
+    let dir = agent_migration_dir(&w);
+    std::fs::remove_file(dir.join("index.redb")).unwrap();
+    std::fs::remove_file(src.join("d0/f0.bin")).unwrap();
+    let sync = w.start(&m, "sync", "957");
+    let r = w.wait_end(&sync, "951");
+    assert_eq!(r["error"]["code"], "6030", "{r}");
+    // Nothing was sent again and nothing deleted: the target still holds the removed file.
+    let keys: Vec<String> =
+        serde_json::from_str(&store_py(&["keys", "s3", &w.bucket, "share"])).unwrap();
+    assert_eq!(keys.len(), 12, "{keys:?}");
+}
+
+#[test]
+fn regression_the_agents_scan_honours_the_migrations_filters_and_profile() {
+    let mut w = World::new();
+    w.start_agent_and_wait();
+    let src = w.root.join("src");
+    write(&src.join("keep/a.txt"), b"aaaa");
+    write(&src.join("keep/b.txt"), b"bb");
+    write(&src.join("keep/scratch.tmp"), b"tmp file");
+    write(&src.join("keep/what?.txt"), b"windows refuses the name");
+    let m = w.migration(
+        &src,
+        json!({"targetProfile": "windows", "filters": {"exclude": ["*.tmp"]}}),
+    );
+    let scan = w.start(&m, "scan", "937");
+    let r = w.wait_end(&scan, "932");
+    // What a copy would move, the figures the job limits are judged by: 2 files of 6 bytes.
+    assert_eq!(
+        (r["files"].clone(), r["bytes"].clone()),
+        (json!(2), json!(6)),
+        "{r}"
+    );
+    let (_, rep) = w.api("GET", &format!("/v1/runs/{scan}/report"), None);
+    assert_eq!(rep["report"]["counts"]["AZSM2001"], 1, "excluded: {rep}");
+    assert_eq!(
+        rep["report"]["counts"]["AZSM2022"], 1,
+        "refused name: {rep}"
+    );
+}
+
+#[test]
+fn the_agent_says_what_it_runs_and_runs_sanitize() {
+    let mut w = World::new();
+    w.start_agent_and_wait();
+    let (_, a) = w.api("GET", &format!("/v1/agents/{}", w.agent_id), None);
+    let commands: Vec<&str> = a["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(
+        commands,
+        [
+            "scan",
+            "copy",
+            "sync",
+            "confirm",
+            "sanitize",
+            "empty-folders"
+        ],
+        "{a}"
+    );
+    let src = w.root.join("src");
+    write(&src.join("ok.txt"), b"fine");
+    write(&src.join("bad?.txt"), b"windows refuses the name");
+    let m = w.migration(&src, json!({"targetProfile": "windows"}));
+    w.scanned(&m);
+    // Sanitize is a dry run unless the migration says in-place: the name is listed, kept.
+    let run = w.start(&m, "sanitize", "977");
+    let r = w.wait_end(&run, "972");
+    assert_eq!(r["counts"]["AZSM0000"], 1, "one name to rename: {r}");
+    assert!(src.join("bad?.txt").exists());
+    // No version of godwit runs permissions yet: refused, not accepted and failed later.
+    let (s, e) = w.api(
+        "POST",
+        &format!("/v1/migrations/{m}/commands"),
+        Some(json!({"command": "permissions", "action": "start"})),
+    );
+    assert_eq!((s, e["error_code"].clone()), (422, json!("605")), "{e}");
+}
+
+/// A summary with what differs between two runs of the same job taken out: ids, times,
+/// folders, the target's name, and the reviewed run's id.
+fn comparable(mut s: Value) -> Value {
+    let o = s.as_object_mut().unwrap();
+    for key in [
+        "run_id",
+        "migration_id",
+        "started",
+        "ended",
+        "seconds",
+        "bytes_per_second",
+        "run_dir",
+        "target",
+    ] {
+        o.remove(key);
+    }
+    if let Some(t) = o.get_mut("true_up").and_then(Value::as_object_mut) {
+        t.remove("review");
+        t.remove("confirmed_run");
+    }
+    s
+}
+
+/// A copy log's records, sorted by path (transfers finish in any order), the attempts aside.
+fn comparable_log(run_dir: &str) -> Vec<Value> {
+    let mut records = support::copylog(run_dir);
+    for r in &mut records {
+        r.as_object_mut().unwrap().remove("attempts");
+    }
+    records.sort_by_key(|r| (r["path"].to_string(), r["code"].to_string()));
+    records
+}
+
+/// The newest summary of a `command` run under a state directory.
+fn newest_summary(state: &Path, command: &str) -> Value {
+    let mut found: Vec<(String, Value)> = Vec::new();
+    for m in std::fs::read_dir(state.join("migrations")).unwrap() {
+        for r in std::fs::read_dir(m.unwrap().path().join("runs")).unwrap() {
+            let r = r.unwrap();
+            if let Ok(text) = std::fs::read_to_string(r.path().join("summary.json")) {
+                let v: Value = serde_json::from_str(&text).unwrap();
+                if v["command"] == command {
+                    found.push((r.file_name().to_string_lossy().into_owned(), v));
+                }
+            }
+        }
+    }
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    found.pop().unwrap_or_else(|| panic!("no {command} run")).1
+}
+
+#[test]
+fn the_agent_and_the_command_line_give_the_same_results_for_the_same_job() {
+    let mut w = World::new();
+    w.start_agent_and_wait();
+    let src = source(&w.root, 20, 3000);
+    write(&src.join("skip/me.tmp"), b"excluded");
+    let (cli_dst, agent_dst) = (w.root.join("cli-copy"), w.root.join("agent-copy"));
+    let m = w.migration_to(
+        &src,
+        json!({"name": "dst", "kind": "local", "uri": agent_dst.to_str().unwrap()}),
+        json!({"syncDeletes": true, "maxDelete": "1", "filters": {"exclude": ["*.tmp"]}}),
+    );
+    let cli_state = w.root.join("cli-state");
+    let cli = |args: &[&str]| {
+        let mut c = godwit();
+        c.args(args)
+            .arg("--state-dir")
+            .arg(&cli_state)
+            .arg("--json");
+        let out = run(&mut c);
+        (out.status.code(), support::summary(&out))
+    };
+    let (s, d) = (src.to_str().unwrap(), cli_dst.to_str().unwrap());
+    let both = |step: &str, cli_summary: Value, agent_summary: Value| {
+        assert_eq!(
+            comparable(cli_summary.clone()),
+            comparable(agent_summary.clone()),
+            "{step}: the summaries differ"
+        );
+        if let (Some(a), Some(b)) = (
+            cli_summary["run_dir"].as_str(),
+            agent_summary["run_dir"].as_str(),
+        ) {
+            assert_eq!(
+                comparable_log(a),
+                comparable_log(b),
+                "{step}: the copy logs differ"
+            );
+        }
+    };
+
+    // Scan.
+    let mut c = godwit();
+    c.args(["scan", s, "--exclude", "*.tmp", "--state-dir"])
+        .arg(&cli_state);
+    assert_eq!(run(&mut c).status.code(), Some(0));
+    let scan = w.start(&m, "scan", "937");
+    w.wait_end(&scan, "932");
+    both("scan", newest_summary(&cli_state, "scan"), w.report(&scan));
+
+    // Copy.
+    let (code, summary) = cli(&["copy", s, d, "--exclude", "*.tmp"]);
+    assert_eq!(code, Some(0), "{summary}");
+    let copy = w.start(&m, "copy", "927");
+    w.wait_end(&copy, "922");
+    both("copy", summary, w.report(&copy));
+
+    // A change, then a true-up with deletes within the limit.
+    write(&src.join("d0/f0.bin"), b"changed");
+    std::fs::remove_file(src.join("d1/f1.bin")).unwrap();
+    write(&src.join("d2/new.bin"), b"new");
+    let sync_args = [
+        "sync",
+        s,
+        d,
+        "--exclude",
+        "*.tmp",
+        "--delete",
+        "--max-delete",
+        "1",
+    ];
+    let (code, summary) = cli(&sync_args);
+    assert_eq!(code, Some(0), "{summary}");
+    let sync = w.start(&m, "sync", "957");
+    w.wait_end(&sync, "952");
+    both("sync --delete", summary, w.report(&sync));
+
+    // Too many deletions: both pause for review, then the confirmation carries out the list.
+    for i in [4, 5, 7] {
+        std::fs::remove_file(src.join(format!("d{}/f{i}.bin", i % 3))).unwrap();
+    }
+    let (code, summary) = cli(&sync_args);
+    assert_eq!(code, Some(4), "{summary}");
+    let paused = w.start(&m, "sync", "957");
+    let r = w.wait_end(&paused, "955");
+    assert_eq!(r["error"]["code"], "9080", "{r}");
+    // A paused run has no report yet: its summary is in the agent's run folder.
+    let agent_state = w.root.join("agent-state");
+    both(
+        "paused true-up",
+        summary.clone(),
+        newest_summary(&agent_state, "sync"),
+    );
+    let reviewed = summary["run_id"].as_str().unwrap();
+    let (code, confirmed) = cli(&["confirm", reviewed]);
+    assert_eq!(code, Some(0), "{confirmed}");
+    let (st, _) = w.api(
+        "POST",
+        &format!("/v1/migrations/{m}/commands"),
+        Some(json!({"command": "sync", "action": "resume"})),
+    );
+    assert_eq!(st, 202);
+    w.wait_end(&paused, "952");
+    both("confirm", confirmed, w.report(&paused));
+    // The same tree at both targets, with what the source holds now.
+    support::assert_same_tree(&cli_dst, &agent_dst);
+    assert_eq!(
+        std::fs::read(agent_dst.join("d0/f0.bin")).unwrap(),
+        b"changed"
+    );
+    assert!(!agent_dst.join("d1/f4.bin").exists());
 }

@@ -10,7 +10,7 @@ use super::{ApiJson, ApiQuery, Listing, Page};
 use crate::AppState;
 use crate::auth::{Caller, Role};
 use crate::error::ApiError;
-use crate::records::{JobRun, Migration, MigrationOptions, Schedule, is_active, state_text};
+use crate::records::{Agent, JobRun, Migration, MigrationOptions, Schedule, is_active, state_text};
 use crate::rules::{Action, Situation, Transition, decide};
 use godwit_spec::CommandKind;
 
@@ -245,7 +245,7 @@ pub async fn delete_migration(
     (status = 401, description = "No or bad token", body = crate::error::ErrorBody),
     (status = 403, description = "A viewer, or another agent's migration", body = crate::error::ErrorBody),
     (status = 404, description = "No such migration (800)", body = crate::error::ErrorBody),
-    (status = 409, description = "Refused by the state rules (650-698, 628)", body = crate::error::ErrorBody),
+    (status = 409, description = "Refused by the state rules (650-698, 628), or by the agent, which does not run the command (9150)", body = crate::error::ErrorBody),
     (status = 413, description = "Body too large", body = crate::error::ErrorBody),
     (status = 422, description = "Unknown command or action (605), a scan over the job limits (629, 640)", body = crate::error::ErrorBody),
     (status = 503, description = "The store failed", body = crate::error::ErrorBody)
@@ -287,6 +287,28 @@ fn action_name(action: Action) -> &'static str {
     }
 }
 
+/// Refuses a command no agent can run: 422 for one this version of godwit has no runner for,
+/// 9150 for one the migration's agent does not run (it said so when it connected).
+pub(crate) fn runnable(command: CommandKind, agent: Option<&Agent>) -> Result<(), ApiError> {
+    if !CommandKind::RUNNABLE.contains(&command) {
+        return Err(ApiError::invalid(format!(
+            "command: godwit {} has no runner for {command} yet, so no agent can run it",
+            env!("CARGO_PKG_VERSION")
+        )));
+    }
+    match agent {
+        Some(a) if !a.commands.contains(&command) => Err(ApiError::new(
+            Code::NON_COMPATIBLE_AGENT_VERSION_FOR_FEATURE,
+            &[
+                ("agent_id", &a.id),
+                ("version", &a.version),
+                ("feature", &format!("the {command} command")),
+            ],
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Carries out `action` on `command` of migration `m` through the state rules and the limits,
 /// and tells its agent; the API's commands and the scheduler both come here.
 pub(crate) async fn apply_command(
@@ -297,12 +319,15 @@ pub(crate) async fn apply_command(
 ) -> Result<JobRun, ApiError> {
     let active = state.store.active_runs(&m.id).await?;
     let agent = match &m.agent_id {
-        Some(a) => Some((
-            a.clone(),
-            state.store.get_agent(a).await?.state.code == "901",
-        )),
+        Some(a) => Some(state.store.get_agent(a).await?),
         None => None,
     };
+    if action == Action::Start {
+        runnable(command, agent.as_ref())?;
+    }
+    let agent = agent
+        .as_ref()
+        .map(|a| (a.id.clone(), a.state.code == Code::AGENT_STATE_ACTIVE.id()));
     let scan = state.store.last_success(&m.id, CommandKind::Scan).await?;
     let s = Situation {
         migration_id: &m.id,
@@ -545,7 +570,7 @@ pub async fn report(
     (status = 401, description = "No or bad token", body = crate::error::ErrorBody),
     (status = 403, description = "The token may not change anything", body = crate::error::ErrorBody),
     (status = 404, description = "No such migration (800)", body = crate::error::ErrorBody),
-    (status = 409, description = "The agent takes no scheduled jobs (516)", body = crate::error::ErrorBody),
+    (status = 409, description = "The agent takes no scheduled jobs (516), or does not run the command (9150)", body = crate::error::ErrorBody),
     (status = 413, description = "Body too large", body = crate::error::ErrorBody),
     (status = 422, description = "Invalid schedule (513, 514, 515, 605)", body = crate::error::ErrorBody),
     (status = 503, description = "The store failed", body = crate::error::ErrorBody)
@@ -559,6 +584,11 @@ pub async fn create_schedule(
     caller.require_operator()?;
     let m = state.store.get_migration(&id).await?;
     let command = api_command(&req.command)?;
+    let agent = match &m.agent_id {
+        Some(a) => Some(state.store.get_agent(a).await?),
+        None => None,
+    };
+    runnable(command, agent.as_ref())?;
     if !(1..=20).contains(&req.repeat) {
         return Err(ApiError::new(
             Code::ERR_MIGRATION_CONFIG_SCHEDULER_TIMES,
