@@ -513,3 +513,31 @@ fn sanitize_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError
     summary.end(error.as_ref(), control.is_stopped(), false);
     finish(summary, &run, None)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the control plane is told an agent runs is exactly what `run` has a runner for.
+    #[test]
+    fn every_supported_command_has_a_runner_and_no_other_does() {
+        let dir = tempfile::tempdir().unwrap();
+        for command in CommandKind::ALL {
+            let spec = JobSpec {
+                command: *command,
+                source: Location::Local(dir.path().join("no such source")),
+                target: Some(Location::Local(dir.path().join("target"))),
+                options: JobOptions::default(),
+                reviewed_run: None,
+                state_dir: dir.path().join("state"),
+            };
+            let result = run(&spec, &Control::default());
+            let refused = matches!(&result, Err(e) if e.code == Code::INVALID_COMMAND_ERROR);
+            assert_eq!(
+                refused,
+                !SUPPORTED.contains(command),
+                "{command}: {result:?}"
+            );
+        }
+    }
+}

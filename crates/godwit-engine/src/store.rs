@@ -34,17 +34,6 @@ impl Remote {
     }
 }
 
-/// A duration in seconds from the environment: how long a request may take in all
-/// (`GODWIT_REQUEST_TIMEOUT`, default 120) and how long a read or write may stall
-/// (`GODWIT_IO_TIMEOUT`, default 20) before it is abandoned and retried.
-fn seconds_from_env(name: &str, default: f64) -> Duration {
-    let secs = env(name)
-        .and_then(|v| v.parse::<f64>().ok())
-        .filter(|s| *s > 0.0)
-        .unwrap_or(default);
-    Duration::from_secs_f64(secs)
-}
-
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
@@ -137,11 +126,15 @@ pub fn connect(location: &Location, role: &str) -> Result<Remote, JobError> {
         }
     };
     let op = built.map_err(|e| invalid(e.to_string()))?;
+    // How long a request may take in all, and how long a read or write may stall, before it
+    // is abandoned and retried.
+    let request_timeout = godwit_spec::env::seconds("GODWIT_REQUEST_TIMEOUT", 120.0)?;
+    let io_timeout = godwit_spec::env::seconds("GODWIT_IO_TIMEOUT", 20.0)?;
     let op = op
         .layer(
             TimeoutLayer::new()
-                .with_timeout(seconds_from_env("GODWIT_REQUEST_TIMEOUT", 120.0))
-                .with_io_timeout(seconds_from_env("GODWIT_IO_TIMEOUT", 20.0)),
+                .with_timeout(request_timeout)
+                .with_io_timeout(io_timeout),
         )
         .layer(
             RetryLayer::new()

@@ -38,13 +38,8 @@ impl Hub {
     }
 
     /// `GODWIT_HEARTBEAT_WINDOW` seconds (default 30).
-    pub fn from_env() -> Self {
-        let secs = std::env::var("GODWIT_HEARTBEAT_WINDOW")
-            .ok()
-            .and_then(|v| v.parse::<f64>().ok())
-            .filter(|s| *s > 0.0)
-            .unwrap_or(30.0);
-        Hub::new(Duration::from_secs_f64(secs))
+    pub fn from_env() -> Result<Self, godwit_spec::JobError> {
+        godwit_spec::env::seconds("GODWIT_HEARTBEAT_WINDOW", 30.0).map(Hub::new)
     }
 
     fn lock(

@@ -47,19 +47,13 @@ pub struct Limits {
 impl Limits {
     /// From `GODWIT_MAX_ACTIVE_MIGRATIONS` (default 100), `GODWIT_JOB_MAX_FILES` (50 million)
     /// and `GODWIT_JOB_MAX_BYTES` (1 PiB).
-    pub fn from_env() -> Self {
-        let get = |name: &str, default: i64| {
-            std::env::var(name)
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .filter(|v: &i64| *v > 0)
-                .unwrap_or(default)
-        };
-        Limits {
-            max_active_migrations: get("GODWIT_MAX_ACTIVE_MIGRATIONS", 100),
-            job_max_files: get("GODWIT_JOB_MAX_FILES", 50_000_000),
-            job_max_bytes: get("GODWIT_JOB_MAX_BYTES", 1 << 50),
-        }
+    pub fn from_env() -> Result<Self, godwit_spec::JobError> {
+        use godwit_spec::env::count;
+        Ok(Limits {
+            max_active_migrations: count("GODWIT_MAX_ACTIVE_MIGRATIONS", 100)?,
+            job_max_files: count("GODWIT_JOB_MAX_FILES", 50_000_000)?,
+            job_max_bytes: count("GODWIT_JOB_MAX_BYTES", 1 << 50)?,
+        })
     }
 }
 
@@ -84,26 +78,39 @@ pub fn database_url(options: &ServeOptions) -> String {
     })
 }
 
-/// The application with its routes, for a store and a secret, with the limits of the
-/// environment.
+/// What the environment sets: the rate limit, the limits, the heartbeat window. Read once at
+/// start; a value that is set but unusable is a 724 naming the variable.
+#[derive(Debug)]
+pub struct Settings {
+    pub limiter: limit::Limiter,
+    pub limits: Limits,
+    pub hub: hub::Hub,
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Settings, godwit_spec::JobError> {
+        Ok(Settings {
+            limiter: limit::Limiter::from_env()?,
+            limits: Limits::from_env()?,
+            hub: hub::Hub::from_env()?,
+        })
+    }
+}
+
+/// The application with its routes, for a store and a secret, with the default limits.
 pub fn app(store: Store, secret: Secret) -> Router {
-    app_with(
-        store,
-        secret,
-        limit::Limiter::from_env(),
-        Limits::from_env(),
-    )
+    let limits = Limits {
+        max_active_migrations: 100,
+        job_max_files: 50_000_000,
+        job_max_bytes: 1 << 50,
+    };
+    app_with(store, secret, limit::Limiter::new(50.0, 100.0), limits)
 }
 
 /// The application with the given rate limiter and limits.
 pub fn app_with(store: Store, secret: Secret, limiter: limit::Limiter, limits: Limits) -> Router {
-    api::router(state_with(
-        store,
-        secret,
-        limiter,
-        limits,
-        Arc::new(hub::Hub::from_env()),
-    ))
+    let hub = hub::Hub::new(std::time::Duration::from_secs(30));
+    api::router(state_with(store, secret, limiter, limits, Arc::new(hub)))
 }
 
 fn state_with(
@@ -129,6 +136,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     on_ready: impl FnOnce(SocketAddr),
 ) -> Result<(), String> {
+    let settings = Settings::from_env().map_err(|e| format!("[{}] {}", e.code.id(), e.message))?;
     std::fs::create_dir_all(&options.state_dir)
         .map_err(|e| format!("{}: {e}", options.state_dir.display()))?;
     let secret = Secret::load(&options.state_dir)?;
@@ -140,13 +148,13 @@ pub async fn serve(
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
     let hub = Arc::new(match options.heartbeat_window {
         Some(w) => hub::Hub::new(w),
-        None => hub::Hub::from_env(),
+        None => settings.hub,
     });
     let state = state_with(
         store.clone(),
         secret,
-        limit::Limiter::from_env(),
-        Limits::from_env(),
+        settings.limiter,
+        settings.limits,
         hub,
     );
     // Agents that stop sending heartbeats become inactive, and what they ran is suspended;

@@ -31,13 +31,9 @@ impl Limiter {
     }
 
     /// `GODWIT_RATE_LIMIT` requests a second per token (default 50), with a burst of twice that.
-    pub fn from_env() -> Self {
-        let rate = std::env::var("GODWIT_RATE_LIMIT")
-            .ok()
-            .and_then(|v| v.parse::<f64>().ok())
-            .filter(|r| *r > 0.0)
-            .unwrap_or(50.0);
-        Limiter::new(rate, rate * 2.0)
+    pub fn from_env() -> Result<Self, godwit_spec::JobError> {
+        let rate = godwit_spec::env::positive("GODWIT_RATE_LIMIT", 50.0)?;
+        Ok(Limiter::new(rate, rate * 2.0))
     }
 
     /// Takes one request from the bucket of token `id`, or says when to come back.

@@ -249,3 +249,48 @@ fn a_database_that_cannot_be_reached_is_a_clear_error() {
         "the password is not printed: {err}"
     );
 }
+
+#[test]
+fn regression_unusable_durations_in_the_environment_are_usage_errors_not_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, value) in [
+        ("GODWIT_HEARTBEAT_WINDOW", "1e30"),
+        ("GODWIT_HEARTBEAT_WINDOW", "inf"),
+        ("GODWIT_RATE_LIMIT", "-1"),
+        ("GODWIT_JOB_MAX_FILES", "many"),
+    ] {
+        let out = run(godwit()
+            .args(["serve", "--listen", "127.0.0.1:0", "--state-dir"])
+            .arg(dir.path())
+            .env(name, value));
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}={value}: {err}");
+        assert!(
+            err.contains("error[724]") && err.contains(&format!("{name}={value}")),
+            "{err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    // A copy to a remote store reads its timeouts the same way.
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("a"), b"a").unwrap();
+    for (name, value) in [
+        ("GODWIT_REQUEST_TIMEOUT", "inf"),
+        ("GODWIT_IO_TIMEOUT", "0"),
+    ] {
+        let out = run(godwit()
+            .arg("copy")
+            .arg(&src)
+            .arg("memory://x")
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
+            .env(name, value));
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}={value}: {err}");
+        assert!(
+            err.contains("error[724]") && err.contains(&format!("{name}={value}")),
+            "{err}"
+        );
+    }
+}

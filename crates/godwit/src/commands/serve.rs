@@ -7,6 +7,10 @@ use crate::commands::{print, shared};
 use crate::exit::ExitStatus;
 
 pub fn run(args: &ServeArgs) -> anyhow::Result<ExitStatus> {
+    // A setting that cannot work is a usage error before anything starts.
+    if let Err(e) = godwit_server::Settings::from_env() {
+        return Ok(shared::report(&e));
+    }
     let options = ServeOptions {
         listen: args.listen,
         database: args.database.clone(),
