@@ -11,6 +11,64 @@ use axum::response::{IntoResponse, Response};
 use godwit_codes::Code;
 use serde::Serialize;
 
+/// A failure in the control plane's domain, its store and its rules: a catalog code and its
+/// parameters (800-822 for the store's own failures, a resource's codes for duplicates, the
+/// state rules' 650-698). It knows nothing of HTTP: the API answers it with the status the
+/// catalog gives the code, here in one place (`From<DomainError> for ApiError`).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}", self.message())]
+pub struct DomainError {
+    pub code: Code,
+    pub params: Vec<(String, String)>,
+    /// More words for the person reading it, when the code's remediation is not enough.
+    pub details: Option<String>,
+}
+
+impl DomainError {
+    pub fn new(code: Code, params: &[(&str, &str)]) -> Self {
+        DomainError {
+            code,
+            params: params
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+                .collect(),
+            details: None,
+        }
+    }
+
+    /// Nothing of `kind` with `id` (800).
+    pub fn not_found(kind: &str, id: &str) -> Self {
+        DomainError::new(
+            Code::DB_ERR_GET_DOC_NOT_FOUND,
+            &[("kind", kind), ("id", id)],
+        )
+    }
+
+    /// 605 (422): a request whose content is not acceptable, and why.
+    pub fn invalid(reason: &str) -> Self {
+        DomainError::new(Code::ERR_JSON_MARSHAL_UNMARSHAL, &[("reason", reason)])
+    }
+
+    pub fn details(mut self, details: impl Into<String>) -> Self {
+        self.details = Some(details.into());
+        self
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        self.code == Code::DB_ERR_GET_DOC_NOT_FOUND
+    }
+
+    /// The code's message with the parameters filled in.
+    pub fn message(&self) -> String {
+        let params: Vec<(&str, &str)> = self
+            .params
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        self.code.render(&params)
+    }
+}
+
 /// An API failure: a catalog code and the parameters of its message.
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -122,6 +180,18 @@ impl IntoResponse for ApiError {
                 .insert(axum::http::header::RETRY_AFTER, v);
         }
         response
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
+        ApiError {
+            code: e.code,
+            params: e.params,
+            details: e.details,
+            retry_after: None,
+            message: None,
+        }
     }
 }
 

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 
 use crate::AppState;
 use crate::auth::{Caller, Role};
-use crate::error::ApiError;
+use crate::error::{ApiError, DomainError};
 use crate::protocol::{Job, ToAgent, ToServer};
 use crate::records::Delivery;
 
@@ -87,7 +87,7 @@ impl Hub {
     }
 
     /// Marks agents silent past the window inactive, and suspends what they ran; returns them.
-    pub async fn sweep(&self, store: &crate::Store) -> Result<Vec<String>, ApiError> {
+    pub async fn sweep(&self, store: &crate::Store) -> Result<Vec<String>, DomainError> {
         let window = i64::try_from(self.heartbeat_window.as_millis()).unwrap_or(i64::MAX);
         store.sweep_silent_agents(window, &self.connected()).await
     }
@@ -217,7 +217,7 @@ async fn register(
         Err(e) => {
             return Err(refusal(
                 Code::WEBSOCKET_REQUEST_ERR_INTERNAL_ERROR,
-                &[("agent_id", &agent_id), ("reason", &e.body().error_msg)],
+                &[("agent_id", &agent_id), ("reason", &e.message())],
             ));
         }
     };

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod commands;
 pub mod error;
 pub mod hub;
 pub mod limit;

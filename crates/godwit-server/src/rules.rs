@@ -6,7 +6,7 @@ use godwit_codes::{Code, State};
 use godwit_spec::CommandKind;
 use godwit_spec::command::state_text;
 
-use crate::error::ApiError;
+use crate::error::DomainError;
 use crate::records::JobRun;
 
 /// What is asked of a command.
@@ -19,6 +19,15 @@ pub enum Action {
 }
 
 impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Start => "start",
+            Action::Stop => "stop",
+            Action::Pause => "pause",
+            Action::Resume => "resume",
+        }
+    }
+
     pub fn parse(text: &str) -> Option<Action> {
         Some(match text {
             "start" => Action::Start,
@@ -122,8 +131,8 @@ const NEED_SCAN: &[CommandKind] = &[
     CommandKind::EmptyFolders,
 ];
 
-fn busy(migration_id: &str, command: CommandKind) -> ApiError {
-    ApiError::new(
+fn busy(migration_id: &str, command: CommandKind) -> DomainError {
+    DomainError::new(
         Code::MIGRATION_INPROGRESS_ERR,
         &[
             ("migration_id", migration_id),
@@ -132,9 +141,9 @@ fn busy(migration_id: &str, command: CommandKind) -> ApiError {
     )
 }
 
-fn with_migration(code: Option<Code>, s: &Situation<'_>, command: CommandKind) -> ApiError {
+fn with_migration(code: Option<Code>, s: &Situation<'_>, command: CommandKind) -> DomainError {
     match code {
-        Some(c) => ApiError::new(
+        Some(c) => DomainError::new(
             c,
             &[
                 ("migration_id", s.migration_id),
@@ -150,14 +159,14 @@ pub fn decide(
     command: CommandKind,
     action: Action,
     s: &Situation<'_>,
-) -> Result<Transition, ApiError> {
+) -> Result<Transition, DomainError> {
     let own = codes(command);
     let mine = s.active.iter().find(|r| r.command == command);
     match action {
         Action::Start => {
             if let Some((agent_id, false)) = s.agent {
                 return Err(match own.agent_inactive {
-                    Some(c) => ApiError::new(c, &[("agent_id", agent_id)]),
+                    Some(c) => DomainError::new(c, &[("agent_id", agent_id)]),
                     None => busy(s.migration_id, command),
                 });
             }
@@ -176,7 +185,7 @@ pub fn decide(
                 ));
             }
             if NEED_SCAN.contains(&command) && !s.scanned {
-                return Err(ApiError::new(
+                return Err(DomainError::new(
                     Code::SCAN_REQUIRED_ERR,
                     &[
                         ("migration_id", s.migration_id),
@@ -219,7 +228,7 @@ pub fn decide(
                 State::Paused | State::Suspended => {
                     if let Some((agent_id, false)) = s.agent {
                         return Err(match own.agent_inactive {
-                            Some(c) => ApiError::new(c, &[("agent_id", agent_id)]),
+                            Some(c) => DomainError::new(c, &[("agent_id", agent_id)]),
                             None => busy(s.migration_id, command),
                         });
                     }
@@ -280,7 +289,7 @@ mod tests {
         }
     }
 
-    fn code(r: Result<Transition, ApiError>) -> String {
+    fn code(r: Result<Transition, DomainError>) -> String {
         r.unwrap_err().code.id().to_string()
     }
 

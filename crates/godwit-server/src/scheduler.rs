@@ -3,8 +3,6 @@
 //! When the state rules refuse a start (the migration is busy, its agent inactive), that start
 //! is recorded as a FAILED run with the refusal's code, and the schedule moves on.
 
-use godwit_codes::Code;
-
 use crate::AppState;
 use crate::rules::Action;
 
@@ -44,9 +42,8 @@ pub async fn fire_due(state: &AppState) -> usize {
         let Ok(m) = state.store.get_migration(&s.migration_id).await else {
             continue;
         };
-        if let Err(e) =
-            crate::api::migrations::apply_command(state, &m, s.command, Action::Start).await
-            && e.code != Code::DB_ERR_GET_DOC_NOT_FOUND
+        if let Err(e) = crate::commands::apply(state, &m, s.command, Action::Start).await
+            && !e.is_not_found()
         {
             let _ = state.store.refused_run(&m.id, s.command, &e).await;
         }

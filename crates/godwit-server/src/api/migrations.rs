@@ -10,8 +10,8 @@ use super::{ApiJson, ApiQuery, Listing, Page};
 use crate::AppState;
 use crate::auth::{Caller, Role};
 use crate::error::ApiError;
-use crate::records::{Agent, JobRun, Migration, MigrationOptions, Schedule, is_active, state_text};
-use crate::rules::{Action, Situation, Transition, decide};
+use crate::records::{JobRun, Migration, MigrationOptions, Schedule, is_active, state_text};
+use crate::rules::{Action, Situation, decide};
 use godwit_spec::CommandKind;
 
 /// One side of a migration.
@@ -114,11 +114,11 @@ pub async fn create_migration(
     let options = req.options.unwrap_or_default();
     check_options(&options)?;
     let exists = |what: &'static str| {
-        move |e: ApiError| {
-            if e.code == Code::DB_ERR_GET_DOC_NOT_FOUND {
+        move |e: crate::error::DomainError| {
+            if e.is_not_found() {
                 ApiError::invalid(format!("{what}: no such id"))
             } else {
-                e
+                e.into()
             }
         }
     };
@@ -261,7 +261,7 @@ pub async fn command(
     let command = api_command(&req.command)?;
     let action = Action::parse(&req.action)
         .ok_or_else(|| ApiError::invalid("action: start, stop, pause or resume"))?;
-    let run = apply_command(&state, &m, command, action).await?;
+    let run = crate::commands::apply(&state, &m, command, action).await?;
     Ok((StatusCode::ACCEPTED, Json(run)))
 }
 
@@ -276,134 +276,6 @@ fn api_command(text: &str) -> Result<CommandKind, ApiError> {
                 known.join(", ")
             ))
         })
-}
-
-fn action_name(action: Action) -> &'static str {
-    match action {
-        Action::Start => "start",
-        Action::Stop => "stop",
-        Action::Pause => "pause",
-        Action::Resume => "resume",
-    }
-}
-
-/// Refuses a command no agent can run: 422 for one this version of godwit has no runner for,
-/// 9150 for one the migration's agent does not run (it said so when it connected).
-pub(crate) fn runnable(command: CommandKind, agent: Option<&Agent>) -> Result<(), ApiError> {
-    if !CommandKind::RUNNABLE.contains(&command) {
-        return Err(ApiError::invalid(format!(
-            "command: godwit {} has no runner for {command} yet, so no agent can run it",
-            env!("CARGO_PKG_VERSION")
-        )));
-    }
-    match agent {
-        Some(a) if !a.commands.contains(&command) => Err(ApiError::new(
-            Code::NON_COMPATIBLE_AGENT_VERSION_FOR_FEATURE,
-            &[
-                ("agent_id", &a.id),
-                ("version", &a.version),
-                ("feature", &format!("the {command} command")),
-            ],
-        )),
-        _ => Ok(()),
-    }
-}
-
-/// Carries out `action` on `command` of migration `m` through the state rules and the limits,
-/// and tells its agent; the API's commands and the scheduler both come here.
-pub(crate) async fn apply_command(
-    state: &AppState,
-    m: &Migration,
-    command: CommandKind,
-    action: Action,
-) -> Result<JobRun, ApiError> {
-    let active = state.store.active_runs(&m.id).await?;
-    let agent = match &m.agent_id {
-        Some(a) => Some(state.store.get_agent(a).await?),
-        None => None,
-    };
-    if action == Action::Start {
-        runnable(command, agent.as_ref())?;
-    }
-    let agent = agent
-        .as_ref()
-        .map(|a| (a.id.clone(), a.state.code == Code::AGENT_STATE_ACTIVE.id()));
-    let scan = state.store.last_success(&m.id, CommandKind::Scan).await?;
-    let s = Situation {
-        migration_id: &m.id,
-        active: &active,
-        agent: agent.as_ref().map(|(a, ok)| (a.as_str(), *ok)),
-        scanned: scan.is_some(),
-    };
-    let run = match decide(command, action, &s)? {
-        Transition::NewRun => {
-            let max_active = state.limits.max_active_migrations;
-            let active_now = state.store.active_migrations().await?;
-            if active_now >= max_active {
-                return Err(ApiError::new(
-                    Code::ERR_ACTIVE_MIGRATIONS_LIMIT,
-                    &[
-                        ("count", &active_now.to_string()),
-                        ("limit", &max_active.to_string()),
-                    ],
-                ));
-            }
-            if let (Some(scan), true) = (
-                &scan,
-                [CommandKind::Copy, CommandKind::Sync].contains(&command),
-            ) {
-                let max_files = state.limits.job_max_files;
-                let max_bytes = state.limits.job_max_bytes;
-                if scan.files > max_files {
-                    return Err(ApiError::new(
-                        Code::JOB_LIMIT_FILE_COUNT_EXCEEDED_SCANNED,
-                        &[
-                            ("count", &scan.files.to_string()),
-                            ("limit", &max_files.to_string()),
-                        ],
-                    ));
-                }
-                if scan.bytes > max_bytes {
-                    return Err(ApiError::new(
-                        Code::JOB_LIMIT_SIZE_EXCEEDED_SCANNED,
-                        &[
-                            ("bytes", &scan.bytes.to_string()),
-                            ("limit", &max_bytes.to_string()),
-                        ],
-                    ));
-                }
-            }
-            let run = state.store.create_run(&m.id, command).await?;
-            // Delivered now if the agent is connected; else when it connects (the run is
-            // stored QUEUED either way).
-            if let Some(agent) = &m.agent_id
-                && let Ok(d) = state.store.delivery(run.clone()).await
-            {
-                state.hub.send(agent, crate::hub::command_message(&d));
-            }
-            run
-        }
-        Transition::Move { id: run_id, to } => {
-            let run = state.store.set_run_state(&run_id, to, None, None).await?;
-            if let Some(agent) = &m.agent_id {
-                if to == godwit_codes::State::Queued {
-                    if let Ok(d) = state.store.delivery(run.clone()).await {
-                        state.hub.send(agent, crate::hub::command_message(&d));
-                    }
-                } else if to != godwit_codes::State::Stopped {
-                    state.hub.send(
-                        agent,
-                        crate::protocol::ToAgent::Control {
-                            run_id: run.id.clone(),
-                            action: action_name(action).to_string(),
-                        },
-                    );
-                }
-            }
-            run
-        }
-    };
-    Ok(run)
 }
 
 /// The job runs of a migration, newest first.
@@ -588,7 +460,7 @@ pub async fn create_schedule(
         Some(a) => Some(state.store.get_agent(a).await?),
         None => None,
     };
-    runnable(command, agent.as_ref())?;
+    crate::commands::runnable(command, agent.as_ref())?;
     if !(1..=20).contains(&req.repeat) {
         return Err(ApiError::new(
             Code::ERR_MIGRATION_CONFIG_SCHEDULER_TIMES,

@@ -1,0 +1,139 @@
+//! Commands on a migration: `start`, `stop`, `pause` and `resume` carried out through the state
+//! rules, the limits and the agent's commands, and told to the agent. The API's command
+//! requests and the scheduler both come here.
+
+use godwit_codes::{Code, State};
+use godwit_spec::CommandKind;
+
+use crate::AppState;
+use crate::error::DomainError;
+use crate::protocol::ToAgent;
+use crate::records::{Agent, JobRun, Migration};
+use crate::rules::{Action, Situation, Transition, decide};
+
+/// Carries out `action` on `command` of migration `m`: a new run, QUEUED until its agent takes
+/// it, or a run moved to another state; or the code that refuses it.
+pub async fn apply(
+    state: &AppState,
+    m: &Migration,
+    command: CommandKind,
+    action: Action,
+) -> Result<JobRun, DomainError> {
+    let active = state.store.active_runs(&m.id).await?;
+    let agent = match &m.agent_id {
+        Some(a) => Some(state.store.get_agent(a).await?),
+        None => None,
+    };
+    if action == Action::Start {
+        runnable(command, agent.as_ref())?;
+    }
+    let scan = state.store.last_success(&m.id, CommandKind::Scan).await?;
+    let s = Situation {
+        migration_id: &m.id,
+        active: &active,
+        agent: agent
+            .as_ref()
+            .map(|a| (a.id.as_str(), a.state.code == Code::AGENT_STATE_ACTIVE.id())),
+        scanned: scan.is_some(),
+    };
+    match decide(command, action, &s)? {
+        Transition::NewRun => {
+            within_limits(state, command, scan.as_ref()).await?;
+            let run = state.store.create_run(&m.id, command).await?;
+            // Delivered now if the agent is connected; else when it connects (the run is
+            // stored QUEUED either way).
+            deliver(state, m, &run).await;
+            Ok(run)
+        }
+        Transition::Move { id, to } => {
+            let run = state.store.set_run_state(&id, to, None, None).await?;
+            match (&m.agent_id, to) {
+                (_, State::Queued) => deliver(state, m, &run).await,
+                // Never started: the agent has nothing to stop.
+                (_, State::Stopped) | (None, _) => {}
+                (Some(agent), _) => {
+                    let message = ToAgent::Control {
+                        run_id: run.id.clone(),
+                        action: action.as_str().to_string(),
+                    };
+                    state.hub.send(agent, message);
+                }
+            }
+            Ok(run)
+        }
+    }
+}
+
+/// Refuses a command no agent can run: 605 (422) for one this version of godwit has no runner
+/// for, 9150 for one the migration's agent does not run (it said so when it connected).
+pub fn runnable(command: CommandKind, agent: Option<&Agent>) -> Result<(), DomainError> {
+    if !CommandKind::RUNNABLE.contains(&command) {
+        return Err(DomainError::invalid(&format!(
+            "command: godwit {} has no runner for {command} yet, so no agent can run it",
+            env!("CARGO_PKG_VERSION")
+        )));
+    }
+    match agent {
+        Some(a) if !a.commands.contains(&command) => Err(DomainError::new(
+            Code::NON_COMPATIBLE_AGENT_VERSION_FOR_FEATURE,
+            &[
+                ("agent_id", &a.id),
+                ("version", &a.version),
+                ("feature", &format!("the {command} command")),
+            ],
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The limits a new run must keep: active migrations (628), and for a copy or a true-up the
+/// files and bytes of the last scan (629, 640).
+async fn within_limits(
+    state: &AppState,
+    command: CommandKind,
+    scan: Option<&JobRun>,
+) -> Result<(), DomainError> {
+    let limits = &state.limits;
+    let active_now = state.store.active_migrations().await?;
+    if active_now >= limits.max_active_migrations {
+        return Err(DomainError::new(
+            Code::ERR_ACTIVE_MIGRATIONS_LIMIT,
+            &[
+                ("count", &active_now.to_string()),
+                ("limit", &limits.max_active_migrations.to_string()),
+            ],
+        ));
+    }
+    let Some(scan) = scan.filter(|_| [CommandKind::Copy, CommandKind::Sync].contains(&command))
+    else {
+        return Ok(());
+    };
+    if scan.files > limits.job_max_files {
+        return Err(DomainError::new(
+            Code::JOB_LIMIT_FILE_COUNT_EXCEEDED_SCANNED,
+            &[
+                ("count", &scan.files.to_string()),
+                ("limit", &limits.job_max_files.to_string()),
+            ],
+        ));
+    }
+    if scan.bytes > limits.job_max_bytes {
+        return Err(DomainError::new(
+            Code::JOB_LIMIT_SIZE_EXCEEDED_SCANNED,
+            &[
+                ("bytes", &scan.bytes.to_string()),
+                ("limit", &limits.job_max_bytes.to_string()),
+            ],
+        ));
+    }
+    Ok(())
+}
+
+/// Sends `run` to the migration's agent, if it has one and it is connected.
+async fn deliver(state: &AppState, m: &Migration, run: &JobRun) {
+    if let Some(agent) = &m.agent_id
+        && let Ok(d) = state.store.delivery(run.clone()).await
+    {
+        state.hub.send(agent, crate::hub::command_message(&d));
+    }
+}

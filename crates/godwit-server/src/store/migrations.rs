@@ -1,0 +1,211 @@
+//! Migrations: a source path to a target path, run by an agent, in a project.
+
+use godwit_codes::Code;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{DomainError, Store, StoreFailure, count_of, failed, new_id, now_ms, plausible_id};
+use crate::records::*;
+
+const MIGRATION_COLUMNS: &str = "id, project_id, agent_id, source_endpoint, source_path, \
+     target_endpoint, target_path, options, created_ms";
+
+fn migration_of(r: &AnyRow) -> Result<Migration, sqlx::Error> {
+    let options: String = r.try_get("options")?;
+    Ok(Migration {
+        id: r.try_get("id")?,
+        project_id: r.try_get("project_id")?,
+        agent_id: r.try_get("agent_id")?,
+        source_endpoint: r.try_get("source_endpoint")?,
+        source_path: r.try_get("source_path")?,
+        target_endpoint: r.try_get("target_endpoint")?,
+        target_path: r.try_get("target_path")?,
+        options: serde_json::from_str(&options).unwrap_or_default(),
+        created_ms: r.try_get("created_ms")?,
+    })
+}
+
+impl Store {
+    #[allow(clippy::too_many_arguments)]
+    pub async fn create_migration(
+        &self,
+        project_id: &str,
+        agent_id: Option<&str>,
+        source: (&str, &str),
+        target: (&str, &str),
+        options: &MigrationOptions,
+    ) -> Result<Migration, DomainError> {
+        let id = new_id();
+        let options_text = serde_json::to_string(options).unwrap_or_else(|_| "{}".into());
+        sqlx::query(&format!(
+            "INSERT INTO migrations ({MIGRATION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        ))
+        .bind(&id)
+        .bind(project_id)
+        .bind(agent_id)
+        .bind(source.0)
+        .bind(source.1)
+        .bind(target.0)
+        .bind(target.1)
+        .bind(&options_text)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| match StoreFailure::from(e) {
+            StoreFailure::Duplicate => DomainError::new(
+                Code::ERR_DUPLICATE_MIGRATION_ID,
+                &[("migration_id", &format!("{}:{} -> {}:{}", source.0, source.1, target.0, target.1))],
+            )
+            .details("A migration of this source path to this target path exists already."),
+            StoreFailure::Failed(r) => failed(Code::DB_ERR_CREATE_DOC, "migration", "", &r),
+        })?;
+        self.get_migration(&id).await
+    }
+
+    /// Migrations, all of them or those of one agent.
+    pub async fn list_migrations(
+        &self,
+        agent: Option<&str>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(i64, Vec<Migration>), DomainError> {
+        let fail = |e: sqlx::Error| failed(Code::DB_ERR_GET_DOCS, "migrations", "", &e.to_string());
+        let (count, rows) = match agent {
+            Some(a) => {
+                let count = sqlx::query("SELECT COUNT(*) FROM migrations WHERE agent_id = $1")
+                    .bind(a)
+                    .fetch_one(&self.pool)
+                    .await
+                    .and_then(|r| count_of(&r))
+                    .map_err(fail)?;
+                let rows = sqlx::query(&format!(
+                    "SELECT {MIGRATION_COLUMNS} FROM migrations WHERE agent_id = $1 \
+                     ORDER BY created_ms, id LIMIT $2 OFFSET $3"
+                ))
+                .bind(a)
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(fail)?;
+                (count, rows)
+            }
+            None => {
+                let count = sqlx::query("SELECT COUNT(*) FROM migrations")
+                    .fetch_one(&self.pool)
+                    .await
+                    .and_then(|r| count_of(&r))
+                    .map_err(fail)?;
+                let rows = sqlx::query(&format!(
+                    "SELECT {MIGRATION_COLUMNS} FROM migrations \
+                     ORDER BY created_ms, id LIMIT $1 OFFSET $2"
+                ))
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(fail)?;
+                (count, rows)
+            }
+        };
+        let items = rows
+            .iter()
+            .map(migration_of)
+            .collect::<Result<_, _>>()
+            .map_err(fail)?;
+        Ok((count, items))
+    }
+
+    pub async fn get_migration(&self, id: &str) -> Result<Migration, DomainError> {
+        if !plausible_id(id) {
+            return Err(DomainError::not_found("migration", id));
+        }
+        let row = sqlx::query(&format!(
+            "SELECT {MIGRATION_COLUMNS} FROM migrations WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| failed(Code::DB_ERR_GET_DOC, "migration", id, &e.to_string()))?;
+        match row {
+            Some(r) => migration_of(&r)
+                .map_err(|e| failed(Code::DB_ERR_GET_DOC, "migration", id, &e.to_string())),
+            None => Err(DomainError::not_found("migration", id)),
+        }
+    }
+
+    /// Deletes a migration, its runs and schedules.
+    pub async fn delete_migration(&self, id: &str) -> Result<(), DomainError> {
+        self.get_migration(id).await?;
+        let fail =
+            |e: sqlx::Error| failed(Code::DB_ERR_DELETE_DOC, "migration", id, &e.to_string());
+        let mut tx = self.pool.begin().await.map_err(fail)?;
+        for q in [
+            "DELETE FROM schedules WHERE migration_id = $1",
+            "DELETE FROM job_runs WHERE migration_id = $1",
+            "DELETE FROM migrations WHERE id = $1",
+        ] {
+            sqlx::query(q)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(fail)?;
+        }
+        tx.commit().await.map_err(fail)?;
+        Ok(())
+    }
+
+    /// How many migrations reference the endpoint.
+    pub async fn endpoint_uses(&self, id: &str) -> Result<i64, DomainError> {
+        sqlx::query(
+            "SELECT COUNT(*) FROM migrations WHERE source_endpoint = $1 OR target_endpoint = $1",
+        )
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await
+        .and_then(|r| count_of(&r))
+        .map_err(|e| failed(Code::DB_ERR_GET_DOCS, "migrations", id, &e.to_string()))
+    }
+
+    /// How many migrations of the project have a run that is not over.
+    pub async fn active_migrations_in_project(&self, project_id: &str) -> Result<i64, DomainError> {
+        sqlx::query(
+            "SELECT COUNT(DISTINCT m.id) FROM migrations m JOIN job_runs r ON r.migration_id = m.id \
+             WHERE m.project_id = $1 AND r.state IN ('QUEUED','RUNNING','STOPPING','PAUSED','SUSPENDED')",
+        )
+        .bind(project_id)
+        .fetch_one(&self.pool)
+        .await
+        .and_then(|r| count_of(&r))
+        .map_err(|e| failed(Code::DB_ERR_GET_DOCS, "migrations", project_id, &e.to_string()))
+    }
+
+    /// How many migrations of the project there are at all.
+    pub async fn migrations_in_project(&self, project_id: &str) -> Result<i64, DomainError> {
+        sqlx::query("SELECT COUNT(*) FROM migrations WHERE project_id = $1")
+            .bind(project_id)
+            .fetch_one(&self.pool)
+            .await
+            .and_then(|r| count_of(&r))
+            .map_err(|e| {
+                failed(
+                    Code::DB_ERR_GET_DOCS,
+                    "migrations",
+                    project_id,
+                    &e.to_string(),
+                )
+            })
+    }
+
+    /// How many migrations have a run that is not over, in all.
+    pub async fn active_migrations(&self) -> Result<i64, DomainError> {
+        sqlx::query(
+            "SELECT COUNT(DISTINCT migration_id) FROM job_runs \
+             WHERE state IN ('QUEUED','RUNNING','STOPPING','PAUSED','SUSPENDED')",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .and_then(|r| count_of(&r))
+        .map_err(|e| failed(Code::DB_ERR_GET_DOCS, "job runs", "", &e.to_string()))
+    }
+}

@@ -1,0 +1,150 @@
+//! The control plane's store: one layer over SQLite (the default, a file in the state
+//! directory) and PostgreSQL, through sqlx's `Any` driver. The SQL is written once, portable to
+//! both; the schema is versioned in `migrations/` and brought up to date at start.
+//!
+//! Store failures become the catalog's 800-822 codes (not found 404, the rest 503), never a
+//! panic.
+
+use godwit_codes::Code;
+use serde::Serialize;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+
+pub use crate::error::DomainError;
+
+mod agents;
+mod copylog;
+mod endpoints;
+mod migrations;
+mod projects;
+mod runs;
+mod schedules;
+
+pub use endpoints::Endpoint;
+pub use projects::Project;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Which database is behind the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A connected, migrated store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub(crate) pool: AnyPool,
+    pub backend: Backend,
+}
+
+/// What went wrong in the store, before it becomes an API error with the operation's code.
+#[derive(Debug)]
+pub enum StoreFailure {
+    /// A unique constraint refused the write (a duplicate).
+    Duplicate,
+    /// The database could not do it; the reason is for the message.
+    Failed(String),
+}
+
+impl From<sqlx::Error> for StoreFailure {
+    fn from(e: sqlx::Error) -> Self {
+        if e.as_database_error()
+            .is_some_and(|d| d.is_unique_violation())
+        {
+            return StoreFailure::Duplicate;
+        }
+        StoreFailure::Failed(e.to_string())
+    }
+}
+
+/// The error for a failed store operation with `code` (801, 803, 810, 816, 821) on `kind`.
+pub(crate) fn failed(code: Code, kind: &str, id: &str, reason: &str) -> DomainError {
+    DomainError::new(code, &[("kind", kind), ("id", id), ("reason", reason)])
+}
+
+/// The count a `SELECT COUNT(*)` row holds.
+pub(crate) fn count_of(r: &AnyRow) -> Result<i64, sqlx::Error> {
+    r.try_get(0)
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Whether `id` could name anything: ids are short printable text. Others (a NUL byte, which
+/// PostgreSQL refuses in text) are simply not found, without asking the database.
+pub(crate) fn plausible_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 128 && !id.chars().any(char::is_control)
+}
+
+/// A new id: a UUID version 7, as text. They sort in the order they were made (the time, then
+/// a counter within the millisecond), so lists ordered by id are stable.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://path` or `postgres://...`) and applies the migrations the
+    /// database has not seen yet.
+    pub async fn open(url: &str) -> Result<Store, String> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            return Err(format!(
+                "{url}: the database must be sqlite://PATH or postgres://USER@HOST/DB"
+            ));
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 4 } else { 10 })
+            .acquire_timeout(std::time::Duration::from_secs(5))
+            .connect(url)
+            .await
+            .map_err(|e| format!("{}: {e}", redact(url)))?;
+        if backend == Backend::Sqlite {
+            // Writers wait for each other instead of failing at once, and foreign keys hold.
+            for pragma in ["PRAGMA journal_mode = WAL", "PRAGMA foreign_keys = ON"] {
+                sqlx::query(pragma)
+                    .execute(&pool)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| format!("applying the schema migrations: {e}"))?;
+        Ok(Store { pool, backend })
+    }
+
+    /// Whether the database answers (`/readyz`).
+    pub async fn ready(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    /// Closes the pool, waiting for connections in use (graceful shutdown).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// `url` without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}

@@ -1,0 +1,388 @@
+//! Job runs: one run of a command on a migration, its state, counters and report, and what an
+//! agent is sent to run.
+
+use godwit_codes::{Code, State};
+use godwit_spec::CommandKind;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{DomainError, Store, count_of, failed, new_id, now_ms, plausible_id};
+use crate::records::*;
+
+const RUN_COLUMNS: &str = "id, migration_id, command, state, status_code, error_code, error_params, \
+     files, bytes, files_failed, created_ms, started_ms, ended_ms, updated_ms, bytes_per_second, counts";
+/// A row's `command`, which only godwit writes.
+pub(super) fn command_column(r: &AnyRow) -> Result<CommandKind, sqlx::Error> {
+    let text: String = r.try_get("command")?;
+    CommandKind::parse(&text)
+        .ok_or_else(|| sqlx::Error::Decode(format!("unknown command {text}").into()))
+}
+
+fn run_of(r: &AnyRow) -> Result<JobRun, sqlx::Error> {
+    let status: String = r.try_get("status_code")?;
+    let status = Code::lookup(&status).unwrap_or(Code::HTTP_INTERNAL_SERVER_ERROR);
+    let error_code: Option<String> = r.try_get("error_code")?;
+    let error_params: Option<String> = r.try_get("error_params")?;
+    let error = error_code
+        .and_then(|c| Code::lookup(&c).ok())
+        .map(|c| RunError {
+            code: c.id().to_string(),
+            name: c.name().to_string(),
+            params: error_params
+                .and_then(|p| serde_json::from_str(&p).ok())
+                .unwrap_or(serde_json::Value::Object(Default::default())),
+        });
+    Ok(JobRun {
+        id: r.try_get("id")?,
+        migration_id: r.try_get("migration_id")?,
+        command: command_column(r)?,
+        state: state_of(&r.try_get::<String, _>("state")?).unwrap_or(State::Failed),
+        status: CodeName::of(status),
+        error,
+        files: r.try_get("files")?,
+        bytes: r.try_get("bytes")?,
+        files_failed: r.try_get("files_failed")?,
+        bytes_per_second: r
+            .try_get::<Option<f64>, _>("bytes_per_second")?
+            .unwrap_or(0.0),
+        counts: r
+            .try_get::<Option<String>, _>("counts")?
+            .and_then(|c| serde_json::from_str(&c).ok())
+            .unwrap_or(serde_json::Value::Object(Default::default())),
+        created_ms: r.try_get("created_ms")?,
+        started_ms: r.try_get("started_ms")?,
+        ended_ms: r.try_get("ended_ms")?,
+        updated_ms: r.try_get("updated_ms")?,
+    })
+}
+
+/// The status code of `command` in `state`; a combination the catalog lacks is a bug (500).
+pub fn status_code(command: CommandKind, state: State) -> Result<Code, DomainError> {
+    if command == CommandKind::Copy && state == State::Suspended {
+        // The copy (migrate data) has no SUSPENDED status of its own; seed 000 gives it to the
+        // data upload, which is the copy's transfer.
+        return Ok(Code::DATA_UPLOAD_SUSPENDED);
+    }
+    Code::command_status(command.catalog(), state).ok_or_else(|| {
+        DomainError::new(Code::HTTP_INTERNAL_SERVER_ERROR, &[]).details(format!(
+            "The catalog has no status for {command} in state {}.",
+            state_text(state)
+        ))
+    })
+}
+
+impl Store {
+    pub async fn create_run(
+        &self,
+        migration_id: &str,
+        command: CommandKind,
+    ) -> Result<JobRun, DomainError> {
+        let id = new_id();
+        let status = status_code(command, State::Queued)?;
+        let now = now_ms();
+        sqlx::query(&format!(
+            "INSERT INTO job_runs ({RUN_COLUMNS}) VALUES \
+             ($1, $2, $3, 'QUEUED', $4, NULL, NULL, 0, 0, 0, $5, NULL, NULL, $5, NULL, NULL)"
+        ))
+        .bind(&id)
+        .bind(migration_id)
+        .bind(command.as_str())
+        .bind(status.id())
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| failed(Code::DB_ERR_CREATE_DOC, "job run", "", &e.to_string()))?;
+        self.get_run(&id).await
+    }
+
+    pub async fn get_run(&self, id: &str) -> Result<JobRun, DomainError> {
+        if !plausible_id(id) {
+            return Err(DomainError::not_found("job run", id));
+        }
+        let row = sqlx::query(&format!("SELECT {RUN_COLUMNS} FROM job_runs WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| failed(Code::DB_ERR_GET_DOC, "job run", id, &e.to_string()))?;
+        match row {
+            Some(r) => {
+                run_of(&r).map_err(|e| failed(Code::DB_ERR_GET_DOC, "job run", id, &e.to_string()))
+            }
+            None => Err(DomainError::not_found("job run", id)),
+        }
+    }
+
+    /// The runs of a migration, newest first.
+    pub async fn list_runs(
+        &self,
+        migration_id: &str,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(i64, Vec<JobRun>), DomainError> {
+        let fail = |e: sqlx::Error| {
+            failed(
+                Code::DB_ERR_GET_DOCS,
+                "job runs",
+                migration_id,
+                &e.to_string(),
+            )
+        };
+        let count = sqlx::query("SELECT COUNT(*) FROM job_runs WHERE migration_id = $1")
+            .bind(migration_id)
+            .fetch_one(&self.pool)
+            .await
+            .and_then(|r| count_of(&r))
+            .map_err(fail)?;
+        let rows = sqlx::query(&format!(
+            "SELECT {RUN_COLUMNS} FROM job_runs WHERE migration_id = $1 \
+             ORDER BY created_ms DESC, id LIMIT $2 OFFSET $3"
+        ))
+        .bind(migration_id)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(fail)?;
+        let items = rows
+            .iter()
+            .map(run_of)
+            .collect::<Result<_, _>>()
+            .map_err(fail)?;
+        Ok((count, items))
+    }
+
+    /// The runs of a migration that are not over.
+    pub async fn active_runs(&self, migration_id: &str) -> Result<Vec<JobRun>, DomainError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {RUN_COLUMNS} FROM job_runs WHERE migration_id = $1 \
+             AND state IN ('QUEUED','RUNNING','STOPPING','PAUSED','SUSPENDED') ORDER BY created_ms"
+        ))
+        .bind(migration_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| {
+            failed(
+                Code::DB_ERR_GET_DOCS,
+                "job runs",
+                migration_id,
+                &e.to_string(),
+            )
+        })?;
+        rows.iter()
+            .map(run_of)
+            .collect::<Result<_, _>>()
+            .map_err(|e| {
+                failed(
+                    Code::DB_ERR_GET_DOCS,
+                    "job runs",
+                    migration_id,
+                    &e.to_string(),
+                )
+            })
+    }
+
+    /// The newest run of `command` on the migration that succeeded.
+    pub async fn last_success(
+        &self,
+        migration_id: &str,
+        command: CommandKind,
+    ) -> Result<Option<JobRun>, DomainError> {
+        let row = sqlx::query(&format!(
+            "SELECT {RUN_COLUMNS} FROM job_runs WHERE migration_id = $1 AND command = $2 \
+             AND state = 'SUCCEEDED' ORDER BY created_ms DESC LIMIT 1"
+        ))
+        .bind(migration_id)
+        .bind(command.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| {
+            failed(
+                Code::DB_ERR_GET_DOCS,
+                "job runs",
+                migration_id,
+                &e.to_string(),
+            )
+        })?;
+        row.map(|r| run_of(&r)).transpose().map_err(|e| {
+            failed(
+                Code::DB_ERR_GET_DOCS,
+                "job runs",
+                migration_id,
+                &e.to_string(),
+            )
+        })
+    }
+
+    /// Moves a run to `state` with its status code; an end state stamps the end time. With an
+    /// error, records its code and parameters.
+    pub async fn set_run_state(
+        &self,
+        id: &str,
+        state: State,
+        error: Option<(Code, &serde_json::Value)>,
+        counters: Option<(i64, i64, i64)>,
+    ) -> Result<JobRun, DomainError> {
+        let run = self.get_run(id).await?;
+        let status = status_code(run.command, state)?;
+        let now = now_ms();
+        let ended =
+            matches!(state, State::Succeeded | State::Failed | State::Stopped).then_some(now);
+        let started = if state == State::Running {
+            run.started_ms.or(Some(now))
+        } else {
+            run.started_ms
+        };
+        let (files, bytes, failed_files) =
+            counters.unwrap_or((run.files, run.bytes, run.files_failed));
+        sqlx::query(
+            "UPDATE job_runs SET state = $1, status_code = $2, error_code = $3, error_params = $4, \
+             files = $5, bytes = $6, files_failed = $7, started_ms = $8, ended_ms = $9, updated_ms = $10 \
+             WHERE id = $11",
+        )
+        .bind(state_text(state))
+        .bind(status.id())
+        .bind(error.map(|(c, _)| c.id().to_string()))
+        .bind(error.map(|(_, p)| p.to_string()))
+        .bind(files)
+        .bind(bytes)
+        .bind(failed_files)
+        .bind(started)
+        .bind(ended)
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| failed(Code::DB_ERR_UPDATE_DOC, "job run", id, &e.to_string()))?;
+        self.get_run(id).await
+    }
+
+    /// Records what an agent said of a run besides its state: the rate and the files per status
+    /// code, and, when it has ended, its report.
+    pub async fn set_run_details(
+        &self,
+        id: &str,
+        bytes_per_second: f64,
+        counts: &serde_json::Value,
+        report: Option<&serde_json::Value>,
+    ) -> Result<(), DomainError> {
+        let fail = |e: sqlx::Error| failed(Code::DB_ERR_UPDATE_DOC, "job run", id, &e.to_string());
+        match report {
+            Some(r) => sqlx::query(
+                "UPDATE job_runs SET bytes_per_second = $1, counts = $2, report = $3 WHERE id = $4",
+            )
+            .bind(bytes_per_second)
+            .bind(counts.to_string())
+            .bind(r.to_string())
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(fail)?,
+            None => {
+                sqlx::query("UPDATE job_runs SET bytes_per_second = $1, counts = $2 WHERE id = $3")
+                    .bind(bytes_per_second)
+                    .bind(counts.to_string())
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(fail)?
+            }
+        };
+        Ok(())
+    }
+
+    /// The report an agent sent when the run ended.
+    pub async fn run_report(&self, id: &str) -> Result<Option<serde_json::Value>, DomainError> {
+        let row = sqlx::query("SELECT report FROM job_runs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| failed(Code::DB_ERR_GET_DOC, "job run", id, &e.to_string()))?;
+        Ok(row
+            .and_then(|r| r.try_get::<Option<String>, _>("report").ok().flatten())
+            .and_then(|t| serde_json::from_str(&t).ok()))
+    }
+
+    /// Runs that ended with an error, newest first (`GET /v1/errors`).
+    pub async fn failed_runs(
+        &self,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(i64, Vec<JobRun>), DomainError> {
+        let fail = |e: sqlx::Error| failed(Code::DB_ERR_GET_DOCS, "job runs", "", &e.to_string());
+        let count = sqlx::query("SELECT COUNT(*) FROM job_runs WHERE error_code IS NOT NULL")
+            .fetch_one(&self.pool)
+            .await
+            .and_then(|r| count_of(&r))
+            .map_err(fail)?;
+        let rows = sqlx::query(&format!(
+            "SELECT {RUN_COLUMNS} FROM job_runs WHERE error_code IS NOT NULL \
+             ORDER BY updated_ms DESC, id LIMIT $1 OFFSET $2"
+        ))
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(fail)?;
+        let items = rows
+            .iter()
+            .map(run_of)
+            .collect::<Result<_, _>>()
+            .map_err(fail)?;
+        Ok((count, items))
+    }
+
+    /// Runs for the agent's migrations that it should be running: QUEUED ones it has not taken,
+    /// and RUNNING or SUSPENDED ones it was running when it went away (it resumes them).
+    pub async fn runs_for_agent(&self, agent_id: &str) -> Result<Vec<Delivery>, DomainError> {
+        let rows = sqlx::query(&format!(
+            "SELECT r.{} FROM job_runs r JOIN migrations m ON m.id = r.migration_id \
+             WHERE m.agent_id = $1 AND r.state IN ('QUEUED', 'RUNNING', 'SUSPENDED') \
+             ORDER BY r.created_ms",
+            RUN_COLUMNS.replace(", ", ", r.")
+        ))
+        .bind(agent_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| failed(Code::DB_ERR_GET_DOCS, "job runs", agent_id, &e.to_string()))?;
+        let mut out = Vec::new();
+        for r in &rows {
+            let run = run_of(r)
+                .map_err(|e| failed(Code::DB_ERR_GET_DOCS, "job runs", agent_id, &e.to_string()))?;
+            out.push(self.delivery(run).await?);
+        }
+        Ok(out)
+    }
+
+    /// A run with what its agent needs to run it.
+    pub async fn delivery(&self, run: JobRun) -> Result<Delivery, DomainError> {
+        let migration = self.get_migration(&run.migration_id).await?;
+        let src = self.get_endpoint(&migration.source_endpoint).await?;
+        let dst = self.get_endpoint(&migration.target_endpoint).await?;
+        Ok(Delivery {
+            source_uri: crate::protocol::join_location(&src.uri, &migration.source_path),
+            target_uri: crate::protocol::join_location(&dst.uri, &migration.target_path),
+            run,
+            migration,
+        })
+    }
+
+    /// A run that never started because the rules refused it when its schedule came: kept
+    /// FAILED with the refusal's code, so it shows in `GET /v1/errors`.
+    pub async fn refused_run(
+        &self,
+        migration_id: &str,
+        command: CommandKind,
+        error: &DomainError,
+    ) -> Result<JobRun, DomainError> {
+        let run = self.create_run(migration_id, command).await?;
+        let params = serde_json::Value::Object(
+            error
+                .params
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                .collect(),
+        );
+        self.set_run_state(&run.id, State::Failed, Some((error.code, &params)), None)
+            .await
+    }
+}
