@@ -208,7 +208,62 @@ pub(crate) struct Ctx<'a> {
     pub(crate) failure: std::sync::Mutex<Option<JobError>>,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    /// The context of a copy of `sides` (source, target); `(resumed, check_target_later)`:
+    /// the last run did not finish; a remote target is checked at the first write.
+    pub(crate) fn new(
+        sides: (&'a Side, &'a Side),
+        run: &'a crate::state::Run,
+        options: &'a CopyOptions,
+        index: &'a Index,
+        (resumed, check_target_later): (bool, bool),
+        stop: &'a AtomicBool,
+        rt: Option<tokio::runtime::Runtime>,
+    ) -> Self {
+        // One large file streams at a time (its parts upload in parallel): each holds several
+        // parts in memory, so this is what keeps peak memory flat whatever the sizes.
+        let slots = crossbeam_channel::bounded::<()>(LARGE_FILES_IN_FLIGHT);
+        for _ in 0..LARGE_FILES_IN_FLIGHT {
+            let _ = slots.0.send(());
+        }
+        Ctx {
+            src: sides.0,
+            dst: sides.1,
+            run_id: &run.id,
+            options,
+            index,
+            resumed,
+            seq: AtomicU64::new(0),
+            stop,
+            rt,
+            large_slots: slots,
+            rate: options.bwlimit.map(crate::rate::RateLimit::new),
+            held_back: std::sync::Mutex::new(Vec::new()),
+            second_round: AtomicBool::new(false),
+            target_checked: !check_target_later,
+            target_check: std::sync::OnceLock::new(),
+            failure: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// What stopped the run from inside a transfer, if anything.
+    pub(crate) fn take_failure(&self) -> Option<JobError> {
+        self.failure
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    }
+
+    /// The new files held back to be matched with files gone from the source.
+    pub(crate) fn take_held_back(&self) -> Vec<Entry> {
+        std::mem::take(
+            &mut *self
+                .held_back
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
     /// Makes sure the remote target can be written, once per run, before the first write to
     /// it. On failure the run stops with that job error.
     pub(crate) fn target_ready(&self) -> Result<(), JobError> {

@@ -4,19 +4,23 @@
 //! [`job::run`], and read progress counters and the report.
 //!
 //! Layers, each using only those above it: `error`, `record` and `state` (a run's outputs and
-//! folders); `index`, `profile`, `rate`, `walk`, `store` (the pieces); `backend` (a side and
-//! what it can do); `ctx` (what a copy's threads share); `transfer` (one file's bytes); `copy`
-//! (the pool); `sync`, `scan`, `sanitize` (the commands' own parts); `job` (the entry point).
+//! folders); `index`, `profile`, `rate`, `walk`, `features`, `store` (the pieces); `backend` (a side and
+//! what it can do); `ctx` (what a copy's threads share); `decide` (does a file need a transfer?);
+//! `transfer` (one file's bytes); `march` (every walk); `recorder` (the copy log and index writer); `copy` (the pool); `sync`, `scan`, `sanitize` (the commands' own parts); `job` (the entry point).
 
 pub mod backend;
 pub mod copy;
 pub mod ctx;
+mod decide;
 pub mod error;
+pub mod features;
 pub mod index;
 pub mod job;
+mod march;
 pub mod profile;
 pub mod rate;
 pub mod record;
+mod recorder;
 pub mod sanitize;
 pub mod scan;
 pub mod state;

@@ -29,8 +29,8 @@ pub struct Remote {
 
 impl Remote {
     /// What this store can do.
-    pub fn features(&self) -> crate::backend::Features {
-        crate::backend::Features::of(self.kind)
+    pub fn features(&self) -> crate::features::Features {
+        crate::features::Features::of(self.kind)
     }
 }
 
@@ -223,6 +223,21 @@ pub fn runtime(job_id: &str) -> Result<tokio::runtime::Runtime, JobError> {
                 &[("job_id", job_id), ("reason", &e.to_string())],
             )
         })
+}
+
+/// The error for a remote store reached without the runtime that drives it (a bug in godwit,
+/// said rather than hidden).
+pub fn no_runtime(remote: &Remote) -> JobError {
+    JobError::new(
+        Code::COMMAND_START_ERROR,
+        &[
+            ("job_id", &remote.shown),
+            (
+                "reason",
+                "a remote store without a runtime (a bug in godwit)",
+            ),
+        ],
+    )
 }
 
 /// One request that fails fast on a missing bucket, bad credentials or an unreachable host:

@@ -1,0 +1,186 @@
+//! Does this file need a transfer? One function decides, for every command that copies.
+
+use std::sync::atomic::Ordering;
+
+use godwit_codes::Code;
+use godwit_spec::Links;
+
+use crate::backend::Side;
+use crate::ctx::{Ctx, Done, MAX_HELD_BACK, MOVE_MIN_SIZE};
+use crate::error::JobError;
+use crate::index::IndexEntry;
+use crate::record::CopyRecord;
+use crate::walk::{Entry, EntryKind};
+
+/// What happens to one file.
+pub(crate) enum Decision {
+    /// No transfer: the file's final record (and the index entry it confirms, if any).
+    Done(Box<Done>),
+    /// Kept for the second round, to be matched with a file gone from the source (a move).
+    HeldBack,
+    /// Send it: new or changed. The entry carries the name it gets at the target.
+    Transfer(Entry, IndexEntry),
+}
+
+/// Decides what happens to `entry`. The rule, in this order:
+///
+/// 1. a symbolic link is AZSM2021 unless links are copied and both sides are local; a FIFO,
+///    socket or device is AZSM2021;
+/// 2. a file the filters leave out is AZSM2001;
+/// 3. with on-the-fly sanitizing, the name the target can hold is chosen (and kept in the
+///    index, so the same file keeps the same name);
+/// 4. a path or size the target profile refuses is its AZSM2022-2026;
+/// 5. with `--compare target`, a file the target lists with the same size (and, on a local
+///    target, the same modification time) is AZSM2042; otherwise a file the index holds with
+///    the same size and modification time is AZSM2041 (an unchanged file costs nothing at the
+///    target);
+/// 6. a new file that may have been moved at the source (a true-up with deletes; same size,
+///    mtime and inode as a file gone) is held back for the second round;
+/// 7. after an interrupted run, a file already complete at the target is AZSM2041;
+/// 8. in a dry run, AZSM0000 is recorded and nothing sent; otherwise it is transferred.
+///
+/// An index that cannot be read stops the run (AZSM1060): without it nothing can be decided.
+pub(crate) fn decide(ctx: &Ctx<'_>, entry: Entry) -> Decision {
+    let o = ctx.options;
+    if let Some(kind) = unsupported_type(ctx, &entry) {
+        return skip(&entry, Code::AZSM2021, &[("file_type", kind)]);
+    }
+    if o.filter
+        .excludes_file(&entry.rel, entry.size, entry.mtime_ns)
+    {
+        return skip(&entry, Code::AZSM2001, &[]);
+    }
+    let mut entry = entry;
+    if o.sanitize {
+        match crate::transfer::sanitized_name(ctx, &entry) {
+            Ok(target) => entry.target = target,
+            Err(e) => return index_failure(ctx, &entry, &e),
+        }
+    }
+    if let Some((code, problem)) = o
+        .profile
+        .check_path(entry.target_rel())
+        .or_else(|| o.profile.check_size(entry.size))
+    {
+        let params = problem.params();
+        let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        return skip(&entry, code, &params);
+    }
+    let seen = IndexEntry {
+        size: entry.size,
+        mtime_ns: entry.mtime_ns,
+        hash: 0,
+        ino: entry.ino,
+    };
+    match already_there(ctx, &entry, &seen) {
+        Ok(Some(decision)) => return decision,
+        Ok(None) => {}
+        Err(e) => return index_failure(ctx, &entry, &e),
+    }
+    if ctx.resumed && crate::transfer::already_at_target(ctx, &entry) {
+        // Written by the run that was interrupted, after its last index commit.
+        return confirmed(&entry, Code::AZSM2041, seen);
+    }
+    if o.dry_run {
+        return skip(&entry, Code::AZSM0000, &[]);
+    }
+    Decision::Transfer(entry, seen)
+}
+
+/// Why the entry cannot be copied as what it is, if it cannot.
+fn unsupported_type(ctx: &Ctx<'_>, entry: &Entry) -> Option<&'static str> {
+    let links_here =
+        ctx.options.links == Links::Copy && ctx.src.features().links && ctx.dst.features().links;
+    match entry.kind {
+        EntryKind::Symlink if !links_here => Some(if ctx.options.links == Links::Copy {
+            "symbolic link (only a local target holds links)"
+        } else {
+            "symbolic link"
+        }),
+        EntryKind::Special(kind) => Some(kind),
+        EntryKind::File | EntryKind::Dir | EntryKind::Symlink => None,
+    }
+}
+
+/// Step 5 and 6 of the rule: the file is at the target already (by the target's listing or the
+/// index), or held back as a possible move; None: it is new or changed.
+fn already_there(
+    ctx: &Ctx<'_>,
+    entry: &Entry,
+    seen: &IndexEntry,
+) -> Result<Option<Decision>, JobError> {
+    if ctx.options.compare_target {
+        // The target, as listed, decides; a local target keeps the source's mtime, so it must
+        // match too; object stores list upload times, so there the size decides.
+        let same = ctx.index.target_listing(&entry.rel)?.is_some_and(|there| {
+            there.size == entry.size
+                && (!matches!(ctx.dst, Side::Local(_)) || there.mtime_ns == entry.mtime_ns)
+        });
+        return Ok(same.then(|| confirmed(entry, Code::AZSM2042, *seen)));
+    }
+    match ctx.index.get(&entry.rel)? {
+        Some(known) if known.size == seen.size && known.mtime_ns == seen.mtime_ns => {
+            Ok(Some(skip(entry, Code::AZSM2041, &[])))
+        }
+        None if hold_back(ctx, entry) => {
+            let mut held = ctx
+                .held_back
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if held.len() < MAX_HELD_BACK {
+                held.push(entry.clone());
+                return Ok(Some(Decision::HeldBack));
+            }
+            Ok(None)
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Whether a new file is held back until the walk ends, to be matched with a file gone from
+/// the source.
+fn hold_back(ctx: &Ctx<'_>, entry: &Entry) -> bool {
+    ctx.options.moves
+        && !ctx.options.dry_run
+        && !ctx.second_round.load(Ordering::Relaxed)
+        && entry.kind == EntryKind::File
+        && entry.ino != 0
+        && entry.size >= MOVE_MIN_SIZE
+}
+
+/// The index cannot be read: the run stops (it could not tell what is already at the target),
+/// and this file is recorded with the reason.
+fn index_failure(ctx: &Ctx<'_>, entry: &Entry, e: &JobError) -> Decision {
+    ctx.stop.store(true, Ordering::Relaxed);
+    skip(
+        entry,
+        Code::AZSM1060,
+        &[("job_id", ctx.run_id), ("reason", &e.message)],
+    )
+}
+
+/// No transfer: the record of `entry` with `code`.
+fn skip(entry: &Entry, code: Code, params: &[(&str, &str)]) -> Decision {
+    Decision::Done(Box::new(no_copy(entry, code, params)))
+}
+
+/// No transfer, and the index learns (or confirms) the file as `seen`.
+fn confirmed(entry: &Entry, code: Code, seen: IndexEntry) -> Decision {
+    let mut done = no_copy(entry, code, &[]);
+    done.index = Some((entry.rel.clone(), seen));
+    Decision::Done(Box::new(done))
+}
+
+/// The final record of a file that is not sent.
+pub(crate) fn no_copy(entry: &Entry, code: Code, params: &[(&str, &str)]) -> Done {
+    let mut record = CopyRecord::new(&entry.rel, entry.size, code, params);
+    if let Some(t) = &entry.target {
+        record.target_path = Some(crate::record::display_path(t));
+    }
+    Done {
+        record,
+        rel: entry.rel.clone(),
+        index: None,
+        copied: 0,
+    }
+}
