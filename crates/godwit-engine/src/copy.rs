@@ -191,6 +191,7 @@ fn first_round(ctx: &Ctx<'_>, run: &Run, log: &mut CopyLog, progress: &Progress)
         filter: &options.filter,
         list_names: options.find_deletes,
         follow_links: options.links == Links::Follow,
+        threads: 2,
     };
     // A local target gets each folder as the walk finds it (a folder that holds only
     // unsupported files still exists at the target).
@@ -318,6 +319,7 @@ fn list_target(
                 filter: &everything,
                 list_names: false,
                 follow_links: false,
+                threads: 2,
             };
             let result = march(dst, rt, how, &|_| {}, &tx, stop);
             drop(tx);

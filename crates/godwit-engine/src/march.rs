@@ -17,6 +17,8 @@ pub(crate) struct March<'a> {
     /// Each folder's listing is sent with its names (a true-up compares them with the index).
     pub(crate) list_names: bool,
     pub(crate) follow_links: bool,
+    /// Threads of the local walker.
+    pub(crate) threads: usize,
 }
 
 /// Walks `side` into `sink` until it ends or `stop` is set; `on_dir` is called for each local
@@ -34,7 +36,7 @@ pub(crate) fn march(
         (Side::Local(root), _) => {
             let options = WalkOptions {
                 follow_links: how.follow_links,
-                threads: 2,
+                threads: how.threads,
                 list_names: how.list_names,
             };
             walk(root, options, how.filter, on_dir, sink, stop);

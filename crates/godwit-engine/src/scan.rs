@@ -14,10 +14,10 @@ use godwit_spec::Links;
 use crate::backend::Side;
 use crate::error::{JobError, reason};
 use crate::filter::Filter;
+use crate::march::{March, march};
 use crate::profile::TargetProfile;
 use crate::record::{CodeRef, display_path};
-use crate::store::walk_remote;
-use crate::walk::{EntryKind, Event, WalkOptions, walk};
+use crate::walk::{EntryKind, Event};
 
 /// How many example paths a report keeps per problem code.
 pub const EXAMPLES: usize = 20;
@@ -100,173 +100,42 @@ pub fn scan(
     stop: &AtomicBool,
     progress: &AtomicU64,
 ) -> Result<ScanReport, JobError> {
-    let shown = match source {
-        Side::Local(p) => p.display().to_string(),
-        Side::Remote(r) => r.shown.clone(),
-    };
+    let shown = source.shown();
     let rt = match source {
         Side::Local(p) => {
-            match std::fs::metadata(p) {
-                Ok(m) if m.is_dir() => {}
-                _ => {
-                    return Err(JobError::new(
-                        Code::INVALID_SOURCE_PATH_ERROR,
-                        &[("path", &shown)],
-                    ));
-                }
+            if !std::fs::metadata(p).is_ok_and(|m| m.is_dir()) {
+                return Err(JobError::new(
+                    Code::INVALID_SOURCE_PATH_ERROR,
+                    &[("path", &shown)],
+                ));
             }
             None
         }
         Side::Remote(_) => Some(crate::store::runtime(&shown)?),
     };
-    let mut r = ScanReport {
-        source: shown.clone(),
-        target_profile: options.profile.name,
-        status: CodeRef::new(Code::SCAN_SUCCEEDED, None),
-        job_error: None,
-        files: 0,
-        folders: 0,
-        bytes: 0,
-        files_to_migrate: 0,
-        bytes_to_migrate: 0,
-        excluded: 0,
-        size_histogram: CLASSES
-            .iter()
-            .map(|(_, l)| SizeClass {
-                up_to: l,
-                files: 0,
-                bytes: 0,
-            })
-            .collect(),
-        deepest: None,
-        longest_path: None,
-        largest_folder: None,
-        oversized_folders: Vec::new(),
-        problems: BTreeMap::new(),
-    };
-    let problem = |r: &mut ScanReport, code: Code, path: &[u8]| {
-        let p = r.problems.entry(code).or_insert_with(|| Problems {
-            name: code.name(),
-            ..Default::default()
-        });
-        p.count += 1;
-        if p.examples.len() < EXAMPLES {
-            p.examples.push(display_path(path));
-        }
-    };
+    let mut r = ScanReport::new(shown, options.profile.name);
     let (tx, rx) = bounded::<Event>(4096);
-    let walk_options = WalkOptions {
+    let how = March {
+        filter: &options.filter,
+        list_names: false,
         follow_links: options.links == Links::Follow,
         threads: options.threads,
-        list_names: false,
     };
     let mut inventory_error = None;
     let mut walk_error = None;
     std::thread::scope(|s| {
         let walker = s.spawn(|| {
-            let result = match (source, &rt) {
-                (Side::Local(root), _) => {
-                    walk(root, walk_options, &options.filter, &|_| {}, &tx, stop);
-                    Ok(())
-                }
-                (Side::Remote(remote), Some(rt)) => {
-                    rt.block_on(walk_remote(remote, &options.filter, false, &tx, stop))
-                }
-                (Side::Remote(_), None) => Ok(()),
-            };
+            let result = march(source, rt.as_ref(), how, &|_| {}, &tx, stop);
             drop(tx);
             result
         });
         for event in rx.iter() {
-            match event {
-                Event::Entry(e) => {
-                    if let Some(out) = inventory.as_mut()
-                        && inventory_error.is_none()
-                    {
-                        let line = InventoryLine {
-                            path: &display_path(&e.rel),
-                            kind: kind_word(e.kind),
-                            size: e.size,
-                            mtime_ns: e.mtime_ns,
-                            mode: e.mode,
-                        };
-                        let written = serde_json::to_writer(&mut *out, &line)
-                            .map_err(std::io::Error::from)
-                            .and_then(|()| out.write_all(b"\n"));
-                        if let Err(err) = written {
-                            inventory_error = Some(err);
-                        }
-                    }
-                    let depth = e.depth as u64;
-                    if r.deepest.as_ref().is_none_or(|d| depth > d.value) {
-                        r.deepest = Some(Notable {
-                            path: display_path(&e.rel),
-                            value: depth,
-                        });
-                    }
-                    let len = e.rel.len() as u64;
-                    if r.longest_path.as_ref().is_none_or(|d| len > d.value) {
-                        r.longest_path = Some(Notable {
-                            path: display_path(&e.rel),
-                            value: len,
-                        });
-                    }
-                    match e.kind {
-                        EntryKind::Dir => {
-                            r.folders += 1;
-                            if let Some((code, _)) = options.profile.check_path(&e.rel) {
-                                problem(&mut r, code, &e.rel);
-                            }
-                        }
-                        // Kept as links only with --links copy to a file system.
-                        EntryKind::Symlink
-                            if options.links == Links::Copy && options.profile.name == "posix" => {}
-                        EntryKind::Symlink => problem(&mut r, Code::AZSM2021, &e.rel),
-                        EntryKind::Special(_) => problem(&mut r, Code::AZSM2021, &e.rel),
-                        EntryKind::File => {
-                            r.files += 1;
-                            r.bytes += e.size;
-                            progress.fetch_add(1, Ordering::Relaxed);
-                            let class = CLASSES
-                                .iter()
-                                .position(|(max, _)| e.size <= *max)
-                                .unwrap_or(CLASSES.len() - 1);
-                            r.size_histogram[class].files += 1;
-                            r.size_histogram[class].bytes += e.size;
-                            if options.filter.excludes_file(&e.rel, e.size, e.mtime_ns) {
-                                r.excluded += 1;
-                            } else if let Some((code, _)) = options
-                                .profile
-                                .check_path(&e.rel)
-                                .or_else(|| options.profile.check_size(e.size))
-                            {
-                                problem(&mut r, code, &e.rel);
-                            } else {
-                                r.files_to_migrate += 1;
-                                r.bytes_to_migrate += e.size;
-                            }
-                        }
-                    }
-                }
-                Event::Listed { rel, entries, .. } => {
-                    let n = entries as u64;
-                    if r.largest_folder.as_ref().is_none_or(|d| n > d.value) {
-                        r.largest_folder = Some(Notable {
-                            path: display_path(&rel),
-                            value: n,
-                        });
-                    }
-                    if entries > options.max_folder_entries && r.oversized_folders.len() < EXAMPLES
-                    {
-                        r.oversized_folders.push(Notable {
-                            path: display_path(&rel),
-                            value: n,
-                        });
-                    }
-                }
-                Event::ExcludedDir { .. } => r.excluded += 1,
-                Event::Error { rel, error: _ } => problem(&mut r, Code::AZSM2061, &rel),
+            if let (Event::Entry(e), Some(out)) = (&event, inventory.as_mut())
+                && inventory_error.is_none()
+            {
+                inventory_error = write_inventory(out, e).err();
             }
+            r.add(event, options, progress);
         }
         walk_error = walker.join().ok().and_then(Result::err);
     });
@@ -279,31 +148,171 @@ pub fn scan(
             &[("path", "inventory.jsonl"), ("reason", &reason(&e))],
         ));
     }
-    let job_error = if stop.load(Ordering::Relaxed) {
-        r.status = CodeRef::new(Code::SCAN_STOPPED, None);
-        None
-    } else if let Some(big) = r.oversized_folders.first() {
-        let (count, limit) = (
-            big.value.to_string(),
-            options.max_folder_entries.to_string(),
-        );
-        Some(JobError::new(
-            Code::SCAN_FAILURE_50K_LIMIT_ERROR,
-            &[("path", &big.path), ("count", &count), ("limit", &limit)],
-        ))
-    } else if r.files_to_migrate == 0 {
-        Some(JobError::new(
-            Code::SCAN_FAILURE_NOTHING_TO_MIGRATE,
-            &[("path", &shown)],
-        ))
-    } else {
-        None
-    };
-    if let Some(e) = job_error {
-        r.status = CodeRef::new(Code::SCAN_FAILED, None);
-        r.job_error = Some(CodeRef::new(e.code, Some(e.message)));
-    }
+    r.conclude(options, stop.load(Ordering::Relaxed));
     Ok(r)
+}
+
+/// One line of the inventory for `e`.
+fn write_inventory(out: &mut &mut dyn Write, e: &crate::walk::Entry) -> std::io::Result<()> {
+    let line = InventoryLine {
+        path: &display_path(&e.rel),
+        kind: kind_word(e.kind),
+        size: e.size,
+        mtime_ns: e.mtime_ns,
+        mode: e.mode,
+    };
+    serde_json::to_writer(&mut **out, &line)
+        .map_err(std::io::Error::from)
+        .and_then(|()| out.write_all(b"\n"))
+}
+
+impl ScanReport {
+    fn new(source: String, target_profile: &'static str) -> Self {
+        ScanReport {
+            source,
+            target_profile,
+            status: CodeRef::new(Code::SCAN_SUCCEEDED, None),
+            job_error: None,
+            files: 0,
+            folders: 0,
+            bytes: 0,
+            files_to_migrate: 0,
+            bytes_to_migrate: 0,
+            excluded: 0,
+            size_histogram: CLASSES
+                .iter()
+                .map(|(_, l)| SizeClass {
+                    up_to: l,
+                    files: 0,
+                    bytes: 0,
+                })
+                .collect(),
+            deepest: None,
+            longest_path: None,
+            largest_folder: None,
+            oversized_folders: Vec::new(),
+            problems: BTreeMap::new(),
+        }
+    }
+
+    /// One more file with problem `code`; the first few are kept as examples.
+    fn problem(&mut self, code: Code, path: &[u8]) {
+        let p = self.problems.entry(code).or_insert_with(|| Problems {
+            name: code.name(),
+            ..Default::default()
+        });
+        p.count += 1;
+        if p.examples.len() < EXAMPLES {
+            p.examples.push(display_path(path));
+        }
+    }
+
+    /// What one event of the walk adds to the report.
+    fn add(&mut self, event: Event, options: &ScanOptions, progress: &AtomicU64) {
+        match event {
+            Event::Entry(e) => self.entry(&e, options, progress),
+            Event::Listed { rel, entries, .. } => {
+                let n = entries as u64;
+                if self.largest_folder.as_ref().is_none_or(|d| n > d.value) {
+                    self.largest_folder = Some(Notable {
+                        path: display_path(&rel),
+                        value: n,
+                    });
+                }
+                if entries > options.max_folder_entries && self.oversized_folders.len() < EXAMPLES {
+                    self.oversized_folders.push(Notable {
+                        path: display_path(&rel),
+                        value: n,
+                    });
+                }
+            }
+            Event::ExcludedDir { .. } => self.excluded += 1,
+            Event::Error { rel, error: _ } => self.problem(Code::AZSM2061, &rel),
+        }
+    }
+
+    fn entry(&mut self, e: &crate::walk::Entry, options: &ScanOptions, progress: &AtomicU64) {
+        let depth = e.depth as u64;
+        if self.deepest.as_ref().is_none_or(|d| depth > d.value) {
+            self.deepest = Some(Notable {
+                path: display_path(&e.rel),
+                value: depth,
+            });
+        }
+        let len = e.rel.len() as u64;
+        if self.longest_path.as_ref().is_none_or(|d| len > d.value) {
+            self.longest_path = Some(Notable {
+                path: display_path(&e.rel),
+                value: len,
+            });
+        }
+        let profile = &options.profile;
+        match e.kind {
+            EntryKind::Dir => {
+                self.folders += 1;
+                if let Some((code, _)) = profile.check_path(&e.rel) {
+                    self.problem(code, &e.rel);
+                }
+            }
+            // Kept as links only with --links copy to a file system.
+            EntryKind::Symlink if options.links == Links::Copy && profile.name == "posix" => {}
+            EntryKind::Symlink | EntryKind::Special(_) => self.problem(Code::AZSM2021, &e.rel),
+            EntryKind::File => self.file(e, options, progress),
+        }
+    }
+
+    fn file(&mut self, e: &crate::walk::Entry, options: &ScanOptions, progress: &AtomicU64) {
+        self.files += 1;
+        self.bytes += e.size;
+        progress.fetch_add(1, Ordering::Relaxed);
+        let class = CLASSES
+            .iter()
+            .position(|(max, _)| e.size <= *max)
+            .unwrap_or(CLASSES.len() - 1);
+        self.size_histogram[class].files += 1;
+        self.size_histogram[class].bytes += e.size;
+        if options.filter.excludes_file(&e.rel, e.size, e.mtime_ns) {
+            self.excluded += 1;
+        } else if let Some((code, _)) = options
+            .profile
+            .check_path(&e.rel)
+            .or_else(|| options.profile.check_size(e.size))
+        {
+            self.problem(code, &e.rel);
+        } else {
+            self.files_to_migrate += 1;
+            self.bytes_to_migrate += e.size;
+        }
+    }
+
+    /// The scan's status at the end: stopped, failed for a folder over the limit (3050) or for
+    /// nothing to migrate, or succeeded.
+    fn conclude(&mut self, options: &ScanOptions, stopped: bool) {
+        let job_error = if stopped {
+            self.status = CodeRef::new(Code::SCAN_STOPPED, None);
+            None
+        } else if let Some(big) = self.oversized_folders.first() {
+            let (count, limit) = (
+                big.value.to_string(),
+                options.max_folder_entries.to_string(),
+            );
+            Some(JobError::new(
+                Code::SCAN_FAILURE_50K_LIMIT_ERROR,
+                &[("path", &big.path), ("count", &count), ("limit", &limit)],
+            ))
+        } else if self.files_to_migrate == 0 {
+            Some(JobError::new(
+                Code::SCAN_FAILURE_NOTHING_TO_MIGRATE,
+                &[("path", &self.source)],
+            ))
+        } else {
+            None
+        };
+        if let Some(e) = job_error {
+            self.status = CodeRef::new(Code::SCAN_FAILED, None);
+            self.job_error = Some(CodeRef::new(e.code, Some(e.message)));
+        }
+    }
 }
 
 /// One line of `inventory.jsonl`.

@@ -57,70 +57,16 @@ pub fn connect(location: &Location, role: &str) -> Result<Remote, JobError> {
     };
     let built = match location {
         Location::Local(_) => return Err(invalid("a local path is not a remote store".into())),
-        Location::S3 { bucket, prefix } => {
-            // Every PUT and part carries its CRC32C; a store that checks it refuses a body damaged
-            // on the way (BadDigest), and the write is tried again.
-            let mut b = services::S3::default()
-                .checksum_algorithm("crc32c")
-                .bucket(bucket)
-                .root(&format!("/{prefix}"))
-                .region(
-                    &env("AWS_REGION")
-                        .or_else(|| env("AWS_DEFAULT_REGION"))
-                        .unwrap_or_else(|| "us-east-1".into()),
-                );
-            if let Some(e) = env("AWS_ENDPOINT_URL_S3").or_else(|| env("AWS_ENDPOINT_URL")) {
-                b = b.endpoint(&e);
-            }
-            if let (Some(k), Some(s)) = (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
-                b = b.access_key_id(&k).secret_access_key(&s);
-            }
-            if let Some(t) = env("AWS_SESSION_TOKEN") {
-                b = b.session_token(&t);
-            }
-            Operator::new(b)
-        }
+        Location::S3 { bucket, prefix } => Operator::new(s3(bucket, prefix)),
         Location::Azure { container, prefix } => {
-            let b = match env("AZURE_STORAGE_CONNECTION_STRING") {
-                Some(conn) => services::Azblob::from_connection_string(&conn)
-                    .map_err(|e| invalid(e.to_string()))?,
-                None => {
-                    let (Some(account), Some(key)) =
-                        (env("AZURE_STORAGE_ACCOUNT"), env("AZURE_STORAGE_KEY"))
-                    else {
-                        return Err(invalid(
-                            "set AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT and AZURE_STORAGE_KEY".into(),
-                        ));
-                    };
-                    let endpoint = env("AZURE_STORAGE_ENDPOINT")
-                        .unwrap_or_else(|| format!("https://{account}.blob.core.windows.net"));
-                    services::Azblob::default()
-                        .account_name(&account)
-                        .account_key(&key)
-                        .endpoint(&endpoint)
-                }
-            };
-            Operator::new(b.container(container).root(&format!("/{prefix}")))
+            Operator::new(azure(container, prefix).map_err(invalid)?)
         }
         Location::Sftp {
             user,
             host,
             port,
             path,
-        } => {
-            let user_part = user.as_deref().map(|u| format!("{u}@")).unwrap_or_default();
-            let mut b = services::Sftp::default()
-                .endpoint(&format!("ssh://{user_part}{host}:{port}"))
-                .root(path)
-                .known_hosts_strategy("strict");
-            if let Some(u) = user {
-                b = b.user(u);
-            }
-            if let Some(k) = env("GODWIT_SFTP_KEY") {
-                b = b.key(&k);
-            }
-            Operator::new(b)
-        }
+        } => Operator::new(sftp(user.as_deref(), host, *port, path)),
         Location::Memory { prefix } => {
             Operator::new(services::Memory::default().root(&format!("/{prefix}")))
         }
@@ -141,13 +87,80 @@ pub fn connect(location: &Location, role: &str) -> Result<Remote, JobError> {
                 .with_jitter()
                 .with_min_delay(Duration::from_millis(100))
                 .with_max_delay(Duration::from_secs(5))
-                .with_max_times(4),
+                .with_max_times(REQUEST_TRIES),
         );
     Ok(Remote {
         op,
         kind: location.kind(),
         shown: location.to_string(),
     })
+}
+
+/// Tries of one request to a store (timeouts, 5xx, 429, resets), inside one attempt at a file.
+pub const REQUEST_TRIES: usize = 4;
+
+/// An S3 or S3-compatible bucket. Every PUT and part carries its CRC32C; a store that checks
+/// it refuses a body damaged on the way (BadDigest), and the write is tried again.
+fn s3(bucket: &str, prefix: &str) -> services::S3 {
+    let mut b = services::S3::default()
+        .checksum_algorithm("crc32c")
+        .bucket(bucket)
+        .root(&format!("/{prefix}"))
+        .region(
+            &env("AWS_REGION")
+                .or_else(|| env("AWS_DEFAULT_REGION"))
+                .unwrap_or_else(|| "us-east-1".into()),
+        );
+    if let Some(e) = env("AWS_ENDPOINT_URL_S3").or_else(|| env("AWS_ENDPOINT_URL")) {
+        b = b.endpoint(&e);
+    }
+    if let (Some(k), Some(s)) = (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
+        b = b.access_key_id(&k).secret_access_key(&s);
+    }
+    if let Some(t) = env("AWS_SESSION_TOKEN") {
+        b = b.session_token(&t);
+    }
+    b
+}
+
+/// An Azure Blob container, with a connection string or an account and key.
+fn azure(container: &str, prefix: &str) -> Result<services::Azblob, String> {
+    let b = match env("AZURE_STORAGE_CONNECTION_STRING") {
+        Some(conn) => services::Azblob::from_connection_string(&conn).map_err(|e| e.to_string())?,
+        None => {
+            let (Some(account), Some(key)) =
+                (env("AZURE_STORAGE_ACCOUNT"), env("AZURE_STORAGE_KEY"))
+            else {
+                return Err(
+                    "set AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT and AZURE_STORAGE_KEY"
+                        .into(),
+                );
+            };
+            let endpoint = env("AZURE_STORAGE_ENDPOINT")
+                .unwrap_or_else(|| format!("https://{account}.blob.core.windows.net"));
+            services::Azblob::default()
+                .account_name(&account)
+                .account_key(&key)
+                .endpoint(&endpoint)
+        }
+    };
+    Ok(b.container(container).root(&format!("/{prefix}")))
+}
+
+/// A folder on an SFTP server; host keys are checked strictly against known_hosts.
+fn sftp(user: Option<&str>, host: &str, port: u16, path: &str) -> services::Sftp {
+    let user_part = user.map(|u| format!("{u}@")).unwrap_or_default();
+    let mut b = services::Sftp::default()
+        .endpoint(&format!("ssh://{user_part}{host}:{port}"))
+        .root(path)
+        .known_hosts_strategy("strict");
+    if let Some(u) = user {
+        b = b.user(u);
+    }
+    if let Some(k) = env("GODWIT_SFTP_KEY") {
+        b = b.key(&k);
+    }
+    b
 }
 
 /// A per-file failure at a remote store: its code, the reason, and whether to try again.
@@ -297,27 +310,8 @@ pub async fn walk_remote(
         while open.len() > 1 && !is_below(&rel, &open[open.len() - 1].rel) {
             close_folder(&mut open, sink);
         }
-        // Open the folders between the innermost open one and this entry.
-        let mut hidden = false;
-        loop {
-            let top = &open[open.len() - 1].rel;
-            let start = if top.is_empty() { 0 } else { top.len() + 1 };
-            let Some(slash) = rel[start..].iter().position(|b| *b == b'/') else {
-                break;
-            };
-            let dir = rel[..start + slash].to_vec();
-            let name = dir[start..].to_vec();
-            let new = open_child(&mut open, name, true);
-            if filter.excludes_dir(&dir) {
-                if new {
-                    let _ = sink.send(Event::ExcludedDir { rel: dir });
-                }
-                hidden = true;
-                break;
-            }
-            open.push(OpenFolder::new(dir, list_names));
-        }
-        if hidden {
+        if open_parents(&mut open, &rel, filter, list_names, sink) {
+            // Below an excluded folder.
             continue;
         }
         let name_start = rel.iter().rposition(|b| *b == b'/').map_or(0, |i| i + 1);
@@ -348,6 +342,34 @@ pub async fn walk_remote(
     Ok(())
 }
 
+/// Opens the folders between the innermost open one and `rel`; true when one of them is
+/// excluded (`rel` is then left out, the folder reported once).
+fn open_parents(
+    open: &mut Vec<OpenFolder>,
+    rel: &[u8],
+    filter: &Filter,
+    list_names: bool,
+    sink: &Sender<Event>,
+) -> bool {
+    loop {
+        let top = &open[open.len() - 1].rel;
+        let start = if top.is_empty() { 0 } else { top.len() + 1 };
+        let Some(slash) = rel[start..].iter().position(|b| *b == b'/') else {
+            return false;
+        };
+        let dir = rel[..start + slash].to_vec();
+        let name = dir[start..].to_vec();
+        let new = open_child(open, name, true);
+        if filter.excludes_dir(&dir) {
+            if new {
+                let _ = sink.send(Event::ExcludedDir { rel: dir });
+            }
+            return true;
+        }
+        open.push(OpenFolder::new(dir, list_names));
+    }
+}
+
 /// Lists a remote store one folder at a time (for stores without a listing of their own of a
 /// whole tree), sending the same events as the local walk.
 async fn walk_by_folder(
@@ -367,89 +389,116 @@ async fn walk_by_folder(
         } else {
             format!("{dir}/")
         };
-        let as_error = |e: &opendal::Error| {
-            let f = failure(e, false);
-            let kind = if e.kind() == opendal::ErrorKind::PermissionDenied {
-                std::io::ErrorKind::PermissionDenied
-            } else {
-                std::io::ErrorKind::Other
-            };
-            std::io::Error::new(kind, f.reason)
-        };
-        let mut lister = match remote.op.lister(&path).await {
+        let lister = match remote.op.lister(&path).await {
             Ok(l) => l,
             Err(e) if dir.is_empty() => return Err(job_failure(remote, &e, false)),
             Err(e) => {
                 let _ = sink.send(Event::Error {
                     rel: dir.into_bytes(),
-                    error: as_error(&e),
+                    error: listing_error(&e),
                 });
                 continue;
             }
         };
-        let mut names = list_names.then(Vec::new);
-        let mut entries = 0;
-        let depth = if dir.is_empty() {
-            0
-        } else {
-            dir.matches('/').count() + 1
+        let folder = Folder {
+            dir,
+            path,
+            list_names,
         };
-        loop {
-            let item = match lister.try_next().await {
-                Ok(Some(item)) => item,
-                Ok(None) => break,
-                Err(e) => {
-                    let _ = sink.send(Event::Error {
-                        rel: dir.clone().into_bytes(),
-                        error: as_error(&e),
-                    });
-                    // A listing cut short is never compared with the index.
-                    names = None;
-                    break;
-                }
-            };
-            let p = item.path().trim_start_matches('/');
-            if p.is_empty() || p == path {
-                continue;
-            }
-            let meta = item.metadata();
-            let is_dir = meta.is_dir() || p.ends_with('/');
-            let rel = p.trim_end_matches('/').to_string();
-            let name = rel.rsplit('/').next().unwrap_or(&rel).as_bytes().to_vec();
-            entries += 1;
-            if let Some(names) = &mut names {
-                names.push(crate::walk::Child {
-                    name,
-                    maybe_dir: is_dir,
-                });
-            }
-            if is_dir {
-                if filter.excludes_dir(rel.as_bytes()) {
-                    let _ = sink.send(Event::ExcludedDir {
-                        rel: rel.into_bytes(),
-                    });
-                } else {
-                    stack.push(rel);
-                }
-                continue;
-            }
-            if sink
-                .send(Event::Entry(remote_file(rel.into_bytes(), meta, depth)))
-                .is_err()
-            {
-                return Ok(());
-            }
+        if !list_folder(lister, folder, filter, sink, &mut stack).await {
+            return Ok(());
         }
-        if let Some(names) = &mut names {
-            names.sort_unstable();
-        }
-        let _ = sink.send(Event::Listed {
-            rel: dir.into_bytes(),
-            entries,
-            names,
-        });
     }
     Ok(())
+}
+
+/// A remote folder being listed.
+struct Folder {
+    dir: String,
+    /// `dir/`, as the store names it (empty for the root).
+    path: String,
+    list_names: bool,
+}
+
+/// A store's listing error as the walk's I/O error of that folder.
+fn listing_error(e: &opendal::Error) -> std::io::Error {
+    let f = failure(e, false);
+    let kind = if e.kind() == opendal::ErrorKind::PermissionDenied {
+        std::io::ErrorKind::PermissionDenied
+    } else {
+        std::io::ErrorKind::Other
+    };
+    std::io::Error::new(kind, f.reason)
+}
+
+/// Sends the entries of one folder and its listing, and pushes its subfolders; false when the
+/// receiver has hung up.
+async fn list_folder(
+    mut lister: opendal::Lister,
+    f: Folder,
+    filter: &Filter,
+    sink: &Sender<Event>,
+    stack: &mut Vec<String>,
+) -> bool {
+    let mut names = f.list_names.then(Vec::new);
+    let mut entries = 0;
+    let depth = if f.dir.is_empty() {
+        0
+    } else {
+        f.dir.matches('/').count() + 1
+    };
+    loop {
+        let item = match lister.try_next().await {
+            Ok(Some(item)) => item,
+            Ok(None) => break,
+            Err(e) => {
+                let rel = f.dir.clone().into_bytes();
+                let _ = sink.send(Event::Error {
+                    rel,
+                    error: listing_error(&e),
+                });
+                // A listing cut short is never compared with the index.
+                names = None;
+                break;
+            }
+        };
+        let p = item.path().trim_start_matches('/');
+        if p.is_empty() || p == f.path {
+            continue;
+        }
+        let meta = item.metadata();
+        let is_dir = meta.is_dir() || p.ends_with('/');
+        let rel = p.trim_end_matches('/').to_string();
+        entries += 1;
+        if let Some(names) = &mut names {
+            let name = rel.rsplit('/').next().unwrap_or(&rel).as_bytes().to_vec();
+            names.push(crate::walk::Child {
+                name,
+                maybe_dir: is_dir,
+            });
+        }
+        if !is_dir {
+            let file = remote_file(rel.into_bytes(), meta, depth);
+            if sink.send(Event::Entry(file)).is_err() {
+                return false;
+            }
+        } else if filter.excludes_dir(rel.as_bytes()) {
+            let _ = sink.send(Event::ExcludedDir {
+                rel: rel.into_bytes(),
+            });
+        } else {
+            stack.push(rel);
+        }
+    }
+    if let Some(names) = &mut names {
+        names.sort_unstable();
+    }
+    let _ = sink.send(Event::Listed {
+        rel: f.dir.into_bytes(),
+        entries,
+        names,
+    });
+    true
 }
 
 /// A file as a store lists it.

@@ -124,10 +124,7 @@ pub fn apply_deletes(
             ));
         }
     };
-    let rt = match (src, dst) {
-        (Side::Local(_), Side::Local(_)) => None,
-        _ => Some(crate::store::runtime(&run.id)?),
-    };
+    let rt = Side::runtime_for(src, dst, false, &run.id)?;
     let mut removed: Vec<Vec<u8>> = Vec::new();
     for line in BufReader::new(file).lines() {
         if stop.load(Ordering::Relaxed) {
@@ -154,27 +151,14 @@ pub fn apply_deletes(
             // Already deleted by an earlier confirmation.
             continue;
         }
-        let sanitized = index.target_name(&rel)?;
-        let target = sanitized.clone().unwrap_or_else(|| rel.clone());
-        let result = delete_at_target(dst, src, &rel, &target, rt.as_ref());
-        let mut record = match &result {
-            Ok(()) => {
-                outcome.deleted += 1;
-                CopyRecord::new(&rel, 0, Code::AZSM2043, &[])
-            }
-            Err(why) => {
-                outcome.failed += 1;
-                CopyRecord::new(&rel, 0, Code::AZSM2072, &[("reason", why)])
-            }
-        };
-        if sanitized.is_some() {
-            record.target_path = Some(display_path(&target));
-        }
-        log.write(run, &record)?;
-        if result.is_ok() {
-            if sanitized.is_some() {
-                index.forget_target_name(&rel)?;
-            }
+        if delete_one(
+            (src, dst),
+            index,
+            &rel,
+            rt.as_ref(),
+            (run, &mut *log),
+            &mut outcome,
+        )? {
             removed.push(rel);
             if removed.len() >= 1024 {
                 index.remove_batch(&removed)?;
@@ -184,6 +168,39 @@ pub fn apply_deletes(
     }
     index.remove_batch(&removed)?;
     Ok(outcome)
+}
+
+/// Deletes `rel` at the target (under its sanitized name, if it got one) and records it
+/// (AZSM2043, or AZSM2072 with the reason); true when it is gone, so the index forgets it.
+fn delete_one(
+    (src, dst): (&Side, &Side),
+    index: &Index,
+    rel: &[u8],
+    rt: Option<&tokio::runtime::Runtime>,
+    (run, log): (&Run, &mut CopyLog),
+    outcome: &mut DeleteOutcome,
+) -> Result<bool, JobError> {
+    let sanitized = index.target_name(rel)?;
+    let target = sanitized.clone().unwrap_or_else(|| rel.to_vec());
+    let result = delete_at_target(dst, src, rel, &target, rt);
+    let mut record = match &result {
+        Ok(()) => {
+            outcome.deleted += 1;
+            CopyRecord::new(rel, 0, Code::AZSM2043, &[])
+        }
+        Err(why) => {
+            outcome.failed += 1;
+            CopyRecord::new(rel, 0, Code::AZSM2072, &[("reason", why)])
+        }
+    };
+    if sanitized.is_some() {
+        record.target_path = Some(display_path(&target));
+    }
+    log.write(run, &record)?;
+    if result.is_ok() && sanitized.is_some() {
+        index.forget_target_name(rel)?;
+    }
+    Ok(result.is_ok())
 }
 
 fn delete_at_target(

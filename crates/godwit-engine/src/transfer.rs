@@ -570,94 +570,18 @@ enum Output {
 /// Streams one file from the source to the target, hashing what it reads.
 async fn streamed(ctx: &Ctx<'_>, entry: &Entry) -> Result<(u64, u128), Failure> {
     let (mut input, before) = Input::open(ctx, entry).await?;
-    let rel = target_rel(entry);
-    let mut output = match ctx.dst {
-        Side::Local(root) => {
-            let tmp = root.join(temp_name(ctx));
-            Output::Local {
-                file: File::create(&tmp).map_err(|e| Failure::target(&e))?,
-                tmp,
-            }
-        }
-        Side::Remote(r) => {
-            let rel = rel?;
-            let name = if r.features().atomic_write {
-                rel.to_string()
-            } else {
-                temp_name(ctx)
-            };
-            let mut w =
-                r.op.writer_with(&name)
-                    .chunk(part_size(entry.size))
-                    .concurrent(if entry.size > CHUNK as u64 {
-                        PARTS_IN_FLIGHT
-                    } else {
-                        1
-                    });
-            if r.features().user_metadata {
-                w = w.user_metadata([(MTIME_KEY.to_string(), entry.mtime_ns.to_string())]);
-            }
-            Output::Remote {
-                writer: w.await.map_err(|e| Failure::store(&e, true))?,
-                name,
-            }
-        }
-    };
+    let mut output = Output::open(ctx, entry).await?;
     let result = pump(ctx, entry, &mut input, &mut output, before.as_ref()).await;
     match (result, output) {
         (Ok((written, hash)), Output::Local { file, tmp }) => {
-            let Side::Local(root) = ctx.dst else {
-                unreachable!("a local output has a local target")
-            };
-            let finished = (|| {
-                match &before {
-                    Some(m) => finish_local_file(&file, m)?,
-                    None => {
-                        let t = UNIX_EPOCH + Duration::from_nanos(entry.mtime_ns.max(0) as u64);
-                        file.set_modified(t).map_err(|e| Failure::target(&e))?;
-                    }
-                }
-                drop(file);
-                verify_local(ctx, &tmp, written, hash)?;
-                rename_into_place(
-                    &tmp,
-                    &root.join(std::ffi::OsStr::from_bytes(entry.target_rel())),
-                )
-            })();
+            let finished = finish_local(ctx, entry, file, &tmp, before.as_ref(), (written, hash));
             if finished.is_err() {
                 let _ = fs::remove_file(&tmp);
             }
             finished.map(|()| (written, hash))
         }
-        (Ok((written, hash)), Output::Remote { mut writer, name }) => {
-            let Side::Remote(r) = ctx.dst else {
-                unreachable!("a remote output has a remote target")
-            };
-            let meta = match writer.close().await {
-                Ok(m) => m,
-                Err(e) => {
-                    let _ = writer.abort().await;
-                    return Err(Failure::store(&e, true));
-                }
-            };
-            if ctx.options.verify != Verify::None
-                && meta.content_length() != 0
-                && meta.content_length() != written
-            {
-                return Err(Failure::mismatch(format!(
-                    "the target reports {} bytes, {written} were sent",
-                    meta.content_length()
-                )));
-            }
-            let rel = target_rel(entry)?;
-            if name != rel {
-                r.op.rename(&name, rel)
-                    .await
-                    .map_err(|e| Failure::store(&e, true))?;
-            }
-            if ctx.options.verify == Verify::Full {
-                verify_remote(r, rel, written, hash).await?;
-            }
+        (Ok((written, hash)), Output::Remote { writer, name }) => {
+            finish_remote(ctx, entry, writer, &name, (written, hash)).await?;
             Ok((written, hash))
         }
         (Err(f), Output::Local { file, tmp }) => {
@@ -671,6 +595,113 @@ async fn streamed(ctx: &Ctx<'_>, entry: &Entry) -> Result<(u64, u128), Failure> 
             Err(f)
         }
     }
+}
+
+impl Output {
+    /// Where a streamed file is written: a temporary file at a local target, a writer at a
+    /// remote one (its final name on a store that publishes atomically, else a temporary one).
+    async fn open(ctx: &Ctx<'_>, entry: &Entry) -> Result<Output, Failure> {
+        match ctx.dst {
+            Side::Local(root) => {
+                let tmp = root.join(temp_name(ctx));
+                Ok(Output::Local {
+                    file: File::create(&tmp).map_err(|e| Failure::target(&e))?,
+                    tmp,
+                })
+            }
+            Side::Remote(r) => {
+                let rel = target_rel(entry)?;
+                let name = if r.features().atomic_write {
+                    rel.to_string()
+                } else {
+                    temp_name(ctx)
+                };
+                let parts = if entry.size > CHUNK as u64 {
+                    PARTS_IN_FLIGHT
+                } else {
+                    1
+                };
+                let mut w =
+                    r.op.writer_with(&name)
+                        .chunk(part_size(entry.size))
+                        .concurrent(parts);
+                if r.features().user_metadata {
+                    w = w.user_metadata([(MTIME_KEY.to_string(), entry.mtime_ns.to_string())]);
+                }
+                Ok(Output::Remote {
+                    writer: w.await.map_err(|e| Failure::store(&e, true))?,
+                    name,
+                })
+            }
+        }
+    }
+}
+
+/// A streamed file at a local target: its times and mode, verified, renamed into place.
+fn finish_local(
+    ctx: &Ctx<'_>,
+    entry: &Entry,
+    file: File,
+    tmp: &Path,
+    before: Option<&fs::Metadata>,
+    (written, hash): (u64, u128),
+) -> Result<(), Failure> {
+    let Side::Local(root) = ctx.dst else {
+        unreachable!("a local output has a local target")
+    };
+    match before {
+        Some(m) => finish_local_file(&file, m)?,
+        None => {
+            let t = UNIX_EPOCH + Duration::from_nanos(entry.mtime_ns.max(0) as u64);
+            file.set_modified(t).map_err(|e| Failure::target(&e))?;
+        }
+    }
+    drop(file);
+    verify_local(ctx, tmp, written, hash)?;
+    rename_into_place(
+        tmp,
+        &root.join(std::ffi::OsStr::from_bytes(entry.target_rel())),
+    )
+}
+
+/// A streamed file at a remote target: the upload completed (or aborted), the size the store
+/// reports checked, a temporary name renamed, and with `--verify full` the object read back.
+async fn finish_remote(
+    ctx: &Ctx<'_>,
+    entry: &Entry,
+    mut writer: opendal::Writer,
+    name: &str,
+    (written, hash): (u64, u128),
+) -> Result<(), Failure> {
+    let Side::Remote(r) = ctx.dst else {
+        unreachable!("a remote output has a remote target")
+    };
+    let meta = match writer.close().await {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = writer.abort().await;
+            return Err(Failure::store(&e, true));
+        }
+    };
+    if ctx.options.verify != Verify::None
+        && meta.content_length() != 0
+        && meta.content_length() != written
+    {
+        return Err(Failure::mismatch(format!(
+            "the target reports {} bytes, {written} were sent",
+            meta.content_length()
+        )));
+    }
+    let rel = target_rel(entry)?;
+    if name != rel {
+        r.op.rename(name, rel)
+            .await
+            .map_err(|e| Failure::store(&e, true))?;
+    }
+    if ctx.options.verify == Verify::Full {
+        verify_remote(r, rel, written, hash).await?;
+    }
+    Ok(())
 }
 
 /// Moves every chunk from `input` to `output`; checks the source did not change meanwhile.

@@ -223,6 +223,92 @@ fn special(t: fs::FileType) -> Option<&'static str> {
     }
 }
 
+/// The metadata of a listed entry (of what a link points to, when links are followed), or None
+/// when it is gone since the listing or cannot be read (then reported).
+fn metadata(
+    item: &fs::DirEntry,
+    file_type: fs::FileType,
+    follow_links: bool,
+    rel: &[u8],
+    send: &impl Fn(Event),
+) -> Option<fs::Metadata> {
+    let result = if file_type.is_symlink() && follow_links {
+        fs::metadata(item.path())
+    } else {
+        // fstatat on the open folder: no walk of the whole path for every file.
+        match item.metadata() {
+            // Gone since the listing: nothing to report.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
+            other => other,
+        }
+    };
+    match result {
+        Ok(m) => Some(m),
+        Err(error) => {
+            send(Event::Error {
+                rel: rel.to_vec(),
+                error,
+            });
+            None
+        }
+    }
+}
+
+/// A subfolder found in `dir`: sent as an entry and returned to be walked, unless the filters
+/// exclude it or it leads back to a folder above it (a symbolic link loop, reported).
+fn subfolder(
+    dir: &Dir,
+    item: &fs::DirEntry,
+    meta: &fs::Metadata,
+    rel: Vec<u8>,
+    filter: &Filter,
+    send: &impl Fn(Event),
+) -> Option<Dir> {
+    if filter.excludes_dir(&rel) {
+        send(Event::ExcludedDir { rel });
+        return None;
+    }
+    let ancestors = match &dir.ancestors {
+        Some(a) => {
+            let id = (meta.dev(), meta.ino());
+            if a.contains(&id) {
+                let error =
+                    io::Error::other("symbolic link loop: it leads back to a folder above it");
+                send(Event::Error { rel, error });
+                return None;
+            }
+            let mut next = Vec::with_capacity(a.len() + 1);
+            next.extend_from_slice(a);
+            next.push(id);
+            Some(Arc::new(next))
+        }
+        None => None,
+    };
+    send(Event::Entry(entry(
+        rel.clone(),
+        EntryKind::Dir,
+        meta,
+        dir.depth,
+    )));
+    Some(Dir {
+        abs: item.path(),
+        rel,
+        depth: dir.depth + 1,
+        ancestors,
+    })
+}
+
+/// A listed name for the true-up's comparison with the index. Unknown types and links that may
+/// be followed count as folders: what the index holds below them is then never taken for
+/// deleted.
+fn child(item: &fs::DirEntry, file_type: Option<&fs::FileType>, follow_links: bool) -> Child {
+    let maybe_dir = file_type.is_none_or(|t| t.is_dir() || (t.is_symlink() && follow_links));
+    Child {
+        name: item.file_name().as_bytes().to_vec(),
+        maybe_dir,
+    }
+}
+
 /// Lists one folder; returns its subfolders to walk.
 fn read_dir(
     dir: &Dir,
@@ -231,17 +317,18 @@ fn read_dir(
     on_dir: &(dyn Fn(&[u8]) + Sync),
     sink: &Sender<Event>,
 ) -> Vec<Dir> {
+    // The receiver hangs up only when the run is being torn down.
     let send = |e: Event| {
-        // The receiver hangs up only when the run is being torn down.
         let _ = sink.send(e);
+    };
+    let error = |error| Event::Error {
+        rel: dir.rel.clone(),
+        error,
     };
     let listing = match fs::read_dir(&dir.abs) {
         Ok(l) => l,
-        Err(error) => {
-            send(Event::Error {
-                rel: dir.rel.clone(),
-                error,
-            });
+        Err(e) => {
+            send(error(e));
             return Vec::new();
         }
     };
@@ -252,11 +339,8 @@ fn read_dir(
     for item in listing {
         let item = match item {
             Ok(i) => i,
-            Err(error) => {
-                send(Event::Error {
-                    rel: dir.rel.clone(),
-                    error,
-                });
+            Err(e) => {
+                send(error(e));
                 // A listing cut short must not be compared with anything.
                 names = None;
                 break;
@@ -266,15 +350,7 @@ fn read_dir(
         let rel = join(&dir.rel, &item.file_name());
         let file_type = item.file_type();
         if let Some(names) = &mut names {
-            // Unknown types and links that may be followed count as folders: what the index
-            // holds below them is then never taken for deleted.
-            let maybe_dir = file_type.as_ref().map_or(true, |t| {
-                t.is_dir() || (t.is_symlink() && options.follow_links)
-            });
-            names.push(Child {
-                name: item.file_name().as_bytes().to_vec(),
-                maybe_dir,
-            });
+            names.push(child(&item, file_type.as_ref().ok(), options.follow_links));
         }
         let file_type = match file_type {
             Ok(t) => t,
@@ -284,74 +360,24 @@ fn read_dir(
                 continue;
             }
         };
-        let meta = if file_type.is_symlink() && options.follow_links {
-            match fs::metadata(item.path()) {
-                Ok(m) => m,
-                Err(error) => {
-                    send(Event::Error { rel, error });
-                    continue;
-                }
-            }
-        } else {
-            // fstatat on the open folder: no walk of the whole path for every file.
-            match item.metadata() {
-                Ok(m) => m,
-                // Gone since the listing: nothing to report.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(error) => {
-                    send(Event::Error { rel, error });
-                    continue;
-                }
-            }
+        let Some(meta) = metadata(&item, file_type, options.follow_links, &rel, &send) else {
+            continue;
         };
         let t = meta.file_type();
         if t.is_dir() {
-            if filter.excludes_dir(&rel) {
-                send(Event::ExcludedDir { rel });
-                continue;
+            if let Some(sub) = subfolder(dir, &item, &meta, rel, filter, &send) {
+                subdirs.push(sub);
             }
-            let ancestors = match &dir.ancestors {
-                Some(a) => {
-                    let id = (meta.dev(), meta.ino());
-                    if a.contains(&id) {
-                        let error = io::Error::other(
-                            "symbolic link loop: it leads back to a folder above it",
-                        );
-                        send(Event::Error { rel, error });
-                        continue;
-                    }
-                    let mut next = Vec::with_capacity(a.len() + 1);
-                    next.extend_from_slice(a);
-                    next.push(id);
-                    Some(Arc::new(next))
-                }
-                None => None,
-            };
-            send(Event::Entry(entry(
-                rel.clone(),
-                EntryKind::Dir,
-                &meta,
-                dir.depth,
-            )));
-            subdirs.push(Dir {
-                abs: item.path(),
-                rel,
-                depth: dir.depth + 1,
-                ancestors,
-            });
-        } else if t.is_file() {
-            send(Event::Entry(entry(rel, EntryKind::File, &meta, dir.depth)));
-        } else if t.is_symlink() {
-            send(Event::Entry(entry(
-                rel,
-                EntryKind::Symlink,
-                &meta,
-                dir.depth,
-            )));
-        } else {
-            let kind = EntryKind::Special(special(t).unwrap_or("special file"));
-            send(Event::Entry(entry(rel, kind, &meta, dir.depth)));
+            continue;
         }
+        let kind = if t.is_file() {
+            EntryKind::File
+        } else if t.is_symlink() {
+            EntryKind::Symlink
+        } else {
+            EntryKind::Special(special(t).unwrap_or("special file"))
+        };
+        send(Event::Entry(entry(rel, kind, &meta, dir.depth)));
     }
     if let Some(names) = &mut names {
         names.sort_unstable();
