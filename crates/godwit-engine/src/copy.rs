@@ -19,7 +19,7 @@ use godwit_spec::{Links, Verify};
 use crate::backend::{Side, TEMP_DIR};
 use crate::ctx::*;
 use crate::decide::{Decision, decide, no_copy};
-use crate::error::{JobError, reason};
+use crate::error::{FILE_ATTEMPTS, JobError, reason};
 use crate::filter::Filter;
 use crate::index::{Index, IndexEntry};
 use crate::march::{March, march};
@@ -529,7 +529,7 @@ fn transfer_worker(ctx: &Ctx<'_>, rx: &Receiver<Event>, tx: &Sender<Msg>, progre
     }
 }
 
-/// Sends one file, trying again (at most three attempts, with backoff and jitter) when the
+/// Sends one file, trying again (at most [`FILE_ATTEMPTS`], with backoff and jitter) when the
 /// failure says a new attempt may work; returns its final record.
 fn transfer_with_retries(ctx: &Ctx<'_>, entry: Entry, seen: IndexEntry) -> Done {
     let mut attempts = 0;
@@ -556,7 +556,7 @@ fn transfer_with_retries(ctx: &Ctx<'_>, entry: Entry, seen: IndexEntry) -> Done 
             }
             Err(failure) => failure,
         };
-        if failure.retry && attempts < 3 && !ctx.stop.load(Ordering::Relaxed) {
+        if failure.retryable && attempts < FILE_ATTEMPTS && !ctx.stop.load(Ordering::Relaxed) {
             // Exponential backoff with jitter: 200 ms, then 800 ms, give or take half.
             let base = 50u64 << (2 * attempts);
             let jitter =
@@ -566,6 +566,7 @@ fn transfer_with_retries(ctx: &Ctx<'_>, entry: Entry, seen: IndexEntry) -> Done 
         }
         let mut done = no_copy(&entry, failure.code, &[("reason", &failure.reason)]);
         done.record.attempts = attempts;
+        done.record.operation = Some(failure.side.operation());
         return done;
     }
 }

@@ -51,6 +51,9 @@ pub struct CopyRecord {
     pub attempts: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checksum: Option<String>,
+    /// For a failure, what was being done: `read source` or `write target`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operation: Option<&'static str>,
 }
 
 impl CopyRecord {
@@ -72,6 +75,7 @@ impl CopyRecord {
             message,
             attempts: 0,
             checksum: None,
+            operation: None,
             path,
         }
     }

@@ -163,52 +163,6 @@ fn sftp(user: Option<&str>, host: &str, port: u16, path: &str) -> services::Sftp
     b
 }
 
-/// A per-file failure at a remote store: its code, the reason, and whether to try again.
-#[derive(Debug)]
-pub struct StoreFailure {
-    pub code: Code,
-    pub reason: String,
-    pub retry: bool,
-}
-
-/// The code of an error from the store, seen while writing (`target`) or reading.
-pub fn failure(e: &opendal::Error, target: bool) -> StoreFailure {
-    let reason = e.to_string();
-    let lower = reason.to_ascii_lowercase();
-    // What the timeout layer says when a request or a stream stalls.
-    let timed_out = lower.contains("timeout reached");
-    // The request never got an answer: the connection failed, was reset or closed.
-    let transport = [
-        "error sending request",
-        "connection reset",
-        "connection closed",
-        "broken pipe",
-    ]
-    .iter()
-    .any(|m| lower.contains(m));
-    let code = match (e.kind(), target) {
-        (ErrorKind::PermissionDenied, true) => Code::AZSM2069,
-        (ErrorKind::PermissionDenied, false) => Code::AZSM2062,
-        (_, true) if timed_out => Code::AZSM2067,
-        (_, false) if timed_out => Code::AZSM2064,
-        (_, true) if transport => Code::AZSM2065,
-        (_, true) => Code::AZSM2066,
-        (_, false) => Code::AZSM2063,
-    };
-    // OpenDAL has already retried temporary errors, and marks them persistent when it gives up;
-    // a whole new attempt at the file may still get through, so unexpected failures get the
-    // file's attempts too. Refusals (permission, not found, invalid) do not.
-    let retry = e.is_temporary()
-        || timed_out
-        || transport
-        || matches!(e.kind(), ErrorKind::RateLimited | ErrorKind::Unexpected);
-    StoreFailure {
-        code,
-        reason,
-        retry,
-    }
-}
-
 /// The job error for a store that cannot be reached or listed at all.
 pub fn job_failure(remote: &Remote, e: &opendal::Error, target: bool) -> JobError {
     let code = match (e.kind(), target) {
@@ -422,7 +376,7 @@ struct Folder {
 
 /// A store's listing error as the walk's I/O error of that folder.
 fn listing_error(e: &opendal::Error) -> std::io::Error {
-    let f = failure(e, false);
+    let f = crate::error::FileError::store(e, crate::error::Side::Source);
     let kind = if e.kind() == opendal::ErrorKind::PermissionDenied {
         std::io::ErrorKind::PermissionDenied
     } else {

@@ -226,7 +226,7 @@ fn delete_at_target(
                 .map_err(|_| "the name is not UTF-8, which this target cannot address")?;
             let rt = rt.ok_or("a remote store without a runtime (a bug in godwit)")?;
             rt.block_on(r.op.delete(target)).map_err(|e| {
-                let f = crate::store::failure(&e, true);
+                let f = crate::error::FileError::store(&e, crate::error::Side::Target);
                 f.reason
             })
         }

@@ -23,9 +23,10 @@ use godwit_spec::Verify;
 
 use crate::backend::{Side, TEMP_DIR};
 use crate::ctx::{Ctx, Done};
-use crate::error::{JobError, reason};
+use crate::error::Side::{Source, Target};
+use crate::error::{FileError, JobError, Side as FileSide, reason};
 use crate::record::CopyRecord;
-use crate::store::{self, MTIME_KEY, Remote};
+use crate::store::{MTIME_KEY, Remote};
 use crate::walk::Entry;
 
 /// Size of the chunks read, and of the parts of a multipart upload (larger for very large files:
@@ -41,71 +42,6 @@ const MAX_PARTS: u64 = 9_000;
 fn part_size(size: u64) -> usize {
     let needed = size.div_ceil(MAX_PARTS).div_ceil(1 << 20) << 20;
     usize::try_from(needed.max(CHUNK as u64)).unwrap_or(usize::MAX)
-}
-
-/// Why one file failed: its per-file code, the reason in words, and whether to try again.
-#[derive(Debug)]
-pub(crate) struct Failure {
-    pub code: Code,
-    pub reason: String,
-    pub retry: bool,
-}
-
-impl Failure {
-    fn source(e: &io::Error) -> Self {
-        let code = if e.kind() == io::ErrorKind::PermissionDenied {
-            Code::AZSM2062
-        } else {
-            Code::AZSM2063
-        };
-        Failure {
-            code,
-            reason: reason(e),
-            retry: code == Code::AZSM2063,
-        }
-    }
-
-    fn target(e: &io::Error) -> Self {
-        let code = if e.kind() == io::ErrorKind::PermissionDenied {
-            Code::AZSM2069
-        } else {
-            Code::AZSM2066
-        };
-        let retry = !matches!(
-            e.kind(),
-            io::ErrorKind::PermissionDenied | io::ErrorKind::StorageFull
-        );
-        Failure {
-            code,
-            reason: reason(e),
-            retry,
-        }
-    }
-
-    fn store(e: &opendal::Error, target: bool) -> Self {
-        let f = store::failure(e, target);
-        Failure {
-            code: f.code,
-            reason: f.reason,
-            retry: f.retry,
-        }
-    }
-
-    fn changed() -> Self {
-        Failure {
-            code: Code::AZSM2063,
-            reason: "the file changed while it was being read".into(),
-            retry: true,
-        }
-    }
-
-    fn mismatch(what: String) -> Self {
-        Failure {
-            code: Code::AZSM2071,
-            reason: what,
-            retry: true,
-        }
-    }
 }
 
 /// Removes what an interrupted run left in the target's temporary folder, and (when `start`)
@@ -146,15 +82,17 @@ pub(crate) fn clear_temp(
 }
 
 /// The path at the target, as the string a store addresses it by.
-fn target_rel(entry: &Entry) -> Result<&str, Failure> {
+fn target_rel(entry: &Entry) -> Result<&str, FileError> {
     utf8_rel(entry.target_rel())
 }
 
-fn utf8_rel(rel: &[u8]) -> Result<&str, Failure> {
-    std::str::from_utf8(rel).map_err(|_| Failure {
-        code: Code::AZSM2022,
-        reason: "the name is not UTF-8, which this target cannot address".into(),
-        retry: false,
+fn utf8_rel(rel: &[u8]) -> Result<&str, FileError> {
+    std::str::from_utf8(rel).map_err(|_| {
+        FileError::for_good(
+            Code::AZSM2022,
+            FileSide::Target,
+            "the name is not UTF-8, which this target cannot address".into(),
+        )
     })
 }
 
@@ -207,7 +145,7 @@ pub(crate) fn make_empty_dir(ctx: &Ctx<'_>, rel: &[u8]) -> CopyRecord {
         (Side::Remote(r), Some(rt)) => match std::str::from_utf8(target) {
             Ok(t) => rt
                 .block_on(r.op.create_dir(&format!("{t}/")))
-                .map_err(|e| crate::store::failure(&e, true).reason),
+                .map_err(|e| FileError::store(&e, Target).reason),
             Err(_) => Err("the name is not UTF-8, which this target cannot address".into()),
         },
         (Side::Remote(_), None) => Err("a remote store without a runtime (a bug in godwit)".into()),
@@ -361,16 +299,13 @@ pub(crate) fn move_at_target(ctx: &Ctx<'_>, from: &[u8], entry: &Entry) -> Optio
 }
 
 /// Copies one file. Returns the bytes written and the content hash (0 when none was computed).
-pub(crate) fn copy_file(ctx: &Ctx<'_>, entry: &Entry) -> Result<(u64, u128), Failure> {
+pub(crate) fn copy_file(ctx: &Ctx<'_>, entry: &Entry) -> Result<(u64, u128), FileError> {
     match (ctx.src, ctx.dst, &ctx.rt) {
         // Without a runtime both sides are local and nothing needs the bytes: the kernel copies.
         (Side::Local(src), Side::Local(dst), None) => local_fast(ctx, entry, src, dst),
         (_, _, Some(rt)) => {
-            ctx.target_ready().map_err(|e| Failure {
-                code: e.code,
-                reason: e.message,
-                retry: false,
-            })?;
+            ctx.target_ready()
+                .map_err(|e| FileError::for_good(e.code, Target, e.message))?;
             // Large files hold upload buffers: only a few at once, so memory stays bounded.
             let large = entry.size > CHUNK as u64;
             let token = if large {
@@ -384,28 +319,28 @@ pub(crate) fn copy_file(ctx: &Ctx<'_>, entry: &Entry) -> Result<(u64, u128), Fai
             }
             result
         }
-        (_, _, None) => Err(Failure {
-            code: Code::AZSM1060,
-            reason: "a remote store without a runtime to drive it (a bug in godwit)".into(),
-            retry: false,
-        }),
+        (_, _, None) => Err(FileError::for_good(
+            Code::AZSM1060,
+            Target,
+            "a remote store without a runtime to drive it (a bug in godwit)".into(),
+        )),
     }
 }
 
 /// Recreates a symbolic link at a local target (`--links copy`): the same link text, made under
 /// a temporary name and renamed into place.
-pub(crate) fn copy_link(ctx: &Ctx<'_>, entry: &Entry) -> Result<(u64, u128), Failure> {
+pub(crate) fn copy_link(ctx: &Ctx<'_>, entry: &Entry) -> Result<(u64, u128), FileError> {
     let (Side::Local(src), Side::Local(dst)) = (ctx.src, ctx.dst) else {
-        return Err(Failure {
-            code: Code::AZSM2021,
-            reason: "only a local target holds links".into(),
-            retry: false,
-        });
+        return Err(FileError::for_good(
+            Code::AZSM2021,
+            Target,
+            "only a local target holds links".into(),
+        ));
     };
     let rel = std::ffi::OsStr::from_bytes(&entry.rel);
-    let points_to = fs::read_link(src.join(rel)).map_err(|e| Failure::source(&e))?;
+    let points_to = fs::read_link(src.join(rel)).map_err(|e| FileError::read(&e))?;
     let tmp = dst.join(temp_name(ctx));
-    std::os::unix::fs::symlink(&points_to, &tmp).map_err(|e| Failure::target(&e))?;
+    std::os::unix::fs::symlink(&points_to, &tmp).map_err(|e| FileError::write(&e))?;
     let placed = rename_into_place(
         &tmp,
         &dst.join(std::ffi::OsStr::from_bytes(entry.target_rel())),
@@ -434,27 +369,27 @@ fn local_fast(
     entry: &Entry,
     src: &Path,
     dst: &Path,
-) -> Result<(u64, u128), Failure> {
+) -> Result<(u64, u128), FileError> {
     let mut input = File::open(src.join(std::ffi::OsStr::from_bytes(&entry.rel)))
-        .map_err(|e| Failure::source(&e))?;
-    let before = input.metadata().map_err(|e| Failure::source(&e))?;
+        .map_err(|e| FileError::read(&e))?;
+    let before = input.metadata().map_err(|e| FileError::read(&e))?;
     let tmp = dst.join(temp_name(ctx));
     let result = (|| {
-        let mut output = File::create(&tmp).map_err(|e| Failure::target(&e))?;
-        let written = io::copy(&mut input, &mut output).map_err(|e| Failure::source(&e))?;
-        let after = input.metadata().map_err(|e| Failure::source(&e))?;
+        let mut output = File::create(&tmp).map_err(|e| FileError::write(&e))?;
+        let written = io::copy(&mut input, &mut output).map_err(|e| FileError::read(&e))?;
+        let after = input.metadata().map_err(|e| FileError::read(&e))?;
         if written != before.len()
             || after.len() != before.len()
             || mtime_of(&after) != mtime_of(&before)
         {
-            return Err(Failure::changed());
+            return Err(FileError::changed());
         }
         finish_local_file(&output, &before)?;
         drop(output);
         if ctx.options.verify != Verify::None {
-            let len = fs::metadata(&tmp).map_err(|e| Failure::target(&e))?.len();
+            let len = fs::metadata(&tmp).map_err(|e| FileError::write(&e))?.len();
             if len != written {
-                return Err(Failure::mismatch(format!(
+                return Err(FileError::mismatch(format!(
                     "the target holds {len} bytes, {written} were written"
                 )));
             }
@@ -473,20 +408,20 @@ fn local_fast(
 
 /// Renames a finished temporary file to its final name, making the folders above it when they
 /// do not exist yet (a remote source is not walked folder by folder).
-fn rename_into_place(tmp: &Path, target: &Path) -> Result<(), Failure> {
+fn rename_into_place(tmp: &Path, target: &Path) -> Result<(), FileError> {
     match fs::rename(tmp, target) {
         Err(e) if e.kind() == io::ErrorKind::NotFound && tmp.exists() => {
             if let Some(parent) = target.parent() {
-                fs::create_dir_all(parent).map_err(|e| Failure::target(&e))?;
+                fs::create_dir_all(parent).map_err(|e| FileError::write(&e))?;
             }
-            fs::rename(tmp, target).map_err(|e| Failure::target(&e))
+            fs::rename(tmp, target).map_err(|e| FileError::write(&e))
         }
-        other => other.map_err(|e| Failure::target(&e)),
+        other => other.map_err(|e| FileError::write(&e)),
     }
 }
 
 /// Modification time and permission bits of the source, on a local target file.
-fn finish_local_file(output: &File, source: &fs::Metadata) -> Result<(), Failure> {
+fn finish_local_file(output: &File, source: &fs::Metadata) -> Result<(), FileError> {
     output
         .set_times(
             FileTimes::new()
@@ -494,7 +429,7 @@ fn finish_local_file(output: &File, source: &fs::Metadata) -> Result<(), Failure
                 .set_accessed(SystemTime::now()),
         )
         .and_then(|()| output.set_permissions(fs::Permissions::from_mode(source.mode() & 0o7777)))
-        .map_err(|e| Failure::target(&e))
+        .map_err(|e| FileError::write(&e))
 }
 
 /// Where bytes come from.
@@ -504,12 +439,15 @@ enum Input {
 }
 
 impl Input {
-    async fn open(ctx: &Ctx<'_>, entry: &Entry) -> Result<(Input, Option<fs::Metadata>), Failure> {
+    async fn open(
+        ctx: &Ctx<'_>,
+        entry: &Entry,
+    ) -> Result<(Input, Option<fs::Metadata>), FileError> {
         match ctx.src {
             Side::Local(root) => {
                 let f = File::open(root.join(std::ffi::OsStr::from_bytes(&entry.rel)))
-                    .map_err(|e| Failure::source(&e))?;
-                let m = f.metadata().map_err(|e| Failure::source(&e))?;
+                    .map_err(|e| FileError::read(&e))?;
+                let m = f.metadata().map_err(|e| FileError::read(&e))?;
                 Ok((Input::Local(f), Some(m)))
             }
             Side::Remote(r) => {
@@ -518,18 +456,18 @@ impl Input {
                     r.op.reader_with(rel)
                         .chunk(CHUNK)
                         .await
-                        .map_err(|e| Failure::store(&e, false))?;
+                        .map_err(|e| FileError::store(&e, Source))?;
                 let stream = reader
                     .into_bytes_stream(..)
                     .await
-                    .map_err(|e| Failure::store(&e, false))?;
+                    .map_err(|e| FileError::store(&e, Source))?;
                 Ok((Input::Remote(Box::new(stream)), None))
             }
         }
     }
 
     /// The next chunk of at most `want` bytes (a local read), or None at the end.
-    async fn next(&mut self, want: usize) -> Result<Option<bytes::Bytes>, Failure> {
+    async fn next(&mut self, want: usize) -> Result<Option<bytes::Bytes>, FileError> {
         match self {
             Input::Local(f) => {
                 // Read straight into the buffer that is sent: a whole part at a time, so the
@@ -541,7 +479,7 @@ impl Input {
                         Ok(0) => break,
                         Ok(n) => filled += n,
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        Err(e) => return Err(Failure::source(&e)),
+                        Err(e) => return Err(FileError::read(&e)),
                     }
                 }
                 if filled == 0 {
@@ -550,7 +488,7 @@ impl Input {
                 chunk.truncate(filled);
                 Ok(Some(chunk.freeze()))
             }
-            Input::Remote(s) => s.try_next().await.map_err(|e| Failure::source(&e)),
+            Input::Remote(s) => s.try_next().await.map_err(|e| FileError::read(&e)),
         }
     }
 }
@@ -568,7 +506,7 @@ enum Output {
 }
 
 /// Streams one file from the source to the target, hashing what it reads.
-async fn streamed(ctx: &Ctx<'_>, entry: &Entry) -> Result<(u64, u128), Failure> {
+async fn streamed(ctx: &Ctx<'_>, entry: &Entry) -> Result<(u64, u128), FileError> {
     let (mut input, before) = Input::open(ctx, entry).await?;
     let mut output = Output::open(ctx, entry).await?;
     let result = pump(ctx, entry, &mut input, &mut output, before.as_ref()).await;
@@ -600,12 +538,12 @@ async fn streamed(ctx: &Ctx<'_>, entry: &Entry) -> Result<(u64, u128), Failure> 
 impl Output {
     /// Where a streamed file is written: a temporary file at a local target, a writer at a
     /// remote one (its final name on a store that publishes atomically, else a temporary one).
-    async fn open(ctx: &Ctx<'_>, entry: &Entry) -> Result<Output, Failure> {
+    async fn open(ctx: &Ctx<'_>, entry: &Entry) -> Result<Output, FileError> {
         match ctx.dst {
             Side::Local(root) => {
                 let tmp = root.join(temp_name(ctx));
                 Ok(Output::Local {
-                    file: File::create(&tmp).map_err(|e| Failure::target(&e))?,
+                    file: File::create(&tmp).map_err(|e| FileError::write(&e))?,
                     tmp,
                 })
             }
@@ -629,7 +567,7 @@ impl Output {
                     w = w.user_metadata([(MTIME_KEY.to_string(), entry.mtime_ns.to_string())]);
                 }
                 Ok(Output::Remote {
-                    writer: w.await.map_err(|e| Failure::store(&e, true))?,
+                    writer: w.await.map_err(|e| FileError::store(&e, Target))?,
                     name,
                 })
             }
@@ -645,7 +583,7 @@ fn finish_local(
     tmp: &Path,
     before: Option<&fs::Metadata>,
     (written, hash): (u64, u128),
-) -> Result<(), Failure> {
+) -> Result<(), FileError> {
     let Side::Local(root) = ctx.dst else {
         unreachable!("a local output has a local target")
     };
@@ -653,7 +591,7 @@ fn finish_local(
         Some(m) => finish_local_file(&file, m)?,
         None => {
             let t = UNIX_EPOCH + Duration::from_nanos(entry.mtime_ns.max(0) as u64);
-            file.set_modified(t).map_err(|e| Failure::target(&e))?;
+            file.set_modified(t).map_err(|e| FileError::write(&e))?;
         }
     }
     drop(file);
@@ -672,7 +610,7 @@ async fn finish_remote(
     mut writer: opendal::Writer,
     name: &str,
     (written, hash): (u64, u128),
-) -> Result<(), Failure> {
+) -> Result<(), FileError> {
     let Side::Remote(r) = ctx.dst else {
         unreachable!("a remote output has a remote target")
     };
@@ -680,14 +618,14 @@ async fn finish_remote(
         Ok(m) => m,
         Err(e) => {
             let _ = writer.abort().await;
-            return Err(Failure::store(&e, true));
+            return Err(FileError::store(&e, Target));
         }
     };
     if ctx.options.verify != Verify::None
         && meta.content_length() != 0
         && meta.content_length() != written
     {
-        return Err(Failure::mismatch(format!(
+        return Err(FileError::mismatch(format!(
             "the target reports {} bytes, {written} were sent",
             meta.content_length()
         )));
@@ -696,7 +634,7 @@ async fn finish_remote(
     if name != rel {
         r.op.rename(name, rel)
             .await
-            .map_err(|e| Failure::store(&e, true))?;
+            .map_err(|e| FileError::store(&e, Target))?;
     }
     if ctx.options.verify == Verify::Full {
         verify_remote(r, rel, written, hash).await?;
@@ -711,7 +649,7 @@ async fn pump(
     input: &mut Input,
     output: &mut Output,
     before: Option<&fs::Metadata>,
-) -> Result<(u64, u128), Failure> {
+) -> Result<(u64, u128), FileError> {
     let hashing = ctx.options.checksum || ctx.options.verify == Verify::Full;
     let mut hasher = hashing.then(Xxh3::new);
     // A small file in one read (one byte more, to notice a file that grew); a large one a part
@@ -721,11 +659,11 @@ async fn pump(
     let mut written = 0u64;
     while let Some(chunk) = input.next(want).await? {
         if ctx.stop.load(Ordering::Relaxed) {
-            return Err(Failure {
-                code: Code::AZSM1045,
-                reason: "the run is stopping".into(),
-                retry: false,
-            });
+            return Err(FileError::for_good(
+                Code::AZSM1045,
+                Target,
+                "the run is stopping".into(),
+            ));
         }
         if let Some(rate) = &ctx.rate {
             rate.take(chunk.len());
@@ -736,50 +674,50 @@ async fn pump(
         written += chunk.len() as u64;
         match output {
             Output::Local { file, .. } => {
-                file.write_all(&chunk).map_err(|e| Failure::target(&e))?
+                file.write_all(&chunk).map_err(|e| FileError::write(&e))?
             }
             Output::Remote { writer, .. } => writer
                 .write(Buffer::from(chunk))
                 .await
-                .map_err(|e| Failure::store(&e, true))?,
+                .map_err(|e| FileError::store(&e, Target))?,
         }
     }
     let expected = before.map_or(entry.size, |m| m.len());
     if written != expected {
-        return Err(Failure::changed());
+        return Err(FileError::changed());
     }
     if let (Input::Local(f), Some(b)) = (input, before) {
-        let after = f.metadata().map_err(|e| Failure::source(&e))?;
+        let after = f.metadata().map_err(|e| FileError::read(&e))?;
         if after.len() != b.len() || mtime_of(&after) != mtime_of(b) {
-            return Err(Failure::changed());
+            return Err(FileError::changed());
         }
     }
     Ok((written, hasher.map_or(0, |h| h.digest128())))
 }
 
-fn verify_local(ctx: &Ctx<'_>, tmp: &Path, written: u64, hash: u128) -> Result<(), Failure> {
+fn verify_local(ctx: &Ctx<'_>, tmp: &Path, written: u64, hash: u128) -> Result<(), FileError> {
     if ctx.options.verify == Verify::None {
         return Ok(());
     }
-    let len = fs::metadata(tmp).map_err(|e| Failure::target(&e))?.len();
+    let len = fs::metadata(tmp).map_err(|e| FileError::write(&e))?.len();
     if len != written {
-        return Err(Failure::mismatch(format!(
+        return Err(FileError::mismatch(format!(
             "the target holds {len} bytes, {written} were written"
         )));
     }
     if ctx.options.verify == Verify::Full {
-        let mut f = File::open(tmp).map_err(|e| Failure::target(&e))?;
+        let mut f = File::open(tmp).map_err(|e| FileError::write(&e))?;
         let mut h = Xxh3::new();
         let mut buf = vec![0u8; 1 << 20];
         loop {
             match f.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => h.update(&buf[..n]),
-                Err(e) => return Err(Failure::target(&e)),
+                Err(e) => return Err(FileError::write(&e)),
             }
         }
         if h.digest128() != hash {
-            return Err(Failure::mismatch(
+            return Err(FileError::mismatch(
                 "the checksum read back from the target differs from the source's".into(),
             ));
         }
@@ -787,24 +725,24 @@ fn verify_local(ctx: &Ctx<'_>, tmp: &Path, written: u64, hash: u128) -> Result<(
     Ok(())
 }
 
-async fn verify_remote(r: &Remote, rel: &str, written: u64, hash: u128) -> Result<(), Failure> {
+async fn verify_remote(r: &Remote, rel: &str, written: u64, hash: u128) -> Result<(), FileError> {
     let reader =
         r.op.reader_with(rel)
             .chunk(CHUNK)
             .await
-            .map_err(|e| Failure::store(&e, true))?;
+            .map_err(|e| FileError::store(&e, Target))?;
     let mut stream = reader
         .into_bytes_stream(..)
         .await
-        .map_err(|e| Failure::store(&e, true))?;
+        .map_err(|e| FileError::store(&e, Target))?;
     let mut h = Xxh3::new();
     let mut len = 0u64;
-    while let Some(chunk) = stream.try_next().await.map_err(|e| Failure::target(&e))? {
+    while let Some(chunk) = stream.try_next().await.map_err(|e| FileError::write(&e))? {
         len += chunk.len() as u64;
         h.update(&chunk);
     }
     if len != written || h.digest128() != hash {
-        return Err(Failure::mismatch(format!(
+        return Err(FileError::mismatch(format!(
             "read back {len} bytes whose checksum differs from the {written} bytes sent"
         )));
     }

@@ -347,3 +347,85 @@ fn verify_full_catches_a_damaged_part_the_store_did_not_check() {
     );
     assert_same_tree(&src, &fetched);
 }
+
+/// Each way a store can fail a file has its own code in the copy log, with what was being
+/// done: a connection dropped on every try (AZSM2065) and a write that stalls past its time
+/// (AZSM2067) at the target, a read that stalls (AZSM2064) at the source.
+#[test]
+fn each_way_a_store_fails_a_file_has_its_code() {
+    let upstream = s3_endpoint();
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    for name in ["fine.txt", "lost.txt", "stuck.txt"] {
+        write(&src.join(name), name.repeat(50).as_bytes());
+    }
+    let b = bucket("codes");
+    let proxy = Proxy::start(
+        &upstream,
+        Box::new(|_, method, path| match (method, path) {
+            ("PUT", p) if p.contains("lost") => Fault::Drop,
+            ("PUT", p) if p.contains("stuck") => Fault::Stall(Duration::from_secs(3)),
+            ("GET", p) if p.contains("stuck") => Fault::Stall(Duration::from_secs(3)),
+            _ => Fault::Pass,
+        }),
+    );
+    let quick = |c: &mut Command| {
+        c.env("GODWIT_IO_TIMEOUT", "0.3")
+            .env("GODWIT_REQUEST_TIMEOUT", "0.6");
+    };
+    let mut to_s3 = godwit_via(&proxy);
+    quick(&mut to_s3);
+    let out = run(to_s3
+        .arg("copy")
+        .arg(&src)
+        .arg(format!("s3://{b}/data"))
+        .args(["--json", "--state-dir"])
+        .arg(dir.path().join("state")));
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let log = copylog(summary(&out)["run_dir"].as_str().unwrap());
+    let record = |log: &[serde_json::Value], name: &str| {
+        log.iter()
+            .find(|r| r["path"] == name)
+            .unwrap_or_else(|| panic!("{name} in {log:?}"))
+            .clone()
+    };
+    assert_eq!(record(&log, "fine.txt")["code"], "AZSM0000");
+    let lost = record(&log, "lost.txt");
+    assert_eq!(
+        (lost["code"].as_str(), lost["operation"].as_str()),
+        (Some("AZSM2065"), Some("write target")),
+        "{lost}"
+    );
+    let stuck = record(&log, "stuck.txt");
+    assert_eq!(stuck["code"], "AZSM2067", "{stuck}");
+
+    // Reading back through the proxy: the stalled object fails with the source's code.
+    let direct = run(godwit()
+        .arg("copy")
+        .arg(&src)
+        .arg(format!("s3://{b}/direct"))
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ENDPOINT_URL", &upstream)
+        .arg("--state-dir")
+        .arg(dir.path().join("state-direct")));
+    assert_eq!(direct.status.code(), Some(0), "{}", text(&direct.stderr));
+    let mut from_s3 = godwit_via(&proxy);
+    quick(&mut from_s3);
+    let out = run(from_s3
+        .arg("copy")
+        .arg(format!("s3://{b}/direct"))
+        .arg(dir.path().join("back"))
+        .args(["--json", "--state-dir"])
+        .arg(dir.path().join("state-back")));
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let log = copylog(summary(&out)["run_dir"].as_str().unwrap());
+    let stuck = record(&log, "stuck.txt");
+    assert_eq!(
+        (stuck["code"].as_str(), stuck["operation"].as_str()),
+        (Some("AZSM2064"), Some("read source")),
+        "{stuck}"
+    );
+    assert_eq!(record(&log, "lost.txt")["code"], "AZSM0000");
+}
