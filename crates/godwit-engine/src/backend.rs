@@ -25,9 +25,18 @@ pub use crate::features::Features;
 impl Side {
     /// Connects to `location` (`role` is `source` or `target`).
     pub fn open(location: &Location, role: &str) -> Result<Side, JobError> {
+        Side::open_with(location, role, &crate::store::StoreEnv::process())
+    }
+
+    /// [`Side::open`] with the store settings in `env`.
+    pub fn open_with(
+        location: &Location,
+        role: &str,
+        env: &crate::store::StoreEnv,
+    ) -> Result<Side, JobError> {
         match location {
             Location::Local(p) => Ok(Side::Local(p.clone())),
-            other => Ok(Side::Remote(crate::store::connect(other, role)?)),
+            other => Ok(Side::Remote(crate::store::connect_with(other, role, env)?)),
         }
     }
 

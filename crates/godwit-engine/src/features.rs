@@ -58,9 +58,9 @@ impl Features {
                 user_metadata: true,
                 ..none
             },
+            // What OpenDAL's memory service does (tests/behaviour.rs checks it).
             StoreKind::Memory => Features {
                 atomic_write: true,
-                server_side_copy: true,
                 ..none
             },
         }

@@ -34,8 +34,42 @@ impl Remote {
     }
 }
 
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
+/// The settings a store is reached with: credentials and endpoints, by the ecosystem's usual
+/// environment variable names. Taken from the process's environment; a test or a caller that
+/// holds them elsewhere gives them explicitly.
+#[derive(Debug, Clone, Default)]
+pub struct StoreEnv {
+    vars: std::collections::BTreeMap<String, String>,
+    from_process: bool,
+}
+
+impl StoreEnv {
+    /// The process's environment.
+    pub fn process() -> Self {
+        StoreEnv {
+            vars: Default::default(),
+            from_process: true,
+        }
+    }
+
+    /// Only what is set with [`StoreEnv::set`].
+    pub fn empty() -> Self {
+        StoreEnv::default()
+    }
+
+    pub fn set(mut self, name: &str, value: &str) -> Self {
+        self.vars.insert(name.to_string(), value.to_string());
+        self
+    }
+
+    fn get(&self, name: &str) -> Option<String> {
+        let v = match self.vars.get(name) {
+            Some(v) => Some(v.clone()),
+            None if self.from_process => std::env::var(name).ok(),
+            None => None,
+        };
+        v.filter(|v| !v.is_empty())
+    }
 }
 
 /// Connects to `location`, which must not be local. Credentials and endpoints come from the
@@ -44,6 +78,11 @@ fn env(name: &str) -> Option<String> {
 /// `AZURE_STORAGE_KEY` (+ `AZURE_STORAGE_ENDPOINT`); for SFTP the ssh agent, `~/.ssh/config`
 /// and `GODWIT_SFTP_KEY`. `role` is `source` or `target`, for the error code.
 pub fn connect(location: &Location, role: &str) -> Result<Remote, JobError> {
+    connect_with(location, role, &StoreEnv::process())
+}
+
+/// [`connect`] with the settings in `env`.
+pub fn connect_with(location: &Location, role: &str, env: &StoreEnv) -> Result<Remote, JobError> {
     let invalid = |reason: String| {
         let code = if role == "source" {
             Code::MIGRATION_INVALID_SOURCE_PATH_ERROR
@@ -57,16 +96,16 @@ pub fn connect(location: &Location, role: &str) -> Result<Remote, JobError> {
     };
     let built = match location {
         Location::Local(_) => return Err(invalid("a local path is not a remote store".into())),
-        Location::S3 { bucket, prefix } => Operator::new(s3(bucket, prefix)),
+        Location::S3 { bucket, prefix } => Operator::new(s3(env, bucket, prefix)),
         Location::Azure { container, prefix } => {
-            Operator::new(azure(container, prefix).map_err(invalid)?)
+            Operator::new(azure(env, container, prefix).map_err(invalid)?)
         }
         Location::Sftp {
             user,
             host,
             port,
             path,
-        } => Operator::new(sftp(user.as_deref(), host, *port, path)),
+        } => Operator::new(sftp(env, user.as_deref(), host, *port, path)),
         Location::Memory { prefix } => {
             Operator::new(services::Memory::default().root(&format!("/{prefix}")))
         }
@@ -101,42 +140,50 @@ pub const REQUEST_TRIES: usize = 4;
 
 /// An S3 or S3-compatible bucket. Every PUT and part carries its CRC32C; a store that checks
 /// it refuses a body damaged on the way (BadDigest), and the write is tried again.
-fn s3(bucket: &str, prefix: &str) -> services::S3 {
+fn s3(env: &StoreEnv, bucket: &str, prefix: &str) -> services::S3 {
     let mut b = services::S3::default()
         .checksum_algorithm("crc32c")
         .bucket(bucket)
         .root(&format!("/{prefix}"))
         .region(
-            &env("AWS_REGION")
-                .or_else(|| env("AWS_DEFAULT_REGION"))
+            &env.get("AWS_REGION")
+                .or_else(|| env.get("AWS_DEFAULT_REGION"))
                 .unwrap_or_else(|| "us-east-1".into()),
         );
-    if let Some(e) = env("AWS_ENDPOINT_URL_S3").or_else(|| env("AWS_ENDPOINT_URL")) {
+    if let Some(e) = env
+        .get("AWS_ENDPOINT_URL_S3")
+        .or_else(|| env.get("AWS_ENDPOINT_URL"))
+    {
         b = b.endpoint(&e);
     }
-    if let (Some(k), Some(s)) = (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
+    if let (Some(k), Some(s)) = (
+        env.get("AWS_ACCESS_KEY_ID"),
+        env.get("AWS_SECRET_ACCESS_KEY"),
+    ) {
         b = b.access_key_id(&k).secret_access_key(&s);
     }
-    if let Some(t) = env("AWS_SESSION_TOKEN") {
+    if let Some(t) = env.get("AWS_SESSION_TOKEN") {
         b = b.session_token(&t);
     }
     b
 }
 
 /// An Azure Blob container, with a connection string or an account and key.
-fn azure(container: &str, prefix: &str) -> Result<services::Azblob, String> {
-    let b = match env("AZURE_STORAGE_CONNECTION_STRING") {
+fn azure(env: &StoreEnv, container: &str, prefix: &str) -> Result<services::Azblob, String> {
+    let b = match env.get("AZURE_STORAGE_CONNECTION_STRING") {
         Some(conn) => services::Azblob::from_connection_string(&conn).map_err(|e| e.to_string())?,
         None => {
-            let (Some(account), Some(key)) =
-                (env("AZURE_STORAGE_ACCOUNT"), env("AZURE_STORAGE_KEY"))
-            else {
+            let (Some(account), Some(key)) = (
+                env.get("AZURE_STORAGE_ACCOUNT"),
+                env.get("AZURE_STORAGE_KEY"),
+            ) else {
                 return Err(
                     "set AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT and AZURE_STORAGE_KEY"
                         .into(),
                 );
             };
-            let endpoint = env("AZURE_STORAGE_ENDPOINT")
+            let endpoint = env
+                .get("AZURE_STORAGE_ENDPOINT")
                 .unwrap_or_else(|| format!("https://{account}.blob.core.windows.net"));
             services::Azblob::default()
                 .account_name(&account)
@@ -148,7 +195,7 @@ fn azure(container: &str, prefix: &str) -> Result<services::Azblob, String> {
 }
 
 /// A folder on an SFTP server; host keys are checked strictly against known_hosts.
-fn sftp(user: Option<&str>, host: &str, port: u16, path: &str) -> services::Sftp {
+fn sftp(env: &StoreEnv, user: Option<&str>, host: &str, port: u16, path: &str) -> services::Sftp {
     let user_part = user.map(|u| format!("{u}@")).unwrap_or_default();
     let mut b = services::Sftp::default()
         .endpoint(&format!("ssh://{user_part}{host}:{port}"))
@@ -157,7 +204,7 @@ fn sftp(user: Option<&str>, host: &str, port: u16, path: &str) -> services::Sftp
     if let Some(u) = user {
         b = b.user(u);
     }
-    if let Some(k) = env("GODWIT_SFTP_KEY") {
+    if let Some(k) = env.get("GODWIT_SFTP_KEY") {
         b = b.key(&k);
     }
     b

@@ -253,7 +253,7 @@ pub(crate) fn move_at_target(ctx: &Ctx<'_>, from: &[u8], entry: &Entry) -> Optio
             ctx.target_ready().ok()?;
             let old_s = std::str::from_utf8(&old_target).ok()?;
             let new_s = std::str::from_utf8(new_target).ok()?;
-            let can = r.op.info().capability();
+            let can = r.features();
             rt.block_on(async {
                 let m = r.op.stat(old_s).await.ok()?;
                 if m.content_length() != entry.size {
@@ -261,7 +261,7 @@ pub(crate) fn move_at_target(ctx: &Ctx<'_>, from: &[u8], entry: &Entry) -> Optio
                 }
                 if can.rename {
                     r.op.rename(old_s, new_s).await.ok()
-                } else if can.copy {
+                } else if can.server_side_copy {
                     r.op.copy(old_s, new_s).await.ok()?;
                     // Left behind on failure, the old name is deleted by the true-up's deletes.
                     let _ = r.op.delete(old_s).await;
