@@ -1,5 +1,6 @@
 //! One module per subcommand; each has a `run` that returns the exit status.
 
+pub mod agent;
 pub mod codes;
 pub mod completions;
 pub mod confirm;
@@ -13,6 +14,7 @@ pub mod scan;
 pub mod serve;
 mod shared;
 pub mod sync;
+pub mod token;
 
 use std::io::Write;
 
