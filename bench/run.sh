@@ -195,7 +195,7 @@ if want s3; then
   trap 'bash scripts/servers.sh stop' EXIT
   bash scripts/servers.sh start
   # shellcheck disable=SC1091
-  source .test-servers/env
+  source "${GODWIT_SERVERS_DIR:-.test-servers}/env"
   export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1 AWS_ENDPOINT_URL=$GODWIT_TEST_S3_ENDPOINT
   export RCLONE_CONFIG_BENCH_TYPE=s3 RCLONE_CONFIG_BENCH_PROVIDER=Other RCLONE_CONFIG_BENCH_ENDPOINT=$GODWIT_TEST_S3_ENDPOINT \
     RCLONE_CONFIG_BENCH_ACCESS_KEY_ID=bench RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY=bench RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE=true
@@ -230,12 +230,12 @@ if want s3 || want sync; then
     trap 'bash scripts/servers.sh stop' EXIT
     bash scripts/servers.sh start
     # shellcheck disable=SC1091
-    source .test-servers/env
+    source "${GODWIT_SERVERS_DIR:-.test-servers}/env"
     export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1 AWS_ENDPOINT_URL=$GODWIT_TEST_S3_ENDPOINT
     export RCLONE_CONFIG_BENCH_TYPE=s3 RCLONE_CONFIG_BENCH_PROVIDER=Other RCLONE_CONFIG_BENCH_ENDPOINT=$GODWIT_TEST_S3_ENDPOINT \
       RCLONE_CONFIG_BENCH_ACCESS_KEY_ID=bench RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY=bench RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE=true
   fi
-  MOTO_LOG=.test-servers/run/moto.log
+  MOTO_LOG=${GODWIT_SERVERS_DIR:-.test-servers}/run/moto.log
   requests() { grep -cE '"(GET|PUT|HEAD|POST|DELETE) ' "$MOTO_LOG" || true; }
   b="sync-$RANDOM"
   "$GODWIT_TEST_PYTHON" crates/godwit/tests/support/store.py mkbucket "$b"
