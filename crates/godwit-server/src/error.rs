@@ -100,16 +100,7 @@ pub struct ErrorBody {
 
 impl ApiError {
     pub fn new(code: Code, params: &[(&str, &str)]) -> Self {
-        ApiError {
-            code,
-            params: params
-                .iter()
-                .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
-                .collect(),
-            details: None,
-            retry_after: None,
-            message: None,
-        }
+        DomainError::new(code, params).into()
     }
 
     pub fn details(mut self, details: impl Into<String>) -> Self {
