@@ -200,14 +200,16 @@ fn ws_url(server: &str) -> Result<String, String> {
     Ok(format!("{rest}/v1/agent/connect"))
 }
 
-/// One connection: registers, then serves until it drops. Ok(Some) ends the agent; Ok(None)
-/// and Err reconnect.
-async fn connect_once(
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens the WebSocket with the agent's token and says hello with what it runs; returns the
+/// heartbeat period the control plane asks for, or how it refused (Ok(Err): for good).
+async fn register(
     options: &AgentOptions,
     agent_id: &str,
     url: &str,
-    shared: &Arc<Shared>,
-) -> Result<Option<Exit>, String> {
+) -> Result<Result<(Socket, u64), Exit>, String> {
     let mut request = url.into_client_request().map_err(|e| e.to_string())?;
     let bearer = format!("Bearer {}", options.token)
         .parse()
@@ -233,10 +235,12 @@ async fn connect_once(
         ))
         .await
         .map_err(|e| e.to_string())?;
-    let heartbeat = loop {
+    loop {
         match socket.next().await {
             Some(Ok(Message::Text(t))) => match ToAgent::decode(&t) {
-                Ok(ToAgent::Welcome { heartbeat_secs, .. }) => break heartbeat_secs.max(1),
+                Ok(ToAgent::Welcome { heartbeat_secs, .. }) => {
+                    return Ok(Ok((socket, heartbeat_secs.max(1))));
+                }
                 Ok(ToAgent::Refused {
                     code,
                     message,
@@ -247,7 +251,7 @@ async fn connect_once(
                     if retry {
                         return Err(format!("refused with {code}: {message}"));
                     }
-                    return Ok(Some(Exit::Refused {
+                    return Ok(Err(Exit::Refused {
                         code,
                         message,
                         remediation,
@@ -259,6 +263,20 @@ async fn connect_once(
             Some(Err(e)) => return Err(e.to_string()),
             None => return Err("the connection closed during registration".into()),
         }
+    }
+}
+
+/// One connection: registers, then serves until it drops. Ok(Some) ends the agent; Ok(None)
+/// and Err reconnect.
+async fn connect_once(
+    options: &AgentOptions,
+    agent_id: &str,
+    url: &str,
+    shared: &Arc<Shared>,
+) -> Result<Option<Exit>, String> {
+    let (mut socket, heartbeat) = match register(options, agent_id, url).await? {
+        Ok(registered) => registered,
+        Err(exit) => return Ok(Some(exit)),
     };
     eprintln!("agent {agent_id}: connected to {url}");
     let mut beat = tokio::time::interval(Duration::from_secs(heartbeat));
@@ -285,44 +303,55 @@ async fn connect_once(
                     Some(Ok(_)) => continue,
                     Some(Err(e)) => return Err(e.to_string()),
                 };
-                match ToAgent::decode(&text) {
-                    Ok(ToAgent::Ack { seq }) => shared.acknowledged(seq),
-                    Ok(ToAgent::Command(job)) => {
-                        job::start(shared.clone(), options.state_dir.clone(), *job);
-                    }
-                    Ok(ToAgent::Control { run_id, action }) => {
-                        if let Some((control, why)) = lock(&shared.jobs).get(&run_id) {
-                            *lock(why) = Some(action);
-                            control.stop();
-                        }
-                    }
-                    Ok(ToAgent::Error { code, message }) => {
-                        eprintln!("agent: the control plane could not use a message: [{code}] {message}");
-                    }
-                    Ok(other) => eprintln!("agent: unexpected message: {other:?}"),
-                    Err(godwit_spec::protocol::Undecodable { run_id: Some(run_id), error }) => {
-                        // A command this agent cannot run as sent: its run fails with the code.
-                        job::refuse(shared, &run_id, &error);
-                    }
-                    Err(godwit_spec::protocol::Undecodable { run_id: None, error: e }) => {
-                        // Logged; the connection is kept: 1050 for an unknown op, else 1131.
-                        let op = serde_json::from_str::<serde_json::Value>(&text)
-                            .ok()
-                            .and_then(|v| v.get("op")?.as_str().map(str::to_string));
-                        let (code, text) = match op {
-                            Some(op)
-                                if !["welcome", "refused", "command", "control", "ack", "error"]
-                                    .contains(&op.as_str()) =>
-                            {
-                                let c = godwit_codes::Code::INVALID_COMMAND_ERROR;
-                                (c, c.render(&[("opcode", &op)]))
-                            }
-                            _ => (e.code, e.message),
-                        };
-                        eprintln!("agent: [{}] {text}", code.id());
-                    }
-                }
+                on_message(&text, shared, options);
             }
+        }
+    }
+}
+
+/// What the agent does with one message of the control plane.
+fn on_message(text: &str, shared: &Arc<Shared>, options: &AgentOptions) {
+    match ToAgent::decode(text) {
+        Ok(ToAgent::Ack { seq }) => shared.acknowledged(seq),
+        Ok(ToAgent::Command(job)) => {
+            job::start(shared.clone(), options.state_dir.clone(), *job);
+        }
+        Ok(ToAgent::Control { run_id, action }) => {
+            if let Some((control, why)) = lock(&shared.jobs).get(&run_id) {
+                *lock(why) = Some(action);
+                control.stop();
+            }
+        }
+        Ok(ToAgent::Error { code, message }) => {
+            eprintln!("agent: the control plane could not use a message: [{code}] {message}");
+        }
+        Ok(other) => eprintln!("agent: unexpected message: {other:?}"),
+        Err(godwit_spec::protocol::Undecodable {
+            run_id: Some(run_id),
+            error,
+        }) => {
+            // A command this agent cannot run as sent: its run fails with the code.
+            job::refuse(shared, &run_id, &error);
+        }
+        Err(godwit_spec::protocol::Undecodable {
+            run_id: None,
+            error: e,
+        }) => {
+            // Logged; the connection is kept: 1050 for an unknown op, else 1131.
+            let op = serde_json::from_str::<serde_json::Value>(text)
+                .ok()
+                .and_then(|v| v.get("op")?.as_str().map(str::to_string));
+            let (code, text) = match op {
+                Some(op)
+                    if !["welcome", "refused", "command", "control", "ack", "error"]
+                        .contains(&op.as_str()) =>
+                {
+                    let c = godwit_codes::Code::INVALID_COMMAND_ERROR;
+                    (c, c.render(&[("opcode", &op)]))
+                }
+                _ => (e.code, e.message),
+            };
+            eprintln!("agent: [{}] {text}", code.id());
         }
     }
 }

@@ -394,27 +394,16 @@ fn undecodable(text: &str, e: &serde_json::Error) -> ToAgent {
 /// One message of a registered agent; the reply, if any.
 async fn handle(state: &AppState, agent_id: &str, message: ToServer) -> Option<ToAgent> {
     let store = &state.store;
-    // A run the agent speaks of must be of one of its migrations.
-    let owned = |run_id: String| async move {
-        let run = store.get_run(&run_id).await.ok()?;
-        let m = store.get_migration(&run.migration_id).await.ok()?;
-        (m.agent_id.as_deref() == Some(agent_id)).then_some(run)
-    };
-    let invalid = |reason: String| {
-        Some(ToAgent::Error {
-            code: Code::INVALID_MESSAGE.id().into(),
-            message: Code::INVALID_MESSAGE.render(&[("reason", &reason)]),
-        })
-    };
     match message {
-        ToServer::Hello { .. } => invalid("hello was sent already".into()),
+        ToServer::Hello { .. } => invalid("hello was sent already"),
         ToServer::Heartbeat => {
             let _ = store.agent_seen(agent_id, None).await;
             None
         }
         ToServer::Taken { seq, run_id } => {
-            let Some(run) = owned(run_id.clone()).await else {
-                return invalid(format!("run {run_id} is not one of this agent's"));
+            let run = match owned(store, agent_id, &run_id).await {
+                Ok(run) => run,
+                Err(refusal) => return refusal,
             };
             if matches!(run.state, RunState::Queued | RunState::Suspended) {
                 store
@@ -429,18 +418,14 @@ async fn handle(state: &AppState, agent_id: &str, message: ToServer) -> Option<T
             run_id,
             counters,
         } => {
-            let counts = serde_json::to_value(&counters.counts).unwrap_or_default();
-            let Some(run) = owned(run_id.clone()).await else {
-                return invalid(format!("run {run_id} is not one of this agent's"));
+            let run = match owned(store, agent_id, &run_id).await {
+                Ok(run) => run,
+                Err(refusal) => return refusal,
             };
-            let to = run.state;
+            let counts = serde_json::to_value(&counters.counts).unwrap_or_default();
+            let totals = (counters.files, counters.bytes, counters.files_failed);
             let _ = store
-                .set_run_state(
-                    &run.id,
-                    to,
-                    None,
-                    Some((counters.files, counters.bytes, counters.files_failed)),
-                )
+                .set_run_state(&run.id, run.state, None, Some(totals))
                 .await;
             let _ = store
                 .set_run_details(&run.id, counters.bytes_per_second, &counts, None)
@@ -455,46 +440,17 @@ async fn handle(state: &AppState, agent_id: &str, message: ToServer) -> Option<T
             error,
             report,
         } => {
-            let Some(run) = owned(run_id.clone()).await else {
-                return invalid(format!("run {run_id} is not one of this agent's"));
+            let run = match owned(store, agent_id, &run_id).await {
+                Ok(run) => run,
+                Err(refusal) => return refusal,
             };
-            let to = end;
-            if !matches!(
-                to,
-                RunState::Succeeded | RunState::Failed | RunState::Stopped | RunState::Paused
-            ) {
-                return invalid(format!(
-                    "{} is not a state a run ends in",
-                    godwit_spec::command::state_text(to)
-                ));
-            }
-            // A pause or stop that ended an attempt the user has resumed since (the run is
-            // QUEUED again) changes nothing but the counters: the next attempt follows.
-            let to = if matches!(to, RunState::Paused | RunState::Stopped)
-                && run.state == RunState::Queued
-            {
-                RunState::Queued
-            } else {
-                to
+            let ending = Ending {
+                end,
+                counters,
+                error,
+                report,
             };
-            let error = error.and_then(|e| {
-                let code = Code::lookup(&e.code).ok()?;
-                Some((code, serde_json::json!({ "message": e.message })))
-            });
-            let stored = store
-                .set_run_state(
-                    &run.id,
-                    to,
-                    error.as_ref().map(|(c, p)| (*c, p)),
-                    Some((counters.files, counters.bytes, counters.files_failed)),
-                )
-                .await;
-            let counts = serde_json::to_value(&counters.counts).unwrap_or_default();
-            let details = store
-                .set_run_details(&run.id, counters.bytes_per_second, &counts, report.as_ref())
-                .await;
-            // Acknowledged only once stored: otherwise the agent sends it again.
-            stored.ok().and(details.ok()).map(|()| ToAgent::Ack { seq })
+            ended(store, &run, seq, ending).await
         }
         ToServer::Copylog {
             seq,
@@ -502,8 +458,9 @@ async fn handle(state: &AppState, agent_id: &str, message: ToServer) -> Option<T
             attempt,
             records,
         } => {
-            let Some(run) = owned(run_id.clone()).await else {
-                return invalid(format!("run {run_id} is not one of this agent's"));
+            let run = match owned(store, agent_id, &run_id).await {
+                Ok(run) => run,
+                Err(refusal) => return refusal,
             };
             store
                 .add_copylog(&run.id, &attempt, &records)
@@ -512,4 +469,79 @@ async fn handle(state: &AppState, agent_id: &str, message: ToServer) -> Option<T
                 .map(|()| ToAgent::Ack { seq })
         }
     }
+}
+
+/// A message of the agent that cannot be used (1150); the connection stays.
+fn invalid(reason: &str) -> Option<ToAgent> {
+    Some(ToAgent::Error {
+        code: Code::INVALID_MESSAGE.id().into(),
+        message: Code::INVALID_MESSAGE.render(&[("reason", reason)]),
+    })
+}
+
+/// The run `run_id`, if it is of one of the agent's migrations; else the answer that says not.
+async fn owned(
+    store: &crate::Store,
+    agent_id: &str,
+    run_id: &str,
+) -> Result<crate::records::JobRun, Option<ToAgent>> {
+    let run = store.get_run(run_id).await.ok();
+    let m = match &run {
+        Some(r) => store.get_migration(&r.migration_id).await.ok(),
+        None => None,
+    };
+    match (run, m) {
+        (Some(run), Some(m)) if m.agent_id.as_deref() == Some(agent_id) => Ok(run),
+        _ => Err(invalid(&format!("run {run_id} is not one of this agent's"))),
+    }
+}
+
+/// How an attempt of a run ended, as the agent reported it.
+struct Ending {
+    end: RunState,
+    counters: crate::protocol::Counters,
+    error: Option<crate::protocol::WireError>,
+    report: Option<serde_json::Value>,
+}
+
+/// Stores how `run` ended; acknowledged only once stored, otherwise the agent sends it again.
+async fn ended(
+    store: &crate::Store,
+    run: &crate::records::JobRun,
+    seq: u64,
+    e: Ending,
+) -> Option<ToAgent> {
+    if !matches!(
+        e.end,
+        RunState::Succeeded | RunState::Failed | RunState::Stopped | RunState::Paused
+    ) {
+        let word = godwit_spec::command::state_text(e.end);
+        return invalid(&format!("{word} is not a state a run ends in"));
+    }
+    // A pause or stop that ended an attempt the user has resumed since (the run is QUEUED
+    // again) changes nothing but the counters: the next attempt follows.
+    let to =
+        if matches!(e.end, RunState::Paused | RunState::Stopped) && run.state == RunState::Queued {
+            RunState::Queued
+        } else {
+            e.end
+        };
+    let error = e.error.and_then(|w| {
+        let code = Code::lookup(&w.code).ok()?;
+        Some((code, serde_json::json!({ "message": w.message })))
+    });
+    let c = &e.counters;
+    let stored = store
+        .set_run_state(
+            &run.id,
+            to,
+            error.as_ref().map(|(code, p)| (*code, p)),
+            Some((c.files, c.bytes, c.files_failed)),
+        )
+        .await;
+    let counts = serde_json::to_value(&c.counts).unwrap_or_default();
+    let details = store
+        .set_run_details(&run.id, c.bytes_per_second, &counts, e.report.as_ref())
+        .await;
+    stored.ok().and(details.ok()).map(|()| ToAgent::Ack { seq })
 }
