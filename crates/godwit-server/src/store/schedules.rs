@@ -3,10 +3,26 @@
 use godwit_codes::Code;
 use godwit_spec::CommandKind;
 use sqlx::Row;
+use sqlx::any::AnyRow;
 
 use super::runs::command_column;
 use super::{DomainError, Store, failed, new_id, now_ms};
 use crate::records::*;
+
+const SCHEDULE_COLUMNS: &str =
+    "id, migration_id, command, frequency, repeat_count, start_ms, created_ms";
+
+fn schedule_of(r: &AnyRow) -> Result<Schedule, sqlx::Error> {
+    Ok(Schedule {
+        id: r.try_get("id")?,
+        migration_id: r.try_get("migration_id")?,
+        command: command_column(r)?,
+        frequency: r.try_get("frequency")?,
+        repeat: r.try_get("repeat_count")?,
+        start_ms: r.try_get("start_ms")?,
+        created_ms: r.try_get("created_ms")?,
+    })
+}
 
 impl Store {
     pub async fn create_schedule(
@@ -49,10 +65,9 @@ impl Store {
     }
 
     pub async fn list_schedules(&self, migration_id: &str) -> Result<Vec<Schedule>, DomainError> {
-        let rows = sqlx::query(
-            "SELECT id, migration_id, command, frequency, repeat_count, start_ms, created_ms \
-             FROM schedules WHERE migration_id = $1 ORDER BY start_ms, id",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE migration_id = $1 ORDER BY start_ms, id"
+        ))
         .bind(migration_id)
         .fetch_all(&self.pool)
         .await
@@ -65,17 +80,7 @@ impl Store {
             )
         })?;
         rows.iter()
-            .map(|r| -> Result<Schedule, sqlx::Error> {
-                Ok(Schedule {
-                    id: r.try_get("id")?,
-                    migration_id: r.try_get("migration_id")?,
-                    command: command_column(r)?,
-                    frequency: r.try_get("frequency")?,
-                    repeat: r.try_get("repeat_count")?,
-                    start_ms: r.try_get("start_ms")?,
-                    created_ms: r.try_get("created_ms")?,
-                })
-            })
+            .map(schedule_of)
             .collect::<Result<_, _>>()
             .map_err(|e| {
                 failed(
@@ -89,26 +94,16 @@ impl Store {
 
     /// Schedules whose next start has come.
     pub async fn due_schedules(&self, now_ms: i64) -> Result<Vec<Schedule>, DomainError> {
-        let rows = sqlx::query(
-            "SELECT id, migration_id, command, frequency, repeat_count, start_ms, created_ms \
-             FROM schedules WHERE start_ms <= $1 AND repeat_count > 0 ORDER BY start_ms, id",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {SCHEDULE_COLUMNS} FROM schedules \
+             WHERE start_ms <= $1 AND repeat_count > 0 ORDER BY start_ms, id"
+        ))
         .bind(now_ms)
         .fetch_all(&self.pool)
         .await
         .map_err(|e| failed(Code::DB_ERR_GET_DOCS, "schedules", "", &e.to_string()))?;
         rows.iter()
-            .map(|r| -> Result<Schedule, sqlx::Error> {
-                Ok(Schedule {
-                    id: r.try_get("id")?,
-                    migration_id: r.try_get("migration_id")?,
-                    command: command_column(r)?,
-                    frequency: r.try_get("frequency")?,
-                    repeat: r.try_get("repeat_count")?,
-                    start_ms: r.try_get("start_ms")?,
-                    created_ms: r.try_get("created_ms")?,
-                })
-            })
+            .map(schedule_of)
             .collect::<Result<_, _>>()
             .map_err(|e| failed(Code::DB_ERR_GET_DOCS, "schedules", "", &e.to_string()))
     }
