@@ -149,21 +149,19 @@ fn run(
 /// The engine's spec of `job`. A true-up resumed after it paused for review carries out the
 /// reviewed list, exactly (what `godwit confirm` does on the command line).
 fn spec_of(state_dir: &Path, job: &Job) -> Result<JobSpec, JobError> {
-    let mut spec = JobSpec {
+    if job.command == CommandKind::Sync
+        && let Some(engine_run) = reviewed_run(state_dir, &job.run_id)
+    {
+        return Ok(JobSpec::confirm(state_dir.to_path_buf(), &engine_run));
+    }
+    Ok(JobSpec {
         command: job.command,
         source: Location::parse(&job.source)?,
         target: Some(Location::parse(&job.target)?),
         options: job.options.clone(),
         reviewed_run: None,
         state_dir: state_dir.to_path_buf(),
-    };
-    if job.command == CommandKind::Sync
-        && let Some(engine_run) = reviewed_run(state_dir, &job.run_id)
-    {
-        spec.command = CommandKind::Confirm;
-        spec.reviewed_run = Some(engine_run);
-    }
-    Ok(spec)
+    })
 }
 
 /// Where the agent notes which engine run a control-plane run paused for review in.

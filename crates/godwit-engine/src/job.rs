@@ -38,6 +38,21 @@ pub struct JobSpec {
     pub state_dir: PathBuf,
 }
 
+impl JobSpec {
+    /// Carrying out the reviewed deletions of the paused true-up `run_id`: its source and
+    /// target come from that run's own record (`job.json`), not from the caller.
+    pub fn confirm(state_dir: PathBuf, run_id: &str) -> JobSpec {
+        JobSpec {
+            command: CommandKind::Confirm,
+            source: Location::Local(PathBuf::new()),
+            target: None,
+            options: JobOptions::default(),
+            reviewed_run: Some(run_id.to_string()),
+            state_dir,
+        }
+    }
+}
+
 /// How a caller steers a run and watches it.
 #[derive(Debug, Default)]
 pub struct Control {
@@ -509,7 +524,11 @@ fn sanitize_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError
         }
         Err(e) => Some(e),
     };
-    summary.dry_run = (!apply).then_some(WouldCopy::default());
+    // A dry run says how many names it would rename (they are in sanitize.csv).
+    summary.dry_run = (!apply).then(|| WouldCopy {
+        files: summary.counts.get(&Code::AZSM0000).copied().unwrap_or(0),
+        bytes: 0,
+    });
     summary.end(error.as_ref(), control.is_stopped(), false);
     finish(summary, &run, None)
 }

@@ -3,7 +3,6 @@
 use std::fmt::Write as _;
 
 use godwit_engine::job::{JobReport, JobSpec};
-use godwit_spec::{CommandKind, JobOptions, Location};
 
 use crate::cli::ConfirmArgs;
 use crate::commands::job::{self, Output};
@@ -11,15 +10,7 @@ use crate::commands::shared;
 use crate::exit::ExitStatus;
 
 pub fn run(args: &ConfirmArgs) -> anyhow::Result<ExitStatus> {
-    let spec = JobSpec {
-        command: CommandKind::Confirm,
-        // The paused run's own record names its sides; these are not used.
-        source: Location::Local(Default::default()),
-        target: None,
-        options: JobOptions::default(),
-        reviewed_run: Some(args.run_id.clone()),
-        state_dir: shared::state_dir(&args.state),
-    };
+    let spec = JobSpec::confirm(shared::state_dir(&args.state), &args.run_id);
     let out = Output {
         json: args.json,
         progress: false,
