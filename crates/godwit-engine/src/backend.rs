@@ -10,8 +10,17 @@ use godwit_spec::{Location, StoreKind};
 use crate::error::JobError;
 use crate::store::Remote;
 
-/// Name of the folder at the target root that holds files being written.
-pub const TEMP_DIR: &str = ".godwit-tmp";
+/// What the name of godwit's temporary folder at a target root starts with.
+pub const TEMP_PREFIX: &str = ".godwit-tmp-";
+
+/// The temporary folder of the migration `migration_id` at its target's root: files being
+/// written sit in a folder of their run under it (`.godwit-tmp-<migration>/<run>/`), so runs of
+/// other migrations, or of this one from another state directory, never share or remove them.
+/// A source entry that happens to have this name makes the copy pick the next free one (see
+/// `transfer::choose_temp_dir`).
+pub fn temp_dir_name(migration_id: &str) -> String {
+    format!("{TEMP_PREFIX}{migration_id}")
+}
 
 /// One side of a command: a local folder, or a remote store rooted at its prefix.
 #[derive(Debug, Clone)]
@@ -76,6 +85,44 @@ impl Side {
     }
 }
 
+/// The path of `rel` under the local target `root`, when no folder on the way there (below
+/// the root) is a symbolic link: godwit never writes, renames or deletes through a link at the
+/// target, which could lead outside it. A folder not there yet is fine (it is made as a real
+/// folder). Otherwise the reason, naming the link and where it leads.
+pub(crate) fn inside_target(root: &Path, rel: &[u8]) -> Result<PathBuf, String> {
+    let mut path = root.to_path_buf();
+    let mut parts = rel
+        .split(|b| *b == b'/')
+        .filter(|p| !p.is_empty())
+        .peekable();
+    while let Some(part) = parts.next() {
+        path.push(std::ffi::OsStr::from_bytes(part));
+        if parts.peek().is_none() {
+            break;
+        }
+        match fs::symlink_metadata(&path) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let to = fs::read_link(&path)
+                    .map(|t| t.display().to_string())
+                    .unwrap_or_default();
+                let shown = path.strip_prefix(root).unwrap_or(&path).display();
+                return Err(format!(
+                    "the target folder {shown} is a symbolic link (to {to})"
+                ));
+            }
+            // Not there yet: nothing below it can be a link either.
+            Err(_) => {
+                for rest in parts {
+                    path.push(std::ffi::OsStr::from_bytes(rest));
+                }
+                return Ok(path);
+            }
+            Ok(_) => {}
+        }
+    }
+    Ok(path)
+}
+
 /// Removes the local target's folders above a deleted file that are gone at the source too
 /// and now empty (removing a folder that holds anything fails, and is left).
 pub(crate) fn prune_folders(root: &Path, src: &Side, rel: &[u8], target: &[u8]) {
@@ -97,7 +144,10 @@ pub(crate) fn prune_folders(root: &Path, src: &Side, rel: &[u8], target: &[u8]) 
             return;
         }
         let dst_dir = dst_parts[..depth].join(&b'/');
-        if fs::remove_dir(root.join(std::ffi::OsStr::from_bytes(&dst_dir))).is_err() {
+        let Ok(path) = inside_target(root, &dst_dir) else {
+            return;
+        };
+        if fs::remove_dir(path).is_err() {
             return;
         }
     }

@@ -2,12 +2,12 @@
 //!
 //! The local-to-local path: a parallel walk feeds a pool of transfer threads through a bounded
 //! channel; one recorder thread writes the copy log and the index. Every file is written to a
-//! temporary name in the target's `.godwit-tmp` folder and renamed into place only when
-//! complete, so nothing half-written is ever visible at its final name.
+//! temporary name in the run's own temporary folder at the target (`backend::temp_dir_name`)
+//! and renamed into place only when complete, so nothing half-written is ever visible at its
+//! final name.
 
 use std::fs;
 use std::io;
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -16,7 +16,7 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 use godwit_codes::Code;
 use godwit_spec::{Links, Verify};
 
-use crate::backend::{Side, TEMP_DIR};
+use crate::backend::Side;
 use crate::ctx::*;
 use crate::decide::{Decision, decide, no_copy};
 use crate::error::{FILE_ATTEMPTS, JobError, reason};
@@ -70,6 +70,7 @@ struct Prepared {
     resumed: bool,
     /// `copy-running`, there while a run goes on: the next run knows this one was interrupted.
     marker: std::path::PathBuf,
+    temp: crate::transfer::Temp,
 }
 
 /// Copies `src` into `dst`: every file decided once, copied if new or changed, verified,
@@ -84,7 +85,7 @@ pub fn copy(
     progress: &Progress,
 ) -> Result<CopyOutcome, JobError> {
     let p = prepare(src, dst, migration, run, options, stop)?;
-    let ctx = Ctx::new(
+    let mut ctx = Ctx::new(
         (src, dst),
         run,
         options,
@@ -93,6 +94,10 @@ pub fn copy(
         stop,
         p.rt,
     );
+    ctx.temp = p.temp.clone();
+    if !options.compare_target {
+        ctx.spot = SpotCheck::new(options.spot_check, p.index.len()?, &run.id);
+    }
     let mut log = CopyLog::create(run)?;
     let mut outcome = first_round(&ctx, run, &mut log, progress);
     if let Some(e) = ctx.take_failure() {
@@ -119,9 +124,13 @@ pub fn copy(
             }
         }
     }
+    if outcome.job_error.is_none() {
+        outcome.job_error = ctx.spot.verdict(&dst.shown());
+    }
     outcome.stopped = stop.load(Ordering::Relaxed) && outcome.job_error.is_none();
     if !options.dry_run {
-        let _ = crate::transfer::clear_temp(dst, ctx.rt.as_ref(), false);
+        let none = |_: &str| false;
+        let _ = crate::transfer::clear_temp(dst, ctx.rt.as_ref(), &p.temp, &none, false);
         if !outcome.stopped && outcome.job_error.is_none() {
             let _ = fs::remove_file(&p.marker);
         }
@@ -149,6 +158,7 @@ fn prepare(
     // true-up with nothing to do sends no request at all; a first run checks it up front.
     let check_target_later =
         !dst.features().local && index_path.exists() && !options.compare_target;
+    target_gone(dst, &index_path, options)?;
     check_roots(src, dst, rt.as_ref(), !check_target_later)?;
     if options.find_deletes
         && !options.compare_target
@@ -164,14 +174,18 @@ fn prepare(
         ));
     }
     let index = Index::open(&index_path)?;
+    let temp = crate::transfer::choose_temp_dir(src, dst, rt.as_ref(), &migration.id, &run.id);
     if options.compare_target {
-        list_target(dst, &index, rt.as_ref(), stop)?;
+        list_target(dst, &index, rt.as_ref(), &temp.dir, stop)?;
     }
     let marker = migration.dir.join("copy-running");
     let resumed = marker.exists();
     if !options.dry_run {
         fs::write(&marker, &run.id).map_err(|e| update_error(run, &marker, &e))?;
-        crate::transfer::clear_temp(dst, rt.as_ref(), true)?;
+        // Runs of this migration in this state directory: none is running (the lock is held).
+        let runs = migration.dir.join("runs");
+        let ours = |name: &str| !name.contains('/') && runs.join(name).is_dir();
+        crate::transfer::clear_temp(dst, rt.as_ref(), &temp, &ours, true)?;
     }
     Ok(Prepared {
         rt,
@@ -179,6 +193,7 @@ fn prepare(
         check_target_later,
         resumed,
         marker,
+        temp,
     })
 }
 
@@ -205,7 +220,10 @@ fn first_round(ctx: &Ctx<'_>, run: &Run, log: &mut CopyLog, progress: &Progress)
                 .then(|| options.profile.sanitize_path(rel))
                 .flatten();
             let rel = clean.as_deref().unwrap_or(rel);
-            let _ = fs::create_dir(dst.join(std::ffi::OsStr::from_bytes(rel)));
+            // Never through a link at the target: the files below then fail with AZSM2073.
+            if let Ok(path) = crate::backend::inside_target(dst, rel) {
+                let _ = fs::create_dir(path);
+            }
         }
     };
     let mut outcome = CopyOutcome::default();
@@ -307,9 +325,14 @@ fn list_target(
     dst: &Side,
     index: &Index,
     rt: Option<&tokio::runtime::Runtime>,
+    temp_dir: &str,
     stop: &AtomicBool,
 ) -> Result<(), JobError> {
     index.clear_target_listing()?;
+    let ours = |rel: &[u8]| {
+        rel.strip_prefix(temp_dir.as_bytes())
+            .is_some_and(|rest| rest.is_empty() || rest[0] == b'/')
+    };
     let (tx, rx) = bounded::<Event>(4096);
     let mut failure = None;
     std::thread::scope(|scope| {
@@ -328,9 +351,7 @@ fn list_target(
         let mut batch = Vec::new();
         for event in rx {
             match event {
-                Event::Entry(e)
-                    if e.kind == EntryKind::File && !e.rel.starts_with(TEMP_DIR.as_bytes()) =>
-                {
+                Event::Entry(e) if e.kind == EntryKind::File && !ours(&e.rel) => {
                     batch.push((
                         e.rel,
                         IndexEntry {
@@ -365,6 +386,26 @@ fn list_target(
         }
     });
     failure.map_or(Ok(()), Err)
+}
+
+/// A local target folder that is gone while the index says godwit wrote files there: the run
+/// stops with AZSM1028 rather than make it again and report every file in step.
+fn target_gone(dst: &Side, index_path: &Path, options: &CopyOptions) -> Result<(), JobError> {
+    let Side::Local(root) = dst else {
+        return Ok(());
+    };
+    if options.compare_target || options.spot_check == 0 || !index_path.exists() || root.exists() {
+        return Ok(());
+    }
+    let files = Index::open(index_path)?.len()?;
+    if files == 0 {
+        return Ok(());
+    }
+    let reason = format!("the folder is gone, and the index says godwit wrote {files} files there");
+    Err(JobError::new(
+        Code::AZSM1028,
+        &[("target", &root.display().to_string()), ("reason", &reason)],
+    ))
 }
 
 /// The source must be a folder that can be listed, the target must be reachable, and a local
@@ -564,9 +605,34 @@ fn transfer_with_retries(ctx: &Ctx<'_>, entry: Entry, seen: IndexEntry) -> Done 
             std::thread::sleep(Duration::from_millis(base / 2 + jitter));
             continue;
         }
+        if failure.no_space {
+            target_full(ctx, &entry);
+        }
         let mut done = no_copy(&entry, failure.code, &[("reason", &failure.reason)]);
         done.record.attempts = attempts;
         done.record.operation = Some(failure.side.operation());
         return done;
     }
+}
+
+/// The local target's file system is full: no later file fits either, so the run stops with
+/// 6080 (how much is free, how much this file needed) and resumes when there is room.
+fn target_full(ctx: &Ctx<'_>, entry: &Entry) {
+    let Side::Local(root) = ctx.dst else {
+        return;
+    };
+    let free = rustix::fs::statvfs(root).map_or(0, |v| v.f_bavail.saturating_mul(v.f_frsize));
+    let error = JobError::new(
+        Code::DISK_SPACE_NOT_ENOUGH_ERROR,
+        &[
+            ("free", &crate::record::human_bytes(free)),
+            ("path", &root.display().to_string()),
+            ("needed", &crate::record::human_bytes(entry.size)),
+        ],
+    );
+    ctx.stop.store(true, Ordering::Relaxed);
+    ctx.failure
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get_or_insert(error);
 }

@@ -61,6 +61,8 @@ pub struct CopyOptions {
     /// file gone from the source was moved there; it is moved at the target too (a rename, or
     /// a server-side copy) instead of being sent again.
     pub moves: bool,
+    /// Files the index says are at the target that the run checks there (a random sample).
+    pub spot_check: u32,
 }
 
 impl Default for CopyOptions {
@@ -81,6 +83,7 @@ impl Default for CopyOptions {
             log_excluded: false,
             folders_only: false,
             moves: false,
+            spot_check: godwit_spec::options::DEFAULT_SPOT_CHECK,
         }
     }
 }
@@ -114,6 +117,7 @@ impl CopyOptions {
             folders_only,
             // Moves are followed at the target only when the target is to mirror the source.
             moves: sync && o.sync_deletes && !compare_target,
+            spot_check: o.spot_checks(),
         })
     }
 }
@@ -206,6 +210,79 @@ pub(crate) struct Ctx<'a> {
     pub(crate) target_check: std::sync::OnceLock<Result<(), JobError>>,
     /// What stopped the run from inside a transfer (the target turned out unreachable).
     pub(crate) failure: std::sync::Mutex<Option<JobError>>,
+    /// Where this run writes its temporary files at the target.
+    pub(crate) temp: crate::transfer::Temp,
+    /// The sample of unchanged files checked at the target, and what it found.
+    pub(crate) spot: SpotCheck,
+}
+
+/// Checks, at a small fixed cost, that the target still holds what the index says godwit
+/// wrote: about `wanted` of the files the index calls unchanged are picked (by a hash of their
+/// path and the run's id, so each run picks others) and looked at there.
+#[derive(Debug, Default)]
+pub(crate) struct SpotCheck {
+    /// A file is checked when the hash of its path, modulo `of`, is below `wanted`.
+    wanted: u64,
+    of: u64,
+    seed: u64,
+    pub(crate) checked: AtomicU64,
+    pub(crate) wrong: AtomicU64,
+    /// The first file found missing or changed, for the message.
+    pub(crate) first_wrong: std::sync::Mutex<Option<String>>,
+}
+
+impl SpotCheck {
+    /// About `wanted` checks among the `files` of the index, for run `run_id`.
+    pub(crate) fn new(wanted: u32, files: u64, run_id: &str) -> Self {
+        SpotCheck {
+            wanted: u64::from(wanted),
+            of: files.max(1),
+            seed: xxhash_rust::xxh3::xxh3_64(run_id.as_bytes()),
+            ..SpotCheck::default()
+        }
+    }
+
+    /// Whether the file at `rel` is one of the sample.
+    pub(crate) fn picks(&self, rel: &[u8]) -> bool {
+        self.wanted > 0
+            && (self.wanted >= self.of
+                || xxhash_rust::xxh3::xxh3_64_with_seed(rel, self.seed) % self.of < self.wanted)
+    }
+
+    /// Counts a check; `wrong` when the target did not hold the file as the index says.
+    pub(crate) fn found(&self, rel: &[u8], wrong: bool) {
+        self.checked.fetch_add(1, Ordering::Relaxed);
+        if wrong {
+            self.wrong.fetch_add(1, Ordering::Relaxed);
+            self.first_wrong
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get_or_insert_with(|| crate::record::display_path(rel));
+        }
+    }
+
+    /// The job error of a sample that found files missing or changed, if it did.
+    pub(crate) fn verdict(&self, target: &str) -> Option<JobError> {
+        let wrong = self.wrong.load(Ordering::Relaxed);
+        if wrong == 0 {
+            return None;
+        }
+        let first = self
+            .first_wrong
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+            .unwrap_or_default();
+        let reason = format!(
+            "{wrong} of the {} files checked were missing or changed there (the first: {first}); \
+             they were copied again",
+            self.checked.load(Ordering::Relaxed)
+        );
+        Some(JobError::new(
+            Code::AZSM1028,
+            &[("target", target), ("reason", &reason)],
+        ))
+    }
 }
 
 impl<'a> Ctx<'a> {
@@ -243,6 +320,11 @@ impl<'a> Ctx<'a> {
             target_checked: !check_target_later,
             target_check: std::sync::OnceLock::new(),
             failure: std::sync::Mutex::new(None),
+            temp: crate::transfer::Temp {
+                dir: String::new(),
+                run: String::new(),
+            },
+            spot: SpotCheck::default(),
         }
     }
 

@@ -30,10 +30,11 @@ pub(crate) enum Decision {
 /// 3. with on-the-fly sanitizing, the name the target can hold is chosen (and kept in the
 ///    index, so the same file keeps the same name);
 /// 4. a path or size the target profile refuses is its AZSM2022-2026;
-/// 5. with `--compare target`, a file the target lists with the same size (and, on a local
-///    target, the same modification time) is AZSM2042; otherwise a file the index holds with
-///    the same size and modification time is AZSM2041 (an unchanged file costs nothing at the
-///    target);
+/// 5. with `--compare target`, a file the target lists with the same size (and the same
+///    modification time: listed on a local target, from the object's metadata on an object
+///    store) is AZSM2042; otherwise a file the index holds with the same size and modification
+///    time is AZSM2041 (an unchanged file costs nothing at the target), except one of the
+///    run's spot checks that the target does not hold as the index says: it is copied again;
 /// 6. a new file that may have been moved at the source (a true-up with deletes; same size,
 ///    mtime and inode as a file gone) is held back for the second round;
 /// 7. after an interrupted run, a file already complete at the target is AZSM2041;
@@ -112,14 +113,24 @@ fn already_there(
     if ctx.options.compare_target {
         // The target, as listed, decides; a local target keeps the source's mtime, so it must
         // match too; object stores list upload times, so there the size decides.
-        let same = ctx.index.target_listing(&entry.rel)?.is_some_and(|there| {
+        let listed = ctx.index.target_listing(&entry.rel)?.is_some_and(|there| {
             there.size == entry.size
                 && (!matches!(ctx.dst, Side::Local(_)) || there.mtime_ns == entry.mtime_ns)
         });
+        // An object store lists upload times, not the source's: a same-size object is the
+        // file only when the source time godwit stored with it matches (one HEAD), so an
+        // object rewritten with other bytes of the same size is copied again.
+        let same = listed
+            && (!ctx.dst.features().user_metadata
+                || crate::transfer::at_target(ctx, entry) == crate::transfer::AtTarget::Same);
         return Ok(same.then(|| confirmed(entry, Code::AZSM2042, *seen)));
     }
     match ctx.index.get(&entry.rel)? {
         Some(known) if known.size == seen.size && known.mtime_ns == seen.mtime_ns => {
+            if spot_check_failed(ctx, entry) {
+                // Not at the target as the index says: copied again, and the run says so.
+                return Ok(None);
+            }
             Ok(Some(skip(entry, Code::AZSM2041, &[])))
         }
         None if hold_back(ctx, entry) => {
@@ -134,6 +145,27 @@ fn already_there(
             Ok(None)
         }
         _ => Ok(None),
+    }
+}
+
+/// Whether `entry`, unchanged by the index, is one of the run's spot checks and the target
+/// turned out not to hold it (gone, or another size or time). A check that cannot be made (the
+/// request failed) finds nothing: the copy then meets the same failure if the target is down.
+fn spot_check_failed(ctx: &Ctx<'_>, entry: &Entry) -> bool {
+    if entry.kind != EntryKind::File || !ctx.spot.picks(&entry.rel) {
+        return false;
+    }
+    use crate::transfer::AtTarget;
+    match crate::transfer::at_target(ctx, entry) {
+        AtTarget::Same => {
+            ctx.spot.found(&entry.rel, false);
+            false
+        }
+        AtTarget::Differs | AtTarget::Missing => {
+            ctx.spot.found(&entry.rel, true);
+            true
+        }
+        AtTarget::Unknown => false,
     }
 }
 

@@ -39,6 +39,8 @@ pub(crate) struct FileError {
     pub(crate) side: Side,
     pub(crate) reason: String,
     pub(crate) retryable: bool,
+    /// The target's file system is full: no later file fits either, so the run stops (6080).
+    pub(crate) no_space: bool,
 }
 
 /// The one retry policy, in two steps. A request to a remote store is tried up to
@@ -67,24 +69,36 @@ impl FileError {
             side: Side::Source,
             reason: reason(e),
             retryable: !denied && !matches!(e.kind(), io::ErrorKind::NotFound),
+            no_space: false,
         }
     }
 
-    /// A local target could not be written. A full disk or a refusal will not pass by itself.
+    /// A local target could not be written. A full disk, a quota, a read-only file system or a
+    /// refusal will not pass by itself.
     pub(crate) fn write(e: &io::Error) -> Self {
-        let denied = e.kind() == io::ErrorKind::PermissionDenied;
+        use io::ErrorKind as K;
+        let refused = matches!(e.kind(), K::PermissionDenied | K::ReadOnlyFilesystem);
         FileError {
-            code: if denied {
+            code: if refused {
                 Code::AZSM2069
             } else {
                 Code::AZSM2066
             },
             side: Side::Target,
             reason: reason(e),
-            retryable: !matches!(
-                e.kind(),
-                io::ErrorKind::PermissionDenied | io::ErrorKind::StorageFull
-            ),
+            retryable: !refused && !is_target_full(e),
+            no_space: e.kind() == K::StorageFull,
+        }
+    }
+
+    /// A local copy failed where either side may be at fault (the kernel copies from one file
+    /// into the other): errors only a target gives are the target's, the rest the source's.
+    pub(crate) fn copy(e: &io::Error) -> Self {
+        use io::ErrorKind as K;
+        if is_target_full(e) || matches!(e.kind(), K::ReadOnlyFilesystem) {
+            FileError::write(e)
+        } else {
+            FileError::read(e)
         }
     }
 
@@ -119,6 +133,7 @@ impl FileError {
             side,
             reason: e.to_string(),
             retryable,
+            no_space: false,
         }
     }
 
@@ -129,6 +144,7 @@ impl FileError {
             side: Side::Source,
             reason: "the file changed while it was being read".into(),
             retryable: true,
+            no_space: false,
         }
     }
 
@@ -139,6 +155,7 @@ impl FileError {
             side: Side::Target,
             reason: what,
             retryable: true,
+            no_space: false,
         }
     }
 
@@ -150,8 +167,18 @@ impl FileError {
             side,
             reason,
             retryable: false,
+            no_space: false,
         }
     }
+}
+
+/// A full file system, a quota or a file too large for the target: what only a target says.
+fn is_target_full(e: &io::Error) -> bool {
+    use io::ErrorKind as K;
+    matches!(
+        e.kind(),
+        K::StorageFull | K::QuotaExceeded | K::FileTooLarge
+    )
 }
 
 /// The I/O error at the root of `e`'s causes, if there is one (the connection's own error under

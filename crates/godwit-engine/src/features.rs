@@ -7,7 +7,7 @@ use godwit_spec::StoreKind;
 pub struct Features {
     /// A write appears at its final name only when complete (object stores publish an object,
     /// or complete a multipart upload, at the end). Without it godwit writes a temporary name
-    /// in [`TEMP_DIR`] and renames it.
+    /// in its run's temporary folder (`backend::temp_dir_name`) and renames it.
     pub atomic_write: bool,
     /// A file can be renamed in place (a move at the source is a rename at the target).
     pub rename: bool,

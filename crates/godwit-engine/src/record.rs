@@ -260,8 +260,21 @@ impl Summary {
         }
     }
 
-    /// Ends the summary: its state and status from [`end_state`], the job error, the time.
+    /// Ends the summary: its state and status from [`end_state`], the job error, the time. A
+    /// run that went through but could not copy some files is FAILED with AZSM1046, never a
+    /// success (the command line still exits 3 for it, as for any partial failure).
     pub fn end(&mut self, job_error: Option<&JobError>, stopped: bool, paused: bool) {
+        let not_copied = self.files_not_copied();
+        let partial = (job_error.is_none() && !stopped && !paused && not_copied > 0).then(|| {
+            JobError::new(
+                Code::AZSM1046,
+                &[
+                    ("failed", &not_copied.to_string()),
+                    ("files", &self.files.to_string()),
+                ],
+            )
+        });
+        let job_error = job_error.or(partial.as_ref());
         self.state = end_state(job_error.is_some() && !paused, stopped, paused);
         self.status = CodeRef::new(status_of(self.command.catalog(), self.state), None);
         self.job_error = job_error.map(|e| CodeRef::new(e.code, Some(e.message.clone())));
@@ -286,6 +299,16 @@ impl Summary {
         }
     }
 
+    /// Files that could not be copied: their final code is a transfer failure (AZSM2061 to
+    /// AZSM2080), not a file left out on purpose or one the target cannot hold.
+    pub fn files_not_copied(&self) -> u64 {
+        self.counts
+            .iter()
+            .filter(|(c, _)| is_transfer_failure(**c))
+            .map(|(_, n)| n)
+            .sum()
+    }
+
     /// Files whose final code is an error.
     pub fn files_failed(&self) -> u64 {
         self.counts
@@ -303,6 +326,30 @@ impl Summary {
             .and_then(|()| fs::rename(&tmp, &path))
             .map_err(|e| run_report_error(run, &path, &e, false))
     }
+}
+
+/// `n` bytes as a person reads them: `512 B`, `3.2 MiB`, `1.5 GiB`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// Whether `code` is a per-file failure to copy (seed 001's range AZSM2061 to AZSM2080).
+pub fn is_transfer_failure(code: Code) -> bool {
+    code.id()
+        .strip_prefix("AZSM")
+        .and_then(|n| n.parse::<u32>().ok())
+        .is_some_and(|n| (2061..=2080).contains(&n))
 }
 
 /// `t` as RFC 3339 in UTC, to the millisecond.

@@ -147,14 +147,20 @@ pub fn apply_deletes(
                 continue;
             }
         }
-        if !from_listing && index.get(&rel)?.is_none() {
-            // Already deleted by an earlier confirmation.
+        // Only what godwit wrote, as it wrote it, is deleted.
+        let Some(written) = index.get(&rel)? else {
+            if from_listing {
+                // Listed at the target, never written there by this migration.
+                let why = "godwit has no record of writing it there, so it is kept";
+                refuse(&rel, why, (run, &mut *log), &mut outcome)?;
+            }
+            // Otherwise already deleted by an earlier confirmation.
             continue;
-        }
+        };
         if delete_one(
             (src, dst),
             index,
-            &rel,
+            (&rel, &written),
             rt.as_ref(),
             (run, &mut *log),
             &mut outcome,
@@ -170,19 +176,50 @@ pub fn apply_deletes(
     Ok(outcome)
 }
 
+/// A file the true-up will not delete at the target (AZSM2072, with why): it stays there.
+fn refuse(
+    rel: &[u8],
+    why: &str,
+    (run, log): (&Run, &mut CopyLog),
+    outcome: &mut DeleteOutcome,
+) -> Result<(), JobError> {
+    outcome.failed += 1;
+    log.write(
+        run,
+        &CopyRecord::new(rel, 0, Code::AZSM2072, &[("reason", why)]),
+    )
+}
+
 /// Deletes `rel` at the target (under its sanitized name, if it got one) and records it
 /// (AZSM2043, or AZSM2072 with the reason); true when it is gone, so the index forgets it.
+/// The target must still hold the file as godwit wrote it (`written`: its size and time); one
+/// changed there since is kept, and so is anything behind a link at the target.
 fn delete_one(
     (src, dst): (&Side, &Side),
     index: &Index,
-    rel: &[u8],
+    (rel, written): (&[u8], &crate::index::IndexEntry),
     rt: Option<&tokio::runtime::Runtime>,
     (run, log): (&Run, &mut CopyLog),
     outcome: &mut DeleteOutcome,
 ) -> Result<bool, JobError> {
+    use crate::transfer::AtTarget;
     let sanitized = index.target_name(rel)?;
     let target = sanitized.clone().unwrap_or_else(|| rel.to_vec());
-    let result = delete_at_target(dst, src, rel, &target, rt);
+    let result = match crate::transfer::holds(dst, rt, &target, (written.size, written.mtime_ns)) {
+        AtTarget::Same => delete_at_target(dst, src, rel, &target, rt),
+        // Gone already: what the true-up wanted.
+        AtTarget::Missing => Ok(()),
+        AtTarget::Differs => Err(match dst {
+            Side::Local(root) => match crate::backend::inside_target(root, &target) {
+                Err(link) => format!("{link}, so it is kept"),
+                Ok(_) => "it was changed at the target since godwit wrote it, so it is kept".into(),
+            },
+            Side::Remote(_) => {
+                "it was changed at the target since godwit wrote it, so it is kept".into()
+            }
+        }),
+        AtTarget::Unknown => Err("it could not be checked at the target, so it is kept".into()),
+    };
     let mut record = match &result {
         Ok(()) => {
             outcome.deleted += 1;
@@ -212,7 +249,7 @@ fn delete_at_target(
 ) -> Result<(), String> {
     match dst {
         Side::Local(root) => {
-            let path = root.join(std::ffi::OsStr::from_bytes(target));
+            let path = crate::backend::inside_target(root, target)?;
             match fs::remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}

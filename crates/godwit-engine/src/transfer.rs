@@ -3,7 +3,7 @@
 //! Local to local takes the kernel's path (copy_file_range) unless a checksum is wanted. Every
 //! other pairing streams chunks through one loop that hashes what it reads. Nothing is visible
 //! at its final name before it is complete: a local or SFTP target is written under a
-//! temporary name in `.godwit-tmp` and renamed; an object store publishes an object (or
+//! temporary name in the run's temporary folder and renamed; an object store publishes an object (or
 //! completes a multipart upload) only at the end, and an upload that fails is aborted.
 
 use std::fs::{self, File, FileTimes};
@@ -21,7 +21,7 @@ use xxhash_rust::xxh3::Xxh3;
 
 use godwit_spec::Verify;
 
-use crate::backend::{Side, TEMP_DIR};
+use crate::backend::Side;
 use crate::ctx::{Ctx, Done};
 use crate::error::Side::{Source, Target};
 use crate::error::{FileError, JobError, Side as FileSide, reason};
@@ -44,19 +44,60 @@ fn part_size(size: u64) -> usize {
     usize::try_from(needed.max(CHUNK as u64)).unwrap_or(usize::MAX)
 }
 
-/// Removes what an interrupted run left in the target's temporary folder, and (when `start`)
-/// prepares it. Object stores need no temporary names.
+/// Where a run writes its temporary files at the target: `dir` at the target root (the
+/// migration's), `run` under it (this run's).
+#[derive(Debug, Clone)]
+pub(crate) struct Temp {
+    pub(crate) dir: String,
+    pub(crate) run: String,
+}
+
+/// The migration's temporary folder at the target: its name, or the next free one when the
+/// source's root holds an entry of that name (which is copied like any other file or folder).
+pub(crate) fn choose_temp_dir(
+    src: &Side,
+    dst: &Side,
+    rt: Option<&tokio::runtime::Runtime>,
+    migration_id: &str,
+    run_id: &str,
+) -> Temp {
+    let base = crate::backend::temp_dir_name(migration_id);
+    let needs_temp = dst.features().local || !dst.features().atomic_write;
+    let mut dir = base.clone();
+    for n in 2..100 {
+        if !needs_temp || !exists_at(src, rt, dir.as_bytes()) {
+            break;
+        }
+        dir = format!("{base}-{n}");
+    }
+    Temp {
+        run: format!("{dir}/{run_id}"),
+        dir,
+    }
+}
+
+/// Removes what earlier runs of this migration left in its temporary folder at the target
+/// (`ours` tells a run of this migration's state directory from any other: those are never
+/// touched, since they may be running), and prepares this run's folder when `start`. At the
+/// end (`start` false) this run's folder goes, and the migration's folder when it is empty.
+/// Object stores that publish atomically need no temporary names.
 pub(crate) fn clear_temp(
     dst: &Side,
     rt: Option<&tokio::runtime::Runtime>,
+    temp: &Temp,
+    ours: &dyn Fn(&str) -> bool,
     start: bool,
 ) -> Result<(), JobError> {
     match dst {
         Side::Local(root) => {
-            let tmp = root.join(TEMP_DIR);
-            let _ = fs::remove_dir_all(&tmp);
+            let dir = root.join(&temp.dir);
             if start {
-                fs::create_dir_all(&tmp).map_err(|e| {
+                for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
+                    if e.file_name().to_str().is_some_and(ours) {
+                        let _ = fs::remove_dir_all(e.path());
+                    }
+                }
+                fs::create_dir_all(root.join(&temp.run)).map_err(|e| {
                     let path = root.display().to_string();
                     let code = if e.kind() == io::ErrorKind::PermissionDenied {
                         Code::AZSM1021
@@ -65,14 +106,27 @@ pub(crate) fn clear_temp(
                     };
                     JobError::new(code, &[("path", &path), ("reason", &reason(&e))])
                 })?;
+            } else {
+                let _ = fs::remove_dir_all(root.join(&temp.run));
+                let _ = fs::remove_dir(&dir);
             }
         }
         Side::Remote(r) if !r.features().atomic_write => {
             if let Some(rt) = rt {
-                let _ = rt.block_on(async {
-                    r.op.delete_with(&format!("{TEMP_DIR}/"))
-                        .recursive(true)
-                        .await
+                rt.block_on(async {
+                    if start {
+                        let listed = r.op.list(&format!("{}/", temp.dir)).await;
+                        for e in listed.into_iter().flatten() {
+                            let name = e.name().trim_end_matches('/');
+                            if e.metadata().is_dir() && ours(name) {
+                                let _ = r.op.delete_with(e.path()).recursive(true).await;
+                            }
+                        }
+                    } else {
+                        let run = format!("{}/", temp.run);
+                        let _ = r.op.delete_with(&run).recursive(true).await;
+                        let _ = r.op.delete(&format!("{}/", temp.dir)).await;
+                    }
                 });
             }
         }
@@ -96,35 +150,94 @@ fn utf8_rel(rel: &[u8]) -> Result<&str, FileError> {
     })
 }
 
-/// Whether the target already holds this very file (same size and modification time), as a
-/// run killed between writing it and recording it leaves it.
-pub(crate) fn already_at_target(ctx: &Ctx<'_>, entry: &Entry) -> bool {
-    match ctx.dst {
+/// What the target holds where a file belongs, compared with the source file `entry`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AtTarget {
+    /// This very file: same size and modification time (kept as metadata on object stores
+    /// that have it).
+    Same,
+    /// Something else: another size or time, a folder, a link, an object not written by
+    /// godwit (without its time).
+    Differs,
+    Missing,
+    /// It could not be told (the request failed).
+    Unknown,
+}
+
+/// What the target holds at `entry`'s place: one stat (a HEAD on an object store).
+pub(crate) fn at_target(ctx: &Ctx<'_>, entry: &Entry) -> AtTarget {
+    holds(
+        ctx.dst,
+        ctx.rt.as_ref(),
+        entry.target_rel(),
+        (entry.size, entry.mtime_ns),
+    )
+}
+
+/// What `dst` holds at `rel`, compared with a file of `(size, mtime_ns)`: one stat (a HEAD on
+/// an object store). A local path through a link at the target differs.
+pub(crate) fn holds(
+    dst: &Side,
+    rt: Option<&tokio::runtime::Runtime>,
+    rel: &[u8],
+    (size, mtime_ns): (u64, i64),
+) -> AtTarget {
+    let verdict = |same: bool| {
+        if same {
+            AtTarget::Same
+        } else {
+            AtTarget::Differs
+        }
+    };
+    match dst {
         Side::Local(root) => {
-            fs::symlink_metadata(root.join(std::ffi::OsStr::from_bytes(entry.target_rel())))
-                .is_ok_and(|m| {
+            let Ok(path) = crate::backend::inside_target(root, rel) else {
+                return AtTarget::Differs;
+            };
+            match fs::symlink_metadata(path) {
+                Ok(m) => verdict(
                     m.is_file()
-                        && m.len() == entry.size
+                        && m.len() == size
                         && m.mtime()
                             .saturating_mul(1_000_000_000)
                             .saturating_add(m.mtime_nsec())
-                            == entry.mtime_ns
-                })
+                            == mtime_ns,
+                ),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                    ) =>
+                {
+                    AtTarget::Missing
+                }
+                Err(_) => AtTarget::Unknown,
+            }
         }
         Side::Remote(r) => {
-            let (Some(rt), Ok(rel)) = (&ctx.rt, target_rel(entry)) else {
-                return false;
+            let (Some(rt), Ok(rel)) = (rt, utf8_rel(rel)) else {
+                return AtTarget::Unknown;
             };
-            rt.block_on(r.op.stat(rel)).is_ok_and(|m| {
-                m.content_length() == entry.size
-                    && (!r.features().user_metadata
-                        || m.user_metadata()
-                            .and_then(|u| u.get(MTIME_KEY))
-                            .and_then(|v| v.parse::<i64>().ok())
-                            == Some(entry.mtime_ns))
-            })
+            match rt.block_on(r.op.stat(rel)) {
+                Ok(m) => verdict(
+                    m.content_length() == size
+                        && (!r.features().user_metadata
+                            || m.user_metadata()
+                                .and_then(|u| u.get(MTIME_KEY))
+                                .and_then(|v| v.parse::<i64>().ok())
+                                == Some(mtime_ns)),
+                ),
+                Err(e) if e.kind() == opendal::ErrorKind::NotFound => AtTarget::Missing,
+                Err(_) => AtTarget::Unknown,
+            }
         }
     }
+}
+
+/// Whether the target already holds this very file (same size and modification time), as a
+/// run killed between writing it and recording it leaves it.
+pub(crate) fn already_at_target(ctx: &Ctx<'_>, entry: &Entry) -> bool {
+    at_target(ctx, entry) == AtTarget::Same
 }
 
 /// Makes the empty source folder `rel` exist at the target (`--create-empty-dirs`): a folder
@@ -138,10 +251,8 @@ pub(crate) fn make_empty_dir(ctx: &Ctx<'_>, rel: &[u8]) -> CopyRecord {
     let target = clean.as_deref().unwrap_or(rel);
     let result: Result<(), String> = match (ctx.dst, &ctx.rt) {
         _ if ctx.target_ready().is_err() => Err("the target cannot be reached".into()),
-        (Side::Local(root), _) => {
-            fs::create_dir_all(root.join(std::ffi::OsStr::from_bytes(target)))
-                .map_err(|e| reason(&e))
-        }
+        (Side::Local(root), _) => crate::backend::inside_target(root, target)
+            .and_then(|path| fs::create_dir_all(path).map_err(|e| reason(&e))),
         (Side::Remote(r), Some(rt)) => match std::str::from_utf8(target) {
             Ok(t) => rt
                 .block_on(r.op.create_dir(&format!("{t}/")))
@@ -216,14 +327,22 @@ fn tag_last(profile: &crate::TargetProfile, path: &[u8], seed: &[u8], hex: usize
 
 /// Whether the source holds a file or folder at `rel` (a name a sanitized file must not take).
 fn exists_at_source(ctx: &Ctx<'_>, rel: &[u8]) -> bool {
-    match (ctx.src, &ctx.rt) {
+    exists_at(ctx.src, ctx.rt.as_ref(), rel)
+}
+
+/// Whether `side` holds a file or folder at `rel` (when it cannot be told: yes).
+fn exists_at(side: &Side, rt: Option<&tokio::runtime::Runtime>, rel: &[u8]) -> bool {
+    match (side, rt) {
         (Side::Local(root), _) => root
             .join(std::ffi::OsStr::from_bytes(rel))
             .symlink_metadata()
             .is_ok(),
-        (Side::Remote(r), Some(rt)) => {
-            std::str::from_utf8(rel).is_ok_and(|rel| rt.block_on(r.op.exists(rel)).unwrap_or(true))
-        }
+        (Side::Remote(r), Some(rt)) => std::str::from_utf8(rel).is_ok_and(|rel| {
+            let (file, dir) = (rel.to_string(), format!("{rel}/"));
+            rt.block_on(async {
+                r.op.exists(&file).await.unwrap_or(true) || r.op.exists(&dir).await.unwrap_or(true)
+            })
+        }),
         (Side::Remote(_), None) => true,
     }
 }
@@ -239,8 +358,8 @@ pub(crate) fn move_at_target(ctx: &Ctx<'_>, from: &[u8], entry: &Entry) -> Optio
     let new_target = entry.target_rel();
     match (ctx.dst, &ctx.rt) {
         (Side::Local(root), _) => {
-            let src = root.join(std::ffi::OsStr::from_bytes(&old_target));
-            let dst = root.join(std::ffi::OsStr::from_bytes(new_target));
+            let src = crate::backend::inside_target(root, &old_target).ok()?;
+            let dst = crate::backend::inside_target(root, new_target).ok()?;
             // The target must still hold what godwit wrote there.
             let m = src.symlink_metadata().ok()?;
             if !m.is_file() || m.len() != entry.size {
@@ -341,20 +460,18 @@ pub(crate) fn copy_link(ctx: &Ctx<'_>, entry: &Entry) -> Result<(u64, u128), Fil
     let points_to = fs::read_link(src.join(rel)).map_err(|e| FileError::read(&e))?;
     let tmp = dst.join(temp_name(ctx));
     std::os::unix::fs::symlink(&points_to, &tmp).map_err(|e| FileError::write(&e))?;
-    let placed = rename_into_place(
-        &tmp,
-        &dst.join(std::ffi::OsStr::from_bytes(entry.target_rel())),
-    );
+    let placed = target_path(dst, entry.target_rel()).and_then(|to| rename_into_place(&tmp, &to));
     if placed.is_err() {
         let _ = fs::remove_file(&tmp);
     }
     placed.map(|()| (0, 0))
 }
 
+/// A new temporary name in this run's folder at the target.
 fn temp_name(ctx: &Ctx<'_>) -> String {
     format!(
-        "{TEMP_DIR}/{}-{}",
-        ctx.run_id,
+        "{}/{}",
+        ctx.temp.run,
         ctx.seq.fetch_add(1, Ordering::Relaxed)
     )
 }
@@ -376,7 +493,7 @@ fn local_fast(
     let tmp = dst.join(temp_name(ctx));
     let result = (|| {
         let mut output = File::create(&tmp).map_err(|e| FileError::write(&e))?;
-        let written = io::copy(&mut input, &mut output).map_err(|e| FileError::read(&e))?;
+        let written = io::copy(&mut input, &mut output).map_err(|e| FileError::copy(&e))?;
         let after = input.metadata().map_err(|e| FileError::read(&e))?;
         if written != before.len()
             || after.len() != before.len()
@@ -394,16 +511,20 @@ fn local_fast(
                 )));
             }
         }
-        rename_into_place(
-            &tmp,
-            &dst.join(std::ffi::OsStr::from_bytes(entry.target_rel())),
-        )?;
+        rename_into_place(&tmp, &target_path(dst, entry.target_rel())?)?;
         Ok((written, 0))
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Where `rel` goes under the local target `root`, or AZSM2073 when a folder on the way is a
+/// symbolic link (see `backend::inside_target`).
+fn target_path(root: &Path, rel: &[u8]) -> Result<std::path::PathBuf, FileError> {
+    crate::backend::inside_target(root, rel)
+        .map_err(|why| FileError::for_good(Code::AZSM2073, Target, why))
 }
 
 /// Renames a finished temporary file to its final name, making the folders above it when they
@@ -596,10 +717,7 @@ fn finish_local(
     }
     drop(file);
     verify_local(ctx, tmp, written, hash)?;
-    rename_into_place(
-        tmp,
-        &root.join(std::ffi::OsStr::from_bytes(entry.target_rel())),
-    )
+    rename_into_place(tmp, &target_path(root, entry.target_rel())?)
 }
 
 /// A streamed file at a remote target: the upload completed (or aborted), the size the store

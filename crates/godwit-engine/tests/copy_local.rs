@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 
 use godwit_codes::Code;
-use godwit_engine::backend::TEMP_DIR;
+use godwit_engine::backend::{TEMP_PREFIX, temp_dir_name};
 use godwit_engine::{
     CopyOptions, CopyOutcome, Filter, FilterRules, Links, Location, Migration, Progress,
     ScanOptions, Side, TargetProfile, Verify, copy_local, scan,
@@ -128,7 +128,7 @@ fn copies_a_tree_byte_identical_with_times_and_modes() {
         0o640
     );
     assert!(
-        !s.dst.join(TEMP_DIR).exists(),
+        no_temp_folder(&s.dst),
         "the temporary folder is removed at the end"
     );
     assert!(
@@ -175,6 +175,8 @@ fn after_an_interrupted_run_files_already_at_the_target_are_not_sent_again() {
     )
     .unwrap();
     fs::write(m.dir.join("copy-running"), "killed-run").unwrap();
+    fs::create_dir_all(m.dir.join("runs/killed-run")).unwrap();
+    let temp = s.dst.join(temp_dir_name(&m.id));
     drop(m);
     write(&s.dst.join("done.txt"), b"finished before the crash");
     let src_time = fs::metadata(s.src.join("done.txt"))
@@ -187,7 +189,7 @@ fn after_an_interrupted_run_files_already_at_the_target_are_not_sent_again() {
         .unwrap()
         .set_modified(src_time)
         .unwrap();
-    write(&s.dst.join(TEMP_DIR).join("killed-run-0"), b"half");
+    write(&temp.join("killed-run/0"), b"half");
     let inode_before = fs::metadata(s.dst.join("done.txt")).unwrap().ino();
 
     let (o, records) = run_copy(&s, &options());
@@ -199,7 +201,7 @@ fn after_an_interrupted_run_files_already_at_the_target_are_not_sent_again() {
         "not rewritten"
     );
     assert_eq!(count(&o, Code::AZSM0000), 1);
-    assert!(!s.dst.join(TEMP_DIR).exists(), "leftovers are cleared");
+    assert!(!temp.exists(), "leftovers are cleared");
     // And the next run trusts the index for both.
     let (o, _) = run_copy(&s, &options());
     assert_eq!(count(&o, Code::AZSM2041), 2);
@@ -566,4 +568,12 @@ fn compare_target_decides_from_the_target_and_repairs_the_index() {
     // The index is whole again: the next ordinary run sends nothing.
     let (o, _) = run_copy(&s, &options());
     assert_eq!(count(&o, Code::AZSM2041), 3, "{:?}", o.counts);
+}
+
+/// Whether the target root holds no temporary folder of godwit's.
+fn no_temp_folder(dst: &Path) -> bool {
+    fs::read_dir(dst)
+        .unwrap()
+        .flatten()
+        .all(|e| !e.file_name().to_string_lossy().starts_with(TEMP_PREFIX))
 }

@@ -157,6 +157,12 @@ pub struct JobOptions {
     /// A scan reports a folder with more entries than this (3050; default 50,000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_folder_entries: Option<u64>,
+    /// Files the index says are at the target that each run checks there, picked at random
+    /// (one stat or HEAD each; default 32, 0 turns the check off). A file missing or changed
+    /// is copied again and the run ends with AZSM1028.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1000000))]
+    pub spot_check: Option<u32>,
 }
 
 impl JobOptions {
@@ -171,6 +177,11 @@ impl JobOptions {
         })
     }
 
+    /// Files each run checks at the target (`spot_check`, default [`DEFAULT_SPOT_CHECK`]).
+    pub fn spot_checks(&self) -> u32 {
+        self.spot_check.unwrap_or(DEFAULT_SPOT_CHECK)
+    }
+
     /// The transfers to run at once for a target of `kind`.
     pub fn transfers_for(&self, kind: StoreKind) -> usize {
         usize::from(self.transfers.unwrap_or(match kind {
@@ -180,6 +191,10 @@ impl JobOptions {
         .max(1)
     }
 }
+
+/// Files a run checks at the target by default: a small fixed cost (one stat or HEAD each),
+/// whatever the number of files.
+pub const DEFAULT_SPOT_CHECK: u32 = 32;
 
 /// Default `--max-delete`: this share of the files in the index...
 const DEFAULT_SHARE: f64 = 0.05;

@@ -236,6 +236,12 @@ pub struct CopyArgs {
     /// is repaired).
     #[arg(long, value_enum, default_value_t = Compare::Index)]
     pub compare: Compare,
+    /// Check N files the index says are at the target, picked at random, with one stat or
+    /// HEAD each (and whether a local target folder is gone): a file missing or changed there
+    /// is copied again and the run ends with AZSM1028, which says to run with
+    /// `--compare target`. 0 turns the check off.
+    #[arg(long, value_name = "N", default_value_t = godwit_spec::options::DEFAULT_SPOT_CHECK)]
+    pub spot_check: u32,
     /// Decide every file and report what would be copied, without writing anything.
     #[arg(long)]
     pub dry_run: bool,

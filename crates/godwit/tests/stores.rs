@@ -237,12 +237,16 @@ fn sftp_copy_there_and_back() {
     // Straight from the server's disk; nothing left under a temporary name.
     let on_server = s.sftp_root.join(&sub);
     assert_same_tree(&src, &on_server);
+    let temps: Vec<_> = fs::read_dir(&on_server)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".godwit-tmp-"))
+        .collect();
     assert!(
-        !on_server.join(".godwit-tmp").exists()
-            || fs::read_dir(on_server.join(".godwit-tmp"))
-                .unwrap()
-                .next()
-                .is_none()
+        temps
+            .iter()
+            .all(|t| fs::read_dir(t.path()).unwrap().next().is_none()),
+        "nothing is left under a temporary name: {temps:?}"
     );
 
     copy_back(&s, &url, &src, &dir.path().join("back"), &state);
@@ -425,7 +429,7 @@ fn target_names(s: &Servers, kind: &str, name: &str, prefix: &str) -> Vec<String
             for e in fs::read_dir(&dir).unwrap() {
                 let e = e.unwrap();
                 let rel = e.path().strip_prefix(&root).unwrap().display().to_string();
-                if rel.starts_with(".godwit-tmp") {
+                if rel.starts_with(".godwit-tmp-") {
                     continue;
                 }
                 if e.file_type().unwrap().is_dir() {

@@ -79,6 +79,11 @@ fn exit_status(r: &JobReport) -> ExitStatus {
             paused(r, &e);
             ExitStatus::PausedForReview
         }
+        // Every file was tried and some could not be copied: a partial failure.
+        (_, Some(e)) if e.code == godwit_codes::Code::AZSM1046 => {
+            let _ = report(&e);
+            ExitStatus::PartialFailure
+        }
         (_, Some(e)) => report(&e),
         (State::Stopped, None) => ExitStatus::JobFailed,
         _ if s.files_failed() > 0 => ExitStatus::PartialFailure,
@@ -110,7 +115,8 @@ fn paused(r: &JobReport, e: &JobError) {
     );
 }
 
-/// The first Ctrl-C stops the run cleanly; a second one exits at once.
+/// The first Ctrl-C (or SIGTERM, as a service manager or `kill` sends) stops the run cleanly;
+/// a second one exits at once.
 fn stop_on_ctrl_c(control: Arc<Control>) {
     let _ = ctrlc::set_handler(move || {
         if control.is_stopped() {

@@ -81,6 +81,7 @@ pub fn copy_options(args: &CopyArgs) -> Result<JobOptions, JobError> {
         checksum: args.checksum,
         verify: args.verify,
         compare: args.compare,
+        spot_check: Some(args.spot_check),
         dry_run: args.dry_run,
         bwlimit: args.bwlimit.as_deref().map(parse_rate).transpose()?,
         create_empty_dirs: args.create_empty_dirs,

@@ -57,7 +57,13 @@ pub fn assert_same_tree(a: &Path, b: &Path) {
     }
     let m = fs::read_dir(b)
         .unwrap_or_else(|e| panic!("{}: {e}", b.display()))
-        .filter(|e| e.as_ref().unwrap().file_name() != ".godwit-tmp")
+        .filter(|e| {
+            !e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".godwit-tmp-")
+        })
         .count();
     assert_eq!(n, m, "{} has entries the source does not", b.display());
 }
