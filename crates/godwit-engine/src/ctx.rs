@@ -275,7 +275,7 @@ impl SpotCheck {
             .unwrap_or_default();
         let reason = format!(
             "{wrong} of the {} files checked were missing or changed there (the first: {first}); \
-             they were copied again",
+             they were sent again, and the copy log says how each went",
             self.checked.load(Ordering::Relaxed)
         );
         Some(JobError::new(

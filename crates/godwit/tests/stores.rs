@@ -566,3 +566,120 @@ fn empty_folders_command_makes_markers_on_s3() {
     let keys = target_names(&s, "s3", &bucket, "p");
     assert_eq!(keys, ["only/empty/"]);
 }
+
+/// `godwit copy SRC URL --state-dir STATE --json ARGS...` with the test servers' credentials.
+fn copy_to(
+    s: &Servers,
+    src: &Path,
+    url: &str,
+    state: &Path,
+    args: &[&str],
+) -> std::process::Output {
+    run(s
+        .godwit()
+        .arg("copy")
+        .arg(src)
+        .arg(url)
+        .arg("--state-dir")
+        .arg(state)
+        .arg("--json")
+        .args(args))
+}
+
+#[test]
+fn regression_an_emptied_s3_prefix_is_never_reported_in_step() {
+    let s = servers();
+    let dir = tempfile::tempdir().unwrap();
+    let (src, state) = (dir.path().join("src"), dir.path().join("state"));
+    tree(&src);
+    let bucket = unique("emptied");
+    s.store(&["mkbucket", &bucket]);
+    let url = format!("s3://{bucket}/share");
+    assert_eq!(copy_to(&s, &src, &url, &state, &[]).status.code(), Some(0));
+    s.store(&["delete", "s3", &bucket, "share/"]);
+
+    let out = copy_to(&s, &src, &url, &state, &[]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("error[AZSM1028]") && err.contains("--compare target"),
+        "{err}"
+    );
+    let sum = summary(&out);
+    assert_eq!(sum["state"], "FAILED", "{sum}");
+    // About 32 of the 43 files in the index are checked, found gone and sent again; the others
+    // are not looked at (which is why the message says to run with --compare target).
+    let sent = sum["counts"]["AZSM0000"].as_u64().unwrap();
+    assert!((10..=43).contains(&sent), "{sum}");
+    assert_eq!(
+        sent + sum["counts"]["AZSM2041"].as_u64().unwrap_or(0),
+        43,
+        "{sum}"
+    );
+    let message = sum["job_error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("{sent} of the {sent} files checked")),
+        "{message}"
+    );
+
+    // Some objects deleted, one rewritten by another tool with the same size.
+    s.store(&["delete", "s3", &bucket, "share/d1/"]);
+    s.store(&[
+        "put",
+        "s3",
+        &bucket,
+        "share/café et crème/nom à espaces.txt",
+        "ACCENTS",
+    ]);
+    let out = copy_to(&s, &src, &url, &state, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert_eq!(summary(&out)["job_error"]["code"], "AZSM1028");
+    // What the message says to run puts every object back.
+    let out = copy_to(&s, &src, &url, &state, &["--compare", "target"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let fetched = dir.path().join("fetched");
+    s.store(&[
+        "download",
+        "s3",
+        &bucket,
+        "share",
+        fetched.to_str().unwrap(),
+    ]);
+    assert_same_tree(&src, &fetched);
+}
+
+#[test]
+fn regression_compare_target_on_s3_repairs_a_same_size_rewrite() {
+    let s = servers();
+    let dir = tempfile::tempdir().unwrap();
+    let (src, state) = (dir.path().join("src"), dir.path().join("state"));
+    tree(&src);
+    let bucket = unique("rewrite");
+    s.store(&["mkbucket", &bucket]);
+    let url = format!("s3://{bucket}/share");
+    assert_eq!(copy_to(&s, &src, &url, &state, &[]).status.code(), Some(0));
+    // Other bytes of the same size, written without godwit.
+    let key = "share/café et crème/nom à espaces.txt";
+    s.store(&["put", "s3", &bucket, key, "ACCENTS"]);
+
+    let out = copy_to(&s, &src, &url, &state, &["--compare", "target"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let sum = summary(&out);
+    assert_eq!(
+        sum["counts"]["AZSM0000"], 1,
+        "only the rewritten object is sent: {sum}"
+    );
+    assert_eq!(sum["counts"]["AZSM2042"], 42, "{sum}");
+    let log = copylog(sum["run_dir"].as_str().unwrap());
+    let sent = log.iter().find(|r| r["code"] == "AZSM0000").unwrap();
+    assert_eq!(sent["path"], "café et crème/nom à espaces.txt");
+    let fetched = dir.path().join("fetched");
+    s.store(&[
+        "download",
+        "s3",
+        &bucket,
+        "share",
+        fetched.to_str().unwrap(),
+    ]);
+    assert_same_tree(&src, &fetched);
+}

@@ -5,6 +5,10 @@ containers, and download what godwit wrote, so tests check the target without go
     store.py download s3|az NAME PREFIX DEST   (writes every object under PREFIX into DEST)
     store.py meta s3|az NAME KEY               (prints the object's user metadata as JSON)
     store.py keys s3|az NAME PREFIX            (prints the keys under PREFIX, relative, as JSON)
+    store.py put s3 NAME KEY TEXT              (writes TEXT at KEY, as another tool would)
+    store.py delete s3 NAME PREFIX             (deletes every object under PREFIX)
+    store.py uploads s3 NAME PREFIX            (prints the keys of open multipart uploads)
+    store.py start-upload s3 NAME KEY          (starts a multipart upload with one part, left open)
 
 STORE_S3_ENDPOINT, when set, names another S3 server than GODWIT_TEST_S3_ENDPOINT.
 """
@@ -66,6 +70,24 @@ def keys(kind, name, prefix):
     return sorted(k[len(prefix):] for k in found)
 
 
+def delete(name, prefix):
+    client = s3()
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=name, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            client.delete_object(Bucket=name, Key=obj["Key"])
+
+
+def uploads(name, prefix):
+    found = s3().list_multipart_uploads(Bucket=name, Prefix=prefix).get("Uploads", [])
+    return sorted(u["Key"] for u in found)
+
+
+def start_upload(name, key):
+    client = s3()
+    upload = client.create_multipart_upload(Bucket=name, Key=key)["UploadId"]
+    client.upload_part(Bucket=name, Key=key, UploadId=upload, PartNumber=1, Body=b"x" * (5 << 20))
+
+
 cmd = sys.argv[1]
 if cmd == "mkbucket":
     s3().create_bucket(Bucket=sys.argv[2])
@@ -77,5 +99,13 @@ elif cmd == "meta":
     print(json.dumps(meta(sys.argv[2], sys.argv[3], sys.argv[4])))
 elif cmd == "keys":
     print(json.dumps(keys(sys.argv[2], sys.argv[3], sys.argv[4])))
+elif cmd == "put":
+    s3().put_object(Bucket=sys.argv[3], Key=sys.argv[4], Body=sys.argv[5].encode())
+elif cmd == "delete":
+    delete(sys.argv[3], sys.argv[4])
+elif cmd == "uploads":
+    print(json.dumps(uploads(sys.argv[3], sys.argv[4])))
+elif cmd == "start-upload":
+    start_upload(sys.argv[3], sys.argv[4])
 else:
     sys.exit("unknown command " + cmd)
