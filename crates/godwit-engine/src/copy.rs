@@ -71,6 +71,7 @@ struct Prepared {
     /// `copy-running`, there while a run goes on: the next run knows this one was interrupted.
     marker: std::path::PathBuf,
     temp: crate::transfer::Temp,
+    uploads: crate::uploads::UploadCheck,
 }
 
 /// Copies `src` into `dst`: every file decided once, copied if new or changed, verified,
@@ -95,6 +96,12 @@ pub fn copy(
         p.rt,
     );
     ctx.temp = p.temp.clone();
+    if let Side::Remote(r) = dst
+        && r.s3.is_some()
+        && !options.dry_run
+    {
+        ctx.uploads = Some(crate::uploads::UploadLog::new(&run.dir));
+    }
     if !options.compare_target {
         ctx.spot = SpotCheck::new(options.spot_check, p.index.len()?, &run.id);
     }
@@ -128,6 +135,11 @@ pub fn copy(
         outcome.job_error = ctx.spot.verdict(&dst.shown());
     }
     outcome.stopped = stop.load(Ordering::Relaxed) && outcome.job_error.is_none();
+    outcome.uploads = p.uploads;
+    if let Some(log) = &ctx.uploads {
+        // Every upload this run started was completed or aborted.
+        log.finished();
+    }
     if !options.dry_run {
         let none = |_: &str| false;
         let _ = crate::transfer::clear_temp(dst, ctx.rt.as_ref(), &p.temp, &none, false);
@@ -180,6 +192,17 @@ fn prepare(
     }
     let marker = migration.dir.join("copy-running");
     let resumed = marker.exists();
+    let uploads = match (dst, rt.as_ref()) {
+        (Side::Remote(r), Some(rt)) if !options.dry_run => match &r.s3 {
+            Some(t) => rt.block_on(crate::uploads::clean_up(
+                t,
+                &migration.dir.join("runs"),
+                &run.id,
+            )),
+            None => Default::default(),
+        },
+        _ => Default::default(),
+    };
     if !options.dry_run {
         fs::write(&marker, &run.id).map_err(|e| update_error(run, &marker, &e))?;
         // Runs of this migration in this state directory: none is running (the lock is held).
@@ -194,6 +217,7 @@ fn prepare(
         resumed,
         marker,
         temp,
+        uploads,
     })
 }
 

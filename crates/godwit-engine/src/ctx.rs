@@ -155,6 +155,8 @@ pub struct CopyOutcome {
     pub empty_dirs: u64,
     /// Files in the index at the end (a true-up's `--max-delete` is a share of it).
     pub index_files: u64,
+    /// Open multipart uploads found at an S3 target when the run started.
+    pub uploads: crate::uploads::UploadCheck,
     /// Files gone from the source that a new file may have been moved from.
     pub(crate) move_candidates: std::collections::HashMap<MoveKey, Vec<u8>>,
 }
@@ -214,6 +216,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) temp: crate::transfer::Temp,
     /// The sample of unchanged files checked at the target, and what it found.
     pub(crate) spot: SpotCheck,
+    /// The keys of the multipart uploads this run starts at an S3 target.
+    pub(crate) uploads: Option<crate::uploads::UploadLog>,
 }
 
 /// Checks, at a small fixed cost, that the target still holds what the index says godwit
@@ -325,6 +329,7 @@ impl<'a> Ctx<'a> {
                 run: String::new(),
             },
             spot: SpotCheck::default(),
+            uploads: None,
         }
     }
 

@@ -27,6 +27,7 @@ pub mod state;
 pub mod store;
 pub mod sync;
 mod transfer;
+pub mod uploads;
 pub mod walk;
 
 pub use godwit_spec::{filter, location};

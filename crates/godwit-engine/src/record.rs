@@ -198,6 +198,13 @@ pub struct Summary {
     /// Empty folders made at the target.
     #[serde(skip_serializing_if = "is_zero")]
     pub empty_dirs_made: u64,
+    /// Multipart uploads that killed runs of this migration left open at an S3 target,
+    /// aborted when this run started.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub uploads_aborted: u64,
+    /// Other multipart uploads open under the target's prefix (not godwit's to abort).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub uploads_open: u64,
     #[serde(skip)]
     started_at: Option<SystemTime>,
 }
@@ -256,6 +263,8 @@ impl Summary {
             true_up: None,
             dry_run: None,
             empty_dirs_made: 0,
+            uploads_aborted: 0,
+            uploads_open: 0,
             started_at: Some(run.started),
         }
     }

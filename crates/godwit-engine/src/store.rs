@@ -25,6 +25,8 @@ pub struct Remote {
     pub kind: godwit_spec::StoreKind,
     /// The location as the user wrote it, for messages.
     pub shown: String,
+    /// An S3 target's coordinates, for the requests OpenDAL does not make (open uploads).
+    pub s3: Option<Box<crate::uploads::S3Target>>,
 }
 
 impl Remote {
@@ -128,10 +130,15 @@ pub fn connect_with(location: &Location, role: &str, env: &StoreEnv) -> Result<R
                 .with_max_delay(Duration::from_secs(5))
                 .with_max_times(REQUEST_TRIES),
         );
+    let s3 = match location {
+        Location::S3 { bucket, prefix } => Some(Box::new(s3_target(env, bucket, prefix))),
+        _ => None,
+    };
     Ok(Remote {
         op,
         kind: location.kind(),
         shown: location.to_string(),
+        s3,
     })
 }
 
@@ -145,11 +152,7 @@ fn s3(env: &StoreEnv, bucket: &str, prefix: &str) -> services::S3 {
         .checksum_algorithm("crc32c")
         .bucket(bucket)
         .root(&format!("/{prefix}"))
-        .region(
-            &env.get("AWS_REGION")
-                .or_else(|| env.get("AWS_DEFAULT_REGION"))
-                .unwrap_or_else(|| "us-east-1".into()),
-        );
+        .region(&s3_region(env));
     if let Some(e) = env
         .get("AWS_ENDPOINT_URL_S3")
         .or_else(|| env.get("AWS_ENDPOINT_URL"))
@@ -166,6 +169,36 @@ fn s3(env: &StoreEnv, bucket: &str, prefix: &str) -> services::S3 {
         b = b.session_token(&t);
     }
     b
+}
+
+fn s3_region(env: &StoreEnv) -> String {
+    env.get("AWS_REGION")
+        .or_else(|| env.get("AWS_DEFAULT_REGION"))
+        .unwrap_or_else(|| "us-east-1".into())
+}
+
+/// Where the bucket is, as [`s3`] reaches it (path-style at the endpoint).
+fn s3_target(env: &StoreEnv, bucket: &str, prefix: &str) -> crate::uploads::S3Target {
+    let region = s3_region(env);
+    let endpoint = env
+        .get("AWS_ENDPOINT_URL_S3")
+        .or_else(|| env.get("AWS_ENDPOINT_URL"))
+        .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
+    let prefix = prefix.trim_matches('/');
+    crate::uploads::S3Target {
+        endpoint: endpoint.trim_end_matches('/').to_string(),
+        bucket: bucket.to_string(),
+        prefix: if prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{prefix}/")
+        },
+        region,
+        keys: env
+            .get("AWS_ACCESS_KEY_ID")
+            .zip(env.get("AWS_SECRET_ACCESS_KEY"))
+            .map(|(k, s)| (k, s, env.get("AWS_SESSION_TOKEN"))),
+    }
 }
 
 /// An Azure Blob container, with a connection string or an account and key.

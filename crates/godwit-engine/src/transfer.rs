@@ -680,6 +680,12 @@ impl Output {
                 } else {
                     1
                 };
+                if entry.size > CHUNK as u64
+                    && let Some(log) = &ctx.uploads
+                {
+                    // A multipart upload: its key is on record before it starts.
+                    log.starting(&name);
+                }
                 let mut w =
                     r.op.writer_with(&name)
                         .chunk(part_size(entry.size))

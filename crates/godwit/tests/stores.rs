@@ -683,3 +683,77 @@ fn regression_compare_target_on_s3_repairs_a_same_size_rewrite() {
     ]);
     assert_same_tree(&src, &fetched);
 }
+
+#[test]
+fn regression_kill_9_during_an_s3_copy_leaves_no_open_multipart_upload() {
+    let s = servers();
+    let dir = tempfile::tempdir().unwrap();
+    let (src, state) = (dir.path().join("src"), dir.path().join("state"));
+    // Two large files, uploaded in 8 MiB parts, and a few small ones.
+    for i in 0..2u32 {
+        let data: Vec<u8> = (0..40u32 << 20).map(|j| (j ^ i) as u8).collect();
+        write(&src.join(format!("large{i}.bin")), &data);
+    }
+    for i in 0..5 {
+        write(&src.join(format!("small{i}.txt")), b"small");
+    }
+    let bucket = unique("killed");
+    s.store(&["mkbucket", &bucket]);
+    let url = format!("s3://{bucket}/share");
+    // An upload another tool left open under the prefix: not godwit's, never aborted.
+    s.store(&["start-upload", "s3", &bucket, "share/someone-else.bin"]);
+
+    let mut killed_with_uploads = 0;
+    // A multipart upload starts when its first 8 MiB parts are read: about 2 s in at 8 MiB/s,
+    // and a 40 MiB file takes 5 s, so each kill lands during an upload.
+    for round in 0..4 {
+        let mut child = s
+            .godwit()
+            .arg("copy")
+            .arg(&src)
+            .arg(&url)
+            .arg("--state-dir")
+            .arg(&state)
+            .args(["--bwlimit", "8M", "--transfers", "2"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(3000 + 250 * round));
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        let open: Vec<String> =
+            serde_json::from_str(&s.store(&["uploads", "s3", &bucket, "share/large"])).unwrap();
+        if !open.is_empty() {
+            killed_with_uploads += 1;
+        }
+    }
+    assert!(
+        killed_with_uploads >= 3,
+        "most kills landed during an upload: {killed_with_uploads} of 4"
+    );
+    let out = copy_to(&s, &src, &url, &state, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let sum = summary(&out);
+    assert!(sum["uploads_aborted"].as_u64().unwrap_or(0) >= 1, "{sum}");
+    assert_eq!(
+        sum["uploads_open"], 1,
+        "the other tool's upload is reported: {sum}"
+    );
+    let open: Vec<String> =
+        serde_json::from_str(&s.store(&["uploads", "s3", &bucket, "share/"])).unwrap();
+    assert_eq!(
+        open,
+        ["share/someone-else.bin"],
+        "godwit's uploads are all gone"
+    );
+    let fetched = dir.path().join("fetched");
+    s.store(&[
+        "download",
+        "s3",
+        &bucket,
+        "share",
+        fetched.to_str().unwrap(),
+    ]);
+    assert_same_tree(&src, &fetched);
+}

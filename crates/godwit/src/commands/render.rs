@@ -75,6 +75,20 @@ pub fn transfer(r: &JobReport) -> String {
             bytes(s.bytes_per_second as u64)
         );
     }
+    if s.uploads_aborted > 0 {
+        let _ = writeln!(
+            out,
+            "  aborted {} multipart upload(s) that an interrupted run left open at the target",
+            s.uploads_aborted
+        );
+    }
+    if s.uploads_open > 0 {
+        let _ = writeln!(
+            out,
+            "  {} other multipart upload(s) are open under the target's prefix (not started by this migration; left as they are)",
+            s.uploads_open
+        );
+    }
     if let Some(e) = &s.job_error {
         let _ = writeln!(out, "  job error {} {}", e.code, e.name);
     }
