@@ -59,7 +59,13 @@ pub(crate) fn start(shared: Arc<Shared>, state_dir: PathBuf, job: Job) {
         );
         let ended = run(&shared, &state_dir, &job, &control);
         let paused_by_user = lock(&why).as_deref() == Some("pause");
+        // What attempts killed before this one copied: the run's copy log and counts hold it.
+        earlier_attempts(&shared, &state_dir, &job.run_id, control.run_dir());
+        let over = matches!(&ended, Ok(r) if matches!(r.state(), State::Succeeded | State::Failed));
         report(&shared, &job.run_id, ended, paused_by_user);
+        if over {
+            let _ = std::fs::remove_file(attempts_file(&state_dir, &job.run_id));
+        }
         lock(&shared.jobs).remove(&job.run_id);
     });
 }
@@ -124,8 +130,13 @@ fn run(
     let report = std::thread::scope(|s| {
         s.spawn(|| {
             let mut last = Instant::now();
+            let mut noted = false;
             while !done.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(100));
+                if !noted && let Some(dir) = control.run_dir() {
+                    note_attempt(state_dir, &job.run_id, dir);
+                    noted = true;
+                }
                 if last.elapsed() >= Duration::from_secs(1) {
                     last = Instant::now();
                     let counters = counters_of_progress(&control.progress, started);
@@ -164,13 +175,68 @@ fn spec_of(state_dir: &Path, job: &Job) -> Result<JobSpec, JobError> {
     })
 }
 
-/// Where the agent notes which engine run a control-plane run paused for review in.
-fn paused_marker(state_dir: &Path, run_id: &str) -> PathBuf {
-    let safe: String = run_id
+/// Where the agent notes the engine runs (attempts) of a control-plane run, one folder a line.
+fn attempts_file(state_dir: &Path, run_id: &str) -> PathBuf {
+    state_dir
+        .join("agent")
+        .join("attempts")
+        .join(safe_name(run_id))
+}
+
+/// Notes the folder of an attempt of `run_id` as soon as it exists, so that if the agent is
+/// killed its next attempt still finds this one's copy log.
+fn note_attempt(state_dir: &Path, run_id: &str, dir: &Path) {
+    use std::io::Write;
+    let file = attempts_file(state_dir, run_id);
+    if let Some(parent) = file.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&file)
+    {
+        let _ = writeln!(f, "{}", dir.display()).and_then(|()| f.sync_data());
+    }
+}
+
+/// Sends the copy logs of the attempts of `run_id` that were killed before they could (they
+/// have no summary), before the report of the attempt `current`: the control plane counts
+/// what they copied as copied in this run. A run that has ended forgets its attempts.
+fn earlier_attempts(shared: &Shared, state_dir: &Path, run_id: &str, current: Option<&Path>) {
+    let file = attempts_file(state_dir, run_id);
+    let Ok(text) = std::fs::read_to_string(&file) else {
+        return;
+    };
+    for dir in text.lines().map(Path::new) {
+        if Some(dir) == current
+            || dir.join("summary.json").exists()
+            || dir.join(UPLOADED_FILE).exists()
+        {
+            continue;
+        }
+        upload_copylog(shared, run_id, &dir.join("copylog.jsonl"));
+        let _ = std::fs::write(dir.join(UPLOADED_FILE), run_id);
+    }
+}
+
+/// In the folder of a killed attempt: its copy log was sent with a later attempt's report.
+const UPLOADED_FILE: &str = "copylog-sent";
+
+/// A control-plane run id as a file name.
+fn safe_name(run_id: &str) -> String {
+    run_id
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
-        .collect();
-    state_dir.join("agent").join("paused").join(safe)
+        .collect()
+}
+
+/// Where the agent notes which engine run a control-plane run paused for review in.
+fn paused_marker(state_dir: &Path, run_id: &str) -> PathBuf {
+    state_dir
+        .join("agent")
+        .join("paused")
+        .join(safe_name(run_id))
 }
 
 /// Notes the engine run a true-up paused in, so resuming the job run confirms it; forgets it

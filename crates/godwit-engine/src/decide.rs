@@ -37,7 +37,8 @@ pub(crate) enum Decision {
 ///    run's spot checks that the target does not hold as the index says: it is copied again;
 /// 6. a new file that may have been moved at the source (a true-up with deletes; same size,
 ///    mtime and inode as a file gone) is held back for the second round;
-/// 7. after an interrupted run, a file already complete at the target is AZSM2041;
+/// 7. after an interrupted run, a file it already wrote in full at the target (and had not
+///    recorded yet) is recorded now as AZSM0000, and not sent again;
 /// 8. in a dry run, AZSM0000 is recorded and nothing sent; otherwise it is transferred.
 ///
 /// An index that cannot be read stops the run (AZSM1060): without it nothing can be decided.
@@ -79,8 +80,10 @@ pub(crate) fn decide(ctx: &Ctx<'_>, entry: Entry) -> Decision {
         Err(e) => return index_failure(ctx, &entry, &e),
     }
     if ctx.resumed && crate::transfer::already_at_target(ctx, &entry) {
-        // Written by the run that was interrupted, after its last index commit.
-        return confirmed(&entry, Code::AZSM2041, seen);
+        // Written by the run that was interrupted, after its last index commit: its copy is
+        // this run's to record (no earlier run's record or count holds it), and it is not
+        // sent again.
+        return confirmed(&entry, Code::AZSM0000, seen);
     }
     if o.dry_run {
         return skip(&entry, Code::AZSM0000, &[]);

@@ -59,6 +59,9 @@ pub struct Control {
     stop: AtomicBool,
     /// Live counters, updated as files are found and finished.
     pub progress: Progress,
+    /// The run's folder, once it has one: a caller that must find the run again after a crash
+    /// (the agent, for its copy log) notes it as soon as it is set.
+    started: std::sync::OnceLock<PathBuf>,
 }
 
 impl Control {
@@ -70,6 +73,15 @@ impl Control {
 
     pub fn is_stopped(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
+    }
+
+    /// The run's folder, once the run has one.
+    pub fn run_dir(&self) -> Option<&Path> {
+        self.started.get().map(PathBuf::as_path)
+    }
+
+    fn started(&self, run: &Run) {
+        let _ = self.started.set(run.dir.clone());
     }
 
     /// The flag itself, for a signal handler.
@@ -176,6 +188,7 @@ fn transfer_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError
         _ => None,
     };
     let run = migration.new_run(spec.command.as_str())?;
+    control.started(&run);
     write_sides(&run, &spec.source, target_location, &spec.options);
     let stop = control.stop_flag();
     let mut summary = Summary::start(
@@ -364,6 +377,7 @@ fn confirm_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError>
     let target = Side::open(&dst_location, "target")?;
     let migration = Migration::open(&spec.state_dir, &src_location, Some(&dst_location))?;
     let run = migration.new_run("confirm")?;
+    control.started(&run);
     write_sides(&run, &src_location, &dst_location, &spec.options);
     let mut summary = Summary::start(
         CommandKind::Confirm,
@@ -425,6 +439,7 @@ fn scan_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError> {
     };
     let migration = Migration::open(&spec.state_dir, &spec.source, None)?;
     let run = migration.new_run("scan")?;
+    control.started(&run);
     let mut summary = Summary::start(
         CommandKind::Scan,
         &migration.id,
@@ -503,6 +518,7 @@ fn sanitize_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError
     let apply = o.sanitize == SanitizeMode::InPlace && !o.dry_run;
     let migration = Migration::open(&spec.state_dir, &spec.source, None)?;
     let run = migration.new_run("sanitize")?;
+    control.started(&run);
     let mut summary = Summary::start(
         CommandKind::Sanitize,
         &migration.id,

@@ -105,6 +105,13 @@ impl CopyLog {
             .map_err(|e| run_report_error(run, &self.path, &e, false))
     }
 
+    /// Hands what is buffered to the operating system, so a process killed after this keeps
+    /// it: called before each index commit, so every file the index holds as written by this
+    /// run has its record in the run's copy log.
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+
     /// Opens a run's copy log to add records after the copy (a true-up's deletions).
     pub fn append(run: &Run) -> Result<Self, JobError> {
         let path = run.dir.join("copylog.jsonl");

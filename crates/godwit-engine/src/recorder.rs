@@ -160,6 +160,11 @@ impl<'a> Recorder<'a> {
     }
 
     fn commit(&mut self) {
+        if let Err(e) = self.log.flush() {
+            let e = self.list_error(&e, "copylog.jsonl");
+            self.fail(e);
+            return;
+        }
         if let Err(e) = self.index.insert_batch(&self.batch) {
             self.fail(e);
         }

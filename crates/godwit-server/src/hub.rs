@@ -530,7 +530,17 @@ async fn ended(
         let code = Code::lookup(&w.code).ok()?;
         Some((code, serde_json::json!({ "message": w.message })))
     });
-    let c = &e.counters;
+    let (mut counters, report) = (e.counters, e.report);
+    // The counts are the run's, not only its last attempt's.
+    let last = report
+        .as_ref()
+        .and_then(|r| r["run_id"].as_str())
+        .map(str::to_string);
+    if let Some(last) = last {
+        let earlier = store.earlier_attempts(&run.id, &last).await.ok()?;
+        with_earlier_attempts(&mut counters, &earlier);
+    }
+    let c = &counters;
     let stored = store
         .set_run_state(
             &run.id,
@@ -541,7 +551,37 @@ async fn ended(
         .await;
     let counts = serde_json::to_value(&c.counts).unwrap_or_default();
     let details = store
-        .set_run_details(&run.id, c.bytes_per_second, &counts, e.report.as_ref())
+        .set_run_details(&run.id, c.bytes_per_second, &counts, report.as_ref())
         .await;
     stored.ok().and(details.ok()).map(|()| ToAgent::Ack { seq })
+}
+
+/// Adds to the counters of a run's last attempt what its earlier attempts did (see
+/// `Store::earlier_attempts`): a file copied before the agent or the control plane was
+/// restarted counts as copied in this run, not as unchanged; a file only an earlier attempt
+/// saw counts too. The agent's report stays the summary of the last attempt.
+fn with_earlier_attempts(c: &mut crate::protocol::Counters, earlier: &[(String, Option<String>)]) {
+    if earlier.is_empty() {
+        return;
+    }
+    for (chosen, last) in earlier {
+        *c.counts.entry(chosen.clone()).or_default() += 1;
+        match last {
+            Some(l) => {
+                if let Some(n) = c.counts.get_mut(l) {
+                    *n = n.saturating_sub(1);
+                }
+            }
+            None => c.files += 1,
+        }
+    }
+    c.counts.retain(|_, n| *n > 0);
+    c.files_failed = c
+        .counts
+        .iter()
+        .filter(|(code, _)| {
+            Code::lookup(code).is_ok_and(|k| k.info().kind == godwit_codes::Kind::Error)
+        })
+        .map(|(_, n)| *n as i64)
+        .sum();
 }

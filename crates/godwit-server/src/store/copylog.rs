@@ -36,7 +36,11 @@ impl Store {
         Ok(())
     }
 
-    /// A page of a run's copy log, optionally of one code.
+    /// A page of a run's copy log, optionally of one code: one record a path. A run that took
+    /// several attempts (its agent restarted, the control plane restarted, a stop and a start)
+    /// has a record of each path from each attempt; the one shown is the latest attempt's,
+    /// unless that says the file needed no copy (AZSM2041) because an earlier attempt of the
+    /// same run copied it: then the earlier record, which says what this run did.
     pub async fn copylog(
         &self,
         run_id: &str,
@@ -47,19 +51,19 @@ impl Store {
         let fail =
             |e: sqlx::Error| failed(Code::DB_ERR_GET_DOCS, "copy log", run_id, &e.to_string());
         let code = code.unwrap_or("");
-        let count = sqlx::query(
-            "SELECT COUNT(*) FROM copylog WHERE run_id = $1 AND ($2 = '' OR code = $2)",
-        )
+        let count = sqlx::query(&format!(
+            "WITH {CHOSEN} SELECT COUNT(*) FROM chosen WHERE rn = 1 AND ($2 = '' OR code = $2)"
+        ))
         .bind(run_id)
         .bind(code)
         .fetch_one(&self.pool)
         .await
         .and_then(|r| count_of(&r))
         .map_err(fail)?;
-        let rows = sqlx::query(
-            "SELECT line, path, code, message, size FROM copylog \
-             WHERE run_id = $1 AND ($2 = '' OR code = $2) ORDER BY attempt, line LIMIT $3 OFFSET $4",
-        )
+        let rows = sqlx::query(&format!(
+            "WITH {CHOSEN} SELECT line, path, code, message, size FROM chosen \
+             WHERE rn = 1 AND ($2 = '' OR code = $2) ORDER BY attempt, line LIMIT $3 OFFSET $4"
+        ))
         .bind(run_id)
         .bind(code)
         .bind(limit)
@@ -82,4 +86,37 @@ impl Store {
             .map_err(fail)?;
         Ok((count, items))
     }
+
+    /// What earlier attempts of a run add to the counts of its last attempt `last`: for each
+    /// path whose record in the run's copy log (see [`Store::copylog`]) is an earlier
+    /// attempt's, its code there, and its code in the last attempt if it has one (a file copied
+    /// before the agent was killed and found unchanged after: AZSM0000, AZSM2041).
+    pub async fn earlier_attempts(
+        &self,
+        run_id: &str,
+        last: &str,
+    ) -> Result<Vec<(String, Option<String>)>, DomainError> {
+        let fail =
+            |e: sqlx::Error| failed(Code::DB_ERR_GET_DOCS, "copy log", run_id, &e.to_string());
+        let rows = sqlx::query(&format!(
+            "WITH {CHOSEN} SELECT c.code AS chosen, l.code AS last FROM chosen c \
+             LEFT JOIN copylog l ON l.run_id = $1 AND l.attempt = $2 AND l.path = c.path \
+             WHERE c.rn = 1 AND c.attempt <> $2"
+        ))
+        .bind(run_id)
+        .bind(last)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(fail)?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("chosen")?, r.try_get("last")?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(fail)
+    }
 }
+
+/// The records of run `$1` ranked per path: `rn = 1` is the one that stands for the path.
+const CHOSEN: &str = "chosen AS (SELECT line, path, code, message, size, attempt, \
+     ROW_NUMBER() OVER (PARTITION BY path ORDER BY \
+     CASE WHEN code = 'AZSM2041' THEN 1 ELSE 0 END, attempt DESC) AS rn \
+     FROM copylog WHERE run_id = $1)";
