@@ -413,35 +413,46 @@ fn regression_an_agent_killed_mid_copy_counts_what_it_copied_and_loses_nothing()
     assert_exact(&w, &copy);
 }
 
-/// kill -9 of the control plane during an agent's copy, then a new one on the same records.
-fn control_plane_killed_mid_copy(mut w: World) {
+/// kill -9 of the control plane during an agent's copy, then a new one on the same records;
+/// GODWIT_CHAOS_KILLS times (once in CI; scripts/chaos.sh asks for more).
+fn control_plane_killed_mid_copy(mut w: World, case: &str) {
+    let kills: usize = std::env::var("GODWIT_CHAOS_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
     w.start_agent_and_wait();
-    let src = source(&w.root, 40, 50_000);
+    // About five seconds of copying for each kill.
+    let src = source(&w.root, 40, 50_000 * kills);
     let m = w.migration(&src, json!({"bwlimit": "400K"}));
     w.scanned(&m);
     let copy = w.start(&m, "copy", "927");
-    w.wait_for("the copy to be under way", Duration::from_secs(30), || {
-        let r = w.run_state(&copy);
-        (r["state"] == "RUNNING" && r["files"].as_i64().unwrap_or(0) > 0).then_some(r)
-    });
-    // The control plane is killed (SIGKILL); the copy goes on; its reports wait in the agent.
-    w.server.take();
-    std::thread::sleep(Duration::from_secs(4));
-    w.start_server();
+    for _ in 0..kills {
+        w.wait_for("the copy to be under way", Duration::from_secs(30), || {
+            let r = w.run_state(&copy);
+            (r["state"] == "RUNNING" && r["files"].as_i64().unwrap_or(0) > 0).then_some(r)
+        });
+        std::thread::sleep(Duration::from_millis(700));
+        // The control plane is killed (SIGKILL); the copy goes on; its reports wait in the
+        // agent.
+        w.server.take();
+        std::thread::sleep(Duration::from_secs(3));
+        w.start_server();
+    }
     let r = w.wait_end(&copy, "922");
     assert_eq!(r["files"], 40, "{r}");
     support::assert_same_tree(&src, &w.target_tree());
     assert_exact(&w, &copy);
+    eprintln!("CHAOS {case}: kills={kills} counts_exact=1 copylog_exact=1 files_lost=0");
 }
 
 #[test]
 fn regression_the_control_plane_killed_mid_copy_keeps_counts_and_copy_log_exact() {
-    control_plane_killed_mid_copy(World::new());
+    control_plane_killed_mid_copy(World::new(), "control_plane_sqlite");
 }
 
 #[test]
 fn regression_the_control_plane_killed_mid_copy_on_postgresql_keeps_counts_exact() {
-    control_plane_killed_mid_copy(World::on_postgresql());
+    control_plane_killed_mid_copy(World::on_postgresql(), "control_plane_postgresql");
 }
 
 #[test]
