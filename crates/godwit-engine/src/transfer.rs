@@ -493,7 +493,12 @@ fn local_fast(
     let tmp = dst.join(temp_name(ctx));
     let result = (|| {
         let mut output = File::create(&tmp).map_err(|e| FileError::write(&e))?;
-        let written = io::copy(&mut input, &mut output).map_err(|e| FileError::copy(&e))?;
+        let written = if is_sparse(&before) {
+            copy_sparse(&input, &output, before.len())
+        } else {
+            io::copy(&mut input, &mut output)
+        }
+        .map_err(|e| FileError::copy(&e))?;
         let after = input.metadata().map_err(|e| FileError::read(&e))?;
         if written != before.len()
             || after.len() != before.len()
@@ -525,6 +530,43 @@ fn local_fast(
 fn target_path(root: &Path, rel: &[u8]) -> Result<std::path::PathBuf, FileError> {
     crate::backend::inside_target(root, rel)
         .map_err(|why| FileError::for_good(Code::AZSM2073, Target, why))
+}
+
+/// Whether a file has holes: fewer bytes on disk than its length.
+fn is_sparse(m: &fs::Metadata) -> bool {
+    m.blocks().saturating_mul(512) < m.len()
+}
+
+/// Copies a sparse file's data ranges only (found with SEEK_DATA and SEEK_HOLE), so the copy
+/// keeps its holes where the target's file system has them, and gives it the length `len`.
+/// Returns `len`: every byte of the file is at the target, read back as zeros in the holes.
+fn copy_sparse(input: &File, output: &File, len: u64) -> io::Result<u64> {
+    use rustix::fs::SeekFrom;
+    let mut pos = 0;
+    while pos < len {
+        let data = match rustix::fs::seek(input, SeekFrom::Data(pos)) {
+            Ok(d) => d,
+            // No data after `pos`: the rest is a hole.
+            Err(rustix::io::Errno::NXIO) => break,
+            Err(e) => return Err(e.into()),
+        };
+        let hole = rustix::fs::seek(input, SeekFrom::Hole(data))?.min(len);
+        let (mut from, mut to) = (data, data);
+        while from < hole {
+            let want = usize::try_from(hole - from)
+                .unwrap_or(usize::MAX)
+                .min(1 << 30);
+            let n =
+                rustix::fs::copy_file_range(input, Some(&mut from), output, Some(&mut to), want)?;
+            if n == 0 {
+                // The file got shorter meanwhile: the size check after the copy says so.
+                return Ok(from);
+            }
+        }
+        pos = hole;
+    }
+    output.set_len(len)?;
+    Ok(len)
 }
 
 /// Renames a finished temporary file to its final name, making the folders above it when they

@@ -579,3 +579,29 @@ fn no_temp_folder(dst: &Path) -> bool {
         .flatten()
         .all(|e| !e.file_name().to_string_lossy().starts_with(TEMP_PREFIX))
 }
+
+#[test]
+fn sparse_files_stay_sparse_at_a_local_target() {
+    let s = setup();
+    // 64 MiB long, with 1 MiB of data at its start and another at its end.
+    let path = s.src.join("disk.img");
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = fs::File::create(&path).unwrap();
+        f.write_all(&[7u8; 1 << 20]).unwrap();
+        f.seek(SeekFrom::Start(63 << 20)).unwrap();
+        f.write_all(&[9u8; 1 << 20]).unwrap();
+    }
+    let on_disk = |p: &Path| fs::metadata(p).unwrap().blocks() * 512;
+    assert!(on_disk(&path) < 8 << 20, "the test file system keeps holes");
+
+    let (o, _) = run_copy(&s, &options());
+    assert_eq!(count(&o, Code::AZSM0000), 1, "{:?}", o.counts);
+    let copy = s.dst.join("disk.img");
+    assert_eq!(fs::read(&copy).unwrap(), fs::read(&path).unwrap());
+    assert!(
+        on_disk(&copy) < 8 << 20,
+        "the copy keeps its holes: {} bytes on disk for 64 MiB",
+        on_disk(&copy)
+    );
+}
