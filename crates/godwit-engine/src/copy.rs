@@ -573,6 +573,9 @@ fn transfer_worker(ctx: &Ctx<'_>, rx: &Receiver<Event>, tx: &Sender<Msg>, progre
                     Decision::Done(done) => *done,
                     Decision::HeldBack => continue,
                     Decision::Transfer(entry, seen) => transfer_with_retries(ctx, entry, seen),
+                    Decision::Link(entry, seen, first) => {
+                        crate::transfer::link_at_target(ctx, entry, seen, &first)
+                    }
                 }
             }
             Event::ExcludedDir { rel } => Done {
@@ -596,7 +599,7 @@ fn transfer_worker(ctx: &Ctx<'_>, rx: &Receiver<Event>, tx: &Sender<Msg>, progre
 
 /// Sends one file, trying again (at most [`FILE_ATTEMPTS`], with backoff and jitter) when the
 /// failure says a new attempt may work; returns its final record.
-fn transfer_with_retries(ctx: &Ctx<'_>, entry: Entry, seen: IndexEntry) -> Done {
+pub(crate) fn transfer_with_retries(ctx: &Ctx<'_>, entry: Entry, seen: IndexEntry) -> Done {
     let mut attempts = 0;
     loop {
         attempts += 1;
@@ -607,6 +610,9 @@ fn transfer_with_retries(ctx: &Ctx<'_>, entry: Entry, seen: IndexEntry) -> Done 
         };
         let failure = match result {
             Ok((copied, hash)) => {
+                if let Some(key) = crate::decide::link_key(ctx, &entry) {
+                    ctx.link_done(key, Some(entry.target_rel()));
+                }
                 let mut record = CopyRecord::new(&entry.rel, entry.size, Code::AZSM0000, &[]);
                 record.target_path = entry.target.as_deref().map(crate::record::display_path);
                 record.attempts = attempts;
@@ -631,6 +637,9 @@ fn transfer_with_retries(ctx: &Ctx<'_>, entry: Entry, seen: IndexEntry) -> Done 
         }
         if failure.no_space {
             target_full(ctx, &entry);
+        }
+        if let Some(key) = crate::decide::link_key(ctx, &entry) {
+            ctx.link_done(key, None);
         }
         let mut done = no_copy(&entry, failure.code, &[("reason", &failure.reason)]);
         done.record.attempts = attempts;

@@ -63,6 +63,8 @@ pub struct CopyOptions {
     pub moves: bool,
     /// Files the index says are at the target that the run checks there (a random sample).
     pub spot_check: u32,
+    /// `--hard-links`: a source file's other names are hard links at a local target.
+    pub hard_links: bool,
 }
 
 impl Default for CopyOptions {
@@ -84,6 +86,7 @@ impl Default for CopyOptions {
             folders_only: false,
             moves: false,
             spot_check: godwit_spec::options::DEFAULT_SPOT_CHECK,
+            hard_links: false,
         }
     }
 }
@@ -118,6 +121,7 @@ impl CopyOptions {
             // Moves are followed at the target only when the target is to mirror the source.
             moves: sync && o.sync_deletes && !compare_target,
             spot_check: o.spot_checks(),
+            hard_links: o.hard_links,
         })
     }
 }
@@ -218,6 +222,64 @@ pub(crate) struct Ctx<'a> {
     pub(crate) spot: SpotCheck,
     /// The keys of the multipart uploads this run starts at an S3 target.
     pub(crate) uploads: Option<crate::uploads::UploadLog>,
+    /// `--hard-links`: for each (device, inode) with several names, how its first name went.
+    pub(crate) links: std::sync::Mutex<std::collections::HashMap<(u64, u64), Linked>>,
+}
+
+/// The state of a file with several names (`--hard-links`) in this run.
+#[derive(Debug, Clone)]
+pub(crate) enum Linked {
+    /// Its first name is being copied; the others wait for the second round.
+    Copying,
+    /// At the target under this name: the others are linked to it.
+    At(Vec<u8>),
+    /// Its copy failed: each other name is copied on its own.
+    Failed,
+}
+
+/// What a name of a file with several names does.
+pub(crate) enum LinkClaim {
+    /// Copy it (the first name, or the first copy failed).
+    Copy,
+    /// Link it to this name at the target.
+    To(Vec<u8>),
+    /// The first name is still being copied.
+    Wait,
+}
+
+impl Ctx<'_> {
+    /// What `entry`, one name of a file with several, does in this run.
+    pub(crate) fn claim_link(&self, key: (u64, u64)) -> LinkClaim {
+        let mut links = self
+            .links
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match links.get(&key) {
+            None => {
+                links.insert(key, Linked::Copying);
+                LinkClaim::Copy
+            }
+            Some(Linked::Copying) => LinkClaim::Wait,
+            Some(Linked::At(first)) => LinkClaim::To(first.clone()),
+            Some(Linked::Failed) => LinkClaim::Copy,
+        }
+    }
+
+    /// How the copy of a name of a file with several went (`at`: its name at the target).
+    pub(crate) fn link_done(&self, key: (u64, u64), at: Option<&[u8]>) {
+        let mut links = self
+            .links
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let state = at.map_or(Linked::Failed, |t| Linked::At(t.to_vec()));
+        match (links.get(&key), &state) {
+            // A name already at the target stays the one to link to.
+            (Some(Linked::At(_)), Linked::Failed) => {}
+            _ => {
+                links.insert(key, state);
+            }
+        }
+    }
 }
 
 /// Checks, at a small fixed cost, that the target still holds what the index says godwit
@@ -330,6 +392,7 @@ impl<'a> Ctx<'a> {
             },
             spot: SpotCheck::default(),
             uploads: None,
+            links: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
     }
 

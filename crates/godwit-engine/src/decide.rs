@@ -20,6 +20,9 @@ pub(crate) enum Decision {
     HeldBack,
     /// Send it: new or changed. The entry carries the name it gets at the target.
     Transfer(Entry, IndexEntry),
+    /// `--hard-links`: another name of a file already copied in this run, to be linked to
+    /// that name at the target.
+    Link(Entry, IndexEntry, Vec<u8>),
 }
 
 /// Decides what happens to `entry`. The rule, in this order:
@@ -88,7 +91,33 @@ pub(crate) fn decide(ctx: &Ctx<'_>, entry: Entry) -> Decision {
     if o.dry_run {
         return skip(&entry, Code::AZSM0000, &[]);
     }
+    if let Some(key) = link_key(ctx, &entry) {
+        use crate::ctx::LinkClaim;
+        match ctx.claim_link(key) {
+            LinkClaim::Copy => {}
+            LinkClaim::To(first) => return Decision::Link(entry, seen, first),
+            LinkClaim::Wait if !ctx.second_round.load(Ordering::Relaxed) => {
+                let mut held = ctx
+                    .held_back
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if held.len() < MAX_HELD_BACK {
+                    held.push(entry);
+                    return Decision::HeldBack;
+                }
+            }
+            LinkClaim::Wait => {}
+        }
+    }
     Decision::Transfer(entry, seen)
+}
+
+/// The (device, inode) of a file with several names, when they are kept (`--hard-links`,
+/// both sides local).
+pub(crate) fn link_key(ctx: &Ctx<'_>, entry: &Entry) -> Option<(u64, u64)> {
+    (ctx.options.hard_links && ctx.src.features().local && ctx.dst.features().local)
+        .then_some(entry.link)
+        .flatten()
 }
 
 /// Why the entry cannot be copied as what it is, if it cannot.
@@ -133,6 +162,10 @@ fn already_there(
             if spot_check_failed(ctx, entry) {
                 // Not at the target as the index says: copied again, and the run says so.
                 return Ok(None);
+            }
+            if let Some(key) = link_key(ctx, entry) {
+                // At the target under this name: a new name of the same file links to it.
+                ctx.link_done(key, Some(entry.target_rel()));
             }
             Ok(Some(skip(entry, Code::AZSM2041, &[])))
         }

@@ -546,6 +546,7 @@ fn remote_file(rel: Vec<u8>, meta: &opendal::Metadata, depth: usize) -> Entry {
         depth,
         target: None,
         ino: 0,
+        link: None,
     }
 }
 

@@ -417,6 +417,43 @@ pub(crate) fn move_at_target(ctx: &Ctx<'_>, from: &[u8], entry: &Entry) -> Optio
     })
 }
 
+/// Makes `entry` another name at the local target of the file godwit copied to `first` in
+/// this run (`--hard-links`): a hard link under a temporary name, renamed into place. Returns
+/// its record; when the link cannot be made (the target's file system has no hard links, the
+/// first name is gone), the file is copied instead.
+pub(crate) fn link_at_target(
+    ctx: &Ctx<'_>,
+    entry: Entry,
+    seen: crate::index::IndexEntry,
+    first: &[u8],
+) -> Done {
+    let Side::Local(root) = ctx.dst else {
+        unreachable!("links are kept at a local target only")
+    };
+    let tmp = root.join(temp_name(ctx));
+    let linked = target_path(root, first).and_then(|from| {
+        fs::hard_link(&from, &tmp).map_err(|e| FileError::write(&e))?;
+        let placed =
+            target_path(root, entry.target_rel()).and_then(|to| rename_into_place(&tmp, &to));
+        if placed.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        placed
+    });
+    if linked.is_err() {
+        return crate::copy::transfer_with_retries(ctx, entry, seen);
+    }
+    let mut record = CopyRecord::new(&entry.rel, entry.size, Code::AZSM0000, &[]);
+    record.target_path = entry.target.as_deref().map(crate::record::display_path);
+    record.attempts = 1;
+    Done {
+        record,
+        index: Some((entry.rel.clone(), seen)),
+        rel: entry.rel,
+        copied: 0,
+    }
+}
+
 /// Copies one file. Returns the bytes written and the content hash (0 when none was computed).
 pub(crate) fn copy_file(ctx: &Ctx<'_>, entry: &Entry) -> Result<(u64, u128), FileError> {
     match (ctx.src, ctx.dst, &ctx.rt) {

@@ -65,6 +65,8 @@ pub struct Entry {
     pub target: Option<Vec<u8>>,
     /// The inode on a local source (0 elsewhere): with size and mtime, how a move is told.
     pub ino: u64,
+    /// (device, inode) of a local file with more than one name (hard links), else None.
+    pub link: Option<(u64, u64)>,
 }
 
 impl Entry {
@@ -206,6 +208,7 @@ fn entry(rel: Vec<u8>, kind: EntryKind, m: &fs::Metadata, depth: usize) -> Entry
         depth,
         target: None,
         ino: m.ino(),
+        link: (kind == EntryKind::File && m.nlink() > 1).then(|| (m.dev(), m.ino())),
     }
 }
 

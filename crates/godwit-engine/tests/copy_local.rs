@@ -605,3 +605,54 @@ fn sparse_files_stay_sparse_at_a_local_target() {
         on_disk(&copy)
     );
 }
+
+#[test]
+fn hard_links_are_kept_with_hard_links_and_copied_apart_without() {
+    let s = setup();
+    write(&s.src.join("a/original.bin"), &[5u8; 100_000]);
+    for (i, name) in ["a/second.bin", "b/third.bin", "b/fourth.bin"]
+        .iter()
+        .enumerate()
+    {
+        fs::create_dir_all(s.src.join(name).parent().unwrap()).unwrap();
+        fs::hard_link(s.src.join("a/original.bin"), s.src.join(name)).unwrap();
+        assert_eq!(
+            fs::metadata(s.src.join(name)).unwrap().nlink(),
+            i as u64 + 2
+        );
+    }
+    write(&s.src.join("alone.txt"), b"one name");
+
+    let kept = CopyOptions {
+        hard_links: true,
+        ..options()
+    };
+    let (o, records) = run_copy(&s, &kept);
+    assert_eq!(count(&o, Code::AZSM0000), 5, "{records:?}");
+    assert_eq!(o.bytes_copied, 100_000 + 8, "the linked file is sent once");
+    let ino = fs::metadata(s.dst.join("a/original.bin")).unwrap().ino();
+    for name in ["a/second.bin", "b/third.bin", "b/fourth.bin"] {
+        let m = fs::metadata(s.dst.join(name)).unwrap();
+        assert_eq!(
+            m.ino(),
+            ino,
+            "{name} is a link to the same file at the target"
+        );
+        assert_eq!(m.nlink(), 4);
+    }
+    assert_same_tree(&s.src, &s.dst);
+    let (o, _) = run_copy(&s, &kept);
+    assert_eq!(count(&o, Code::AZSM2041), 5);
+
+    // Without the option, each name is a file of its own (as cp -r does).
+    let apart = setup();
+    write(&apart.src.join("x.bin"), b"data");
+    fs::hard_link(apart.src.join("x.bin"), apart.src.join("y.bin")).unwrap();
+    run_copy(&apart, &options());
+    let (x, y) = (
+        fs::metadata(apart.dst.join("x.bin")).unwrap(),
+        fs::metadata(apart.dst.join("y.bin")).unwrap(),
+    );
+    assert_ne!(x.ino(), y.ino());
+    assert_eq!((x.nlink(), y.nlink()), (1, 1));
+}

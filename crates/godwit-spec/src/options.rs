@@ -157,6 +157,10 @@ pub struct JobOptions {
     /// A scan reports a folder with more entries than this (3050; default 50,000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_folder_entries: Option<u64>,
+    /// Files with several names at the source (hard links) get them at a local target too:
+    /// one copy, the other names linked to it, like `rsync -H`.
+    #[serde(default)]
+    pub hard_links: bool,
     /// Files the index says are at the target that each run checks there, picked at random
     /// (one stat or HEAD each; default 32, 0 turns the check off). A file missing or changed
     /// is copied again and the run ends with AZSM1028.

@@ -245,6 +245,10 @@ pub struct CopyArgs {
     /// Decide every file and report what would be copied, without writing anything.
     #[arg(long)]
     pub dry_run: bool,
+    /// Keep hard links: a file with several names at the source is copied once and its other
+    /// names are linked to it at the target, like `rsync -H` (local source and target).
+    #[arg(long)]
+    pub hard_links: bool,
     /// Make folders that hold nothing exist at the target too (on object stores as a
     /// zero-byte `name/` marker).
     #[arg(long)]

@@ -239,7 +239,7 @@ fn chaos_kill_9_during_an_s3_copy() {
     store_py(&["mkbucket", &bucket]);
     let url = format!("s3://{bucket}/share");
     let fetched = dir.path().join("fetched");
-    let k = kill_loop(&src, (&url, "8M"), &state, &endpoint, &|| {
+    let k = kill_loop(&src, (&url, "4M"), &state, &endpoint, &|| {
         let _ = fs::remove_dir_all(&fetched);
         store_py(&[
             "download",

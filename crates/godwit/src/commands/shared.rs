@@ -82,6 +82,7 @@ pub fn copy_options(args: &CopyArgs) -> Result<JobOptions, JobError> {
         verify: args.verify,
         compare: args.compare,
         spot_check: Some(args.spot_check),
+        hard_links: args.hard_links,
         dry_run: args.dry_run,
         bwlimit: args.bwlimit.as_deref().map(parse_rate).transpose()?,
         create_empty_dirs: args.create_empty_dirs,
