@@ -428,11 +428,19 @@ fn control_plane_killed_mid_copy(mut w: World, case: &str) {
     let copy = w.start(&m, "copy", "927");
     let mut landed = 0;
     for _ in 0..kills {
-        let r = w.wait_for("the copy to be under way", Duration::from_secs(30), || {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let r = loop {
             let r = w.run_state(&copy);
             let going = r["state"] == "RUNNING" && r["files"].as_i64().unwrap_or(0) > 0;
-            (going || r["state"] == "SUCCEEDED").then_some(r)
-        });
+            if going || r["state"] == "SUCCEEDED" {
+                break r;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the copy is not under way after {landed} kills: {r}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        };
         if r["state"] == "SUCCEEDED" {
             break;
         }
