@@ -62,6 +62,8 @@ pub(crate) struct Shared {
     room: Condvar,
     /// Runs in progress here: their control handle and why they stop (stop or pause).
     jobs: Mutex<HashMap<String, JobHandle>>,
+    /// The last connection was registered: its loss starts the backoff afresh.
+    connected: std::sync::atomic::AtomicBool,
 }
 
 /// A job's control handle, and why it is asked to stop (`stop` or `pause`).
@@ -162,6 +164,14 @@ pub async fn run(options: AgentOptions, shutdown: impl std::future::Future<Outpu
                 Ok(None) => backoff = Duration::from_millis(500),
                 Err(why) => eprintln!("agent: connection to {url}: {why}; trying again"),
             }
+        }
+        // A connection that was up and then lost (the control plane restarted) is tried again
+        // soon, not after the backoff of earlier outages.
+        if shared
+            .connected
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
+            backoff = Duration::from_millis(500);
         }
         // Backoff with jitter: between half and all of the delay, doubling up to 15 s.
         jitter_seed = jitter_seed
@@ -279,6 +289,9 @@ async fn connect_once(
         Err(exit) => return Ok(Some(exit)),
     };
     eprintln!("agent {agent_id}: connected to {url}");
+    shared
+        .connected
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     let mut beat = tokio::time::interval(Duration::from_secs(heartbeat));
     let mut flush = tokio::time::interval(Duration::from_millis(200));
     // Reports sent on this connection; everything still waiting is sent again on the next.
