@@ -530,7 +530,7 @@ async fn ended(
         let code = Code::lookup(&w.code).ok()?;
         Some((code, serde_json::json!({ "message": w.message })))
     });
-    let (mut counters, report) = (e.counters, e.report);
+    let (mut counters, mut report) = (e.counters, e.report);
     // The counts are the run's, not only its last attempt's.
     let last = report
         .as_ref()
@@ -538,7 +538,7 @@ async fn ended(
         .map(str::to_string);
     if let Some(last) = last {
         let earlier = store.earlier_attempts(&run.id, &last).await.ok()?;
-        with_earlier_attempts(&mut counters, &earlier);
+        with_earlier_attempts(&mut counters, report.as_mut(), &earlier);
     }
     let c = &counters;
     let stored = store
@@ -556,23 +556,21 @@ async fn ended(
     stored.ok().and(details.ok()).map(|()| ToAgent::Ack { seq })
 }
 
-/// Adds to the counters of a run's last attempt what its earlier attempts did (see
-/// `Store::earlier_attempts`): a file copied before the agent or the control plane was
-/// restarted counts as copied in this run, not as unchanged; a file only an earlier attempt
-/// saw counts too. The agent's report stays the summary of the last attempt.
-fn with_earlier_attempts(c: &mut crate::protocol::Counters, earlier: &[(String, Option<String>)]) {
+/// Corrects the counters and the report of a run's last attempt with what its earlier
+/// attempts did (see `Store::earlier_attempts`): a file copied before the agent or the
+/// control plane was restarted counts as copied in this run, not as unchanged.
+fn with_earlier_attempts(
+    c: &mut crate::protocol::Counters,
+    report: Option<&mut serde_json::Value>,
+    earlier: &[(String, String)],
+) {
     if earlier.is_empty() {
         return;
     }
     for (chosen, last) in earlier {
         *c.counts.entry(chosen.clone()).or_default() += 1;
-        match last {
-            Some(l) => {
-                if let Some(n) = c.counts.get_mut(l) {
-                    *n = n.saturating_sub(1);
-                }
-            }
-            None => c.files += 1,
+        if let Some(n) = c.counts.get_mut(last) {
+            *n = n.saturating_sub(1);
         }
     }
     c.counts.retain(|_, n| *n > 0);
@@ -584,4 +582,7 @@ fn with_earlier_attempts(c: &mut crate::protocol::Counters, earlier: &[(String, 
         })
         .map(|(_, n)| *n as i64)
         .sum();
+    if let Some(r) = report {
+        r["counts"] = serde_json::to_value(&c.counts).unwrap_or_default();
+    }
 }

@@ -365,11 +365,12 @@ fn scan_copy_change_and_true_up_through_the_control_plane() {
 }
 
 /// The run's counts and copy log after a crash: every one of the 40 files copied in this run,
-/// once, whichever attempt copied it. (The report is the agent's summary of the last attempt.)
+/// once, whichever attempt copied it; the report (the last attempt's summary) counts the same.
 fn assert_exact(w: &World, copy: &str) {
     let (_, rep) = w.api("GET", &format!("/v1/runs/{copy}/report"), None);
     assert_eq!(rep["run"]["counts"], json!({"AZSM0000": 40}), "{rep}");
     assert_eq!(rep["run"]["files"], 40, "{rep}");
+    assert_eq!(rep["report"]["counts"], json!({"AZSM0000": 40}), "{rep}");
     let (_, log) = w.api("GET", &format!("/v1/runs/{copy}/copylog?limit=100"), None);
     assert_eq!(log["count"], 40, "one record a path: {log}");
     let mut paths: Vec<&str> = log["items"]

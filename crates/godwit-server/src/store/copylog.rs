@@ -87,20 +87,21 @@ impl Store {
         Ok((count, items))
     }
 
-    /// What earlier attempts of a run add to the counts of its last attempt `last`: for each
-    /// path whose record in the run's copy log (see [`Store::copylog`]) is an earlier
-    /// attempt's, its code there, and its code in the last attempt if it has one (a file copied
-    /// before the agent was killed and found unchanged after: AZSM0000, AZSM2041).
+    /// What earlier attempts of a run change in the counts of its last attempt `last`: for
+    /// each path of the last attempt whose record in the run's copy log (see
+    /// [`Store::copylog`]) is an earlier attempt's, its code there and its code in the last
+    /// attempt (a file copied before the agent was killed and found unchanged after: AZSM0000,
+    /// AZSM2041).
     pub async fn earlier_attempts(
         &self,
         run_id: &str,
         last: &str,
-    ) -> Result<Vec<(String, Option<String>)>, DomainError> {
+    ) -> Result<Vec<(String, String)>, DomainError> {
         let fail =
             |e: sqlx::Error| failed(Code::DB_ERR_GET_DOCS, "copy log", run_id, &e.to_string());
         let rows = sqlx::query(&format!(
             "WITH {CHOSEN} SELECT c.code AS chosen, l.code AS last FROM chosen c \
-             LEFT JOIN copylog l ON l.run_id = $1 AND l.attempt = $2 AND l.path = c.path \
+             JOIN copylog l ON l.run_id = $1 AND l.attempt = $2 AND l.path = c.path \
              WHERE c.rn = 1 AND c.attempt <> $2"
         ))
         .bind(run_id)
