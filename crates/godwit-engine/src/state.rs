@@ -2,6 +2,7 @@
 
 use std::fs::{self, File};
 use std::io::Write;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -20,6 +21,15 @@ pub fn default_state_dir() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("."));
     home.join(".local/share/godwit")
+}
+
+/// Makes `dir` and the folders above it that are missing, readable by this user only (0700):
+/// a state directory holds the index, copy logs and summaries of a company's files.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
 }
 
 /// One migration's folder under the state directory, locked for as long as this value lives.
@@ -45,7 +55,7 @@ impl Migration {
         let id = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(key.as_bytes()));
         let dir = state_dir.join("migrations").join(&id);
         let path = dir.display().to_string();
-        fs::create_dir_all(&dir).map_err(|e| {
+        private_dir(&dir).map_err(|e| {
             JobError::new(
                 Code::MIGRATION_CREATE_ERROR,
                 &[("path", &path), ("reason", &reason(&e))],
@@ -95,7 +105,7 @@ impl Migration {
                 &[("job_id", id), ("path", &path), ("reason", &reason(e))],
             )
         };
-        fs::create_dir_all(&runs).map_err(|e| error(&base, &runs, &e))?;
+        private_dir(&runs).map_err(|e| error(&base, &runs, &e))?;
         // One process (an agent) can start several runs in the same second: each gets a folder
         // of its own, never an earlier run's.
         let mut n = 1;
@@ -106,7 +116,7 @@ impl Migration {
                 format!("{base}-{n}")
             };
             let dir = runs.join(&id);
-            match fs::create_dir(&dir) {
+            match fs::DirBuilder::new().mode(0o700).create(&dir) {
                 Ok(()) => break (id, dir),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 10_000 => n += 1,
                 Err(e) => return Err(error(&id, &dir, &e)),

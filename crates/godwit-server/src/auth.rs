@@ -51,7 +51,14 @@ impl Secret {
             }
             Err(_) => {}
         }
-        std::fs::create_dir_all(state_dir).map_err(|e| format!("{}: {e}", state_dir.display()))?;
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(state_dir)
+                .map_err(|e| format!("{}: {e}", state_dir.display()))?;
+        }
         // 64 hex digits from two random UUIDs (244 random bits).
         let text = format!(
             "{}{}",

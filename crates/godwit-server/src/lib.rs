@@ -69,6 +69,15 @@ pub struct ServeOptions {
     pub heartbeat_window: Option<std::time::Duration>,
 }
 
+/// Makes `dir` (and the folders above it that are missing) readable by this user only.
+fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
 /// The database URL `options` name.
 pub fn database_url(options: &ServeOptions) -> String {
     options.database.clone().unwrap_or_else(|| {
@@ -138,10 +147,22 @@ pub async fn serve(
     on_ready: impl FnOnce(SocketAddr),
 ) -> Result<(), String> {
     let settings = Settings::from_env().map_err(|e| format!("[{}] {}", e.code.id(), e.message))?;
-    std::fs::create_dir_all(&options.state_dir)
-        .map_err(|e| format!("{}: {e}", options.state_dir.display()))?;
+    private_dir(&options.state_dir).map_err(|e| format!("{}: {e}", options.state_dir.display()))?;
     let secret = Secret::load(&options.state_dir)?;
     let url = database_url(options);
+    if options.database.is_none() {
+        // Made here, readable by this user only, before SQLite opens it (its journal files
+        // take the same mode); SQLite would make it with the process's umask.
+        let db = options.state_dir.join("control-plane.db");
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&db)
+            .map_err(|e| format!("{}: {e}", db.display()))?;
+    }
     let store = Store::open(&url).await?;
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await

@@ -187,6 +187,19 @@ fn serve_with_no_flags_uses_sqlite_in_the_state_directory() {
             .permissions(),
     );
     assert_eq!(mode & 0o777, 0o600, "the generated secret is private");
+    // The state directory and the database (with its journal files) are this user's only,
+    // whatever the umask.
+    let mode_of = |p: &Path| {
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions())
+            & 0o777
+    };
+    assert_eq!(mode_of(&state), 0o700);
+    for e in std::fs::read_dir(&state).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with("control-plane.db") {
+            assert_eq!(mode_of(&e.path()), 0o600, "{name}");
+        }
+    }
 
     // Restarted on the same state: the data and the tokens are still good.
     let server = serve(&state, None);

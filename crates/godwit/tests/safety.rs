@@ -358,3 +358,25 @@ fn regression_sigterm_stops_a_copy_as_cleanly_as_ctrl_c() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_same_tree(&d.src, &d.dst);
 }
+
+#[test]
+fn the_state_directory_is_readable_by_its_user_only() {
+    let d = dirs();
+    ten_files(&d.src);
+    let out = job(&d, "copy", &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let run_dir = PathBuf::from(summary(&out)["run_dir"].as_str().unwrap());
+    let mode_of = |p: &Path| {
+        std::os::unix::fs::PermissionsExt::mode(&fs::metadata(p).unwrap().permissions()) & 0o777
+    };
+    // The index, copy logs and summaries name a company's files: 0700 from the top down.
+    for dir in [
+        d.state.clone(),
+        d.state.join("migrations"),
+        run_dir.parent().unwrap().parent().unwrap().to_path_buf(),
+        run_dir.parent().unwrap().to_path_buf(),
+        run_dir.clone(),
+    ] {
+        assert_eq!(mode_of(&dir), 0o700, "{}", dir.display());
+    }
+}
