@@ -311,6 +311,26 @@ on_both_stores!(
                 "{body}: {e}"
             );
         }
+        // A credential in the URI is refused with 646, and never echoed back.
+        for (kind, uri) in [
+            ("sftp", "sftp://bob:PASSWORD-MARKER@files.example.com/data"),
+            ("s3", "s3://AKIA:PASSWORD-MARKER@bucket/data"),
+            (
+                "azure-blob",
+                "az://container/data?sig=PASSWORD-MARKER&se=2030-01-01",
+            ),
+        ] {
+            let body = json!({"name": "leaky", "kind": kind, "uri": uri});
+            let (s, e) = a
+                .call("POST", "/v1/endpoints", Some(&a.operator), Some(body))
+                .await;
+            assert_error(s, &e, 422, "646");
+            assert!(!e.to_string().contains("PASSWORD-MARKER"), "{e}");
+        }
+        let (_, all) = a
+            .call("GET", "/v1/endpoints?limit=100", Some(&a.operator), None)
+            .await;
+        assert!(!all.to_string().contains("PASSWORD-MARKER"), "{all}");
         let (s, src) = a
             .call(
                 "POST",
