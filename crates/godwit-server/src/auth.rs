@@ -51,14 +51,7 @@ impl Secret {
             }
             Err(_) => {}
         }
-        {
-            use std::os::unix::fs::DirBuilderExt;
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(state_dir)
-                .map_err(|e| format!("{}: {e}", state_dir.display()))?;
-        }
+        crate::private_dir(state_dir).map_err(|e| format!("{}: {e}", state_dir.display()))?;
         // 64 hex digits from two random UUIDs (244 random bits).
         let text = format!(
             "{}{}",

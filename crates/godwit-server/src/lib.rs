@@ -70,7 +70,7 @@ pub struct ServeOptions {
 }
 
 /// Makes `dir` (and the folders above it that are missing) readable by this user only.
-fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+pub(crate) fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)

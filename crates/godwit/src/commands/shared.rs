@@ -102,18 +102,7 @@ pub fn state_dir(args: &StateArgs) -> PathBuf {
         .unwrap_or_else(godwit_engine::state::default_state_dir)
 }
 
-/// `n` bytes for people: 1.5 GiB.
+/// `n` bytes for people: 1.5 GiB (the engine's one formatting, also in its messages).
 pub fn bytes(n: u64) -> String {
-    const UNITS: &[&str] = &["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
+    godwit_engine::record::human_bytes(n)
 }
