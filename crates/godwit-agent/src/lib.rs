@@ -225,9 +225,16 @@ async fn register(
         .parse()
         .map_err(|_| "the token has characters a header cannot hold".to_string())?;
     request.headers_mut().insert("authorization", bearer);
-    let (mut socket, _) = tokio_tungstenite::connect_async(request)
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut socket = match tokio_tungstenite::connect_async(request).await {
+        Ok((socket, _)) => socket,
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            return match refusal_of(response.status().as_u16(), response.body().as_deref()) {
+                Some(exit) => Ok(Err(exit)),
+                None => Err(format!("the control plane answered {}", response.status())),
+            };
+        }
+        Err(e) => return Err(e.to_string()),
+    };
     let hello = ToServer::Hello {
         agent_id: Some(agent_id.to_string()),
         name: options.name.clone(),
@@ -274,6 +281,37 @@ async fn register(
             None => return Err("the connection closed during registration".into()),
         }
     }
+}
+
+/// A refusal for good of the connection itself: 401 (the token is expired, revoked or not
+/// one the control plane issued) or 403 (the agent is deactivated or deleted), with the code
+/// of the control plane's answer. Anything else (429, 5xx) is worth trying again.
+fn refusal_of(status: u16, body: Option<&[u8]>) -> Option<Exit> {
+    if status != 401 && status != 403 {
+        return None;
+    }
+    let v: serde_json::Value = body
+        .and_then(|b| serde_json::from_slice(b).ok())
+        .unwrap_or_default();
+    let text = |k: &str| v.get(k).and_then(|t| t.as_str()).unwrap_or("").to_string();
+    let code = match text("error_code") {
+        c if c.is_empty() => format!("HTTP{status}"),
+        c => c,
+    };
+    let remediation = match text("details") {
+        d if d.is_empty() => godwit_codes::Code::lookup(&code)
+            .map(|c| c.info().remediation.to_string())
+            .unwrap_or_default(),
+        d => d,
+    };
+    Some(Exit::Refused {
+        code,
+        message: match text("error_msg") {
+            m if m.is_empty() => format!("the control plane answered {status}"),
+            m => m,
+        },
+        remediation,
+    })
 }
 
 /// One connection: registers, then serves until it drops. Ok(Some) ends the agent; Ok(None)

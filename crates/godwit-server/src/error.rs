@@ -159,10 +159,16 @@ impl ApiError {
     }
 }
 
+/// The code an error answer carries, kept with the response for the audit log.
+#[derive(Debug, Clone, Copy)]
+pub struct Outcome(pub Code);
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let mut response = (status, Json(self.body())).into_response();
+        // For the audit log, which records the code an answer carried.
+        response.extensions_mut().insert(Outcome(self.code));
         if let Some(secs) = self.retry_after
             && let Ok(v) = axum::http::HeaderValue::from_str(&secs.to_string())
         {

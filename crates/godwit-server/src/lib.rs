@@ -29,6 +29,8 @@ pub struct AppState {
     pub store: Store,
     pub secret: Secret,
     pub limiter: Arc<limit::Limiter>,
+    /// Requests with a missing or bad token, per client address.
+    pub auth_failures: Arc<limit::Limiter>,
     pub metrics: Arc<api::system::Metrics>,
     pub limits: Limits,
     pub hub: Arc<hub::Hub>,
@@ -93,6 +95,7 @@ pub fn database_url(options: &ServeOptions) -> String {
 #[derive(Debug)]
 pub struct Settings {
     pub limiter: limit::Limiter,
+    pub auth_failures: limit::Limiter,
     pub limits: Limits,
     pub hub: hub::Hub,
 }
@@ -101,43 +104,69 @@ impl Settings {
     pub fn from_env() -> Result<Settings, godwit_spec::JobError> {
         Ok(Settings {
             limiter: limit::Limiter::from_env()?,
+            auth_failures: limit::Limiter::failures_from_env()?,
             limits: Limits::from_env()?,
             hub: hub::Hub::from_env()?,
         })
     }
+
+    /// The defaults, whatever the environment says: 50 requests a second a token (burst 100),
+    /// 30 failed sign-ins a minute a client, the default limits, a 30 s heartbeat window.
+    pub fn defaults() -> Settings {
+        Settings {
+            limiter: limit::Limiter::new(50.0, 100.0),
+            auth_failures: limit::Limiter::failures(30.0),
+            limits: Limits {
+                max_active_migrations: 100,
+                job_max_files: 50_000_000,
+                job_max_bytes: 1 << 50,
+            },
+            hub: hub::Hub::new(std::time::Duration::from_secs(30)),
+        }
+    }
 }
 
-/// The application with its routes, for a store and a secret, with the default limits.
+/// The application with its routes, for a store and a secret, with the default settings.
 pub fn app(store: Store, secret: Secret) -> Router {
-    let limits = Limits {
-        max_active_migrations: 100,
-        job_max_files: 50_000_000,
-        job_max_bytes: 1 << 50,
-    };
-    app_with(store, secret, limit::Limiter::new(50.0, 100.0), limits)
+    app_with(store, secret, Settings::defaults())
 }
 
-/// The application with the given rate limiter and limits.
-pub fn app_with(store: Store, secret: Secret, limiter: limit::Limiter, limits: Limits) -> Router {
-    let hub = hub::Hub::new(std::time::Duration::from_secs(30));
-    api::router(state_with(store, secret, limiter, limits, Arc::new(hub)))
+/// The application with the given settings.
+pub fn app_with(store: Store, secret: Secret, settings: Settings) -> Router {
+    api::router(state_with(store, secret, settings))
 }
 
-fn state_with(
-    store: Store,
-    secret: Secret,
-    limiter: limit::Limiter,
-    limits: Limits,
-    hub: Arc<hub::Hub>,
-) -> AppState {
+fn state_with(store: Store, secret: Secret, settings: Settings) -> AppState {
     AppState {
         store,
         secret,
-        limiter: Arc::new(limiter),
+        limiter: Arc::new(settings.limiter),
+        auth_failures: Arc::new(settings.auth_failures),
         metrics: Arc::new(api::system::Metrics::default()),
-        limits,
-        hub,
+        limits: settings.limits,
+        hub: Arc::new(settings.hub),
     }
+}
+
+/// Opens the store `options` name, brought up to date: the one `godwit serve` serves and
+/// `godwit token` records tokens in. The default SQLite file is made readable by this user only
+/// before SQLite opens it (its journal files take the same mode); SQLite would make it with the
+/// process's umask.
+pub async fn open_store(options: &ServeOptions) -> Result<Store, String> {
+    if options.database.is_none() {
+        private_dir(&options.state_dir)
+            .map_err(|e| format!("{}: {e}", options.state_dir.display()))?;
+        let db = options.state_dir.join("control-plane.db");
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&db)
+            .map_err(|e| format!("{}: {e}", db.display()))?;
+    }
+    Store::open(&database_url(options)).await
 }
 
 /// Serves until `shutdown` resolves; requests in flight finish, then the store is closed.
@@ -149,36 +178,16 @@ pub async fn serve(
     let settings = Settings::from_env().map_err(|e| format!("[{}] {}", e.code.id(), e.message))?;
     private_dir(&options.state_dir).map_err(|e| format!("{}: {e}", options.state_dir.display()))?;
     let secret = Secret::load(&options.state_dir)?;
-    let url = database_url(options);
-    if options.database.is_none() {
-        // Made here, readable by this user only, before SQLite opens it (its journal files
-        // take the same mode); SQLite would make it with the process's umask.
-        let db = options.state_dir.join("control-plane.db");
-        use std::os::unix::fs::OpenOptionsExt;
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&db)
-            .map_err(|e| format!("{}: {e}", db.display()))?;
-    }
-    let store = Store::open(&url).await?;
+    let store = open_store(options).await?;
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
         .map_err(|e| format!("listening on {}: {e}", options.listen))?;
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
-    let hub = Arc::new(match options.heartbeat_window {
-        Some(w) => hub::Hub::new(w),
-        None => settings.hub,
-    });
-    let state = state_with(
-        store.clone(),
-        secret,
-        settings.limiter,
-        settings.limits,
-        hub,
-    );
+    let mut settings = settings;
+    if let Some(w) = options.heartbeat_window {
+        settings.hub = hub::Hub::new(w);
+    }
+    let state = state_with(store.clone(), secret, settings);
     // Agents that stop sending heartbeats become inactive, and what they ran is suspended;
     // schedules that are due start their commands.
     let sweeper = {
@@ -193,7 +202,8 @@ pub async fn serve(
         })
     };
     on_ready(bound);
-    let result = axum::serve(listener, api::router(state))
+    let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(|e| e.to_string());

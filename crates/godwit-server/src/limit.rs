@@ -1,5 +1,6 @@
-//! Rate limits per token: a token bucket for each token id, refilled at a steady rate. Over the
-//! limit, a request gets 429 with `Retry-After`.
+//! Rate limits: a token bucket for each token id, refilled at a steady rate, and one for each
+//! client address counting its requests with a missing or bad token. Over the limit, a request
+//! gets 429 with `Retry-After`.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -36,8 +37,52 @@ impl Limiter {
         Ok(Limiter::new(rate, rate * 2.0))
     }
 
+    /// The limit on failed sign-ins: `GODWIT_AUTH_FAILURE_LIMIT` requests with a missing or bad
+    /// token a minute from one address (default 30), all of them at once after a quiet spell.
+    pub fn failures_from_env() -> Result<Self, godwit_spec::JobError> {
+        let per_minute = godwit_spec::env::positive("GODWIT_AUTH_FAILURE_LIMIT", 30.0)?;
+        Ok(Limiter::failures(per_minute))
+    }
+
+    /// `per_minute` failures a minute, all of them at once after a quiet spell.
+    pub fn failures(per_minute: f64) -> Self {
+        Limiter::new(per_minute / 60.0, per_minute)
+    }
+
     /// Takes one request from the bucket of token `id`, or says when to come back.
     pub fn check(&self, id: &str) -> Result<(), ApiError> {
+        self.bucket(id, true).map_err(|wait| {
+            too_many(
+                wait,
+                format!(
+                    "This token is limited to {} requests a second; try again in {wait} s.",
+                    self.rate
+                ),
+            )
+        })
+    }
+
+    /// For the limit on failed sign-ins: 429 while client `id` has used up its failures.
+    pub fn held_off(&self, id: &str) -> Result<(), ApiError> {
+        self.bucket(id, false).map_err(|wait| {
+            too_many(
+                wait,
+                format!(
+                    "Too many requests from this address had a missing or bad token; \
+                     try again in {wait} s."
+                ),
+            )
+        })
+    }
+
+    /// Counts one failure of client `id`.
+    pub fn take(&self, id: &str) {
+        let _ = self.bucket(id, true);
+    }
+
+    /// Refills the bucket of `id` and, when `take`, takes one from it; Err: the seconds until
+    /// one is there.
+    fn bucket(&self, id: &str, take: bool) -> Result<(), u64> {
         let now = Instant::now();
         let mut buckets = self
             .buckets
@@ -51,17 +96,19 @@ impl Limiter {
         *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.rate).min(self.burst);
         *last = now;
         if *tokens >= 1.0 {
-            *tokens -= 1.0;
+            if take {
+                *tokens -= 1.0;
+            }
             return Ok(());
         }
-        let wait = ((1.0 - *tokens) / self.rate).ceil().max(1.0) as u64;
-        let mut e = ApiError::new(Code::HTTP_TOO_MANY_REQUESTS, &[]).details(format!(
-            "This token is limited to {} requests a second; try again in {wait} s.",
-            self.rate
-        ));
-        e.retry_after = Some(wait);
-        Err(e)
+        Err(((1.0 - *tokens) / self.rate).ceil().max(1.0) as u64)
     }
+}
+
+fn too_many(wait: u64, details: String) -> ApiError {
+    let mut e = ApiError::new(Code::HTTP_TOO_MANY_REQUESTS, &[]).details(details);
+    e.retry_after = Some(wait);
+    e
 }
 
 #[cfg(test)]
@@ -79,5 +126,18 @@ mod tests {
         assert_eq!(e.retry_after, Some(1));
         // Another token has its own bucket.
         l.check("u").unwrap();
+    }
+
+    #[test]
+    fn failures_hold_a_client_off_and_others_not() {
+        let l = Limiter::failures(2.0);
+        l.held_off("a").unwrap();
+        l.take("a");
+        l.held_off("a").unwrap();
+        l.take("a");
+        let e = l.held_off("a").unwrap_err();
+        assert_eq!(e.code, Code::HTTP_TOO_MANY_REQUESTS);
+        assert_eq!(e.retry_after, Some(30));
+        l.held_off("b").unwrap();
     }
 }

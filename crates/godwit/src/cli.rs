@@ -122,7 +122,7 @@ pub enum Command {
                             Exit status: 0 stopped by Ctrl-C or SIGTERM; 1 refused by the control plane \
                             (the code and what to do are printed); 2 bad arguments.")]
     Agent(AgentArgs),
-    /// Make tokens for the control plane's API.
+    /// Make, list and revoke tokens for the control plane's API.
     #[command(subcommand)]
     Token(TokenCommand),
     /// Explain a status or error code: what it means and what to do about it.
@@ -334,12 +334,8 @@ pub struct ServeArgs {
     /// The address and port to listen on.
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8080")]
     pub listen: std::net::SocketAddr,
-    /// The store: postgres://USER@HOST/DB, or sqlite://PATH [default: a SQLite file in the
-    /// state directory].
-    #[arg(long, value_name = "URL", env = "GODWIT_DATABASE_URL")]
-    pub database: Option<String>,
     #[command(flatten)]
-    pub state: StateArgs,
+    pub store: StoreArgs,
 }
 
 #[derive(Debug, Args)]
@@ -365,29 +361,69 @@ pub struct AgentArgs {
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
     /// Print a new token signed with the control plane's secret (GODWIT_JWT_SECRET, or the one
-    /// in the state directory).
-    #[command(after_help = "Examples:\n  godwit token create --role operator\n  \
-                            godwit token create --role agent --agent-id 3f2a... --ttl 365d")]
+    /// in the state directory), recorded in its store so that it can be listed and revoked.
+    #[command(after_help = "Run it where the control plane runs, with the same --state-dir and \
+                            --database (or GODWIT_DATABASE_URL) as `godwit serve`: the \
+                            control plane accepts only tokens it has a record of.\n\n\
+                            Examples:\n  godwit token create --role operator --subject alice\n  \
+                            godwit token create --role viewer --ttl 7d")]
     Create(TokenCreateArgs),
+    /// List the tokens issued, newest first, without their secret text: id, role, subject,
+    /// expiry, and whether they were revoked.
+    #[command(after_help = "Examples:\n  godwit token list\n  godwit token list --json")]
+    List(TokenListArgs),
+    /// Revoke a token by its id (from `godwit token list`): the control plane refuses it on
+    /// every request from now on (707).
+    #[command(after_help = "Examples:\n  godwit token revoke 3f2a9c...")]
+    Revoke(TokenRevokeArgs),
+}
+
+/// Where the control plane keeps its tokens: its state directory and its store.
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// The control plane's store: postgres://USER@HOST/DB or sqlite://PATH [default: a SQLite
+    /// file in the state directory]. `godwit token` must name the one `godwit serve` uses.
+    #[arg(long, value_name = "URL", env = "GODWIT_DATABASE_URL")]
+    pub database: Option<String>,
+    #[command(flatten)]
+    pub state: StateArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct TokenCreateArgs {
-    /// admin: everything; operator: create and change, start and stop commands; viewer: read
-    /// only; agent: one agent's own migrations.
+    /// admin: everything, agents and tokens included; operator: create and change, start and
+    /// stop commands; viewer: read only. (An agent's token comes with its registration, POST
+    /// /v1/agents.)
     #[arg(long, value_parser = ["admin", "operator", "viewer", "agent"])]
     pub role: String,
     /// The agent an agent token is bound to (required with --role agent).
     #[arg(long, value_name = "ID", required_if_eq("role", "agent"))]
     pub agent_id: Option<String>,
-    /// Who the token is for, as the server logs it.
+    /// Who the token is for, as the audit log names them.
     #[arg(long, value_name = "NAME", default_value = "cli")]
     pub subject: String,
-    /// How long the token is valid: 1h, 30d, 1y.
+    /// How long the token is valid: 1h, 30d, 1y (at most 5 years).
     #[arg(long, value_name = "DURATION", default_value = "30d")]
     pub ttl: String,
     #[command(flatten)]
-    pub state: StateArgs,
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenListArgs {
+    /// Print the list as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenRevokeArgs {
+    /// The token's id (its jti), as `godwit token list` shows it.
+    pub id: String,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 #[derive(Debug, Args)]

@@ -59,7 +59,7 @@ pub async fn create_agent(
     caller: Caller,
     ApiJson(req): ApiJson<NewAgent>,
 ) -> Result<(StatusCode, Json<RegisteredAgent>), ApiError> {
-    caller.require(Role::Admin)?;
+    caller.require_admin()?;
     let name = req.name.trim();
     if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
         return Err(ApiError::invalid(
@@ -74,15 +74,15 @@ pub async fn create_agent(
         ));
     }
     let agent = state.store.create_agent(name, &version).await?;
-    let token = state
-        .secret
-        .issue(
-            &agent.name,
-            Role::Agent,
-            Some(&agent.id),
-            std::time::Duration::from_secs(365 * 86400),
-        )
-        .map_err(|e| ApiError::new(Code::AUTH_ERR_JWT_SHARED_SECRET_ENV_MISSING, &[]).details(e))?;
+    let (token, _) = crate::auth::issue(
+        &state.store,
+        &state.secret,
+        &agent.name,
+        Role::Agent,
+        Some(&agent.id),
+        std::time::Duration::from_secs(365 * 86400),
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(RegisteredAgent { agent, token })))
 }
 
@@ -99,11 +99,8 @@ pub async fn list_agents(
     caller: Caller,
     ApiQuery(page): ApiQuery<Page>,
 ) -> Result<Json<Listing<Agent>>, ApiError> {
+    caller.require_person()?;
     let (limit, offset) = page.bounds()?;
-    if caller.claims.role == Role::Agent {
-        return Err(ApiError::new(Code::HTTP_FORBIDDEN, &[])
-            .details("An agent token may read only its own agent (GET /v1/agents/{id})."));
-    }
     let (count, items) = state.store.list_agents(limit, offset).await?;
     Ok(Json(Listing { count, items }))
 }
@@ -138,7 +135,7 @@ pub async fn deactivate_agent(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Agent>, ApiError> {
-    caller.require(Role::Admin)?;
+    caller.require_admin()?;
     Ok(Json(
         state
             .store
@@ -161,7 +158,7 @@ pub async fn delete_agent(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(Role::Admin)?;
+    caller.require_admin()?;
     state.store.delete_agent(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

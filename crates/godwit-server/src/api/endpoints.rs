@@ -122,11 +122,14 @@ fn credential_in(uri: &str) -> Option<&'static str> {
 ))]
 pub async fn list_endpoints(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     ApiQuery(page): ApiQuery<Page>,
 ) -> Result<Json<Listing<Endpoint>>, ApiError> {
     let (limit, offset) = page.bounds()?;
-    let (count, items) = state.store.list_endpoints(limit, offset).await?;
+    let (count, items) = state
+        .store
+        .list_endpoints(caller.agent(), limit, offset)
+        .await?;
     Ok(Json(Listing { count, items }))
 }
 
@@ -164,15 +167,23 @@ pub async fn create_endpoint(
 #[utoipa::path(get, path = "/v1/endpoints/{id}", params(("id" = String, Path)), security(("bearer" = [])), responses(
     (status = 200, description = "The endpoint", body = Endpoint),
     (status = 401, description = "No or bad token", body = crate::error::ErrorBody),
+    (status = 403, description = "An agent token, for an endpoint none of its migrations uses", body = crate::error::ErrorBody),
     (status = 404, description = "No such endpoint (800)", body = crate::error::ErrorBody),
     (status = 503, description = "The store failed", body = crate::error::ErrorBody)
 ))]
 pub async fn get_endpoint(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Endpoint>, ApiError> {
-    Ok(Json(state.store.get_endpoint(&id).await?))
+    let endpoint = state.store.get_endpoint(&id).await?;
+    if let Some(agent) = caller.agent()
+        && !state.store.endpoint_used_by(&id, agent).await?
+    {
+        return Err(ApiError::new(godwit_codes::Code::HTTP_FORBIDDEN, &[])
+            .details("No migration of this agent reads or writes this endpoint."));
+    }
+    Ok(Json(endpoint))
 }
 
 /// Deletes an endpoint.

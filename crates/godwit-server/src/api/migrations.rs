@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ApiJson, ApiQuery, Listing, Page};
 use crate::AppState;
-use crate::auth::{Caller, Role};
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::records::{JobRun, Migration, MigrationOptions, Schedule, is_active, state_text};
 use crate::rules::{Action, Situation, decide};
@@ -169,11 +169,9 @@ pub async fn list_migrations(
     ApiQuery(page): ApiQuery<Page>,
 ) -> Result<Json<Listing<Migration>>, ApiError> {
     let (limit, offset) = page.bounds()?;
-    let agent = (caller.claims.role == Role::Agent)
-        .then(|| caller.claims.agent_id.clone().unwrap_or_default());
     let (count, items) = state
         .store
-        .list_migrations(agent.as_deref(), limit, offset)
+        .list_migrations(caller.agent(), limit, offset)
         .await?;
     Ok(Json(Listing { count, items }))
 }
@@ -256,8 +254,12 @@ pub async fn command(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<CommandRequest>,
 ) -> Result<(StatusCode, Json<JobRun>), ApiError> {
-    caller.require(Role::Agent)?;
-    let m = visible(&state, &caller, &id).await?;
+    caller.note(match req.command.as_str() {
+        "confirm" => "deletions.confirm".to_string(),
+        c => format!("command.{} {c}", req.action),
+    });
+    caller.require_operator()?;
+    let m = state.store.get_migration(&id).await?;
     let command = api_command(&req.command)?;
     let action = Action::parse(&req.action)
         .ok_or_else(|| ApiError::invalid("action: start, stop, pause or resume"))?;
@@ -293,16 +295,17 @@ pub async fn list_runs(
     Path(id): Path<String>,
     ApiQuery(page): ApiQuery<Page>,
 ) -> Result<Json<Listing<JobRun>>, ApiError> {
+    caller.require_person()?;
     let (limit, offset) = page.bounds()?;
-    visible(&state, &caller, &id).await?;
+    state.store.get_migration(&id).await?;
     let (count, items) = state.store.list_runs(&id, limit, offset).await?;
     Ok(Json(Listing { count, items }))
 }
 
-async fn visible_run(state: &AppState, caller: &Caller, id: &str) -> Result<JobRun, ApiError> {
-    let run = state.store.get_run(id).await?;
-    visible(state, caller, &run.migration_id).await?;
-    Ok(run)
+/// The job run `id`, for a person's token (an agent reports its runs, it does not read them).
+async fn readable_run(state: &AppState, caller: &Caller, id: &str) -> Result<JobRun, ApiError> {
+    caller.require_person()?;
+    Ok(state.store.get_run(id).await?)
 }
 
 /// One job run: its status code and name, counters and times.
@@ -318,7 +321,7 @@ pub async fn get_run(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<JobRun>, ApiError> {
-    Ok(Json(visible_run(&state, &caller, &id).await?))
+    Ok(Json(readable_run(&state, &caller, &id).await?))
 }
 
 /// The paging and filter of a copy log.
@@ -373,7 +376,7 @@ pub async fn copylog(
         return Err(ApiError::new(Code::HTTP_BAD_REQUEST, &[])
             .details(format!("status: {s} is not a code of the catalog")));
     }
-    visible_run(&state, &caller, &id).await?;
+    readable_run(&state, &caller, &id).await?;
     let (count, records) = state
         .store
         .copylog(&id, q.status.as_deref(), limit, offset)
@@ -415,7 +418,7 @@ pub async fn report(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<RunReport>, ApiError> {
-    let run = visible_run(&state, &caller, &id).await?;
+    let run = readable_run(&state, &caller, &id).await?;
     if is_active(run.state) {
         return Err(ApiError::new(
             Code::JOB_RUN_REPORT_NOT_AVAILABLE,
@@ -513,7 +516,8 @@ pub async fn list_schedules(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<Schedule>>, ApiError> {
-    visible(&state, &caller, &id).await?;
+    caller.require_person()?;
+    state.store.get_migration(&id).await?;
     Ok(Json(state.store.list_schedules(&id).await?))
 }
 
@@ -547,11 +551,8 @@ pub async fn errors(
     caller: Caller,
     ApiQuery(page): ApiQuery<Page>,
 ) -> Result<Json<ErrorList>, ApiError> {
+    caller.require_person()?;
     let (limit, offset) = page.bounds()?;
-    if caller.claims.role == Role::Agent {
-        return Err(ApiError::new(Code::HTTP_FORBIDDEN, &[])
-            .details("The error list spans every agent's migrations."));
-    }
     let (count, runs) = state.store.failed_runs(limit, offset).await?;
     let migration_errors = runs
         .into_iter()

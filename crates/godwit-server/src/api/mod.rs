@@ -2,11 +2,13 @@
 //! OpenAPI document generated from the handlers.
 
 pub mod agents;
+pub mod audit;
 pub mod codes;
 pub mod endpoints;
 pub mod migrations;
 pub mod projects;
 pub mod system;
+pub mod tokens;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -65,6 +67,10 @@ pub const BODY_LIMIT: usize = 64 * 1024;
         migrations::create_schedule,
         migrations::list_schedules,
         migrations::errors,
+        tokens::list_tokens,
+        tokens::create_token,
+        tokens::revoke_token,
+        audit::list_audit,
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth)
@@ -139,6 +145,12 @@ pub fn router(state: AppState) -> Router {
         .route("/runs/{id}/copylog", get(migrations::copylog))
         .route("/runs/{id}/report", get(migrations::report))
         .route("/errors", get(migrations::errors))
+        .route(
+            "/tokens",
+            get(tokens::list_tokens).post(tokens::create_token),
+        )
+        .route("/tokens/{id}/revoke", post(tokens::revoke_token))
+        .route("/audit", get(audit::list_audit))
         .route("/agent/connect", get(crate::hub::connect));
     Router::new()
         .route("/healthz", get(system::healthz))
@@ -151,8 +163,13 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            audit::record,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             system::count_requests,
         ))
+        .layer(axum::middleware::from_fn(system::security_headers))
         .with_state(state)
 }
 

@@ -66,9 +66,10 @@ fn check_description(d: &str) -> Result<(), ApiError> {
 ))]
 pub async fn list_projects(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     ApiQuery(page): ApiQuery<Page>,
 ) -> Result<Json<Listing<Project>>, ApiError> {
+    caller.require_person()?;
     let (limit, offset) = page.bounds()?;
     let (count, items) = state.store.list_projects(limit, offset).await?;
     Ok(Json(Listing { count, items }))
@@ -109,9 +110,10 @@ pub async fn create_project(
 ))]
 pub async fn get_project(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Project>, ApiError> {
+    caller.require_person()?;
     Ok(Json(state.store.get_project(&id).await?))
 }
 

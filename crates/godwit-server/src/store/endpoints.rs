@@ -68,22 +68,29 @@ impl Store {
         Ok(e)
     }
 
+    /// A page of endpoints; with `agent`, only those its migrations read or write.
     pub async fn list_endpoints(
         &self,
+        agent: Option<&str>,
         limit: i64,
         offset: i64,
     ) -> Result<(i64, Vec<Endpoint>), DomainError> {
         let fail = |e: sqlx::Error| failed(Code::DB_ERR_GET_DOCS, "endpoints", "", &e.to_string());
-        let count: i64 = sqlx::query("SELECT COUNT(*) FROM endpoints")
+        // $1 NULL: every endpoint; else those of the agent's migrations.
+        const OF_AGENT: &str = "(CAST($1 AS TEXT) IS NULL OR id IN (SELECT source_endpoint FROM migrations \
+             WHERE agent_id = $1 UNION SELECT target_endpoint FROM migrations WHERE agent_id = $1))";
+        let count: i64 = sqlx::query(&format!("SELECT COUNT(*) FROM endpoints WHERE {OF_AGENT}"))
+            .bind(agent)
             .fetch_one(&self.pool)
             .await
             .map_err(fail)?
             .try_get(0)
             .map_err(fail)?;
-        let rows = sqlx::query(
+        let rows = sqlx::query(&format!(
             "SELECT id, name, kind, uri, credential_ref, created_ms FROM endpoints \
-             ORDER BY created_ms, id LIMIT $1 OFFSET $2",
-        )
+             WHERE {OF_AGENT} ORDER BY created_ms, id LIMIT $2 OFFSET $3"
+        ))
+        .bind(agent)
         .bind(limit)
         .bind(offset)
         .fetch_all(&self.pool)
@@ -95,6 +102,21 @@ impl Store {
             .collect::<Result<_, _>>()
             .map_err(fail)?;
         Ok((count, list))
+    }
+
+    /// Whether a migration of `agent` reads or writes the endpoint `id`.
+    pub async fn endpoint_used_by(&self, id: &str, agent: &str) -> Result<bool, DomainError> {
+        let n = sqlx::query(
+            "SELECT COUNT(*) FROM migrations WHERE agent_id = $1 \
+             AND (source_endpoint = $2 OR target_endpoint = $2)",
+        )
+        .bind(agent)
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await
+        .and_then(|r| r.try_get::<i64, _>(0))
+        .map_err(|e| failed(Code::DB_ERR_GET_DOCS, "migrations", id, &e.to_string()))?;
+        Ok(n > 0)
     }
 
     pub async fn get_endpoint(&self, id: &str) -> Result<Endpoint, DomainError> {

@@ -19,9 +19,11 @@ mod migrations;
 mod projects;
 mod runs;
 mod schedules;
+mod tokens;
 
 pub use endpoints::Endpoint;
 pub use projects::Project;
+pub use tokens::{AuditEntry, TokenRecord};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 

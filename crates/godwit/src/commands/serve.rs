@@ -13,8 +13,8 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<ExitStatus> {
     }
     let options = ServeOptions {
         listen: args.listen,
-        database: args.database.clone(),
-        state_dir: shared::state_dir(&args.state),
+        database: args.store.database.clone(),
+        state_dir: shared::state_dir(&args.store.state),
         heartbeat_window: None,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
