@@ -155,9 +155,9 @@ pub async fn issue(
     ttl: std::time::Duration,
 ) -> Result<(String, TokenRecord), DomainError> {
     let c = claims(sub, role, agent_id, ttl);
-    let token = secret
-        .sign(&c)
-        .map_err(|e| DomainError::new(Code::AUTH_ERR_JWT_SHARED_SECRET_ENV_MISSING, &[]).details(e))?;
+    let token = secret.sign(&c).map_err(|e| {
+        DomainError::new(Code::AUTH_ERR_JWT_SHARED_SECRET_ENV_MISSING, &[]).details(e)
+    })?;
     let ms = |s: u64| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX);
     let record = TokenRecord {
         id: c.jti.clone(),
@@ -194,7 +194,10 @@ impl AuditSlot {
             .unwrap_or_else(|p| p.into_inner().clone())
     }
     fn update(&self, f: impl FnOnce(&mut AuditNote)) {
-        let mut note = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut note = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         f(&mut note);
     }
 }
@@ -257,9 +260,9 @@ impl Caller {
     /// no agent). Other roles pass.
     pub fn may_act_for_agent(&self, agent_id: Option<&str>) -> Result<(), ApiError> {
         match self.agent() {
-            Some(own) if Some(own) != agent_id => {
-                Err(forbidden("This agent token is bound to another agent.".to_string()))
-            }
+            Some(own) if Some(own) != agent_id => Err(forbidden(
+                "This agent token is bound to another agent.".to_string(),
+            )),
             _ => Ok(()),
         }
     }
@@ -330,7 +333,10 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Claims, ApiErro
             }
             Ok(_) => {}
             Err(e) if e.is_not_found() => {
-                return Err(ApiError::new(Code::AGENT_STATE_DELETED, &[("agent_id", id)]));
+                return Err(ApiError::new(
+                    Code::AGENT_STATE_DELETED,
+                    &[("agent_id", id)],
+                ));
             }
             Err(e) => return Err(e.into()),
         }

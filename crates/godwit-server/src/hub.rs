@@ -136,14 +136,14 @@ pub async fn connect(
     caller: Caller,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    let ws = ws.map_err(|e| {
-        ApiError::new(Code::HTTP_BAD_REQUEST, &[])
-            .details(format!("This is the agents' WebSocket: {e}."))
-    })?;
     if caller.claims.role != Role::Agent {
         return Err(ApiError::new(Code::HTTP_FORBIDDEN, &[])
             .details("Only an agent token opens an agent connection."));
     }
+    let ws = ws.map_err(|e| {
+        ApiError::new(Code::HTTP_BAD_REQUEST, &[])
+            .details(format!("This is the agents' WebSocket: {e}."))
+    })?;
     let bound = caller.claims.agent_id.clone().unwrap_or_default();
     Ok(ws
         .max_message_size(4 << 20)

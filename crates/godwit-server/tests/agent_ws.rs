@@ -60,10 +60,38 @@ async fn server_with(heartbeat_window: Option<Duration>) -> Server {
 }
 
 impl Server {
-    fn token(&self, role: Role, agent: Option<&str>) -> String {
-        self.secret
-            .issue("t", role, agent, Duration::from_secs(600))
-            .unwrap()
+    async fn token(&self, role: Role, agent: Option<&str>) -> String {
+        godwit_server::auth::issue(
+            &self.store,
+            &self.secret,
+            "t",
+            role,
+            agent,
+            Duration::from_secs(600),
+        )
+        .await
+        .unwrap()
+        .0
+    }
+
+    /// How the connection's HTTP upgrade is refused: its status and the code of its answer.
+    async fn refused(&self, token: &str) -> (u16, String) {
+        let mut req = format!("ws://{}/v1/agent/connect", self.url)
+            .into_client_request()
+            .unwrap();
+        req.headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        match tokio_tungstenite::connect_async(req).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(r)) => {
+                let body: Value = serde_json::from_slice(r.body().as_deref().unwrap()).unwrap();
+                (
+                    r.status().as_u16(),
+                    body["error_code"].as_str().unwrap().to_string(),
+                )
+            }
+            Err(e) => panic!("refused otherwise: {e}"),
+            Ok(_) => panic!("the connection was accepted"),
+        }
     }
 
     async fn open(&self, token: &str) -> Socket {
@@ -112,7 +140,7 @@ fn refused_with(m: &ToAgent) -> (String, bool) {
 async fn registration_is_refused_with_each_code() {
     let s = server().await;
     let agent = s.store.create_agent("a", "0.1.0").await.unwrap();
-    let token = s.token(Role::Agent, Some(&agent.id));
+    let token = s.token(Role::Agent, Some(&agent.id)).await;
     let cases = [
         (json!({"op": "heartbeat"}), "868"),
         (json!({"op": "hello", "version": "0.1.0"}), "852"),
@@ -149,7 +177,7 @@ async fn registration_is_refused_with_each_code() {
     assert_eq!(refused_with(&hear(&mut second).await), ("856".into(), true));
     drop(first);
 
-    // Deactivated: refused for good.
+    // Deactivated: refused for good, before the connection opens, with 862.
     s.store
         .set_agent_state(
             &agent.id,
@@ -158,16 +186,27 @@ async fn registration_is_refused_with_each_code() {
         )
         .await
         .unwrap();
-    let mut ws = s.open(&token).await;
-    say(&mut ws, hello).await;
-    assert_eq!(refused_with(&hear(&mut ws).await), ("862".into(), false));
+    assert_eq!(s.refused(&token).await, (403, "862".into()));
+    drop(hello);
+
+    // A revoked token, and the token of a deleted agent.
+    let other = s.store.create_agent("b", "0.1.0").await.unwrap();
+    let token = s.token(Role::Agent, Some(&other.id)).await;
+    let jti = godwit_server::auth::Claims::read_unverified(&token)
+        .unwrap()
+        .jti;
+    s.store.revoke_token(&jti, "test").await.unwrap();
+    assert_eq!(s.refused(&token).await, (401, "707".into()));
+    let token = s.token(Role::Agent, Some(&other.id)).await;
+    s.store.delete_agent(&other.id).await.unwrap();
+    assert_eq!(s.refused(&token).await, (403, "903".into()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_messages_get_their_code_and_the_connection_stays() {
     let s = server().await;
     let agent = s.store.create_agent("a", "0.1.0").await.unwrap();
-    let mut ws = s.open(&s.token(Role::Agent, Some(&agent.id))).await;
+    let mut ws = s.open(&s.token(Role::Agent, Some(&agent.id)).await).await;
     say(
         &mut ws,
         json!({"op": "hello", "agent_id": agent.id, "version": "0.1.0"}),
@@ -275,7 +314,7 @@ async fn queued_commands_are_delivered_on_connect_and_taken() {
         .create_run(&m.id, godwit_spec::CommandKind::Scan)
         .await
         .unwrap();
-    let mut ws = s.open(&s.token(Role::Agent, Some(&agent.id))).await;
+    let mut ws = s.open(&s.token(Role::Agent, Some(&agent.id)).await).await;
     say(
         &mut ws,
         json!({"op": "hello", "agent_id": agent.id, "version": "0.1.0"}),
@@ -312,7 +351,7 @@ async fn queued_commands_are_delivered_on_connect_and_taken() {
         .unwrap();
     req.headers_mut().insert(
         "authorization",
-        format!("Bearer {}", s.token(Role::Admin, None))
+        format!("Bearer {}", s.token(Role::Admin, None).await)
             .parse()
             .unwrap(),
     );
@@ -392,7 +431,7 @@ async fn schedules_start_their_commands_when_due() {
 async fn a_silent_connection_is_dropped_so_the_agent_can_come_back() {
     let s = server_with(Some(Duration::from_secs(1))).await;
     let agent = s.store.create_agent("a", "0.1.0").await.unwrap();
-    let token = s.token(Role::Agent, Some(&agent.id));
+    let token = s.token(Role::Agent, Some(&agent.id)).await;
     let hello = json!({"op": "hello", "agent_id": agent.id, "version": "0.1.0"});
     // Registered, then nothing: as a connection cut without a goodbye looks to the server.
     let mut stale = s.open(&token).await;

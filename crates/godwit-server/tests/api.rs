@@ -4,7 +4,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -16,7 +15,8 @@ use serde_json::{Value, json};
 use sqlx::Connection;
 use tower::ServiceExt;
 
-const SECRET: &[u8] = b"a test secret that is long enough for HS256 signing";
+mod support;
+use support::{SECRET, issue};
 
 struct Api {
     app: Router,
@@ -26,79 +26,23 @@ struct Api {
     admin: String,
     _dir: Option<tempfile::TempDir>,
     backend: &'static str,
-}
-
-fn pg_admin_url() -> String {
-    std::env::var("GODWIT_TEST_POSTGRES_URL").unwrap_or_else(|_| {
-        panic!(
-            "GODWIT_TEST_POSTGRES_URL is not set: run `bash scripts/test.sh`, which starts \
-             PostgreSQL when it is not running and sets it"
-        )
-    })
-}
-
-/// A database of its own on the PostgreSQL server. Databases that earlier runs left behind
-/// (named with their creation time) are dropped once they are ten minutes old.
-async fn fresh_pg_url() -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    sqlx::any::install_default_drivers();
-    let admin = pg_admin_url();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let mut c = sqlx::AnyConnection::connect(&admin).await.unwrap();
-    let old: Vec<String> = sqlx::query_scalar::<_, String>(
-        "SELECT datname::text FROM pg_database WHERE datname LIKE 'godwit_test_%'",
-    )
-    .fetch_all(&mut c)
-    .await
-    .unwrap();
-    for name in old {
-        let born: u64 = name
-            .split('_')
-            .nth(2)
-            .and_then(|t| t.parse().ok())
-            .unwrap_or(u64::MAX);
-        if born.saturating_add(600) < now {
-            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
-                .execute(&mut c)
-                .await;
-        }
-    }
-    let name = format!(
-        "godwit_test_{now}_{}_{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    );
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut c)
-        .await
-        .unwrap();
-    let base = admin.rsplit_once('/').unwrap().0;
-    format!("{base}/{name}")
+    /// The store's database, for a test that breaks it behind the control plane's back.
+    url: String,
 }
 
 async fn api(backend: &'static str) -> Api {
-    let (url, dir) = match backend {
-        "sqlite" => {
-            let dir = tempfile::tempdir().unwrap();
-            let url = format!("sqlite://{}?mode=rwc", dir.path().join("cp.db").display());
-            (url, Some(dir))
-        }
-        _ => (fresh_pg_url().await, None),
-    };
-    let store = Store::open(&url).await.unwrap();
+    let (store, url, dir) = support::store(backend).await;
     let secret = Secret::from_bytes(SECRET);
     let day = Duration::from_secs(86400);
     Api {
-        operator: secret.issue("op", Role::Operator, None, day).unwrap(),
-        viewer: secret.issue("view", Role::Viewer, None, day).unwrap(),
-        admin: secret.issue("adm", Role::Admin, None, day).unwrap(),
+        operator: issue(&store, "op", Role::Operator, None, day).await,
+        viewer: issue(&store, "view", Role::Viewer, None, day).await,
+        admin: issue(&store, "adm", Role::Admin, None, day).await,
         app: godwit_server::app(store.clone(), secret),
         store,
         _dir: dir,
         backend,
+        url,
     }
 }
 
@@ -461,14 +405,17 @@ on_both_stores!(tokens_and_roles, |a: Api| async move {
     assert_error(s, &e, 401, "622");
     let (s, e) = a.call("GET", "/v1/projects", Some("not-a-jwt"), None).await;
     assert_error(s, &e, 401, "704");
+    let claims = godwit_server::auth::claims("x", Role::Admin, None, Duration::from_secs(60));
     let forged = Secret::from_bytes(b"another secret, another control plane, same length")
-        .issue("x", Role::Admin, None, Duration::from_secs(60))
+        .sign(&claims)
         .unwrap();
     let (s, e) = a.call("GET", "/v1/projects", Some(&forged), None).await;
     assert_error(s, &e, 401, "705");
-    let expired = Secret::from_bytes(SECRET)
-        .issue("x", Role::Admin, None, Duration::from_secs(0))
-        .unwrap();
+    // Signed with the right secret, but never recorded: refused.
+    let unrecorded = Secret::from_bytes(SECRET).sign(&claims).unwrap();
+    let (s, e) = a.call("GET", "/v1/projects", Some(&unrecorded), None).await;
+    assert_error(s, &e, 401, "707");
+    let expired = issue(&a.store, "x", Role::Admin, None, Duration::from_secs(0)).await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     // Five seconds of leeway for clocks: issued with no lifetime, it is refused after that.
     let mut validation_waited = false;
@@ -500,14 +447,15 @@ on_both_stores!(tokens_and_roles, |a: Api| async move {
         )
         .await;
     assert_error(s, &e, 403, "HTTP403");
-    let agent = Secret::from_bytes(SECRET)
-        .issue(
-            "agent",
-            Role::Agent,
-            Some("agent-1"),
-            Duration::from_secs(60),
-        )
-        .unwrap();
+    let registered = a.store.create_agent("agent-1", "0.1.0").await.unwrap();
+    let agent = issue(
+        &a.store,
+        "agent",
+        Role::Agent,
+        Some(&registered.id),
+        Duration::from_secs(60),
+    )
+    .await;
     let (s, e) = a
         .call(
             "POST",
@@ -882,7 +830,10 @@ on_both_stores!(commands_follow_the_state_rules, |a: Api| async move {
         .set_run_state(&run_id, godwit_codes::State::Running, None, None)
         .await
         .unwrap();
-    let (s, r) = cmd("scan", "pause", agent_token.clone()).await;
+    // An agent token starts and stops nothing: an operator does.
+    let (s, e) = cmd("scan", "pause", agent_token.clone()).await;
+    assert_error(s, &e, 403, "HTTP403");
+    let (s, r) = cmd("scan", "pause", a.operator.clone()).await;
     assert_eq!(
         (s, r["status"]["code"].clone()),
         (StatusCode::ACCEPTED, json!("935")),
@@ -1164,16 +1115,14 @@ async fn sqlx_set_scheduling_off(a: &Api, agent: &str) {
 /// migration at a time.
 async fn tight(backend: &'static str) -> Api {
     let mut a = api(backend).await;
-    a.app = godwit_server::app_with(
-        a.store.clone(),
-        Secret::from_bytes(SECRET),
-        godwit_server::limit::Limiter::new(2.0, 3.0),
-        godwit_server::Limits {
-            max_active_migrations: 1,
-            job_max_files: 1000,
-            job_max_bytes: 1 << 30,
-        },
-    );
+    let mut settings = godwit_server::Settings::defaults();
+    settings.limiter = godwit_server::limit::Limiter::new(2.0, 3.0);
+    settings.limits = godwit_server::Limits {
+        max_active_migrations: 1,
+        job_max_files: 1000,
+        job_max_bytes: 1 << 30,
+    };
+    a.app = godwit_server::app_with(a.store.clone(), Secret::from_bytes(SECRET), settings);
     a
 }
 
@@ -1261,7 +1210,14 @@ on_both_tight!(the_active_migrations_limit_is_628, |a: Api| async move {
 on_both_stores!(
     a_store_that_fails_is_503_with_its_code,
     |a: Api| async move {
-        a.store.close().await;
+        // A table lost behind the control plane's back: each operation says which failed.
+        let mut c = sqlx::AnyConnection::connect(&a.url).await.unwrap();
+        let drop = if a.backend == "sqlite" {
+            "DROP TABLE projects"
+        } else {
+            "DROP TABLE projects CASCADE"
+        };
+        sqlx::query(drop).execute(&mut c).await.unwrap();
         let (s, e) = a.call("GET", "/v1/projects", Some(&a.viewer), None).await;
         assert_error(s, &e, 503, "803");
         let (s, e) = a
@@ -1273,6 +1229,19 @@ on_both_stores!(
             )
             .await;
         assert_error(s, &e, 503, "821");
+        // The whole store gone: the token's record cannot be read (801), whatever is asked.
+        a.store.close().await;
+        let (s, e) = a.call("GET", "/v1/projects", Some(&a.viewer), None).await;
+        assert_error(s, &e, 503, "801");
+        let (s, e) = a
+            .call(
+                "POST",
+                "/v1/projects",
+                Some(&a.operator),
+                Some(json!({"name": "late"})),
+            )
+            .await;
+        assert_error(s, &e, 503, "801");
         let (s, e) = a.call("GET", "/readyz", None, None).await;
         assert_error(s, &e, 503, "HTTP503");
     }

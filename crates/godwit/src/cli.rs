@@ -362,11 +362,13 @@ pub struct AgentArgs {
 pub enum TokenCommand {
     /// Print a new token signed with the control plane's secret (GODWIT_JWT_SECRET, or the one
     /// in the state directory), recorded in its store so that it can be listed and revoked.
-    #[command(after_help = "Run it where the control plane runs, with the same --state-dir and \
+    #[command(
+        after_help = "Run it where the control plane runs, with the same --state-dir and \
                             --database (or GODWIT_DATABASE_URL) as `godwit serve`: the \
                             control plane accepts only tokens it has a record of.\n\n\
                             Examples:\n  godwit token create --role operator --subject alice\n  \
-                            godwit token create --role viewer --ttl 7d")]
+                            godwit token create --role viewer --ttl 7d"
+    )]
     Create(TokenCreateArgs),
     /// List the tokens issued, newest first, without their secret text: id, role, subject,
     /// expiry, and whether they were revoked.

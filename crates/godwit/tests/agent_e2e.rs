@@ -99,9 +99,14 @@ impl World {
             database,
         };
         w.start_server();
-        let out = run(godwit()
-            .args(["token", "create", "--role", "admin", "--state-dir"])
-            .arg(&w.cp_state));
+        let mut c = godwit();
+        c.args(["token", "create", "--role", "admin", "--state-dir"])
+            .arg(&w.cp_state)
+            .env_remove("GODWIT_DATABASE_URL");
+        if let Some(db) = &w.database {
+            c.args(["--database", db]);
+        }
+        let out = run(&mut c);
         w.admin = text(&out.stdout).trim().to_string();
         let (s, a) = w.api(
             "POST",

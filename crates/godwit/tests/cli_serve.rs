@@ -15,6 +15,8 @@ use support::{godwit, run, text};
 struct Server {
     child: Child,
     url: String,
+    /// What `godwit token` needs to record its tokens where this server reads them.
+    store_args: Vec<std::ffi::OsString>,
 }
 
 impl Drop for Server {
@@ -44,14 +46,29 @@ fn serve(state: &Path, database: Option<&str>) -> Server {
         .to_string();
     // Keep draining stderr so the server never blocks on it.
     std::thread::spawn(move || for _ in lines {});
-    Server { child, url }
+    let mut store_args = vec!["--state-dir".into(), state.as_os_str().to_owned()];
+    if let Some(db) = database {
+        store_args.extend(["--database".into(), db.into()]);
+    }
+    Server {
+        child,
+        url,
+        store_args,
+    }
 }
 
-fn token(state: &Path, role: &str) -> String {
-    let out = run(godwit()
-        .args(["token", "create", "--role", role, "--state-dir"])
-        .arg(state)
-        .env_remove("GODWIT_JWT_SECRET"));
+/// `godwit token ARGS` on the server's state directory and store.
+fn token_cli(server: &Server, args: &[&str]) -> std::process::Output {
+    run(godwit()
+        .arg("token")
+        .args(args)
+        .args(&server.store_args)
+        .env_remove("GODWIT_JWT_SECRET")
+        .env_remove("GODWIT_DATABASE_URL"))
+}
+
+fn token(server: &Server, role: &str) -> String {
+    let out = token_cli(server, &["create", "--role", role, "--subject", role]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     text(&out.stdout).trim().to_string()
 }
@@ -78,9 +95,9 @@ fn curl(
     (status.trim().parse().unwrap(), value)
 }
 
-fn operator_walkthrough(server: &Server, state: &Path) {
-    let op = token(state, "operator");
-    let viewer = token(state, "viewer");
+fn operator_walkthrough(server: &Server) {
+    let op = token(server, "operator");
+    let viewer = token(server, "viewer");
     let u = &server.url;
     assert_eq!(curl("GET", &format!("{u}/readyz"), None, None).0, 200);
 
@@ -158,6 +175,51 @@ fn operator_walkthrough(server: &Server, state: &Path) {
     assert_eq!((s, e["error_code"].as_str()), (403, Some("HTTP403")), "{e}");
     let (s, e) = curl("GET", &format!("{u}/v1/projects"), None, None);
     assert_eq!((s, e["error_code"].as_str()), (401, Some("622")), "{e}");
+
+    // The tokens are listed without their text; one revoked is refused from then on, and the
+    // audit log says who revoked it.
+    let out = token_cli(server, &["list", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let list = text(&out.stdout);
+    assert!(!list.contains(&viewer) && !list.contains("eyJ"), "{list}");
+    let tokens: serde_json::Value = serde_json::from_str(&list).unwrap();
+    let id_of = |subject: &str| {
+        tokens["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["subject"] == subject)
+            .unwrap_or_else(|| panic!("no {subject} in {tokens}"))["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let viewer_id = id_of("viewer");
+    let out = token_cli(server, &["revoke", &viewer_id]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let (s, e) = curl("GET", &format!("{u}/v1/projects"), Some(&viewer), None);
+    assert_eq!((s, e["error_code"].as_str()), (401, Some("707")), "{e}");
+    let out = token_cli(server, &["list"]);
+    let table = text(&out.stdout);
+    let row = table.lines().find(|l| l.starts_with(&viewer_id)).unwrap();
+    assert!(row.contains("revoked"), "{table}");
+    let out = token_cli(server, &["revoke", "no-such-token"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("800"), "{}", text(&out.stderr));
+    let admin = token(server, "admin");
+    let (s, log) = curl("GET", &format!("{u}/v1/audit"), Some(&admin), None);
+    assert_eq!(s, 200, "{log}");
+    let revoked = log["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["action"] == "token.revoke")
+        .unwrap_or_else(|| panic!("no token.revoke in {log}"));
+    assert_eq!(revoked["target"], viewer_id.as_str());
+    assert!(
+        revoked["subject"].as_str().unwrap().starts_with("cli:"),
+        "{revoked}"
+    );
 }
 
 fn stop_gracefully(mut server: Server) {
@@ -178,7 +240,7 @@ fn serve_with_no_flags_uses_sqlite_in_the_state_directory() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let server = serve(&state, None);
-    operator_walkthrough(&server, &state);
+    operator_walkthrough(&server);
     stop_gracefully(server);
     assert!(state.join("control-plane.db").exists());
     let mode = std::os::unix::fs::PermissionsExt::mode(
@@ -206,7 +268,7 @@ fn serve_with_no_flags_uses_sqlite_in_the_state_directory() {
     let (s, list) = curl(
         "GET",
         &format!("{}/v1/projects", server.url),
-        Some(&token(&state, "viewer")),
+        Some(&token(&server, "viewer")),
         None,
     );
     assert_eq!((s, list["count"].as_i64()), (200, Some(1)), "{list}");
@@ -233,7 +295,7 @@ fn serve_on_postgresql() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let server = serve(&state, Some(&format!("{base}/{name}")));
-    operator_walkthrough(&server, &state);
+    operator_walkthrough(&server);
     stop_gracefully(server);
     assert!(
         !state.join("control-plane.db").exists(),

@@ -92,6 +92,55 @@ impl utoipa::Modify for BearerAuth {
                     .build(),
             ),
         );
+        // What any route that takes a token may answer, said once here: a missing or refused
+        // token (401), a role that may not (403, also 862 and 903 for a deactivated or deleted
+        // agent's token), too many requests (429).
+        use utoipa::openapi::{Content, Ref, ResponseBuilder};
+        let common = [
+            (
+                "401",
+                "No token, or one that is malformed, badly signed, expired, revoked or unknown (622, 704-707)",
+            ),
+            (
+                "403",
+                "The token's role may not do this, or it is a deactivated (862) or deleted (903) agent's",
+            ),
+            (
+                "429",
+                "Too many requests for this token, or too many bad tokens from this address; see Retry-After",
+            ),
+        ];
+        for item in openapi.paths.paths.values_mut() {
+            for op in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                if op.security.as_ref().is_none_or(Vec::is_empty) {
+                    continue;
+                }
+                for (status, description) in common {
+                    op.responses
+                        .responses
+                        .entry(status.to_string())
+                        .or_insert_with(|| {
+                            ResponseBuilder::new()
+                                .description(description)
+                                .content(
+                                    "application/json",
+                                    Content::new(Some(Ref::from_schema_name("ErrorBody"))),
+                                )
+                                .build()
+                                .into()
+                        });
+                }
+            }
+        }
     }
 }
 

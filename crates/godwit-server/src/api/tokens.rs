@@ -116,5 +116,7 @@ pub async fn revoke_token(
     Path(id): Path<String>,
 ) -> Result<Json<TokenRecord>, ApiError> {
     caller.require_admin()?;
-    Ok(Json(state.store.revoke_token(&id, &caller.claims.sub).await?))
+    Ok(Json(
+        state.store.revoke_token(&id, &caller.claims.sub).await?,
+    ))
 }

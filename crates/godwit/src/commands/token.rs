@@ -28,7 +28,8 @@ fn local_user() -> String {
 }
 
 fn when(ms: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+    let t =
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0));
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
@@ -110,11 +111,16 @@ async fn run_async(cmd: &TokenCommand) -> anyhow::Result<ExitStatus> {
             };
             let mut all = Vec::new();
             let status = loop {
-                match store.list_tokens(100, i64::try_from(all.len()).unwrap_or(0)).await {
+                match store
+                    .list_tokens(100, i64::try_from(all.len()).unwrap_or(0))
+                    .await
+                {
                     Ok((_, page)) if page.is_empty() => break ExitStatus::Success,
                     Ok((count, page)) => {
                         all.extend(page);
-                        if i64::try_from(all.len()).unwrap_or(i64::MAX) >= count || all.len() >= 65_535 {
+                        if i64::try_from(all.len()).unwrap_or(i64::MAX) >= count
+                            || all.len() >= 65_535
+                        {
                             break ExitStatus::Success;
                         }
                     }
@@ -142,7 +148,9 @@ async fn run_async(cmd: &TokenCommand) -> anyhow::Result<ExitStatus> {
                     .collect();
                 print(&format!(
                     "{}\n",
-                    serde_json::to_string_pretty(&serde_json::json!({"count": items.len(), "items": items}))?
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({"count": items.len(), "items": items})
+                    )?
                 ))?;
                 return Ok(ExitStatus::Success);
             }

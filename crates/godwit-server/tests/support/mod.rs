@@ -1,0 +1,92 @@
+//! What the control plane's tests share: a store of its own on SQLite or PostgreSQL, and tokens
+//! the control plane issued.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use godwit_server::{Role, Secret, Store};
+use sqlx::Connection;
+
+pub const SECRET: &[u8] = b"a test secret that is long enough for HS256 signing";
+
+pub fn pg_admin_url() -> String {
+    std::env::var("GODWIT_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+        panic!(
+            "GODWIT_TEST_POSTGRES_URL is not set: run `bash scripts/test.sh`, which starts \
+             PostgreSQL when it is not running and sets it"
+        )
+    })
+}
+
+/// A database of its own on the PostgreSQL server. Databases that earlier runs left behind
+/// (named with their creation time) are dropped once they are ten minutes old.
+pub async fn fresh_pg_url() -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    sqlx::any::install_default_drivers();
+    let admin = pg_admin_url();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut c = sqlx::AnyConnection::connect(&admin).await.unwrap();
+    let old: Vec<String> = sqlx::query_scalar::<_, String>(
+        "SELECT datname::text FROM pg_database WHERE datname LIKE 'godwit_test_%'",
+    )
+    .fetch_all(&mut c)
+    .await
+    .unwrap();
+    for name in old {
+        let born: u64 = name
+            .split('_')
+            .nth(2)
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(u64::MAX);
+        if born.saturating_add(600) < now {
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+                .execute(&mut c)
+                .await;
+        }
+    }
+    let name = format!(
+        "godwit_test_{now}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut c)
+        .await
+        .unwrap();
+    let base = admin.rsplit_once('/').unwrap().0;
+    format!("{base}/{name}")
+}
+
+/// A store of its own on `backend` ("sqlite" or "postgres"): the store, its URL, and the folder
+/// that holds a SQLite one.
+pub async fn store(backend: &str) -> (Store, String, Option<tempfile::TempDir>) {
+    let (url, dir) = match backend {
+        "sqlite" => {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}?mode=rwc", dir.path().join("cp.db").display());
+            (url, Some(dir))
+        }
+        _ => (fresh_pg_url().await, None),
+    };
+    (Store::open(&url).await.unwrap(), url, dir)
+}
+
+/// A token the control plane at `store` issued (and so accepts).
+pub async fn issue(
+    store: &Store,
+    sub: &str,
+    role: Role,
+    agent: Option<&str>,
+    ttl: Duration,
+) -> String {
+    let secret = Secret::from_bytes(SECRET);
+    godwit_server::auth::issue(store, &secret, sub, role, agent, ttl)
+        .await
+        .unwrap()
+        .0
+}
