@@ -37,6 +37,7 @@ impl JobError {
     pub fn is_usage(&self) -> bool {
         [
             Code::ERR_URL_PARSE,
+            Code::ENDPOINT_CREDENTIAL_IN_URI,
             Code::ERR_FILTER_PATTERN,
             Code::ERR_FILTER_PATTERN_GLOB,
             Code::ERR_FILTER_PATTERN_REGEX,

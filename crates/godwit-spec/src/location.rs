@@ -57,9 +57,48 @@ pub enum Location {
     Memory { prefix: String },
 }
 
+/// What credential `uri` holds, if any: a password after an SFTP user, user information in an
+/// `s3://` or `az://` URI, a key, signature or token in its query. Said without the secret, so
+/// that no message, log or record repeats it (646).
+pub fn credential_in(uri: &str) -> Option<&'static str> {
+    let (scheme, rest) = uri.split_once("://")?;
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    if let Some((userinfo, _)) = authority.rsplit_once('@') {
+        if !scheme.eq_ignore_ascii_case("sftp") {
+            return Some("user information before the bucket or container");
+        }
+        if userinfo.contains(':') {
+            return Some("a password after the user name");
+        }
+    }
+    let query = rest.split_once('?').map(|(_, q)| q.to_ascii_lowercase())?;
+    const KEYS: &[&str] = &[
+        "accountkey=",
+        "sharedaccesssignature=",
+        "sig=",
+        "x-amz-signature=",
+        "x-amz-credential=",
+        "x-amz-security-token=",
+        "password=",
+        "secret=",
+        "token=",
+    ];
+    KEYS.iter()
+        .any(|k| query.split('&').any(|pair| pair.starts_with(k)))
+        .then_some("a key, signature or token in the query")
+}
+
+/// The endpoints, a page at a time.
 impl Location {
     /// Parses what a user typed: a path (`/data`, `./data`, `file:///data`) or a URL.
     pub fn parse(text: &str) -> Result<Self, JobError> {
+        if let Some(what) = credential_in(text) {
+            // Refused without the text: it holds the secret.
+            return Err(JobError::new(
+                Code::ENDPOINT_CREDENTIAL_IN_URI,
+                &[("what", what)],
+            ));
+        }
         let bad =
             |reason: &str| JobError::new(Code::ERR_URL_PARSE, &[("url", text), ("reason", reason)]);
         if text.is_empty() {
@@ -210,5 +249,24 @@ mod tests {
             assert_eq!(e.code, Code::ERR_URL_PARSE, "{bad}");
             assert!(!e.message.contains('{'), "{}", e.message);
         }
+    }
+
+    #[test]
+    fn a_credential_in_a_location_is_refused_with_646_and_never_repeated() {
+        for (uri, what) in [
+            ("sftp://bob:Hunter2secret@host/data", "password"),
+            ("s3://KEY:Hunter2secret@bucket/x", "user information"),
+            ("az://c/x?sig=Hunter2secret", "query"),
+            ("az://c/x?SharedAccessSignature=Hunter2secret&a=1", "query"),
+        ] {
+            let e = Location::parse(uri).unwrap_err();
+            assert_eq!(e.code, Code::ENDPOINT_CREDENTIAL_IN_URI, "{uri}");
+            assert!(e.is_usage());
+            assert!(e.message.contains(what), "{uri}: {}", e.message);
+            assert!(!e.message.contains("Hunter2secret"), "{}", e.message);
+        }
+        // A user name alone is not a credential.
+        assert!(Location::parse("sftp://bob@host:2222/data").is_ok());
+        assert!(credential_in("s3://bucket/x?versionId=3").is_none());
     }
 }

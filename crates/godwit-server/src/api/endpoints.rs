@@ -51,7 +51,7 @@ fn validate(req: &NewEndpoint) -> Result<(), ApiError> {
     if req.uri.trim().is_empty() || req.uri.chars().any(char::is_control) {
         return Err(ApiError::invalid("uri: empty or with control characters"));
     }
-    if let Some(what) = credential_in(&req.uri) {
+    if let Some(what) = godwit_spec::location::credential_in(&req.uri) {
         // Said without the secret: the answer, the logs and the database never hold it.
         return Err(ApiError::new(
             godwit_codes::Code::ENDPOINT_CREDENTIAL_IN_URI,
@@ -85,35 +85,6 @@ fn validate(req: &NewEndpoint) -> Result<(), ApiError> {
 /// What credential the URI `uri` holds, if it holds one: a password in the user part of an
 /// SFTP URI, user information in an object store's, or a key, signature or token in the
 /// query. Looked at before the URI is parsed, so that no message ever repeats it.
-fn credential_in(uri: &str) -> Option<&'static str> {
-    let (scheme, rest) = uri.split_once("://")?;
-    let authority = rest.split(['/', '?']).next().unwrap_or("");
-    if let Some((userinfo, _)) = authority.rsplit_once('@') {
-        if !scheme.eq_ignore_ascii_case("sftp") {
-            return Some("user information before the bucket or container");
-        }
-        if userinfo.contains(':') {
-            return Some("a password after the user name");
-        }
-    }
-    let query = rest.split_once('?').map(|(_, q)| q.to_ascii_lowercase())?;
-    const KEYS: &[&str] = &[
-        "accountkey=",
-        "sharedaccesssignature=",
-        "sig=",
-        "x-amz-signature=",
-        "x-amz-credential=",
-        "x-amz-security-token=",
-        "password=",
-        "secret=",
-        "token=",
-    ];
-    KEYS.iter()
-        .any(|k| query.split('&').any(|pair| pair.starts_with(k)))
-        .then_some("a key, signature or token in the query")
-}
-
-/// The endpoints, a page at a time.
 #[utoipa::path(get, path = "/v1/endpoints", params(Page), security(("bearer" = [])), responses(
     (status = 200, description = "A page of endpoints", body = Listing<Endpoint>),
     (status = 400, description = "limit or offset out of range", body = crate::error::ErrorBody),
