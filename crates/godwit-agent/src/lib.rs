@@ -327,6 +327,7 @@ async fn connect_once(
         Err(exit) => return Ok(Some(exit)),
     };
     eprintln!("agent {agent_id}: connected to {url}");
+    tracing::info!(agent_id, url, heartbeat, "connected");
     shared
         .connected
         .store(true, std::sync::atomic::Ordering::Relaxed);
@@ -362,7 +363,20 @@ async fn connect_once(
 
 /// What the agent does with one message of the control plane.
 fn on_message(text: &str, shared: &Arc<Shared>, options: &AgentOptions) {
-    match ToAgent::decode(text) {
+    let decoded = ToAgent::decode(text);
+    match &decoded {
+        Ok(ToAgent::Command(job)) => tracing::info!(
+            run_id = %job.run_id,
+            command = job.command.as_str(),
+            "command received"
+        ),
+        Ok(ToAgent::Control { run_id, action }) => {
+            tracing::info!(run_id = %run_id, action = ?action, "control received");
+        }
+        Ok(_) => tracing::trace!("message received"),
+        Err(_) => tracing::debug!("a message that cannot be read"),
+    }
+    match decoded {
         Ok(ToAgent::Ack { seq }) => shared.acknowledged(seq),
         Ok(ToAgent::Command(job)) => {
             job::start(shared.clone(), options.state_dir.clone(), *job);

@@ -113,6 +113,32 @@ impl JobReport {
 /// locked by another process, no room for a run folder); once a run has a folder, what goes
 /// wrong is in its report.
 pub fn run(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError> {
+    tracing::info!(
+        command = spec.command.as_str(),
+        source = %spec.source,
+        target = %spec.target.as_ref().map(ToString::to_string).unwrap_or_default(),
+        "job starting"
+    );
+    let result = run_command(spec, control);
+    match &result {
+        Ok(r) => tracing::info!(
+            command = spec.command.as_str(),
+            state = ?r.state(),
+            status = r.summary.status.code.id(),
+            run_dir = %r.summary.run_dir,
+            "job ended"
+        ),
+        Err(e) => tracing::warn!(
+            command = spec.command.as_str(),
+            code = e.code.id(),
+            "job refused: {}",
+            e.message
+        ),
+    }
+    result
+}
+
+fn run_command(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError> {
     match spec.command {
         CommandKind::Scan => scan_job(spec, control),
         CommandKind::Copy | CommandKind::Sync | CommandKind::EmptyFolders => {

@@ -59,6 +59,7 @@ impl<'a> Recorder<'a> {
 
     /// The run cannot go on: the first such error is the run's, and everything stops.
     pub(crate) fn fail(&mut self, e: JobError) {
+        tracing::warn!(code = e.code.id(), "the run stops: {}", e.message);
         self.outcome.job_error.get_or_insert(e);
         self.stop.store(true, Ordering::Relaxed);
     }
@@ -116,6 +117,17 @@ impl<'a> Recorder<'a> {
     /// entry batched.
     pub(crate) fn file(&mut self, done: Done) {
         let code = done.record.code;
+        tracing::trace!(path = %done.record.path, code = code.id(), size = done.record.size, "file");
+        if done.record.status == "error" {
+            tracing::debug!(
+                path = %done.record.path,
+                code = code.id(),
+                operation = done.record.operation.unwrap_or(""),
+                attempts = done.record.attempts,
+                "file failed: {}",
+                done.record.message
+            );
+        }
         if code == Code::AZSM2061
             && let Err(e) = self.unreadable.add(&done.rel)
         {

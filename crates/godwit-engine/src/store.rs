@@ -118,6 +118,9 @@ pub fn connect_with(location: &Location, role: &str, env: &StoreEnv) -> Result<R
     let request_timeout = godwit_spec::env::seconds("GODWIT_REQUEST_TIMEOUT", 120.0)?;
     let io_timeout = godwit_spec::env::seconds("GODWIT_IO_TIMEOUT", 20.0)?;
     let op = op
+        // Every operation at debug, failures at warn, when GODWIT_LOG asks (see godwit's
+        // logging.rs); innermost, so that each try of a retried request is seen.
+        .layer(opendal::layers::LoggingLayer::default())
         .layer(
             TimeoutLayer::new()
                 .with_timeout(request_timeout)

@@ -274,11 +274,13 @@ async fn serve_agent(state: AppState, bound: String, mut socket: WebSocket) {
     let (agent_id, version, commands) = match register(&state, &bound, first).await {
         Ok(v) => v,
         Err(refused) => {
+            tracing::info!(agent_id = %bound, refusal = ?refused, "agent refused");
             let _ = send(&mut socket, &refused).await;
             let _ = socket.send(Message::Close(None)).await;
             return;
         }
     };
+    tracing::info!(agent_id = %agent_id, version = %version, "agent registered");
     let Some((connection, mut outgoing)) = state.hub.join(&agent_id) else {
         let _ = send(
             &mut socket,

@@ -6,6 +6,7 @@
 mod cli;
 mod commands;
 mod exit;
+mod logging;
 
 use std::process::ExitCode;
 
@@ -17,6 +18,9 @@ use crate::exit::ExitStatus;
 fn main() -> ExitCode {
     keep_large_buffers_out_of_the_heap();
     let cli = Cli::parse();
+    if let Err(e) = logging::init() {
+        return commands::shared::report(&e).into();
+    }
     let result = match cli.command {
         Command::Scan(args) => commands::scan::run(&args),
         Command::Copy(args) => commands::copy::run(&args),

@@ -40,6 +40,8 @@ struct World {
     bucket: String,
     /// The control plane's PostgreSQL database; None: SQLite in its state directory.
     database: Option<String>,
+    /// More environment for the control plane, its `godwit token` and the agent.
+    extra_env: Vec<(String, String)>,
 }
 
 fn s3_env(c: &mut Command) {
@@ -81,6 +83,10 @@ impl World {
     }
 
     fn with_database(database: Option<String>) -> World {
+        World::with(database, Vec::new())
+    }
+
+    fn with(database: Option<String>, extra_env: Vec<(String, String)>) -> World {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_path_buf();
         let bucket = format!("e2e-{}-{}", std::process::id(), rand_suffix());
@@ -97,12 +103,14 @@ impl World {
             agent_token: String::new(),
             bucket,
             database,
+            extra_env,
         };
         w.start_server();
         let mut c = godwit();
         c.args(["token", "create", "--role", "admin", "--state-dir"])
             .arg(&w.cp_state)
-            .env_remove("GODWIT_DATABASE_URL");
+            .env_remove("GODWIT_DATABASE_URL")
+            .envs(w.extra_env.iter().map(|(k, v)| (k, v)));
         if let Some(db) = &w.database {
             c.args(["--database", db]);
         }
@@ -130,17 +138,37 @@ impl World {
         let mut child = c
             .env("GODWIT_HEARTBEAT_WINDOW", "3")
             .env_remove("GODWIT_JWT_SECRET")
+            .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
+        // What it says goes to server.log (logging may come before the address).
+        let mut log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.root.join("server.log"))
+            .unwrap();
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let first = lines.next().unwrap().unwrap();
-        let addr = first
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap_or_else(|| panic!("{first}"));
+        let addr = loop {
+            let line = lines.next().expect("the control plane stopped").unwrap();
+            use std::io::Write;
+            writeln!(log, "{line}").unwrap();
+            if line.contains("listening on http://") {
+                let addr = line
+                    .split_whitespace()
+                    .find(|w| w.starts_with("http://"))
+                    .unwrap()
+                    .to_string();
+                break addr;
+            }
+        };
         self.port = addr.rsplit(':').next().unwrap().parse().unwrap();
-        std::thread::spawn(move || for _ in lines {});
+        std::thread::spawn(move || {
+            use std::io::Write;
+            for line in lines.map_while(Result::ok) {
+                let _ = writeln!(log, "{line}");
+            }
+        });
         self.server = Some(Proc(child));
     }
 
@@ -148,9 +176,15 @@ impl World {
         let mut c = godwit();
         c.args(["agent", "--server", &self.url(), "--state-dir"])
             .arg(self.root.join("agent-state"))
-            .env("GODWIT_AGENT_TOKEN", &self.agent_token)
-            .stderr(Stdio::null());
+            .env("GODWIT_AGENT_TOKEN", &self.agent_token);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.root.join("agent.log"))
+            .unwrap();
+        c.stderr(log).stdout(Stdio::null());
         s3_env(&mut c);
+        c.envs(self.extra_env.iter().map(|(k, v)| (k, v)));
         self.agent = Some(Proc(c.spawn().unwrap()));
     }
 
@@ -230,10 +264,14 @@ impl World {
         let (_, s) = self.api(
             "POST",
             "/v1/endpoints",
-            Some(json!({"name": "src", "kind": "local", "uri": src.to_str().unwrap()})),
+            Some(json!({"name": format!("src-{}", rand_suffix()), "kind": "local", "uri": src.to_str().unwrap()})),
         );
         let (_, d) = self.api("POST", "/v1/endpoints", Some(target));
-        let (_, p) = self.api("POST", "/v1/projects", Some(json!({"name": "e2e"})));
+        let (_, p) = self.api(
+            "POST",
+            "/v1/projects",
+            Some(json!({"name": format!("e2e-{}", rand_suffix())})),
+        );
         let (st, m) = self.api(
             "POST",
             "/v1/migrations",
@@ -874,4 +912,334 @@ fn the_agent_and_the_command_line_give_the_same_results_for_the_same_job() {
         b"changed"
     );
     assert!(!agent_dst.join("d1/f4.bin").exists());
+}
+
+/// Unique values for every secret godwit is given, to look for everywhere afterwards.
+struct Markers {
+    /// (what it is, its text)
+    all: Vec<(&'static str, String)>,
+}
+
+impl Markers {
+    fn new() -> Markers {
+        let tag = format!("gwsecret{}x{}", std::process::id(), rand_suffix());
+        let m = |what: &str| format!("{tag}{what}");
+        let azure_key = m("azurekey0123456789");
+        let azure_b64 = {
+            use std::io::Write;
+            let mut c = Command::new("base64")
+                .args(["-w", "0"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            c.stdin
+                .take()
+                .unwrap()
+                .write_all(azure_key.as_bytes())
+                .unwrap();
+            text(&c.wait_with_output().unwrap().stdout)
+        };
+        Markers {
+            all: vec![
+                ("the JWT secret", m("jwtsecret-long-enough-for-hs256")),
+                ("the database password", m("pgpassword")),
+                (
+                    "the AWS access key id",
+                    format!("AKIA{}", m("keyid").to_uppercase()),
+                ),
+                ("the AWS secret key", m("awssecret")),
+                ("the AWS session token", m("awssession")),
+                ("the Azure key", azure_b64),
+                ("the Azure key's bytes", azure_key),
+                ("the SFTP key file's content", m("sftpkeycontent")),
+                ("a password in an SFTP URI", m("uripassword")),
+                ("a signature in a URI", m("urisignature")),
+            ],
+        }
+    }
+
+    fn get(&self, what: &str) -> &str {
+        &self.all.iter().find(|(w, _)| *w == what).unwrap().1
+    }
+
+    /// The environment that hands them to godwit: the store credentials, the token secret,
+    /// logging at its most verbose.
+    fn env(&self, sftp_key: &Path) -> Vec<(String, String)> {
+        [
+            ("GODWIT_LOG", "trace".to_string()),
+            ("GODWIT_JWT_SECRET", self.get("the JWT secret").into()),
+            (
+                "AWS_ACCESS_KEY_ID",
+                self.get("the AWS access key id").into(),
+            ),
+            (
+                "AWS_SECRET_ACCESS_KEY",
+                self.get("the AWS secret key").into(),
+            ),
+            (
+                "AWS_SESSION_TOKEN",
+                self.get("the AWS session token").into(),
+            ),
+            ("AZURE_STORAGE_ACCOUNT", "devstoreaccount1".into()),
+            ("AZURE_STORAGE_KEY", self.get("the Azure key").into()),
+            ("AZURE_STORAGE_ENDPOINT", env("GODWIT_TEST_AZURE_ENDPOINT")),
+            ("GODWIT_SFTP_KEY", sftp_key.to_str().unwrap().into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+}
+
+/// Every file under `root` (but `except`), and the PostgreSQL database when there is one,
+/// searched for every marker and every token: none may be there.
+fn assert_no_secret_in(root: &Path, except: &[PathBuf], secrets: &[(&str, String)]) -> usize {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let t = e.file_type().unwrap();
+            if t.is_dir() {
+                walk(&e.path(), out);
+            } else if t.is_file() {
+                out.push(e.path());
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(root, &mut files);
+    let mut found = Vec::new();
+    let mut searched = 0;
+    for f in files.iter().filter(|f| !except.contains(f)) {
+        let bytes = std::fs::read(f).unwrap_or_default();
+        searched += 1;
+        for (what, secret) in secrets {
+            if bytes.windows(secret.len()).any(|w| w == secret.as_bytes()) {
+                found.push(format!("{what} in {}", f.display()));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "secrets left where anyone may read them: {found:#?}"
+    );
+    searched
+}
+
+/// The secret-marker test: unique values in every credential variable and every secret the
+/// control plane knows, copies that succeed and copies that fail through the agent and the
+/// command line, logging at `trace`; then every file, log, database and API answer is searched
+/// for them.
+fn secrets_never_leave(database: Option<String>) {
+    let markers = Markers::new();
+    let scratch = tempfile::tempdir().unwrap();
+    // Outside the searched tree: the files that hold a secret because the test put it there.
+    let sftp_key = scratch.path().join("bad_key");
+    std::fs::write(
+        &sftp_key,
+        format!(
+            "-----BEGIN OPENSSH PRIVATE KEY-----\n{}\n-----END OPENSSH PRIVATE KEY-----\n",
+            markers.get("the SFTP key file's content")
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &sftp_key,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let database = database.map(|url| {
+        // PostgreSQL here trusts local connections, so the password is sent nowhere, but it is
+        // in the URL godwit is given, and must not be repeated.
+        url.replacen(
+            "postgres@",
+            &format!("postgres:{}@", markers.get("the database password")),
+            1,
+        )
+    });
+    let mut w = World::with(database.clone(), markers.env(&sftp_key));
+    let cli_env = w.extra_env.clone();
+    w.start_agent_and_wait();
+    let src = source(&w.root, 12, 3000);
+    let mut answers = Vec::new();
+
+    // An endpoint with a credential in its URI is refused, without repeating it.
+    let sftp = env("GODWIT_TEST_SFTP_ENDPOINT");
+    let sftp_hostport = sftp.trim_start_matches("ssh://").split_once('@').unwrap().1;
+    for uri in [
+        format!(
+            "sftp://bob:{}@{sftp_hostport}/x",
+            markers.get("a password in an SFTP URI")
+        ),
+        format!("az://c/x?sig={}", markers.get("a signature in a URI")),
+    ] {
+        let kind = if uri.starts_with("az") {
+            "azure-blob"
+        } else {
+            "sftp"
+        };
+        let (s, e) = w.api(
+            "POST",
+            "/v1/endpoints",
+            Some(json!({"name": "leaky", "kind": kind, "uri": uri})),
+        );
+        assert_eq!((s, e["error_code"].as_str()), (422, Some("646")), "{e}");
+        answers.push(e);
+    }
+
+    // Through the agent: to S3 (succeeds), to Azure with a wrong key and to SFTP with a key
+    // that is not one (both fail).
+    let to_s3 = w.migration(&src, json!({}));
+    w.scanned(&to_s3);
+    let copy = w.start(&to_s3, "copy", "927");
+    answers.push(w.wait_end(&copy, "922"));
+    let sftp_root = env("GODWIT_TEST_SFTP_ROOT");
+    let sftp_user = sftp.trim_start_matches("ssh://").split_once('@').unwrap().0;
+    let targets = [
+        json!({"name": "az", "kind": "azure-blob", "uri": "az://secrets/agent"}),
+        json!({"name": "sftp", "kind": "sftp",
+               "uri": format!("sftp://{sftp_user}@{sftp_hostport}{sftp_root}/secrets-agent")}),
+    ];
+    for (i, target) in targets.into_iter().enumerate() {
+        let mut t = target;
+        t["name"] = json!(format!("{}-{i}", t["name"].as_str().unwrap()));
+        let src2 = w.root.join(format!("src{i}"));
+        std::fs::create_dir_all(&src2).unwrap();
+        std::fs::copy(src.join("d0/f0.bin"), src2.join("f0.bin")).unwrap();
+        let m = w.migration_to(&src2, t, json!({}));
+        w.scanned(&m);
+        let copy = w.start(&m, "copy", "927");
+        let run = w.wait_for("the failing copy", Duration::from_secs(120), || {
+            let r = w.run_state(&copy);
+            matches!(r["state"].as_str(), Some("SUCCEEDED" | "FAILED")).then_some(r)
+        });
+        assert_eq!(run["state"], "FAILED", "{run}");
+        answers.push(run);
+    }
+
+    // Through the command line, with the same environment.
+    let connection_string = format!(
+        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={};BlobEndpoint={}",
+        markers.get("the Azure key"),
+        env("GODWIT_TEST_AZURE_ENDPOINT")
+    );
+    let cli = |target: String, want: i32, name: &str| {
+        let mut c = godwit();
+        c.args(["copy", src.to_str().unwrap(), &target, "--state-dir"])
+            .arg(w.root.join("cli-state"))
+            .env("AWS_ENDPOINT_URL", env("GODWIT_TEST_S3_ENDPOINT"))
+            .env("AWS_REGION", "us-east-1")
+            .envs(cli_env.iter().map(|(k, v)| (k, v)));
+        if name == "cli-azure-connection-string" {
+            c.env("AZURE_STORAGE_CONNECTION_STRING", &connection_string);
+        }
+        let out = run(&mut c);
+        std::fs::write(w.root.join(format!("{name}.out")), &out.stdout).unwrap();
+        std::fs::write(w.root.join(format!("{name}.err")), &out.stderr).unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(want),
+            "{name}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains("DEBUG opendal") || want == 2,
+            "{name} logged what it did: {}",
+            text(&out.stderr)
+        );
+    };
+    cli(format!("s3://{}/cli", w.bucket), 0, "cli-s3");
+    cli("az://secrets/cli".into(), 1, "cli-azure");
+    cli("az://secrets/cli".into(), 1, "cli-azure-connection-string");
+    cli(
+        format!("sftp://{sftp_user}@{sftp_hostport}{sftp_root}/secrets-cli"),
+        1,
+        "cli-sftp",
+    );
+    cli(
+        format!(
+            "sftp://bob:{}@{sftp_hostport}/x",
+            markers.get("a password in an SFTP URI")
+        ),
+        2,
+        "cli-password-in-uri",
+    );
+
+    // Everything the API shows an admin.
+    let (_, migrations) = w.api("GET", "/v1/migrations", None);
+    for path in [
+        "/v1/endpoints",
+        "/v1/migrations",
+        "/v1/agents",
+        "/v1/projects",
+        "/v1/errors",
+        "/v1/audit?limit=100",
+        "/v1/tokens",
+    ] {
+        answers.push(w.api("GET", path, None).1);
+    }
+    for m in migrations["items"].as_array().unwrap() {
+        let id = m["id"].as_str().unwrap();
+        let (_, runs) = w.api("GET", &format!("/v1/migrations/{id}/runs"), None);
+        for r in runs["items"].as_array().unwrap() {
+            let rid = r["id"].as_str().unwrap();
+            for p in ["", "/copylog", "/report"] {
+                answers.push(w.api("GET", &format!("/v1/runs/{rid}{p}"), None).1);
+            }
+        }
+        answers.push(runs);
+    }
+    std::fs::write(
+        w.root.join("answers.json"),
+        serde_json::to_vec_pretty(&answers).unwrap(),
+    )
+    .unwrap();
+    // The control plane's and the agent's logs are complete once they have stopped.
+    w.agent.take();
+    w.server.take();
+    if let Some(url) = &database {
+        let out = Command::new("pg_dump")
+            .args([
+                "--data-only",
+                &url.replacen(markers.get("the database password"), "", 1)
+                    .replacen("postgres:@", "postgres@", 1),
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        std::fs::write(w.root.join("database.sql"), &out.stdout).unwrap();
+        assert!(
+            text(&out.stdout).contains("token.create"),
+            "the dump holds the audit log"
+        );
+    }
+    let logs = std::fs::read_to_string(w.root.join("agent.log")).unwrap()
+        + &std::fs::read_to_string(w.root.join("server.log")).unwrap();
+    assert!(
+        logs.contains("TRACE") && logs.contains("opendal"),
+        "the control plane and the agent logged at trace"
+    );
+
+    let mut secrets = markers.all.clone();
+    secrets.push(("the admin token", w.admin.clone()));
+    secrets.push(("the agent token", w.agent_token.clone()));
+    let searched = assert_no_secret_in(&w.root, &[], &secrets);
+    assert!(searched > 20, "searched {searched} files");
+}
+
+#[test]
+fn secrets_never_leave_the_processes_on_sqlite() {
+    secrets_never_leave(None);
+}
+
+#[test]
+fn secrets_never_leave_the_processes_on_postgresql() {
+    let admin = env("GODWIT_TEST_POSTGRES_URL");
+    let name = format!("godwit_e2e_{}_{}", std::process::id(), rand_suffix());
+    let out = Command::new("psql")
+        .args([&admin, "-qc", &format!("CREATE DATABASE {name}")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (base, _) = admin.rsplit_once('/').unwrap();
+    secrets_never_leave(Some(format!("{base}/{name}")));
 }

@@ -28,6 +28,7 @@ pub async fn count_requests(State(state): State<AppState>, req: Request, next: N
     let method = req.method().as_str().to_string();
     let response = next.run(req).await;
     let status = response.status().as_u16();
+    tracing::debug!(method = %method, route = %route, status, "request");
     *state
         .metrics
         .requests

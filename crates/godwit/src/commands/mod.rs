@@ -12,7 +12,7 @@ mod render;
 pub mod sanitize;
 pub mod scan;
 pub mod serve;
-mod shared;
+pub(crate) mod shared;
 pub mod sync;
 pub mod token;
 
