@@ -355,6 +355,13 @@ async fn connect_once(
                     Some(Ok(_)) => continue,
                     Some(Err(e)) => return Err(e.to_string()),
                 };
+                // Refused while connected (its token revoked, the agent deactivated or
+                // deleted): for good.
+                if let Ok(ToAgent::Refused { code, message, remediation, retry: false, .. }) =
+                    ToAgent::decode(&text)
+                {
+                    return Ok(Some(Exit::Refused { code, message, remediation }));
+                }
                 on_message(&text, shared, options);
             }
         }

@@ -307,6 +307,14 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Claims, ApiErro
         )
     })?;
     let claims = state.secret.verify(token)?;
+    still_valid(state, &claims).await?;
+    Ok(claims)
+}
+
+/// What a well-signed, unexpired token must still be: recorded and not revoked (707), and for
+/// an agent token, of an agent that exists (903) and is not deactivated (862). Checked on every
+/// request, and on an agent's open connection at every heartbeat.
+pub async fn still_valid(state: &AppState, claims: &Claims) -> Result<(), ApiError> {
     match state.store.token(&claims.jti).await? {
         None => {
             return Err(ApiError::new(
@@ -341,7 +349,7 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Claims, ApiErro
             Err(e) => return Err(e.into()),
         }
     }
-    Ok(claims)
+    Ok(())
 }
 
 impl FromRequestParts<AppState> for Caller {

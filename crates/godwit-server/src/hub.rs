@@ -144,10 +144,10 @@ pub async fn connect(
         ApiError::new(Code::HTTP_BAD_REQUEST, &[])
             .details(format!("This is the agents' WebSocket: {e}."))
     })?;
-    let bound = caller.claims.agent_id.clone().unwrap_or_default();
+    let claims = caller.claims;
     Ok(ws
         .max_message_size(4 << 20)
-        .on_upgrade(move |socket| serve_agent(state, bound, socket)))
+        .on_upgrade(move |socket| serve_agent(state, claims, socket)))
 }
 
 async fn send(socket: &mut WebSocket, message: &ToAgent) -> bool {
@@ -265,7 +265,8 @@ fn runs(commands: Option<Vec<String>>) -> Vec<CommandKind> {
 }
 
 /// One agent connection, from `hello` to its end.
-async fn serve_agent(state: AppState, bound: String, mut socket: WebSocket) {
+async fn serve_agent(state: AppState, claims: crate::auth::Claims, mut socket: WebSocket) {
+    let bound = claims.agent_id.clone().unwrap_or_default();
     let first = tokio::time::timeout(Duration::from_secs(10), socket.recv())
         .await
         .ok()
@@ -332,9 +333,31 @@ async fn serve_agent(state: AppState, bound: String, mut socket: WebSocket) {
     // it): dropped, so the agent can connect again and is not refused as already connected.
     let window = state.hub.heartbeat_window;
     let mut deadline = tokio::time::Instant::now() + window;
+    // The token is checked again at every heartbeat: revoked, or the agent deactivated or
+    // deleted, the connection is refused with the code and closed.
+    let mut recheck = tokio::time::interval(Duration::from_secs_f64(beat));
+    recheck.tick().await;
     loop {
         tokio::select! {
             () = tokio::time::sleep_until(deadline) => break,
+            _ = recheck.tick() => {
+                if let Err(e) = crate::auth::still_valid(&state, &claims).await
+                    && e.status().is_client_error()
+                {
+                    tracing::info!(agent_id = %agent_id, code = e.code.id(), "agent refused while connected");
+                    let body = e.body();
+                    let refused = ToAgent::Refused {
+                        code: body.error_code,
+                        name: body.error_name,
+                        message: body.error_msg,
+                        remediation: e.code.info().remediation.to_string(),
+                        retry: false,
+                    };
+                    let _ = send(&mut socket, &refused).await;
+                    let _ = socket.send(Message::Close(None)).await;
+                    break;
+                }
+            }
             incoming = socket.recv() => {
                 let Some(Ok(message)) = incoming else { break };
                 deadline = tokio::time::Instant::now() + window;

@@ -451,3 +451,48 @@ async fn a_silent_connection_is_dropped_so_the_agent_can_come_back() {
     );
     drop(stale);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_connection_is_refused_once_its_token_is_revoked_or_its_agent_deactivated() {
+    let s = server_with(Some(Duration::from_secs(3))).await;
+    for how in ["revoked", "deactivated"] {
+        let agent = s.store.create_agent(how, "0.1.0").await.unwrap();
+        let token = s.token(Role::Agent, Some(&agent.id)).await;
+        let mut ws = s.open(&token).await;
+        let hello = json!({"op": "hello", "agent_id": agent.id, "version": "0.1.0"});
+        say(&mut ws, hello).await;
+        assert!(matches!(hear(&mut ws).await, ToAgent::Welcome { .. }));
+        let want = if how == "revoked" {
+            let jti = godwit_server::auth::Claims::read_unverified(&token)
+                .unwrap()
+                .jti;
+            s.store.revoke_token(&jti, "test").await.unwrap();
+            "707"
+        } else {
+            s.store
+                .set_agent_state(
+                    &agent.id,
+                    godwit_codes::Code::AGENT_STATE_DEACTIVATED,
+                    false,
+                )
+                .await
+                .unwrap();
+            "862"
+        };
+        // Within a heartbeat (1 s here), the connection says why and closes.
+        let refused = loop {
+            let m = hear(&mut ws).await;
+            if matches!(m, ToAgent::Refused { .. }) {
+                break refused_with(&m);
+            }
+        };
+        assert_eq!(refused, (want.to_string(), false), "{how}");
+        let next = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("closed in time");
+        assert!(
+            matches!(next, None | Some(Ok(Message::Close(_))) | Some(Err(_))),
+            "{how}: closed, not {next:?}"
+        );
+    }
+}

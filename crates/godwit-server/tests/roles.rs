@@ -602,6 +602,14 @@ async fn audit(backend: &str) {
     );
     has("admin", "agent.register", "/v1/agents", "HTTP201");
     has("admin", "migration.create", "/v1/migrations", "HTTP201");
+    for (action, outcome) in [("agent.deactivate", "HTTP200"), ("agent.delete", "HTTP204")] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.0 == "admin" && l.1 == action && l.3 == outcome),
+            "no {action} in {lines:#?}"
+        );
+    }
     // Newest first; reading is not written down.
     assert_eq!(lines[0].1, "token.revoke");
     assert!(!lines.iter().any(|l| l.1.contains("list")));

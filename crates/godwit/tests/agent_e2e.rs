@@ -638,6 +638,17 @@ fn a_true_up_paused_for_review_is_carried_out_by_resume() {
         None,
     );
     assert_eq!(log["count"], 3, "{log}");
+    // The audit log says who confirmed the deletions.
+    let (_, audit) = w.api("GET", "/v1/audit", None);
+    let confirmed = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["action"] == "deletions.confirm")
+        .unwrap_or_else(|| panic!("no deletions.confirm in {audit}"));
+    assert_eq!(confirmed["subject"], "cli", "{confirmed}");
+    assert_eq!(confirmed["outcome"], "HTTP202", "{confirmed}");
+    assert_eq!(confirmed["target"], format!("/v1/migrations/{m}/commands"));
 }
 
 /// The agent's state directory's one migration of `kind` runs (source and target), its folder.

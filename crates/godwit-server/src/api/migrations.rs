@@ -254,17 +254,34 @@ pub async fn command(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<CommandRequest>,
 ) -> Result<(StatusCode, Json<JobRun>), ApiError> {
-    caller.note(match req.command.as_str() {
-        "confirm" => "deletions.confirm".to_string(),
-        c => format!("command.{} {c}", req.action),
-    });
+    caller.note(format!("command.{} {}", req.action, req.command));
     caller.require_operator()?;
     let m = state.store.get_migration(&id).await?;
+    if req.command == "sync" && req.action == "resume" && paused_for_review(&state, &id).await? {
+        // Resuming a true-up that paused for review carries out its reviewed deletions.
+        caller.note("deletions.confirm");
+    }
     let command = api_command(&req.command)?;
     let action = Action::parse(&req.action)
         .ok_or_else(|| ApiError::invalid("action: start, stop, pause or resume"))?;
     let run = crate::commands::apply(&state, &m, command, action).await?;
     Ok((StatusCode::ACCEPTED, Json(run)))
+}
+
+/// Whether the migration's true-up is paused for a review of its deletions (9080, 9090, 9100).
+async fn paused_for_review(state: &AppState, migration: &str) -> Result<bool, ApiError> {
+    let review = [
+        Code::FILE_SYNCHRONISE_REVIEW_TRUE_UP_ERROR,
+        Code::INACCESSIBLE_PATH_TRUE_UP_ERROR,
+        Code::SYNC_DELETES_TRUE_UP_ERROR,
+    ];
+    Ok(state.store.active_runs(migration).await?.iter().any(|r| {
+        r.command == CommandKind::Sync
+            && r.state == godwit_codes::State::Paused
+            && r.error
+                .as_ref()
+                .is_some_and(|e| review.iter().any(|c| c.id() == e.code))
+    }))
 }
 
 /// The command `text` names, if the API takes it; 422 otherwise.
