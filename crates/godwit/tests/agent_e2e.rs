@@ -598,6 +598,36 @@ fn a_deactivated_agent_is_told_why_and_exits() {
 }
 
 #[test]
+fn a_connected_agent_whose_token_is_revoked_is_told_why_and_exits() {
+    let mut w = World::new();
+    w.start_agent_and_wait();
+    let jti = godwit_spec::Claims::read_unverified(&w.agent_token)
+        .unwrap()
+        .jti;
+    let (s, t) = w.api("POST", &format!("/v1/tokens/{jti}/revoke"), None);
+    assert_eq!(s, 200, "{t}");
+    // Checked again at the next heartbeat (1 s with a 3 s window): refused, and it exits.
+    let mut agent = w.agent.take().unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = agent.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the agent is still running"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status.code(), Some(1));
+    let log = std::fs::read_to_string(w.root.join("agent.log")).unwrap();
+    assert!(
+        log.contains("error[707]") && log.contains("it was revoked"),
+        "{log}"
+    );
+}
+
+#[test]
 fn a_true_up_paused_for_review_is_carried_out_by_resume() {
     let mut w = World::new();
     w.start_agent_and_wait();

@@ -19,11 +19,18 @@ fn options(args: &StoreArgs) -> ServeOptions {
     }
 }
 
-/// Who did it, for the audit log: the local user.
+/// Who did it, for the audit log: the local user (`cli:alice`), or its uid when the
+/// environment does not name it (`cli:uid0`).
 fn local_user() -> String {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".into());
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::metadata("/proc/self")
+                .map_or_else(|_| "unknown".into(), |m| format!("uid{}", m.uid()))
+        });
     format!("cli:{user}")
 }
 
