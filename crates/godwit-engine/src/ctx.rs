@@ -224,6 +224,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) uploads: Option<crate::uploads::UploadLog>,
     /// `--hard-links`: for each (device, inode) with several names, how its first name went.
     pub(crate) links: std::sync::Mutex<std::collections::HashMap<(u64, u64), Linked>>,
+    /// How files are published at a local target.
+    pub(crate) publish: crate::publish::Publish,
 }
 
 /// The state of a file with several names (`--hard-links`) in this run.
@@ -393,6 +395,7 @@ impl<'a> Ctx<'a> {
             spot: SpotCheck::default(),
             uploads: None,
             links: std::sync::Mutex::new(std::collections::HashMap::new()),
+            publish: crate::publish::Publish::default(),
         }
     }
 

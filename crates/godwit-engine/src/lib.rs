@@ -6,7 +6,7 @@
 //! Layers, each using only those above it: `error`, `record` and `state` (a run's outputs and
 //! folders); `index`, `profile`, `rate`, `walk`, `features`, `store` (the pieces); `backend` (a side and
 //! what it can do); `ctx` (what a copy's threads share); `decide` (does a file need a transfer?);
-//! `transfer` (one file's bytes); `march` (every walk); `recorder` (the copy log and index writer); `copy` (the pool); `sync`, `scan`, `sanitize` (the commands' own parts); `job` (the entry point).
+//! `transfer` (one file's bytes) and `publish` (a local file whole or not at all); `march` (every walk); `recorder` (the copy log and index writer); `copy` (the pool); `sync`, `scan`, `sanitize` (the commands' own parts); `job` (the entry point).
 
 pub mod backend;
 pub mod copy;
@@ -18,6 +18,7 @@ pub mod index;
 pub mod job;
 mod march;
 pub mod profile;
+mod publish;
 pub mod rate;
 pub mod record;
 mod recorder;

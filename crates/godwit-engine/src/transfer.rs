@@ -517,23 +517,26 @@ fn mtime_of(m: &fs::Metadata) -> SystemTime {
     UNIX_EPOCH + Duration::new(m.mtime().max(0) as u64, m.mtime_nsec() as u32)
 }
 
-/// Local to local without hashing: the data never enters our memory.
+/// Local to local without hashing: the data never enters our memory. The file is published
+/// whole or not at all (see `publish.rs`).
 fn local_fast(
     ctx: &Ctx<'_>,
     entry: &Entry,
     src: &Path,
     dst: &Path,
 ) -> Result<(u64, u128), FileError> {
-    let mut input = File::open(src.join(std::ffi::OsStr::from_bytes(&entry.rel)))
-        .map_err(|e| FileError::read(&e))?;
+    let input = crate::publish::open_source(src, &entry.rel).map_err(|e| FileError::read(&e))?;
     let before = input.metadata().map_err(|e| FileError::read(&e))?;
     let tmp = dst.join(temp_name(ctx));
+    let rel = entry.target_rel();
+    let mode = before.mode() & 0o7777;
+    let pending = ctx.publish.create(dst, rel, &tmp, mode)?;
     let result = (|| {
-        let mut output = File::create(&tmp).map_err(|e| FileError::write(&e))?;
+        let output = &pending.file;
         let written = if is_sparse(&before) {
-            copy_sparse(&input, &output, before.len())
+            copy_sparse(&input, output, before.len())
         } else {
-            io::copy(&mut input, &mut output)
+            crate::publish::copy_all(&input, output)
         }
         .map_err(|e| FileError::copy(&e))?;
         let after = input.metadata().map_err(|e| FileError::read(&e))?;
@@ -543,31 +546,30 @@ fn local_fast(
         {
             return Err(FileError::changed());
         }
-        finish_local_file(&output, &before)?;
-        drop(output);
+        finish_local_file(output, &before, !pending.has_mode)?;
         if ctx.options.verify != Verify::None {
-            let len = fs::metadata(&tmp).map_err(|e| FileError::write(&e))?.len();
+            let len = output.metadata().map_err(|e| FileError::write(&e))?.len();
             if len != written {
                 return Err(FileError::mismatch(format!(
                     "the target holds {len} bytes, {written} were written"
                 )));
             }
         }
-        rename_into_place(&tmp, &target_path(dst, entry.target_rel())?)?;
-        Ok((written, 0))
+        Ok(written)
     })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+    match result {
+        Ok(written) => {
+            ctx.publish.finish(pending, dst, rel, &tmp)?;
+            Ok((written, 0))
+        }
+        Err(e) => {
+            crate::publish::Publish::abandon(pending);
+            Err(e)
+        }
     }
-    result
 }
 
-/// Where `rel` goes under the local target `root`, or AZSM2073 when a folder on the way is a
-/// symbolic link (see `backend::inside_target`).
-fn target_path(root: &Path, rel: &[u8]) -> Result<std::path::PathBuf, FileError> {
-    crate::backend::inside_target(root, rel)
-        .map_err(|why| FileError::for_good(Code::AZSM2073, Target, why))
-}
+use crate::publish::{rename_into_place, target_path};
 
 /// Whether a file has holes: fewer bytes on disk than its length.
 fn is_sparse(m: &fs::Metadata) -> bool {
@@ -606,29 +608,21 @@ fn copy_sparse(input: &File, output: &File, len: u64) -> io::Result<u64> {
     Ok(len)
 }
 
-/// Renames a finished temporary file to its final name, making the folders above it when they
-/// do not exist yet (a remote source is not walked folder by folder).
-fn rename_into_place(tmp: &Path, target: &Path) -> Result<(), FileError> {
-    match fs::rename(tmp, target) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound && tmp.exists() => {
-            if let Some(parent) = target.parent() {
-                fs::create_dir_all(parent).map_err(|e| FileError::write(&e))?;
-            }
-            fs::rename(tmp, target).map_err(|e| FileError::write(&e))
-        }
-        other => other.map_err(|e| FileError::write(&e)),
-    }
-}
-
-/// Modification time and permission bits of the source, on a local target file.
-fn finish_local_file(output: &File, source: &fs::Metadata) -> Result<(), FileError> {
+/// Modification time and (when `mode`) permission bits of the source, on a local target file.
+fn finish_local_file(output: &File, source: &fs::Metadata, mode: bool) -> Result<(), FileError> {
     output
         .set_times(
             FileTimes::new()
                 .set_modified(mtime_of(source))
                 .set_accessed(SystemTime::now()),
         )
-        .and_then(|()| output.set_permissions(fs::Permissions::from_mode(source.mode() & 0o7777)))
+        .and_then(|()| {
+            if mode {
+                output.set_permissions(fs::Permissions::from_mode(source.mode() & 0o7777))
+            } else {
+                Ok(())
+            }
+        })
         .map_err(|e| FileError::write(&e))
 }
 
@@ -794,7 +788,7 @@ fn finish_local(
         unreachable!("a local output has a local target")
     };
     match before {
-        Some(m) => finish_local_file(&file, m)?,
+        Some(m) => finish_local_file(&file, m, true)?,
         None => {
             let t = UNIX_EPOCH + Duration::from_nanos(entry.mtime_ns.max(0) as u64);
             file.set_modified(t).map_err(|e| FileError::write(&e))?;
