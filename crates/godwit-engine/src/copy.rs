@@ -86,6 +86,18 @@ pub fn copy(
     progress: &Progress,
 ) -> Result<CopyOutcome, JobError> {
     let p = prepare(src, dst, migration, run, options, stop)?;
+    // A run resuming one that did not finish lists the files it finds unchanged: they are
+    // the ones the interrupted run copied, and the control plane counts them from this log.
+    let resuming;
+    let options = if p.resumed && !options.log_unchanged {
+        resuming = CopyOptions {
+            log_unchanged: true,
+            ..options.clone()
+        };
+        &resuming
+    } else {
+        options
+    };
     let mut ctx = Ctx::new(
         (src, dst),
         run,

@@ -55,6 +55,8 @@ pub struct CopyOptions {
     pub sanitize: bool,
     /// Write a copy-log record for every excluded file (otherwise they are only counted).
     pub log_excluded: bool,
+    /// Write a copy-log record for every unchanged file (otherwise they are only counted).
+    pub log_unchanged: bool,
     /// Walk folders only, copying no file (`godwit empty-folders`).
     pub folders_only: bool,
     /// A true-up with `--delete`: a new file with the size, modification time and inode of a
@@ -83,6 +85,7 @@ impl Default for CopyOptions {
             empty_dirs: false,
             sanitize: false,
             log_excluded: false,
+            log_unchanged: false,
             folders_only: false,
             moves: false,
             spot_check: godwit_spec::options::DEFAULT_SPOT_CHECK,
@@ -117,6 +120,7 @@ impl CopyOptions {
             empty_dirs: folders_only || o.create_empty_dirs,
             sanitize: o.sanitize == SanitizeMode::OnTheFly,
             log_excluded: o.log_excluded,
+            log_unchanged: o.log_unchanged,
             folders_only,
             // Moves are followed at the target only when the target is to mirror the source.
             moves: sync && o.sync_deletes && !compare_target,

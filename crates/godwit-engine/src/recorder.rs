@@ -140,9 +140,15 @@ impl<'a> Recorder<'a> {
             return;
         }
         self.count(&done);
-        // Excluded files are counted; listed one by one only when asked, so that excluding
-        // millions of files does not bloat the log.
-        let logged = code != Code::AZSM2001 || self.options.log_excluded;
+        // Excluded and unchanged files are counted; listed one by one only when asked, so that
+        // excluding millions of files, or a true-up that finds them unchanged, does not bloat
+        // the log (measured: 17.5 MB and a fifth of the CPU of a no-change true-up of 100,000
+        // files).
+        let logged = match code {
+            Code::AZSM2001 => self.options.log_excluded,
+            Code::AZSM2041 => self.options.log_unchanged,
+            _ => true,
+        };
         if logged && let Err(e) = self.log.write(self.run, &done.record) {
             self.fail(e);
         }

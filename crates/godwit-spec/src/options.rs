@@ -154,6 +154,10 @@ pub struct JobOptions {
     /// A copy-log record for every excluded file (otherwise they are only counted).
     #[serde(default)]
     pub log_excluded: bool,
+    /// A copy-log record for every file found unchanged, AZSM2041 (otherwise they are only
+    /// counted: a true-up's log lists what it did, not the millions of files it left alone).
+    #[serde(default)]
+    pub log_unchanged: bool,
     /// A scan reports a folder with more entries than this (3050; default 50,000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_folder_entries: Option<u64>,

@@ -261,6 +261,10 @@ pub struct CopyArgs {
     /// Write a copy-log record for every excluded file (by default they are only counted).
     #[arg(long)]
     pub log_excluded: bool,
+    /// Write a copy-log record for every file found unchanged, AZSM2041 (by default they are
+    /// only counted, in the summary).
+    #[arg(long)]
+    pub log_unchanged: bool,
     #[command(flatten)]
     pub filters: FilterArgs,
     /// Print JSON progress lines while copying, and the summary as JSON at the end.

@@ -626,3 +626,23 @@ fn a_name_that_cannot_be_renamed_in_place_is_4010_and_the_rest_goes_on() {
         "{csv}"
     );
 }
+
+#[test]
+fn unchanged_files_are_counted_not_logged_unless_asked() {
+    let d = dirs();
+    write(&d.src.join("a.txt"), b"a");
+    write(&d.src.join("b.txt"), b"b");
+    assert_eq!(sync(&d, &[]).0, Some(0));
+    write(&d.src.join("c.txt"), b"c");
+    let (code, sum) = sync(&d, &[]);
+    assert_eq!(code, Some(0), "{sum}");
+    assert_eq!(sum["counts"]["AZSM2041"], 2, "{sum}");
+    let log = copylog(sum["run_dir"].as_str().unwrap());
+    let paths: Vec<&str> = log.iter().map(|r| r["path"].as_str().unwrap()).collect();
+    assert_eq!(paths, ["c.txt"], "only what the run did is listed");
+    let (_, sum) = sync(&d, &["--log-unchanged"]);
+    assert_eq!(sum["counts"]["AZSM2041"], 3, "{sum}");
+    let log = copylog(sum["run_dir"].as_str().unwrap());
+    assert_eq!(log.len(), 3);
+    assert!(log.iter().all(|r| r["code"] == "AZSM2041"), "{log:?}");
+}

@@ -92,6 +92,7 @@ pub fn copy_options(args: &CopyArgs) -> Result<JobOptions, JobError> {
             SanitizeMode::Off
         },
         log_excluded: args.log_excluded,
+        log_unchanged: args.log_unchanged,
         ..filter_options(&args.filters)?
     })
 }
