@@ -157,7 +157,7 @@ fn already_there(
                 || crate::transfer::at_target(ctx, entry) == crate::transfer::AtTarget::Same);
         return Ok(same.then(|| confirmed(entry, Code::AZSM2042, *seen)));
     }
-    match ctx.index.get(&entry.rel)? {
+    match ctx.index.get_reusing(&entry.rel)? {
         Some(known) if known.size == seen.size && known.mtime_ns == seen.mtime_ns => {
             if spot_check_failed(ctx, entry) {
                 // Not at the target as the index says: copied again, and the run says so.
