@@ -37,6 +37,8 @@ enum Msg {
     EmptyDir(CopyRecord),
     /// The run cannot go on.
     JobFailed(JobError),
+    /// What a transfer thread made of one batch of the walk, in order.
+    Batch(Vec<Msg>),
 }
 
 /// Copies the local folder `src` into the local folder `dst`.
@@ -236,13 +238,24 @@ fn prepare(
 /// The walk of the source feeding the transfer workers, and the recorder, until the walk ends.
 fn first_round(ctx: &Ctx<'_>, run: &Run, log: &mut CopyLog, progress: &Progress) -> CopyOutcome {
     let options = ctx.options;
-    let (event_tx, event_rx) = bounded::<Event>(4096);
-    let (done_tx, done_rx) = bounded::<Msg>(4096);
+    // Local to local, a file is quick and the threads are busy anyway: batches save a
+    // hand-off a file. To a remote store, every file may be a slow upload the threads must
+    // share, so they take files one by one. Either way at most 4,096 files wait in each
+    // channel, so memory stays flat.
+    let batch = ctx.rt.is_none();
+    let waiting = if batch {
+        4096 / crate::walk::BATCH_EVENTS
+    } else {
+        4096
+    };
+    let (event_tx, event_rx) = bounded::<Event>(waiting);
+    let (done_tx, done_rx) = bounded::<Msg>(waiting);
     let how = March {
         filter: &options.filter,
         list_names: options.find_deletes,
         follow_links: options.links == Links::Follow,
         threads: 2,
+        batch,
     };
     // A local target gets each folder as the walk finds it (a folder that holds only
     // unsupported files still exists at the target).
@@ -369,7 +382,7 @@ fn list_target(
         rel.strip_prefix(temp_dir.as_bytes())
             .is_some_and(|rest| rest.is_empty() || rest[0] == b'/')
     };
-    let (tx, rx) = bounded::<Event>(4096);
+    let (tx, rx) = bounded::<Event>(4096 / crate::walk::BATCH_EVENTS);
     let mut failure = None;
     std::thread::scope(|scope| {
         let lister = scope.spawn(|| {
@@ -379,13 +392,14 @@ fn list_target(
                 list_names: false,
                 follow_links: false,
                 threads: 2,
+                batch: true,
             };
             let result = march(dst, rt, how, &|_| {}, &tx, stop);
             drop(tx);
             result
         });
         let mut batch = Vec::new();
-        for event in rx {
+        for event in crate::walk::events(&rx) {
             match event {
                 Event::Entry(e) if e.kind == EntryKind::File && !ours(&e.rel) => {
                     batch.push((
@@ -526,87 +540,122 @@ fn record(
     options: &CopyOptions,
 ) -> CopyOutcome {
     let mut r = Recorder::new(run, index, log, progress, stop, options);
-    for msg in done_rx {
+    fn take(r: &mut Recorder<'_>, msg: Msg) {
         match msg {
             Msg::File(done) => r.file(done),
             Msg::Missing(paths) => r.missing(paths),
             Msg::JobFailed(e) => r.fail(e),
             Msg::EmptyDir(record) => r.empty_dir(&record),
+            Msg::Batch(msgs) => {
+                for m in msgs {
+                    take(r, m);
+                }
+            }
         }
+    }
+    for msg in done_rx {
+        take(&mut r, msg);
     }
     r.finish()
 }
 
+/// A transfer thread: takes the walk's events (a folder's entries come in batches) and sends
+/// the recorder what became of them, a batch for a batch.
 fn transfer_worker(ctx: &Ctx<'_>, rx: &Receiver<Event>, tx: &Sender<Msg>, progress: &Progress) {
-    for event in rx {
-        if ctx.stop.load(Ordering::Relaxed) {
-            // Stopping: what is not started stays for the next run.
-            return;
+    let send = |out: &mut Vec<Msg>| match out.len() {
+        0 => true,
+        1 => out.pop().is_none_or(|m| tx.send(m).is_ok()),
+        _ => tx.send(Msg::Batch(std::mem::take(out))).is_ok(),
+    };
+    for received in rx {
+        let mut out = Vec::new();
+        let mut since = std::time::Instant::now();
+        for event in received.into_events() {
+            if ctx.stop.load(Ordering::Relaxed) {
+                // Stopping: what is not started stays for the next run.
+                let _ = send(&mut out);
+                return;
+            }
+            handle(ctx, event, progress, &mut out);
+            // What took time is recorded (and shown) as soon as it is done.
+            if since.elapsed() > FLUSH_AFTER {
+                if !send(&mut out) {
+                    return;
+                }
+                since = std::time::Instant::now();
+            }
         }
-        let done = match event {
-            Event::Listed {
-                rel,
-                entries,
-                names,
-            } => {
-                let mut msgs = Vec::new();
-                if let Some(names) = names {
-                    let known = if ctx.options.compare_target {
-                        crate::index::Known::Listed
-                    } else {
-                        crate::index::Known::Written
-                    };
-                    match ctx.index.missing_in(known, &rel, &names) {
-                        Ok(missing) if missing.is_empty() => {}
-                        Ok(missing) => msgs.push(Msg::Missing(missing)),
-                        Err(e) => msgs.push(Msg::JobFailed(e)),
-                    }
-                }
-                if entries == 0 && ctx.options.empty_dirs && !ctx.options.dry_run && !rel.is_empty()
-                {
-                    msgs.push(Msg::EmptyDir(crate::transfer::make_empty_dir(ctx, &rel)));
-                }
-                for msg in msgs {
-                    if tx.send(msg).is_err() {
-                        return;
-                    }
-                }
-                continue;
-            }
-            Event::Entry(entry) => {
-                if entry.kind == EntryKind::Dir || ctx.options.folders_only {
-                    continue;
-                }
-                if !ctx.second_round.load(Ordering::Relaxed) {
-                    progress.files_seen.fetch_add(1, Ordering::Relaxed);
-                    progress.bytes_seen.fetch_add(entry.size, Ordering::Relaxed);
-                }
-                match decide(ctx, entry) {
-                    Decision::Done(done) => *done,
-                    Decision::HeldBack => continue,
-                    Decision::Transfer(entry, seen) => transfer_with_retries(ctx, entry, seen),
-                    Decision::Link(entry, seen, first) => {
-                        crate::transfer::link_at_target(ctx, entry, seen, &first)
-                    }
-                }
-            }
-            Event::ExcludedDir { rel } => Done {
-                record: CopyRecord::new(&rel, 0, Code::AZSM2001, &[]),
-                rel,
-                index: None,
-                copied: 0,
-            },
-            Event::Error { rel, error } => Done {
-                record: CopyRecord::new(&rel, 0, Code::AZSM2061, &[("reason", &reason(&error))]),
-                rel,
-                index: None,
-                copied: 0,
-            },
-        };
-        if tx.send(Msg::File(done)).is_err() {
+        if !send(&mut out) {
             return;
         }
     }
+}
+
+/// A transfer thread holds the records of a batch back at most this long.
+const FLUSH_AFTER: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// What one event of the walk comes to, for the recorder.
+fn handle(ctx: &Ctx<'_>, event: Event, progress: &Progress, out: &mut Vec<Msg>) {
+    let done = match event {
+        Event::Listed {
+            rel,
+            entries,
+            names,
+        } => {
+            if let Some(names) = names {
+                let known = if ctx.options.compare_target {
+                    crate::index::Known::Listed
+                } else {
+                    crate::index::Known::Written
+                };
+                match ctx.index.missing_in(known, &rel, &names) {
+                    Ok(missing) if missing.is_empty() => {}
+                    Ok(missing) => out.push(Msg::Missing(missing)),
+                    Err(e) => out.push(Msg::JobFailed(e)),
+                }
+            }
+            if entries == 0 && ctx.options.empty_dirs && !ctx.options.dry_run && !rel.is_empty() {
+                out.push(Msg::EmptyDir(crate::transfer::make_empty_dir(ctx, &rel)));
+            }
+            return;
+        }
+        Event::Entry(entry) => {
+            if entry.kind == EntryKind::Dir || ctx.options.folders_only {
+                return;
+            }
+            if !ctx.second_round.load(Ordering::Relaxed) {
+                progress.files_seen.fetch_add(1, Ordering::Relaxed);
+                progress.bytes_seen.fetch_add(entry.size, Ordering::Relaxed);
+            }
+            match decide(ctx, entry) {
+                Decision::Done(done) => *done,
+                Decision::HeldBack => return,
+                Decision::Transfer(entry, seen) => transfer_with_retries(ctx, entry, seen),
+                Decision::Link(entry, seen, first) => {
+                    crate::transfer::link_at_target(ctx, entry, seen, &first)
+                }
+            }
+        }
+        Event::ExcludedDir { rel } => Done {
+            record: CopyRecord::new(&rel, 0, Code::AZSM2001, &[]),
+            rel,
+            index: None,
+            copied: 0,
+        },
+        Event::Error { rel, error } => Done {
+            record: CopyRecord::new(&rel, 0, Code::AZSM2061, &[("reason", &reason(&error))]),
+            rel,
+            index: None,
+            copied: 0,
+        },
+        Event::Batch(events) => {
+            for e in events {
+                handle(ctx, e, progress, out);
+            }
+            return;
+        }
+    };
+    out.push(Msg::File(done));
 }
 
 /// Sends one file, trying again (at most [`FILE_ATTEMPTS`], with backoff and jitter) when the

@@ -19,6 +19,8 @@ pub(crate) struct March<'a> {
     pub(crate) follow_links: bool,
     /// Threads of the local walker.
     pub(crate) threads: usize,
+    /// A local walk sends a folder's entries in batches (see `walk::Event::Batch`).
+    pub(crate) batch: bool,
 }
 
 /// Walks `side` into `sink` until it ends or `stop` is set; `on_dir` is called for each local
@@ -38,6 +40,7 @@ pub(crate) fn march(
                 follow_links: how.follow_links,
                 threads: how.threads,
                 list_names: how.list_names,
+                batch: how.batch,
             };
             walk(root, options, how.filter, on_dir, sink, stop);
             Ok(())

@@ -143,18 +143,19 @@ fn plan(
     outcome: &mut SanitizeOutcome,
 ) -> Result<Vec<Rename>, JobError> {
     let mut plan: Vec<Rename> = Vec::new();
-    let (tx, rx) = bounded::<Event>(4096);
+    let (tx, rx) = bounded::<Event>(4096 / crate::walk::BATCH_EVENTS);
     let options = WalkOptions {
         follow_links: false,
         threads: 2,
         list_names: false,
+        batch: true,
     };
     std::thread::scope(|s| -> Result<(), JobError> {
         s.spawn(|| {
             walk(root, options, &Filter::default(), &|_| {}, &tx, stop);
             drop(tx);
         });
-        for event in rx {
+        for event in crate::walk::events(&rx) {
             match event {
                 Event::Entry(e) => {
                     let name = e.rel.rsplit(|b| *b == b'/').next().unwrap_or(&e.rel);
@@ -172,7 +173,8 @@ fn plan(
                     let code = Code::SANITIZE_INVALID_SCAN_RESULT_ERROR;
                     report.line(&rel, b"", "unreadable", code, &reason(&error))?;
                 }
-                Event::Listed { .. } | Event::ExcludedDir { .. } => {}
+                // `walk::events` has taken batches apart already.
+                Event::Listed { .. } | Event::ExcludedDir { .. } | Event::Batch(_) => {}
             }
         }
         Ok(())

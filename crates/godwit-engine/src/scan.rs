@@ -114,12 +114,13 @@ pub fn scan(
         Side::Remote(_) => Some(crate::store::runtime(&shown)?),
     };
     let mut r = ScanReport::new(shown, options.profile.name);
-    let (tx, rx) = bounded::<Event>(4096);
+    let (tx, rx) = bounded::<Event>(4096 / crate::walk::BATCH_EVENTS);
     let how = March {
         filter: &options.filter,
         list_names: false,
         follow_links: options.links == Links::Follow,
         threads: options.threads,
+        batch: true,
     };
     let mut inventory_error = None;
     let mut walk_error = None;
@@ -129,7 +130,7 @@ pub fn scan(
             drop(tx);
             result
         });
-        for event in rx.iter() {
+        for event in crate::walk::events(&rx) {
             if let (Event::Entry(e), Some(out)) = (&event, inventory.as_mut())
                 && inventory_error.is_none()
             {
@@ -228,6 +229,11 @@ impl ScanReport {
             }
             Event::ExcludedDir { .. } => self.excluded += 1,
             Event::Error { rel, error: _ } => self.problem(Code::AZSM2061, &rel),
+            Event::Batch(events) => {
+                for e in events {
+                    self.add(e, options, progress);
+                }
+            }
         }
     }
 

@@ -28,6 +28,9 @@ pub struct WalkOptions {
     /// Send each folder's child names with its `Listed` event (a true-up compares them with
     /// the index to find what was deleted).
     pub list_names: bool,
+    /// Send a folder's entries in batches ([`Event::Batch`]): for readers that do little with
+    /// each. Not when each entry may become a slow transfer that other threads should share.
+    pub batch: bool,
 }
 
 /// One name in a folder's listing, and whether it may be a folder (then the index's entries
@@ -96,7 +99,33 @@ pub enum Event {
         rel: Vec<u8>,
         error: io::Error,
     },
+    /// Several events of one folder, in order: the local walk sends a folder's entries in
+    /// batches (see [`BATCH_EVENTS`]), so that a file costs no channel hand-off of its own.
+    /// Readers take them apart with [`events`].
+    Batch(Vec<Event>),
 }
+
+impl Event {
+    /// The events this one stands for: itself, or a batch's, in order.
+    pub fn into_events(self) -> Vec<Event> {
+        match self {
+            Event::Batch(events) => events,
+            e => vec![e],
+        }
+    }
+}
+
+/// Every event `rx` receives, batches taken apart, in order.
+pub fn events(rx: &crossbeam_channel::Receiver<Event>) -> impl Iterator<Item = Event> + '_ {
+    rx.iter().flat_map(Event::into_events)
+}
+
+/// A batch holds at most this many events, and files of at most [`BATCH_BYTES`] in all, so
+/// that large files still go to the transfer threads one by one. Measured on a no-change
+/// true-up of 100,000 files: one hand-off a file cost two `sched_yield` and one futex call a
+/// file, more kernel time than the `statx` of the walk.
+pub const BATCH_EVENTS: usize = 64;
+pub const BATCH_BYTES: u64 = 1 << 20;
 
 struct Dir {
     abs: PathBuf,
@@ -320,9 +349,39 @@ fn read_dir(
     on_dir: &(dyn Fn(&[u8]) + Sync),
     sink: &Sender<Event>,
 ) -> Vec<Dir> {
-    // The receiver hangs up only when the run is being torn down.
+    // The receiver hangs up only when the run is being torn down. Events go out in batches,
+    // all of them before the folder's `Listed`.
+    let batch = std::cell::RefCell::new((Vec::new(), 0u64));
+    let flush = || {
+        let events = std::mem::take(&mut batch.borrow_mut().0);
+        batch.borrow_mut().1 = 0;
+        match events.len() {
+            0 => {}
+            1 => {
+                let _ = sink.send(
+                    events
+                        .into_iter()
+                        .next()
+                        .unwrap_or(Event::Batch(Vec::new())),
+                );
+            }
+            _ => {
+                let _ = sink.send(Event::Batch(events));
+            }
+        }
+    };
     let send = |e: Event| {
-        let _ = sink.send(e);
+        let full = {
+            let mut b = batch.borrow_mut();
+            if let Event::Entry(entry) = &e {
+                b.1 += entry.size;
+            }
+            b.0.push(e);
+            !options.batch || b.0.len() >= BATCH_EVENTS || b.1 >= BATCH_BYTES
+        };
+        if full {
+            flush();
+        }
     };
     let error = |error| Event::Error {
         rel: dir.rel.clone(),
@@ -331,7 +390,7 @@ fn read_dir(
     let listing = match fs::read_dir(&dir.abs) {
         Ok(l) => l,
         Err(e) => {
-            send(error(e));
+            let _ = sink.send(error(e));
             return Vec::new();
         }
     };
@@ -385,7 +444,8 @@ fn read_dir(
     if let Some(names) = &mut names {
         names.sort_unstable();
     }
-    send(Event::Listed {
+    flush();
+    let _ = sink.send(Event::Listed {
         rel: dir.rel.clone(),
         entries: count,
         names,
