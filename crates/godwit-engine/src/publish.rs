@@ -112,6 +112,12 @@ fn keep(
     });
 }
 
+/// Forgets the folders this thread keeps open.
+fn forget_folders() {
+    TARGET_FOLDERS.with_borrow_mut(Vec::clear);
+    SOURCE_FOLDERS.with_borrow_mut(Vec::clear);
+}
+
 /// Opens the source file `rel` under `root` relative to its folder, kept open by this thread.
 pub(crate) fn open_source(root: &Path, rel: &[u8]) -> io::Result<File> {
     let (parent, name) = split(rel);
@@ -128,13 +134,19 @@ pub(crate) fn open_source(root: &Path, rel: &[u8]) -> io::Result<File> {
             fd
         }
     };
-    let fd = rustix::fs::openat(
+    match rustix::fs::openat(
         &*dir,
         std::ffi::OsStr::from_bytes(name),
         OFlags::RDONLY | OFlags::CLOEXEC,
         Mode::empty(),
-    )?;
-    Ok(File::from(fd))
+    ) {
+        Ok(fd) => Ok(File::from(fd)),
+        Err(e) => {
+            // The folder may have been replaced since: the next try opens it again.
+            forget_folders();
+            Err(e.into())
+        }
+    }
 }
 
 /// The open folder `parent` (a path below `root`, empty for the root), checked for links on
@@ -211,7 +223,10 @@ impl Publish {
                     | rustix::io::Errno::INVAL
                     | rustix::io::Errno::NOSYS,
                 ) => self.unnamed.store(false, Ordering::Relaxed),
-                Err(e) => return Err(FileError::write(&e.into())),
+                Err(e) => {
+                    forget_folders();
+                    return Err(FileError::write(&e.into()));
+                }
             }
         }
         let file = File::create(tmp).map_err(|e| FileError::write(&e))?;
@@ -272,7 +287,11 @@ impl Publish {
                         }
                         placed
                     }
-                    Err(e) => Err(FileError::write(&e.into())),
+                    Err(e) => {
+                        // The folder may have gone or been replaced: the next try opens it again.
+                        forget_folders();
+                        Err(FileError::write(&e.into()))
+                    }
                 }
             }
         }
