@@ -355,22 +355,27 @@ async fn connect_once(
                     Some(Ok(_)) => continue,
                     Some(Err(e)) => return Err(e.to_string()),
                 };
+                let decoded = ToAgent::decode(&text);
                 // Refused while connected (its token revoked, the agent deactivated or
                 // deleted): for good.
                 if let Ok(ToAgent::Refused { code, message, remediation, retry: false, .. }) =
-                    ToAgent::decode(&text)
+                    decoded
                 {
                     return Ok(Some(Exit::Refused { code, message, remediation }));
                 }
-                on_message(&text, shared, options);
+                on_message(&text, decoded, shared, options);
             }
         }
     }
 }
 
 /// What the agent does with one message of the control plane.
-fn on_message(text: &str, shared: &Arc<Shared>, options: &AgentOptions) {
-    let decoded = ToAgent::decode(text);
+fn on_message(
+    text: &str,
+    decoded: Result<ToAgent, godwit_spec::protocol::Undecodable>,
+    shared: &Arc<Shared>,
+    options: &AgentOptions,
+) {
     match &decoded {
         Ok(ToAgent::Command(job)) => tracing::info!(
             run_id = %job.run_id,

@@ -134,16 +134,6 @@ pub fn claims(sub: &str, role: Role, agent_id: Option<&str>, ttl: std::time::Dur
     }
 }
 
-/// The lowercase name of a role, as tokens and the docs spell it.
-pub fn role_name(role: Role) -> &'static str {
-    match role {
-        Role::Admin => "admin",
-        Role::Operator => "operator",
-        Role::Viewer => "viewer",
-        Role::Agent => "agent",
-    }
-}
-
 /// Signs a new token and records it (without its text) in `store`: the only way to make a
 /// token the control plane accepts. Returns the token and its record.
 pub async fn issue(
@@ -162,7 +152,7 @@ pub async fn issue(
     let record = TokenRecord {
         id: c.jti.clone(),
         subject: c.sub.clone(),
-        role: role_name(role).to_string(),
+        role: role.as_str().to_string(),
         agent_id: c.agent_id.clone(),
         issued_ms: ms(c.iat),
         expires_ms: ms(c.exp),
@@ -215,7 +205,7 @@ fn forbidden(details: String) -> ApiError {
 
 impl Caller {
     fn role(&self) -> &'static str {
-        role_name(self.claims.role)
+        self.claims.role.as_str()
     }
 
     /// Admin only: agents, tokens, the audit log.

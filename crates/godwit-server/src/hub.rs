@@ -345,15 +345,9 @@ async fn serve_agent(state: AppState, claims: crate::auth::Claims, mut socket: W
                     && e.status().is_client_error()
                 {
                     tracing::info!(agent_id = %agent_id, code = e.code.id(), "agent refused while connected");
-                    let body = e.body();
-                    let refused = ToAgent::Refused {
-                        code: body.error_code,
-                        name: body.error_name,
-                        message: body.error_msg,
-                        remediation: e.code.info().remediation.to_string(),
-                        retry: false,
-                    };
-                    let _ = send(&mut socket, &refused).await;
+                    let params: Vec<(&str, &str)> =
+                        e.params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                    let _ = send(&mut socket, &refusal(e.code, &params)).await;
                     let _ = socket.send(Message::Close(None)).await;
                     break;
                 }

@@ -10,10 +10,8 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use godwit_server::{Role, Secret, Store};
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use sqlx::Connection;
-use tower::ServiceExt;
 
 mod support;
 use support::{SECRET, issue};
@@ -48,13 +46,7 @@ async fn api(backend: &'static str) -> Api {
 
 impl Api {
     async fn raw(&self, req: Request<Body>) -> (StatusCode, Value, axum::http::HeaderMap) {
-        let res = self.app.clone().oneshot(req).await.unwrap();
-        let status = res.status();
-        let headers = res.headers().clone();
-        let bytes = res.into_body().collect().await.unwrap().to_bytes();
-        let body = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-        (status, body, headers)
+        support::answer(&self.app, req).await
     }
 
     async fn call(
@@ -64,18 +56,9 @@ impl Api {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut b = Request::builder().method(method).uri(path);
-        if let Some(t) = token {
-            b = b.header("authorization", format!("Bearer {t}"));
-        }
-        let req = match body {
-            Some(v) => b
-                .header("content-type", "application/json")
-                .body(Body::from(v.to_string()))
-                .unwrap(),
-            None => b.body(Body::empty()).unwrap(),
-        };
-        let (s, v, _) = self.raw(req).await;
+        let (s, v, _) = self
+            .raw(support::request(method, path, token, body.as_ref()))
+            .await;
         (s, v)
     }
 

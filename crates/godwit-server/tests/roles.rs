@@ -119,22 +119,9 @@ impl World {
         token: Option<&str>,
         body: Option<&Value>,
     ) -> (u16, Value) {
-        let mut b = Request::builder().method(method).uri(path);
-        if let Some(t) = token {
-            b = b.header("authorization", format!("Bearer {t}"));
-        }
-        let req = match body {
-            Some(v) => b
-                .header("content-type", "application/json")
-                .body(Body::from(v.to_string()))
-                .unwrap(),
-            None => b.body(Body::empty()).unwrap(),
-        };
-        let res = self.app.clone().oneshot(req).await.unwrap();
-        let status = res.status().as_u16();
-        let bytes = res.into_body().collect().await.unwrap().to_bytes();
-        let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        (status, v)
+        let req = support::request(method, path, token, body);
+        let (status, v, _) = support::answer(&self.app, req).await;
+        (status.as_u16(), v)
     }
 
     /// An admin's POST that must succeed; its answer.

@@ -19,6 +19,16 @@ pub enum Role {
 }
 
 impl Role {
+    /// The role's name, as tokens, the API and the docs spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Operator => "operator",
+            Role::Viewer => "viewer",
+            Role::Agent => "agent",
+        }
+    }
+
     pub fn parse(text: &str) -> Option<Role> {
         match text {
             "admin" => Some(Role::Admin),

@@ -71,15 +71,7 @@ impl World {
 
     /// A world whose control plane keeps its records in a new PostgreSQL database.
     fn on_postgresql() -> World {
-        let admin = env("GODWIT_TEST_POSTGRES_URL");
-        let name = format!("godwit_e2e_{}_{}", std::process::id(), rand_suffix());
-        let out = Command::new("psql")
-            .args([&admin, "-qc", &format!("CREATE DATABASE {name}")])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        let (base, _) = admin.rsplit_once('/').unwrap();
-        World::with_database(Some(format!("{base}/{name}")))
+        World::with_database(Some(new_pg_database()))
     }
 
     fn with_database(database: Option<String>) -> World {
@@ -338,6 +330,19 @@ impl World {
         ]);
         fetched
     }
+}
+
+/// A new database on the test PostgreSQL server; its URL.
+fn new_pg_database() -> String {
+    let admin = env("GODWIT_TEST_POSTGRES_URL");
+    let name = format!("godwit_e2e_{}_{}", std::process::id(), rand_suffix());
+    let out = Command::new("psql")
+        .args([&admin, "-qc", &format!("CREATE DATABASE {name}")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (base, _) = admin.rsplit_once('/').unwrap();
+    format!("{base}/{name}")
 }
 
 fn rand_suffix() -> u32 {
@@ -1274,13 +1279,5 @@ fn secrets_never_leave_the_processes_on_sqlite() {
 
 #[test]
 fn secrets_never_leave_the_processes_on_postgresql() {
-    let admin = env("GODWIT_TEST_POSTGRES_URL");
-    let name = format!("godwit_e2e_{}_{}", std::process::id(), rand_suffix());
-    let out = Command::new("psql")
-        .args([&admin, "-qc", &format!("CREATE DATABASE {name}")])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let (base, _) = admin.rsplit_once('/').unwrap();
-    secrets_never_leave(Some(format!("{base}/{name}")));
+    secrets_never_leave(Some(new_pg_database()));
 }

@@ -13,7 +13,7 @@ use godwit_codes::Code;
 
 use super::{ApiQuery, Listing, Page};
 use crate::AppState;
-use crate::auth::{AuditSlot, Caller, role_name};
+use crate::auth::{AuditSlot, Caller};
 use crate::error::{ApiError, Outcome};
 use crate::store::AuditEntry;
 
@@ -78,7 +78,7 @@ pub async fn record(State(state): State<AppState>, mut req: Request, next: Next)
         .store
         .audit(
             &subject,
-            role_name(role),
+            role.as_str(),
             &action,
             &target,
             &outcome,

@@ -113,22 +113,36 @@ impl Store {
         limit: i64,
         offset: i64,
     ) -> Result<(i64, Vec<TokenRecord>), DomainError> {
-        let fail = |e: sqlx::Error| failed(Code::DB_ERR_GET_DOCS, "tokens", "", &e.to_string());
-        let count = sqlx::query("SELECT COUNT(*) FROM tokens")
+        self.page("tokens", "issued_ms DESC, id DESC", limit, offset, token_of)
+            .await
+    }
+
+    /// A page of the whole `table` in `order`, each row read with `of` (803 when it fails).
+    async fn page<T>(
+        &self,
+        table: &str,
+        order: &str,
+        limit: i64,
+        offset: i64,
+        of: fn(&AnyRow) -> Result<T, sqlx::Error>,
+    ) -> Result<(i64, Vec<T>), DomainError> {
+        let fail = |e: sqlx::Error| failed(Code::DB_ERR_GET_DOCS, table, "", &e.to_string());
+        let count = sqlx::query(&format!("SELECT COUNT(*) FROM {table}"))
             .fetch_one(&self.pool)
             .await
             .and_then(|r| count_of(&r))
             .map_err(fail)?;
-        let rows =
-            sqlx::query("SELECT * FROM tokens ORDER BY issued_ms DESC, id DESC LIMIT $1 OFFSET $2")
-                .bind(limit)
-                .bind(offset)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(fail)?;
+        let rows = sqlx::query(&format!(
+            "SELECT * FROM {table} ORDER BY {order} LIMIT $1 OFFSET $2"
+        ))
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(fail)?;
         let items = rows
             .iter()
-            .map(token_of)
+            .map(of)
             .collect::<Result<_, _>>()
             .map_err(fail)?;
         Ok((count, items))
@@ -187,23 +201,6 @@ impl Store {
         limit: i64,
         offset: i64,
     ) -> Result<(i64, Vec<AuditEntry>), DomainError> {
-        let fail = |e: sqlx::Error| failed(Code::DB_ERR_GET_DOCS, "audit", "", &e.to_string());
-        let count = sqlx::query("SELECT COUNT(*) FROM audit")
-            .fetch_one(&self.pool)
-            .await
-            .and_then(|r| count_of(&r))
-            .map_err(fail)?;
-        let rows = sqlx::query("SELECT * FROM audit ORDER BY id DESC LIMIT $1 OFFSET $2")
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(fail)?;
-        let items = rows
-            .iter()
-            .map(audit_of)
-            .collect::<Result<_, _>>()
-            .map_err(fail)?;
-        Ok((count, items))
+        self.page("audit", "id DESC", limit, offset, audit_of).await
     }
 }

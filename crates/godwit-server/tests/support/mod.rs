@@ -6,8 +6,14 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, StatusCode};
 use godwit_server::{Role, Secret, Store};
+use http_body_util::BodyExt;
+use serde_json::Value;
 use sqlx::Connection;
+use tower::ServiceExt;
 
 pub const SECRET: &[u8] = b"a test secret that is long enough for HS256 signing";
 
@@ -89,4 +95,35 @@ pub async fn issue(
         .await
         .unwrap()
         .0
+}
+
+/// A request to the API: `method path`, with a bearer token and a JSON body when given.
+pub fn request(
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> Request<Body> {
+    let mut b = Request::builder().method(method).uri(path);
+    if let Some(t) = token {
+        b = b.header("authorization", format!("Bearer {t}"));
+    }
+    match body {
+        Some(v) => b
+            .header("content-type", "application/json")
+            .body(Body::from(v.to_string()))
+            .unwrap(),
+        None => b.body(Body::empty()).unwrap(),
+    }
+}
+
+/// What `app` answers `req`: status, body (JSON, else its text as a string) and headers.
+pub async fn answer(app: &Router, req: Request<Body>) -> (StatusCode, Value, HeaderMap) {
+    let res = app.clone().oneshot(req).await.unwrap();
+    let status = res.status();
+    let headers = res.headers().clone();
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    let body = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    (status, body, headers)
 }
