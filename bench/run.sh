@@ -2,7 +2,7 @@
 # godwit against cp, rsync and rclone on the same data, in one run, on this machine.
 #
 #   bash bench/run.sh [--runs N] [--small N] [--large-count N] [--large-mib N] [--s3-files N]
-#                     [--million] [--only small|large|s3|scan|sync|rss] [--dir DIR]
+#                     [--sftp-files N] [--million] [--only small|large|s3|sftp|scan|sync|rss] [--dir DIR]
 # --million adds peak-memory rows for 100k and 1M tiny files (needs about 5 GB and 10 minutes).
 #
 # Data sets (made once, kept in DIR/data): SMALL files of 1-16 KiB in ~1,000 folders; LARGE files
@@ -18,7 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-RUNS=3 SMALL=100000 LARGE_COUNT=4 LARGE_MIB=512 S3_FILES=10000 MILLION=0 ONLY="" DIR=/tmp/godwit-bench
+RUNS=3 SMALL=100000 LARGE_COUNT=4 LARGE_MIB=512 S3_FILES=10000 SFTP_FILES=2000 MILLION=0 ONLY="" DIR=/tmp/godwit-bench
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) RUNS=$2; shift ;;
@@ -26,6 +26,7 @@ while [ $# -gt 0 ]; do
     --large-count) LARGE_COUNT=$2; shift ;;
     --large-mib) LARGE_MIB=$2; shift ;;
     --s3-files) S3_FILES=$2; shift ;;
+    --sftp-files) SFTP_FILES=$2; shift ;;
     --million) MILLION=1 ;;
     --only) ONLY=$2; shift ;;
     --dir) DIR=$2; shift ;;
@@ -92,17 +93,44 @@ warm() { tar cf /dev/null "$1" 2>/dev/null || true; }
 # Unique per call (it runs in a subshell, so no counter can be kept).
 fresh() { echo "$DIR/out/$1-$(date +%s%N)-$RANDOM"; }
 
-# time_it ROW TOOL COMMAND...: one timed run; appends "row tool seconds rss_kib" to RESULTS.
+# Busy CPU time of the whole machine so far, in clock ticks (user, nice, system, irq, softirq):
+# a client and the server it talks to on this machine, and the `ssh` processes a tool starts
+# that are no children of its own.
+busy() { awk '/^cpu /{print $2+$3+$4+$7+$8}' /proc/stat; }
+TICKS=$(getconf CLK_TCK)
+
+# time_it ROW TOOL COMMAND...: one timed run; appends "row tool seconds rss_kib cpu machine_cpu"
+# to RESULTS (cpu: the tool's own and its children's user+system seconds; machine_cpu: every
+# process's, servers included).
 time_it() {
   local row=$1 tool=$2; shift 2
   local log; log=$(mktemp)
-  if ! /usr/bin/time -f '%e %M' -o "$log" "$@" >/dev/null 2>"$log.err"; then
+  local b0 b1; b0=$(busy)
+  if ! /usr/bin/time -f '%e %M %U %S' -o "$log" "$@" >/dev/null 2>"$log.err"; then
     echo "  $tool failed on $row:" >&2; tail -3 "$log.err" >&2
   fi
-  read -r secs rss <"$log"
-  printf '%s\t%s\t%s\t%s\n' "$row" "$tool" "$secs" "$rss" >>"$RESULTS"
-  printf '  %-28s %-10s %8ss %8s KiB\n' "$row" "$tool" "$secs" "$rss"
+  b1=$(busy)
+  read -r secs rss usr sys <"$log"
+  local cpu machine
+  cpu=$(python3 -c "print(f'{$usr + $sys:.2f}')")
+  machine=$(python3 -c "print(f'{($b1 - $b0) / $TICKS:.2f}')")
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$row" "$tool" "$secs" "$rss" "$cpu" "$machine" >>"$RESULTS"
+  printf '  %-28s %-10s %8ss %8s KiB  cpu %6ss  machine %6ss\n' "$row" "$tool" "$secs" "$rss" "$cpu" "$machine"
   rm -f "$log" "$log.err"
+}
+
+# Starts the test servers once (scripts/servers.sh), stopped when the script ends, and points
+# the S3 clients at moto.
+servers_up() {
+  [ -n "${GODWIT_TEST_S3_ENDPOINT:-}" ] && return
+  bash scripts/servers.sh install >/dev/null
+  trap 'bash scripts/servers.sh stop' EXIT
+  bash scripts/servers.sh start
+  # shellcheck disable=SC1091
+  source "${GODWIT_SERVERS_DIR:-.test-servers}/env"
+  export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1 AWS_ENDPOINT_URL=$GODWIT_TEST_S3_ENDPOINT
+  export RCLONE_CONFIG_BENCH_TYPE=s3 RCLONE_CONFIG_BENCH_PROVIDER=Other RCLONE_CONFIG_BENCH_ENDPOINT=$GODWIT_TEST_S3_ENDPOINT \
+    RCLONE_CONFIG_BENCH_ACCESS_KEY_ID=bench RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY=bench RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE=true
 }
 
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem/{print $2}') GiB; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -191,14 +219,7 @@ done
 if want s3; then
   S3_SRC=$DIR/data/s3-small-$S3_FILES
   make_small "$S3_SRC" "$S3_FILES"
-  bash scripts/servers.sh install >/dev/null
-  trap 'bash scripts/servers.sh stop' EXIT
-  bash scripts/servers.sh start
-  # shellcheck disable=SC1091
-  source "${GODWIT_SERVERS_DIR:-.test-servers}/env"
-  export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1 AWS_ENDPOINT_URL=$GODWIT_TEST_S3_ENDPOINT
-  export RCLONE_CONFIG_BENCH_TYPE=s3 RCLONE_CONFIG_BENCH_PROVIDER=Other RCLONE_CONFIG_BENCH_ENDPOINT=$GODWIT_TEST_S3_ENDPOINT \
-    RCLONE_CONFIG_BENCH_ACCESS_KEY_ID=bench RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY=bench RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE=true
+  servers_up
   for run in $(seq 1 "$RUNS"); do
     echo "S3 round $run of $RUNS"
     for tool in godwit rclone; do
@@ -225,16 +246,7 @@ if want s3 || want sync; then
   # server's own log.
   S3_SRC=$DIR/data/s3-small-$S3_FILES
   make_small "$S3_SRC" "$S3_FILES"
-  if [ -z "${GODWIT_TEST_S3_ENDPOINT:-}" ] || ! want s3; then
-    bash scripts/servers.sh install >/dev/null
-    trap 'bash scripts/servers.sh stop' EXIT
-    bash scripts/servers.sh start
-    # shellcheck disable=SC1091
-    source "${GODWIT_SERVERS_DIR:-.test-servers}/env"
-    export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1 AWS_ENDPOINT_URL=$GODWIT_TEST_S3_ENDPOINT
-    export RCLONE_CONFIG_BENCH_TYPE=s3 RCLONE_CONFIG_BENCH_PROVIDER=Other RCLONE_CONFIG_BENCH_ENDPOINT=$GODWIT_TEST_S3_ENDPOINT \
-      RCLONE_CONFIG_BENCH_ACCESS_KEY_ID=bench RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY=bench RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE=true
-  fi
+  servers_up
   MOTO_LOG=${GODWIT_SERVERS_DIR:-.test-servers}/run/moto.log
   requests() { grep -cE '"(GET|PUT|HEAD|POST|DELETE) ' "$MOTO_LOG" || true; }
   b="sync-$RANDOM"
@@ -258,6 +270,33 @@ if want s3 || want sync; then
   done
 fi
 
+if want sftp; then
+  # Small files to the test OpenSSH server on loopback: godwit against rclone at its best
+  # settings here (no hash command per file; 16 transfers, as godwit's default).
+  SFTP_SRC=$DIR/data/sftp-small-$SFTP_FILES
+  make_small "$SFTP_SRC" "$SFTP_FILES"
+  servers_up
+  SFTP_RUN=${GODWIT_SERVERS_DIR:-.test-servers}/run
+  sftp_port=${GODWIT_TEST_SFTP_ENDPOINT##*:}
+  export RCLONE_CONFIG_SFTPB_TYPE=sftp RCLONE_CONFIG_SFTPB_HOST=127.0.0.1 RCLONE_CONFIG_SFTPB_PORT=$sftp_port \
+    RCLONE_CONFIG_SFTPB_USER=$(id -un) RCLONE_CONFIG_SFTPB_KEY_FILE=$GODWIT_TEST_SFTP_KEY \
+    RCLONE_CONFIG_SFTPB_KNOWN_HOSTS_FILE=$SFTP_RUN/known_hosts RCLONE_CONFIG_SFTPB_DISABLE_HASHCHECK=true
+  for run in $(seq 1 "$RUNS"); do
+    echo "SFTP round $run of $RUNS"
+    for tool in godwit rclone; do
+      warm "$SFTP_SRC"
+      dest=$GODWIT_TEST_SFTP_ROOT/$tool-$run-$RANDOM
+      case $tool in
+        godwit) GODWIT_SFTP_KEY=$GODWIT_TEST_SFTP_KEY time_it "SFTP copy ${SFTP_FILES} small" godwit \
+          "$GODWIT" copy "$SFTP_SRC" "sftp://${GODWIT_TEST_SFTP_ENDPOINT#ssh://}$dest" --state-dir "$(fresh state)" ;;
+        rclone) time_it "SFTP copy ${SFTP_FILES} small" rclone rclone copy --transfers 16 "$SFTP_SRC" "sftpb:$dest" ;;
+      esac
+      n=$(find "$dest" -type f | wc -l)
+      [ "$n" = "$SFTP_FILES" ] || echo "  $tool left $n of $SFTP_FILES files at the target" >&2
+    done
+  done
+fi
+
 if want rss && [ "$MILLION" = 1 ]; then
   # Peak memory must not grow with the number of files: the same tree at 100k and 1M files.
   for count in 100000 1000000; do
@@ -275,21 +314,24 @@ import statistics, sys
 from collections import OrderedDict
 rows = OrderedDict()
 for line in open(sys.argv[1]):
-    row, tool, secs, rss = line.rstrip("\n").split("\t")
-    rows.setdefault(row, OrderedDict()).setdefault(tool, []).append((float(secs), int(rss)))
-out = ["| task | tool | median s | min-max s | vs godwit | peak RSS MiB |", "| --- | --- | --- | --- | --- | --- |"]
+    row, tool, secs, rss, cpu, machine = line.rstrip("\n").split("\t")
+    rows.setdefault(row, OrderedDict()).setdefault(tool, []).append((float(secs), int(rss), float(cpu), float(machine)))
+out = ["| task | tool | median s | min-max s | vs godwit | CPU s | machine CPU s | peak RSS MiB |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
 for row, tools in rows.items():
-    g = statistics.median(s for s, _ in tools["godwit"]) if "godwit" in tools else None
+    g = statistics.median(r[0] for r in tools["godwit"]) if "godwit" in tools else None
     for tool, runs in tools.items():
-        secs = [s for s, _ in runs]
+        secs = [r[0] for r in runs]
         med = statistics.median(secs)
         q = g / med if g and med and tool != "godwit" else None
         ratio = "" if q is None else (f"{q:.2f}x" if q >= 0.1 else f"{q:.4f}x")
-        out.append(f"| {row} | {tool} | {med:.2f} | {min(secs):.2f}-{max(secs):.2f} | {ratio} | {max(r for _, r in runs) / 1024:.0f} |")
+        cpu = statistics.median(r[2] for r in runs)
+        machine = statistics.median(r[3] for r in runs)
+        out.append(f"| {row} | {tool} | {med:.2f} | {min(secs):.2f}-{max(secs):.2f} | {ratio} | {cpu:.2f} | {machine:.2f} | {max(r[1] for r in runs) / 1024:.0f} |")
 text = "\n".join(out)
 print(text)
 open(sys.argv[2], "w").write(text + "\n")
-print("\n'vs godwit' is godwit's median divided by the tool's: below 1.00x godwit is faster.")
+print("\n'vs godwit' is godwit's median divided by the tool's: below 1.00x godwit is faster. CPU s is the")
+print("tool's own (with its children), machine CPU s every process's on the machine during the run.")
 EOF
 if [ -f "$DIR/requests.md" ]; then echo; cat "$DIR/requests.md"; fi
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg). Cleaning up copies in $DIR/out (the data sets stay)."

@@ -4,7 +4,7 @@
 //! [`job::run`], and read progress counters and the report.
 //!
 //! Layers, each using only those above it: `error`, `record` and `state` (a run's outputs and
-//! folders); `index`, `profile`, `rate`, `walk`, `features`, `store` (the pieces); `backend` (a side and
+//! folders); `index`, `profile`, `rate`, `walk`, `features`, `store` and `sftp` (the pieces); `backend` (a side and
 //! what it can do); `ctx` (what a copy's threads share); `decide` (does a file need a transfer?);
 //! `transfer` (one file's bytes) and `publish` (a local file whole or not at all); `march` (every walk); `recorder` (the copy log and index writer); `copy` (the pool); `sync`, `scan`, `sanitize` (the commands' own parts); `job` (the entry point).
 
@@ -24,6 +24,7 @@ pub mod record;
 mod recorder;
 pub mod sanitize;
 pub mod scan;
+pub mod sftp;
 pub mod state;
 pub mod store;
 pub mod sync;

@@ -27,6 +27,8 @@ pub struct Remote {
     pub shown: String,
     /// An S3 target's coordinates, for the requests OpenDAL does not make (open uploads).
     pub s3: Option<Box<crate::uploads::S3Target>>,
+    /// An SFTP store's own session for the files written to it (see `sftp`).
+    pub sftp: Option<std::sync::Arc<crate::sftp::SftpTarget>>,
 }
 
 impl Remote {
@@ -137,11 +139,27 @@ pub fn connect_with(location: &Location, role: &str, env: &StoreEnv) -> Result<R
         Location::S3 { bucket, prefix } => Some(Box::new(s3_target(env, bucket, prefix))),
         _ => None,
     };
+    let sftp = match location {
+        Location::Sftp {
+            user,
+            host,
+            port,
+            path,
+        } => Some(std::sync::Arc::new(crate::sftp::SftpTarget::new(
+            sftp_endpoint(user.as_deref(), host, *port),
+            user.clone(),
+            env.get("GODWIT_SFTP_KEY"),
+            path,
+            request_timeout,
+        ))),
+        _ => None,
+    };
     Ok(Remote {
         op,
         kind: location.kind(),
         shown: location.to_string(),
         s3,
+        sftp,
     })
 }
 
@@ -232,9 +250,8 @@ fn azure(env: &StoreEnv, container: &str, prefix: &str) -> Result<services::Azbl
 
 /// A folder on an SFTP server; host keys are checked strictly against known_hosts.
 fn sftp(env: &StoreEnv, user: Option<&str>, host: &str, port: u16, path: &str) -> services::Sftp {
-    let user_part = user.map(|u| format!("{u}@")).unwrap_or_default();
     let mut b = services::Sftp::default()
-        .endpoint(&format!("ssh://{user_part}{host}:{port}"))
+        .endpoint(&sftp_endpoint(user, host, port))
         .root(path)
         .known_hosts_strategy("strict");
     if let Some(u) = user {
@@ -244,6 +261,11 @@ fn sftp(env: &StoreEnv, user: Option<&str>, host: &str, port: u16, path: &str) -
         b = b.key(&k);
     }
     b
+}
+
+fn sftp_endpoint(user: Option<&str>, host: &str, port: u16) -> String {
+    let user_part = user.map(|u| format!("{u}@")).unwrap_or_default();
+    format!("ssh://{user_part}{host}:{port}")
 }
 
 /// The job error for a store that cannot be reached or listed at all.

@@ -122,12 +122,17 @@ pub(crate) fn clear_temp(
                                 let _ = r.op.delete_with(e.path()).recursive(true).await;
                             }
                         }
+                        // Made once here: the writes to it do not make folders.
+                        r.op.create_dir(&format!("{}/", temp.run))
+                            .await
+                            .map_err(|e| crate::store::job_failure(r, &e, true))
                     } else {
                         let run = format!("{}/", temp.run);
                         let _ = r.op.delete_with(&run).recursive(true).await;
                         let _ = r.op.delete(&format!("{}/", temp.dir)).await;
+                        Ok(())
                     }
-                });
+                })?;
             }
         }
         Side::Remote(_) => {}
@@ -697,6 +702,11 @@ enum Output {
         writer: opendal::Writer,
         name: String,
     },
+    /// A temporary name at an SFTP target, written over godwit's own session.
+    Sftp {
+        file: crate::sftp::SftpFile,
+        name: String,
+    },
 }
 
 /// Streams one file from the source to the target, hashing what it reads.
@@ -716,6 +726,10 @@ async fn streamed(ctx: &Ctx<'_>, entry: &Entry) -> Result<(u64, u128), FileError
             finish_remote(ctx, entry, writer, &name, (written, hash)).await?;
             Ok((written, hash))
         }
+        (Ok((written, hash)), Output::Sftp { file, name }) => {
+            finish_sftp(ctx, entry, file, &name, (written, hash)).await?;
+            Ok((written, hash))
+        }
         (Err(f), Output::Local { file, tmp }) => {
             drop(file);
             let _ = fs::remove_file(&tmp);
@@ -724,6 +738,10 @@ async fn streamed(ctx: &Ctx<'_>, entry: &Entry) -> Result<(u64, u128), FileError
         (Err(f), Output::Remote { mut writer, .. }) => {
             // Leaves no half-finished multipart upload behind.
             let _ = writer.abort().await;
+            Err(f)
+        }
+        (Err(f), Output::Sftp { file, .. }) => {
+            file.discard().await;
             Err(f)
         }
     }
@@ -739,6 +757,18 @@ impl Output {
                 Ok(Output::Local {
                     file: File::create(&tmp).map_err(|e| FileError::write(&e))?,
                     tmp,
+                })
+            }
+            Side::Remote(r) if r.sftp.is_some() => {
+                target_rel(entry)?;
+                let name = temp_name(ctx);
+                let sftp = r.sftp.as_ref().expect("checked above");
+                Ok(Output::Sftp {
+                    file: sftp
+                        .create(&name)
+                        .await
+                        .map_err(|e| FileError::store(&e, Target))?,
+                    name,
                 })
             }
             Side::Remote(r) => {
@@ -839,6 +869,40 @@ async fn finish_remote(
     Ok(())
 }
 
+/// A file written to an SFTP target: every write answered, its modification time set, its
+/// size checked (unless `--verify none`), renamed into place; with `--verify full` read back.
+async fn finish_sftp(
+    ctx: &Ctx<'_>,
+    entry: &Entry,
+    file: crate::sftp::SftpFile,
+    name: &str,
+    (written, hash): (u64, u128),
+) -> Result<(), FileError> {
+    let Side::Remote(r) = ctx.dst else {
+        unreachable!("an sftp output has a remote target")
+    };
+    let sftp = r.sftp.as_ref().expect("an sftp output has an sftp target");
+    let checking = ctx.options.verify != Verify::None;
+    let held = file
+        .finish(entry.mtime_ns, written, checking)
+        .await
+        .map_err(|e| FileError::store(&e, Target))?;
+    if checking && held != Some(written) {
+        let held = held.map_or("no size".to_string(), |n| format!("{n} bytes"));
+        return Err(FileError::mismatch(format!(
+            "the target reports {held}, {written} were sent"
+        )));
+    }
+    let rel = target_rel(entry)?;
+    sftp.publish(name, rel)
+        .await
+        .map_err(|e| FileError::store(&e, Target))?;
+    if ctx.options.verify == Verify::Full {
+        verify_remote(r, rel, written, hash).await?;
+    }
+    Ok(())
+}
+
 /// Moves every chunk from `input` to `output`; checks the source did not change meanwhile.
 async fn pump(
     ctx: &Ctx<'_>,
@@ -875,6 +939,10 @@ async fn pump(
             }
             Output::Remote { writer, .. } => writer
                 .write(Buffer::from(chunk))
+                .await
+                .map_err(|e| FileError::store(&e, Target))?,
+            Output::Sftp { file, .. } => file
+                .write(&chunk)
                 .await
                 .map_err(|e| FileError::store(&e, Target))?,
         }

@@ -248,8 +248,99 @@ fn sftp_copy_there_and_back() {
             .all(|t| fs::read_dir(t.path()).unwrap().next().is_none()),
         "nothing is left under a temporary name: {temps:?}"
     );
+    // Modification times arrive, in the whole seconds SFTP keeps.
+    for rel in [
+        "d1/sub1/f1.bin",
+        "big/large.bin",
+        "café et crème/nom à espaces.txt",
+    ] {
+        let secs = |p: &Path| {
+            fs::metadata(p)
+                .unwrap()
+                .modified()
+                .unwrap()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+        };
+        assert_eq!(secs(&on_server.join(rel)), secs(&src.join(rel)), "{rel}");
+    }
+    // A file rewritten at the source replaces the one at the target.
+    write(
+        &src.join("d1/sub1/f1.bin"),
+        b"rewritten, and of another size",
+    );
+    let out = run(s
+        .godwit()
+        .arg("copy")
+        .arg(&src)
+        .arg(&url)
+        .arg("--state-dir")
+        .arg(&state));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        fs::read(on_server.join("d1/sub1/f1.bin")).unwrap(),
+        b"rewritten, and of another size"
+    );
 
     copy_back(&s, &url, &src, &dir.path().join("back"), &state);
+}
+
+/// The session a copy writes over breaks (its `ssh` processes killed) in the middle of a run:
+/// the files in flight are tried again over a new session, and every file arrives.
+#[test]
+fn sftp_copy_survives_a_lost_session() {
+    let s = servers();
+    let dir = tempfile::tempdir().unwrap();
+    let (src, state) = (dir.path().join("src"), dir.path().join("state"));
+    for i in 0..150u32 {
+        write(&src.join(format!("d{}/f{i}.bin", i % 5)), &[i as u8; 4096]);
+    }
+    let sub = unique("lost");
+    let on_server = s.sftp_root.join(&sub);
+    // About three seconds at 200 KB/s, so that the kill lands mid-run.
+    let child = s
+        .godwit()
+        .arg("copy")
+        .arg(&src)
+        .arg(s.sftp_url(&sub))
+        .arg("--state-dir")
+        .arg(&state)
+        .args(["--bwlimit", "200K", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let arrived = || {
+        (0..5)
+            .map(|d| fs::read_dir(on_server.join(format!("d{d}"))).map_or(0, |r| r.count()))
+            .sum::<usize>()
+    };
+    let started = std::time::Instant::now();
+    while arrived() < 20 {
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "no file arrived in a minute"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // godwit's own children are the `ssh` processes of its sessions' channels (their masters
+    // run on their own): only this run's are killed, not other tests'.
+    let killed = Command::new("pkill")
+        .args(["-9", "-P", &child.id().to_string(), "ssh"])
+        .status()
+        .unwrap();
+    assert!(killed.success(), "pkill found the run's ssh processes");
+    let before = arrived();
+    assert!(
+        before < 150,
+        "the kill landed before the end ({before} files there)"
+    );
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let sum = summary(&out);
+    assert_eq!(sum["counts"]["AZSM0000"], 150, "{sum}");
+    assert_same_tree(&src, &on_server);
 }
 
 #[test]
