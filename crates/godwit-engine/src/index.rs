@@ -27,8 +27,11 @@ pub enum Known {
     Listed,
 }
 
-/// redb's cache for the index; see `Index::open`.
-const CACHE_BYTES: usize = 32 << 20;
+/// redb's cache for the index; see `Index::open`. At 32 MiB a copy's peak memory still grew
+/// with the number of files (25 MiB at 100,000 tiny files, 52 MiB at 1,000,000: heaptrack put
+/// the growth in redb's pages); at 8 MiB it is flat (26 and 27 MiB) and an unchanged true-up
+/// of 100,000 files takes the same time (docs/benchmarks.md).
+const CACHE_BYTES: usize = 8 << 20;
 
 /// What the index knows of one file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
