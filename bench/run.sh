@@ -2,18 +2,30 @@
 # godwit against cp, rsync and rclone on the same data, in one run, on this machine.
 #
 #   bash bench/run.sh [--runs N] [--small N] [--large-count N] [--large-mib N] [--s3-files N]
-#                     [--sftp-files N] [--million] [--only small|large|s3|sftp|scan|sync|rss] [--dir DIR]
+#                     [--sftp-files N] [--million] [--only small|large|s3|s3fast|azure|sftp|scan|sync|rss] [--dir DIR]
 # --million adds peak-memory rows for 100k and 1M tiny files (needs about 5 GB and 10 minutes).
 #
 # Data sets (made once, kept in DIR/data): SMALL files of 1-16 KiB in ~1,000 folders; LARGE files
-# of LARGE_MIB MiB; for S3 the first S3_FILES small files. Each timed run writes into a fresh
-# folder (deleting the last copy makes the next one slow on these machines: see
-# ../shared/BENCHMARKING.md) and reads the source once before, so the cache is warm. Tools
-# alternate within a round. Medians, min-max, ratios against godwit and peak RSS are printed as a
-# Markdown table and written to DIR/results.md. The sync rows time a true-up with nothing changed
-# and with 1% changed (0.5% rewritten, 0.25% new, 0.25% deleted) against `rsync -a --delete`
-# and `rclone sync`; the S3 rows also count the requests each tool sends to the server. Needs: rsync, rclone, GNU time, python3
-# (apt-get install rsync rclone time); the S3 rows start moto with scripts/servers.sh.
+# of LARGE_MIB MiB; for S3, Azure and SFTP the first S3_FILES / SFTP_FILES small files. Each
+# timed run writes into a fresh folder (deleting the last copy makes the next one slow on these
+# machines: see ../shared/BENCHMARKING.md) and reads the source once before, so the cache is
+# warm. Tools alternate within a round. Medians, min-max, ratios against godwit, CPU seconds (the
+# tool's own, and the whole machine's, servers and `ssh` included) and peak RSS are printed as a
+# Markdown table and written to DIR/results.md.
+#
+#   scan, small, large  local, against find, cp -r, rsync -a and rclone
+#   sync                true-ups with nothing and with 1% changed (0.5% rewritten, 0.25% new,
+#                       0.25% deleted) against rsync -a --delete and rclone sync, and an
+#                       unchanged S3 true-up with the requests each tool sends
+#   s3                  to moto (scripts/servers.sh), against rclone
+#   s3fast              to s3s-fs, a fast server, against rclone and s3sync (S3SYNC names its
+#                       binary; else built once into DIR/tools), with requests a file counted
+#   azure               to Azurite, against the Azure SDK for Python's own uploads
+#   sftp                to the test OpenSSH server, against rclone without its hash checks
+#   rss                 with --million: peak memory at 100k and 1M tiny files
+#
+# Needs: rsync, rclone, GNU time, python3 (apt-get install rsync rclone time); the servers come
+# from scripts/servers.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -48,6 +60,7 @@ GODWIT=$ROOT/target/release/godwit
 mkdir -p "$DIR/data" "$DIR/out"
 RESULTS=$DIR/results.tsv
 : >"$RESULTS"
+rm -f "$DIR/requests.md" "$DIR/requests-s3s.md"
 
 make_small() { # dir count
   [ -f "$1/.done-$2" ] && return
@@ -98,6 +111,8 @@ fresh() { echo "$DIR/out/$1-$(date +%s%N)-$RANDOM"; }
 # that are no children of its own.
 busy() { awk '/^cpu /{print $2+$3+$4+$7+$8}' /proc/stat; }
 TICKS=$(getconf CLK_TCK)
+# A process's user+system CPU so far, in clock ticks.
+proc_cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }
 
 # time_it ROW TOOL COMMAND...: one timed run; appends "row tool seconds rss_kib cpu machine_cpu"
 # to RESULTS (cpu: the tool's own and its children's user+system seconds; machine_cpu: every
@@ -105,12 +120,17 @@ TICKS=$(getconf CLK_TCK)
 time_it() {
   local row=$1 tool=$2; shift 2
   local log; log=$(mktemp)
-  local b0 b1; b0=$(busy)
+  local b0 b1 s0; b0=$(busy)
+  [ -n "${SERVER_PID:-}" ] && s0=$(proc_cpu "$SERVER_PID")
   if ! /usr/bin/time -f '%e %M %U %S' -o "$log" "$@" >/dev/null 2>"$log.err"; then
     echo "  $tool failed on $row:" >&2; tail -3 "$log.err" >&2
   fi
   b1=$(busy)
-  read -r secs rss usr sys <"$log"
+  if [ -n "${SERVER_PID:-}" ]; then
+    echo "  server CPU $(python3 -c "print(f'{($(proc_cpu "$SERVER_PID") - $s0) / $TICKS:.2f}')")s" >&2
+  fi
+  # The last line: GNU time writes "Command exited with non-zero status" before it.
+  read -r secs rss usr sys < <(tail -1 "$log")
   local cpu machine
   cpu=$(python3 -c "print(f'{$usr + $sys:.2f}')")
   machine=$(python3 -c "print(f'{($b1 - $b0) / $TICKS:.2f}')")
@@ -122,12 +142,13 @@ time_it() {
 # Starts the test servers once (scripts/servers.sh), stopped when the script ends, and points
 # the S3 clients at moto.
 servers_up() {
-  [ -n "${GODWIT_TEST_S3_ENDPOINT:-}" ] && return
-  bash scripts/servers.sh install >/dev/null
-  trap 'bash scripts/servers.sh stop' EXIT
-  bash scripts/servers.sh start
-  # shellcheck disable=SC1091
-  source "${GODWIT_SERVERS_DIR:-.test-servers}/env"
+  if [ -z "${GODWIT_TEST_S3_ENDPOINT:-}" ]; then
+    bash scripts/servers.sh install >/dev/null
+    trap 'bash scripts/servers.sh stop' EXIT
+    bash scripts/servers.sh start
+    # shellcheck disable=SC1091
+    source "${GODWIT_SERVERS_DIR:-.test-servers}/env"
+  fi
   export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1 AWS_ENDPOINT_URL=$GODWIT_TEST_S3_ENDPOINT
   export RCLONE_CONFIG_BENCH_TYPE=s3 RCLONE_CONFIG_BENCH_PROVIDER=Other RCLONE_CONFIG_BENCH_ENDPOINT=$GODWIT_TEST_S3_ENDPOINT \
     RCLONE_CONFIG_BENCH_ACCESS_KEY_ID=bench RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY=bench RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE=true
@@ -297,6 +318,109 @@ if want sftp; then
   done
 fi
 
+if want s3fast; then
+  # 10,000 small files to s3s-fs, a fast S3 server (the test suite's strict one), so that the
+  # client is what is measured: godwit, rclone and s3sync at their best settings. Timed against
+  # a quiet server; the requests each tool sends are counted in one more run each against a
+  # second server that logs every request.
+  S3_SRC=$DIR/data/s3-small-$S3_FILES
+  make_small "$S3_SRC" "$S3_FILES"
+  servers_up
+  S3S=${GODWIT_SERVERS_DIR:-.test-servers}/s3s/bin/s3s-fs
+  S3SYNC=${S3SYNC:-$(command -v s3sync || echo "$DIR/tools/bin/s3sync")}
+  if [ ! -x "$S3SYNC" ]; then
+    echo "building s3sync into $DIR/tools (cargo install s3sync; about 25 minutes on 2 cores)"
+    cargo install --locked --quiet s3sync --root "$DIR/tools"
+    S3SYNC=$DIR/tools/bin/s3sync
+  fi
+  free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+  s3s_start() { # data-dir log-level -> sets S3S_PORT, S3S_PID
+    rm -rf "$1"; mkdir -p "$1"
+    S3S_PORT=$(free_port)
+    RUST_LOG=$2 "$S3S" --host 127.0.0.1 --port "$S3S_PORT" --access-key bench --secret-key bench "$1" >"$1.log" 2>&1 &
+    S3S_PID=$!
+    for _ in $(seq 1 100); do
+      python3 -c "import socket; socket.create_connection(('127.0.0.1',$S3S_PORT),0.2)" 2>/dev/null && return
+      sleep 0.1
+    done
+    echo "s3s-fs did not start: $(tail -3 "$1.log")" >&2; exit 1
+  }
+  s3fast() { # tool endpoint bucket: the command line of each tool at its best settings
+    case $1 in
+      godwit) echo env AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_ENDPOINT_URL="$2" "$GODWIT" copy "$S3_SRC" "s3://$3/x" --state-dir "$(fresh state)" ;;
+      rclone) echo env RCLONE_CONFIG_FAST_ENDPOINT="$2" rclone copy --transfers 16 --s3-no-head --s3-no-check-bucket "$S3_SRC" "fast:$3/x" ;;
+      s3sync) echo "$S3SYNC" --target-endpoint-url "$2" --target-force-path-style --target-region us-east-1 \
+          --target-access-key bench --target-secret-access-key bench "$S3_SRC" "s3://$3/x/" ;;
+    esac
+  }
+  export RCLONE_CONFIG_FAST_TYPE=s3 RCLONE_CONFIG_FAST_PROVIDER=Other RCLONE_CONFIG_FAST_ACCESS_KEY_ID=bench \
+    RCLONE_CONFIG_FAST_SECRET_ACCESS_KEY=bench RCLONE_CONFIG_FAST_FORCE_PATH_STYLE=true
+  # Counting: one run each against a server that logs every request.
+  s3s_start "$DIR/s3s-count" s3s=debug
+  COUNT_PID=$S3S_PID
+  REQS_FAST=$DIR/requests-s3s.md
+  echo "| ${S3_FILES} small files to s3s-fs | requests | per file |" >"$REQS_FAST"
+  echo "| --- | --- | --- |" >>"$REQS_FAST"
+  for tool in godwit rclone s3sync; do
+    mkdir -p "$DIR/s3s-count/count-$tool"
+    before=$(grep -c 's3s::service: req:' "$DIR/s3s-count.log" || true)
+    # shellcheck disable=SC2046
+    $(s3fast $tool "http://127.0.0.1:$S3S_PORT" "count-$tool") >/dev/null 2>&1 || echo "  $tool failed (counting run)" >&2
+    n=$(( $(grep -c 's3s::service: req:' "$DIR/s3s-count.log" || true) - before ))
+    echo "| $tool | $n | $(python3 -c "print(f'{$n / $S3_FILES:.3f}')") |" >>"$REQS_FAST"
+  done
+  kill "$COUNT_PID"
+  s3s_start "$DIR/s3s-data" error
+  for run in $(seq 1 "$RUNS"); do
+    echo "s3s-fs round $run of $RUNS"
+    for tool in godwit rclone s3sync; do
+      b="r$run-$tool"; mkdir -p "$DIR/s3s-data/$b"
+      warm "$S3_SRC"
+      # shellcheck disable=SC2046
+      SERVER_PID=$S3S_PID time_it "s3s-fs copy ${S3_FILES} small" $tool $(s3fast $tool "http://127.0.0.1:$S3S_PORT" "$b")
+      n=$(find "$DIR/s3s-data/$b" -type f | wc -l)
+      [ "$n" -ge "$S3_FILES" ] || echo "  $tool left $n of $S3_FILES objects" >&2
+    done
+  done
+  kill "$S3S_PID"
+fi
+
+if want azure; then
+  # 10,000 small files to Azurite: godwit against the Azure SDK for Python's own uploads (16
+  # threads, one upload_blob each), a floor rather than a tool (rclone 1.60 cannot talk to
+  # this Azurite).
+  S3_SRC=$DIR/data/s3-small-$S3_FILES
+  make_small "$S3_SRC" "$S3_FILES"
+  servers_up
+  AZ_KEY='Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='
+  export AZURE_STORAGE_CONNECTION_STRING="DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=$AZ_KEY;BlobEndpoint=$GODWIT_TEST_AZURE_ENDPOINT;"
+  for run in $(seq 1 "$RUNS"); do
+    echo "Azurite round $run of $RUNS"
+    for tool in godwit sdk; do
+      c="r$run-$tool-$RANDOM"
+      "$GODWIT_TEST_PYTHON" crates/godwit/tests/support/store.py mkcontainer "$c"
+      warm "$S3_SRC"
+      case $tool in
+        godwit) time_it "Azurite copy ${S3_FILES} small" godwit "$GODWIT" copy "$S3_SRC" "az://$c/x" --state-dir "$(fresh state)" ;;
+        sdk) time_it "Azurite copy ${S3_FILES} small" python-sdk "$GODWIT_TEST_PYTHON" - "$S3_SRC" "$c" <<'EOF4'
+import os, sys
+from concurrent.futures import ThreadPoolExecutor
+from azure.storage.blob import BlobServiceClient
+src, container = sys.argv[1], sys.argv[2]
+client = BlobServiceClient.from_connection_string(os.environ["AZURE_STORAGE_CONNECTION_STRING"]).get_container_client(container)
+files = [os.path.join(d, f) for d, _, fs in os.walk(src) for f in fs]
+def put(path):
+    with open(path, "rb") as f:
+        client.upload_blob("x/" + os.path.relpath(path, src), f, overwrite=True)
+with ThreadPoolExecutor(16) as pool:
+    list(pool.map(put, files))
+EOF4
+          ;;
+      esac
+    done
+  done
+fi
+
 if want rss && [ "$MILLION" = 1 ]; then
   # Peak memory must not grow with the number of files: the same tree at 100k and 1M files.
   for count in 100000 1000000; do
@@ -333,6 +457,8 @@ open(sys.argv[2], "w").write(text + "\n")
 print("\n'vs godwit' is godwit's median divided by the tool's: below 1.00x godwit is faster. CPU s is the")
 print("tool's own (with its children), machine CPU s every process's on the machine during the run.")
 EOF
-if [ -f "$DIR/requests.md" ]; then echo; cat "$DIR/requests.md"; fi
+for f in "$DIR/requests.md" "$DIR/requests-s3s.md"; do
+  if [ -f "$f" ]; then echo; cat "$f"; fi
+done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg). Cleaning up copies in $DIR/out (the data sets stay)."
 rm -rf "$DIR/out"
