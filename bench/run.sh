@@ -9,7 +9,10 @@
 # of LARGE_MIB MiB; for S3, Azure and SFTP the first S3_FILES / SFTP_FILES small files. Each
 # timed run writes into a fresh folder (deleting the last copy makes the next one slow on these
 # machines: see ../shared/BENCHMARKING.md) and reads the source once before, so the cache is
-# warm. Tools alternate within a round. Medians, min-max, ratios against godwit, CPU seconds (the
+# warm. When the disk holding DIR has less than MIN_FREE_GIB (default 40) free at the end of a
+# round, that round's copies are deleted and the script waits 65 s before the next (a full run
+# at the default sizes writes about 60 GB and would fill these machines' disks otherwise).
+# Tools alternate within a round. Medians, min-max, ratios against godwit, CPU seconds (the
 # tool's own, and the whole machine's, servers and `ssh` included) and peak RSS are printed as a
 # Markdown table and written to DIR/results.md.
 #
@@ -105,6 +108,16 @@ warm() { tar cf /dev/null "$1" 2>/dev/null || true; }
 
 # Unique per call (it runs in a subshell, so no counter can be kept).
 fresh() { echo "$DIR/out/$1-$(date +%s%N)-$RANDOM"; }
+
+# Deletes the copies made so far when the disk runs low, then waits for the freed inodes to be
+# usable again without slowing the next timed run (BENCHMARKING.md).
+MIN_FREE_GIB=${MIN_FREE_GIB:-40}
+reclaim() {
+  local free; free=$(df -P -BG "$DIR" | awk 'NR==2{sub("G","",$4); print $4}')
+  [ "$free" -ge "$MIN_FREE_GIB" ] && return
+  echo "  ${free} GiB free (under $MIN_FREE_GIB): deleting this round's copies and waiting 65 s"
+  rm -rf "$DIR/out"; mkdir -p "$DIR/out"; sync; sleep 65
+}
 
 # Busy CPU time of the whole machine so far, in clock ticks (user, nice, system, irq, softirq):
 # a client and the server it talks to on this machine, and the `ssh` processes a tool starts
@@ -235,6 +248,7 @@ EOF3
       esac
     done
   fi
+  reclaim
 done
 
 if want s3; then
@@ -258,6 +272,8 @@ if want s3; then
           warm "$LARGE_SRC"
           time_it "S3 copy ${LARGE_COUNT}x${LARGE_MIB}MiB" rclone rclone copy "$LARGE_SRC" "bench:$b-l/x" ;;
       esac
+      # moto keeps large objects in files of its own: free them before the next round.
+      "$GODWIT_TEST_PYTHON" crates/godwit/tests/support/store.py delete s3 "$b-l" ""
     done
   done
 fi

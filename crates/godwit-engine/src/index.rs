@@ -218,6 +218,45 @@ impl Index {
         scan().map_err(|e| self.error(Code::SYNC_DIFF_CALCULATE_ERROR, &e))
     }
 
+    /// Whether any file has a sanitized name at the target.
+    pub fn has_target_names(&self) -> Result<bool, JobError> {
+        let any = || -> Result<bool, redb::Error> {
+            let txn = self.db.begin_read()?;
+            Ok(redb::ReadableTableMetadata::len(&txn.open_table(NAMES)?)? > 0)
+        };
+        any().map_err(|e| self.error(Code::DISK_HASH_LOAD_ERROR, &e))
+    }
+
+    /// Calls `each` with every file of the index in path order, its entry, and its name at
+    /// the target when sanitized, until `each` returns false. One read transaction.
+    pub fn for_each_file(
+        &self,
+        mut each: impl FnMut(&[u8], IndexEntry, Option<&[u8]>) -> bool,
+    ) -> Result<(), JobError> {
+        let mut read = || -> Result<(), redb::Error> {
+            let txn = self.db.begin_read()?;
+            let files = txn.open_table(FILES)?;
+            let names = txn.open_table(NAMES)?;
+            let renamed = redb::ReadableTableMetadata::len(&names)? > 0;
+            for item in files.iter()? {
+                let (k, v) = item?;
+                let Some(entry) = IndexEntry::decode(v.value()) else {
+                    continue;
+                };
+                let name = if renamed {
+                    names.get(k.value())?.map(|n| n.value().to_vec())
+                } else {
+                    None
+                };
+                if !each(k.value(), entry, name.as_deref()) {
+                    break;
+                }
+            }
+            Ok(())
+        };
+        read().map_err(|e| self.error(Code::DISK_HASH_LOAD_ERROR, &e))
+    }
+
     /// The name used at the target for `rel`, when it was sanitized.
     pub fn target_name(&self, rel: &[u8]) -> Result<Option<Vec<u8>>, JobError> {
         let get = || -> Result<Option<Vec<u8>>, redb::Error> {

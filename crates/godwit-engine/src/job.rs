@@ -146,6 +146,7 @@ fn run_command(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError>
         }
         CommandKind::Confirm => confirm_job(spec, control),
         CommandKind::Sanitize => sanitize_job(spec, control),
+        CommandKind::Verify => verify_job(spec, control),
         CommandKind::Permissions | CommandKind::SimulatePermissions | CommandKind::SpeedTest => {
             Err(JobError::new(
                 Code::INVALID_COMMAND_ERROR,
@@ -441,6 +442,90 @@ fn confirm_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError>
         Err(e) => (Some(e), false),
     };
     summary.true_up = Some(t);
+    summary.end(error.as_ref(), stopped, false);
+    finish(summary, &run, None)
+}
+
+/// `verify`: the whole target against the whole source, file by file, writing nothing to
+/// either side. Differences end the run FAILED with AZSM1047 (the command line exits 3); a run
+/// that found none SUCCEEDED.
+fn verify_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError> {
+    let o = &spec.options;
+    let target_location = target_of(spec)?;
+    let source = Side::open(&spec.source, "source")?;
+    let target = Side::open(target_location, "target")?;
+    let migration = Migration::open(&spec.state_dir, &spec.source, Some(target_location))?;
+    let index_path = migration.dir.join("index.redb");
+    let index = if index_path.exists() {
+        Some(Index::open(&index_path)?)
+    } else {
+        None
+    };
+    if o.use_index && index.is_none() {
+        return Err(JobError::config(
+            "--use-index: godwit has copied nothing from this source to this target with this \
+             state directory, so there is no index to trust; verify without --use-index",
+        ));
+    }
+    let options = crate::verify::VerifyOptions {
+        filter: crate::filter::Filter::new(&o.filters)?,
+        checksum: o.checksum,
+        use_index: o.use_index,
+        follow_links: o.links == godwit_spec::Links::Follow,
+        workers: o.transfers_for(target.kind()),
+    };
+    let run = migration.new_run("verify")?;
+    control.started(&run);
+    write_sides(&run, &spec.source, target_location, o);
+    let mut summary = Summary::start(
+        CommandKind::Verify,
+        &migration.id,
+        &run,
+        spec.source.to_string(),
+        Some(target_location.to_string()),
+    );
+    let rt = Side::runtime_for(&source, &target, false, &run.id)?;
+    let result = crate::verify::verify(
+        &source,
+        &target,
+        index.as_ref(),
+        &run,
+        &options,
+        rt.as_ref(),
+        control.stop_flag(),
+        &control.progress,
+    );
+    let (error, stopped) = match result {
+        Ok(v) => {
+            summary.files = v.files;
+            summary.bytes = v.bytes;
+            let t = &v.tally;
+            for (code, n) in [
+                (Code::AZSM2045, t.same),
+                (Code::AZSM2074, t.differ),
+                (Code::AZSM2075, t.missing),
+                (Code::AZSM2076, t.extra),
+                (Code::AZSM2077, t.unreadable),
+            ] {
+                if n > 0 {
+                    summary.counts.insert(code, n);
+                }
+            }
+            let differences = t.differences();
+            let error = (differences > 0 && !v.stopped).then(|| {
+                JobError::new(
+                    Code::AZSM1047,
+                    &[
+                        ("differences", &differences.to_string()),
+                        ("files", &v.files.to_string()),
+                    ],
+                )
+            });
+            summary.verify = Some(v.tally);
+            (error, v.stopped)
+        }
+        Err(e) => (Some(e), false),
+    };
     summary.end(error.as_ref(), stopped, false);
     finish(summary, &run, None)
 }

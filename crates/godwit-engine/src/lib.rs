@@ -30,6 +30,7 @@ pub mod store;
 pub mod sync;
 mod transfer;
 pub mod uploads;
+pub mod verify;
 pub mod walk;
 
 pub use godwit_spec::{filter, location};

@@ -199,6 +199,9 @@ pub struct Summary {
     /// A true-up's deletions.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub true_up: Option<TrueUp>,
+    /// What a verification found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify: Option<crate::verify::VerifyTally>,
     /// Nothing was written: what would have been copied.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dry_run: Option<WouldCopy>,
@@ -268,6 +271,7 @@ impl Summary {
             bytes_per_second: 0.0,
             run_dir: run.dir.display().to_string(),
             true_up: None,
+            verify: None,
             dry_run: None,
             empty_dirs_made: 0,
             uploads_aborted: 0,

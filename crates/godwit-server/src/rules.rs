@@ -112,7 +112,7 @@ fn codes(command: CommandKind) -> Codes {
             Some(Code::EMPTY_FOLDERS_STOP_REQUIRED_ERR),
             Some(Code::EMPTY_FOLDER_AGENT_INACTIVE_ERR),
         ),
-        CommandKind::SpeedTest => (None, None, None, None, None),
+        CommandKind::SpeedTest | CommandKind::Verify => (None, None, None, None, None),
     };
     Codes {
         in_progress: a,

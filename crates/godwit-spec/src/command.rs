@@ -26,6 +26,9 @@ pub enum CommandKind {
     SimulatePermissions,
     /// Measure throughput to the target (210-215).
     SpeedTest,
+    /// Compare the whole target with the whole source, file by file, writing nothing
+    /// (240-247).
+    Verify,
 }
 
 impl CommandKind {
@@ -40,6 +43,7 @@ impl CommandKind {
         CommandKind::Permissions,
         CommandKind::SimulatePermissions,
         CommandKind::SpeedTest,
+        CommandKind::Verify,
     ];
 
     /// The commands a person can start through the API (confirming a paused true-up is
@@ -53,6 +57,7 @@ impl CommandKind {
         CommandKind::Permissions,
         CommandKind::SimulatePermissions,
         CommandKind::SpeedTest,
+        CommandKind::Verify,
     ];
 
     /// The commands this version of godwit has a runner for: what its agents run. The engine
@@ -64,6 +69,7 @@ impl CommandKind {
         CommandKind::Confirm,
         CommandKind::Sanitize,
         CommandKind::EmptyFolders,
+        CommandKind::Verify,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -77,6 +83,7 @@ impl CommandKind {
             CommandKind::Permissions => "permissions",
             CommandKind::SimulatePermissions => "simulate-permissions",
             CommandKind::SpeedTest => "speed-test",
+            CommandKind::Verify => "verify",
         }
     }
 
@@ -96,10 +103,11 @@ impl CommandKind {
             CommandKind::Permissions => Command::MigratePermissions,
             CommandKind::SimulatePermissions => Command::SimulatePermissions,
             CommandKind::SpeedTest => Command::SpeedTest,
+            CommandKind::Verify => Command::Verify,
         }
     }
 
-    /// Whether the command writes to a target (and so needs one).
+    /// Whether the command works on a target (and so needs one).
     pub fn needs_target(self) -> bool {
         !matches!(self, CommandKind::Scan | CommandKind::Sanitize)
     }

@@ -171,6 +171,10 @@ pub struct JobOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1000000))]
     pub spot_check: Option<u32>,
+    /// A verification takes the source side from the migration's index (what godwit last
+    /// copied) instead of reading the source.
+    #[serde(default)]
+    pub use_index: bool,
 }
 
 impl JobOptions {

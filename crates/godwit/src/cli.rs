@@ -97,6 +97,25 @@ pub enum Command {
                             Exit status: 0 done; 1 failed; 2 bad arguments; 3 some folders could not                             be made (9010)."
     )]
     EmptyFolders(EmptyFoldersArgs),
+    /// Compare the whole target with the whole source, file by file, and report every
+    /// difference; nothing is written to either side.
+    ///
+    /// A point-in-time check of the migration, not only of what the last run wrote: both sides
+    /// are listed and each file gets one record in the run's copy log: the same (AZSM2045),
+    /// differs (AZSM2074, saying what), missing at the target (AZSM2075), extra at the target
+    /// (AZSM2076), or unreadable on one side (AZSM2077). By default size and modification time
+    /// decide (the time as precisely as the target keeps it; one HEAD a file on object
+    /// stores); --checksum reads and hashes both sides instead. The differences are also in the
+    /// run folder's differences.jsonl. Run it last, right before switching over.
+    #[command(
+        after_help = "Examples:\n  godwit verify /data/share s3://bucket/share\n  \
+                            godwit verify /data/share /mnt/new/share --checksum\n  \
+                            godwit verify /data/share sftp://backup@nas/share --json\n\n\
+                            Exit status: 0 the target is the same as the source; 1 the \
+                            verification failed or was stopped; 2 bad arguments; 3 differences \
+                            were found (AZSM1047; see differences.jsonl)."
+    )]
+    Verify(VerifyArgs),
     /// Run the control plane: the REST API for agents, endpoints, projects and migrations.
     ///
     /// With no flags it listens on 127.0.0.1:8080 and keeps its store in a SQLite file in the
@@ -288,6 +307,34 @@ pub struct SyncArgs {
     /// Carry out the reviewed deletions of the paused run RUN_ID along with this true-up.
     #[arg(long, value_name = "RUN_ID", requires = "delete")]
     pub confirm_deletes: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The source: a local path, s3://bucket/prefix, az://container/prefix or
+    /// sftp://user@host:port/path.
+    pub source: String,
+    /// The target it was copied to, in the same forms.
+    pub target: String,
+    /// Read both sides and compare their content (xxh3-128) instead of their modification
+    /// times. Reads every byte twice over; memory stays the same.
+    #[arg(long)]
+    pub checksum: bool,
+    /// Take the source side from the migration's index (what godwit last copied, with its
+    /// checksum when the copy ran with --checksum) instead of reading the source.
+    #[arg(long)]
+    pub use_index: bool,
+    /// Files compared at once when a comparison reads them or asks the store [default: 8 to a
+    /// local target, 16 to a remote store].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub transfers: Option<u16>,
+    #[command(flatten)]
+    pub filters: FilterArgs,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub state: StateArgs,
 }
 
 #[derive(Debug, Args)]

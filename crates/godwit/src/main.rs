@@ -28,6 +28,7 @@ fn main() -> ExitCode {
         Command::Confirm(args) => commands::confirm::run(&args),
         Command::Sanitize(args) => commands::sanitize::run(&args),
         Command::EmptyFolders(args) => commands::empty_folders::run(&args),
+        Command::Verify(args) => commands::verify::run(&args),
         Command::Serve(args) => commands::serve::run(&args),
         Command::Agent(args) => commands::agent::run(&args),
         Command::Token(cmd) => commands::token::run(&cmd),

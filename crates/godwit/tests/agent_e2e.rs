@@ -773,7 +773,8 @@ fn the_agent_says_what_it_runs_and_runs_sanitize() {
             "sync",
             "confirm",
             "sanitize",
-            "empty-folders"
+            "empty-folders",
+            "verify"
         ],
         "{a}"
     );
@@ -815,6 +816,9 @@ fn comparable(mut s: Value) -> Value {
     if let Some(t) = o.get_mut("true_up").and_then(Value::as_object_mut) {
         t.remove("review");
         t.remove("confirmed_run");
+    }
+    if let Some(v) = o.get_mut("verify").and_then(Value::as_object_mut) {
+        v.remove("report");
     }
     s
 }
@@ -958,6 +962,22 @@ fn the_agent_and_the_command_line_give_the_same_results_for_the_same_job() {
         b"changed"
     );
     assert!(!agent_dst.join("d1/f4.bin").exists());
+
+    // Verify: the same at both, then the same difference found by both (a file someone else
+    // wrote at each target), with the same codes.
+    let (code, summary) = cli(&["verify", s, d, "--exclude", "*.tmp"]);
+    assert_eq!(code, Some(0), "{summary}");
+    let verify = w.start(&m, "verify", "247");
+    w.wait_end(&verify, "242");
+    both("verify", summary, w.report(&verify));
+    write(&cli_dst.join("d0/stray.bin"), b"not from the source");
+    write(&agent_dst.join("d0/stray.bin"), b"not from the source");
+    let (code, summary) = cli(&["verify", s, d, "--exclude", "*.tmp"]);
+    assert_eq!(code, Some(3), "{summary}");
+    let verify = w.start(&m, "verify", "247");
+    let r = w.wait_end(&verify, "241");
+    assert_eq!(r["error"]["code"], "AZSM1047", "{r}");
+    both("verify with a difference", summary, w.report(&verify));
 }
 
 /// Unique values for every secret godwit is given, to look for everywhere afterwards.

@@ -848,3 +848,137 @@ fn regression_kill_9_during_an_s3_copy_leaves_no_open_multipart_upload() {
     ]);
     assert_same_tree(&src, &fetched);
 }
+
+/// `godwit verify SRC URL --json ARGS...`: the exit status, the summary, and each record's
+/// code by path (one record a file).
+fn verify_at(
+    s: &Servers,
+    src: &Path,
+    url: &str,
+    state: &Path,
+    args: &[&str],
+) -> (
+    Option<i32>,
+    serde_json::Value,
+    std::collections::BTreeMap<String, String>,
+) {
+    let out = run(s
+        .godwit()
+        .arg("verify")
+        .arg(src)
+        .arg(url)
+        .arg("--state-dir")
+        .arg(state)
+        .arg("--json")
+        .args(args));
+    let sum = summary(&out);
+    let mut codes = std::collections::BTreeMap::new();
+    for r in copylog(sum["run_dir"].as_str().unwrap()) {
+        let path = r["path"].as_str().unwrap().to_string();
+        let code = r["code"].as_str().unwrap().to_string();
+        assert!(codes.insert(path.clone(), code).is_none(), "{path} twice");
+    }
+    (out.status.code(), sum, codes)
+}
+
+/// A verification of a copy at `url`, before and after three changes made at the target by
+/// `tamper` (a byte flipped with size and time kept at `FLIPPED`, `GONE` deleted, `ADDED`
+/// written): clean first, then each change found with its code, the flipped byte only with
+/// `--checksum`.
+fn verify_finds_what_changed_at_the_target(s: &Servers, url: &str, tamper: &dyn Fn()) {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, state) = (dir.path().join("src"), dir.path().join("state"));
+    tree(&src);
+    let out = run(s
+        .godwit()
+        .arg("copy")
+        .arg(&src)
+        .arg(url)
+        .arg("--state-dir")
+        .arg(&state));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    for args in [&[][..], &["--checksum"][..]] {
+        let (code, sum, codes) = verify_at(s, &src, url, &state, args);
+        assert_eq!(code, Some(0), "{args:?}: {sum}");
+        assert_eq!(sum["status"]["code"], "242", "{sum}");
+        assert_eq!(sum["verify"]["same"], 43, "{sum}");
+        assert!(codes.values().all(|c| c == "AZSM2045"), "{codes:?}");
+    }
+    tamper();
+    let (code, sum, codes) = verify_at(s, &src, url, &state, &[]);
+    assert_eq!(code, Some(3), "{sum}");
+    assert_eq!(sum["job_error"]["code"], "AZSM1047", "{sum}");
+    assert_eq!(codes[FLIPPED], "AZSM2045", "size and time kept: {sum}");
+    assert_eq!(codes[GONE], "AZSM2075");
+    assert_eq!(codes[ADDED], "AZSM2076");
+    assert_eq!(
+        codes.len(),
+        44,
+        "43 source files and the added one: {codes:?}"
+    );
+    let (code, sum, codes) = verify_at(s, &src, url, &state, &["--checksum"]);
+    assert_eq!(code, Some(3), "{sum}");
+    assert_eq!(codes[FLIPPED], "AZSM2074", "{sum}");
+    assert_eq!(
+        (
+            sum["verify"]["same"].clone(),
+            sum["verify"]["differ"].clone()
+        ),
+        (41.into(), 1.into()),
+        "{sum}"
+    );
+}
+
+const FLIPPED: &str = "big/large.bin";
+const GONE: &str = "d2/sub2/f2.bin";
+const ADDED: &str = "d0/added by someone.txt";
+
+#[test]
+fn s3_verify_finds_a_flipped_byte_a_deleted_and_an_added_file() {
+    let s = servers();
+    let bucket = unique("verify");
+    s.store(&["mkbucket", &bucket]);
+    let url = format!("s3://{bucket}/share");
+    verify_finds_what_changed_at_the_target(&s, &url, &|| {
+        s.store(&["flip", "s3", &bucket, &format!("share/{FLIPPED}")]);
+        s.store(&["delete", "s3", &bucket, &format!("share/{GONE}")]);
+        s.store(&["put", "s3", &bucket, &format!("share/{ADDED}"), "extra"]);
+    });
+}
+
+#[test]
+fn azure_verify_finds_a_flipped_byte_a_deleted_and_an_added_file() {
+    let s = servers();
+    let container = unique("verify");
+    s.store(&["mkcontainer", &container]);
+    let url = format!("az://{container}/share");
+    verify_finds_what_changed_at_the_target(&s, &url, &|| {
+        s.store(&["flip", "az", &container, &format!("share/{FLIPPED}")]);
+        s.store(&["delete", "az", &container, &format!("share/{GONE}")]);
+        s.store(&["put", "az", &container, &format!("share/{ADDED}"), "extra"]);
+    });
+}
+
+#[test]
+fn sftp_verify_finds_a_flipped_byte_a_deleted_and_an_added_file() {
+    let s = servers();
+    let sub = unique("verify");
+    let url = s.sftp_url(&sub);
+    let on_server = s.sftp_root.join(&sub);
+    verify_finds_what_changed_at_the_target(&s, &url, &|| {
+        let flipped = on_server.join(FLIPPED);
+        let mtime = fs::metadata(&flipped).unwrap().modified().unwrap();
+        let mut data = fs::read(&flipped).unwrap();
+        let middle = data.len() / 2;
+        data[middle] ^= 0x40;
+        fs::write(&flipped, &data).unwrap();
+        fs::File::options()
+            .write(true)
+            .open(&flipped)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        fs::remove_file(on_server.join(GONE)).unwrap();
+        write(&on_server.join(ADDED), b"extra");
+    });
+}

@@ -41,9 +41,10 @@ pub struct NewMigration {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommandRequest {
-    /// scan, copy, sync, sanitize, empty-folders, permissions, simulate-permissions, speed-test
+    /// scan, copy, sync, sanitize, empty-folders, permissions, simulate-permissions, speed-test,
+    /// verify
     #[schema(
-        pattern = "^(scan|copy|sync|sanitize|empty-folders|permissions|simulate-permissions|speed-test)$"
+        pattern = "^(scan|copy|sync|sanitize|empty-folders|permissions|simulate-permissions|speed-test|verify)$"
     )]
     pub command: String,
     /// start, stop, pause, resume
@@ -56,7 +57,7 @@ pub struct CommandRequest {
 #[serde(deny_unknown_fields)]
 pub struct NewSchedule {
     #[schema(
-        pattern = "^(scan|copy|sync|sanitize|empty-folders|permissions|simulate-permissions|speed-test)$"
+        pattern = "^(scan|copy|sync|sanitize|empty-folders|permissions|simulate-permissions|speed-test|verify)$"
     )]
     pub command: String,
     /// once, hourly, daily or weekly

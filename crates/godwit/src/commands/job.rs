@@ -79,8 +79,14 @@ fn exit_status(r: &JobReport) -> ExitStatus {
             paused(r, &e);
             ExitStatus::PausedForReview
         }
-        // Every file was tried and some could not be copied: a partial failure.
-        (_, Some(e)) if e.code == godwit_codes::Code::AZSM1046 => {
+        // Every file was tried and some could not be copied, or a verification found
+        // differences: a partial failure.
+        (_, Some(e))
+            if matches!(
+                e.code,
+                godwit_codes::Code::AZSM1046 | godwit_codes::Code::AZSM1047
+            ) =>
+        {
             let _ = report(&e);
             ExitStatus::PartialFailure
         }

@@ -15,6 +15,7 @@ pub mod serve;
 pub(crate) mod shared;
 pub mod sync;
 pub mod token;
+pub mod verify;
 
 use std::io::Write;
 

@@ -108,6 +108,80 @@ pub fn transfer(r: &JobReport) -> String {
     out
 }
 
+/// Differences a verification shows on the terminal; the rest are in its differences.jsonl.
+const SHOWN_DIFFERENCES: usize = 20;
+
+/// How a verification ended, for a person: the tally, then the first differences.
+pub fn verify(r: &JobReport) -> String {
+    let s = &r.summary;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} {}: {} files, {} compared in {:.1} s",
+        s.status.code,
+        s.status.name,
+        s.files,
+        bytes(s.bytes),
+        s.seconds
+    );
+    if let Some(v) = &s.verify {
+        let how = if v.checksum {
+            "size and content"
+        } else {
+            "size and modification time"
+        };
+        let from = if v.from_index {
+            " (source side from the migration's index)"
+        } else {
+            ""
+        };
+        let _ = writeln!(out, "  compared by {how}{from}");
+        for (n, what) in [
+            (v.same, "the same"),
+            (v.differ, "differ (AZSM2074)"),
+            (v.missing, "missing at the target (AZSM2075)"),
+            (v.extra, "extra at the target, not in the source (AZSM2076)"),
+            (v.unreadable, "could not be read on one side (AZSM2077)"),
+            (
+                v.not_files,
+                "links and other entries that are not files: not compared",
+            ),
+        ] {
+            if n > 0 || what == "the same" {
+                let _ = writeln!(out, "  {n:>10}  {what}");
+            }
+        }
+        if v.differences() > 0 {
+            let listed = std::fs::read_to_string(&v.report).unwrap_or_default();
+            for line in listed.lines().take(SHOWN_DIFFERENCES) {
+                let record: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+                let code = record["code"].as_str().unwrap_or_default();
+                let message = record["message"].as_str().unwrap_or_default();
+                let _ = writeln!(out, "  {code} {}", shown(message));
+            }
+            if v.differences() as usize > SHOWN_DIFFERENCES {
+                let _ = writeln!(
+                    out,
+                    "  ... and {} more",
+                    v.differences() as usize - SHOWN_DIFFERENCES
+                );
+            }
+            let _ = writeln!(out, "  every difference: {}", v.report);
+        }
+    }
+    if let Some(e) = &s.job_error {
+        let _ = writeln!(out, "  job error {} {}", e.code, e.name);
+    }
+    if s.state == State::Stopped {
+        let _ = writeln!(
+            out,
+            "  stopped before the end: this says nothing about the files not compared yet."
+        );
+    }
+    let _ = writeln!(out, "  run folder: {}", s.run_dir);
+    out
+}
+
 /// A scan's report, for a person.
 pub fn scan(report: &JobReport) -> String {
     let Some(r) = &report.scan else {

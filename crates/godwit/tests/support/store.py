@@ -5,8 +5,9 @@ containers, and download what godwit wrote, so tests check the target without go
     store.py download s3|az NAME PREFIX DEST   (writes every object under PREFIX into DEST)
     store.py meta s3|az NAME KEY               (prints the object's user metadata as JSON)
     store.py keys s3|az NAME PREFIX            (prints the keys under PREFIX, relative, as JSON)
-    store.py put s3 NAME KEY TEXT              (writes TEXT at KEY, as another tool would)
-    store.py delete s3 NAME PREFIX             (deletes every object under PREFIX)
+    store.py put s3|az NAME KEY TEXT           (writes TEXT at KEY, as another tool would)
+    store.py delete s3|az NAME PREFIX          (deletes every object under PREFIX)
+    store.py flip s3|az NAME KEY               (flips a byte of KEY, keeping its size and metadata)
     store.py uploads s3 NAME PREFIX            (prints the keys of open multipart uploads)
     store.py start-upload s3 NAME KEY          (starts a multipart upload with one part, left open)
 
@@ -70,11 +71,36 @@ def keys(kind, name, prefix):
     return sorted(k[len(prefix):] for k in found)
 
 
-def delete(name, prefix):
+def delete(kind, name, prefix):
+    if kind == "az":
+        container = azure().get_container_client(name)
+        for blob in container.list_blobs(name_starts_with=prefix):
+            container.delete_blob(blob.name)
+        return
     client = s3()
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=name, Prefix=prefix):
         for obj in page.get("Contents", []):
             client.delete_object(Bucket=name, Key=obj["Key"])
+
+
+def put(kind, name, key, data, metadata=None):
+    if kind == "az":
+        azure().get_blob_client(name, key).upload_blob(data, overwrite=True, metadata=metadata)
+    else:
+        s3().put_object(Bucket=name, Key=key, Body=data, Metadata=metadata or {})
+
+
+def flip(kind, name, key):
+    if kind == "az":
+        blob = azure().get_blob_client(name, key)
+        data = bytearray(blob.download_blob().readall())
+        metadata = blob.get_blob_properties().metadata
+    else:
+        obj = s3().get_object(Bucket=name, Key=key)
+        data = bytearray(obj["Body"].read())
+        metadata = obj["Metadata"]
+    data[len(data) // 2] ^= 0x40
+    put(kind, name, key, bytes(data), metadata)
 
 
 def uploads(name, prefix):
@@ -100,9 +126,11 @@ elif cmd == "meta":
 elif cmd == "keys":
     print(json.dumps(keys(sys.argv[2], sys.argv[3], sys.argv[4])))
 elif cmd == "put":
-    s3().put_object(Bucket=sys.argv[3], Key=sys.argv[4], Body=sys.argv[5].encode())
+    put(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5].encode())
 elif cmd == "delete":
-    delete(sys.argv[3], sys.argv[4])
+    delete(sys.argv[2], sys.argv[3], sys.argv[4])
+elif cmd == "flip":
+    flip(sys.argv[2], sys.argv[3], sys.argv[4])
 elif cmd == "uploads":
     print(json.dumps(uploads(sys.argv[3], sys.argv[4])))
 elif cmd == "start-upload":
