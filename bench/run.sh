@@ -2,7 +2,7 @@
 # godwit against cp, rsync and rclone on the same data, in one run, on this machine.
 #
 #   bash bench/run.sh [--runs N] [--small N] [--large-count N] [--large-mib N] [--s3-files N]
-#                     [--sftp-files N] [--million] [--only small|large|s3|s3fast|azure|sftp|scan|sync|rss] [--dir DIR]
+#                     [--sftp-files N] [--million] [--only small|large|s3|s3fast|azure|sftp|scan|sync|verify|rss] [--dir DIR]
 # --million adds peak-memory rows for 100k and 1M tiny files (needs about 5 GB and 10 minutes).
 #
 # Data sets (made once, kept in DIR/data): SMALL files of 1-16 KiB in ~1,000 folders; LARGE files
@@ -25,6 +25,7 @@
 #                       binary; else built once into DIR/tools), with requests a file counted
 #   azure               to Azurite, against the Azure SDK for Python's own uploads
 #   sftp                to the test OpenSSH server, against rclone without its hash checks
+#   verify              godwit verify (with and without --checksum) against rclone check
 #   rss                 with --million: peak memory at 100k and 1M tiny files
 #
 # Needs: rsync, rclone, GNU time, python3 (apt-get install rsync rclone time); the servers come
@@ -150,6 +151,15 @@ time_it() {
   printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$row" "$tool" "$secs" "$rss" "$cpu" "$machine" >>"$RESULTS"
   printf '  %-28s %-10s %8ss %8s KiB  cpu %6ss  machine %6ss\n' "$row" "$tool" "$secs" "$rss" "$cpu" "$machine"
   rm -f "$log" "$log.err"
+}
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+wait_port() { # port name log
+  for _ in $(seq 1 150); do
+    python3 -c "import socket; socket.create_connection(('127.0.0.1',$1),0.2)" 2>/dev/null && return
+    sleep 0.1
+  done
+  echo "$2 did not start: $(tail -3 "$3")" >&2; exit 1
 }
 
 # Starts the test servers once (scripts/servers.sh), stopped when the script ends, and points
@@ -349,17 +359,12 @@ if want s3fast; then
     cargo install --locked --quiet s3sync --root "$DIR/tools"
     S3SYNC=$DIR/tools/bin/s3sync
   fi
-  free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
   s3s_start() { # data-dir log-level -> sets S3S_PORT, S3S_PID
     rm -rf "$1"; mkdir -p "$1"
     S3S_PORT=$(free_port)
     RUST_LOG=$2 "$S3S" --host 127.0.0.1 --port "$S3S_PORT" --access-key bench --secret-key bench "$1" >"$1.log" 2>&1 &
     S3S_PID=$!
-    for _ in $(seq 1 100); do
-      python3 -c "import socket; socket.create_connection(('127.0.0.1',$S3S_PORT),0.2)" 2>/dev/null && return
-      sleep 0.1
-    done
-    echo "s3s-fs did not start: $(tail -3 "$1.log")" >&2; exit 1
+    wait_port "$S3S_PORT" s3s-fs "$1.log"
   }
   s3fast() { # tool endpoint bucket: the command line of each tool at its best settings
     case $1 in
@@ -404,18 +409,27 @@ fi
 if want azure; then
   # 10,000 small files to Azurite: godwit against the Azure SDK for Python's own uploads (16
   # threads, one upload_blob each), a floor rather than a tool (rclone 1.60 cannot talk to
-  # this Azurite).
+  # this Azurite). Each timed run gets a fresh Azurite that keeps blobs in memory: one that
+  # writes its database to disk slowed down eightfold within a round as it filled (13.7 s, then
+  # 104 s for the same copy).
   S3_SRC=$DIR/data/s3-small-$S3_FILES
   make_small "$S3_SRC" "$S3_FILES"
   servers_up
+  AZURITE=${GODWIT_SERVERS_DIR:-.test-servers}/azurite/node_modules/.bin/azurite-blob
   AZ_KEY='Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='
-  export AZURE_STORAGE_CONNECTION_STRING="DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=$AZ_KEY;BlobEndpoint=$GODWIT_TEST_AZURE_ENDPOINT;"
   for run in $(seq 1 "$RUNS"); do
     echo "Azurite round $run of $RUNS"
     for tool in godwit sdk; do
-      c="r$run-$tool-$RANDOM"
+      AZ_PORT=$(free_port)
+      "$AZURITE" --blobHost 127.0.0.1 --blobPort "$AZ_PORT" --inMemoryPersistence --skipApiVersionCheck \
+        --disableTelemetry --silent --loose >"$DIR/azurite.log" 2>&1 &
+      AZ_PID=$!
+      wait_port "$AZ_PORT" azurite "$DIR/azurite.log"
+      export AZURE_STORAGE_CONNECTION_STRING="DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=$AZ_KEY;BlobEndpoint=http://127.0.0.1:$AZ_PORT/devstoreaccount1;"
+      c="r$run-$tool"
       "$GODWIT_TEST_PYTHON" crates/godwit/tests/support/store.py mkcontainer "$c"
       warm "$S3_SRC"
+      export SERVER_PID=$AZ_PID
       case $tool in
         godwit) time_it "Azurite copy ${S3_FILES} small" godwit "$GODWIT" copy "$S3_SRC" "az://$c/x" --state-dir "$(fresh state)" ;;
         sdk) time_it "Azurite copy ${S3_FILES} small" python-sdk "$GODWIT_TEST_PYTHON" - "$S3_SRC" "$c" <<'EOF4'
@@ -433,7 +447,29 @@ with ThreadPoolExecutor(16) as pool:
 EOF4
           ;;
       esac
+      unset SERVER_PID
+      kill "$AZ_PID"; wait "$AZ_PID" 2>/dev/null || true
     done
+  done
+fi
+
+if want verify; then
+  # A verification of the whole small set against a copy of it made by `cp -a` (times kept):
+  # godwit verify against rclone check, by size (godwit also by modification time) and by
+  # content (godwit xxh3-128, rclone MD5 on local files). Both must find the two sides the same.
+  V_DST=$DIR/verify-target
+  if [ ! -f "$DIR/.verify-target-$SMALL" ]; then
+    rm -rf "$V_DST"; cp -a "$SMALL_SRC" "$V_DST"; sync
+    touch "$DIR/.verify-target-$SMALL"
+  fi
+  for run in $(seq 1 "$RUNS"); do
+    echo "verify round $run of $RUNS"
+    warm "$SMALL_SRC"; warm "$V_DST"
+    time_it "verify ${SMALL} small" godwit "$GODWIT" verify "$SMALL_SRC" "$V_DST" --state-dir "$(fresh state)"
+    time_it "verify ${SMALL} small" rclone rclone check --size-only "$SMALL_SRC" "$V_DST"
+    warm "$SMALL_SRC"; warm "$V_DST"
+    time_it "verify --checksum ${SMALL} small" godwit "$GODWIT" verify "$SMALL_SRC" "$V_DST" --checksum --state-dir "$(fresh state)"
+    time_it "verify --checksum ${SMALL} small" rclone rclone check "$SMALL_SRC" "$V_DST"
   done
 fi
 
