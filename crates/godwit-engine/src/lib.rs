@@ -14,6 +14,7 @@ pub mod ctx;
 mod decide;
 pub mod error;
 pub mod features;
+pub mod history;
 pub mod index;
 pub mod job;
 mod march;

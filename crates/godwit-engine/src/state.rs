@@ -48,11 +48,7 @@ impl Migration {
         source: &Location,
         target: Option<&Location>,
     ) -> Result<Self, JobError> {
-        let key = format!(
-            "{source}\0{}",
-            target.map(|t| t.to_string()).unwrap_or_default()
-        );
-        let id = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(key.as_bytes()));
+        let id = crate::history::migration_id(source, target);
         let dir = state_dir.join("migrations").join(&id);
         let path = dir.display().to_string();
         private_dir(&dir).map_err(|e| {

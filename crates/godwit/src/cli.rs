@@ -116,6 +116,25 @@ pub enum Command {
                             were found (AZSM1047; see differences.jsonl)."
     )]
     Verify(VerifyArgs),
+    /// List the runs godwit keeps in its state directory, newest first: of one migration
+    /// (SOURCE TARGET), or of all.
+    ///
+    /// Each run with its id, command, status code, files, bytes, start time and duration. A run
+    /// still going on is RUNNING; one that ended without a summary (killed, or its machine went
+    /// down) says so: running its command again resumes it.
+    #[command(after_help = "Examples:\n  godwit runs\n  \
+                            godwit runs /data/share s3://bucket/share\n  \
+                            godwit runs --json | jq '.[0].run_id'\n  \
+                            godwit report 20261202T182442Z-1afe --failed")]
+    Runs(RunsArgs),
+    /// Show one run: its summary, its failed files (--failed), or its copy log as CSV for a
+    /// spreadsheet (--csv).
+    #[command(after_help = "Examples:\n  godwit report 20261202T182442Z-1afe\n  \
+                            godwit report 20261202T182442Z-1afe --failed\n  \
+                            godwit report 20261202T182442Z-1afe --csv > copylog.csv\n  \
+                            godwit report 20261202T182442Z-1afe --json\n\n\
+                            Exit status: 0 shown; 2 no such run (800).")]
+    Report(ReportArgs),
     /// Run the control plane: the REST API for agents, endpoints, projects and migrations.
     ///
     /// With no flags it listens on 127.0.0.1:8080 and keeps its store in a SQLite file in the
@@ -333,6 +352,39 @@ pub struct VerifyArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// Only the runs of the migration from SOURCE (to TARGET; a scan or a sanitize has no
+    /// target).
+    pub source: Option<String>,
+    pub target: Option<String>,
+    /// Show at most N runs (0: all).
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub limit: usize,
+    /// Print the runs as a JSON array.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The run, as `godwit runs` and its summary name it.
+    pub run_id: String,
+    /// Only the files that failed: each copy-log record whose code is an error.
+    #[arg(long)]
+    pub failed: bool,
+    /// Print JSON: the summary, or with --failed the failed records, one a line.
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+    /// Print the copy log (with --failed, only its failed records) as CSV.
+    #[arg(long)]
+    pub csv: bool,
     #[command(flatten)]
     pub state: StateArgs,
 }

@@ -105,6 +105,113 @@ fn unreadable_files_and_folders_get_their_codes_and_the_copy_goes_on() {
 }
 
 #[test]
+fn the_run_history_lists_each_run_and_reports_its_failed_files() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
+    let (src, dst, state) = (
+        dir.path().join("src"),
+        dir.path().join("dst"),
+        dir.path().join("state"),
+    );
+    write(&src.join("readable.txt"), b"ok");
+    write(&src.join("comma, and\nnewline.txt"), b"odd name");
+    write(&src.join("secret.txt"), b"no");
+    fs::set_permissions(src.join("secret.txt"), fs::Permissions::from_mode(0o000)).unwrap();
+    let copy = || {
+        let out = run(as_unprivileged(dir.path())
+            .arg("copy")
+            .arg(&src)
+            .arg(&dst)
+            .arg("--state-dir")
+            .arg(&state)
+            .arg("--json"));
+        assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+        summary(&out)["run_id"].as_str().unwrap().to_string()
+    };
+    let first = copy();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let second = copy();
+    let godwit_in = |args: &[&str]| {
+        let out = run(godwit().args(args).arg("--state-dir").arg(&state));
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    };
+    // Both runs, newest first, neither a success.
+    let (code, listed, _) = godwit_in(&["runs", "--json"]);
+    assert_eq!(code, Some(0));
+    let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    let ids: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["run_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [second.as_str(), first.as_str()]);
+    for r in listed.as_array().unwrap() {
+        assert_eq!(r["command"], "copy");
+        assert_eq!(r["state"], "FAILED", "{r}");
+        assert_eq!(r["job_error"], "AZSM1046", "{r}");
+        assert_eq!(r["files_failed"], 1, "{r}");
+    }
+    let (s, d) = (src.to_str().unwrap(), dst.to_str().unwrap());
+    let (_, table, _) = godwit_in(&["runs", s, d]);
+    assert!(table.contains(&first) && table.contains(&second), "{table}");
+    assert!(table.contains("921 FAILED AZSM1046"), "{table}");
+    let (code, table, said) = godwit_in(&["runs", s, "/somewhere/else"]);
+    assert_eq!((code, table.as_str()), (Some(0), ""));
+    assert!(said.contains("no runs"), "{said}");
+    // The failed file, in words and as JSON.
+    let (code, failed, _) = godwit_in(&["report", &first, "--failed"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(failed.lines().count(), 1, "{failed}");
+    assert!(failed.starts_with("AZSM2062 secret.txt: "), "{failed}");
+    let (_, failed, _) = godwit_in(&["report", &first, "--failed", "--json"]);
+    let record: serde_json::Value = serde_json::from_str(failed.trim()).unwrap();
+    assert_eq!(record["code"], "AZSM2062");
+    let (_, shown, _) = godwit_in(&["report", &first]);
+    assert!(
+        shown.contains("921 MIGRATE_DATA : FAILED") && shown.contains("1 files failed"),
+        "{shown}"
+    );
+    // The whole copy log as CSV, odd names quoted as a spreadsheet reads them.
+    let (_, csv, _) = godwit_in(&["report", &first, "--csv"]);
+    let mut python = Command::new("python3")
+        .args([
+            "-c",
+            "import csv, json, sys; print(json.dumps(list(csv.reader(sys.stdin))))",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    python
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(csv.as_bytes())
+        .unwrap();
+    let rows: Vec<Vec<String>> =
+        serde_json::from_slice(&python.wait_with_output().unwrap().stdout).unwrap();
+    assert_eq!(
+        rows[0][..5],
+        ["path", "path_hex", "target_path", "size", "code"]
+    );
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    let odd = rows
+        .iter()
+        .find(|r| r[0] == "comma, and\nnewline.txt")
+        .unwrap();
+    assert_eq!((odd[3].as_str(), odd[4].as_str()), ("8", "AZSM0000"));
+    // A run that is not there.
+    let (code, _, said) = godwit_in(&["report", "20990101T000000Z-0000"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        said.contains("error[800]") && said.contains("godwit runs"),
+        "{said}"
+    );
+}
+
+#[test]
 fn a_path_of_5000_bytes_gets_a_code_not_a_crash() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");

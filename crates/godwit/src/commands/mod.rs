@@ -9,6 +9,7 @@ pub mod empty_folders;
 pub mod explain;
 mod job;
 mod render;
+pub mod runs;
 pub mod sanitize;
 pub mod scan;
 pub mod serve;
