@@ -177,7 +177,12 @@ fn prepare(
 ) -> Result<Prepared, JobError> {
     // The async runtime drives remote stores and the streaming path (checksums, --bwlimit);
     // a plain local copy takes the kernel's path and needs none.
-    let streaming = options.checksum || options.verify == Verify::Full || options.bwlimit.is_some();
+    let streaming = options.checksum
+        || options.verify == Verify::Full
+        || options
+            .bwlimit
+            .as_ref()
+            .is_some_and(godwit_spec::Bandwidth::limits);
     let rt = Side::runtime_for(src, dst, streaming, &run.id)?;
     let index_path = migration.dir.join("index.redb");
     // A run with an index behind it checks a remote target when it first needs it, so that a

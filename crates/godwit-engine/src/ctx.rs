@@ -42,7 +42,7 @@ pub struct CopyOptions {
     pub profile: TargetProfile,
     pub dry_run: bool,
     /// `--bwlimit`: bytes a second for the whole run, shared by all transfers.
-    pub bwlimit: Option<u64>,
+    pub bwlimit: Option<godwit_spec::Bandwidth>,
     /// `--compare target`: decide by listing the target instead of trusting the index (for a
     /// target changed behind godwit's back, or a lost index); the index is repaired.
     pub compare_target: bool,
@@ -114,7 +114,7 @@ impl CopyOptions {
             links: o.links,
             profile: TargetProfile::chosen(o.target_profile, target),
             dry_run: o.dry_run,
-            bwlimit: o.bwlimit,
+            bwlimit: o.bwlimit.clone(),
             compare_target,
             find_deletes: sync,
             empty_dirs: folders_only || o.create_empty_dirs,
@@ -386,7 +386,11 @@ impl<'a> Ctx<'a> {
             stop,
             rt,
             large_slots: slots,
-            rate: options.bwlimit.map(crate::rate::RateLimit::new),
+            rate: options
+                .bwlimit
+                .clone()
+                .filter(godwit_spec::Bandwidth::limits)
+                .map(crate::rate::RateLimit::new),
             held_back: std::sync::Mutex::new(Vec::new()),
             second_round: AtomicBool::new(false),
             target_checked: !check_target_later,

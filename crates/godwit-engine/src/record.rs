@@ -165,6 +165,36 @@ impl CodeRef {
     }
 }
 
+/// What a verification found, in the summary.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct VerifyTally {
+    /// Files the same on both sides (AZSM2045).
+    pub same: u64,
+    /// Files at both sides that differ (AZSM2074).
+    pub differ: u64,
+    /// Source files missing at the target (AZSM2075).
+    pub missing: u64,
+    /// Target files the source does not have (AZSM2076).
+    pub extra: u64,
+    /// Files and folders that could not be read on one side (AZSM2077).
+    pub unreadable: u64,
+    /// Links, devices and other entries that are not files: not compared.
+    pub not_files: u64,
+    /// Contents were hashed on both sides (`--checksum`).
+    pub checksum: bool,
+    /// The source side came from the migration's index (`--use-index`).
+    pub from_index: bool,
+    /// The list of differences (`differences.jsonl` in the run folder).
+    pub report: String,
+}
+
+impl VerifyTally {
+    /// Files that are not the same at the target, or could not be told.
+    pub fn differences(&self) -> u64 {
+        self.differ + self.missing + self.extra + self.unreadable
+    }
+}
+
 /// Files and bytes a dry run would have copied.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct WouldCopy {
@@ -201,7 +231,7 @@ pub struct Summary {
     pub true_up: Option<TrueUp>,
     /// What a verification found.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub verify: Option<crate::verify::VerifyTally>,
+    pub verify: Option<VerifyTally>,
     /// Nothing was written: what would have been copied.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dry_run: Option<WouldCopy>,

@@ -926,25 +926,34 @@ async fn pump(
                 "the run is stopping".into(),
             ));
         }
-        if let Some(rate) = &ctx.rate {
-            rate.take(chunk.len());
-        }
         if let Some(h) = hasher.as_mut() {
             h.update(&chunk);
         }
         written += chunk.len() as u64;
-        match output {
-            Output::Local { file, .. } => {
-                file.write_all(&chunk).map_err(|e| FileError::write(&e))?
+        // Under a bandwidth limit a chunk goes out in steps of a twentieth of a second's worth,
+        // each when the limit allows it; otherwise whole.
+        let step = ctx.rate.as_ref().map_or(chunk.len(), |r| r.step()).max(1);
+        let mut at = 0;
+        while at < chunk.len() {
+            let end = chunk.len().min(at.saturating_add(step));
+            if let Some(rate) = &ctx.rate {
+                rate.take(end - at);
             }
-            Output::Remote { writer, .. } => writer
-                .write(Buffer::from(chunk))
-                .await
-                .map_err(|e| FileError::store(&e, Target))?,
-            Output::Sftp { file, .. } => file
-                .write(&chunk)
-                .await
-                .map_err(|e| FileError::store(&e, Target))?,
+            let piece = chunk.slice(at..end);
+            match output {
+                Output::Local { file, .. } => {
+                    file.write_all(&piece).map_err(|e| FileError::write(&e))?
+                }
+                Output::Remote { writer, .. } => writer
+                    .write(Buffer::from(piece))
+                    .await
+                    .map_err(|e| FileError::store(&e, Target))?,
+                Output::Sftp { file, .. } => file
+                    .write(&piece)
+                    .await
+                    .map_err(|e| FileError::store(&e, Target))?,
+            }
+            at = end;
         }
     }
     let expected = before.map_or(entry.size, |m| m.len());

@@ -22,7 +22,6 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 use futures::TryStreamExt;
 use godwit_codes::Code;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
-use serde::Serialize;
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::backend::{Side, TEMP_PREFIX};
@@ -31,7 +30,7 @@ use crate::error::{JobError, reason};
 use crate::filter::Filter;
 use crate::index::Index;
 use crate::march::{March, march};
-use crate::record::{CopyLog, CopyRecord, display_path};
+use crate::record::{CopyLog, CopyRecord, VerifyTally, display_path};
 use crate::state::Run;
 use crate::store::MTIME_KEY;
 use crate::walk::{EntryKind, Event};
@@ -55,36 +54,6 @@ pub struct VerifyOptions {
     pub follow_links: bool,
     /// Files compared at once when a comparison reads or asks the store.
     pub workers: usize,
-}
-
-/// What a verification found, in the summary.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct VerifyTally {
-    /// Files the same on both sides (AZSM2045).
-    pub same: u64,
-    /// Files at both sides that differ (AZSM2074).
-    pub differ: u64,
-    /// Source files missing at the target (AZSM2075).
-    pub missing: u64,
-    /// Target files the source does not have (AZSM2076).
-    pub extra: u64,
-    /// Files and folders that could not be read on one side (AZSM2077).
-    pub unreadable: u64,
-    /// Links, devices and other entries that are not files: not compared.
-    pub not_files: u64,
-    /// Contents were hashed on both sides (`--checksum`).
-    pub checksum: bool,
-    /// The source side came from the migration's index (`--use-index`).
-    pub from_index: bool,
-    /// The list of differences (`differences.jsonl` in the run folder).
-    pub report: String,
-}
-
-impl VerifyTally {
-    /// Files that are not the same at the target, or could not be told.
-    pub fn differences(&self) -> u64 {
-        self.differ + self.missing + self.extra + self.unreadable
-    }
 }
 
 /// How a verification ended.

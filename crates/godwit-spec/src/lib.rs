@@ -17,4 +17,6 @@ pub use command::CommandKind;
 pub use error::JobError;
 pub use filter::{Filter, FilterRules};
 pub use location::{Location, StoreKind};
-pub use options::{Compare, JobOptions, Links, MaxDelete, ProfileName, SanitizeMode, Verify};
+pub use options::{
+    Bandwidth, Compare, JobOptions, Links, MaxDelete, ProfileName, SanitizeMode, Verify,
+};

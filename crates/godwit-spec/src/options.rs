@@ -130,10 +130,16 @@ pub struct JobOptions {
     )]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, pattern = "^[0-9]+(\\.[0-9]+)?%?$", max_length = 32))]
     pub max_delete: Option<MaxDelete>,
-    /// Bytes a second for the whole run: `10M`, `512K` (default: no limit).
-    #[serde(default, with = "rate_text", skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, pattern = "^[0-9]+(\\.[0-9]+)?[KMGTkmgt]?(i?[Bb])?(/s)?$", max_length = 32))]
-    pub bwlimit: Option<u64>,
+    /// Bytes a second for the whole run: `10M`, `512K` (powers of 1024), or a timetable of
+    /// rates by local time, with optional days: `08:00,10M 18:00,off`,
+    /// `Mon-08:00,1M Sat-00:00,off` (default: no limit).
+    #[serde(
+        default,
+        with = "bandwidth_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, pattern = "^[0-9A-Za-z:,./ -]+$", max_length = 512))]
+    pub bwlimit: Option<Bandwidth>,
     /// The rules the target is checked against (default: those of the target's kind).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_profile: Option<ProfileName>,
@@ -263,6 +269,7 @@ impl std::fmt::Display for MaxDelete {
 
 /// Parses a rate such as `10M`, `512K`, `1.5G` or `800000` (bytes a second; K, M, G, T are
 /// powers of 1024, an optional `B`, `/s` or `i` is accepted: `10MiB/s`).
+/// A rate: bytes a second, with K, M, G or T for powers of 1024 (`10M` is 10 MiB/s).
 pub fn parse_rate(text: &str) -> Result<u64, JobError> {
     let invalid = |reason: &str| JobError::config(&format!("--bwlimit {text}: {reason}"));
     let t = text
@@ -288,6 +295,139 @@ pub fn parse_rate(text: &str) -> Result<u64, JobError> {
         return Err(invalid("it must be at least 1 byte a second"));
     }
     Ok(bytes as u64)
+}
+
+/// `--bwlimit`: one rate, or a timetable of rates by the local time of day (and day of the
+/// week), the way rclone writes one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bandwidth {
+    /// Bytes a second.
+    Rate(u64),
+    /// From each slot's time on, its rate, until the next slot's time.
+    Timetable(Vec<Slot>),
+}
+
+/// One entry of a bandwidth timetable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot {
+    /// 0 for Monday to 6 for Sunday; None: every day.
+    pub day: Option<u8>,
+    /// Minutes since midnight, local time.
+    pub minute: u16,
+    /// Bytes a second; None: no limit (`off`).
+    pub rate: Option<u64>,
+}
+
+const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+
+impl Bandwidth {
+    /// `10M`, or a timetable: entries `[DAY-]HH:MM,RATE` separated by spaces, RATE a rate or
+    /// `off`, DAY `Mon` to `Sun`, given on every entry or on none.
+    pub fn parse(text: &str) -> Result<Bandwidth, JobError> {
+        let t = text.trim();
+        if !t.contains(',') {
+            return parse_rate(t).map(Bandwidth::Rate);
+        }
+        let invalid = |why: String| JobError::config(&format!("--bwlimit {text}: {why}"));
+        let mut slots = Vec::new();
+        for entry in t.split_whitespace() {
+            let (when, rate) = entry
+                .split_once(',')
+                .ok_or_else(|| invalid(format!("{entry}: write each entry as HH:MM,RATE")))?;
+            let (day, clock) = match when.split_once('-') {
+                Some((day, clock)) => {
+                    let lower = day.to_ascii_lowercase();
+                    let d = DAYS
+                        .iter()
+                        .position(|name| lower.starts_with(name) && lower.len() >= 3)
+                        .ok_or_else(|| invalid(format!("{day}: a day is Mon, Tue, ... Sun")))?;
+                    (Some(d as u8), clock)
+                }
+                None => (None, when),
+            };
+            let minute = clock
+                .split_once(':')
+                .and_then(|(h, m)| Some((h.parse::<u16>().ok()?, m.parse::<u16>().ok()?)))
+                .filter(|(h, m)| *h < 24 && *m < 60 && clock.len() <= 5)
+                .map(|(h, m)| h * 60 + m)
+                .ok_or_else(|| invalid(format!("{clock}: a time is HH:MM, 00:00 to 23:59")))?;
+            let rate = if rate.eq_ignore_ascii_case("off") {
+                None
+            } else {
+                Some(parse_rate(rate)?)
+            };
+            slots.push(Slot { day, minute, rate });
+        }
+        if slots.iter().any(|s| s.day.is_some()) && slots.iter().any(|s| s.day.is_none()) {
+            return Err(invalid(
+                "give a day on every entry of the timetable, or on none".into(),
+            ));
+        }
+        slots.sort_by_key(|s| (s.day, s.minute));
+        if slots
+            .windows(2)
+            .any(|w| (w[0].day, w[0].minute) == (w[1].day, w[1].minute))
+        {
+            return Err(invalid("two entries for the same time".into()));
+        }
+        Ok(Bandwidth::Timetable(slots))
+    }
+
+    /// The limit at `minute` (since local midnight) of weekday `day` (0 Monday): None when
+    /// there is none.
+    pub fn rate_at(&self, day: u8, minute: u16) -> Option<u64> {
+        let slots = match self {
+            Bandwidth::Rate(r) => return Some(*r),
+            Bandwidth::Timetable(slots) => slots,
+        };
+        let key = |s: &Slot| u32::from(s.day.unwrap_or(day)) * 1440 + u32::from(s.minute);
+        let now = u32::from(day) * 1440 + u32::from(minute);
+        let weekly = slots.iter().any(|s| s.day.is_some());
+        let current = slots
+            .iter()
+            .filter(|s| key(s) <= now)
+            .max_by_key(|s| key(s))
+            // Before the first entry: the last one goes on from the day (or week) before.
+            .or_else(|| {
+                slots
+                    .iter()
+                    .max_by_key(|s| if weekly { key(s) } else { u32::from(s.minute) })
+            });
+        current.and_then(|s| s.rate)
+    }
+
+    /// Whether a limit may ever apply.
+    pub fn limits(&self) -> bool {
+        match self {
+            Bandwidth::Rate(_) => true,
+            Bandwidth::Timetable(slots) => slots.iter().any(|s| s.rate.is_some()),
+        }
+    }
+}
+
+impl std::fmt::Display for Bandwidth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Bandwidth::Rate(r) => write!(f, "{r}"),
+            Bandwidth::Timetable(slots) => {
+                for (i, s) in slots.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(" ")?;
+                    }
+                    if let Some(d) = s.day {
+                        let name = DAYS[usize::from(d)];
+                        write!(f, "{}{}-", name[..1].to_ascii_uppercase(), &name[1..])?;
+                    }
+                    write!(f, "{:02}:{:02},", s.minute / 60, s.minute % 60)?;
+                    match s.rate {
+                        Some(r) => write!(f, "{r}")?,
+                        None => f.write_str("off")?,
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 /// Serde for an optional value kept on the wire as the text people write.
@@ -319,7 +459,12 @@ macro_rules! text_serde {
     };
 }
 
-text_serde!(rate_text, u64, parse_rate, |v: &u64| v.to_string());
+text_serde!(
+    bandwidth_text,
+    Bandwidth,
+    Bandwidth::parse,
+    |v: &Bandwidth| v.to_string()
+);
 text_serde!(
     max_delete_text,
     MaxDelete,
@@ -350,6 +495,38 @@ mod tests {
         assert_eq!(parse_rate("10MiB/s").unwrap(), 10 << 20);
         assert_eq!(parse_rate("1.5G").unwrap(), 3 << 29);
         assert_eq!(parse_rate("512k").unwrap(), 512 << 10);
+        // Timetables, daily and weekly, shown back the way they were written.
+        let daily = Bandwidth::parse("18:00,off 08:00,10M 12:30,1M").unwrap();
+        assert_eq!(daily.to_string(), "08:00,10485760 12:30,1048576 18:00,off");
+        assert_eq!(Bandwidth::parse(&daily.to_string()).unwrap(), daily);
+        assert_eq!(
+            daily.rate_at(2, 7 * 60 + 59),
+            None,
+            "before 08:00: yesterday's off"
+        );
+        assert_eq!(daily.rate_at(2, 8 * 60), Some(10 << 20));
+        assert_eq!(daily.rate_at(2, 12 * 60 + 29), Some(10 << 20));
+        assert_eq!(daily.rate_at(2, 12 * 60 + 30), Some(1 << 20));
+        assert_eq!(daily.rate_at(6, 23 * 60 + 59), None);
+        let weekly = Bandwidth::parse("Mon-08:00,1M Sat-00:00,off").unwrap();
+        assert_eq!(
+            weekly.rate_at(0, 7 * 60),
+            None,
+            "Monday before 08:00: the weekend's off"
+        );
+        assert_eq!(weekly.rate_at(4, 23 * 60), Some(1 << 20), "Friday night");
+        assert_eq!(weekly.rate_at(5, 0), None);
+        assert!(weekly.limits() && !Bandwidth::parse("00:00,off").unwrap().limits());
+        for bad in [
+            "8:00,1M 08:00,2M",
+            "25:00,1M",
+            "08:00",
+            "Mon-08:00,1M 09:00,2M",
+            "Xyz-08:00,1M",
+            "08:00,fast",
+        ] {
+            assert!(Bandwidth::parse(bad).is_err(), "{bad}");
+        }
         for bad in ["", "x", "10Q", "0", "-5M"] {
             assert!(parse_rate(bad).is_err(), "{bad}");
         }
@@ -388,7 +565,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(o.max_delete, Some(MaxDelete::Percent(2.0)));
-        assert_eq!(o.bwlimit, Some(10 << 20));
+        assert_eq!(o.bwlimit, Some(Bandwidth::Rate(10 << 20)));
         assert_eq!(o.filters.min_size, Some(1024));
         assert_eq!(o.target_profile, Some(ProfileName::Windows));
         let back = JobOptions::from_wire("r1", serde_json::to_value(&o).unwrap()).unwrap();

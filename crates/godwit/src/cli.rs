@@ -259,8 +259,10 @@ pub struct CopyArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub transfers: Option<u16>,
     /// Limit the whole run to RATE bytes a second, shared by all transfers: 10M, 512K, 1.5G
-    /// (powers of 1024).
-    #[arg(long, value_name = "RATE")]
+    /// (K, M, G are powers of 1024: 10M is 10 MiB/s). Or a timetable by local time, with
+    /// optional days, that a running copy follows: "08:00,10M 18:00,off" or
+    /// "Mon-08:00,2M Fri-18:00,off".
+    #[arg(long, value_name = "RATE|TIMETABLE")]
     pub bwlimit: Option<String>,
     /// Compute a checksum of every file while reading it, and record it in the copy log.
     #[arg(long)]

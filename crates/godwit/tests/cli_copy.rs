@@ -496,27 +496,69 @@ fn ctrl_c_stops_cleanly_and_the_same_command_resumes() {
     assert_same_tree(&src, &dst);
 }
 
+/// The progress lines of a `--json` copy: (seconds, bytes copied), and the summary.
+fn progress_of(out: &std::process::Output) -> Vec<(f64, f64)> {
+    text(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| {
+            let p = &v["progress"];
+            Some((p["seconds"].as_f64()?, p["bytes_copied"].as_f64()?))
+        })
+        .collect()
+}
+
 #[test]
-fn bwlimit_paces_the_copy() {
+fn bwlimit_holds_the_rate_in_every_window_from_the_first_second() {
     let dir = tempfile::tempdir().unwrap();
     let (src, dst) = (dir.path().join("src"), dir.path().join("dst"));
-    write(&src.join("a.bin"), &vec![1u8; 3 << 20]);
+    // 3.2 MB in 400 files: bytes are counted as each file ends, 8 KiB at a time.
+    for i in 0..400u32 {
+        write(&src.join(format!("d{}/f{i}", i % 8)), &vec![i as u8; 8192]);
+    }
+    let limit = 400.0 * 1024.0;
     let started = std::time::Instant::now();
     let out = run(godwit()
         .arg("copy")
         .arg(&src)
         .arg(&dst)
-        .args(["--bwlimit", "1M", "--state-dir"])
+        .args(["--bwlimit", "400K", "--json", "--state-dir"])
         .arg(dir.path().join("s")));
-    let took = started.elapsed();
+    let took = started.elapsed().as_secs_f64();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    // One second's worth may go at once; the other 2 MiB take at least about 2 s. (A lower bound
-    // only: a slow machine cannot make this fail.)
-    assert!(
-        took >= Duration::from_millis(1800),
-        "3 MiB at 1 MiB/s took {took:?}"
-    );
     assert_same_tree(&src, &dst);
+    // The whole copy takes at least what the limit allows (a lower bound: a slow machine only
+    // makes it longer).
+    let total = 400.0 * 8192.0;
+    assert!(
+        took >= 0.95 * total / limit,
+        "{total} bytes at {limit} B/s in {took:.2} s"
+    );
+    // And no window of 3 s or more moves more than 5% over the limit, the first one included
+    // (the bucket starts empty), give or take the file being counted.
+    let points = progress_of(&out);
+    assert!(points.len() >= 5, "{points:?}");
+    let mut windows = 0;
+    for (i, a) in points.iter().enumerate() {
+        for b in &points[i + 1..] {
+            if b.0 - a.0 >= 3.0 {
+                windows += 1;
+                let rate = (b.1 - a.1 - 8192.0) / (b.0 - a.0);
+                assert!(
+                    rate <= 1.05 * limit,
+                    "{rate:.0} B/s from {:.1} s to {:.1} s",
+                    a.0,
+                    b.0
+                );
+            }
+        }
+    }
+    assert!(windows >= 3, "{points:?}");
+    let first = points.iter().find(|p| p.0 >= 2.0).unwrap();
+    assert!(
+        first.1 <= 1.05 * limit * first.0 + 8192.0,
+        "a burst at the start: {first:?}"
+    );
 
     let out = run(godwit()
         .arg("copy")
@@ -527,6 +569,55 @@ fn bwlimit_paces_the_copy() {
     assert_eq!(out.status.code(), Some(2));
     assert!(
         text(&out.stderr).contains("--bwlimit fast"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn a_bwlimit_timetable_changes_the_rate_mid_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, dst) = (dir.path().join("src"), dir.path().join("dst"));
+    for i in 0..500u32 {
+        write(&src.join(format!("d{}/f{i}", i % 5)), &vec![i as u8; 8192]);
+    }
+    // The run starts at 07:59:57 by its clock: 100 KiB/s until 08:00, then no limit. At 100
+    // KiB/s the 4 MB would take 40 s.
+    let started = std::time::Instant::now();
+    let out = run(godwit()
+        .arg("copy")
+        .arg(&src)
+        .arg(&dst)
+        .args(["--bwlimit", "00:00,100K 08:00,off", "--json", "--state-dir"])
+        .arg(dir.path().join("s"))
+        .env("GODWIT_TIMETABLE_CLOCK", "Mon-07:59:57")
+        .env("GODWIT_LOG", "godwit_engine::rate=info"));
+    let took = started.elapsed().as_secs_f64();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_same_tree(&src, &dst);
+    let points = progress_of(&out);
+    let early = points.iter().find(|p| p.0 >= 2.0).unwrap();
+    assert!(
+        early.1 <= 1.05 * 102_400.0 * early.0 + 8192.0,
+        "limited before 08:00: {points:?}"
+    );
+    assert!(
+        took < 25.0,
+        "no limit after 08:00, yet it took {took:.1} s: {points:?}"
+    );
+    let said = text(&out.stderr);
+    assert_eq!(said.matches("bandwidth limit changes").count(), 2, "{said}");
+    assert!(said.contains("rate=\"off\""), "{said}");
+    // A timetable that cannot be read is refused before anything runs.
+    let out = run(godwit()
+        .arg("copy")
+        .arg(&src)
+        .arg(dir.path().join("d2"))
+        .args(["--bwlimit", "Mon-08:00,1M 18:00,off", "--state-dir"])
+        .arg(dir.path().join("s")));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("on every entry"),
         "{}",
         text(&out.stderr)
     );

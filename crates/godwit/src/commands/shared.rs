@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 
 use godwit_engine::JobError;
-use godwit_spec::options::parse_rate;
 use godwit_spec::{FilterRules, JobOptions, Location, SanitizeMode};
 
 use crate::cli::{CopyArgs, FilterArgs, StateArgs};
@@ -84,7 +83,11 @@ pub fn copy_options(args: &CopyArgs) -> Result<JobOptions, JobError> {
         spot_check: Some(args.spot_check),
         hard_links: args.hard_links,
         dry_run: args.dry_run,
-        bwlimit: args.bwlimit.as_deref().map(parse_rate).transpose()?,
+        bwlimit: args
+            .bwlimit
+            .as_deref()
+            .map(godwit_spec::Bandwidth::parse)
+            .transpose()?,
         create_empty_dirs: args.create_empty_dirs,
         sanitize: if args.sanitize == "on-the-fly" {
             SanitizeMode::OnTheFly
