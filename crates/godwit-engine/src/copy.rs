@@ -284,14 +284,19 @@ fn first_round(ctx: &Ctx<'_>, run: &Run, log: &mut CopyLog, progress: &Progress)
     let mut walk_error = None;
     std::thread::scope(|scope| {
         let walker = scope.spawn(|| {
-            let result = march(
-                ctx.src,
-                ctx.rt.as_ref(),
-                how,
-                &make_dir,
-                &event_tx,
-                ctx.stop,
-            );
+            let result = match &options.files_from {
+                Some(list) => {
+                    crate::march::march_list(ctx.src, ctx.rt.as_ref(), list, &event_tx, ctx.stop)
+                }
+                None => march(
+                    ctx.src,
+                    ctx.rt.as_ref(),
+                    how,
+                    &make_dir,
+                    &event_tx,
+                    ctx.stop,
+                ),
+            };
             drop(event_tx);
             result
         });
@@ -647,6 +652,15 @@ fn handle(ctx: &Ctx<'_>, event: Event, progress: &Progress, out: &mut Vec<Msg>) 
             index: None,
             copied: 0,
         },
+        Event::Missing { rel, reason } => {
+            progress.files_seen.fetch_add(1, Ordering::Relaxed);
+            Done {
+                record: CopyRecord::new(&rel, 0, Code::AZSM2078, &[("reason", &reason)]),
+                rel,
+                index: None,
+                copied: 0,
+            }
+        }
         Event::Error { rel, error } => Done {
             record: CopyRecord::new(&rel, 0, Code::AZSM2061, &[("reason", &reason(&error))]),
             rel,

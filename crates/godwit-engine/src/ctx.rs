@@ -43,6 +43,8 @@ pub struct CopyOptions {
     pub dry_run: bool,
     /// `--bwlimit`: bytes a second for the whole run, shared by all transfers.
     pub bwlimit: Option<godwit_spec::Bandwidth>,
+    /// `--files-from`: exactly the files this list names, no walk of the rest.
+    pub files_from: Option<std::path::PathBuf>,
     /// `--compare target`: decide by listing the target instead of trusting the index (for a
     /// target changed behind godwit's back, or a lost index); the index is repaired.
     pub compare_target: bool,
@@ -80,6 +82,7 @@ impl Default for CopyOptions {
             profile: TargetProfile::for_kind(godwit_spec::StoreKind::Local),
             dry_run: false,
             bwlimit: None,
+            files_from: None,
             compare_target: false,
             find_deletes: false,
             empty_dirs: false,
@@ -106,6 +109,12 @@ impl CopyOptions {
         let sync = command == CommandKind::Sync;
         let folders_only = command == CommandKind::EmptyFolders;
         let compare_target = o.compare == Compare::Target;
+        if o.files_from.is_some() && (o.sync_deletes || folders_only) {
+            return Err(JobError::config(
+                "--files-from sends exactly the files it lists, so it finds no deletions and no \
+                 empty folders: run it without --delete (a true-up without the list finds them)",
+            ));
+        }
         Ok(CopyOptions {
             transfers: o.transfers_for(target),
             checksum: o.checksum,
@@ -115,6 +124,7 @@ impl CopyOptions {
             profile: TargetProfile::chosen(o.target_profile, target),
             dry_run: o.dry_run,
             bwlimit: o.bwlimit.clone(),
+            files_from: o.files_from.as_ref().map(std::path::PathBuf::from),
             compare_target,
             find_deletes: sync,
             empty_dirs: folders_only || o.create_empty_dirs,

@@ -452,8 +452,13 @@ pub fn encode_line(path: &[u8]) -> String {
 
 /// The path `encode_line` wrote, or None for a line it cannot have written.
 pub fn decode_line(line: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(line.len());
-    let bytes = line.as_bytes();
+    decode_bytes(line.as_bytes())
+}
+
+/// [`decode_line`] for a line that may hold bytes that are not UTF-8 (a list written by
+/// another program): those are taken as they are.
+pub fn decode_bytes(bytes: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] != b'\\' {

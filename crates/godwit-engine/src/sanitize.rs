@@ -173,8 +173,11 @@ fn plan(
                     let code = Code::SANITIZE_INVALID_SCAN_RESULT_ERROR;
                     report.line(&rel, b"", "unreadable", code, &reason(&error))?;
                 }
-                // `walk::events` has taken batches apart already.
-                Event::Listed { .. } | Event::ExcludedDir { .. } | Event::Batch(_) => {}
+                // `walk::events` has taken batches apart already; a walk sends no Missing.
+                Event::Listed { .. }
+                | Event::ExcludedDir { .. }
+                | Event::Batch(_)
+                | Event::Missing { .. } => {}
             }
         }
         Ok(())

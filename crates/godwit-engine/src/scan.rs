@@ -228,6 +228,8 @@ impl ScanReport {
                 }
             }
             Event::ExcludedDir { .. } => self.excluded += 1,
+            // Only a `--files-from` list sends it, and a scan walks.
+            Event::Missing { .. } => {}
             Event::Error { rel, error: _ } => self.problem(Code::AZSM2061, &rel),
             Event::Batch(events) => {
                 for e in events {

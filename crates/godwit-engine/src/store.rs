@@ -561,7 +561,7 @@ async fn list_folder(
 }
 
 /// A file as a store lists it.
-fn remote_file(rel: Vec<u8>, meta: &opendal::Metadata, depth: usize) -> Entry {
+pub(crate) fn remote_file(rel: Vec<u8>, meta: &opendal::Metadata, depth: usize) -> Entry {
     Entry {
         rel,
         kind: EntryKind::File,

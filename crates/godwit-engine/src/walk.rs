@@ -94,6 +94,11 @@ pub enum Event {
     ExcludedDir {
         rel: Vec<u8>,
     },
+    /// A path of a `--files-from` list that the source does not hold as a file.
+    Missing {
+        rel: Vec<u8>,
+        reason: String,
+    },
     /// A folder that could not be listed, or a link that could not be followed.
     Error {
         rel: Vec<u8>,
@@ -226,7 +231,7 @@ fn mtime_ns(m: &fs::Metadata) -> i64 {
         .saturating_add(m.mtime_nsec())
 }
 
-fn entry(rel: Vec<u8>, kind: EntryKind, m: &fs::Metadata, depth: usize) -> Entry {
+pub(crate) fn entry(rel: Vec<u8>, kind: EntryKind, m: &fs::Metadata, depth: usize) -> Entry {
     let size = if kind == EntryKind::File { m.len() } else { 0 };
     Entry {
         rel,

@@ -177,6 +177,11 @@ pub struct JobOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1000000))]
     pub spot_check: Option<u32>,
+    /// Exactly the files this list names (a file where the job runs: one path a line, below
+    /// the source, escaped as a true-up's `deletes.txt` is), with no walk of the rest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 4096))]
+    pub files_from: Option<String>,
     /// A verification takes the source side from the migration's index (what godwit last
     /// copied) instead of reading the source.
     #[serde(default)]

@@ -298,6 +298,12 @@ pub struct CopyArgs {
     /// each record's target_path shows the new name).
     #[arg(long, value_parser = ["off", "on-the-fly"], default_value = "off")]
     pub sanitize: String,
+    /// Copy exactly the files FILE lists, one path a line below the source (`-`: standard
+    /// input), without walking the rest; `\n`, `\r`, `\\` and `\xNN` stand for a newline, a
+    /// carriage return, a backslash and a byte, as in a true-up's deletes.txt. A line that names
+    /// no file at the source is recorded as AZSM2078.
+    #[arg(long, value_name = "FILE")]
+    pub files_from: Option<std::path::PathBuf>,
     /// Write a copy-log record for every excluded file (by default they are only counted).
     #[arg(long)]
     pub log_excluded: bool,

@@ -622,3 +622,129 @@ fn a_bwlimit_timetable_changes_the_rate_mid_copy() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn files_from_copies_exactly_the_listed_files_odd_names_and_all() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (src, dst, state) = (
+        dir.path().join("src"),
+        dir.path().join("dst"),
+        dir.path().join("state"),
+    );
+    write(&src.join("a/listed.txt"), b"listed");
+    write(&src.join("a/not listed.txt"), b"left alone");
+    write(&src.join("b/new\nline.txt"), b"a newline in the name");
+    write(&src.join(OsStr::from_bytes(b"b/raw\xff.bin")), b"not utf-8");
+    write(
+        &src.join(OsStr::from_bytes(b"b/escaped\xfe.bin")),
+        b"not utf-8 either",
+    );
+    write(
+        &src.join("c/deep/only.txt"),
+        b"in a folder the walk never enters",
+    );
+    // Escaped as deletes.txt is, and one name as raw bytes, as another program would write it.
+    let mut list = b"a/listed.txt\n/b/new\\nline.txt\nb/escaped\\xFE.bin\n".to_vec();
+    list.extend_from_slice(b"b/raw\xff.bin\r\nc/deep/only.txt\n\nnot/there.txt\nc\n../outside\n");
+    let list_path = dir.path().join("list.txt");
+    fs::write(&list_path, &list).unwrap();
+    let copy = |list: &Path| {
+        let out = run(godwit()
+            .arg("copy")
+            .arg(&src)
+            .arg(&dst)
+            .arg("--files-from")
+            .arg(list)
+            .arg("--state-dir")
+            .arg(&state)
+            .arg("--json"));
+        (out.status.code(), summary(&out))
+    };
+    let (code, sum) = copy(&list_path);
+    assert_eq!(code, Some(3), "three lines name no file: {sum}");
+    assert_eq!(sum["counts"]["AZSM0000"], 5, "{sum}");
+    assert_eq!(sum["counts"]["AZSM2078"], 3, "{sum}");
+    let log = copylog(sum["run_dir"].as_str().unwrap());
+    let message = |p: &str| {
+        log.iter()
+            .find(|r| r["path"] == p)
+            .map(|r| {
+                (
+                    r["code"].as_str().unwrap().to_string(),
+                    r["message"].as_str().unwrap().to_string(),
+                )
+            })
+            .unwrap_or_else(|| panic!("no record of {p}: {log:?}"))
+    };
+    assert!(message("not/there.txt").1.contains("no such file"));
+    assert!(message("c").1.contains("a folder"));
+    assert!(message("../outside").1.contains("outside the source"));
+    assert_eq!(message("b/raw\\xFF.bin").0, "AZSM0000");
+    for rel in [
+        &b"a/listed.txt"[..],
+        b"b/new\nline.txt",
+        b"b/raw\xff.bin",
+        b"b/escaped\xfe.bin",
+        b"c/deep/only.txt",
+    ] {
+        let rel = OsStr::from_bytes(rel);
+        assert_eq!(
+            fs::read(dst.join(rel)).unwrap(),
+            fs::read(src.join(rel)).unwrap()
+        );
+    }
+    assert!(
+        !dst.join("a/not listed.txt").exists(),
+        "an unlisted file was copied"
+    );
+    // Again, from standard input: nothing to send.
+    let mut child = godwit()
+        .arg("copy")
+        .arg(&src)
+        .arg(&dst)
+        .args(["--files-from", "-", "--json", "--state-dir"])
+        .arg(&state)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"a/listed.txt\nc/deep/only.txt\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        summary(&out)["counts"]["AZSM2041"],
+        2,
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(
+        !fs::read_dir(&state)
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("files-from")),
+        "the copy of standard input is removed"
+    );
+    // A true-up with a list finds no deletions: --delete with it is refused.
+    let out = run(godwit()
+        .arg("sync")
+        .arg(&src)
+        .arg(&dst)
+        .arg("--files-from")
+        .arg(&list_path)
+        .args(["--delete", "--state-dir"])
+        .arg(&state));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--files-from"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -10,8 +10,10 @@ use crate::commands::shared::{self, report};
 use crate::exit::ExitStatus;
 
 pub fn run(args: &CopyArgs) -> anyhow::Result<ExitStatus> {
-    Ok(match spec(args, CommandKind::Copy) {
-        Ok(spec) => job::run(&spec, output(args.json)),
+    let spec = spec(args, CommandKind::Copy)
+        .and_then(|mut spec| shared::StdinList::take(&mut spec).map(|list| (spec, list)));
+    Ok(match spec {
+        Ok((spec, _list)) => job::run(&spec, output(args.json)),
         Err(e) => report(&e),
     })
 }

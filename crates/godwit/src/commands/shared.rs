@@ -96,6 +96,13 @@ pub fn copy_options(args: &CopyArgs) -> Result<JobOptions, JobError> {
         },
         log_excluded: args.log_excluded,
         log_unchanged: args.log_unchanged,
+        files_from: args.files_from.as_deref().map(|p| match p.to_str() {
+            Some("-") => "-".to_string(),
+            _ => std::path::absolute(p)
+                .unwrap_or_else(|_| p.to_path_buf())
+                .display()
+                .to_string(),
+        }),
         ..filter_options(&args.filters)?
     })
 }
@@ -109,4 +116,40 @@ pub fn state_dir(args: &StateArgs) -> PathBuf {
 /// `n` bytes for people: 1.5 GiB (the engine's one formatting, also in its messages).
 pub fn bytes(n: u64) -> String {
     godwit_engine::record::human_bytes(n)
+}
+
+/// A `--files-from -` list read from standard input into a file of the state directory, which
+/// the run then reads like any list; removed when the guard goes.
+pub struct StdinList(Option<PathBuf>);
+
+impl StdinList {
+    pub fn take(spec: &mut godwit_engine::job::JobSpec) -> Result<StdinList, JobError> {
+        let from_stdin = spec.options.files_from.as_deref().is_some_and(|p| p == "-");
+        if !from_stdin {
+            return Ok(StdinList(None));
+        }
+        let path = spec
+            .state_dir
+            .join(format!("files-from-{}.txt", std::process::id()));
+        let copied = godwit_engine::state::private_dir(&spec.state_dir).and_then(|()| {
+            let mut out = std::fs::File::create(&path)?;
+            std::io::copy(&mut std::io::stdin().lock(), &mut out).map(|_| ())
+        });
+        copied.map_err(|e| {
+            JobError::config(&format!(
+                "--files-from -: standard input could not be kept in {}: {e}",
+                path.display()
+            ))
+        })?;
+        spec.options.files_from = Some(path.display().to_string());
+        Ok(StdinList(Some(path)))
+    }
+}
+
+impl Drop for StdinList {
+    fn drop(&mut self) {
+        if let Some(p) = &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
 }

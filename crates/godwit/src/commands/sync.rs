@@ -18,10 +18,11 @@ pub fn run(args: &SyncArgs) -> anyhow::Result<ExitStatus> {
             .map(MaxDelete::parse)
             .transpose()?;
         spec.reviewed_run = args.confirm_deletes.clone();
-        Ok(spec)
+        let list = crate::commands::shared::StdinList::take(&mut spec)?;
+        Ok((spec, list))
     });
     Ok(match spec {
-        Ok(spec) => job::run(&spec, output(args.copy.json)),
+        Ok((spec, _list)) => job::run(&spec, output(args.copy.json)),
         Err(e) => report(&e),
     })
 }
