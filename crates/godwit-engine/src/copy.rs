@@ -191,6 +191,7 @@ fn prepare(
         !dst.features().local && index_path.exists() && !options.compare_target;
     target_gone(dst, &index_path, options)?;
     check_roots(src, dst, rt.as_ref(), !check_target_later)?;
+    pre_checks(dst, migration, &index_path, options)?;
     if options.find_deletes
         && !options.compare_target
         && !index_path.exists()
@@ -466,6 +467,35 @@ fn target_gone(dst: &Side, index_path: &Path, options: &CopyOptions) -> Result<(
         Code::AZSM1028,
         &[("target", &root.display().to_string()), ("reason", &reason)],
     ))
+}
+
+/// Before the first write: enough file handles (1040), and, when the source was scanned, room
+/// at a local target for what is not there yet and in the state directory (6080).
+fn pre_checks(
+    dst: &Side,
+    migration: &Migration,
+    index_path: &Path,
+    options: &CopyOptions,
+) -> Result<(), JobError> {
+    crate::precheck::file_handles(options.transfers)?;
+    let Some((files, bytes)) = options.estimate.filter(|_| !options.dry_run) else {
+        return Ok(());
+    };
+    crate::precheck::state_room(&migration.dir, files)?;
+    if let Side::Local(root) = dst
+        && crate::precheck::room(root, bytes).is_err()
+    {
+        // What an earlier run copied is there already: only the rest must fit.
+        let mut written = 0u64;
+        if index_path.exists() {
+            Index::open(index_path)?.for_each_file(|_, e, _| {
+                written += e.size;
+                true
+            })?;
+        }
+        crate::precheck::room(root, bytes.saturating_sub(written))?;
+    }
+    Ok(())
 }
 
 /// The source must be a folder that can be listed, the target must be reachable, and a local

@@ -45,6 +45,8 @@ pub struct CopyOptions {
     pub bwlimit: Option<godwit_spec::Bandwidth>,
     /// `--files-from`: exactly the files this list names, no walk of the rest.
     pub files_from: Option<std::path::PathBuf>,
+    /// Files and bytes the source's last scan found to migrate, for the pre-checks of room.
+    pub estimate: Option<(u64, u64)>,
     /// `--compare target`: decide by listing the target instead of trusting the index (for a
     /// target changed behind godwit's back, or a lost index); the index is repaired.
     pub compare_target: bool,
@@ -83,6 +85,7 @@ impl Default for CopyOptions {
             dry_run: false,
             bwlimit: None,
             files_from: None,
+            estimate: None,
             compare_target: false,
             find_deletes: false,
             empty_dirs: false,
@@ -125,6 +128,7 @@ impl CopyOptions {
             dry_run: o.dry_run,
             bwlimit: o.bwlimit.clone(),
             files_from: o.files_from.as_ref().map(std::path::PathBuf::from),
+            estimate: None,
             compare_target,
             find_deletes: sync,
             empty_dirs: folders_only || o.create_empty_dirs,

@@ -206,7 +206,8 @@ fn transfer_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError
     let target_location = target_of(spec)?;
     let source = Side::open(&spec.source, "source")?;
     let target = Side::open(target_location, "target")?;
-    let options = CopyOptions::plan(spec.command, &spec.options, target.kind())?;
+    let mut options = CopyOptions::plan(spec.command, &spec.options, target.kind())?;
+    options.estimate = crate::precheck::last_scan(&spec.state_dir, &spec.source);
     let migration = Migration::open(&spec.state_dir, &spec.source, Some(target_location))?;
     let reviewed = match &spec.reviewed_run {
         Some(id) if spec.command == CommandKind::Sync => {

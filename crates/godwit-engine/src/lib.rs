@@ -18,6 +18,7 @@ pub mod history;
 pub mod index;
 pub mod job;
 mod march;
+pub mod precheck;
 pub mod profile;
 mod publish;
 pub mod rate;

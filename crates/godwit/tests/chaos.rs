@@ -421,6 +421,62 @@ fn chaos_a_target_that_fills_up() {
 }
 
 #[test]
+fn a_pre_check_refuses_a_target_too_small_before_writing_anything() {
+    assert!(
+        is_root(),
+        "this case mounts a small tmpfs, which needs root (CI runs as root)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (src, dst, state) = (
+        dir.path().join("src"),
+        dir.path().join("dst"),
+        dir.path().join("st"),
+    );
+    for i in 0..3u8 {
+        write(&src.join(format!("f{i}.bin")), &vec![i; 1 << 20]);
+    }
+    let out = run(godwit()
+        .arg("scan")
+        .arg(&src)
+        .arg("--state-dir")
+        .arg(&state));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    fs::create_dir_all(&dst).unwrap();
+    let out = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&dst)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "mount: {}", text(&out.stderr));
+    let out = run(godwit()
+        .arg("copy")
+        .arg(&src)
+        .arg(&dst)
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("--json"));
+    let left: Vec<_> = fs::read_dir(&dst)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    let _ = Command::new("umount").arg(&dst).status();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let sum = summary(&out);
+    assert_eq!(sum["job_error"]["code"], "6080", "{sum}");
+    let message = sum["job_error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("1.0 MiB free") && message.contains("3.0 MiB needed"),
+        "{message}"
+    );
+    assert!(
+        left.is_empty(),
+        "nothing is written before the check: {left:?}"
+    );
+    assert_eq!(sum["files"], 0, "{sum}");
+}
+
+#[test]
 fn chaos_a_source_folder_vanishes_during_a_true_up() {
     let dir = tempfile::tempdir().unwrap();
     let (src, dst, state) = (

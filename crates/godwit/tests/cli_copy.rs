@@ -748,3 +748,30 @@ fn files_from_copies_exactly_the_listed_files_odd_names_and_all() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn too_low_an_open_file_limit_is_1040_with_the_limit_and_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, dst) = (dir.path().join("src"), dir.path().join("dst"));
+    write(&src.join("a.txt"), b"a");
+    let script = format!(
+        "ulimit -n 100 && exec '{}' copy '{}' '{}' --state-dir '{}'",
+        env!("CARGO_BIN_EXE_godwit"),
+        src.display(),
+        dst.display(),
+        dir.path().join("s").display()
+    );
+    let out = run(Command::new("sh").args(["-c", &script]));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let said = text(&out.stderr);
+    assert!(
+        said.contains("error[1040]")
+            && said.contains("may open 100 files")
+            && said.contains("ulimit -n"),
+        "{said}"
+    );
+    assert!(!dst.join("a.txt").exists());
+    // With fewer transfer threads the same limit is enough.
+    let out = run(Command::new("sh").args(["-c", &format!("{script} --transfers 1")]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
