@@ -147,12 +147,11 @@ fn run_command(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError>
         CommandKind::Confirm => confirm_job(spec, control),
         CommandKind::Sanitize => sanitize_job(spec, control),
         CommandKind::Verify => verify_job(spec, control),
-        CommandKind::Permissions | CommandKind::SimulatePermissions | CommandKind::SpeedTest => {
-            Err(JobError::new(
-                Code::INVALID_COMMAND_ERROR,
-                &[("opcode", spec.command.as_str())],
-            ))
-        }
+        CommandKind::SpeedTest => speed_test_job(spec, control),
+        CommandKind::Permissions | CommandKind::SimulatePermissions => Err(JobError::new(
+            Code::INVALID_COMMAND_ERROR,
+            &[("opcode", spec.command.as_str())],
+        )),
     }
 }
 
@@ -524,6 +523,80 @@ fn verify_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError> 
             });
             summary.verify = Some(v.tally);
             (error, v.stopped)
+        }
+        Err(e) => (Some(e), false),
+    };
+    summary.end(error.as_ref(), stopped, false);
+    finish(summary, &run, None)
+}
+
+/// `speed-test`: files written to the target, read back and deleted, with the speeds of each,
+/// and an estimate of the copy of the source's scan. Out of time (`max_time`) it cleans up and
+/// fails with 6090, keeping what it measured.
+fn speed_test_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError> {
+    let o = &spec.options;
+    let target_location = target_of(spec)?;
+    let target = Side::open(target_location, "target")?;
+    let max_time = o
+        .max_time
+        .as_deref()
+        .map(|t| {
+            humantime::parse_duration(t)
+                .map_err(|e| JobError::config(&format!("--max-time {t}: {e} (write 90s, 5m)")))
+        })
+        .transpose()?;
+    let scanned = match &o.from_scan {
+        Some(id) => {
+            let dir = crate::history::find_run(&spec.state_dir, id)?;
+            Some(crate::precheck::scan_in(&dir).ok_or_else(|| {
+                JobError::config(&format!(
+                    "--from-scan {id}: that run is not a scan that ended with its report"
+                ))
+            })?)
+        }
+        None => crate::precheck::last_scan(&spec.state_dir, &spec.source),
+    };
+    let migration = Migration::open(&spec.state_dir, &spec.source, Some(target_location))?;
+    let run = migration.new_run("speed-test")?;
+    control.started(&run);
+    let mut summary = Summary::start(
+        CommandKind::SpeedTest,
+        &migration.id,
+        &run,
+        spec.source.to_string(),
+        Some(target_location.to_string()),
+    );
+    let rt = match &target {
+        Side::Local(_) => None,
+        Side::Remote(_) => Some(crate::store::runtime(&run.id)?),
+    };
+    let options = crate::speedtest::SpeedOptions {
+        workers: o.transfers_for(target.kind()),
+        max_time,
+        ..crate::speedtest::SpeedOptions::default()
+    };
+    let outcome =
+        crate::speedtest::speed_test(&target, rt.as_ref(), &run.id, &options, control.stop_flag());
+    let (error, stopped) = match outcome {
+        Ok(mut out) => {
+            let r = &mut out.report;
+            r.estimate = scanned.map(|(files, bytes)| crate::record::SpeedEstimate {
+                files,
+                bytes,
+                seconds: (files as f64 / r.write_small.files_per_second.max(1e-9))
+                    .max(bytes as f64 / r.write_large.bytes_per_second.max(1e-9)),
+            });
+            summary.files = r.write_small.files + r.write_large.files;
+            summary.bytes = r.write_small.bytes + r.write_large.bytes;
+            summary.bytes_copied = summary.bytes;
+            let error = out.timed_out.then(|| {
+                JobError::new(
+                    Code::SPEED_TEST_TIMEOUT_ERROR,
+                    &[("limit", o.max_time.as_deref().unwrap_or_default())],
+                )
+            });
+            summary.speed_test = Some(out.report);
+            (error, out.stopped)
         }
         Err(e) => (Some(e), false),
     };

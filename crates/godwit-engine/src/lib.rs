@@ -27,6 +27,7 @@ mod recorder;
 pub mod sanitize;
 pub mod scan;
 pub mod sftp;
+pub mod speedtest;
 pub mod state;
 pub mod store;
 pub mod sync;

@@ -26,8 +26,13 @@ pub fn last_scan(state_dir: &Path, source: &Location) -> Option<(u64, u64)> {
         .filter(|p| p.exists())
         .collect();
     scans.sort();
-    let newest = scans.pop()?;
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(newest).ok()?).ok()?;
+    scan_in(scans.pop()?.parent()?)
+}
+
+/// Files and bytes to migrate by the scan report in run folder `dir`.
+pub fn scan_in(dir: &Path) -> Option<(u64, u64)> {
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("scan.json")).ok()?).ok()?;
     Some((
         report["files_to_migrate"].as_u64()?,
         report["bytes_to_migrate"].as_u64()?,

@@ -195,6 +195,51 @@ impl VerifyTally {
     }
 }
 
+/// One leg of a speed test: files of one size written or read back.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SpeedLeg {
+    pub files: u64,
+    pub bytes: u64,
+    pub seconds: f64,
+    pub bytes_per_second: f64,
+    pub files_per_second: f64,
+    /// Milliseconds a file took, from the start of its request to its end.
+    pub latency_ms: Latency,
+}
+
+/// Percentiles of a leg's latencies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Latency {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+/// What a speed test measured, each way, and how long a copy of the scanned source would take.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SpeedReport {
+    pub write_small: SpeedLeg,
+    pub write_large: SpeedLeg,
+    pub read_small: SpeedLeg,
+    pub read_large: SpeedLeg,
+    /// Where the test files were, under the target.
+    pub prefix: String,
+    /// The test files were all deleted, and a listing of the prefix found nothing left.
+    pub cleaned_up: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimate: Option<SpeedEstimate>,
+}
+
+/// A copy of the source the last scan saw, at the speeds measured.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct SpeedEstimate {
+    pub files: u64,
+    pub bytes: u64,
+    /// The longer of: every file at the small files' rate, every byte at the large files'.
+    pub seconds: f64,
+}
+
 /// Files and bytes a dry run would have copied.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct WouldCopy {
@@ -232,6 +277,9 @@ pub struct Summary {
     /// What a verification found.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verify: Option<VerifyTally>,
+    /// What a speed test measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub speed_test: Option<SpeedReport>,
     /// Nothing was written: what would have been copied.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dry_run: Option<WouldCopy>,
@@ -302,6 +350,7 @@ impl Summary {
             run_dir: run.dir.display().to_string(),
             true_up: None,
             verify: None,
+            speed_test: None,
             dry_run: None,
             empty_dirs_made: 0,
             uploads_aborted: 0,

@@ -69,6 +69,7 @@ impl CommandKind {
         CommandKind::Confirm,
         CommandKind::Sanitize,
         CommandKind::EmptyFolders,
+        CommandKind::SpeedTest,
         CommandKind::Verify,
     ];
 

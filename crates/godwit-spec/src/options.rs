@@ -182,6 +182,16 @@ pub struct JobOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(max_length = 4096))]
     pub files_from: Option<String>,
+    /// A speed test stops where it is, cleans up and fails with 6090 after this long: `90s`,
+    /// `5m` (default: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 32))]
+    pub max_time: Option<String>,
+    /// A speed test estimates the copy of the source this scan run saw (default: the
+    /// source's last scan, where there is one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 64))]
+    pub from_scan: Option<String>,
     /// A verification takes the source side from the migration's index (what godwit last
     /// copied) instead of reading the source.
     #[serde(default)]

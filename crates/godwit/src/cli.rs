@@ -116,6 +116,21 @@ pub enum Command {
                             were found (AZSM1047; see differences.jsonl)."
     )]
     Verify(VerifyArgs),
+    /// Measure what the path to a target can do: write, read back and delete test files.
+    ///
+    /// Writes 200 files of 64 KiB and 2 of 64 MiB under a temporary prefix of the target
+    /// (.godwit-tmp-speedtest-RUN), reads them back and compares them byte for byte, deletes
+    /// them and checks that nothing is left. Reports MB/s and files/s each way with latency
+    /// percentiles and, given a scan of the source, how long its copy would take.
+    #[command(
+        name = "speed-test",
+        after_help = "Examples:\n  godwit speed-test s3://bucket/share\n  \
+                            godwit speed-test sftp://backup@nas/share --max-time 2m\n  \
+                            godwit speed-test s3://bucket/share --from-scan 20261202T182442Z-1afe --json\n\n\
+                            Exit status: 0 measured; 1 the target could not be used, or --max-time \
+                            ran out (6090; what was measured is still reported); 2 bad arguments."
+    )]
+    SpeedTest(SpeedTestArgs),
     /// List the runs godwit keeps in its state directory, newest first: of one migration
     /// (SOURCE TARGET), or of all.
     ///
@@ -357,6 +372,27 @@ pub struct VerifyArgs {
     pub transfers: Option<u16>,
     #[command(flatten)]
     pub filters: FilterArgs,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SpeedTestArgs {
+    /// The target to measure: a local path, s3://bucket/prefix, az://container/prefix or
+    /// sftp://user@host:port/path.
+    pub target: String,
+    /// Stop after this long, clean up, and fail with 6090: 90s, 5m.
+    #[arg(long, value_name = "DURATION")]
+    pub max_time: Option<String>,
+    /// Estimate the copy of the source this scan run saw (`godwit runs` lists them).
+    #[arg(long, value_name = "RUN_ID")]
+    pub from_scan: Option<String>,
+    /// Files in flight at once [default: 8 to a local target, 16 to a remote store].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub transfers: Option<u16>,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,

@@ -29,6 +29,7 @@ fn main() -> ExitCode {
         Command::Sanitize(args) => commands::sanitize::run(&args),
         Command::EmptyFolders(args) => commands::empty_folders::run(&args),
         Command::Verify(args) => commands::verify::run(&args),
+        Command::SpeedTest(args) => commands::speed_test::run(&args),
         Command::Runs(args) => commands::runs::run(&args),
         Command::Report(args) => commands::runs::report(&args),
         Command::Serve(args) => commands::serve::run(&args),

@@ -774,6 +774,7 @@ fn the_agent_says_what_it_runs_and_runs_sanitize() {
             "confirm",
             "sanitize",
             "empty-folders",
+            "speed-test",
             "verify"
         ],
         "{a}"
@@ -788,6 +789,12 @@ fn the_agent_says_what_it_runs_and_runs_sanitize() {
     let r = w.wait_end(&run, "972");
     assert_eq!(r["counts"]["AZSM0000"], 1, "one name to rename: {r}");
     assert!(src.join("bad?.txt").exists());
+    // A speed test of the migration's target, run by the agent from where it is.
+    let run = w.start(&m, "speed-test", "217");
+    w.wait_end(&run, "212");
+    let rep = w.report(&run);
+    assert_eq!(rep["speed_test"]["write_small"]["files"], 200, "{rep}");
+    assert_eq!(rep["speed_test"]["cleaned_up"], true, "{rep}");
     // No version of godwit runs permissions yet: refused, not accepted and failed later.
     let (s, e) = w.api(
         "POST",

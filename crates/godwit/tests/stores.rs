@@ -982,3 +982,110 @@ fn sftp_verify_finds_a_flipped_byte_a_deleted_and_an_added_file() {
         write(&on_server.join(ADDED), b"extra");
     });
 }
+
+/// `godwit speed-test URL --json ARGS...`: the exit status and the summary.
+fn speed_test_at(
+    s: &Servers,
+    url: &str,
+    state: &Path,
+    args: &[&str],
+) -> (Option<i32>, serde_json::Value) {
+    let out = run(s
+        .godwit()
+        .arg("speed-test")
+        .arg(url)
+        .arg("--state-dir")
+        .arg(state)
+        .arg("--json")
+        .args(args));
+    (out.status.code(), summary(&out))
+}
+
+/// A speed test's figures: every leg moved its files, and the test files are gone.
+fn assert_measured(sum: &serde_json::Value) {
+    let t = &sum["speed_test"];
+    for leg in ["write_small", "read_small"] {
+        assert_eq!(t[leg]["files"], 200, "{leg}: {sum}");
+        assert!(t[leg]["bytes_per_second"].as_f64().unwrap() > 0.0, "{sum}");
+        let l = &t[leg]["latency_ms"];
+        assert!(
+            l["p50"].as_f64().unwrap() <= l["p99"].as_f64().unwrap(),
+            "{sum}"
+        );
+    }
+    for leg in ["write_large", "read_large"] {
+        assert_eq!(t[leg]["bytes"], 2u64 << 26, "{leg}: {sum}");
+    }
+    assert_eq!(t["cleaned_up"], true, "{sum}");
+}
+
+#[test]
+fn s3_speed_test_measures_both_ways_and_leaves_nothing() {
+    let s = servers();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let bucket = unique("speed");
+    s.store(&["mkbucket", &bucket]);
+    let url = format!("s3://{bucket}/share");
+    let (code, sum) = speed_test_at(&s, &url, &state, &[]);
+    assert_eq!(code, Some(0), "{sum}");
+    assert_eq!(sum["status"]["code"], "212", "{sum}");
+    assert_measured(&sum);
+    let left: Vec<String> = serde_json::from_str(&s.store(&["keys", "s3", &bucket, ""])).unwrap();
+    assert!(left.is_empty(), "{left:?}");
+    // Out of time: 6090, nothing left behind either.
+    let (code, sum) = speed_test_at(&s, &url, &state, &["--max-time", "1ms"]);
+    assert_eq!(code, Some(1), "{sum}");
+    assert_eq!(sum["job_error"]["code"], "6090", "{sum}");
+    assert_eq!(sum["speed_test"]["cleaned_up"], true, "{sum}");
+    let left: Vec<String> = serde_json::from_str(&s.store(&["keys", "s3", &bucket, ""])).unwrap();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn sftp_speed_test_measures_both_ways_and_estimates_a_scanned_copy() {
+    let s = servers();
+    let dir = tempfile::tempdir().unwrap();
+    let (src, state) = (dir.path().join("src"), dir.path().join("state"));
+    tree(&src);
+    let out = run(s
+        .godwit()
+        .arg("scan")
+        .arg(&src)
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("--json"));
+    assert_eq!(out.status.code(), Some(0));
+    let scan_runs = run(s
+        .godwit()
+        .args(["runs", "--json", "--state-dir"])
+        .arg(&state));
+    let runs: serde_json::Value = serde_json::from_slice(&scan_runs.stdout).unwrap();
+    let scan_id = runs[0]["run_id"].as_str().unwrap().to_string();
+    let sub = unique("speed");
+    let url = s.sftp_url(&sub);
+    let (code, sum) = speed_test_at(&s, &url, &state, &["--from-scan", &scan_id]);
+    assert_eq!(code, Some(0), "{sum}");
+    assert_measured(&sum);
+    let e = &sum["speed_test"]["estimate"];
+    assert_eq!(e["files"], 43, "{sum}");
+    assert!(e["seconds"].as_f64().unwrap() > 0.0, "{sum}");
+    let on_server = s.sftp_root.join(&sub);
+    let left: Vec<_> = fs::read_dir(&on_server)
+        .map(|d| d.flatten().collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+    // A scan run that is not there: refused before anything is written.
+    let out = run(s
+        .godwit()
+        .arg("speed-test")
+        .arg(&url)
+        .args(["--from-scan", "20990101T000000Z-0000", "--state-dir"])
+        .arg(&state));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("error[800]"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -14,6 +14,7 @@ pub mod sanitize;
 pub mod scan;
 pub mod serve;
 pub(crate) mod shared;
+pub mod speed_test;
 pub mod sync;
 pub mod token;
 pub mod verify;
