@@ -57,23 +57,24 @@ pub enum Command {
     /// --max-delete (9080), when part of the source could not be read (9090), or both (9100);
     /// `godwit confirm RUN_ID` then carries out exactly the reviewed list. A folder that cannot
     /// be read is never taken for deleted.
-    #[command(after_help = "Examples:
-  godwit sync /data/share s3://bucket/share
-                              godwit sync /data/share s3://bucket/share --delete
-                              godwit sync /data/share s3://bucket/share --delete --max-delete 2%
-                              godwit confirm 20261122T153000Z-1a2b
-
-                            Exit status: 0 in step; 1 the job failed or was stopped; 2 bad arguments;                             3 finished, some files failed; 4 paused before deleting: review                             deletes.txt, then confirm.")]
+    #[command(
+        after_help = "Examples:\n  godwit sync /data/share s3://bucket/share\n  \
+                            godwit sync /data/share s3://bucket/share --delete\n  \
+                            godwit sync /data/share s3://bucket/share --delete --max-delete 2%\n  \
+                            godwit confirm 20261122T153000Z-1a2b\n\n\
+                            Exit status: 0 in step; 1 the job failed or was stopped; 2 bad \
+                            arguments; 3 finished, some files failed; 4 paused before deleting: \
+                            review deletes.txt, then confirm."
+    )]
     Sync(SyncArgs),
     /// Carry out the deletions of a true-up that paused for review (9080/9090/9100).
     ///
     /// Deletes exactly the files listed in that run's deletes.txt, each only if the source
     /// still does not hold it: a file re-created since the review is kept. Nothing found after
     /// the review is deleted.
-    #[command(after_help = "Example:
-  godwit confirm 20261122T153000Z-1a2b
-
-                            Exit status: 0 done; 1 failed; 2 no such paused run; 3 some deletions failed.")]
+    #[command(after_help = "Example:\n  godwit confirm 20261122T153000Z-1a2b\n\n\
+                            Exit status: 0 done; 1 failed; 2 no such paused run; 3 some \
+                            deletions failed.")]
     Confirm(ConfirmArgs),
     /// Rename, on the source itself, the names a target cannot hold (a dry run without --apply).
     ///
@@ -81,20 +82,20 @@ pub enum Command {
     /// becomes `_`, extensions are kept) and two names that would become one are told apart by
     /// a stable tag. Every rename is reported in the run folder's sanitize.csv. To rename only
     /// at the target, leaving the source alone, use `copy --sanitize on-the-fly` instead.
-    #[command(after_help = "Examples:
-  godwit sanitize /data/share --target-profile windows
-                              godwit sanitize /data/share --target-profile windows --apply
-
-                            Exit status: 0 done; 1 failed; 2 bad arguments; 3 some names could not                             be renamed (4010).")]
+    #[command(
+        after_help = "Examples:\n  godwit sanitize /data/share --target-profile windows\n  \
+                            godwit sanitize /data/share --target-profile windows --apply\n\n\
+                            Exit status: 0 done; 1 failed; 2 bad arguments; 3 some names could \
+                            not be renamed (4010)."
+    )]
     Sanitize(SanitizeArgs),
     /// Make the source's empty folders exist at the target (folders, or `name/` markers on
     /// object stores), and nothing else.
     #[command(
         name = "empty-folders",
-        after_help = "Example:
-                              godwit empty-folders /data/share s3://bucket/share
-
-                            Exit status: 0 done; 1 failed; 2 bad arguments; 3 some folders could not                             be made (9010)."
+        after_help = "Example:\n  godwit empty-folders /data/share s3://bucket/share\n\n\
+                            Exit status: 0 done; 1 failed; 2 bad arguments; 3 some folders \
+                            could not be made (9010)."
     )]
     EmptyFolders(EmptyFoldersArgs),
     /// Compare the whole target with the whole source, file by file, and report every

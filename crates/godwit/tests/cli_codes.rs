@@ -151,3 +151,40 @@ fn help_and_version_on_every_subcommand() {
     }
     assert_eq!(godwit(&[]).status.code(), Some(2));
 }
+
+#[test]
+fn regression_every_help_reads_as_text_without_stray_runs_of_spaces() {
+    for sub in [
+        "scan",
+        "copy",
+        "sync",
+        "confirm",
+        "sanitize",
+        "empty-folders",
+        "verify",
+        "speed-test",
+        "runs",
+        "report",
+        "serve",
+        "agent",
+        "explain",
+        "codes",
+        "completions",
+    ] {
+        let out = godwit(&[sub, "--help"]);
+        assert_eq!(out.status.code(), Some(0), "{sub}");
+        let help = stdout(&out);
+        assert!(help.contains("Example"), "{sub} --help has examples");
+        for line in help.lines() {
+            let mut text = line.trim_start();
+            if text.starts_with('-') || text.starts_with('[') || text.starts_with('<') {
+                // An option or argument: its name, the column gap clap aligns, its words.
+                text = text.split_once("  ").map_or("", |(_, words)| words.trim_start());
+            }
+            assert!(
+                !text.contains("        "),
+                "{sub} --help: a run of spaces inside a line: {line:?}"
+            );
+        }
+    }
+}
