@@ -189,21 +189,30 @@ fn started_of(run_id: &str) -> String {
     )
 }
 
-/// Whether another process holds the migration's lock (a run of it is going on).
+/// Whether a godwit process holds the migration's lock (a run of it is going on): the lock
+/// file names the last holder's process, which must still be a godwit. Looked up rather than
+/// tried, so that listing runs never keeps a starting run from taking the lock.
 fn is_locked(migration_dir: &Path) -> bool {
-    let Ok(file) = fs::File::options()
-        .write(true)
-        .open(migration_dir.join("lock"))
-    else {
+    let Ok(pid) = fs::read_to_string(migration_dir.join("lock")) else {
         return false;
     };
-    match file.try_lock() {
-        Ok(()) => {
-            let _ = file.unlock();
-            false
-        }
-        Err(_) => true,
-    }
+    let Ok(pid) = pid.trim().parse::<u32>() else {
+        return false;
+    };
+    fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.starts_with("godwit"))
+        && holds_lock(pid, &migration_dir.join("lock"))
+}
+
+/// Whether process `pid` has `lock` open (a process that ended, or a new one with the same
+/// number, does not).
+fn holds_lock(pid: u32, lock: &Path) -> bool {
+    let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        // Not ours to look into: take the name for it.
+        return true;
+    };
+    let lock = lock.canonicalize().unwrap_or_else(|_| lock.to_path_buf());
+    fds.flatten()
+        .any(|fd| fs::read_link(fd.path()).is_ok_and(|target| target == lock))
 }
 
 #[cfg(test)]

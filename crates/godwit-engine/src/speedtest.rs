@@ -61,6 +61,11 @@ pub fn speed_test(
 ) -> Result<SpeedOutcome, JobError> {
     let prefix = format!("{TEMP_PREFIX}speedtest-{run_id}");
     let store = Store::of(dst, rt)?;
+    // A local target made for the test goes with it.
+    let made_root = match dst {
+        Side::Local(root) if !root.exists() => Some(root.clone()),
+        _ => None,
+    };
     let deadline = o.max_time.map(|d| Instant::now() + d);
     let late = || deadline.is_some_and(|d| Instant::now() >= d);
     store
@@ -107,6 +112,9 @@ pub fn speed_test(
     // Whatever happened, the test files go, and a listing says whether they did.
     let removed = store.remove_prefix(&prefix);
     report.cleaned_up = removed.is_ok() && store.left(&prefix) == Some(0);
+    if let Some(root) = made_root {
+        let _ = std::fs::remove_dir(root);
+    }
     result?;
     if !report.cleaned_up {
         let why = removed
@@ -366,6 +374,12 @@ mod tests {
             max_time: None,
         };
         let out = speed_test(&side, None, "t1", &o, &AtomicBool::new(false)).unwrap();
+        let made = Side::Local(dir.path().join("new"));
+        speed_test(&made, None, "t2", &o, &AtomicBool::new(false)).unwrap();
+        assert!(
+            !dir.path().join("new").exists(),
+            "a target made for the test goes with it"
+        );
         let r = &out.report;
         assert_eq!((r.write_small.files, r.read_small.files), (20, 20));
         assert_eq!(

@@ -179,7 +179,9 @@ fn regression_every_help_reads_as_text_without_stray_runs_of_spaces() {
             let mut text = line.trim_start();
             if text.starts_with('-') || text.starts_with('[') || text.starts_with('<') {
                 // An option or argument: its name, the column gap clap aligns, its words.
-                text = text.split_once("  ").map_or("", |(_, words)| words.trim_start());
+                text = text
+                    .split_once("  ")
+                    .map_or("", |(_, words)| words.trim_start());
             }
             assert!(
                 !text.contains("        "),
