@@ -13,11 +13,13 @@ use crate::rules::{Action, Situation, Transition, decide};
 
 /// Carries out `action` on `command` of migration `m`: a new run, QUEUED until its agent takes
 /// it, or a run moved to another state; or the code that refuses it.
+/// `options`: for a start, the whole set of options the run takes instead of the migration's.
 pub async fn apply(
     state: &AppState,
     m: &Migration,
     command: CommandKind,
     action: Action,
+    options: Option<&crate::records::MigrationOptions>,
 ) -> Result<JobRun, DomainError> {
     let active = state.store.active_runs(&m.id).await?;
     let agent = match &m.agent_id {
@@ -39,7 +41,7 @@ pub async fn apply(
     match decide(command, action, &s)? {
         Transition::NewRun => {
             within_limits(state, command, scan.as_ref()).await?;
-            let run = state.store.create_run(&m.id, command).await?;
+            let run = state.store.create_run(&m.id, command, options).await?;
             // Delivered now if the agent is connected; else when it connects (the run is
             // stored QUEUED either way).
             deliver(state, m, &run).await;

@@ -101,7 +101,11 @@ pub fn command_message(d: &Delivery) -> ToAgent {
         command: d.run.command,
         source: d.source_uri.clone(),
         target: d.target_uri.clone(),
-        options: d.migration.options.clone(),
+        options: d
+            .run
+            .options
+            .clone()
+            .unwrap_or_else(|| d.migration.options.clone()),
     }))
 }
 

@@ -77,6 +77,10 @@ pub struct JobRun {
     /// Files per status code, as the agent last reported them.
     #[schema(value_type = Object)]
     pub counts: serde_json::Value,
+    /// The options the run was started with, when its command request changed some of the
+    /// migration's; absent: the migration's own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub options: Option<MigrationOptions>,
     pub created_ms: i64,
     pub started_ms: Option<i64>,
     pub ended_ms: Option<i64>,

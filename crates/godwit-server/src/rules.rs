@@ -269,6 +269,7 @@ mod tests {
             files_failed: 0,
             bytes_per_second: 0.0,
             counts: serde_json::Value::Null,
+            options: None,
             created_ms: 0,
             started_ms: None,
             ended_ms: None,

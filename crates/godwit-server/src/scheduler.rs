@@ -42,7 +42,7 @@ pub async fn fire_due(state: &AppState) -> usize {
         let Ok(m) = state.store.get_migration(&s.migration_id).await else {
             continue;
         };
-        if let Err(e) = crate::commands::apply(state, &m, s.command, Action::Start).await
+        if let Err(e) = crate::commands::apply(state, &m, s.command, Action::Start, None).await
             && !e.is_not_found()
         {
             let _ = state.store.refused_run(&m.id, s.command, &e).await;

@@ -254,7 +254,7 @@ async fn bad_messages_get_their_code_and_the_connection_stays() {
         .unwrap();
     let run = s
         .store
-        .create_run(&m.id, godwit_spec::CommandKind::Scan)
+        .create_run(&m.id, godwit_spec::CommandKind::Scan, None)
         .await
         .unwrap();
     let report = ToServer::Result {
@@ -311,7 +311,7 @@ async fn queued_commands_are_delivered_on_connect_and_taken() {
     // Queued while the agent is away.
     let run = s
         .store
-        .create_run(&m.id, godwit_spec::CommandKind::Scan)
+        .create_run(&m.id, godwit_spec::CommandKind::Scan, None)
         .await
         .unwrap();
     let mut ws = s.open(&s.token(Role::Agent, Some(&agent.id)).await).await;

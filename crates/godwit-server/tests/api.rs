@@ -991,7 +991,7 @@ on_both_stores!(limits_and_schedules, |a: Api| async move {
     // A scan that found more than one job takes: 629, then 640.
     let scan = a
         .store
-        .create_run(&mid, godwit_spec::CommandKind::Scan)
+        .create_run(&mid, godwit_spec::CommandKind::Scan, None)
         .await
         .unwrap();
     a.store
@@ -1015,7 +1015,7 @@ on_both_stores!(limits_and_schedules, |a: Api| async move {
     assert_error(s, &e, 422, "629");
     let scan = a
         .store
-        .create_run(&mid, godwit_spec::CommandKind::Scan)
+        .create_run(&mid, godwit_spec::CommandKind::Scan, None)
         .await
         .unwrap();
     a.store

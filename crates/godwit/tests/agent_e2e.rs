@@ -972,11 +972,43 @@ fn the_agent_and_the_command_line_give_the_same_results_for_the_same_job() {
 
     // Verify: the same at both, then the same difference found by both (a file someone else
     // wrote at each target), with the same codes.
-    let (code, summary) = cli(&["verify", s, d, "--exclude", "*.tmp"]);
+    // With checksums: options of this run only, laid over the migration's.
+    let (code, summary) = cli(&["verify", s, d, "--exclude", "*.tmp", "--checksum"]);
     assert_eq!(code, Some(0), "{summary}");
-    let verify = w.start(&m, "verify", "247");
+    let commands = format!("/v1/migrations/{m}/commands");
+    let (st, r) = w.api(
+        "POST",
+        &commands,
+        Some(json!({"command": "verify", "action": "start", "options": {"checksum": true}})),
+    );
+    assert_eq!(
+        (st, r["status"]["code"].clone()),
+        (202, json!("247")),
+        "{r}"
+    );
+    assert_eq!(r["options"]["checksum"], true, "{r}");
+    assert_eq!(r["options"]["filters"]["exclude"], json!(["*.tmp"]), "{r}");
+    let verify = r["id"].as_str().unwrap().to_string();
     w.wait_end(&verify, "242");
-    both("verify", summary, w.report(&verify));
+    assert_eq!(w.report(&verify)["verify"]["checksum"], true);
+    both("verify --checksum", summary, w.report(&verify));
+    let (_, m_now) = w.api("GET", &format!("/v1/migrations/{m}"), None);
+    assert!(
+        m_now["options"].get("checksum").is_none_or(|c| c == false),
+        "the migration keeps its own: {m_now}"
+    );
+    for bad in [
+        json!({"command": "verify", "action": "start", "options": {"checksumm": true}}),
+        json!({"command": "verify", "action": "start", "options": [1]}),
+        json!({"command": "verify", "action": "stop", "options": {"checksum": true}}),
+    ] {
+        let (st, e) = w.api("POST", &commands, Some(bad.clone()));
+        assert_eq!(
+            (st, e["error_code"].clone()),
+            (422, json!("605")),
+            "{bad}: {e}"
+        );
+    }
     write(&cli_dst.join("d0/stray.bin"), b"not from the source");
     write(&agent_dst.join("d0/stray.bin"), b"not from the source");
     let (code, summary) = cli(&["verify", s, d, "--exclude", "*.tmp"]);

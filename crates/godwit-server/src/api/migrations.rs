@@ -50,6 +50,11 @@ pub struct CommandRequest {
     /// start, stop, pause, resume
     #[schema(pattern = "^(start|stop|pause|resume)$")]
     pub action: String,
+    /// For a start: options this run takes instead of the migration's (`{"checksum": true}`
+    /// for a verification that hashes both sides); the others stay the migration's.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub options: Option<serde_json::Value>,
 }
 
 /// A new schedule.
@@ -265,8 +270,34 @@ pub async fn command(
     let command = api_command(&req.command)?;
     let action = Action::parse(&req.action)
         .ok_or_else(|| ApiError::invalid("action: start, stop, pause or resume"))?;
-    let run = crate::commands::apply(&state, &m, command, action).await?;
+    let options = match req.options {
+        None => None,
+        Some(_) if action != Action::Start => {
+            return Err(ApiError::invalid("options: only a start takes options"));
+        }
+        Some(changes) => Some(run_options(&m.options, changes)?),
+    };
+    let run = crate::commands::apply(&state, &m, command, action, options.as_ref()).await?;
     Ok((StatusCode::ACCEPTED, Json(run)))
+}
+
+/// The migration's options with `changes` (a JSON object of options) laid over them, checked
+/// as a migration's are.
+fn run_options(
+    base: &MigrationOptions,
+    changes: serde_json::Value,
+) -> Result<MigrationOptions, ApiError> {
+    let serde_json::Value::Object(changes) = changes else {
+        return Err(ApiError::invalid("options: an object of job options"));
+    };
+    let mut merged = serde_json::to_value(base).map_err(|e| ApiError::invalid(e.to_string()))?;
+    if let Some(o) = merged.as_object_mut() {
+        o.extend(changes);
+    }
+    let options: MigrationOptions =
+        serde_json::from_value(merged).map_err(|e| ApiError::invalid(format!("options: {e}")))?;
+    check_options(&options)?;
+    Ok(options)
 }
 
 /// Whether the migration's true-up is paused for a review of its deletions (9080, 9090, 9100).

@@ -10,7 +10,8 @@ use super::{DomainError, Store, count_of, failed, new_id, now_ms, plausible_id};
 use crate::records::*;
 
 const RUN_COLUMNS: &str = "id, migration_id, command, state, status_code, error_code, error_params, \
-     files, bytes, files_failed, created_ms, started_ms, ended_ms, updated_ms, bytes_per_second, counts";
+     files, bytes, files_failed, created_ms, started_ms, ended_ms, updated_ms, bytes_per_second, counts, \
+     options";
 /// A row's `command`, which only godwit writes.
 pub(super) fn command_column(r: &AnyRow) -> Result<CommandKind, sqlx::Error> {
     let text: String = r.try_get("command")?;
@@ -49,6 +50,9 @@ fn run_of(r: &AnyRow) -> Result<JobRun, sqlx::Error> {
             .try_get::<Option<String>, _>("counts")?
             .and_then(|c| serde_json::from_str(&c).ok())
             .unwrap_or(serde_json::Value::Object(Default::default())),
+        options: r
+            .try_get::<Option<String>, _>("options")?
+            .and_then(|o| serde_json::from_str(&o).ok()),
         created_ms: r.try_get("created_ms")?,
         started_ms: r.try_get("started_ms")?,
         ended_ms: r.try_get("ended_ms")?,
@@ -72,23 +76,28 @@ pub fn status_code(command: CommandKind, state: State) -> Result<Code, DomainErr
 }
 
 impl Store {
+    /// A new QUEUED run of `command`; `options`: the whole set it runs with, when it is not
+    /// the migration's own.
     pub async fn create_run(
         &self,
         migration_id: &str,
         command: CommandKind,
+        options: Option<&MigrationOptions>,
     ) -> Result<JobRun, DomainError> {
         let id = new_id();
         let status = status_code(command, State::Queued)?;
         let now = now_ms();
+        let options = options.map(|o| serde_json::to_string(o).unwrap_or_default());
         sqlx::query(&format!(
             "INSERT INTO job_runs ({RUN_COLUMNS}) VALUES \
-             ($1, $2, $3, 'QUEUED', $4, NULL, NULL, 0, 0, 0, $5, NULL, NULL, $5, NULL, NULL)"
+             ($1, $2, $3, 'QUEUED', $4, NULL, NULL, 0, 0, 0, $5, NULL, NULL, $5, NULL, NULL, $6)"
         ))
         .bind(&id)
         .bind(migration_id)
         .bind(command.as_str())
         .bind(status.id())
         .bind(now)
+        .bind(options)
         .execute(&self.pool)
         .await
         .map_err(|e| failed(Code::DB_ERR_CREATE_DOC, "job run", "", &e.to_string()))?;
@@ -374,7 +383,7 @@ impl Store {
         command: CommandKind,
         error: &DomainError,
     ) -> Result<JobRun, DomainError> {
-        let run = self.create_run(migration_id, command).await?;
+        let run = self.create_run(migration_id, command, None).await?;
         let params = serde_json::Value::Object(
             error
                 .params
