@@ -92,7 +92,7 @@ pub fn speed_test(
         }
         let kind = if i % 2 == 0 { "small" } else { "large" };
         let names: Vec<String> = (0..files).map(|n| format!("{prefix}/{kind}-{n}")).collect();
-        let leg = run_leg(&store, way, &names, size, &data, o.workers, &late, stop);
+        let leg = run_leg(&store, way, &names, size, &data, o.workers, deadline, stop);
         match leg {
             Ok((leg, cut)) => {
                 timed_out |= cut && late();
@@ -151,9 +151,10 @@ fn run_leg(
     size: usize,
     data: &Bytes,
     workers: usize,
-    late: &(dyn Fn() -> bool + Sync),
+    deadline: Option<Instant>,
     stop: &AtomicBool,
 ) -> Result<(SpeedLeg, bool), String> {
+    let late = || deadline.is_some_and(|d| Instant::now() >= d);
     let next = AtomicUsize::new(0);
     let latencies = Mutex::new(Vec::with_capacity(names.len()));
     let failure: Mutex<Option<String>> = Mutex::new(None);
@@ -177,15 +178,15 @@ fn run_leg(
                     let body = data.slice(offset..offset + size);
                     let t = Instant::now();
                     let done = match way {
-                        Way::Write => store.put(name, body),
-                        Way::Read => store.get(name).and_then(|got| {
+                        Way::Write => store.put(name, body, deadline),
+                        Way::Read => store.get(name, deadline).and_then(|got| {
                             if got == body {
                                 Ok(())
                             } else {
-                                Err(format!(
+                                Err(Some(format!(
                                     "{name} read back {} bytes that differ from the {size} written",
                                     got.len()
-                                ))
+                                )))
                             }
                         }),
                     };
@@ -196,7 +197,12 @@ fn run_leg(
                                 l.push(ms);
                             }
                         }
-                        Err(why) => {
+                        // Out of time in the middle of a file: it is not counted.
+                        Err(None) => {
+                            cut.store(true, Ordering::Relaxed);
+                            break;
+                        }
+                        Err(Some(why)) => {
                             if let Ok(mut f) = failure.lock() {
                                 f.get_or_insert(why);
                             }
@@ -255,6 +261,20 @@ fn noise(len: usize) -> Bytes {
     Bytes::from(out)
 }
 
+/// `work`, unless `deadline` comes first (then Err(None)).
+async fn until<T>(
+    deadline: Option<Instant>,
+    work: impl std::future::Future<Output = Result<T, String>>,
+) -> Result<T, Option<String>> {
+    match deadline {
+        None => work.await.map_err(Some),
+        Some(d) => match tokio::time::timeout_at(d.into(), work).await {
+            Ok(done) => done.map_err(Some),
+            Err(_) => Err(None),
+        },
+    }
+}
+
 /// The target, for the few things a speed test does with it.
 enum Store<'a> {
     Local(&'a std::path::Path),
@@ -285,10 +305,18 @@ impl<'a> Store<'a> {
         }
     }
 
-    fn put(&self, name: &str, body: Bytes) -> Result<(), String> {
+    /// Writes `body` at `name`; Err(None) when `deadline` came first.
+    fn put(
+        &self,
+        name: &str,
+        body: Bytes,
+        deadline: Option<Instant>,
+    ) -> Result<(), Option<String>> {
         match self {
-            Store::Local(root) => std::fs::write(root.join(name), &body).map_err(|e| e.to_string()),
-            Store::Remote(r, rt) => rt.block_on(async {
+            Store::Local(root) => {
+                std::fs::write(root.join(name), &body).map_err(|e| Some(e.to_string()))
+            }
+            Store::Remote(r, rt) => rt.block_on(until(deadline, async {
                 match &r.sftp {
                     Some(sftp) => {
                         let mut file = sftp.create(name).await.map_err(|e| e.to_string())?;
@@ -305,19 +333,22 @@ impl<'a> Store<'a> {
                             .map_err(|e| e.to_string())
                     }
                 }
-            }),
+            })),
         }
     }
 
-    fn get(&self, name: &str) -> Result<Bytes, String> {
+    /// Reads `name`; Err(None) when `deadline` came first.
+    fn get(&self, name: &str, deadline: Option<Instant>) -> Result<Bytes, Option<String>> {
         match self {
             Store::Local(root) => std::fs::read(root.join(name))
                 .map(Bytes::from)
-                .map_err(|e| e.to_string()),
-            Store::Remote(r, rt) => rt
-                .block_on(r.op.read(name))
-                .map(|b| b.to_bytes())
-                .map_err(|e| e.to_string()),
+                .map_err(|e| Some(e.to_string())),
+            Store::Remote(r, rt) => rt.block_on(until(deadline, async {
+                r.op.read(name)
+                    .await
+                    .map(|b| b.to_bytes())
+                    .map_err(|e| e.to_string())
+            })),
         }
     }
 
