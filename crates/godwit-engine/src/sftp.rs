@@ -18,7 +18,7 @@ use opendal::ErrorKind;
 use openssh_sftp_client::error::SftpErrorKind;
 use openssh_sftp_client::file::TokioCompatFile;
 use openssh_sftp_client::metadata::MetaDataBuilder;
-use openssh_sftp_client::openssh::{KnownHosts, SessionBuilder};
+use openssh_sftp_client::openssh::{ControlPersist, KnownHosts, SessionBuilder};
 use openssh_sftp_client::{Error as SftpError, Sftp, SftpOptions, UnixTimeStamp};
 use tokio::io::AsyncWriteExt;
 
@@ -92,6 +92,11 @@ impl SftpTarget {
         }
         b.known_hosts_check(KnownHosts::Strict);
         b.server_alive_interval(Duration::from_secs(15));
+        // The ssh master runs in the background: once idle for a minute it goes, so one left
+        // by a godwit that was killed (kill -9, a crash) does not stay for good.
+        b.control_persist(ControlPersist::IdleFor(
+            std::num::NonZeroUsize::new(60).unwrap_or(std::num::NonZeroUsize::MIN),
+        ));
         let ssh = b.connect(&self.endpoint).await.map_err(|e| {
             opendal::Error::new(ErrorKind::Unexpected, "ssh error")
                 .set_source(e)
