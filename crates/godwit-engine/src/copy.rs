@@ -764,15 +764,8 @@ fn target_full(ctx: &Ctx<'_>, entry: &Entry) {
     let Side::Local(root) = ctx.dst else {
         return;
     };
-    let free = rustix::fs::statvfs(root).map_or(0, |v| v.f_bavail.saturating_mul(v.f_frsize));
-    let error = JobError::new(
-        Code::DISK_SPACE_NOT_ENOUGH_ERROR,
-        &[
-            ("free", &crate::record::human_bytes(free)),
-            ("path", &root.display().to_string()),
-            ("needed", &crate::record::human_bytes(entry.size)),
-        ],
-    );
+    let free = crate::precheck::free_at(root).unwrap_or(0);
+    let error = crate::precheck::no_room(root, free, entry.size);
     ctx.stop.store(true, Ordering::Relaxed);
     ctx.failure
         .lock()

@@ -9,7 +9,6 @@ use godwit_codes::Code;
 use serde::Serialize;
 
 use crate::error::JobError;
-use crate::location::Location;
 
 /// One run, as its folder tells it.
 #[derive(Debug, Clone, Serialize)]
@@ -37,15 +36,6 @@ pub struct RunInfo {
     pub source: String,
     pub target: String,
     pub run_dir: String,
-}
-
-/// The id of the migration of `source` to `target` (the one `Migration::open` takes).
-pub fn migration_id(source: &Location, target: Option<&Location>) -> String {
-    let key = format!(
-        "{source}\0{}",
-        target.map(|t| t.to_string()).unwrap_or_default()
-    );
-    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(key.as_bytes()))
 }
 
 /// Every run under `state_dir` (or only migration `only`'s), newest first.
@@ -232,7 +222,7 @@ mod tests {
     #[test]
     fn runs_are_listed_newest_first_and_a_killed_run_has_no_state() {
         let dir = tempfile::tempdir().unwrap();
-        let src = Location::Local("/src".into());
+        let src = crate::location::Location::Local("/src".into());
         let m = crate::state::Migration::open(dir.path(), &src, None).unwrap();
         let first = m.new_run("copy").unwrap();
         std::fs::write(
@@ -250,7 +240,7 @@ mod tests {
         assert_eq!(listed[1].state.as_deref(), Some("SUCCEEDED"));
         assert_eq!(listed[1].files_failed, 1);
         drop(m);
-        let listed = runs(dir.path(), Some(&migration_id(&src, None)));
+        let listed = runs(dir.path(), Some(&crate::state::migration_id(&src, None)));
         assert_eq!(listed[0].state, None, "ended without a summary");
         assert!(runs(dir.path(), Some("other")).is_empty());
         assert_eq!(find_run(dir.path(), &first.id).unwrap(), first.dir);

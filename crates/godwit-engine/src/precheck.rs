@@ -17,7 +17,7 @@ const STATE_BYTES_A_FILE: u64 = 512;
 
 /// Files and bytes the newest scan of `source` under `state_dir` found to migrate.
 pub fn last_scan(state_dir: &Path, source: &Location) -> Option<(u64, u64)> {
-    let id = crate::history::migration_id(source, None);
+    let id = crate::state::migration_id(source, None);
     let runs = state_dir.join("migrations").join(id).join("runs");
     let mut scans: Vec<_> = std::fs::read_dir(runs)
         .ok()?
@@ -67,24 +67,26 @@ pub fn file_handles(transfers: usize) -> Result<(), JobError> {
 
 /// Room at `dir` for `needed` bytes (6080 otherwise).
 pub fn room(dir: &Path, needed: u64) -> Result<(), JobError> {
-    let Some(free) = free_at(dir) else {
-        return Ok(());
-    };
-    if free >= needed {
-        return Ok(());
+    match free_at(dir) {
+        Some(free) if free < needed => Err(no_room(dir, free, needed)),
+        _ => Ok(()),
     }
-    Err(JobError::new(
+}
+
+/// 6080: only `free` bytes at `dir`, `needed` wanted.
+pub(crate) fn no_room(dir: &Path, free: u64, needed: u64) -> JobError {
+    JobError::new(
         Code::DISK_SPACE_NOT_ENOUGH_ERROR,
         &[
             ("free", &human_bytes(free)),
             ("path", &dir.display().to_string()),
             ("needed", &human_bytes(needed)),
         ],
-    ))
+    )
 }
 
 /// Bytes free to this user at `dir`, or at the nearest folder above it that exists.
-fn free_at(dir: &Path) -> Option<u64> {
+pub(crate) fn free_at(dir: &Path) -> Option<u64> {
     let existing = dir.ancestors().find(|d| d.exists())?;
     let v = rustix::fs::statvfs(existing).ok()?;
     Some(v.f_bavail.saturating_mul(v.f_frsize))

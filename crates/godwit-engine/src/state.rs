@@ -32,6 +32,16 @@ pub fn private_dir(dir: &Path) -> std::io::Result<()> {
         .create(dir)
 }
 
+/// The id of the migration of `source` to `target`: derived from the two, so the same command
+/// finds the same migration.
+pub fn migration_id(source: &Location, target: Option<&Location>) -> String {
+    let key = format!(
+        "{source}\0{}",
+        target.map(|t| t.to_string()).unwrap_or_default()
+    );
+    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(key.as_bytes()))
+}
+
 /// One migration's folder under the state directory, locked for as long as this value lives.
 #[derive(Debug)]
 pub struct Migration {
@@ -48,7 +58,7 @@ impl Migration {
         source: &Location,
         target: Option<&Location>,
     ) -> Result<Self, JobError> {
-        let id = crate::history::migration_id(source, target);
+        let id = migration_id(source, target);
         let dir = state_dir.join("migrations").join(&id);
         let path = dir.display().to_string();
         private_dir(&dir).map_err(|e| {

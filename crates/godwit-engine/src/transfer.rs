@@ -969,6 +969,19 @@ async fn pump(
     Ok((written, hasher.map_or(0, |h| h.digest128())))
 }
 
+/// The xxh3-128 of everything `input` holds, read through `buf`.
+pub(crate) fn hash_all(input: &mut impl Read, buf: &mut [u8]) -> io::Result<u128> {
+    let mut h = Xxh3::new();
+    loop {
+        match input.read(buf) {
+            Ok(0) => return Ok(h.digest128()),
+            Ok(n) => h.update(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 fn verify_local(ctx: &Ctx<'_>, tmp: &Path, written: u64, hash: u128) -> Result<(), FileError> {
     if ctx.options.verify == Verify::None {
         return Ok(());
@@ -981,16 +994,8 @@ fn verify_local(ctx: &Ctx<'_>, tmp: &Path, written: u64, hash: u128) -> Result<(
     }
     if ctx.options.verify == Verify::Full {
         let mut f = File::open(tmp).map_err(|e| FileError::write(&e))?;
-        let mut h = Xxh3::new();
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            match f.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => h.update(&buf[..n]),
-                Err(e) => return Err(FileError::write(&e)),
-            }
-        }
-        if h.digest128() != hash {
+        let read = hash_all(&mut f, &mut vec![0u8; 1 << 20]).map_err(|e| FileError::write(&e))?;
+        if read != hash {
             return Err(FileError::mismatch(
                 "the checksum read back from the target differs from the source's".into(),
             ));

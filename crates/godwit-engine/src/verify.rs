@@ -13,7 +13,7 @@
 //! and hashed (xxh3-128, streamed), and size and content decide.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, BufWriter, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -860,23 +860,16 @@ fn hash_of(
     rel: &[u8],
     buf: &mut [u8],
 ) -> Result<u128, String> {
-    let mut h = Xxh3::new();
     match side {
         Side::Local(root) => {
             let mut f =
                 File::open(root.join(std::ffi::OsStr::from_bytes(rel))).map_err(|e| reason(&e))?;
-            loop {
-                match f.read(buf) {
-                    Ok(0) => break,
-                    Ok(n) => h.update(&buf[..n]),
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(reason(&e)),
-                }
-            }
+            crate::transfer::hash_all(&mut f, buf).map_err(|e| reason(&e))
         }
         Side::Remote(r) => {
             let rt = rt.ok_or("a remote store without a runtime (a bug in godwit)")?;
             let key = std::str::from_utf8(rel).map_err(|_| "the name is not UTF-8".to_string())?;
+            let mut h = Xxh3::new();
             rt.block_on(async {
                 let reader = r.op.reader_with(key).chunk(8 << 20).await?;
                 let mut stream = reader.into_bytes_stream(..).await?;
@@ -886,9 +879,9 @@ fn hash_of(
                 Ok::<(), io::Error>(())
             })
             .map_err(|e| e.to_string())?;
+            Ok(h.digest128())
         }
     }
-    Ok(h.digest128())
 }
 
 /// The copy log and the list of differences, written together, and the tally.

@@ -18,7 +18,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use support::proxy::{Fault, Proxy};
-use support::{assert_same_tree, godwit, is_root, run, summary, text, write};
+use support::{SmallDisk, assert_same_tree, godwit, is_root, run, summary, text, write};
 
 fn var(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("{name}: run `bash scripts/test.sh`"))
@@ -441,13 +441,7 @@ fn a_pre_check_refuses_a_target_too_small_before_writing_anything() {
         .arg("--state-dir")
         .arg(&state));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    fs::create_dir_all(&dst).unwrap();
-    let out = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
-        .arg(&dst)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "mount: {}", text(&out.stderr));
+    let disk = SmallDisk::mount(&dst);
     let out = run(godwit()
         .arg("copy")
         .arg(&src)
@@ -460,7 +454,7 @@ fn a_pre_check_refuses_a_target_too_small_before_writing_anything() {
         .flatten()
         .map(|e| e.file_name())
         .collect();
-    let _ = Command::new("umount").arg(&dst).status();
+    drop(disk);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let sum = summary(&out);
     assert_eq!(sum["job_error"]["code"], "6080", "{sum}");

@@ -11,28 +11,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::{as_unprivileged, assert_same_tree, copylog, godwit, run, summary, text, write};
-
-struct Dirs {
-    _tmp: tempfile::TempDir,
-    root: PathBuf,
-    src: PathBuf,
-    dst: PathBuf,
-    state: PathBuf,
-}
-
-fn dirs() -> Dirs {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().to_path_buf();
-    fs::set_permissions(&root, fs::Permissions::from_mode(0o777)).unwrap();
-    Dirs {
-        src: root.join("src"),
-        dst: root.join("dst"),
-        state: root.join("state"),
-        root,
-        _tmp: tmp,
-    }
-}
+use support::{
+    Dirs, as_unprivileged, assert_same_tree, copylog, dirs, godwit, run, summary, text, write,
+};
 
 /// `godwit sync SRC DST --state-dir STATE --json ARGS...` run by `cmd`.
 fn sync_with(mut cmd: Command, d: &Dirs, args: &[&str]) -> (Option<i32>, serde_json::Value) {

@@ -11,32 +11,11 @@ use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
-use support::{as_unprivileged, godwit, run, summary, text, write};
-
-struct Dirs {
-    _tmp: tempfile::TempDir,
-    root: PathBuf,
-    src: PathBuf,
-    dst: PathBuf,
-    state: PathBuf,
-}
-
-fn dirs() -> Dirs {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().to_path_buf();
-    fs::set_permissions(&root, fs::Permissions::from_mode(0o777)).unwrap();
-    Dirs {
-        src: root.join("src"),
-        dst: root.join("dst"),
-        state: root.join("state"),
-        root,
-        _tmp: tmp,
-    }
-}
+use support::{Dirs, as_unprivileged, dirs, godwit, run, summary, text, write};
 
 /// A source of a few folders, an empty file, and names that are not plain: a newline, bytes
 /// that are not UTF-8, spaces and accents.

@@ -13,27 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{assert_same_tree, copylog, godwit, is_root, run, summary, text, write};
-
-struct Dirs {
-    _tmp: tempfile::TempDir,
-    src: PathBuf,
-    dst: PathBuf,
-    state: PathBuf,
-    root: PathBuf,
-}
-
-fn dirs() -> Dirs {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().to_path_buf();
-    Dirs {
-        src: root.join("src"),
-        dst: root.join("dst"),
-        state: root.join("state"),
-        root,
-        _tmp: tmp,
-    }
-}
+use support::{
+    Dirs, SmallDisk, assert_same_tree, copylog, dirs, godwit, run, summary, text, write,
+};
 
 /// `godwit COMMAND SRC DST --state-dir STATE --json ARGS...`
 fn job(d: &Dirs, command: &str, args: &[&str]) -> Output {
@@ -253,32 +235,6 @@ fn regression_two_state_directories_copying_into_one_target_share_no_temporary_f
         .filter(|e| e.file_name().to_string_lossy().starts_with(".godwit-tmp-"))
         .collect();
     assert!(left.is_empty(), "{left:?}");
-}
-
-/// A 1 MiB file system mounted at `at` for as long as the value lives.
-struct SmallDisk(PathBuf);
-
-impl SmallDisk {
-    fn mount(at: &Path) -> SmallDisk {
-        assert!(
-            is_root(),
-            "this test mounts a small tmpfs as the target, which needs root (CI runs as root)"
-        );
-        fs::create_dir_all(at).unwrap();
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
-            .arg(at)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "mount: {}", text(&out.stderr));
-        SmallDisk(at.to_path_buf())
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
 }
 
 #[test]

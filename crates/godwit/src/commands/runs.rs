@@ -25,7 +25,7 @@ pub fn run(args: &RunsArgs) -> anyhow::Result<ExitStatus> {
                 Ok(t) => t,
                 Err(e) => return Ok(report_error(&e)),
             };
-            Some(history::migration_id(&source, target.as_ref()))
+            Some(godwit_engine::state::migration_id(&source, target.as_ref()))
         }
         None => None,
     };

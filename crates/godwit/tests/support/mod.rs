@@ -5,7 +5,7 @@ pub mod proxy;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// `godwit` with a clean environment for what it reads.
@@ -98,4 +98,53 @@ pub fn as_unprivileged(dir: &Path) -> Command {
         .env("NO_COLOR", "1")
         .env_remove("GODWIT_STATE_DIR");
     c
+}
+
+/// A source, a target and a state directory in a temporary folder open to everyone (so that
+/// [`as_unprivileged`] runs can use it), removed with the value.
+pub struct Dirs {
+    pub _tmp: tempfile::TempDir,
+    pub root: PathBuf,
+    pub src: PathBuf,
+    pub dst: PathBuf,
+    pub state: PathBuf,
+}
+
+pub fn dirs() -> Dirs {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().to_path_buf();
+    fs::set_permissions(&root, fs::Permissions::from_mode(0o777)).unwrap();
+    Dirs {
+        src: root.join("src"),
+        dst: root.join("dst"),
+        state: root.join("state"),
+        root,
+        _tmp: tmp,
+    }
+}
+
+/// A 1 MiB file system mounted at `at` for as long as the value lives.
+pub struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    pub fn mount(at: &Path) -> SmallDisk {
+        assert!(
+            is_root(),
+            "this test mounts a small tmpfs as the target, which needs root (CI runs as root)"
+        );
+        fs::create_dir_all(at).unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+            .arg(at)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "mount: {}", text(&out.stderr));
+        SmallDisk(at.to_path_buf())
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
 }
