@@ -710,6 +710,22 @@ fn handle(ctx: &Ctx<'_>, event: Event, progress: &Progress, out: &mut Vec<Msg>) 
 /// Sends one file, trying again (at most [`FILE_ATTEMPTS`], with backoff and jitter) when the
 /// failure says a new attempt may work; returns its final record.
 pub(crate) fn transfer_with_retries(ctx: &Ctx<'_>, entry: Entry, seen: IndexEntry) -> Done {
+    // With `--backup-dir`, what the target holds at this place is kept before it is replaced;
+    // a file that cannot be kept is not replaced.
+    let kept = match &ctx.options.backup {
+        Some(backup) => match backup.keep(ctx.rt.as_ref(), entry.target_rel()) {
+            Ok(kept) => kept,
+            Err(why) => {
+                let shown = backup.shown_of(entry.target_rel());
+                return no_copy(
+                    &entry,
+                    Code::AZSM2080,
+                    &[("backup", &shown), ("reason", &why)],
+                );
+            }
+        },
+        None => None,
+    };
     let mut attempts = 0;
     loop {
         attempts += 1;
@@ -727,6 +743,7 @@ pub(crate) fn transfer_with_retries(ctx: &Ctx<'_>, entry: Entry, seen: IndexEntr
                 record.target_path = entry.target.as_deref().map(crate::record::display_path);
                 record.attempts = attempts;
                 record.checksum = (hash != 0).then(|| format!("xxh3-128:{hash:032x}"));
+                record.backup = kept.map(|k| k.shown);
                 let index = IndexEntry { hash, ..seen };
                 return Done {
                     record,
@@ -747,6 +764,12 @@ pub(crate) fn transfer_with_retries(ctx: &Ctx<'_>, entry: Entry, seen: IndexEntr
         }
         if failure.no_space {
             target_full(ctx, &entry);
+        }
+        if let (Some(backup), Some(k)) = (&ctx.options.backup, &kept)
+            && k.moved
+        {
+            // Moved away to be replaced, and not replaced: back where it was.
+            backup.put_back(ctx.rt.as_ref(), entry.target_rel());
         }
         if let Some(key) = crate::decide::link_key(ctx, &entry) {
             ctx.link_done(key, None);

@@ -71,6 +71,9 @@ pub struct CopyOptions {
     pub spot_check: u32,
     /// `--hard-links`: a source file's other names are hard links at a local target.
     pub hard_links: bool,
+    /// `--backup-dir`: what the run replaces at the target is kept there first (set by the
+    /// job runner once the run has its id; see `backup.rs`).
+    pub backup: Option<std::sync::Arc<crate::backup::Backup>>,
 }
 
 impl Default for CopyOptions {
@@ -96,6 +99,7 @@ impl Default for CopyOptions {
             moves: false,
             spot_check: godwit_spec::options::DEFAULT_SPOT_CHECK,
             hard_links: false,
+            backup: None,
         }
     }
 }
@@ -140,6 +144,7 @@ impl CopyOptions {
             moves: sync && o.sync_deletes && !compare_target,
             spot_check: o.spot_checks(),
             hard_links: o.hard_links,
+            backup: None,
         })
     }
 }

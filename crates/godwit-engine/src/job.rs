@@ -10,6 +10,7 @@ use godwit_codes::{Code, State};
 use godwit_spec::{CommandKind, JobOptions, Location, MaxDelete, SanitizeMode, StoreKind};
 
 use crate::backend::Side;
+use crate::backup::{BACKUP_FILE, Backup};
 use crate::ctx::{CopyOptions, CopyOutcome, Progress};
 use crate::error::{JobError, reason};
 use crate::index::Index;
@@ -147,6 +148,7 @@ fn run_command(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError>
         CommandKind::Confirm => confirm_job(spec, control),
         CommandKind::Sanitize => sanitize_job(spec, control),
         CommandKind::Verify => verify_job(spec, control),
+        CommandKind::Undo => undo_job(spec, control),
         CommandKind::SpeedTest => speed_test_job(spec, control),
         CommandKind::Permissions | CommandKind::SimulatePermissions => Err(JobError::new(
             Code::INVALID_COMMAND_ERROR,
@@ -182,6 +184,7 @@ fn write_sides(run: &Run, source: &Location, target: &Location, o: &JobOptions) 
         source: source.to_string(),
         target: target.to_string(),
         compare_target: o.compare == godwit_spec::Compare::Target,
+        backup_dir: o.backup_dir.clone(),
     };
     let _ = std::fs::write(
         run.dir.join(JOB_FILE),
@@ -214,6 +217,11 @@ fn transfer_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError
         }
         _ => None,
     };
+    // Checked before the run starts: a backup folder the run could not use refuses it.
+    let backup = match &spec.options.backup_dir {
+        Some(dir) if !options.dry_run => Some(Backup::plan(target_location, dir)?),
+        _ => None,
+    };
     let run = migration.new_run(spec.command.as_str())?;
     control.started(&run);
     write_sides(&run, &spec.source, target_location, &spec.options);
@@ -225,6 +233,12 @@ fn transfer_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError
         spec.source.to_string(),
         Some(target_location.to_string()),
     );
+    if let Some(b) = backup {
+        let b = std::sync::Arc::new(b.for_run(&run.id));
+        note_backup(&run, &b, target_location, &spec.options)?;
+        summary.backup = Some(b.shown.clone());
+        options.backup = Some(b);
+    }
     let mut outcome = crate::copy::copy(
         &source,
         &target,
@@ -251,14 +265,16 @@ fn transfer_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError
     let mut paused = None;
     if spec.command == CommandKind::Sync && outcome.job_error.is_none() && !outcome.stopped {
         let sides = (&source, &target, &migration, &run);
-        let t = true_up(spec, sides, &outcome, reviewed.as_ref(), stop);
+        let backup = options.backup.as_deref();
+        let t = true_up(spec, sides, backup, &outcome, reviewed.as_ref(), stop);
         match t {
             Ok(TrueUpEnd::Paused(t, e)) => {
                 summary.true_up = Some(t);
                 paused = Some(e);
             }
             Ok(TrueUpEnd::Done(t, d)) => {
-                summary.count(Code::AZSM2043, d.deleted);
+                summary.count(Code::AZSM2043, d.deleted - d.backed_up);
+                summary.count(Code::AZSM2046, d.backed_up);
                 summary.count(Code::AZSM2072, d.failed);
                 outcome.stopped |= d.stopped;
                 summary.true_up = Some(t);
@@ -309,6 +325,7 @@ enum TrueUpEnd {
 fn true_up(
     spec: &JobSpec,
     (source, target, migration, run): (&Side, &Side, &Migration, &Run),
+    backup: Option<&Backup>,
     outcome: &CopyOutcome,
     reviewed: Option<&(String, PathBuf)>,
     stop: &AtomicBool,
@@ -337,7 +354,14 @@ fn true_up(
         None => run.dir.join(DELETES_FILE),
     };
     let compare_target = o.compare == godwit_spec::Compare::Target;
-    let d = delete_listed(source, target, migration, run, &list, compare_target, stop)?;
+    let d = delete_listed(
+        (source, target, backup),
+        migration,
+        run,
+        &list,
+        compare_target,
+        stop,
+    )?;
     t.deleted = d.deleted;
     t.kept = d.kept;
     t.delete_failed = d.failed;
@@ -352,8 +376,7 @@ fn true_up(
 
 /// Carries out the list at `list` for this migration, recording into the run's copy log.
 fn delete_listed(
-    source: &Side,
-    target: &Side,
+    (source, target, backup): (&Side, &Side, Option<&Backup>),
     migration: &Migration,
     run: &Run,
     list: &Path,
@@ -365,6 +388,7 @@ fn delete_listed(
     let outcome = apply_deletes(
         source,
         target,
+        backup,
         &index,
         list,
         from_listing,
@@ -403,9 +427,19 @@ fn confirm_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError>
     let source = Side::open(&src_location, "source")?;
     let target = Side::open(&dst_location, "target")?;
     let migration = Migration::open(&spec.state_dir, &src_location, Some(&dst_location))?;
+    // The paused run's backup folder, if it had one: its deletions are kept there too.
+    let backup = sides
+        .backup_dir
+        .as_deref()
+        .map(|dir| Backup::plan(&dst_location, dir))
+        .transpose()?;
     let run = migration.new_run("confirm")?;
     control.started(&run);
-    write_sides(&run, &src_location, &dst_location, &spec.options);
+    let options = JobOptions {
+        backup_dir: sides.backup_dir.clone(),
+        ..spec.options.clone()
+    };
+    write_sides(&run, &src_location, &dst_location, &options);
     let mut summary = Summary::start(
         CommandKind::Confirm,
         &migration.id,
@@ -413,6 +447,15 @@ fn confirm_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError>
         sides.source.clone(),
         Some(sides.target.clone()),
     );
+    let backup = match backup {
+        Some(b) => {
+            let b = b.for_run(&run.id);
+            note_backup(&run, &b, &dst_location, &options)?;
+            summary.backup = Some(b.shown.clone());
+            Some(b)
+        }
+        None => None,
+    };
     let mut t = TrueUp {
         delete: true,
         confirmed_run: Some(id.to_string()),
@@ -421,8 +464,7 @@ fn confirm_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError>
     let list = reviewed.join(DELETES_FILE);
     let stop = control.stop_flag();
     let result = delete_listed(
-        &source,
-        &target,
+        (&source, &target, backup.as_ref()),
         &migration,
         &run,
         &list,
@@ -432,7 +474,8 @@ fn confirm_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError>
     let (error, stopped) = match result {
         Ok(d) => {
             (t.deleted, t.kept, t.delete_failed) = (d.deleted, d.kept, d.failed);
-            summary.count(Code::AZSM2043, d.deleted);
+            summary.count(Code::AZSM2043, d.deleted - d.backed_up);
+            summary.count(Code::AZSM2046, d.backed_up);
             summary.count(Code::AZSM2072, d.failed);
             if !d.stopped {
                 let _ = std::fs::write(reviewed.join(CONFIRMED_FILE), &run.id);
@@ -442,6 +485,101 @@ fn confirm_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError>
         Err(e) => (Some(e), false),
     };
     summary.true_up = Some(t);
+    summary.end(error.as_ref(), stopped, false);
+    finish(summary, &run, None)
+}
+
+/// Records in the run's folder where it keeps what it deletes or replaces, for `undo`.
+fn note_backup(
+    run: &Run,
+    backup: &Backup,
+    target: &Location,
+    o: &JobOptions,
+) -> Result<(), JobError> {
+    let place = backup.place(o.backup_dir.as_deref().unwrap_or_default(), target);
+    let path = run.dir.join(BACKUP_FILE);
+    std::fs::write(
+        &path,
+        serde_json::to_string_pretty(&place).unwrap_or_default(),
+    )
+    .map_err(|e| {
+        let shown = path.display().to_string();
+        JobError::new(
+            Code::SCAN_REPORT_FOLDER_ERROR,
+            &[("path", &shown), ("reason", &reason(&e))],
+        )
+    })
+}
+
+/// `undo`: what the run `undo_run` deleted or replaced at the target with a backup folder,
+/// moved back from that folder. Its source and target come from that run's own record; given
+/// a target (an agent runs it for a migration), the run must be that migration's.
+fn undo_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError> {
+    let id = spec.options.undo_run.as_deref().ok_or_else(|| {
+        JobError::config("undo needs the run whose deletions and replacements to put back")
+    })?;
+    let undone = crate::history::find_run(&spec.state_dir, id)?;
+    let read = |name: &str| std::fs::read(undone.join(name)).ok();
+    let sides: Option<JobSides> = read(JOB_FILE).and_then(|b| serde_json::from_slice(&b).ok());
+    let place: Option<crate::backup::BackupPlace> =
+        read(BACKUP_FILE).and_then(|b| serde_json::from_slice(&b).ok());
+    let (Some(sides), Some(place)) = (sides, place) else {
+        return Err(JobError::config(&format!(
+            "run {id} kept nothing to put back: only a copy or true-up run with --backup-dir              (or a confirmation of one) can be undone"
+        )));
+    };
+    let (src_location, dst_location) = (
+        Location::parse(&sides.source)?,
+        Location::parse(&sides.target)?,
+    );
+    let migration = Migration::open(&spec.state_dir, &src_location, Some(&dst_location))?;
+    if spec.target.is_some() && spec.target.as_ref() != Some(&dst_location) {
+        return Err(JobError::config(&format!(
+            "run {id} belongs to another migration (to {dst_location})"
+        )));
+    }
+    let run_id = undone
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let backup = Backup::plan(&dst_location, &place.backup_dir)?.for_run(&run_id);
+    let target = Side::open(&dst_location, "target")?;
+    let run = migration.new_run("undo")?;
+    control.started(&run);
+    write_sides(&run, &src_location, &dst_location, &spec.options);
+    let mut summary = Summary::start(
+        CommandKind::Undo,
+        &migration.id,
+        &run,
+        sides.source.clone(),
+        Some(sides.target.clone()),
+    );
+    summary.backup = Some(backup.shown.clone());
+    let index = Index::open(&migration.dir.join("index.redb"))?;
+    let rt = match (&target, backup.remote()) {
+        (Side::Local(_), false) => None,
+        _ => Some(crate::store::runtime(&run.id)?),
+    };
+    let mut log = CopyLog::create(&run)?;
+    let result = crate::undo::undo(
+        &undone,
+        &backup,
+        &target,
+        &index,
+        rt.as_ref(),
+        &run,
+        &mut log,
+        control.stop_flag(),
+    );
+    log.finish(&run)?;
+    let (error, stopped) = match result {
+        Ok(u) => {
+            summary.count(Code::AZSM2047, u.restored);
+            summary.count(Code::AZSM2079, u.failed);
+            (None, u.stopped)
+        }
+        Err(e) => (Some(e), false),
+    };
     summary.end(error.as_ref(), stopped, false);
     finish(summary, &run, None)
 }

@@ -6,9 +6,10 @@
 //! Layers, each using only those above it: `error`, `record` and `state` (a run's outputs and
 //! folders); `index`, `profile`, `rate`, `walk`, `features`, `store` and `sftp` (the pieces); `backend` (a side and
 //! what it can do); `ctx` (what a copy's threads share); `decide` (does a file need a transfer?);
-//! `transfer` (one file's bytes) and `publish` (a local file whole or not at all); `march` (every walk); `recorder` (the copy log and index writer); `copy` (the pool); `sync`, `scan`, `sanitize` (the commands' own parts); `job` (the entry point).
+//! `transfer` (one file's bytes) and `publish` (a local file whole or not at all); `march` (every walk); `recorder` (the copy log and index writer); `copy` (the pool); `backup` (what `--backup-dir` keeps, after `backend`); `sync`, `undo`, `scan`, `sanitize` (the commands' own parts); `job` (the entry point).
 
 pub mod backend;
+pub mod backup;
 pub mod copy;
 pub mod ctx;
 mod decide;
@@ -32,6 +33,7 @@ pub mod state;
 pub mod store;
 pub mod sync;
 mod transfer;
+pub mod undo;
 pub mod uploads;
 pub mod verify;
 pub mod walk;

@@ -54,6 +54,10 @@ pub struct CopyRecord {
     /// For a failure, what was being done: `read source` or `write target`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub operation: Option<&'static str>,
+    /// Where the file the target held before this run deleted or replaced it was kept
+    /// (`--backup-dir`), for `godwit undo`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<String>,
 }
 
 impl CopyRecord {
@@ -76,6 +80,7 @@ impl CopyRecord {
             attempts: 0,
             checksum: None,
             operation: None,
+            backup: None,
             path,
         }
     }
@@ -274,6 +279,10 @@ pub struct Summary {
     /// A true-up's deletions.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub true_up: Option<TrueUp>,
+    /// The folder where this run kept what it deleted or replaced at the target
+    /// (`--backup-dir`), or, for an undo, the folder it put them back from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup: Option<String>,
     /// What a verification found.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verify: Option<VerifyTally>,
@@ -349,6 +358,7 @@ impl Summary {
             bytes_per_second: 0.0,
             run_dir: run.dir.display().to_string(),
             true_up: None,
+            backup: None,
             verify: None,
             speed_test: None,
             dry_run: None,

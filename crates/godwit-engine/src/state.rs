@@ -160,6 +160,10 @@ pub struct JobSides {
     pub target: String,
     /// The deletions came from a listing of the target (`--compare target`).
     pub compare_target: bool,
+    /// `--backup-dir`: where the run keeps what it deletes or replaces (a confirmation of its
+    /// deletions keeps them there too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_dir: Option<String>,
 }
 
 /// The folder of run `run_id` under any migration of `state_dir`, if it paused for review.

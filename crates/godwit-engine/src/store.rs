@@ -576,7 +576,7 @@ pub(crate) fn remote_file(rel: Vec<u8>, meta: &opendal::Metadata, depth: usize) 
 }
 
 /// The modification time a store lists, in nanoseconds since the epoch (0 when it lists none).
-fn mtime_ns_of(meta: &opendal::Metadata) -> i64 {
+pub(crate) fn mtime_ns_of(meta: &opendal::Metadata) -> i64 {
     meta.last_modified()
         .map(|t| {
             t.into_inner()

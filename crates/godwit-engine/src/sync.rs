@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use godwit_codes::Code;
 
 use crate::backend::{Side, prune_folders};
+use crate::backup::Backup;
 use crate::error::{JobError, reason};
 use crate::index::Index;
 use crate::record::{CopyLog, CopyRecord, decode_line, display_path};
@@ -54,7 +55,10 @@ pub fn guard(deletes: u64, limit: u64, unreadable: u64) -> Option<JobError> {
 /// How the deletes went.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct DeleteOutcome {
+    /// Deleted, or with a backup folder moved there.
     pub deleted: u64,
+    /// Of those, moved to the backup folder (AZSM2046).
+    pub backed_up: u64,
     /// On the list, but the source holds the path again: not deleted.
     pub kept: u64,
     pub failed: u64,
@@ -100,11 +104,12 @@ fn at_source(src: &Side, rel: &[u8], rt: Option<&tokio::runtime::Runtime>) -> At
 /// each only if the source still does not hold it, recording each in the copy log (AZSM2043,
 /// or AZSM2072 when the target refuses) and removing it from the index. `from_listing`: the
 /// list came from a listing of the target (`--compare target`), so a file need not be in the
-/// index.
+/// index. With a `backup`, each file is moved into it instead (AZSM2046).
 #[allow(clippy::too_many_arguments)]
 pub fn apply_deletes(
     src: &Side,
     dst: &Side,
+    backup: Option<&Backup>,
     index: &Index,
     list: &Path,
     from_listing: bool,
@@ -158,7 +163,7 @@ pub fn apply_deletes(
             continue;
         };
         if delete_one(
-            (src, dst),
+            (src, dst, backup),
             index,
             (&rel, &written),
             rt.as_ref(),
@@ -195,7 +200,7 @@ fn refuse(
 /// The target must still hold the file as godwit wrote it (`written`: its size and time); one
 /// changed there since is kept, and so is anything behind a link at the target.
 fn delete_one(
-    (src, dst): (&Side, &Side),
+    (src, dst, backup): (&Side, &Side, Option<&Backup>),
     index: &Index,
     (rel, written): (&[u8], &crate::index::IndexEntry),
     rt: Option<&tokio::runtime::Runtime>,
@@ -206,10 +211,10 @@ fn delete_one(
     let sanitized = index.target_name(rel)?;
     let target = sanitized.clone().unwrap_or_else(|| rel.to_vec());
     let result = match crate::transfer::holds(dst, rt, &target, (written.size, written.mtime_ns)) {
-        AtTarget::Same => delete_at_target(dst, src, rel, &target, rt),
+        AtTarget::Same => delete_at_target(dst, src, backup, (rel, &target), rt),
         // Gone already: what the true-up wanted.
-        AtTarget::Missing => Ok(()),
-        AtTarget::Differs => Err(match dst {
+        AtTarget::Missing => Ok(None),
+        AtTarget::Differs => Err(NotDeleted::Kept(match dst {
             Side::Local(root) => match crate::backend::inside_target(root, &target) {
                 Err(link) => format!("{link}, so it is kept"),
                 Ok(_) => "it was changed at the target since godwit wrote it, so it is kept".into(),
@@ -217,17 +222,35 @@ fn delete_one(
             Side::Remote(_) => {
                 "it was changed at the target since godwit wrote it, so it is kept".into()
             }
-        }),
-        AtTarget::Unknown => Err("it could not be checked at the target, so it is kept".into()),
+        })),
+        AtTarget::Unknown => Err(NotDeleted::Kept(
+            "it could not be checked at the target, so it is kept".into(),
+        )),
     };
     let mut record = match &result {
-        Ok(()) => {
+        Ok(Some(kept)) => {
+            outcome.deleted += 1;
+            outcome.backed_up += 1;
+            let mut r = CopyRecord::new(rel, 0, Code::AZSM2046, &[("backup", kept)]);
+            r.backup = Some(kept.clone());
+            r
+        }
+        Ok(None) => {
             outcome.deleted += 1;
             CopyRecord::new(rel, 0, Code::AZSM2043, &[])
         }
-        Err(why) => {
+        Err(NotDeleted::Kept(why)) => {
             outcome.failed += 1;
             CopyRecord::new(rel, 0, Code::AZSM2072, &[("reason", why)])
+        }
+        Err(NotDeleted::NoBackup { backup, why }) => {
+            outcome.failed += 1;
+            CopyRecord::new(
+                rel,
+                0,
+                Code::AZSM2080,
+                &[("backup", backup), ("reason", why)],
+            )
         }
     };
     if sanitized.is_some() {
@@ -240,11 +263,42 @@ fn delete_one(
     Ok(result.is_ok())
 }
 
+/// Why a listed file is still at the target.
+enum NotDeleted {
+    /// AZSM2072: changed there, behind a link, or the target refused.
+    Kept(String),
+    /// AZSM2080: it could not be moved into the backup folder.
+    NoBackup { backup: String, why: String },
+}
+
+/// Deletes the file godwit wrote for `rel` at `target` (its name there), or with a `backup`
+/// moves it there: Some(where) when it was kept.
 fn delete_at_target(
     dst: &Side,
     src: &Side,
-    rel: &[u8],
-    target: &[u8],
+    backup: Option<&Backup>,
+    (rel, target): (&[u8], &[u8]),
+    rt: Option<&tokio::runtime::Runtime>,
+) -> Result<Option<String>, NotDeleted> {
+    if let Some(b) = backup {
+        let kept = b.take(rt, target).map_err(|why| NotDeleted::NoBackup {
+            backup: b.shown_of(target),
+            why,
+        })?;
+        if let Side::Local(root) = dst {
+            prune_folders(root, src, rel, target);
+        }
+        return Ok(kept);
+    }
+    delete_plain(dst, src, (rel, target), rt)
+        .map(|()| None)
+        .map_err(NotDeleted::Kept)
+}
+
+fn delete_plain(
+    dst: &Side,
+    src: &Side,
+    (rel, target): (&[u8], &[u8]),
     rt: Option<&tokio::runtime::Runtime>,
 ) -> Result<(), String> {
     match dst {

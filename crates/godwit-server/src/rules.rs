@@ -91,7 +91,7 @@ fn codes(command: CommandKind) -> Codes {
             Some(Code::COPY_STOP_REQUIRED_ERR),
             Some(Code::COPY_AGENT_INACTIVE_ERR),
         ),
-        CommandKind::Sync | CommandKind::Confirm => (
+        CommandKind::Sync | CommandKind::Confirm | CommandKind::Undo => (
             Some(Code::SYNC_INPROGRESS_ERR),
             Some(Code::SYNC_STOP_UNREQUIRED_ERR),
             Some(Code::SYNC_STOP_INPROGRESS_ERR),

@@ -29,6 +29,9 @@ pub enum CommandKind {
     /// Compare the whole target with the whole source, file by file, writing nothing
     /// (240-247).
     Verify,
+    /// Put back at the target what a true-up with a backup folder deleted or replaced (a
+    /// true-up's statuses).
+    Undo,
 }
 
 impl CommandKind {
@@ -44,6 +47,7 @@ impl CommandKind {
         CommandKind::SimulatePermissions,
         CommandKind::SpeedTest,
         CommandKind::Verify,
+        CommandKind::Undo,
     ];
 
     /// The commands a person can start through the API (confirming a paused true-up is
@@ -58,6 +62,7 @@ impl CommandKind {
         CommandKind::SimulatePermissions,
         CommandKind::SpeedTest,
         CommandKind::Verify,
+        CommandKind::Undo,
     ];
 
     /// The commands this version of godwit has a runner for: what its agents run. The engine
@@ -71,6 +76,7 @@ impl CommandKind {
         CommandKind::EmptyFolders,
         CommandKind::SpeedTest,
         CommandKind::Verify,
+        CommandKind::Undo,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -85,6 +91,7 @@ impl CommandKind {
             CommandKind::SimulatePermissions => "simulate-permissions",
             CommandKind::SpeedTest => "speed-test",
             CommandKind::Verify => "verify",
+            CommandKind::Undo => "undo",
         }
     }
 
@@ -98,7 +105,7 @@ impl CommandKind {
         match self {
             CommandKind::Scan => Command::Scan,
             CommandKind::Copy => Command::MigrateData,
-            CommandKind::Sync | CommandKind::Confirm => Command::TrueUp,
+            CommandKind::Sync | CommandKind::Confirm | CommandKind::Undo => Command::TrueUp,
             CommandKind::Sanitize => Command::Sanitize,
             CommandKind::EmptyFolders => Command::CreateEmptyFolders,
             CommandKind::Permissions => Command::MigratePermissions,

@@ -196,6 +196,19 @@ pub struct JobOptions {
     /// copied) instead of reading the source.
     #[serde(default)]
     pub use_index: bool,
+    /// What a copy or true-up deletes or replaces at the target is moved (or, before being
+    /// replaced, copied) into a folder of its run under this location instead of being lost:
+    /// a path or URL on the same store as the target (the same bucket, container or server;
+    /// for a local target the same file system), outside the target. `godwit undo` puts it
+    /// back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 4096))]
+    pub backup_dir: Option<String>,
+    /// The run whose backups an undo puts back: a run id as `godwit runs` shows it (through
+    /// the API, a job run of the same migration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 128))]
+    pub undo_run: Option<String>,
 }
 
 impl JobOptions {

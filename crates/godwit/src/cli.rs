@@ -61,6 +61,8 @@ pub enum Command {
         after_help = "Examples:\n  godwit sync /data/share s3://bucket/share\n  \
                             godwit sync /data/share s3://bucket/share --delete\n  \
                             godwit sync /data/share s3://bucket/share --delete --max-delete 2%\n  \
+                            godwit sync /data/share s3://bucket/share --delete \
+                            --backup-dir s3://bucket/share-backups\n  \
                             godwit confirm 20261122T153000Z-1a2b\n\n\
                             Exit status: 0 in step; 1 the job failed or was stopped; 2 bad \
                             arguments; 3 finished, some files failed; 4 paused before deleting: \
@@ -76,6 +78,18 @@ pub enum Command {
                             Exit status: 0 done; 1 failed; 2 no such paused run; 3 some \
                             deletions failed.")]
     Confirm(ConfirmArgs),
+    /// Put back what a true-up with --backup-dir deleted or replaced at the target.
+    ///
+    /// Reads that run's copy log and moves each file it kept back from the run's backup
+    /// folder to its place at the target: AZSM2047 for each file put back, AZSM2079 with the
+    /// reason for one that is not. A file is put back only where the target still holds what
+    /// the run left there (the version it wrote, or nothing where it deleted one); anything
+    /// changed at the target since is left alone. The migration's index learns each file put
+    /// back, so the next true-up sends the source's version again if the source still differs.
+    #[command(after_help = "Example:\n  godwit undo 20261122T153000Z-1a2b\n\n\
+                            Exit status: 0 all put back; 1 failed; 2 no such run, or it kept \
+                            nothing; 3 some files could not be put back.")]
+    Undo(UndoArgs),
     /// Rename, on the source itself, the names a target cannot hold (a dry run without --apply).
     ///
     /// Names are made acceptable to the target profile deterministically (a refused character
@@ -350,6 +364,24 @@ pub struct SyncArgs {
     /// Carry out the reviewed deletions of the paused run RUN_ID along with this true-up.
     #[arg(long, value_name = "RUN_ID", requires = "delete")]
     pub confirm_deletes: Option<String>,
+    /// Keep what this run deletes or replaces at the target in a folder of the run under DIR
+    /// (named by the run id, which starts with its date and time) instead of losing it:
+    /// moved there within the store, never sent again. DIR is a path or URL on the target's
+    /// own store (the same bucket, container or SFTP server; for a local target the same file
+    /// system), outside the target. `godwit undo RUN_ID` puts everything back.
+    #[arg(long, value_name = "DIR")]
+    pub backup_dir: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UndoArgs {
+    /// The true-up run whose deletions and replacements to put back, as `godwit runs` shows it.
+    pub run_id: String,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub state: StateArgs,
 }
 
 #[derive(Debug, Args)]

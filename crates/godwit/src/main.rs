@@ -26,6 +26,7 @@ fn main() -> ExitCode {
         Command::Copy(args) => commands::copy::run(&args),
         Command::Sync(args) => commands::sync::run(&args),
         Command::Confirm(args) => commands::confirm::run(&args),
+        Command::Undo(args) => commands::undo::run(&args),
         Command::Sanitize(args) => commands::sanitize::run(&args),
         Command::EmptyFolders(args) => commands::empty_folders::run(&args),
         Command::Verify(args) => commands::verify::run(&args),

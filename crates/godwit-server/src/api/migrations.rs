@@ -94,6 +94,12 @@ fn check_options(o: &MigrationOptions) -> Result<(), ApiError> {
     // Sizes, ages, rates and delete limits are checked as they are read; patterns are compiled
     // here with the compiler the agent uses: an invalid one is 634/635/636 with the reason.
     godwit_spec::Filter::new(&o.filters).map_err(ApiError::from)?;
+    if let Some(dir) = &o.backup_dir {
+        // Where it is checked against the target (same store, outside it) is the agent's
+        // run, which refuses one it cannot use before writing anything (724).
+        godwit_spec::Location::parse(dir)
+            .map_err(|e| ApiError::invalid(format!("options.backupDir: {}", e.message)))?;
+    }
     Ok(())
 }
 
@@ -277,8 +283,49 @@ pub async fn command(
         }
         Some(changes) => Some(run_options(&m.options, changes)?),
     };
+    let options = match (command, action) {
+        (CommandKind::Undo, Action::Start) => {
+            let o = options.unwrap_or_else(|| m.options.clone());
+            Some(undo_options(&state, &m.id, o).await?)
+        }
+        _ => options,
+    };
     let run = crate::commands::apply(&state, &m, command, action, options.as_ref()).await?;
     Ok((StatusCode::ACCEPTED, Json(run)))
+}
+
+/// An undo's options: `undoRun` names a job run of this migration that ended with its agent's
+/// report; the agent is given its own id of that run (the report's `run_id`), where the run's
+/// folder and backups are.
+async fn undo_options(
+    state: &AppState,
+    migration: &str,
+    mut o: MigrationOptions,
+) -> Result<MigrationOptions, ApiError> {
+    let id = o.undo_run.clone().ok_or_else(|| {
+        ApiError::invalid(
+            "options.undoRun: the job run whose deletions and replacements to put back",
+        )
+    })?;
+    let run = state.store.get_run(&id).await?;
+    if run.migration_id != migration {
+        return Err(ApiError::invalid(format!(
+            "options.undoRun: {id} is a run of another migration"
+        )));
+    }
+    let report = state.store.run_report(&id).await?;
+    let engine_run = report
+        .as_ref()
+        .and_then(|r| r.get("run_id"))
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| {
+            ApiError::invalid(format!(
+                "options.undoRun: {id} has not ended with its agent's report, so there is \
+                 nothing to undo yet"
+            ))
+        })?;
+    o.undo_run = Some(engine_run.to_string());
+    Ok(o)
 }
 
 /// The migration's options with `changes` (a JSON object of options) laid over them, checked

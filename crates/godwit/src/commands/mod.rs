@@ -17,6 +17,7 @@ pub(crate) mod shared;
 pub mod speed_test;
 pub mod sync;
 pub mod token;
+pub mod undo;
 pub mod verify;
 
 use std::io::Write;

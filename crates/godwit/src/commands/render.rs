@@ -67,6 +67,13 @@ pub fn transfer(r: &JobReport) -> String {
             let _ = writeln!(out, "  carried out the reviewed list of run {id}");
         }
     }
+    if let Some(dir) = &s.backup {
+        let _ = writeln!(
+            out,
+            "  what this run deleted or replaced is kept in {dir} (godwit undo {} puts it back)",
+            s.run_id
+        );
+    }
     if s.bytes_copied > 0 {
         let _ = writeln!(
             out,
