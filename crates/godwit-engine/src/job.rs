@@ -273,9 +273,7 @@ fn transfer_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError
                 paused = Some(e);
             }
             Ok(TrueUpEnd::Done(t, d)) => {
-                summary.count(Code::AZSM2043, d.deleted - d.backed_up);
-                summary.count(Code::AZSM2046, d.backed_up);
-                summary.count(Code::AZSM2072, d.failed);
+                d.count_into(&mut summary);
                 outcome.stopped |= d.stopped;
                 summary.true_up = Some(t);
             }
@@ -474,9 +472,7 @@ fn confirm_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError>
     let (error, stopped) = match result {
         Ok(d) => {
             (t.deleted, t.kept, t.delete_failed) = (d.deleted, d.kept, d.failed);
-            summary.count(Code::AZSM2043, d.deleted - d.backed_up);
-            summary.count(Code::AZSM2046, d.backed_up);
-            summary.count(Code::AZSM2072, d.failed);
+            d.count_into(&mut summary);
             if !d.stopped {
                 let _ = std::fs::write(reviewed.join(CONFIRMED_FILE), &run.id);
             }

@@ -56,13 +56,26 @@ pub fn guard(deletes: u64, limit: u64, unreadable: u64) -> Option<JobError> {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct DeleteOutcome {
     /// Deleted, or with a backup folder moved there.
+    /// (Counted in a summary by [`DeleteOutcome::count_into`].)
     pub deleted: u64,
     /// Of those, moved to the backup folder (AZSM2046).
     pub backed_up: u64,
     /// On the list, but the source holds the path again: not deleted.
     pub kept: u64,
     pub failed: u64,
+    /// Of those, not moved into the backup folder (AZSM2080); the rest are AZSM2072.
+    pub no_backup: u64,
     pub stopped: bool,
+}
+
+impl DeleteOutcome {
+    /// Adds the files of each code to `summary`'s counts.
+    pub fn count_into(&self, summary: &mut crate::record::Summary) {
+        summary.count(Code::AZSM2043, self.deleted - self.backed_up);
+        summary.count(Code::AZSM2046, self.backed_up);
+        summary.count(Code::AZSM2072, self.failed - self.no_backup);
+        summary.count(Code::AZSM2080, self.no_backup);
+    }
 }
 
 /// What the source holds at a path now.
@@ -245,6 +258,7 @@ fn delete_one(
         }
         Err(NotDeleted::NoBackup { backup, why }) => {
             outcome.failed += 1;
+            outcome.no_backup += 1;
             CopyRecord::new(
                 rel,
                 0,

@@ -627,3 +627,180 @@ fn unchanged_files_are_counted_not_logged_unless_asked() {
     assert_eq!(log.len(), 3);
     assert!(log.iter().all(|r| r["code"] == "AZSM2041"), "{log:?}");
 }
+
+/// `godwit undo RUN_ID --json` in `d`'s state directory.
+fn undo(d: &Dirs, run_id: &str) -> (Option<i32>, serde_json::Value) {
+    let out = run(godwit()
+        .args(["undo", run_id, "--json", "--state-dir"])
+        .arg(&d.state));
+    (out.status.code(), summary(&out))
+}
+
+#[test]
+fn backup_dir_keeps_what_a_true_up_deletes_and_replaces_and_undo_puts_it_back_byte_identical() {
+    use std::os::unix::ffi::OsStrExt;
+    let d = dirs();
+    let odd = std::ffi::OsStr::from_bytes(b"odd\nname \xff.bin");
+    write(&d.src.join("keep.txt"), b"kept as it is");
+    write(&d.src.join("changed.txt"), b"the first version");
+    write(&d.src.join("gone/deep/a.txt"), b"a file whose folder goes");
+    write(&d.src.join("gone/b.txt"), b"b");
+    write(&d.src.join(odd), b"a name with a newline and a byte that is not UTF-8");
+    assert_eq!(sync(&d, &[]).0, Some(0));
+    // The target as the first true-up left it, to compare with after the undo.
+    let before = d.root.join("before");
+    let cp = Command::new("cp")
+        .arg("-a")
+        .arg(&d.dst)
+        .arg(&before)
+        .status()
+        .unwrap();
+    assert!(cp.success());
+
+    write(&d.src.join("changed.txt"), b"the second version, longer");
+    fs::remove_dir_all(d.src.join("gone")).unwrap();
+    fs::remove_file(d.src.join(odd)).unwrap();
+    let backups = d.root.join("backups");
+    let (code, sum) = sync(
+        &d,
+        &[
+            "--delete",
+            "--max-delete",
+            "10",
+            "--backup-dir",
+            backups.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, Some(0), "{sum}");
+    let run_id = sum["run_id"].as_str().unwrap().to_string();
+    let kept_in = backups.join(&run_id);
+    assert_eq!(sum["backup"], kept_in.display().to_string(), "the summary says where");
+    assert_eq!(sum["counts"]["AZSM2046"], 3, "{sum}");
+    assert_eq!(sum["counts"]["AZSM0000"], 1, "{sum}");
+    assert!(sum["counts"].get("AZSM2043").is_none(), "nothing deleted: {sum}");
+    // Gone from the target, each in the run's backup folder with its bytes.
+    assert!(!d.dst.join("gone").exists());
+    assert!(!d.dst.join(odd).exists());
+    assert_same_tree(&d.src, &d.dst);
+    assert_eq!(
+        fs::read(kept_in.join("changed.txt")).unwrap(),
+        b"the first version"
+    );
+    assert_eq!(
+        fs::read(kept_in.join("gone/deep/a.txt")).unwrap(),
+        b"a file whose folder goes"
+    );
+    assert!(kept_in.join(odd).is_file());
+    assert!(!kept_in.join("keep.txt").exists(), "unchanged: nothing to keep");
+    for r in copylog(sum["run_dir"].as_str().unwrap()) {
+        // (A name that is not UTF-8 is shown escaped.)
+        if let Some(b) = r["backup"].as_str().filter(|_| r.get("path_hex").is_none()) {
+            assert!(Path::new(b).is_file(), "{r}");
+        }
+    }
+
+    let (code, sum) = undo(&d, &run_id);
+    assert_eq!(code, Some(0), "{sum}");
+    assert_eq!(sum["counts"]["AZSM2047"], 4, "{sum}");
+    assert_same_tree(&before, &d.dst);
+    assert!(!kept_in.exists(), "an emptied backup folder goes");
+
+    // Undone twice: nothing left to put back, said per file, and exit 3.
+    let (code, sum) = undo(&d, &run_id);
+    assert_eq!(code, Some(3), "{sum}");
+    assert_eq!(sum["counts"]["AZSM2079"], 4, "{sum}");
+    assert_same_tree(&before, &d.dst);
+
+    // The index holds what was put back: the next true-up does the run's work again.
+    let (code, sum) = sync(&d, &["--delete", "--max-delete", "10"]);
+    assert_eq!(code, Some(0), "{sum}");
+    assert_eq!(sum["counts"]["AZSM2043"], 3, "{sum}");
+    assert_eq!(sum["counts"]["AZSM0000"], 1, "{sum}");
+    assert_same_tree(&d.src, &d.dst);
+}
+
+#[test]
+fn undo_leaves_alone_a_file_changed_at_the_target_since_the_run() {
+    let d = dirs();
+    write(&d.src.join("a.txt"), b"one");
+    write(&d.src.join("b.txt"), b"bee");
+    assert_eq!(sync(&d, &[]).0, Some(0));
+    write(&d.src.join("a.txt"), b"two!");
+    fs::remove_file(d.src.join("b.txt")).unwrap();
+    let backups = d.root.join("backups");
+    let bk = ["--delete", "--max-delete", "9", "--backup-dir"];
+    let (code, sum) = sync(&d, &[&bk[..], &[backups.to_str().unwrap()]].concat());
+    assert_eq!(code, Some(0), "{sum}");
+    let run_id = sum["run_id"].as_str().unwrap().to_string();
+    // Someone writes at the target after the run.
+    fs::write(d.dst.join("a.txt"), b"edited at the target").unwrap();
+    fs::write(d.dst.join("b.txt"), b"a new b").unwrap();
+    let (code, sum) = undo(&d, &run_id);
+    assert_eq!(code, Some(3), "{sum}");
+    assert_eq!(sum["counts"]["AZSM2079"], 2, "{sum}");
+    let log = copylog(sum["run_dir"].as_str().unwrap());
+    assert!(
+        log.iter().all(|r| r["code"] == "AZSM2079"
+            && (r["message"].as_str().unwrap().contains("never overwritten")
+                || r["message"].as_str().unwrap().contains("no longer the one"))),
+        "{log:?}"
+    );
+    assert_eq!(fs::read(d.dst.join("a.txt")).unwrap(), b"edited at the target");
+    assert_eq!(fs::read(d.dst.join("b.txt")).unwrap(), b"a new b");
+    assert_eq!(fs::read(backups.join(&run_id).join("a.txt")).unwrap(), b"one");
+    assert_eq!(fs::read(backups.join(&run_id).join("b.txt")).unwrap(), b"bee");
+}
+
+#[test]
+fn a_backup_dir_inside_the_target_is_refused_before_anything_is_written() {
+    let d = dirs();
+    write(&d.src.join("a.txt"), b"one");
+    assert_eq!(sync(&d, &[]).0, Some(0));
+    write(&d.src.join("a.txt"), b"two");
+    let inside = d.dst.join(".old");
+    let out = run(godwit()
+        .arg("sync")
+        .arg(&d.src)
+        .arg(&d.dst)
+        .arg("--state-dir")
+        .arg(&d.state)
+        .arg("--backup-dir")
+        .arg(&inside));
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("error[724]") && err.contains("overlaps the target"), "{err}");
+    assert_eq!(fs::read(d.dst.join("a.txt")).unwrap(), b"one");
+    assert!(!inside.exists());
+}
+
+#[test]
+fn a_file_that_cannot_be_kept_in_the_backup_is_neither_replaced_nor_deleted_azsm2080() {
+    let d = dirs();
+    write(&d.src.join("a.txt"), b"one");
+    write(&d.src.join("b.txt"), b"bee");
+    let nobody = || as_unprivileged(&d.root);
+    assert_eq!(sync_with(nobody(), &d, &[]).0, Some(0));
+    write(&d.src.join("a.txt"), b"two");
+    fs::remove_file(d.src.join("b.txt")).unwrap();
+    // A backup folder the user godwit runs as may not write to.
+    let backups = d.root.join("backups");
+    fs::create_dir(&backups).unwrap();
+    fs::set_permissions(&backups, fs::Permissions::from_mode(0o555)).unwrap();
+    let args = ["--delete", "--max-delete", "9", "--backup-dir"];
+    let (code, sum) = sync_with(nobody(), &d, &[&args[..], &[backups.to_str().unwrap()]].concat());
+    let log = copylog(sum["run_dir"].as_str().unwrap());
+    assert_eq!(code, Some(3), "{sum}");
+    assert_eq!(sum["counts"]["AZSM2080"], 2, "{log:?}");
+    assert_eq!(fs::read(d.dst.join("a.txt")).unwrap(), b"one");
+    assert_eq!(fs::read(d.dst.join("b.txt")).unwrap(), b"bee");
+    assert!(
+        log.iter().any(|r| r["code"] == "AZSM2080"
+            && r["message"].as_str().unwrap().contains("ermission denied")),
+        "{log:?}"
+    );
+    // Writable again: the next true-up keeps and replaces.
+    fs::set_permissions(&backups, fs::Permissions::from_mode(0o777)).unwrap();
+    let (code, sum) = sync_with(nobody(), &d, &[&args[..], &[backups.to_str().unwrap()]].concat());
+    assert_eq!(code, Some(0), "{sum}");
+    assert_eq!(fs::read(d.dst.join("a.txt")).unwrap(), b"two");
+}
