@@ -827,6 +827,7 @@ fn comparable(mut s: Value) -> Value {
     if let Some(v) = o.get_mut("verify").and_then(Value::as_object_mut) {
         v.remove("report");
     }
+    o.remove("backup");
     s
 }
 
@@ -834,7 +835,12 @@ fn comparable(mut s: Value) -> Value {
 fn comparable_log(run_dir: &str) -> Vec<Value> {
     let mut records = support::copylog(run_dir);
     for r in &mut records {
-        r.as_object_mut().unwrap().remove("attempts");
+        let o = r.as_object_mut().unwrap();
+        o.remove("attempts");
+        // Where a file was kept is each run's own folder (named in the message too).
+        if o.remove("backup").is_some() {
+            o.remove("message");
+        }
     }
     records.sort_by_key(|r| (r["path"].to_string(), r["code"].to_string()));
     records
@@ -1017,6 +1023,75 @@ fn the_agent_and_the_command_line_give_the_same_results_for_the_same_job() {
     let r = w.wait_end(&verify, "241");
     assert_eq!(r["error"]["code"], "AZSM1047", "{r}");
     both("verify with a difference", summary, w.report(&verify));
+
+    // A true-up that keeps what it deletes and replaces in a backup folder, then its undo.
+    let before = w.root.join("agent-before");
+    let cp = Command::new("cp")
+        .arg("-a")
+        .arg(&agent_dst)
+        .arg(&before)
+        .status();
+    assert!(cp.unwrap().success());
+    write(&src.join("d0/f3.bin"), b"changed again");
+    std::fs::remove_file(src.join("d2/f8.bin")).unwrap();
+    let (cli_bk, agent_bk) = (w.root.join("cli-backups"), w.root.join("agent-backups"));
+    let with_backup = [&sync_args[..], &["--backup-dir", cli_bk.to_str().unwrap()]].concat();
+    let (code, summary) = cli(&with_backup);
+    assert_eq!(code, Some(0), "{summary}");
+    let cli_sync = summary["run_id"].as_str().unwrap().to_string();
+    let (st, r) = w.api(
+        "POST",
+        &commands,
+        Some(json!({"command": "sync", "action": "start",
+                    "options": {"backupDir": agent_bk.to_str().unwrap()}})),
+    );
+    assert_eq!(st, 202, "{r}");
+    let sync = r["id"].as_str().unwrap().to_string();
+    w.wait_end(&sync, "952");
+    let report = w.report(&sync);
+    assert_eq!(report["counts"]["AZSM2046"], 1, "{report}");
+    both("sync --backup-dir", summary, report.clone());
+    let kept = agent_bk.join(report["run_id"].as_str().unwrap());
+    assert_eq!(report["backup"], kept.display().to_string());
+    assert_eq!(
+        std::fs::read(kept.join("d0/f3.bin")).unwrap(),
+        std::fs::read(before.join("d0/f3.bin")).unwrap()
+    );
+    assert!(kept.join("d2/f8.bin").is_file());
+    assert!(!agent_dst.join("d2/f8.bin").exists());
+
+    let (code, summary) = cli(&["undo", &cli_sync]);
+    assert_eq!(code, Some(0), "{summary}");
+    let (st, r) = w.api(
+        "POST",
+        &commands,
+        Some(json!({"command": "undo", "action": "start", "options": {"undoRun": sync}})),
+    );
+    assert_eq!(
+        (st, r["status"]["code"].clone()),
+        (202, json!("957")),
+        "{r}"
+    );
+    let undo = r["id"].as_str().unwrap().to_string();
+    w.wait_end(&undo, "952");
+    let report = w.report(&undo);
+    assert_eq!(report["counts"]["AZSM2047"], 2, "{report}");
+    both("undo", summary, report);
+    support::assert_same_tree(&before, &agent_dst);
+    support::assert_same_tree(&cli_dst, &agent_dst);
+    // An undo names a run of this migration that ended with its report.
+    for (options, status) in [
+        (json!({}), 422),
+        (json!({"undoRun": "no-such-run"}), 404),
+        (json!({"undoRun": 7}), 422),
+    ] {
+        let (st, e) = w.api(
+            "POST",
+            &commands,
+            Some(json!({"command": "undo", "action": "start", "options": options})),
+        );
+        assert_eq!(st, status, "{options}: {e}");
+    }
 }
 
 /// Unique values for every secret godwit is given, to look for everywhere afterwards.

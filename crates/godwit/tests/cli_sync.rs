@@ -645,7 +645,10 @@ fn backup_dir_keeps_what_a_true_up_deletes_and_replaces_and_undo_puts_it_back_by
     write(&d.src.join("changed.txt"), b"the first version");
     write(&d.src.join("gone/deep/a.txt"), b"a file whose folder goes");
     write(&d.src.join("gone/b.txt"), b"b");
-    write(&d.src.join(odd), b"a name with a newline and a byte that is not UTF-8");
+    write(
+        &d.src.join(odd),
+        b"a name with a newline and a byte that is not UTF-8",
+    );
     assert_eq!(sync(&d, &[]).0, Some(0));
     // The target as the first true-up left it, to compare with after the undo.
     let before = d.root.join("before");
@@ -674,10 +677,17 @@ fn backup_dir_keeps_what_a_true_up_deletes_and_replaces_and_undo_puts_it_back_by
     assert_eq!(code, Some(0), "{sum}");
     let run_id = sum["run_id"].as_str().unwrap().to_string();
     let kept_in = backups.join(&run_id);
-    assert_eq!(sum["backup"], kept_in.display().to_string(), "the summary says where");
+    assert_eq!(
+        sum["backup"],
+        kept_in.display().to_string(),
+        "the summary says where"
+    );
     assert_eq!(sum["counts"]["AZSM2046"], 3, "{sum}");
     assert_eq!(sum["counts"]["AZSM0000"], 1, "{sum}");
-    assert!(sum["counts"].get("AZSM2043").is_none(), "nothing deleted: {sum}");
+    assert!(
+        sum["counts"].get("AZSM2043").is_none(),
+        "nothing deleted: {sum}"
+    );
     // Gone from the target, each in the run's backup folder with its bytes.
     assert!(!d.dst.join("gone").exists());
     assert!(!d.dst.join(odd).exists());
@@ -691,7 +701,10 @@ fn backup_dir_keeps_what_a_true_up_deletes_and_replaces_and_undo_puts_it_back_by
         b"a file whose folder goes"
     );
     assert!(kept_in.join(odd).is_file());
-    assert!(!kept_in.join("keep.txt").exists(), "unchanged: nothing to keep");
+    assert!(
+        !kept_in.join("keep.txt").exists(),
+        "unchanged: nothing to keep"
+    );
     for r in copylog(sum["run_dir"].as_str().unwrap()) {
         // (A name that is not UTF-8 is shown escaped.)
         if let Some(b) = r["backup"].as_str().filter(|_| r.get("path_hex").is_none()) {
@@ -745,10 +758,19 @@ fn undo_leaves_alone_a_file_changed_at_the_target_since_the_run() {
                 || r["message"].as_str().unwrap().contains("no longer the one"))),
         "{log:?}"
     );
-    assert_eq!(fs::read(d.dst.join("a.txt")).unwrap(), b"edited at the target");
+    assert_eq!(
+        fs::read(d.dst.join("a.txt")).unwrap(),
+        b"edited at the target"
+    );
     assert_eq!(fs::read(d.dst.join("b.txt")).unwrap(), b"a new b");
-    assert_eq!(fs::read(backups.join(&run_id).join("a.txt")).unwrap(), b"one");
-    assert_eq!(fs::read(backups.join(&run_id).join("b.txt")).unwrap(), b"bee");
+    assert_eq!(
+        fs::read(backups.join(&run_id).join("a.txt")).unwrap(),
+        b"one"
+    );
+    assert_eq!(
+        fs::read(backups.join(&run_id).join("b.txt")).unwrap(),
+        b"bee"
+    );
 }
 
 #[test]
@@ -768,7 +790,10 @@ fn a_backup_dir_inside_the_target_is_refused_before_anything_is_written() {
         .arg(&inside));
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
-    assert!(err.contains("error[724]") && err.contains("overlaps the target"), "{err}");
+    assert!(
+        err.contains("error[724]") && err.contains("overlaps the target"),
+        "{err}"
+    );
     assert_eq!(fs::read(d.dst.join("a.txt")).unwrap(), b"one");
     assert!(!inside.exists());
 }
@@ -787,7 +812,11 @@ fn a_file_that_cannot_be_kept_in_the_backup_is_neither_replaced_nor_deleted_azsm
     fs::create_dir(&backups).unwrap();
     fs::set_permissions(&backups, fs::Permissions::from_mode(0o555)).unwrap();
     let args = ["--delete", "--max-delete", "9", "--backup-dir"];
-    let (code, sum) = sync_with(nobody(), &d, &[&args[..], &[backups.to_str().unwrap()]].concat());
+    let (code, sum) = sync_with(
+        nobody(),
+        &d,
+        &[&args[..], &[backups.to_str().unwrap()]].concat(),
+    );
     let log = copylog(sum["run_dir"].as_str().unwrap());
     assert_eq!(code, Some(3), "{sum}");
     assert_eq!(sum["counts"]["AZSM2080"], 2, "{log:?}");
@@ -800,7 +829,11 @@ fn a_file_that_cannot_be_kept_in_the_backup_is_neither_replaced_nor_deleted_azsm
     );
     // Writable again: the next true-up keeps and replaces.
     fs::set_permissions(&backups, fs::Permissions::from_mode(0o777)).unwrap();
-    let (code, sum) = sync_with(nobody(), &d, &[&args[..], &[backups.to_str().unwrap()]].concat());
+    let (code, sum) = sync_with(
+        nobody(),
+        &d,
+        &[&args[..], &[backups.to_str().unwrap()]].concat(),
+    );
     assert_eq!(code, Some(0), "{sum}");
     assert_eq!(fs::read(d.dst.join("a.txt")).unwrap(), b"two");
 }

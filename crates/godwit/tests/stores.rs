@@ -1089,3 +1089,155 @@ fn sftp_speed_test_measures_both_ways_and_estimates_a_scanned_copy() {
         text(&out.stderr)
     );
 }
+
+/// What the target at `url` holds, downloaded into `dest` with the stores' own SDKs (read on
+/// the server's disk for SFTP), empty folders aside.
+fn fetch(s: &Servers, url: &str, dest: &Path) {
+    fs::create_dir_all(dest).unwrap();
+    if let Some(rest) = url.strip_prefix("sftp://") {
+        // The test server is on this machine: the URL's path is a path here.
+        let on_server = Path::new("/").join(rest.split_once('/').unwrap().1);
+        if !on_server.exists() {
+            return;
+        }
+        let out = Command::new("cp")
+            .arg("-a")
+            .arg(format!("{}/.", on_server.display()))
+            .arg(dest)
+            .status()
+            .unwrap();
+        assert!(out.success());
+        return;
+    }
+    let (kind, rest) = url.split_once("://").unwrap();
+    let (name, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    s.store(&["download", kind, name, prefix, dest.to_str().unwrap()]);
+}
+
+/// A true-up with `--backup-dir` at `url` keeps what it deletes and replaces under `backups`,
+/// and `godwit undo` puts it all back, byte-identical.
+fn backup_and_undo_at(s: &Servers, url: &str, backups: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, state) = (dir.path().join("src"), dir.path().join("state"));
+    write(&src.join("keep.txt"), b"kept as it is");
+    write(&src.join("changed.txt"), b"the first version");
+    write(&src.join("gone/deep/a.txt"), b"a file whose folder goes");
+    let large: Vec<u8> = (0..3u32 << 20).map(|j| (j % 249) as u8).collect();
+    write(&src.join("gone/large.bin"), &large);
+    let sync = |args: &[&str]| {
+        let out = run(s
+            .godwit()
+            .arg("sync")
+            .arg(&src)
+            .arg(url)
+            .arg("--state-dir")
+            .arg(&state)
+            .arg("--json")
+            .args(args));
+        let sum = summary(&out);
+        assert_eq!(out.status.code(), Some(0), "{url}: {sum}");
+        sum
+    };
+    sync(&[]);
+    let before = dir.path().join("before");
+    fetch(s, url, &before);
+
+    write(&src.join("changed.txt"), b"the second version, longer");
+    fs::remove_dir_all(src.join("gone")).unwrap();
+    let sum = sync(&["--delete", "--max-delete", "9", "--backup-dir", backups]);
+    let run_id = sum["run_id"].as_str().unwrap().to_string();
+    assert_eq!(sum["counts"]["AZSM2046"], 2, "{url}: {sum}");
+    assert_eq!(sum["counts"]["AZSM0000"], 1, "{url}: {sum}");
+    assert_eq!(sum["backup"], format!("{backups}/{run_id}"), "{sum}");
+    let after = dir.path().join("after");
+    fetch(s, url, &after);
+    assert_eq!(files_of(&src), files_of(&after), "{url}");
+    let kept = dir.path().join("kept");
+    fetch(s, &format!("{backups}/{run_id}"), &kept);
+    assert_eq!(
+        fs::read(kept.join("changed.txt")).unwrap(),
+        b"the first version"
+    );
+    assert_eq!(fs::read(kept.join("gone/large.bin")).unwrap(), large);
+    assert_eq!(
+        fs::read(kept.join("gone/deep/a.txt")).unwrap(),
+        b"a file whose folder goes"
+    );
+
+    let out = run(s
+        .godwit()
+        .args(["undo", &run_id, "--json", "--state-dir"])
+        .arg(&state));
+    let sum = summary(&out);
+    assert_eq!(out.status.code(), Some(0), "{url}: {sum}");
+    assert_eq!(sum["counts"]["AZSM2047"], 3, "{url}: {sum}");
+    let undone = dir.path().join("undone");
+    fetch(s, url, &undone);
+    assert_eq!(files_of(&before), files_of(&undone), "{url}");
+    let left = dir.path().join("left");
+    fetch(s, &format!("{backups}/{run_id}"), &left);
+    let files = walkdir_files(&left);
+    assert!(files.is_empty(), "{url}: the backup still holds {files:?}");
+}
+
+/// Every file below `root` with its bytes (folders left empty by a move are not files: an
+/// SFTP target keeps them, an object store has none).
+fn files_of(root: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    walkdir_files(root)
+        .into_iter()
+        .map(|p| {
+            let data = fs::read(&p).unwrap();
+            (p.strip_prefix(root).unwrap().to_path_buf(), data)
+        })
+        .collect()
+}
+
+fn walkdir_files(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn s3_backup_dir_keeps_deleted_and_replaced_objects_and_undo_restores_them() {
+    let s = servers();
+    let bucket = unique("backup");
+    s.store(&["mkbucket", &bucket]);
+    backup_and_undo_at(
+        &s,
+        &format!("s3://{bucket}/share"),
+        &format!("s3://{bucket}/backups"),
+    );
+}
+
+#[test]
+fn azure_backup_dir_keeps_deleted_and_replaced_blobs_and_undo_restores_them() {
+    let s = servers();
+    let container = unique("backup");
+    s.store(&["mkcontainer", &container]);
+    backup_and_undo_at(
+        &s,
+        &format!("az://{container}/share"),
+        &format!("az://{container}/backups"),
+    );
+}
+
+#[test]
+fn sftp_backup_dir_keeps_deleted_and_replaced_files_and_undo_restores_them() {
+    let s = servers();
+    let sub = unique("backup");
+    backup_and_undo_at(
+        &s,
+        &s.sftp_url(&sub),
+        &s.sftp_url(&format!("{sub}-backups")),
+    );
+}
