@@ -62,6 +62,15 @@ enum Place {
     },
 }
 
+/// How a file goes into the backup folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum How {
+    /// Kept before being replaced: the target keeps it until then.
+    Keep,
+    /// Moved, instead of being deleted.
+    Take,
+}
+
 /// A file kept in the backup folder before being replaced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Kept {
@@ -266,47 +275,14 @@ impl Backup {
         rt: Option<&tokio::runtime::Runtime>,
         rel: &[u8],
     ) -> Result<Option<Kept>, String> {
-        let kept = |moved| {
-            Some(Kept {
-                shown: self.shown_of(rel),
-                moved,
-            })
+        let moved = match &self.place {
+            Place::Local { .. } => false,
+            Place::Remote { store, .. } => !store.features().server_side_copy,
         };
-        match &self.place {
-            Place::Local { target, folder } => {
-                let from = crate::backend::inside_target(target, rel)?;
-                let to = folder.join(std::ffi::OsStr::from_bytes(rel));
-                // A second name for the same bytes: the replace that follows leaves them here.
-                match local(&from, &to, |a, b| fs::hard_link(a, b)) {
-                    Ok(true) => Ok(kept(false)),
-                    Ok(false) => Ok(None),
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(kept(false)),
-                    Err(e) => Err(reason(&e)),
-                }
-            }
-            Place::Remote {
-                store,
-                target,
-                folder,
-            } => {
-                let rt = rt.ok_or("a remote store without a runtime (a bug in godwit)")?;
-                let rel = utf8(rel)?;
-                let (from, to) = (format!("{target}{rel}"), format!("{folder}{rel}"));
-                let moved = store.features().rename && !store.features().server_side_copy;
-                let result = rt.block_on(async {
-                    if moved {
-                        store.op.rename(&from, &to).await
-                    } else {
-                        store.op.copy(&from, &to).await.map(|_| ())
-                    }
-                });
-                match result {
-                    Ok(()) => Ok(kept(moved)),
-                    Err(e) if e.kind() == opendal::ErrorKind::NotFound => Ok(None),
-                    Err(e) => Err(store_reason(&e)),
-                }
-            }
-        }
+        Ok(self.carry(rt, rel, How::Keep)?.then(|| Kept {
+            shown: self.shown_of(rel),
+            moved,
+        }))
     }
 
     /// Moves a file [`Backup::keep`] moved away back to its place, when its new version could
@@ -336,14 +312,33 @@ impl Backup {
         rt: Option<&tokio::runtime::Runtime>,
         rel: &[u8],
     ) -> Result<Option<String>, String> {
-        let shown = Some(self.shown_of(rel));
+        Ok(self.carry(rt, rel, How::Take)?.then(|| self.shown_of(rel)))
+    }
+
+    /// Carries the target's `rel` into the backup folder: kept (a second name on a local
+    /// target, a copy inside an object store; moved on SFTP, which has neither) or taken
+    /// (moved). Ok(false): the target holds nothing there.
+    fn carry(
+        &self,
+        rt: Option<&tokio::runtime::Runtime>,
+        rel: &[u8],
+        how: How,
+    ) -> Result<bool, String> {
         match &self.place {
             Place::Local { target, folder } => {
                 let from = crate::backend::inside_target(target, rel)?;
                 let to = folder.join(std::ffi::OsStr::from_bytes(rel));
-                match local(&from, &to, |a, b| fs::rename(a, b)) {
-                    Ok(true) => Ok(shown),
-                    Ok(false) => Ok(None),
+                // A second name for the same bytes: the replace that follows leaves them here.
+                let op = |a: &Path, b: &Path| match how {
+                    How::Keep => fs::hard_link(a, b),
+                    How::Take => fs::rename(a, b),
+                };
+                match local(&from, &to, op) {
+                    Ok(done) => Ok(done),
+                    // Kept already by this run (a file is kept once).
+                    Err(e) if how == How::Keep && e.kind() == io::ErrorKind::AlreadyExists => {
+                        Ok(true)
+                    }
                     Err(e) => Err(reason(&e)),
                 }
             }
@@ -355,9 +350,16 @@ impl Backup {
                 let rt = rt.ok_or("a remote store without a runtime (a bug in godwit)")?;
                 let rel = utf8(rel)?;
                 let (from, to) = (format!("{target}{rel}"), format!("{folder}{rel}"));
-                match rt.block_on(move_in(store, &from, &to)) {
-                    Ok(()) => Ok(shown),
-                    Err(e) if e.kind() == opendal::ErrorKind::NotFound => Ok(None),
+                let result = rt.block_on(async {
+                    if how == How::Keep && store.features().server_side_copy {
+                        store.op.copy(&from, &to).await.map(|_| ())
+                    } else {
+                        move_in(store, &from, &to).await
+                    }
+                });
+                match result {
+                    Ok(()) => Ok(true),
+                    Err(e) if e.kind() == opendal::ErrorKind::NotFound => Ok(false),
                     Err(e) => Err(store_reason(&e)),
                 }
             }

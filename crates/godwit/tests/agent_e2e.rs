@@ -775,7 +775,8 @@ fn the_agent_says_what_it_runs_and_runs_sanitize() {
             "sanitize",
             "empty-folders",
             "speed-test",
-            "verify"
+            "verify",
+            "undo"
         ],
         "{a}"
     );

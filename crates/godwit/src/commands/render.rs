@@ -57,9 +57,14 @@ pub fn transfer(r: &JobReport) -> String {
             );
         }
         if t.deleted + t.kept + t.delete_failed > 0 {
+            let how = if s.backup.is_some() {
+                "moved to the backup folder"
+            } else {
+                "deleted at the target"
+            };
             let _ = writeln!(
                 out,
-                "  deleted at the target: {}; kept (back at the source): {}; failed: {}",
+                "  {how}: {}; kept (back at the source): {}; failed: {}",
                 t.deleted, t.kept, t.delete_failed
             );
         }
