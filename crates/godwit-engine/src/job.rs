@@ -521,7 +521,8 @@ fn undo_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError> {
         read(BACKUP_FILE).and_then(|b| serde_json::from_slice(&b).ok());
     let (Some(sides), Some(place)) = (sides, place) else {
         return Err(JobError::config(&format!(
-            "run {id} kept nothing to put back: only a copy or true-up run with --backup-dir              (or a confirmation of one) can be undone"
+            "run {id} kept nothing to put back: only a copy or true-up run with --backup-dir \
+             (or a confirmation of one) can be undone"
         )));
     };
     let (src_location, dst_location) = (
