@@ -191,7 +191,7 @@ fn prepare(
         !dst.features().local && index_path.exists() && !options.compare_target;
     target_gone(dst, &index_path, options)?;
     check_roots(src, dst, rt.as_ref(), !check_target_later)?;
-    pre_checks(dst, migration, &index_path, options)?;
+    pre_checks((src, dst), migration, &index_path, options)?;
     if options.find_deletes
         && !options.compare_target
         && !index_path.exists()
@@ -469,15 +469,18 @@ fn target_gone(dst: &Side, index_path: &Path, options: &CopyOptions) -> Result<(
     ))
 }
 
-/// Before the first write: enough file handles (1040), and, when the source was scanned, room
-/// at a local target for what is not there yet and in the state directory (6080).
+/// Before the first write: enough file handles (1040) and memory (6081) for the transfer
+/// threads, and, when the source was scanned, room at a local target for what is not there yet
+/// and in the state directory (6080).
 fn pre_checks(
-    dst: &Side,
+    (src, dst): (&Side, &Side),
     migration: &Migration,
     index_path: &Path,
     options: &CopyOptions,
 ) -> Result<(), JobError> {
     crate::precheck::file_handles(options.transfers)?;
+    let remote = !src.features().local || !dst.features().local;
+    crate::precheck::memory(options.transfers, remote)?;
     let Some((files, bytes)) = options.estimate.filter(|_| !options.dry_run) else {
         return Ok(());
     };

@@ -750,6 +750,39 @@ fn files_from_copies_exactly_the_listed_files_odd_names_and_all() {
 }
 
 #[test]
+fn too_little_memory_under_a_cgroup_limit_is_6081_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, dst) = (dir.path().join("src"), dir.path().join("dst"));
+    write(&src.join("a.txt"), b"a");
+    let limit = support::MemoryLimit::new(64 << 20);
+    let copy = |transfers: &str| {
+        run(limit
+            .godwit()
+            .arg("copy")
+            .arg(&src)
+            .arg(&dst)
+            .arg("--state-dir")
+            .arg(dir.path().join("s"))
+            .args(["--transfers", transfers]))
+    };
+    // 64 transfer threads need more than the cgroup leaves.
+    let out = copy("64");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let said = text(&out.stderr);
+    assert!(
+        said.contains("error[6081]")
+            && said.contains("a run of 64 transfers needs about")
+            && said.contains("--transfers"),
+        "{said}"
+    );
+    assert!(!dst.join("a.txt").exists());
+    // One thread fits in the same limit.
+    let out = copy("1");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(fs::read(dst.join("a.txt")).unwrap(), b"a");
+}
+
+#[test]
 fn too_low_an_open_file_limit_is_1040_with_the_limit_and_what_to_do() {
     let dir = tempfile::tempdir().unwrap();
     let (src, dst) = (dir.path().join("src"), dir.path().join("dst"));

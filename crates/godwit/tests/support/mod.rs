@@ -148,3 +148,74 @@ impl Drop for SmallDisk {
         let _ = Command::new("umount").arg(&self.0).status();
     }
 }
+
+/// A memory cgroup with a limit, for the commands run through [`MemoryLimit::godwit`], removed
+/// with the value (cgroup v1's memory controller where the machine has it, else v2).
+pub struct MemoryLimit(PathBuf);
+
+impl MemoryLimit {
+    pub fn new(limit: u64) -> MemoryLimit {
+        assert!(
+            is_root(),
+            "this test limits godwit's memory with a cgroup, which needs root (CI runs as root)"
+        );
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let cgroups = fs::read_to_string("/proc/self/cgroup").unwrap();
+        let v1 = cgroups.lines().find_map(|l| {
+            let mut parts = l.splitn(3, ':');
+            let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+            controllers
+                .split(',')
+                .any(|c| c == "memory")
+                .then(|| path.trim_start_matches('/').to_string())
+        });
+        let (parent, file) = match v1 {
+            Some(path) => (
+                Path::new("/sys/fs/cgroup/memory").join(path),
+                "memory.limit_in_bytes",
+            ),
+            None => {
+                let path = cgroups.lines().find_map(|l| l.strip_prefix("0::")).unwrap();
+                (
+                    Path::new("/sys/fs/cgroup").join(path.trim_start_matches('/')),
+                    "memory.max",
+                )
+            }
+        };
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = parent.join(format!("godwit-test-{}-{n}", std::process::id()));
+        fs::create_dir(&dir).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}: this test needs a memory cgroup it can make",
+                dir.display()
+            )
+        });
+        fs::write(dir.join(file), limit.to_string()).unwrap();
+        MemoryLimit(dir)
+    }
+
+    /// godwit, started inside the cgroup.
+    pub fn godwit(&self) -> Command {
+        let mut c = Command::new("sh");
+        c.arg("-c")
+            .arg(format!(
+                "echo $$ > '{}/cgroup.procs' && exec \"$0\" \"$@\"",
+                self.0.display()
+            ))
+            .arg(env!("CARGO_BIN_EXE_godwit"))
+            .env("NO_COLOR", "1");
+        c
+    }
+}
+
+impl Drop for MemoryLimit {
+    fn drop(&mut self) {
+        // Empty once its processes have exited.
+        for _ in 0..50 {
+            if fs::remove_dir(&self.0).is_ok() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}
