@@ -97,8 +97,10 @@ fn check_options(o: &MigrationOptions) -> Result<(), ApiError> {
     if let Some(dir) = &o.backup_dir {
         // Where it is checked against the target (same store, outside it) is the agent's
         // run, which refuses one it cannot use before writing anything (724).
-        godwit_spec::Location::parse(dir)
-            .map_err(|e| ApiError::invalid(format!("options.backupDir: {}", e.message)))?;
+        godwit_spec::Location::parse(dir).map_err(|e| {
+            let why = e.message.trim_end_matches('.').to_string();
+            ApiError::invalid(format!("options.backupDir: {why}"))
+        })?;
     }
     Ok(())
 }
