@@ -122,6 +122,15 @@ impl CopyOptions {
                  empty folders: run it without --delete (a true-up without the list finds them)",
             ));
         }
+        if let Some(list) = &o.files_from {
+            // Refused before the run starts, rather than found when its walk begins.
+            std::fs::File::open(list).map_err(|e| {
+                JobError::config(&format!(
+                    "--files-from {list}: {}",
+                    crate::error::reason(&e)
+                ))
+            })?;
+        }
         Ok(CopyOptions {
             transfers: o.transfers_for(target),
             checksum: o.checksum,

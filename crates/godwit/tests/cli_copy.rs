@@ -747,6 +747,30 @@ fn files_from_copies_exactly_the_listed_files_odd_names_and_all() {
         "{}",
         text(&out.stderr)
     );
+    // A list that cannot be read is refused before the run starts: no run folder for it.
+    let runs = |state: &Path| {
+        fs::read_dir(state.join("migrations")).map_or(0, |m| {
+            m.flatten()
+                .map(|m| fs::read_dir(m.path().join("runs")).map_or(0, Iterator::count))
+                .sum::<usize>()
+        })
+    };
+    let before = runs(&state);
+    let out = run(godwit()
+        .arg("copy")
+        .arg(&src)
+        .arg(&dst)
+        .arg("--files-from")
+        .arg(dir.path().join("no such list"))
+        .arg("--state-dir")
+        .arg(&state));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let said = text(&out.stderr);
+    assert!(
+        said.contains("error[724]") && said.contains("no such list"),
+        "{said}"
+    );
+    assert_eq!(runs(&state), before);
 }
 
 #[test]
