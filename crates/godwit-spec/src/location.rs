@@ -57,6 +57,14 @@ pub enum Location {
     Memory { prefix: String },
 }
 
+/// Whether `name` can be a bucket or container: letters, digits, `.`, `-` and `_` (wider than
+/// AWS's and Azure's own rules, which S3-compatible stores and older buckets do not all follow;
+/// the store judges the rest).
+fn store_name(name: &str) -> bool {
+    name.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+}
+
 /// What credential `uri` holds, if any: a password after an SFTP user, user information in an
 /// `s3://` or `az://` URI, a key, signature or token in its query. Said without the secret, so
 /// that no message, log or record repeats it (646).
@@ -122,6 +130,11 @@ impl Location {
                 if authority.is_empty() {
                     return Err(bad("the bucket is missing: write s3://bucket/prefix"));
                 }
+                if !store_name(authority) {
+                    return Err(bad(
+                        "a bucket name holds only letters, digits, dots, hyphens and underscores",
+                    ));
+                }
                 Ok(Location::S3 {
                     bucket: authority.into(),
                     prefix: path.into(),
@@ -130,6 +143,12 @@ impl Location {
             "az" | "azblob" => {
                 if authority.is_empty() {
                     return Err(bad("the container is missing: write az://container/prefix"));
+                }
+                if !store_name(authority) {
+                    return Err(bad(
+                        "a container name holds only letters, digits, dots, hyphens and \
+                         underscores",
+                    ));
                 }
                 Ok(Location::Azure {
                     container: authority.into(),
@@ -244,6 +263,8 @@ mod tests {
             "ftp://host/x",
             "sftp://host:notaport/x",
             "file://host/x",
+            "s3://bad bucket/x",
+            "az://my container/x",
         ] {
             let e = Location::parse(bad).unwrap_err();
             assert_eq!(e.code, Code::ERR_URL_PARSE, "{bad}");
