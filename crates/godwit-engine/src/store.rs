@@ -279,7 +279,48 @@ pub fn job_failure(remote: &Remote, e: &opendal::Error, target: bool) -> JobErro
         (_, true) => Code::AZSM1040,
         (_, false) => Code::AZSM1001,
     };
-    JobError::new(code, &[("path", &remote.shown), ("reason", &e.to_string())])
+    // The whole error (the request, every header of the answer) is for GODWIT_LOG; the
+    // message says what the store said.
+    tracing::warn!(store = %remote.shown, "{e}");
+    JobError::new(
+        code,
+        &[("path", &remote.shown), ("reason", &short_reason(e))],
+    )
+}
+
+/// What a store's error says, in a line: the store's own code and message where it gave
+/// them (`NoSuchBucket: The specified bucket does not exist`), else OpenDAL's message and its
+/// innermost cause (`connection refused`), with the kind of error.
+pub fn short_reason(e: &opendal::Error) -> String {
+    let msg = e.message();
+    let quoted = |key: &str| {
+        let start = msg.find(&format!("{key}: \""))? + key.len() + 3;
+        let len = msg[start..].find('"')?;
+        Some(&msg[start..start + len]).filter(|v| !v.is_empty())
+    };
+    let text = match (quoted("code"), quoted("message")) {
+        (Some(code), Some(message)) => {
+            // Azure adds the request's id and time to its message: they are in the log.
+            let message = message.split("RequestId:").next().unwrap_or(message);
+            format!("{code}: {}", message.trim_end_matches("\\n").trim())
+        }
+        _ => {
+            let mut cause = std::error::Error::source(e);
+            let mut innermost = None;
+            while let Some(c) = cause {
+                innermost = Some(c.to_string());
+                cause = c.source();
+            }
+            match innermost {
+                Some(c) if !msg.is_empty() && !c.contains(msg) => format!("{msg}: {c}"),
+                Some(c) => c,
+                None => msg.to_string(),
+            }
+        }
+    };
+    let mut text: String = text.chars().take(300).collect();
+    text.push_str(&format!(" ({})", e.kind()));
+    text
 }
 
 /// The runtime that drives store calls for one run: two workers, as many as the machine's
@@ -639,5 +680,40 @@ fn close_folder(open: &mut Vec<OpenFolder>, sink: &Sender<Event>) {
             entries: folder.entries,
             names: folder.names,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_error_is_said_in_a_line() {
+        let e = opendal::Error::new(
+            ErrorKind::NotFound,
+            "S3Error { code: \"NoSuchBucket\", message: \"The specified bucket does not exist\", resource: \"\" }",
+        )
+        .with_context("uri", "http://127.0.0.1:1/b?list-type=2")
+        .with_context("response", "Parts { status: 404, headers: {\"server\": \"x\"} }");
+        let short = short_reason(&e);
+        assert_eq!(
+            short,
+            "NoSuchBucket: The specified bucket does not exist (NotFound)"
+        );
+        let e = opendal::Error::new(
+            ErrorKind::NotFound,
+            "AzblobError { code: \"ContainerNotFound\", message: \"The specified container does not exist.\\nRequestId:e0e7 Time:2026-12-03T05:51:21Z\" }",
+        );
+        assert_eq!(
+            short_reason(&e),
+            "ContainerNotFound: The specified container does not exist. (NotFound)"
+        );
+        let refused =
+            std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused");
+        let e = opendal::Error::new(ErrorKind::Unexpected, "send http request").set_source(refused);
+        assert_eq!(
+            short_reason(&e),
+            "send http request: Connection refused (Unexpected)"
+        );
     }
 }
