@@ -334,6 +334,13 @@ pub struct CopyArgs {
     /// no file at the source is recorded as AZSM2078.
     #[arg(long, value_name = "FILE")]
     pub files_from: Option<std::path::PathBuf>,
+    /// Keep what this run deletes or replaces at the target in a folder of the run under DIR
+    /// (named by the run id, which starts with its date and time) instead of losing it:
+    /// moved there within the store, never sent again. DIR is a path or URL on the target's
+    /// own store (the same bucket, container or SFTP server; for a local target the same file
+    /// system), outside the target. `godwit undo RUN_ID` puts everything back.
+    #[arg(long, value_name = "DIR")]
+    pub backup_dir: Option<String>,
     /// Write a copy-log record for every excluded file (by default they are only counted).
     #[arg(long)]
     pub log_excluded: bool,
@@ -364,13 +371,6 @@ pub struct SyncArgs {
     /// Carry out the reviewed deletions of the paused run RUN_ID along with this true-up.
     #[arg(long, value_name = "RUN_ID", requires = "delete")]
     pub confirm_deletes: Option<String>,
-    /// Keep what this run deletes or replaces at the target in a folder of the run under DIR
-    /// (named by the run id, which starts with its date and time) instead of losing it:
-    /// moved there within the store, never sent again. DIR is a path or URL on the target's
-    /// own store (the same bucket, container or SFTP server; for a local target the same file
-    /// system), outside the target. `godwit undo RUN_ID` puts everything back.
-    #[arg(long, value_name = "DIR")]
-    pub backup_dir: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -837,3 +837,34 @@ fn a_file_that_cannot_be_kept_in_the_backup_is_neither_replaced_nor_deleted_azsm
     assert_eq!(code, Some(0), "{sum}");
     assert_eq!(fs::read(d.dst.join("a.txt")).unwrap(), b"two");
 }
+
+#[test]
+fn a_copy_with_backup_dir_keeps_what_it_replaces_too() {
+    let d = dirs();
+    write(&d.src.join("a.txt"), b"one");
+    let copy = || {
+        run(godwit()
+            .arg("copy")
+            .arg(&d.src)
+            .arg(&d.dst)
+            .arg("--state-dir")
+            .arg(&d.state)
+            .arg("--json")
+            .arg("--backup-dir")
+            .arg("backups")
+            .current_dir(&d.root))
+    };
+    assert_eq!(copy().status.code(), Some(0));
+    write(&d.src.join("a.txt"), b"two");
+    let out = copy();
+    let sum = summary(&out);
+    assert_eq!(out.status.code(), Some(0), "{sum}");
+    // A relative backup folder is taken from where the command runs.
+    let kept = d.root.join("backups").join(sum["run_id"].as_str().unwrap());
+    assert_eq!(sum["backup"], kept.display().to_string());
+    assert_eq!(fs::read(kept.join("a.txt")).unwrap(), b"one");
+    assert_eq!(fs::read(d.dst.join("a.txt")).unwrap(), b"two");
+    let (code, sum) = undo(&d, sum["run_id"].as_str().unwrap());
+    assert_eq!(code, Some(0), "{sum}");
+    assert_eq!(fs::read(d.dst.join("a.txt")).unwrap(), b"one");
+}

@@ -96,6 +96,12 @@ pub fn copy_options(args: &CopyArgs) -> Result<JobOptions, JobError> {
         },
         log_excluded: args.log_excluded,
         log_unchanged: args.log_unchanged,
+        // A local path made absolute; checked against the target by the run, before it writes.
+        backup_dir: args
+            .backup_dir
+            .as_deref()
+            .map(|d| location(d).map(|l| l.to_string()))
+            .transpose()?,
         files_from: args.files_from.as_deref().map(|p| match p.to_str() {
             Some("-") => "-".to_string(),
             _ => std::path::absolute(p)

@@ -18,13 +18,6 @@ pub fn run(args: &SyncArgs) -> anyhow::Result<ExitStatus> {
             .map(MaxDelete::parse)
             .transpose()?;
         spec.reviewed_run = args.confirm_deletes.clone();
-        spec.options.backup_dir = args.backup_dir.as_deref().map(|d| {
-            match crate::commands::shared::location(d) {
-                Ok(l) => l.to_string(),
-                // Refused by the run with its reason, before anything is written.
-                Err(_) => d.to_string(),
-            }
-        });
         let list = crate::commands::shared::StdinList::take(&mut spec)?;
         Ok((spec, list))
     });
