@@ -44,13 +44,19 @@ install() {
     say "building s3s-fs $S3S_VERSION into $DIR/s3s (about 2 minutes)"
     cargo install --locked --quiet "s3s-fs@$S3S_VERSION" --features binary --root "$DIR/s3s"
   fi
-  if [ ! -x /usr/sbin/sshd ]; then
+  # sshd for the SFTP tests; setfacl/getfacl and setfattr/getfattr for the permissions tests.
+  local missing=""
+  [ -x /usr/sbin/sshd ] || missing="$missing openssh-server"
+  command -v setfacl >/dev/null || missing="$missing acl"
+  command -v setfattr >/dev/null || missing="$missing attr"
+  if [ -n "$missing" ]; then
     if [ "$(id -u)" = 0 ]; then
-      say "installing openssh-server (Debian package)"
+      say "installing$missing (Debian packages)"
       apt-get update -qq
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server >/dev/null
+      # shellcheck disable=SC2086
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
     else
-      say "sshd is missing: run 'sudo apt-get install openssh-server' and try again"
+      say "missing:$missing: run 'sudo apt-get install$missing' and try again"
       exit 1
     fi
   fi

@@ -150,10 +150,9 @@ fn run_command(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError>
         CommandKind::Verify => verify_job(spec, control),
         CommandKind::Undo => undo_job(spec, control),
         CommandKind::SpeedTest => speed_test_job(spec, control),
-        CommandKind::Permissions | CommandKind::SimulatePermissions => Err(JobError::new(
-            Code::INVALID_COMMAND_ERROR,
-            &[("opcode", spec.command.as_str())],
-        )),
+        CommandKind::Permissions | CommandKind::SimulatePermissions => {
+            permissions_job(spec, control)
+        }
     }
 }
 
@@ -578,6 +577,113 @@ fn undo_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError> {
         Err(e) => (Some(e), false),
     };
     summary.end(error.as_ref(), stopped, false);
+    finish(summary, &run, None)
+}
+
+/// `permissions` and `simulate-permissions`: the owner, group, mode, ACLs, extended attributes
+/// and times of every path of the source set on the same path at the target (simulated: only
+/// reported), through the owner map. Between local or mounted folders.
+fn permissions_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError> {
+    let o = &spec.options;
+    let target_location = target_of(spec)?;
+    let (Location::Local(src), Location::Local(dst)) = (&spec.source, target_location) else {
+        return Err(JobError::config(
+            "permissions are carried between local or mounted folders in this version of \
+             godwit; to S3, Azure Blob and SFTP targets they are not carried yet",
+        ));
+    };
+    let options = crate::perms::PermsOptions {
+        what: o
+            .what
+            .as_deref()
+            .map(crate::perms::What::parse)
+            .transpose()?
+            .unwrap_or_default(),
+        map: o
+            .owner_map
+            .as_deref()
+            .map(crate::perms::OwnerMap::parse)
+            .transpose()?
+            .unwrap_or_default(),
+        simulate: spec.command == CommandKind::SimulatePermissions,
+        filter: crate::filter::Filter::new(&o.filters)?,
+    };
+    let migration =
+        Migration::open(&spec.state_dir, &spec.source, Some(target_location)).map_err(|e| {
+            if e.code == Code::MIGRATION_LOCK_ERROR {
+                let id = crate::state::migration_id(&spec.source, Some(target_location));
+                JobError::new(
+                    Code::PERMISSION_MIGRATION_IN_PROGRESS,
+                    &[("migration_id", &id)],
+                )
+            } else {
+                e
+            }
+        })?;
+    let index_path = migration.dir.join("index.redb");
+    let index = if index_path.exists() {
+        Some(Index::open(&index_path)?)
+    } else {
+        None
+    };
+    let run = migration.new_run(spec.command.as_str())?;
+    control.started(&run);
+    write_sides(&run, &spec.source, target_location, o);
+    let mut summary = Summary::start(
+        spec.command,
+        &migration.id,
+        &run,
+        spec.source.to_string(),
+        Some(target_location.to_string()),
+    );
+    let mut log = CopyLog::create(&run)?;
+    let result = crate::perms::carry(
+        src,
+        dst,
+        index.as_ref(),
+        &options,
+        &run,
+        &mut log,
+        control.stop_flag(),
+        &control.progress.files_done,
+    );
+    log.finish(&run)?;
+    let error = match result {
+        Ok(t) => {
+            summary.count(Code::AZSM0000, t.applied);
+            summary.count(Code::PERMISSION_TRANSLATION_ERROR, t.untranslatable);
+            summary.count(Code::PERMISSION_APPLY_FAILURE, t.failed);
+            summary.count(Code::AZSM2063, t.unreadable);
+            let paths = |n: u64| format!("{n} paths");
+            let error = if t.untranslatable > 0 {
+                Some(JobError::new(
+                    Code::PERMISSION_TRANSLATION_ERROR,
+                    &[
+                        ("path", &paths(t.untranslatable)),
+                        (
+                            "reason",
+                            "their owners or groups are not in the owner map; the copy log \
+                             and permissions.jsonl list each",
+                        ),
+                    ],
+                ))
+            } else if t.failed > 0 {
+                Some(JobError::new(
+                    Code::PERMISSION_APPLY_FAILURE,
+                    &[
+                        ("path", &paths(t.failed)),
+                        ("reason", "the copy log lists each with the reason"),
+                    ],
+                ))
+            } else {
+                None
+            };
+            summary.permissions = Some(t);
+            error
+        }
+        Err(e) => Some(e),
+    };
+    summary.end(error.as_ref(), control.is_stopped(), false);
     finish(summary, &run, None)
 }
 

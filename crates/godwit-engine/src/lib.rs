@@ -19,6 +19,7 @@ pub mod history;
 pub mod index;
 pub mod job;
 mod march;
+pub mod perms;
 pub mod precheck;
 pub mod profile;
 mod publish;

@@ -283,6 +283,9 @@ pub struct Summary {
     /// (`--backup-dir`), or, for an undo, the folder it put them back from.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backup: Option<String>,
+    /// What a permissions run set (or, simulated, would set).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<crate::perms::PermsTally>,
     /// What a verification found.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verify: Option<VerifyTally>,
@@ -359,6 +362,7 @@ impl Summary {
             run_dir: run.dir.display().to_string(),
             true_up: None,
             backup: None,
+            permissions: None,
             verify: None,
             speed_test: None,
             dry_run: None,

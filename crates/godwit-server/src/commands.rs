@@ -28,6 +28,7 @@ pub async fn apply(
     };
     if action == Action::Start {
         runnable(command, agent.as_ref())?;
+        runnable_between(state, m, command).await?;
     }
     let scan = state.store.last_success(&m.id, CommandKind::Scan).await?;
     let s = Situation {
@@ -64,6 +65,36 @@ pub async fn apply(
             Ok(run)
         }
     }
+}
+
+/// Refuses a command no agent can run between the migration's endpoints (605, 422): this
+/// version carries permissions between local or mounted folders only.
+pub async fn runnable_between(
+    state: &AppState,
+    m: &Migration,
+    command: CommandKind,
+) -> Result<(), DomainError> {
+    if !matches!(
+        command,
+        CommandKind::Permissions | CommandKind::SimulatePermissions
+    ) {
+        return Ok(());
+    }
+    for (side, id) in [
+        ("source", &m.source_endpoint),
+        ("target", &m.target_endpoint),
+    ] {
+        let endpoint = state.store.get_endpoint(id).await?;
+        if endpoint.kind != "local" {
+            return Err(DomainError::invalid(&format!(
+                "command: godwit {} carries permissions between local or mounted folders \
+                 only, and this migration's {side} is {}",
+                env!("CARGO_PKG_VERSION"),
+                endpoint.kind
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Refuses a command no agent can run: 605 (422) for one this version of godwit has no runner

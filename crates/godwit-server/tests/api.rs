@@ -1263,14 +1263,8 @@ on_both_stores!(
             json!(["scan", "copy", "sync", "empty-folders"]),
             "{ag}"
         );
-        // No version of godwit runs permissions yet: 422, and nothing is queued.
-        let (s, e) = start("permissions").await;
-        assert_error(s, &e, 422, "605");
-        assert!(
-            e["error_msg"].as_str().unwrap().contains("permissions"),
-            "{e}"
-        );
-        // An agent that said it runs only scans is not sent a copy or a sanitize: 9150.
+        // An agent that said it runs only scans is not sent a copy, a sanitize or a
+        // permissions run: 9150.
         a.store
             .agent_seen(&agent, Some(("0.1.0", &[godwit_spec::CommandKind::Scan])))
             .await
@@ -1279,7 +1273,7 @@ on_both_stores!(
             .call("GET", &format!("/v1/agents/{agent}"), Some(&a.viewer), None)
             .await;
         assert_eq!((s, &ag["commands"]), (StatusCode::OK, &json!(["scan"])));
-        for command in ["copy", "sanitize"] {
+        for command in ["copy", "sanitize", "permissions"] {
             let (s, e) = start(command).await;
             assert_error(s, &e, 409, "9150");
             assert_eq!(e["error_param"]["agent_id"], agent.as_str(), "{e}");

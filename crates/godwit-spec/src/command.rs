@@ -74,6 +74,8 @@ impl CommandKind {
         CommandKind::Confirm,
         CommandKind::Sanitize,
         CommandKind::EmptyFolders,
+        CommandKind::Permissions,
+        CommandKind::SimulatePermissions,
         CommandKind::SpeedTest,
         CommandKind::Verify,
         CommandKind::Undo,

@@ -204,6 +204,15 @@ pub struct JobOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(max_length = 4096))]
     pub backup_dir: Option<String>,
+    /// What a permissions run carries: some of `owner,mode,acl,xattr,times` (default: all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 64))]
+    pub what: Option<String>,
+    /// The owner map of a permissions run, its lines as text: `alice=bob`, `1001=2001`,
+    /// `@staff=@eng`, `*=keep` (default: every owner and group keeps its id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 1048576))]
+    pub owner_map: Option<String>,
     /// The run whose backups an undo puts back: a run id as `godwit runs` shows it (through
     /// the API, a job run of the same migration).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -131,6 +131,27 @@ pub enum Command {
                             were found (AZSM1047; see differences.jsonl)."
     )]
     Verify(VerifyArgs),
+    /// Carry owners, groups, modes, POSIX ACLs, extended attributes and times from the source
+    /// to the same paths at the target (--simulate: only report what would be set).
+    ///
+    /// Every path of the source, folders and the source folder itself included, gets one
+    /// record: AZSM0000 when set, 7020 when its owner or group (or a user or group named in its
+    /// ACLs) is not in the owner map, 7030 when the target refuses it or does not hold the path
+    /// yet (copy first). The owner map translates principals: one FROM=TO a line, by name or
+    /// id, `@` for groups on both sides (`alice=bob`, `1001=2001`, `@staff=@eng`), `*=TO` and
+    /// `@*=@TO` for everyone else, `keep` for the same one; without a map every owner and
+    /// group keeps its id, and a map without a default refuses (7020) what it does not name.
+    /// The run folder's permissions.jsonl says, path by path, what is there now and what is set
+    /// (or would be). Setting owners needs root. Between local or mounted folders.
+    #[command(
+        after_help = "Examples:\n  godwit permissions /data/share /mnt/new/share --simulate \
+                            --owner-map owners.txt\n  \
+                            godwit permissions /data/share /mnt/new/share --owner-map owners.txt\n  \
+                            godwit permissions /data/share /mnt/new/share --what mode,times\n\n\
+                            Exit status: 0 done; 1 failed; 2 bad arguments; 3 some paths could \
+                            not be translated (7020) or set (7030)."
+    )]
+    Permissions(PermissionsArgs),
     /// Measure what the path to a target can do: write, read back and delete test files.
     ///
     /// Writes 200 files of 64 KiB and 2 of 64 MiB under a temporary prefix of the target
@@ -403,6 +424,31 @@ pub struct VerifyArgs {
     /// local target, 16 to a remote store].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub transfers: Option<u16>,
+    #[command(flatten)]
+    pub filters: FilterArgs,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PermissionsArgs {
+    /// The local or mounted folder whose permissions are carried.
+    pub source: String,
+    /// The folder it was copied to.
+    pub target: String,
+    /// Set nothing: report what would be set, path by path, and who would own what.
+    #[arg(long)]
+    pub simulate: bool,
+    /// The owner map: one FROM=TO a line (see above); without it owners and groups keep their
+    /// ids.
+    #[arg(long, value_name = "FILE")]
+    pub owner_map: Option<std::path::PathBuf>,
+    /// What to carry: some of owner, mode, acl, xattr, times [default: all].
+    #[arg(long, value_name = "LIST")]
+    pub what: Option<String>,
     #[command(flatten)]
     pub filters: FilterArgs,
     /// Print the summary as JSON.

@@ -30,6 +30,7 @@ fn main() -> ExitCode {
         Command::Sanitize(args) => commands::sanitize::run(&args),
         Command::EmptyFolders(args) => commands::empty_folders::run(&args),
         Command::Verify(args) => commands::verify::run(&args),
+        Command::Permissions(args) => commands::permissions::run(&args),
         Command::SpeedTest(args) => commands::speed_test::run(&args),
         Command::Runs(args) => commands::runs::run(&args),
         Command::Report(args) => commands::runs::report(&args),

@@ -774,6 +774,8 @@ fn the_agent_says_what_it_runs_and_runs_sanitize() {
             "confirm",
             "sanitize",
             "empty-folders",
+            "permissions",
+            "simulate-permissions",
             "speed-test",
             "verify",
             "undo"
@@ -796,13 +798,35 @@ fn the_agent_says_what_it_runs_and_runs_sanitize() {
     let rep = w.report(&run);
     assert_eq!(rep["speed_test"]["write_small"]["files"], 200, "{rep}");
     assert_eq!(rep["speed_test"]["cleaned_up"], true, "{rep}");
-    // No version of godwit runs permissions yet: refused, not accepted and failed later.
+    // Permissions: refused for a migration to S3 (this version carries them between local
+    // folders), simulated and then carried by the agent between its own folders.
     let (s, e) = w.api(
         "POST",
         &format!("/v1/migrations/{m}/commands"),
         Some(json!({"command": "permissions", "action": "start"})),
     );
     assert_eq!((s, e["error_code"].clone()), (422, json!("605")), "{e}");
+    let copy = w.root.join("perm-copy");
+    let m = w.migration_to(
+        &src,
+        json!({"name": "perm-copy", "kind": "local", "uri": copy.to_str().unwrap()}),
+        json!({}),
+    );
+    let run = w.start(&m, "scan", "937");
+    w.wait_end(&run, "932");
+    let run = w.start(&m, "copy", "927");
+    w.wait_end(&run, "922");
+    let run = w.start(&m, "simulate-permissions", "137");
+    w.wait_end(&run, "132");
+    let rep = w.report(&run);
+    assert_eq!(rep["permissions"]["simulate"], true, "{rep}");
+    let paths = rep["permissions"]["applied"].as_u64().unwrap();
+    assert!(paths >= 3, "the root folder and two files: {rep}");
+    let run = w.start(&m, "permissions", "967");
+    w.wait_end(&run, "962");
+    let rep = w.report(&run);
+    assert_eq!(rep["counts"]["AZSM0000"], paths, "{rep}");
+    assert_eq!(rep["permissions"]["simulate"], false, "{rep}");
 }
 
 /// A summary with what differs between two runs of the same job taken out: ids, times,

@@ -42,9 +42,9 @@ pub struct NewMigration {
 #[serde(deny_unknown_fields)]
 pub struct CommandRequest {
     /// scan, copy, sync, sanitize, empty-folders, permissions, simulate-permissions, speed-test,
-    /// verify
+    /// verify, undo
     #[schema(
-        pattern = "^(scan|copy|sync|sanitize|empty-folders|permissions|simulate-permissions|speed-test|verify)$"
+        pattern = "^(scan|copy|sync|sanitize|empty-folders|permissions|simulate-permissions|speed-test|verify|undo)$"
     )]
     pub command: String,
     /// start, stop, pause, resume
@@ -557,11 +557,18 @@ pub async fn create_schedule(
     caller.require_operator()?;
     let m = state.store.get_migration(&id).await?;
     let command = api_command(&req.command)?;
+    if command == CommandKind::Undo {
+        // An undo names the run it puts back; a timetable cannot.
+        return Err(ApiError::invalid(
+            "command: an undo is started for one run (options.undoRun), not on a schedule",
+        ));
+    }
     let agent = match &m.agent_id {
         Some(a) => Some(state.store.get_agent(a).await?),
         None => None,
     };
     crate::commands::runnable(command, agent.as_ref())?;
+    crate::commands::runnable_between(&state, &m, command).await?;
     if !(1..=20).contains(&req.repeat) {
         return Err(ApiError::new(
             Code::ERR_MIGRATION_CONFIG_SCHEDULER_TIMES,

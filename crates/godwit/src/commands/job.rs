@@ -79,13 +79,18 @@ fn exit_status(r: &JobReport) -> ExitStatus {
             paused(r, &e);
             ExitStatus::PausedForReview
         }
-        // Every file was tried and some could not be copied, or a verification found
-        // differences: a partial failure.
+        // Every file was tried and some could not be copied, a verification found
+        // differences, or some paths' permissions could not be carried: a partial failure.
         (_, Some(e))
             if matches!(
                 e.code,
                 godwit_codes::Code::AZSM1046 | godwit_codes::Code::AZSM1047
-            ) =>
+            ) || (s.permissions.is_some()
+                && matches!(
+                    e.code,
+                    godwit_codes::Code::PERMISSION_TRANSLATION_ERROR
+                        | godwit_codes::Code::PERMISSION_APPLY_FAILURE
+                )) =>
         {
             let _ = report(&e);
             ExitStatus::PartialFailure

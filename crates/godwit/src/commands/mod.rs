@@ -8,6 +8,7 @@ pub mod copy;
 pub mod empty_folders;
 pub mod explain;
 mod job;
+pub mod permissions;
 mod render;
 pub mod runs;
 pub mod sanitize;

@@ -1,0 +1,874 @@
+//! Permissions: what a file's owner, group, mode, POSIX ACLs, extended attributes and times
+//! are at the source (extract), what they become at the target through an owner map
+//! (translate), and setting them there (apply). Each step fails for one path with its code:
+//! 7020 when a principal has no mapping, 7030 when the target refuses.
+//!
+//! POSIX ACLs are read and written as the kernel keeps them, in the `system.posix_acl_access`
+//! and `system.posix_acl_default` extended attributes (a version, then tag, permissions and id
+//! for each entry), so that the ids of named users and groups in them are translated like the
+//! owner's.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::error::{JobError, reason};
+
+/// The extended attributes that hold POSIX ACLs.
+const ACL_ACCESS: &str = "system.posix_acl_access";
+const ACL_DEFAULT: &str = "system.posix_acl_default";
+
+/// What a permissions run carries (`--what owner,mode,acl,xattr,times`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct What {
+    pub owner: bool,
+    pub mode: bool,
+    pub acl: bool,
+    pub xattr: bool,
+    pub times: bool,
+}
+
+impl Default for What {
+    fn default() -> Self {
+        What {
+            owner: true,
+            mode: true,
+            acl: true,
+            xattr: true,
+            times: true,
+        }
+    }
+}
+
+impl What {
+    /// `owner,mode,acl,xattr,times` or any of them; anything else is 724 naming the word.
+    pub fn parse(text: &str) -> Result<What, JobError> {
+        let mut w = What {
+            owner: false,
+            mode: false,
+            acl: false,
+            xattr: false,
+            times: false,
+        };
+        for word in text.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+            match word {
+                "owner" => w.owner = true,
+                "mode" => w.mode = true,
+                "acl" => w.acl = true,
+                "xattr" => w.xattr = true,
+                "times" => w.times = true,
+                other => {
+                    return Err(JobError::config(&format!(
+                        "--what {other}: write some of owner, mode, acl, xattr, times"
+                    )));
+                }
+            }
+        }
+        Ok(w)
+    }
+}
+
+/// One entry of a POSIX ACL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AclEntry {
+    pub tag: u16,
+    pub perm: u16,
+    /// A named user's or group's id; `u32::MAX` for the other tags.
+    pub id: u32,
+}
+
+const ACL_USER: u16 = 0x02;
+const ACL_GROUP: u16 = 0x08;
+
+/// A POSIX ACL as the kernel keeps it in an extended attribute.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Acl(pub Vec<AclEntry>);
+
+impl Acl {
+    /// The ACL in an extended attribute's value, or None when it is not one.
+    pub fn decode(b: &[u8]) -> Option<Acl> {
+        if b.len() < 4
+            || u32::from_le_bytes(b[..4].try_into().ok()?) != 2
+            || !(b.len() - 4).is_multiple_of(8)
+        {
+            return None;
+        }
+        let entries = b[4..]
+            .chunks_exact(8)
+            .map(|e| AclEntry {
+                tag: u16::from_le_bytes([e[0], e[1]]),
+                perm: u16::from_le_bytes([e[2], e[3]]),
+                id: u32::from_le_bytes([e[4], e[5], e[6], e[7]]),
+            })
+            .collect();
+        Some(Acl(entries))
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut b = 2u32.to_le_bytes().to_vec();
+        for e in &self.0 {
+            b.extend_from_slice(&e.tag.to_le_bytes());
+            b.extend_from_slice(&e.perm.to_le_bytes());
+            b.extend_from_slice(&e.id.to_le_bytes());
+        }
+        b
+    }
+
+    /// As `getfacl` writes it, on one line: `user::rwx,user:alice:r-x,group::r-x,mask::r-x,...`
+    /// (a named user or group by its name on this machine, else its id).
+    pub fn text(&self) -> String {
+        let perm = |p: u16| {
+            format!(
+                "{}{}{}",
+                if p & 4 != 0 { 'r' } else { '-' },
+                if p & 2 != 0 { 'w' } else { '-' },
+                if p & 1 != 0 { 'x' } else { '-' }
+            )
+        };
+        self.0
+            .iter()
+            .map(|e| {
+                let (kind, id) = match e.tag {
+                    0x01 => ("user", String::new()),
+                    ACL_USER => ("user", user_name(e.id).unwrap_or_else(|| e.id.to_string())),
+                    0x04 => ("group", String::new()),
+                    ACL_GROUP => (
+                        "group",
+                        group_name(e.id).unwrap_or_else(|| e.id.to_string()),
+                    ),
+                    0x10 => ("mask", String::new()),
+                    _ => ("other", String::new()),
+                };
+                format!("{kind}:{id}:{}", perm(e.perm))
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+/// What a path carries: its owner and group, mode, ACLs, other extended attributes, times.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Meta {
+    pub uid: u32,
+    pub gid: u32,
+    /// The permission bits with setuid, setgid and sticky (`0o7777`).
+    pub mode: u32,
+    pub atime: (i64, i64),
+    pub mtime: (i64, i64),
+    pub acl_access: Option<Acl>,
+    pub acl_default: Option<Acl>,
+    /// Other extended attributes, by name (`user.*`; `security.*` and `trusted.*` as root).
+    pub xattrs: BTreeMap<String, Vec<u8>>,
+    pub symlink: bool,
+}
+
+/// Reads what `path` carries (without following a link).
+pub fn extract(path: &Path) -> io::Result<Meta> {
+    let m = fs::symlink_metadata(path)?;
+    let mut meta = Meta {
+        uid: m.uid(),
+        gid: m.gid(),
+        mode: m.mode() & 0o7777,
+        atime: (m.atime(), m.atime_nsec()),
+        mtime: (m.mtime(), m.mtime_nsec()),
+        symlink: m.file_type().is_symlink(),
+        ..Meta::default()
+    };
+    for name in xattr_names(path)? {
+        let Some(value) = xattr(path, &name)? else {
+            continue;
+        };
+        match name.as_str() {
+            ACL_ACCESS => meta.acl_access = Acl::decode(&value),
+            ACL_DEFAULT => meta.acl_default = Acl::decode(&value),
+            _ if carried_xattr(&name) => {
+                meta.xattrs.insert(name, value);
+            }
+            _ => {}
+        }
+    }
+    Ok(meta)
+}
+
+/// Whether an extended attribute is the file's own to carry: `user.*` always, `security.*`
+/// and `trusted.*` (which only root may set) when running as root. `system.*` ones are the
+/// file system's (ACLs are carried by name above).
+fn carried_xattr(name: &str) -> bool {
+    name.starts_with("user.")
+        || (rustix::process::geteuid().is_root()
+            && (name.starts_with("security.") || name.starts_with("trusted.")))
+}
+
+fn xattr_names(path: &Path) -> io::Result<Vec<String>> {
+    let mut buf = Vec::with_capacity(256);
+    loop {
+        match rustix::fs::llistxattr(path, rustix::buffer::spare_capacity(&mut buf)) {
+            Ok(_) => break,
+            Err(rustix::io::Errno::RANGE) => buf.reserve(buf.capacity().max(256) * 2),
+            // A file system without extended attributes holds none.
+            Err(rustix::io::Errno::NOTSUP) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(buf
+        .split(|b| *b == 0)
+        .filter(|n| !n.is_empty())
+        .map(|n| String::from_utf8_lossy(n).into_owned())
+        .collect())
+}
+
+fn xattr(path: &Path, name: &str) -> io::Result<Option<Vec<u8>>> {
+    let mut buf = Vec::with_capacity(64);
+    loop {
+        match rustix::fs::lgetxattr(path, name, rustix::buffer::spare_capacity(&mut buf)) {
+            Ok(_) => return Ok(Some(buf)),
+            Err(rustix::io::Errno::RANGE) => buf.reserve(buf.capacity().max(64) * 2),
+            // Gone since it was listed.
+            Err(rustix::io::Errno::NODATA) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Where a principal goes: another one, or the same (`keep`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum To {
+    Keep,
+    Id(u32),
+    Name(String),
+}
+
+/// The owner map: users and groups at the source (by name or id) to the target's, with an
+/// optional default for those not listed. Without a map every principal keeps its id.
+#[derive(Debug, Clone, Default)]
+pub struct OwnerMap {
+    users: BTreeMap<String, To>,
+    groups: BTreeMap<String, To>,
+    default_user: Option<To>,
+    default_group: Option<To>,
+    /// A map was given: a principal it does not name, without a default, is an error (7020).
+    strict: bool,
+}
+
+impl OwnerMap {
+    /// The map in `text`: one `FROM=TO` a line, `@` before a group on both sides (`alice=bob`,
+    /// `1001=2001`, `@staff=@eng`), `*=TO` and `@*=TO` the defaults, `keep` for the same
+    /// principal; `#` starts a comment. A line that is none of these is 724 naming it.
+    pub fn parse(text: &str) -> Result<OwnerMap, JobError> {
+        let mut map = OwnerMap {
+            strict: true,
+            ..OwnerMap::default()
+        };
+        for (n, raw) in text.lines().enumerate() {
+            let line = raw.split('#').next().unwrap_or_default().trim();
+            if line.is_empty() {
+                continue;
+            }
+            let bad =
+                |why: &str| JobError::config(&format!("owner map line {}: {raw:?}: {why}", n + 1));
+            let (from, to) = line
+                .split_once('=')
+                .ok_or_else(|| bad("write FROM=TO (alice=bob, 1001=2001, @staff=@eng, *=keep)"))?;
+            let (from, to) = (from.trim(), to.trim());
+            let group = from.starts_with('@');
+            if group != to.starts_with('@') && to != "keep" {
+                return Err(bad("a group maps to a group: @ on both sides"));
+            }
+            let (from, to) = (from.trim_start_matches('@'), to.trim_start_matches('@'));
+            if from.is_empty() || to.is_empty() {
+                return Err(bad("a name or an id on each side"));
+            }
+            let to = match to {
+                "keep" => To::Keep,
+                t => t
+                    .parse::<u32>()
+                    .map_or_else(|_| To::Name(t.to_string()), To::Id),
+            };
+            match (group, from) {
+                (false, "*") => map.default_user = Some(to),
+                (true, "*") => map.default_group = Some(to),
+                (false, f) => {
+                    map.users.insert(f.to_string(), to);
+                }
+                (true, f) => {
+                    map.groups.insert(f.to_string(), to);
+                }
+            }
+        }
+        Ok(map)
+    }
+
+    /// The target's id of source user `uid`.
+    pub fn user(&self, uid: u32) -> Result<u32, String> {
+        let name = user_name(uid);
+        let to = name
+            .as_ref()
+            .and_then(|n| self.users.get(n))
+            .or_else(|| self.users.get(&uid.to_string()))
+            .or(self.default_user.as_ref());
+        let shown = name.unwrap_or_else(|| uid.to_string());
+        match to {
+            None if self.strict => Err(format!(
+                "user {shown} (uid {uid}) is not in the owner map, which has no default (*=...)"
+            )),
+            None | Some(To::Keep) => Ok(uid),
+            Some(To::Id(id)) => Ok(*id),
+            Some(To::Name(n)) => user_id(n).ok_or_else(|| {
+                format!("user {shown} maps to {n}, which this machine does not know")
+            }),
+        }
+    }
+
+    /// The target's id of source group `gid`.
+    pub fn group(&self, gid: u32) -> Result<u32, String> {
+        let name = group_name(gid);
+        let to = name
+            .as_ref()
+            .and_then(|n| self.groups.get(n))
+            .or_else(|| self.groups.get(&gid.to_string()))
+            .or(self.default_group.as_ref());
+        let shown = name.unwrap_or_else(|| gid.to_string());
+        match to {
+            None if self.strict => Err(format!(
+                "group {shown} (gid {gid}) is not in the owner map, which has no default (@*=...)"
+            )),
+            None | Some(To::Keep) => Ok(gid),
+            Some(To::Id(id)) => Ok(*id),
+            Some(To::Name(n)) => group_id(n).ok_or_else(|| {
+                format!("group {shown} maps to @{n}, which this machine does not know")
+            }),
+        }
+    }
+}
+
+pub fn user_name(uid: u32) -> Option<String> {
+    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+}
+
+pub fn group_name(gid: u32) -> Option<String> {
+    nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid))
+        .ok()
+        .flatten()
+        .map(|g| g.name)
+}
+
+fn user_id(name: &str) -> Option<u32> {
+    nix::unistd::User::from_name(name)
+        .ok()
+        .flatten()
+        .map(|u| u.uid.as_raw())
+}
+
+fn group_id(name: &str) -> Option<u32> {
+    nix::unistd::Group::from_name(name)
+        .ok()
+        .flatten()
+        .map(|g| g.gid.as_raw())
+}
+
+/// `meta` with its principals translated through `map` (the owner, the group, and the named
+/// users and groups of its ACLs), keeping only what `what` carries; the reason when a principal
+/// cannot be translated (7020).
+pub fn translate(meta: &Meta, map: &OwnerMap, what: What) -> Result<Meta, String> {
+    let mut out = Meta {
+        symlink: meta.symlink,
+        ..Meta::default()
+    };
+    if what.owner {
+        out.uid = map.user(meta.uid)?;
+        out.gid = map.group(meta.gid)?;
+    }
+    if what.mode {
+        out.mode = meta.mode;
+    }
+    if what.acl {
+        let acl = |a: &Option<Acl>| -> Result<Option<Acl>, String> {
+            let Some(a) = a else { return Ok(None) };
+            let mut entries = Vec::with_capacity(a.0.len());
+            for e in &a.0 {
+                let id = match e.tag {
+                    ACL_USER => map.user(e.id)?,
+                    ACL_GROUP => map.group(e.id)?,
+                    _ => e.id,
+                };
+                entries.push(AclEntry { id, ..*e });
+            }
+            Ok(Some(Acl(entries)))
+        };
+        out.acl_access = acl(&meta.acl_access)?;
+        out.acl_default = acl(&meta.acl_default)?;
+    }
+    if what.xattr {
+        out.xattrs = meta.xattrs.clone();
+    }
+    if what.times {
+        out.atime = meta.atime;
+        out.mtime = meta.mtime;
+    }
+    Ok(out)
+}
+
+/// Sets on `path` what `want` says, for what `what` carries: the owner first (a change of
+/// owner clears setuid and setgid), then the mode, the ACLs, the extended attributes, and the
+/// times last (setting the others changes none of them, but a later write would). The reason
+/// when the target refuses (7030).
+pub fn apply(path: &Path, want: &Meta, what: What) -> Result<(), String> {
+    let fail = |step: &str, e: io::Error| format!("{step}: {}", reason(&e));
+    if what.owner {
+        std::os::unix::fs::lchown(path, Some(want.uid), Some(want.gid))
+            .map_err(|e| fail("chown", e))?;
+    }
+    if what.mode && !want.symlink {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(path, fs::Permissions::from_mode(want.mode))
+            .map_err(|e| fail("chmod", e))?;
+    }
+    if what.acl && !want.symlink {
+        for (name, acl) in [
+            (ACL_ACCESS, &want.acl_access),
+            (ACL_DEFAULT, &want.acl_default),
+        ] {
+            match acl {
+                Some(a) => {
+                    rustix::fs::lsetxattr(path, name, &a.encode(), rustix::fs::XattrFlags::empty())
+                        .map_err(|e| fail("setfacl", e.into()))?
+                }
+                None => match rustix::fs::lremovexattr(path, name) {
+                    Ok(()) | Err(rustix::io::Errno::NODATA) => {}
+                    // A file system without ACLs has none to remove.
+                    Err(rustix::io::Errno::NOTSUP) => {}
+                    Err(e) => return Err(fail("setfacl", e.into())),
+                },
+            }
+        }
+    }
+    if what.xattr {
+        for (name, value) in &want.xattrs {
+            rustix::fs::lsetxattr(path, name, value, rustix::fs::XattrFlags::empty())
+                .map_err(|e| fail(&format!("setxattr {name}"), e.into()))?;
+        }
+    }
+    if what.times {
+        use rustix::fs::{AtFlags, CWD, Timespec, Timestamps, utimensat};
+        let ts = |(s, ns): (i64, i64)| Timespec {
+            tv_sec: s,
+            tv_nsec: ns as _,
+        };
+        let times = Timestamps {
+            last_access: ts(want.atime),
+            last_modification: ts(want.mtime),
+        };
+        utimensat(CWD, path, &times, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| fail("utimensat", e.into()))?;
+    }
+    Ok(())
+}
+
+/// What `meta` holds, for a report: `owner:group mode`, the ACLs as getfacl writes them, the
+/// extended attributes' names, the modification time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Shown {
+    pub owner: String,
+    pub group: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub mode: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acl: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_acl: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub xattrs: Vec<String>,
+    pub mtime: String,
+}
+
+impl Shown {
+    pub fn of(meta: &Meta) -> Shown {
+        Shown {
+            owner: user_name(meta.uid).unwrap_or_else(|| meta.uid.to_string()),
+            group: group_name(meta.gid).unwrap_or_else(|| meta.gid.to_string()),
+            uid: meta.uid,
+            gid: meta.gid,
+            mode: format!("{:04o}", meta.mode),
+            acl: meta.acl_access.as_ref().map(Acl::text),
+            default_acl: meta.acl_default.as_ref().map(Acl::text),
+            xattrs: meta.xattrs.keys().cloned().collect(),
+            mtime: format!("{}.{:09}", meta.mtime.0, meta.mtime.1),
+        }
+    }
+}
+
+/// How a permissions run goes.
+#[derive(Debug, Clone)]
+pub struct PermsOptions {
+    pub what: What,
+    pub map: OwnerMap,
+    /// Apply nothing: report what would be set.
+    pub simulate: bool,
+    /// The names the target holds for sanitized source names.
+    pub filter: crate::filter::Filter,
+}
+
+/// What a permissions run did (or, simulated, would do), as the summary keeps it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PermsTally {
+    pub simulate: bool,
+    /// Paths whose permissions were set (or would be).
+    pub applied: u64,
+    /// Paths with a principal the owner map does not translate (7020).
+    pub untranslatable: u64,
+    /// Paths the target refused, or does not hold (7030).
+    pub failed: u64,
+    /// Source paths that could not be read.
+    pub unreadable: u64,
+    /// Paths each owner at the target gets (or would get), by name.
+    pub owners: BTreeMap<String, u64>,
+    /// Paths each group at the target gets (or would get), by name.
+    pub groups: BTreeMap<String, u64>,
+    /// The run folder's report: one line a path, what is there now and what is (or would be)
+    /// set.
+    pub report: String,
+}
+
+/// One line of `permissions.jsonl`.
+#[derive(Debug, Serialize)]
+struct ReportLine<'a> {
+    path: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target_path: Option<&'a str>,
+    code: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    now: Option<Shown>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    set: Option<Shown>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    cannot: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+}
+
+/// The report file of a permissions run.
+pub const REPORT_FILE: &str = "permissions.jsonl";
+
+/// Carries the permissions of every path of the local source `src` (the root folder too) to
+/// the same path at the local target `dst`, recording each in the copy log and the report.
+#[allow(clippy::too_many_arguments)]
+pub fn carry(
+    src: &Path,
+    dst: &Path,
+    index: Option<&crate::index::Index>,
+    options: &PermsOptions,
+    run: &crate::state::Run,
+    log: &mut crate::record::CopyLog,
+    stop: &std::sync::atomic::AtomicBool,
+    progress: &std::sync::atomic::AtomicU64,
+) -> Result<PermsTally, JobError> {
+    use crate::walk::{Event, WalkOptions, walk};
+    use std::io::Write;
+    let report_path = run.dir.join(REPORT_FILE);
+    let file = fs::File::create(&report_path).map_err(|e| {
+        let shown = report_path.display().to_string();
+        JobError::new(
+            godwit_codes::Code::SCAN_REPORT_FOLDER_ERROR,
+            &[("path", &shown), ("reason", &reason(&e))],
+        )
+    })?;
+    let mut report = io::BufWriter::new(file);
+    let mut tally = PermsTally {
+        simulate: options.simulate,
+        report: report_path.display().to_string(),
+        ..PermsTally::default()
+    };
+    let report_error =
+        |e: io::Error| JobError::config(&format!("{}: {}", report_path.display(), reason(&e)));
+    let mut one = |rel: &[u8],
+                   tally: &mut PermsTally,
+                   log: &mut crate::record::CopyLog|
+     -> Result<(), JobError> {
+        progress.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let line = one_path(src, dst, index, options, rel, tally);
+        log.write(run, &line.record)?;
+        let text = serde_json::to_string(&line.report(&line.record)).unwrap_or_default();
+        writeln!(report, "{text}").map_err(report_error)
+    };
+    one(b"", &mut tally, log)?;
+    let (tx, rx) = crossbeam_channel::bounded::<Event>(4096 / crate::walk::BATCH_EVENTS);
+    let walk_options = WalkOptions {
+        follow_links: false,
+        threads: 2,
+        list_names: false,
+        batch: true,
+    };
+    std::thread::scope(|s| -> Result<(), JobError> {
+        s.spawn(|| {
+            walk(src, walk_options, &options.filter, &|_| {}, &tx, stop);
+            drop(tx);
+        });
+        for event in crate::walk::events(&rx) {
+            match event {
+                Event::Entry(e) => one(&e.rel, &mut tally, log)?,
+                Event::Error { rel, error } => {
+                    tally.unreadable += 1;
+                    let record = crate::record::CopyRecord::new(
+                        &rel,
+                        0,
+                        godwit_codes::Code::AZSM2061,
+                        &[("reason", &reason(&error))],
+                    );
+                    log.write(run, &record)?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    })?;
+    report.flush().map_err(report_error)?;
+    Ok(tally)
+}
+
+/// One path's record and report line.
+struct PathResult {
+    record: crate::record::CopyRecord,
+    now: Option<Meta>,
+    set: Option<Meta>,
+    cannot: Vec<String>,
+    reason: Option<String>,
+}
+
+impl PathResult {
+    fn report<'a>(&'a self, r: &'a crate::record::CopyRecord) -> ReportLine<'a> {
+        ReportLine {
+            path: &r.path,
+            target_path: r.target_path.as_deref(),
+            code: r.code.id(),
+            now: self.now.as_ref().map(Shown::of),
+            set: self.set.as_ref().map(Shown::of),
+            cannot: self.cannot.clone(),
+            reason: self.reason.as_deref(),
+        }
+    }
+}
+
+fn one_path(
+    src: &Path,
+    dst: &Path,
+    index: Option<&crate::index::Index>,
+    options: &PermsOptions,
+    rel: &[u8],
+    tally: &mut PermsTally,
+) -> PathResult {
+    use godwit_codes::Code;
+    use std::os::unix::ffi::OsStrExt;
+    let target = index
+        .and_then(|i| i.target_name(rel).ok().flatten())
+        .unwrap_or_else(|| rel.to_vec());
+    let shown_target = (target != rel).then(|| crate::record::display_path(&target));
+    let result = |code: Code, params: &[(&str, &str)], why: Option<&str>| {
+        let mut record = crate::record::CopyRecord::new(rel, 0, code, params);
+        record.target_path = shown_target.clone();
+        PathResult {
+            record,
+            now: None,
+            set: None,
+            cannot: Vec::new(),
+            reason: why.map(str::to_string),
+        }
+    };
+    let meta = match extract(&src.join(std::ffi::OsStr::from_bytes(rel))) {
+        Ok(m) => m,
+        Err(e) => {
+            tally.unreadable += 1;
+            let why = reason(&e);
+            return result(Code::AZSM2063, &[("reason", &why)], Some(&why));
+        }
+    };
+    let shown = crate::record::display_path(rel);
+    let path = match crate::backend::inside_target(dst, &target) {
+        Ok(p) => p,
+        Err(why) => {
+            tally.failed += 1;
+            return result(
+                Code::PERMISSION_APPLY_FAILURE,
+                &[("path", &shown), ("reason", &why)],
+                Some(&why),
+            );
+        }
+    };
+    let now = match extract(&path) {
+        Ok(now) => now,
+        Err(e) => {
+            tally.failed += 1;
+            let why = if e.kind() == io::ErrorKind::NotFound {
+                "the target does not hold it (copy it first)".to_string()
+            } else {
+                reason(&e)
+            };
+            return result(
+                Code::PERMISSION_APPLY_FAILURE,
+                &[("path", &shown), ("reason", &why)],
+                Some(&why),
+            );
+        }
+    };
+    let mut want = match translate(&meta, &options.map, options.what) {
+        Ok(w) => w,
+        Err(why) => {
+            tally.untranslatable += 1;
+            let mut r = result(
+                Code::PERMISSION_TRANSLATION_ERROR,
+                &[("path", &shown), ("reason", &why)],
+                Some(&why),
+            );
+            r.now = Some(now);
+            return r;
+        }
+    };
+    // What is not carried stays as the target has it.
+    if !options.what.owner {
+        (want.uid, want.gid) = (now.uid, now.gid);
+    }
+    if !options.what.mode {
+        want.mode = now.mode;
+    }
+    if !options.what.times {
+        (want.atime, want.mtime) = (now.atime, now.mtime);
+    }
+    let mut cannot = Vec::new();
+    let root = rustix::process::geteuid().is_root();
+    if options.what.owner && !root && (want.uid != now.uid || want.gid != now.gid) {
+        cannot.push("owner and group: only root may give a file to another user".to_string());
+    }
+    let applied = if options.simulate {
+        Ok(())
+    } else {
+        apply(&path, &want, options.what)
+    };
+    let mut r = match &applied {
+        Ok(()) => {
+            tally.applied += 1;
+            let owner = user_name(want.uid).unwrap_or_else(|| want.uid.to_string());
+            let group = group_name(want.gid).unwrap_or_else(|| want.gid.to_string());
+            *tally.owners.entry(owner).or_default() += 1;
+            *tally.groups.entry(group).or_default() += 1;
+            result(Code::AZSM0000, &[], None)
+        }
+        Err(why) => {
+            tally.failed += 1;
+            result(
+                Code::PERMISSION_APPLY_FAILURE,
+                &[("path", &shown), ("reason", why)],
+                Some(why),
+            )
+        }
+    };
+    r.now = Some(now);
+    r.set = Some(want);
+    r.cannot = cannot;
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_acl_reads_back_as_it_was_written() {
+        let acl = Acl(vec![
+            AclEntry {
+                tag: 0x01,
+                perm: 7,
+                id: u32::MAX,
+            },
+            AclEntry {
+                tag: ACL_USER,
+                perm: 5,
+                id: 4_000_000_001,
+            },
+            AclEntry {
+                tag: 0x04,
+                perm: 5,
+                id: u32::MAX,
+            },
+            AclEntry {
+                tag: 0x10,
+                perm: 5,
+                id: u32::MAX,
+            },
+            AclEntry {
+                tag: 0x20,
+                perm: 0,
+                id: u32::MAX,
+            },
+        ]);
+        assert_eq!(Acl::decode(&acl.encode()), Some(acl.clone()));
+        assert_eq!(
+            acl.text(),
+            "user::rwx,user:4000000001:r-x,group::r-x,mask::r-x,other::---"
+        );
+        assert_eq!(Acl::decode(b"\x01\0\0\0"), None, "another version");
+        assert_eq!(Acl::decode(b"\x02\0\0\0\x01"), None, "a broken entry");
+    }
+
+    #[test]
+    fn an_owner_map_maps_ids_and_refuses_what_it_does_not_name() {
+        let map = OwnerMap::parse("# ids\n1001=2001\n@1002=@2002 # a group\nroot=keep\n").unwrap();
+        assert_eq!(map.user(1001), Ok(2001));
+        assert_eq!(map.group(1002), Ok(2002));
+        assert_eq!(map.user(0), Ok(0), "root by name, kept");
+        let e = map.user(4242).unwrap_err();
+        assert!(e.contains("4242") && e.contains("no default"), "{e}");
+        let map = OwnerMap::parse("*=keep\n@*=@3000").unwrap();
+        assert_eq!(map.user(4242), Ok(4242));
+        assert_eq!(map.group(4242), Ok(3000));
+        assert_eq!(OwnerMap::default().user(4242), Ok(4242), "no map: ids kept");
+        for bad in ["alice", "@staff=bob", "=x", "a="] {
+            let e = OwnerMap::parse(bad).unwrap_err();
+            assert!(
+                e.message.contains("owner map line 1"),
+                "{bad}: {}",
+                e.message
+            );
+        }
+        assert!(What::parse("owner,dance").is_err());
+        assert_eq!(
+            What::parse("mode,times").unwrap(),
+            What {
+                owner: false,
+                mode: true,
+                acl: false,
+                xattr: false,
+                times: true
+            }
+        );
+    }
+
+    #[test]
+    fn a_file_carries_its_mode_xattrs_and_times() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        fs::write(&a, b"x").unwrap();
+        fs::write(&b, b"y").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&a, fs::Permissions::from_mode(0o2750)).unwrap();
+        let xattrs = rustix::fs::lsetxattr(&a, "user.tag", b"v1", rustix::fs::XattrFlags::empty());
+        let meta = extract(&a).unwrap();
+        let want = translate(&meta, &OwnerMap::default(), What::default()).unwrap();
+        apply(&b, &want, What::default()).unwrap();
+        let got = extract(&b).unwrap();
+        assert_eq!(got.mode, 0o2750);
+        assert_eq!(got.mtime, meta.mtime);
+        if xattrs.is_ok() {
+            assert_eq!(
+                got.xattrs.get("user.tag").map(Vec::as_slice),
+                Some(&b"v1"[..])
+            );
+        }
+    }
+}
