@@ -317,4 +317,59 @@ fn a_bad_owner_map_or_what_is_refused_before_anything_runs() {
         );
     }
     assert!(!d.state.exists(), "no run was started");
+    // A target this version does not carry permissions to.
+    let out = run(godwit()
+        .arg("permissions")
+        .arg(&d.src)
+        .arg("s3://bucket/share")
+        .arg("--state-dir")
+        .arg(&d.state));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("local or mounted folders"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn a_second_run_while_one_holds_the_migration_is_7010() {
+    let d = dirs();
+    write(&d.src.join("a.txt"), b"a");
+    let out = run(godwit()
+        .arg("copy")
+        .arg(&d.src)
+        .arg(&d.dst)
+        .arg("--state-dir")
+        .arg(&d.state));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // Another process holds the migration, as a running godwit does.
+    let migration = fs::read_dir(d.state.join("migrations"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    // (--no-fork: flock is the sleep, so killing it lets go of the lock at once.)
+    let mut holder = Command::new("flock")
+        .arg("--no-fork")
+        .arg(migration.join("lock"))
+        .args(["sleep", "30"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let out = run(godwit()
+        .arg("permissions")
+        .arg(&d.src)
+        .arg(&d.dst)
+        .arg("--state-dir")
+        .arg(&d.state));
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("error[7010]"),
+        "{}",
+        text(&out.stderr)
+    );
 }
