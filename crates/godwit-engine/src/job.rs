@@ -586,11 +586,29 @@ fn undo_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError> {
 fn permissions_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError> {
     let o = &spec.options;
     let target_location = target_of(spec)?;
-    let (Location::Local(src), Location::Local(dst)) = (&spec.source, target_location) else {
-        return Err(JobError::config(
-            "permissions are carried between local or mounted folders in this version of \
-             godwit; to S3, Azure Blob and SFTP targets they are not carried yet",
-        ));
+    let not_here = || {
+        JobError::config(
+            "permissions are carried from a local or mounted folder to a local or mounted \
+             folder or an SFTP server in this version of godwit; to S3 and Azure Blob they are \
+             not carried yet",
+        )
+    };
+    let Location::Local(src) = &spec.source else {
+        return Err(not_here());
+    };
+    let target = Side::open(target_location, "target")?;
+    let rt = match &target {
+        Side::Remote(r) if r.sftp.is_some() => Some(crate::store::runtime("permissions")?),
+        Side::Remote(_) => return Err(not_here()),
+        Side::Local(_) => None,
+    };
+    let dst = match (&target, &rt) {
+        (Side::Local(root), _) => crate::perms::PermsTarget::Local(root),
+        (Side::Remote(r), Some(rt)) => match &r.sftp {
+            Some(sftp) => crate::perms::PermsTarget::Sftp { sftp, rt },
+            None => return Err(not_here()),
+        },
+        (Side::Remote(_), None) => return Err(not_here()),
     };
     let options = crate::perms::PermsOptions {
         what: o
@@ -639,7 +657,7 @@ fn permissions_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobEr
     let mut log = CopyLog::create(&run)?;
     let result = crate::perms::carry(
         src,
-        dst,
+        &dst,
         index.as_ref(),
         &options,
         &run,

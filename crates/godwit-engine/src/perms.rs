@@ -505,6 +505,118 @@ impl Shown {
     }
 }
 
+/// Where permissions are set: a local folder, or an SFTP server, which carries owners, groups,
+/// modes and times (in whole seconds), but no ACLs or extended attributes, and sets what a link
+/// points to rather than the link.
+#[derive(Debug)]
+pub enum PermsTarget<'a> {
+    Local(&'a Path),
+    Sftp {
+        sftp: &'a crate::sftp::SftpTarget,
+        rt: &'a tokio::runtime::Runtime,
+    },
+}
+
+impl PermsTarget<'_> {
+    /// What the target holds at `rel` now; the reason when it cannot be read.
+    fn now(&self, rel: &[u8]) -> Result<Meta, String> {
+        const MISSING: &str = "the target does not hold it (copy it first)";
+        match self {
+            PermsTarget::Local(root) => {
+                let path = crate::backend::inside_target(root, rel)?;
+                extract(&path).map_err(|e| {
+                    if e.kind() == io::ErrorKind::NotFound {
+                        MISSING.to_string()
+                    } else {
+                        reason(&e)
+                    }
+                })
+            }
+            PermsTarget::Sftp { sftp, rt } => {
+                let rel = std::str::from_utf8(rel)
+                    .map_err(|_| "the name is not UTF-8, which SFTP cannot address".to_string())?;
+                match rt.block_on(sftp.attributes(rel)) {
+                    Ok((uid, gid, mode, atime, mtime)) => Ok(Meta {
+                        uid,
+                        gid,
+                        mode,
+                        atime: (atime, 0),
+                        mtime: (mtime, 0),
+                        ..Meta::default()
+                    }),
+                    Err(e) if e.kind() == opendal::ErrorKind::NotFound => Err(MISSING.into()),
+                    Err(e) => Err(crate::store::short_reason(&e)),
+                }
+            }
+        }
+    }
+
+    /// What of `what` this target carries for a path (a link: on SFTP, nothing).
+    fn carries(&self, what: What, symlink: bool) -> What {
+        match self {
+            PermsTarget::Local(_) => what,
+            PermsTarget::Sftp { .. } if symlink => What {
+                owner: false,
+                mode: false,
+                acl: false,
+                xattr: false,
+                times: false,
+            },
+            PermsTarget::Sftp { .. } => What {
+                acl: false,
+                xattr: false,
+                ..what
+            },
+        }
+    }
+
+    /// What of the source's `meta` this target cannot hold, said for the report.
+    fn cannot(&self, meta: &Meta, what: What) -> Vec<String> {
+        let mut out = Vec::new();
+        if let PermsTarget::Sftp { .. } = self {
+            if meta.symlink {
+                out.push(
+                    "a link's own owner, mode and times: SFTP sets those of what it points to"
+                        .into(),
+                );
+            }
+            if what.acl && (meta.acl_access.is_some() || meta.acl_default.is_some()) {
+                out.push("ACLs: SFTP carries none".into());
+            }
+            if what.xattr && !meta.xattrs.is_empty() {
+                out.push("extended attributes: SFTP carries none".into());
+            }
+            if what.times && (meta.mtime.1 != 0 || meta.atime.1 != 0) {
+                out.push("times below a second: SFTP keeps whole seconds".into());
+            }
+        }
+        out
+    }
+
+    /// Sets `want` (for what `what` carries) on `rel`; the reason when the target refuses.
+    fn set(&self, rel: &[u8], want: &Meta, what: What) -> Result<(), String> {
+        match self {
+            PermsTarget::Local(root) => {
+                apply(&crate::backend::inside_target(root, rel)?, want, what)
+            }
+            PermsTarget::Sftp { sftp, rt } => {
+                if !(what.owner || what.mode || what.times) {
+                    return Ok(());
+                }
+                let rel = std::str::from_utf8(rel)
+                    .map_err(|_| "the name is not UTF-8, which SFTP cannot address".to_string())?;
+                rt.block_on(sftp.set_attributes(
+                    rel,
+                    what.owner.then_some((want.uid, want.gid)),
+                    what.mode.then_some(want.mode),
+                    what.times.then_some((want.atime.0, want.mtime.0)),
+                ))
+                .map_err(|e| format!("setstat: {}", crate::store::short_reason(&e)))
+            }
+        }
+    }
+}
+
 /// How a permissions run goes.
 #[derive(Debug, Clone)]
 pub struct PermsOptions {
@@ -562,7 +674,7 @@ pub const REPORT_FILE: &str = "permissions.jsonl";
 #[allow(clippy::too_many_arguments)]
 pub fn carry(
     src: &Path,
-    dst: &Path,
+    dst: &PermsTarget<'_>,
     index: Option<&crate::index::Index>,
     options: &PermsOptions,
     run: &crate::state::Run,
@@ -658,7 +770,7 @@ impl PathResult {
 
 fn one_path(
     src: &Path,
-    dst: &Path,
+    dst: &PermsTarget<'_>,
     index: Option<&crate::index::Index>,
     options: &PermsOptions,
     rel: &[u8],
@@ -690,8 +802,8 @@ fn one_path(
         }
     };
     let shown = crate::record::display_path(rel);
-    let path = match crate::backend::inside_target(dst, &target) {
-        Ok(p) => p,
+    let now = match dst.now(&target) {
+        Ok(now) => now,
         Err(why) => {
             tally.failed += 1;
             return result(
@@ -701,23 +813,8 @@ fn one_path(
             );
         }
     };
-    let now = match extract(&path) {
-        Ok(now) => now,
-        Err(e) => {
-            tally.failed += 1;
-            let why = if e.kind() == io::ErrorKind::NotFound {
-                "the target does not hold it (copy it first)".to_string()
-            } else {
-                reason(&e)
-            };
-            return result(
-                Code::PERMISSION_APPLY_FAILURE,
-                &[("path", &shown), ("reason", &why)],
-                Some(&why),
-            );
-        }
-    };
-    let mut want = match translate(&meta, &options.map, options.what) {
+    let what = dst.carries(options.what, meta.symlink);
+    let mut want = match translate(&meta, &options.map, what) {
         Ok(w) => w,
         Err(why) => {
             tally.untranslatable += 1;
@@ -731,24 +828,28 @@ fn one_path(
         }
     };
     // What is not carried stays as the target has it.
-    if !options.what.owner {
+    if !what.owner {
         (want.uid, want.gid) = (now.uid, now.gid);
     }
-    if !options.what.mode {
+    if !what.mode {
         want.mode = now.mode;
     }
-    if !options.what.times {
+    if !what.times {
         (want.atime, want.mtime) = (now.atime, now.mtime);
     }
-    let mut cannot = Vec::new();
+    let mut cannot = dst.cannot(&meta, options.what);
     let root = rustix::process::geteuid().is_root();
-    if options.what.owner && !root && (want.uid != now.uid || want.gid != now.gid) {
+    if matches!(dst, PermsTarget::Local(_))
+        && what.owner
+        && !root
+        && (want.uid != now.uid || want.gid != now.gid)
+    {
         cannot.push("owner and group: only root may give a file to another user".to_string());
     }
     let applied = if options.simulate {
         Ok(())
     } else {
-        apply(&path, &want, options.what)
+        dst.set(&target, &want, what)
     };
     let mut r = match &applied {
         Ok(()) => {

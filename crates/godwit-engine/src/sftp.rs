@@ -142,6 +142,75 @@ impl SftpTarget {
         self.root.join(rel)
     }
 
+    /// The owner, group, mode (`0o7777`) and access and modification times (whole seconds) of
+    /// `rel`, relative to the target's root, without following a link.
+    pub(crate) async fn attributes(
+        &self,
+        rel: &str,
+    ) -> Result<(u32, u32, u32, i64, i64), opendal::Error> {
+        self.timed("stat", async {
+            let session = self.session().await?;
+            let mut fs = session.fs();
+            match fs.symlink_metadata(self.path(rel)).await {
+                Ok(m) => {
+                    let secs = |t: Option<UnixTimeStamp>| {
+                        t.map_or(0, |t| i64::try_from(t.as_duration().as_secs()).unwrap_or(0))
+                    };
+                    Ok((
+                        m.uid().unwrap_or(0),
+                        m.gid().unwrap_or(0),
+                        m.permissions().map_or(0, |p| p.as_raw().bits() & 0o7777),
+                        secs(m.accessed()),
+                        secs(m.modified()),
+                    ))
+                }
+                Err(e) => {
+                    self.check(&session, &e).await;
+                    Err(error(e, "stat"))
+                }
+            }
+        })
+        .await
+    }
+
+    /// Sets on `rel` the owner and group, the mode and the times (whole seconds) given.
+    pub(crate) async fn set_attributes(
+        &self,
+        rel: &str,
+        id: Option<(u32, u32)>,
+        mode: Option<u32>,
+        times: Option<(i64, i64)>,
+    ) -> Result<(), opendal::Error> {
+        use openssh_sftp_client::metadata::{Permissions, RawPermissions};
+        self.timed("setstat", async {
+            let session = self.session().await?;
+            let mut fs = session.fs();
+            let mut b = MetaDataBuilder::new();
+            if let Some(id) = id {
+                b.id(id);
+            }
+            if let Some(mode) = mode {
+                b.permissions(Permissions::from_raw(RawPermissions::from_bits_truncate(
+                    mode,
+                )));
+            }
+            if let Some((atime, mtime)) = times {
+                let ts = |s: i64| UnixTimeStamp::from_raw(u32::try_from(s.max(0)).unwrap_or(0));
+                if let (Some(a), Some(m)) = (ts(atime), ts(mtime)) {
+                    b.time(a, m);
+                }
+            }
+            match fs.set_metadata(self.path(rel), b.create()).await {
+                Ok(()) => Ok(()),
+                Err(e) => {
+                    self.check(&session, &e).await;
+                    Err(error(e, "setstat"))
+                }
+            }
+        })
+        .await
+    }
+
     /// Creates (or truncates) `name`, relative to the target's root, for writing.
     pub(crate) async fn create(self: &Arc<Self>, name: &str) -> Result<SftpFile, opendal::Error> {
         self.timed("open", async {

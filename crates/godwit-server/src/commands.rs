@@ -68,7 +68,7 @@ pub async fn apply(
 }
 
 /// Refuses a command no agent can run between the migration's endpoints (605, 422): this
-/// version carries permissions between local or mounted folders only.
+/// version carries permissions from a local source to a local or SFTP target only.
 pub async fn runnable_between(
     state: &AppState,
     m: &Migration,
@@ -80,15 +80,15 @@ pub async fn runnable_between(
     ) {
         return Ok(());
     }
-    for (side, id) in [
-        ("source", &m.source_endpoint),
-        ("target", &m.target_endpoint),
+    for (side, id, kinds) in [
+        ("source", &m.source_endpoint, &["local"][..]),
+        ("target", &m.target_endpoint, &["local", "sftp"][..]),
     ] {
         let endpoint = state.store.get_endpoint(id).await?;
-        if endpoint.kind != "local" {
+        if !kinds.contains(&endpoint.kind.as_str()) {
             return Err(DomainError::invalid(&format!(
-                "command: godwit {} carries permissions between local or mounted folders \
-                 only, and this migration's {side} is {}",
+                "command: godwit {} carries permissions from a local or mounted folder to a \
+                 local or mounted folder or an SFTP server, and this migration's {side} is {}",
                 env!("CARGO_PKG_VERSION"),
                 endpoint.kind
             )));

@@ -326,7 +326,7 @@ fn a_bad_owner_map_or_what_is_refused_before_anything_runs() {
         .arg(&d.state));
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(
-        text(&out.stderr).contains("local or mounted folders"),
+        text(&out.stderr).contains("to S3 and Azure Blob they are not carried yet"),
         "{}",
         text(&out.stderr)
     );

@@ -1245,3 +1245,79 @@ fn sftp_backup_dir_keeps_deleted_and_replaced_files_and_undo_restores_them() {
         &s.sftp_url(&format!("{sub}-backups")),
     );
 }
+
+#[test]
+fn sftp_permissions_carry_owners_modes_and_times_and_say_what_sftp_cannot() {
+    let s = servers();
+    let dir = tempfile::tempdir().unwrap();
+    let (src, state) = (dir.path().join("src"), dir.path().join("state"));
+    write(&src.join("team/plan.txt"), b"plan");
+    write(&src.join("open.txt"), b"open");
+    let sh = |args: &[&str]| {
+        let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let at = |rel: &str| src.join(rel).to_str().unwrap().to_string();
+    sh(&["chown", "nobody:nogroup", &at("team/plan.txt")]);
+    sh(&["chmod", "2750", &at("team")]);
+    sh(&["chmod", "604", &at("open.txt")]);
+    sh(&["setfacl", "-m", "u:nobody:rw-", &at("open.txt")]);
+    let sub = unique("perms");
+    let url = s.sftp_url(&sub);
+    let out = run(s
+        .godwit()
+        .arg("copy")
+        .arg(&src)
+        .arg(&url)
+        .arg("--state-dir")
+        .arg(&state));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = run(s
+        .godwit()
+        .arg("permissions")
+        .arg(&src)
+        .arg(&url)
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("--json"));
+    let sum = summary(&out);
+    assert_eq!(out.status.code(), Some(0), "{sum}");
+    assert_eq!(sum["status"]["code"], "962", "{sum}");
+    assert_eq!(sum["counts"]["AZSM0000"], 4, "{sum}");
+    // On the server's disk (the test server is this machine).
+    let on_server = s.sftp_root.join(&sub);
+    let stat = |rel: &str| {
+        sh(&[
+            "stat",
+            "-c",
+            "%U:%G %a %Y",
+            on_server.join(rel).to_str().unwrap(),
+        ])
+        .trim()
+        .to_string()
+    };
+    let mtime = |p: &Path| {
+        sh(&["stat", "-c", "%Y", p.to_str().unwrap()])
+            .trim()
+            .to_string()
+    };
+    assert_eq!(
+        stat("team/plan.txt"),
+        format!("nobody:nogroup 644 {}", mtime(&src.join("team/plan.txt")))
+    );
+    assert_eq!(
+        stat("team"),
+        format!("root:root 2750 {}", mtime(&src.join("team")))
+    );
+    // The ACL made the source's group bits rw- (its mask); SFTP sets the mode, not the ACL,
+    // and the report says so.
+    assert!(
+        stat("open.txt").starts_with("root:root 664"),
+        "{}",
+        stat("open.txt")
+    );
+    let report = std::fs::read_to_string(sum["permissions"]["report"].as_str().unwrap()).unwrap();
+    let line = report.lines().find(|l| l.contains("\"open.txt\"")).unwrap();
+    assert!(line.contains("ACLs: SFTP carries none"), "{line}");
+}
