@@ -122,6 +122,17 @@ fn tree(d: &Dirs, p: &Principals) {
     ]);
 }
 
+/// Copies the source to the target: permissions are set on what is there.
+fn copy(d: &Dirs) {
+    let out = run(godwit()
+        .arg("copy")
+        .arg(&d.src)
+        .arg(&d.dst)
+        .arg("--state-dir")
+        .arg(&d.state));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
 fn permissions(d: &Dirs, args: &[&str]) -> (Option<i32>, Value) {
     let out = run(godwit()
         .arg("permissions")
@@ -152,13 +163,7 @@ fn owners_modes_acls_and_xattrs_reach_the_target_through_the_owner_map() {
     let p = Principals::new(&["alice", "bob", "carol", "dave"], &["staff", "eng"]);
     let d = dirs();
     tree(&d, &p);
-    let out = run(godwit()
-        .arg("copy")
-        .arg(&d.src)
-        .arg(&d.dst)
-        .arg("--state-dir")
-        .arg(&d.state));
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    copy(&d);
     let (alice, bob, carol, dave, staff, eng) = (
         p.user(0),
         p.user(1),
@@ -258,13 +263,7 @@ fn a_path_the_target_does_not_hold_is_7030_and_the_others_are_set() {
     let d = dirs();
     write(&d.src.join("a.txt"), b"a");
     write(&d.src.join("b.txt"), b"b");
-    let out = run(godwit()
-        .arg("copy")
-        .arg(&d.src)
-        .arg(&d.dst)
-        .arg("--state-dir")
-        .arg(&d.state));
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    copy(&d);
     fs::remove_file(d.dst.join("b.txt")).unwrap();
     sh(&["chmod", "604", path(&d.src.join("a.txt"))]);
     sh(&["chmod", "604", path(&d.src.join("b.txt"))]);
@@ -336,13 +335,7 @@ fn a_bad_owner_map_or_what_is_refused_before_anything_runs() {
 fn a_second_run_while_one_holds_the_migration_is_7010() {
     let d = dirs();
     write(&d.src.join("a.txt"), b"a");
-    let out = run(godwit()
-        .arg("copy")
-        .arg(&d.src)
-        .arg(&d.dst)
-        .arg("--state-dir")
-        .arg(&d.state));
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    copy(&d);
     // Another process holds the migration, as a running godwit does.
     let migration = fs::read_dir(d.state.join("migrations"))
         .unwrap()
