@@ -22,56 +22,6 @@ use crate::error::{JobError, reason};
 const ACL_ACCESS: &str = "system.posix_acl_access";
 const ACL_DEFAULT: &str = "system.posix_acl_default";
 
-/// What a permissions run carries (`--what owner,mode,acl,xattr,times`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct What {
-    pub owner: bool,
-    pub mode: bool,
-    pub acl: bool,
-    pub xattr: bool,
-    pub times: bool,
-}
-
-impl Default for What {
-    fn default() -> Self {
-        What {
-            owner: true,
-            mode: true,
-            acl: true,
-            xattr: true,
-            times: true,
-        }
-    }
-}
-
-impl What {
-    /// `owner,mode,acl,xattr,times` or any of them; anything else is 724 naming the word.
-    pub fn parse(text: &str) -> Result<What, JobError> {
-        let mut w = What {
-            owner: false,
-            mode: false,
-            acl: false,
-            xattr: false,
-            times: false,
-        };
-        for word in text.split(',').map(str::trim).filter(|w| !w.is_empty()) {
-            match word {
-                "owner" => w.owner = true,
-                "mode" => w.mode = true,
-                "acl" => w.acl = true,
-                "xattr" => w.xattr = true,
-                "times" => w.times = true,
-                other => {
-                    return Err(JobError::config(&format!(
-                        "--what {other}: write some of owner, mode, acl, xattr, times"
-                    )));
-                }
-            }
-        }
-        Ok(w)
-    }
-}
-
 /// One entry of a POSIX ACL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AclEntry {
@@ -234,85 +184,27 @@ fn xattr(path: &Path, name: &str) -> io::Result<Option<Vec<u8>>> {
     }
 }
 
-/// Where a principal goes: another one, or the same (`keep`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum To {
-    Keep,
-    Id(u32),
-    Name(String),
-}
+pub use godwit_spec::permissions::{OwnerRules as OwnerMap, To, What};
 
-/// The owner map: users and groups at the source (by name or id) to the target's, with an
-/// optional default for those not listed. Without a map every principal keeps its id.
-#[derive(Debug, Clone, Default)]
-pub struct OwnerMap {
-    users: BTreeMap<String, To>,
-    groups: BTreeMap<String, To>,
-    default_user: Option<To>,
-    default_group: Option<To>,
-    /// A map was given: a principal it does not name, without a default, is an error (7020).
-    strict: bool,
-}
-
-impl OwnerMap {
-    /// The map in `text`: one `FROM=TO` a line, `@` before a group on both sides (`alice=bob`,
-    /// `1001=2001`, `@staff=@eng`), `*=TO` and `@*=TO` the defaults, `keep` for the same
-    /// principal; `#` starts a comment. A line that is none of these is 724 naming it.
-    pub fn parse(text: &str) -> Result<OwnerMap, JobError> {
-        let mut map = OwnerMap {
-            strict: true,
-            ..OwnerMap::default()
-        };
-        for (n, raw) in text.lines().enumerate() {
-            let line = raw.split('#').next().unwrap_or_default().trim();
-            if line.is_empty() {
-                continue;
-            }
-            let bad =
-                |why: &str| JobError::config(&format!("owner map line {}: {raw:?}: {why}", n + 1));
-            let (from, to) = line
-                .split_once('=')
-                .ok_or_else(|| bad("write FROM=TO (alice=bob, 1001=2001, @staff=@eng, *=keep)"))?;
-            let (from, to) = (from.trim(), to.trim());
-            let group = from.starts_with('@');
-            if group != to.starts_with('@') && to != "keep" {
-                return Err(bad("a group maps to a group: @ on both sides"));
-            }
-            let (from, to) = (from.trim_start_matches('@'), to.trim_start_matches('@'));
-            if from.is_empty() || to.is_empty() {
-                return Err(bad("a name or an id on each side"));
-            }
-            let to = match to {
-                "keep" => To::Keep,
-                t => t
-                    .parse::<u32>()
-                    .map_or_else(|_| To::Name(t.to_string()), To::Id),
-            };
-            match (group, from) {
-                (false, "*") => map.default_user = Some(to),
-                (true, "*") => map.default_group = Some(to),
-                (false, f) => {
-                    map.users.insert(f.to_string(), to);
-                }
-                (true, f) => {
-                    map.groups.insert(f.to_string(), to);
-                }
-            }
-        }
-        Ok(map)
-    }
-
+/// Translating principals through the owner map, with this machine's names for them.
+pub trait Translate {
     /// The target's id of source user `uid`.
-    pub fn user(&self, uid: u32) -> Result<u32, String> {
+    fn user(&self, uid: u32) -> Result<u32, String>;
+    /// The target's id of source group `gid`.
+    fn group(&self, gid: u32) -> Result<u32, String>;
+}
+
+impl Translate for OwnerMap {
+    fn user(&self, uid: u32) -> Result<u32, String> {
         let name = user_name(uid);
         let to = name
             .as_ref()
-            .and_then(|n| self.users.get(n))
-            .or_else(|| self.users.get(&uid.to_string()))
-            .or(self.default_user.as_ref());
+            .and_then(|n| self.users().get(n))
+            .or_else(|| self.users().get(&uid.to_string()))
+            .or(self.default_user());
         let shown = name.unwrap_or_else(|| uid.to_string());
         match to {
-            None if self.strict => Err(format!(
+            None if self.strict() => Err(format!(
                 "user {shown} (uid {uid}) is not in the owner map, which has no default (*=...)"
             )),
             None | Some(To::Keep) => Ok(uid),
@@ -323,17 +215,16 @@ impl OwnerMap {
         }
     }
 
-    /// The target's id of source group `gid`.
-    pub fn group(&self, gid: u32) -> Result<u32, String> {
+    fn group(&self, gid: u32) -> Result<u32, String> {
         let name = group_name(gid);
         let to = name
             .as_ref()
-            .and_then(|n| self.groups.get(n))
-            .or_else(|| self.groups.get(&gid.to_string()))
-            .or(self.default_group.as_ref());
+            .and_then(|n| self.groups().get(n))
+            .or_else(|| self.groups().get(&gid.to_string()))
+            .or(self.default_group());
         let shown = name.unwrap_or_else(|| gid.to_string());
         match to {
-            None if self.strict => Err(format!(
+            None if self.strict() => Err(format!(
                 "group {shown} (gid {gid}) is not in the owner map, which has no default (@*=...)"
             )),
             None | Some(To::Keep) => Ok(gid),

@@ -10,6 +10,7 @@ pub mod error;
 pub mod filter;
 pub mod location;
 pub mod options;
+pub mod permissions;
 pub mod protocol;
 
 pub use claims::{Claims, Role};

@@ -1033,6 +1033,8 @@ fn the_agent_and_the_command_line_give_the_same_results_for_the_same_job() {
         json!({"command": "verify", "action": "start", "options": [1]}),
         json!({"command": "verify", "action": "stop", "options": {"checksum": true}}),
         json!({"command": "sync", "action": "start", "options": {"backupDir": "s3://"}}),
+        json!({"command": "permissions", "action": "start", "options": {"ownerMap": "alice bob"}}),
+        json!({"command": "permissions", "action": "start", "options": {"what": "owner,colour"}}),
     ] {
         let (st, e) = w.api("POST", &commands, Some(bad.clone()));
         assert_eq!(

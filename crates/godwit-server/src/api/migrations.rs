@@ -94,6 +94,20 @@ fn check_options(o: &MigrationOptions) -> Result<(), ApiError> {
     // Sizes, ages, rates and delete limits are checked as they are read; patterns are compiled
     // here with the compiler the agent uses: an invalid one is 634/635/636 with the reason.
     godwit_spec::Filter::new(&o.filters).map_err(ApiError::from)?;
+    // A permissions run's list and owner map, read as the agent reads them.
+    if let Some(what) = &o.what {
+        godwit_spec::permissions::What::parse(what).map_err(|e| {
+            ApiError::invalid(format!("options.what: {}", e.message.trim_end_matches('.')))
+        })?;
+    }
+    if let Some(map) = &o.owner_map {
+        godwit_spec::permissions::OwnerRules::parse(map).map_err(|e| {
+            ApiError::invalid(format!(
+                "options.ownerMap: {}",
+                e.message.trim_end_matches('.')
+            ))
+        })?;
+    }
     if let Some(dir) = &o.backup_dir {
         // Where it is checked against the target (same store, outside it) is the agent's
         // run, which refuses one it cannot use before writing anything (724).
