@@ -217,6 +217,24 @@ fn owners_modes_acls_and_xattrs_reach_the_target_through_the_owner_map() {
     assert_eq!(simulated["permissions"]["groups"][eng], 2, "{simulated}");
     assert_eq!(owned(&d.dst.join("team/plan.txt")), "root:root 650");
 
+    // For a person: who would own what, and each path that would change, saying what.
+    let out = run(godwit()
+        .arg("permissions")
+        .arg(&d.src)
+        .arg(&d.dst)
+        .arg("--state-dir")
+        .arg(&d.state)
+        .args(["--simulate", "--owner-map", &map_arg]));
+    let said = text(&out.stdout);
+    assert!(said.contains("paths they would own"), "{said}");
+    let plan = said
+        .lines()
+        .find(|l| l.trim_start().starts_with("team/plan.txt"))
+        .unwrap_or_else(|| panic!("{said}"));
+    assert!(
+        plan.contains(&format!("-> {dave}:{eng} 0650 +acl (owner, group")) && plan.contains("acl"),
+        "{plan}"
+    );
     let (code, applied) = permissions(&d, &["--owner-map", &map_arg]);
     assert_eq!(code, Some(0), "{applied}");
     assert_eq!(applied["status"]["code"], "962");

@@ -88,8 +88,95 @@ fn human(r: &JobReport) -> String {
         };
         table("owner at the target", &p.owners);
         table("group at the target", &p.groups);
+        changes(&mut out, &p.report, p.simulate);
         let _ = writeln!(out, "  path by path: {}", p.report);
     }
     let _ = writeln!(out, "  run folder: {}", s.run_dir);
     out
+}
+
+/// The most paths a summary lists; the report has them all.
+const LISTED: usize = 40;
+
+/// The paths whose permissions change (or would), and those refused, as a table:
+/// `path  owner:group mode -> owner:group mode`, with what cannot be carried.
+fn changes(out: &mut String, report: &str, simulate: bool) {
+    let Ok(text) = std::fs::read_to_string(report) else {
+        return;
+    };
+    let brief = |v: &serde_json::Value| {
+        format!(
+            "{}:{} {}{}",
+            v["owner"].as_str().unwrap_or("?"),
+            v["group"].as_str().unwrap_or("?"),
+            v["mode"].as_str().unwrap_or("?"),
+            if v.get("acl").is_some() || v.get("default_acl").is_some() {
+                " +acl"
+            } else {
+                ""
+            }
+        )
+    };
+    let mut rows = Vec::new();
+    let mut more = 0usize;
+    for line in text.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let changed = v["now"] != v["set"] || v["code"] != "AZSM0000";
+        if !changed {
+            continue;
+        }
+        if rows.len() == LISTED {
+            more += 1;
+            continue;
+        }
+        let path = match v["path"].as_str() {
+            Some("") => ".".to_string(),
+            Some(p) => p.to_string(),
+            None => continue,
+        };
+        let what = match (v.get("set"), v["reason"].as_str()) {
+            (Some(set), _) if v["code"] == "AZSM0000" => {
+                let now = &v["now"];
+                let differ: Vec<&str> = [
+                    ("owner", "owner"),
+                    ("group", "group"),
+                    ("mode", "mode"),
+                    ("acl", "acl"),
+                    ("default_acl", "default acl"),
+                    ("xattrs", "xattrs"),
+                    ("mtime", "times"),
+                ]
+                .into_iter()
+                .filter(|(key, _)| now.get(key) != set.get(key))
+                .map(|(_, shown)| shown)
+                .collect();
+                format!("{} -> {} ({})", brief(now), brief(set), differ.join(", "))
+            }
+            (_, Some(why)) => format!("{} {why}", v["code"].as_str().unwrap_or("")),
+            _ => String::new(),
+        };
+        let cannot: Vec<&str> = v["cannot"]
+            .as_array()
+            .map(|c| c.iter().filter_map(|x| x.as_str()).collect())
+            .unwrap_or_default();
+        let cannot = if cannot.is_empty() {
+            String::new()
+        } else {
+            format!(" (cannot: {})", cannot.join("; "))
+        };
+        rows.push(format!("  {path:<40} {what}{cannot}"));
+    }
+    if rows.is_empty() {
+        return;
+    }
+    let verb = if simulate { "would change" } else { "changed" };
+    let _ = writeln!(out, "  paths that {verb} (now -> set):");
+    for r in rows {
+        let _ = writeln!(out, "{r}");
+    }
+    if more > 0 {
+        let _ = writeln!(out, "  ... and {more} more in the report");
+    }
 }
