@@ -236,18 +236,57 @@ impl Translate for OwnerMap {
     }
 }
 
-pub fn user_name(uid: u32) -> Option<String> {
-    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
-        .ok()
-        .flatten()
-        .map(|u| u.name)
+/// Names already looked up, by (group?, id): a tree has few owners and many files, and each
+/// look-up may read the whole user database.
+type NameCache = std::sync::Mutex<std::collections::HashMap<(bool, u32), Option<String>>>;
+
+static NAMES: std::sync::OnceLock<NameCache> = std::sync::OnceLock::new();
+
+/// Forgets the names looked up: each run looks them up afresh (an agent runs for months).
+fn forget_names() {
+    if let Some(cache) = NAMES.get() {
+        cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
 }
 
+fn cached_name(group: bool, id: u32, look_up: impl FnOnce() -> Option<String>) -> Option<String> {
+    let cache = NAMES.get_or_init(Default::default);
+    if let Some(name) = cache
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(&(group, id))
+    {
+        return name.clone();
+    }
+    let name = look_up();
+    cache
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert((group, id), name.clone());
+    name
+}
+
+/// The name of user `uid` on this machine.
+pub fn user_name(uid: u32) -> Option<String> {
+    cached_name(false, uid, || {
+        nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+            .ok()
+            .flatten()
+            .map(|u| u.name)
+    })
+}
+
+/// The name of group `gid` on this machine.
 pub fn group_name(gid: u32) -> Option<String> {
-    nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid))
-        .ok()
-        .flatten()
-        .map(|g| g.name)
+    cached_name(true, gid, || {
+        nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid))
+            .ok()
+            .flatten()
+            .map(|g| g.name)
+    })
 }
 
 fn user_id(name: &str) -> Option<u32> {
@@ -575,6 +614,7 @@ pub fn carry(
 ) -> Result<PermsTally, JobError> {
     use crate::walk::{Event, WalkOptions, walk};
     use std::io::Write;
+    forget_names();
     let report_path = run.dir.join(REPORT_FILE);
     let file = fs::File::create(&report_path).map_err(|e| {
         let shown = report_path.display().to_string();
