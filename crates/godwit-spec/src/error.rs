@@ -48,6 +48,8 @@ impl JobError {
             Code::MIGRATION_INVALID_SOURCE_ABS_ERROR,
             Code::MIGRATION_INVALID_DESTINATION_PATH_ERROR,
             Code::INCORRECT_MIGRATION_CONFIG,
+            // A run id (confirm, undo, --from-scan) that names no run.
+            Code::DB_ERR_GET_DOC_NOT_FOUND,
         ]
         .contains(&self.code)
     }

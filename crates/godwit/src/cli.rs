@@ -87,8 +87,8 @@ pub enum Command {
     /// changed at the target since is left alone. The migration's index learns each file put
     /// back, so the next true-up sends the source's version again if the source still differs.
     #[command(after_help = "Example:\n  godwit undo 20261122T153000Z-1a2b\n\n\
-                            Exit status: 0 all put back; 1 failed, or no such run; 2 that run \
-                            kept nothing to put back; 3 some files could not be put back.")]
+                            Exit status: 0 all put back; 1 failed; 2 no such run, or it kept \
+                            nothing to put back; 3 some files could not be put back.")]
     Undo(UndoArgs),
     /// Rename, on the source itself, the names a target cannot hold (a dry run without --apply).
     ///

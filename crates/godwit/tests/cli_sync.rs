@@ -160,10 +160,11 @@ fn deletions_over_the_limit_pause_with_9080_and_confirm_carries_out_exactly_the_
         (),
     );
     assert_eq!(code, Some(2));
+    // An id that names no paused run: exit 2, as confirm's --help says.
     let out = run(godwit()
         .args(["confirm", "20990101T000000Z-dead", "--state-dir"])
         .arg(&d.state));
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(
         text(&out.stderr).contains("error[800]"),
         "{}",
@@ -717,6 +718,17 @@ fn backup_dir_keeps_what_a_true_up_deletes_and_replaces_and_undo_puts_it_back_by
     assert_eq!(sum["counts"]["AZSM2047"], 4, "{sum}");
     assert_same_tree(&before, &d.dst);
     assert!(!kept_in.exists(), "an emptied backup folder goes");
+
+    // An id that names no run is a usage error.
+    let out = run(godwit()
+        .args(["undo", "20991231T000000Z-0000", "--state-dir"])
+        .arg(&d.state));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("error[800]"),
+        "{}",
+        text(&out.stderr)
+    );
 
     // Undone twice: nothing left to put back, said per file, and exit 3.
     let (code, sum) = undo(&d, &run_id);

@@ -1086,7 +1086,11 @@ fn sftp_speed_test_measures_both_ways_and_estimates_a_scanned_copy() {
         .arg(&url)
         .args(["--from-scan", "20990101T000000Z-0000", "--state-dir"])
         .arg(&state));
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an id that names no run is a usage error"
+    );
     assert!(
         text(&out.stderr).contains("error[800]"),
         "{}",
