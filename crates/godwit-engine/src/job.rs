@@ -589,24 +589,43 @@ fn permissions_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobEr
     let not_here = || {
         JobError::config(
             "permissions are carried from a local or mounted folder to a local or mounted \
-             folder or an SFTP server in this version of godwit; to S3 and Azure Blob they are \
+             folder, an SFTP server or S3 in this version of godwit; to Azure Blob they are \
              not carried yet",
         )
     };
     let Location::Local(src) = &spec.source else {
         return Err(not_here());
     };
+    if !matches!(
+        target_location.kind(),
+        StoreKind::Local | StoreKind::Sftp | StoreKind::S3
+    ) {
+        return Err(not_here());
+    }
     let target = Side::open(target_location, "target")?;
     let rt = match &target {
-        Side::Remote(r) if r.sftp.is_some() => Some(crate::store::runtime("permissions")?),
+        Side::Remote(r) if r.sftp.is_some() || r.s3.is_some() => {
+            Some(crate::store::runtime("permissions")?)
+        }
         Side::Remote(_) => return Err(not_here()),
         Side::Local(_) => None,
     };
     let dst = match (&target, &rt) {
         (Side::Local(root), _) => crate::perms::PermsTarget::Local(root),
-        (Side::Remote(r), Some(rt)) => match &r.sftp {
-            Some(sftp) => crate::perms::PermsTarget::Sftp { sftp, rt },
-            None => return Err(not_here()),
+        (Side::Remote(r), Some(rt)) => match (&r.sftp, &r.s3) {
+            (Some(sftp), _) => crate::perms::PermsTarget::Sftp { sftp, rt },
+            (None, Some(s3)) => crate::perms::PermsTarget::S3 {
+                remote: r,
+                client: crate::uploads::Client::new(s3).ok_or_else(|| {
+                    JobError::config(
+                        "permissions to S3 are written with the object's metadata, which needs \
+                         static credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+                    )
+                })?,
+                prefix: s3.prefix.clone(),
+                rt,
+            },
+            (None, None) => return Err(not_here()),
         },
         (Side::Remote(_), None) => return Err(not_here()),
     };
@@ -668,7 +687,7 @@ fn permissions_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobEr
     log.finish(&run)?;
     let error = match result {
         Ok(t) => {
-            summary.count(Code::AZSM0000, t.applied);
+            summary.count(Code::AZSM0000, t.applied + t.folders_not_held);
             summary.count(Code::PERMISSION_TRANSLATION_ERROR, t.untranslatable);
             summary.count(Code::PERMISSION_APPLY_FAILURE, t.failed);
             summary.count(Code::AZSM2063, t.unreadable);

@@ -152,14 +152,22 @@ struct Listing {
     uploads: Vec<Upload>,
 }
 
-struct Client {
+pub struct Client {
     http: reqwest::Client,
     signer: Signer<Credential>,
     base: String,
+    bucket: String,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the signer: it holds the credentials.
+        f.debug_struct("Client").field("base", &self.base).finish()
+    }
 }
 
 impl Client {
-    fn new(target: &S3Target) -> Option<Client> {
+    pub(crate) fn new(target: &S3Target) -> Option<Client> {
         let (id, secret, token) = target.keys.clone()?;
         let mut provider = StaticCredentialProvider::new(&id, &secret);
         if let Some(t) = token {
@@ -173,7 +181,55 @@ impl Client {
                 RequestSigner::new("s3", &target.region),
             ),
             base: format!("{}/{}", target.endpoint, encode(&target.bucket, false)),
+            bucket: target.bucket.clone(),
         })
+    }
+
+    /// Replaces the user metadata of the object `key` (its full key in the bucket) with
+    /// `metadata`, keeping its bytes and content type: a copy onto itself with the metadata
+    /// directive REPLACE (OpenDAL's copy keeps the source's metadata).
+    pub(crate) async fn replace_metadata(
+        &self,
+        key: &str,
+        content_type: Option<&str>,
+        metadata: &[(String, String)],
+    ) -> Result<(), String> {
+        let url = format!("{}/{}", self.base, encode(key, false));
+        let mut request = http::Request::builder()
+            .method(http::Method::PUT)
+            .uri(&url)
+            .header("x-amz-content-sha256", "UNSIGNED-PAYLOAD")
+            .header(
+                "x-amz-copy-source",
+                format!("/{}/{}", encode(&self.bucket, false), encode(key, false)),
+            )
+            .header("x-amz-metadata-directive", "REPLACE");
+        if let Some(t) = content_type {
+            request = request.header("content-type", t);
+        }
+        for (k, v) in metadata {
+            request = request.header(format!("x-amz-meta-{k}"), v);
+        }
+        let (mut parts, ()) = request.body(()).map_err(|e| e.to_string())?.into_parts();
+        self.signer
+            .sign(&mut parts, None)
+            .await
+            .map_err(|e| e.to_string())?;
+        let response = self
+            .http
+            .put(parts.uri.to_string())
+            .headers(parts.headers)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status();
+        let text = response.text().await.map_err(|e| e.to_string())?;
+        // A copy can fail after its 200: the body then holds the error.
+        if status.is_success() && !text.contains("<Error>") {
+            Ok(())
+        } else {
+            Err(format!("{status}: {text}"))
+        }
     }
 
     /// The open uploads whose keys start with `prefix` (the first thousand: enough to tell).

@@ -798,14 +798,23 @@ fn the_agent_says_what_it_runs_and_runs_sanitize() {
     let rep = w.report(&run);
     assert_eq!(rep["speed_test"]["write_small"]["files"], 200, "{rep}");
     assert_eq!(rep["speed_test"]["cleaned_up"], true, "{rep}");
-    // Permissions: refused for a migration to S3 (this version carries them between local
-    // folders), simulated and then carried by the agent between its own folders.
+    // Permissions: refused for a migration to Azure Blob (this version does not carry them
+    // there), simulated and then carried by the agent between its own folders.
+    let to_azure = w.migration_to(
+        &src,
+        json!({"name": "az", "kind": "azure-blob", "uri": "az://container/share"}),
+        json!({}),
+    );
     let (s, e) = w.api(
         "POST",
-        &format!("/v1/migrations/{m}/commands"),
+        &format!("/v1/migrations/{to_azure}/commands"),
         Some(json!({"command": "permissions", "action": "start"})),
     );
     assert_eq!((s, e["error_code"].clone()), (422, json!("605")), "{e}");
+    assert!(
+        e["error_msg"].as_str().unwrap().contains("azure-blob"),
+        "{e}"
+    );
     let copy = w.root.join("perm-copy");
     let m = w.migration_to(
         &src,

@@ -338,12 +338,12 @@ fn a_bad_owner_map_or_what_is_refused_before_anything_runs() {
     let out = run(godwit()
         .arg("permissions")
         .arg(&d.src)
-        .arg("s3://bucket/share")
+        .arg("az://container/share")
         .arg("--state-dir")
         .arg(&d.state));
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(
-        text(&out.stderr).contains("to S3 and Azure Blob they are not carried yet"),
+        text(&out.stderr).contains("to Azure Blob they are not carried yet"),
         "{}",
         text(&out.stderr)
     );

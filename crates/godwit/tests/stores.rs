@@ -1325,3 +1325,74 @@ fn sftp_permissions_carry_owners_modes_and_times_and_say_what_sftp_cannot() {
     let line = report.lines().find(|l| l.contains("\"open.txt\"")).unwrap();
     assert!(line.contains("ACLs: SFTP carries none"), "{line}");
 }
+
+#[test]
+fn s3_permissions_are_kept_as_object_metadata_in_rclone_form() {
+    let s = servers();
+    let dir = tempfile::tempdir().unwrap();
+    let (src, state) = (dir.path().join("src"), dir.path().join("state"));
+    write(&src.join("team/plan.txt"), b"plan");
+    let plan = src.join("team/plan.txt");
+    let sh = |args: &[&str]| {
+        let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+    };
+    sh(&["chown", "nobody:nogroup", plan.to_str().unwrap()]);
+    sh(&["chmod", "2640", plan.to_str().unwrap()]);
+    sh(&[
+        "touch",
+        "-d",
+        "2024-05-06T07:08:09.123456789Z",
+        plan.to_str().unwrap(),
+    ]);
+    let bucket = unique("perms");
+    s.store(&["mkbucket", &bucket]);
+    let url = format!("s3://{bucket}/share");
+    let out = run(s
+        .godwit()
+        .arg("copy")
+        .arg(&src)
+        .arg(&url)
+        .arg("--state-dir")
+        .arg(&state));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let before = s.store(&["meta", "s3", &bucket, "share/team/plan.txt"]);
+    let out = run(s
+        .godwit()
+        .arg("permissions")
+        .arg(&src)
+        .arg(&url)
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("--json"));
+    let sum = summary(&out);
+    assert_eq!(out.status.code(), Some(0), "{sum}");
+    // The root folder and team/ have nothing to hold them: said, not failed.
+    assert_eq!(sum["counts"]["AZSM0000"], 3, "{sum}");
+    let meta: serde_json::Value =
+        serde_json::from_str(&s.store(&["meta", "s3", &bucket, "share/team/plan.txt"])).unwrap();
+    assert_eq!(meta["mode"], "102640", "{meta}");
+    assert_eq!(meta["uid"], "65534", "{meta}");
+    assert_eq!(meta["gid"], "65534", "{meta}");
+    assert_eq!(meta["uname"], "nobody", "{meta}");
+    assert_eq!(meta["mtime"], "2024-05-06T07:08:09.123456789Z", "{meta}");
+    assert!(meta["atime"].as_str().is_some(), "{meta}");
+    // godwit's own time is kept: the next true-up sends nothing.
+    let kept: serde_json::Value = serde_json::from_str(&before).unwrap();
+    assert_eq!(meta["godwitmtime"], kept["godwitmtime"], "{meta}");
+    let out = run(s
+        .godwit()
+        .arg("sync")
+        .arg(&src)
+        .arg(&url)
+        .arg("--state-dir")
+        .arg(&state)
+        .args(["--json", "--spot-check", "1000"]));
+    let sum = summary(&out);
+    assert_eq!(out.status.code(), Some(0), "{sum}");
+    assert_eq!(sum["bytes_copied"], 0, "{sum}");
+    // The object's bytes are as they were.
+    let back = dir.path().join("back");
+    s.store(&["download", "s3", &bucket, "share", back.to_str().unwrap()]);
+    assert_eq!(fs::read(back.join("team/plan.txt")).unwrap(), b"plan");
+}
