@@ -588,23 +588,19 @@ fn permissions_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobEr
     let target_location = target_of(spec)?;
     let not_here = || {
         JobError::config(
-            "permissions are carried from a local or mounted folder to a local or mounted \
-             folder, an SFTP server or S3 in this version of godwit; to Azure Blob they are \
-             not carried yet",
+            "permissions are carried from a local or mounted folder (to a local or mounted \
+             folder, an SFTP server, S3 or Azure Blob)",
         )
     };
     let Location::Local(src) = &spec.source else {
         return Err(not_here());
     };
-    if !matches!(
-        target_location.kind(),
-        StoreKind::Local | StoreKind::Sftp | StoreKind::S3
-    ) {
+    if target_location.kind() == StoreKind::Memory {
         return Err(not_here());
     }
     let target = Side::open(target_location, "target")?;
     let rt = match &target {
-        Side::Remote(r) if r.sftp.is_some() || r.s3.is_some() => {
+        Side::Remote(r) if r.sftp.is_some() || r.s3.is_some() || r.azure.is_some() => {
             Some(crate::store::runtime("permissions")?)
         }
         Side::Remote(_) => return Err(not_here()),
@@ -612,20 +608,35 @@ fn permissions_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobEr
     };
     let dst = match (&target, &rt) {
         (Side::Local(root), _) => crate::perms::PermsTarget::Local(root),
-        (Side::Remote(r), Some(rt)) => match (&r.sftp, &r.s3) {
-            (Some(sftp), _) => crate::perms::PermsTarget::Sftp { sftp, rt },
-            (None, Some(s3)) => crate::perms::PermsTarget::S3 {
+        (Side::Remote(r), Some(rt)) => match (&r.sftp, &r.s3, &r.azure) {
+            (Some(sftp), _, _) => crate::perms::PermsTarget::Sftp { sftp, rt },
+            (None, Some(s3), _) => crate::perms::PermsTarget::S3 {
                 remote: r,
-                client: crate::uploads::Client::new(s3).ok_or_else(|| {
-                    JobError::config(
-                        "permissions to S3 are written with the object's metadata, which needs \
-                         static credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
-                    )
-                })?,
+                client: crate::perms::MetadataWriter::S3(
+                    crate::uploads::Client::new(s3).ok_or_else(|| {
+                        JobError::config(
+                            "permissions to S3 are written with the object's metadata, which \
+                             needs static credentials: set AWS_ACCESS_KEY_ID and \
+                             AWS_SECRET_ACCESS_KEY",
+                        )
+                    })?,
+                ),
                 prefix: s3.prefix.clone(),
                 rt,
             },
-            (None, None) => return Err(not_here()),
+            (None, None, Some(az)) => crate::perms::PermsTarget::S3 {
+                remote: r,
+                client: crate::perms::MetadataWriter::Azure(az),
+                prefix: az.prefix.clone(),
+                rt,
+            },
+            (None, None, None) => {
+                return Err(JobError::config(
+                    "permissions to Azure Blob are written with the blob's metadata, which needs \
+                     the account's key: set AZURE_STORAGE_CONNECTION_STRING with an \
+                     AccountKey, or AZURE_STORAGE_ACCOUNT and AZURE_STORAGE_KEY",
+                ));
+            }
         },
         (Side::Remote(_), None) => return Err(not_here()),
     };

@@ -8,6 +8,7 @@
 //! what it can do); `ctx` (what a copy's threads share); `decide` (does a file need a transfer?);
 //! `transfer` (one file's bytes) and `publish` (a local file whole or not at all); `march` (every walk); `recorder` (the copy log and index writer); `copy` (the pool); `backup` (what `--backup-dir` keeps, after `backend`); `sync`, `undo`, `scan`, `sanitize` (the commands' own parts); `job` (the entry point).
 
+pub mod azure;
 pub mod backend;
 pub mod backup;
 pub mod copy;

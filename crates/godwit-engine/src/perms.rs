@@ -448,16 +448,45 @@ pub enum PermsTarget<'a> {
         sftp: &'a crate::sftp::SftpTarget,
         rt: &'a tokio::runtime::Runtime,
     },
-    /// An S3 bucket: a file's owner, group, mode and times as the object's metadata, in
+    /// An S3 bucket or an Azure Blob container: a file's owner, group, mode and times as the
+    /// object's metadata, in
     /// rclone's form (`mode` in octal with the file type, `uid`, `gid`, `atime` and `mtime` in
     /// RFC 3339), with `uname` and `gname`. Folders have nothing to hold them.
     S3 {
         remote: &'a crate::store::Remote,
-        client: crate::uploads::Client,
+        client: MetadataWriter<'a>,
         /// The target's prefix in the bucket: empty, or ending with `/`.
         prefix: String,
         rt: &'a tokio::runtime::Runtime,
     },
+}
+
+/// How an object store's user metadata is replaced: S3's copy onto itself, Azure's Set Blob
+/// Metadata.
+#[derive(Debug)]
+pub enum MetadataWriter<'a> {
+    S3(crate::uploads::Client),
+    Azure(&'a crate::azure::AzureTarget),
+}
+
+impl MetadataWriter<'_> {
+    async fn write(
+        &self,
+        key: &str,
+        content_type: Option<&str>,
+        metadata: &[(String, String)],
+    ) -> Result<(), String> {
+        match self {
+            MetadataWriter::S3(c) => c
+                .replace_metadata(key, content_type, metadata)
+                .await
+                .map_err(|e| format!("copy with new metadata: {e}")),
+            MetadataWriter::Azure(a) => a
+                .set_metadata(key, metadata)
+                .await
+                .map_err(|e| format!("set blob metadata: {e}")),
+        }
+    }
 }
 
 /// `secs.nanos` as RFC 3339, as rclone writes times in metadata.
@@ -529,8 +558,9 @@ impl PermsTarget<'_> {
                 }
             }
             PermsTarget::S3 { remote, rt, .. } => {
-                let rel = std::str::from_utf8(rel)
-                    .map_err(|_| "the name is not UTF-8, which S3 cannot address".to_string())?;
+                let rel = std::str::from_utf8(rel).map_err(|_| {
+                    "the name is not UTF-8, which an object store cannot address".to_string()
+                })?;
                 match rt.block_on(remote.op.stat(rel)) {
                     Ok(m) => Ok(m.user_metadata().map(from_metadata).unwrap_or_default()),
                     Err(e) if e.kind() == opendal::ErrorKind::NotFound => Err(MISSING.into()),
@@ -621,8 +651,9 @@ impl PermsTarget<'_> {
                 prefix,
                 rt,
             } => {
-                let rel = std::str::from_utf8(rel)
-                    .map_err(|_| "the name is not UTF-8, which S3 cannot address".to_string())?;
+                let rel = std::str::from_utf8(rel).map_err(|_| {
+                    "the name is not UTF-8, which an object store cannot address".to_string()
+                })?;
                 rt.block_on(async {
                     // What the object holds already (godwit's own time among it) stays.
                     let stat = remote
@@ -658,9 +689,8 @@ impl PermsTarget<'_> {
                     }
                     let meta: Vec<(String, String)> = meta.into_iter().collect();
                     client
-                        .replace_metadata(&format!("{prefix}{rel}"), stat.content_type(), &meta)
+                        .write(&format!("{prefix}{rel}"), stat.content_type(), &meta)
                         .await
-                        .map_err(|e| format!("copy with new metadata: {e}"))
                 })
             }
         }

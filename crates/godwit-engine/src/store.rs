@@ -29,6 +29,8 @@ pub struct Remote {
     pub s3: Option<Box<crate::uploads::S3Target>>,
     /// An SFTP store's own session for the files written to it (see `sftp`).
     pub sftp: Option<std::sync::Arc<crate::sftp::SftpTarget>>,
+    /// An Azure Blob target's coordinates and key, for the request OpenDAL does not make.
+    pub azure: Option<std::sync::Arc<crate::azure::AzureTarget>>,
 }
 
 impl Remote {
@@ -66,7 +68,7 @@ impl StoreEnv {
         self
     }
 
-    fn get(&self, name: &str) -> Option<String> {
+    pub(crate) fn get(&self, name: &str) -> Option<String> {
         let v = match self.vars.get(name) {
             Some(v) => Some(v.clone()),
             None if self.from_process => std::env::var(name).ok(),
@@ -154,12 +156,19 @@ pub fn connect_with(location: &Location, role: &str, env: &StoreEnv) -> Result<R
         ))),
         _ => None,
     };
+    let azure = match location {
+        Location::Azure { container, prefix } => {
+            crate::azure::AzureTarget::new(env, container, prefix).map(std::sync::Arc::new)
+        }
+        _ => None,
+    };
     Ok(Remote {
         op,
         kind: location.kind(),
         shown: location.to_string(),
         s3,
         sftp,
+        azure,
     })
 }
 

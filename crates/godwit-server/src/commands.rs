@@ -68,7 +68,7 @@ pub async fn apply(
 }
 
 /// Refuses a command no agent can run between the migration's endpoints (605, 422): this
-/// version carries permissions from a local source to a local, SFTP or S3 target only.
+/// version carries permissions from a local source only.
 pub async fn runnable_between(
     state: &AppState,
     m: &Migration,
@@ -82,13 +82,17 @@ pub async fn runnable_between(
     }
     for (side, id, kinds) in [
         ("source", &m.source_endpoint, &["local"][..]),
-        ("target", &m.target_endpoint, &["local", "sftp", "s3"][..]),
+        (
+            "target",
+            &m.target_endpoint,
+            &["local", "sftp", "s3", "azure-blob"][..],
+        ),
     ] {
         let endpoint = state.store.get_endpoint(id).await?;
         if !kinds.contains(&endpoint.kind.as_str()) {
             return Err(DomainError::invalid(&format!(
-                "command: godwit {} carries permissions from a local or mounted folder to a \
-                 local or mounted folder, an SFTP server or S3, and this migration's {side} is {}",
+                "command: godwit {} carries permissions from a local or mounted folder (to a \
+                 folder, an SFTP server, S3 or Azure Blob), and this migration's {side} is {}",
                 env!("CARGO_PKG_VERSION"),
                 endpoint.kind
             )));

@@ -143,8 +143,8 @@ pub enum Command {
     /// group keeps its id, and a map without a default refuses (7020) what it does not name.
     /// The run folder's permissions.jsonl says, path by path, what is there now and what is set
     /// (or would be). Setting owners needs root. From a local or mounted folder to another, to
-    /// an SFTP server (owners, modes, times), or to S3 as object metadata in rclone's form; what
-    /// a target cannot hold is in the report.
+    /// an SFTP server (owners, modes, times), or to S3 and Azure Blob as object metadata in
+    /// rclone's form; what a target cannot hold is in the report.
     #[command(
         after_help = "Examples:\n  godwit permissions /data/share /mnt/new/share --simulate \
                             --owner-map owners.txt\n  \

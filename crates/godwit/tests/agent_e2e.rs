@@ -798,21 +798,40 @@ fn the_agent_says_what_it_runs_and_runs_sanitize() {
     let rep = w.report(&run);
     assert_eq!(rep["speed_test"]["write_small"]["files"], 200, "{rep}");
     assert_eq!(rep["speed_test"]["cleaned_up"], true, "{rep}");
-    // Permissions: refused for a migration to Azure Blob (this version does not carry them
-    // there), simulated and then carried by the agent between its own folders.
-    let to_azure = w.migration_to(
-        &src,
-        json!({"name": "az", "kind": "azure-blob", "uri": "az://container/share"}),
-        json!({}),
+    // Permissions: refused for a migration from S3 (they are read from local folders), then
+    // simulated and carried by the agent between its own folders.
+    let (_, from_s3) = w.api(
+        "POST",
+        "/v1/endpoints",
+        Some(json!({"name": "from-s3", "kind": "s3", "uri": format!("s3://{}/share", w.bucket)})),
     );
+    let (_, to_local) = w.api(
+        "POST",
+        "/v1/endpoints",
+        Some(json!({"name": "to-local", "kind": "local", "uri": w.root.join("from-s3").to_str().unwrap()})),
+    );
+    let (_, p) = w.api("POST", "/v1/projects", Some(json!({"name": "from-s3"})));
+    let (st, from_s3) = w.api(
+        "POST",
+        "/v1/migrations",
+        Some(json!({
+            "projectId": p["id"], "agentId": w.agent_id,
+            "source": {"endpointId": from_s3["id"], "path": "/"},
+            "target": {"endpointId": to_local["id"], "path": "/"},
+        })),
+    );
+    assert_eq!(st, 201, "{from_s3}");
     let (s, e) = w.api(
         "POST",
-        &format!("/v1/migrations/{to_azure}/commands"),
+        &format!(
+            "/v1/migrations/{}/commands",
+            from_s3["id"].as_str().unwrap()
+        ),
         Some(json!({"command": "permissions", "action": "start"})),
     );
     assert_eq!((s, e["error_code"].clone()), (422, json!("605")), "{e}");
     assert!(
-        e["error_msg"].as_str().unwrap().contains("azure-blob"),
+        e["error_msg"].as_str().unwrap().contains("source is s3"),
         "{e}"
     );
     let copy = w.root.join("perm-copy");

@@ -334,16 +334,16 @@ fn a_bad_owner_map_or_what_is_refused_before_anything_runs() {
         );
     }
     assert!(!d.state.exists(), "no run was started");
-    // A target this version does not carry permissions to.
+    // Permissions are read from a local or mounted source only.
     let out = run(godwit()
         .arg("permissions")
-        .arg(&d.src)
-        .arg("az://container/share")
+        .arg("s3://bucket/share")
+        .arg(&d.dst)
         .arg("--state-dir")
         .arg(&d.state));
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(
-        text(&out.stderr).contains("to Azure Blob they are not carried yet"),
+        text(&out.stderr).contains("from a local or mounted folder"),
         "{}",
         text(&out.stderr)
     );

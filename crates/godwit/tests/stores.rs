@@ -1329,6 +1329,22 @@ fn sftp_permissions_carry_owners_modes_and_times_and_say_what_sftp_cannot() {
 #[test]
 fn s3_permissions_are_kept_as_object_metadata_in_rclone_form() {
     let s = servers();
+    let bucket = unique("perms");
+    s.store(&["mkbucket", &bucket]);
+    permissions_as_metadata(&s, "s3", &bucket);
+}
+
+#[test]
+fn azure_permissions_are_kept_as_blob_metadata_in_rclone_form() {
+    let s = servers();
+    let container = unique("perms");
+    s.store(&["mkcontainer", &container]);
+    permissions_as_metadata(&s, "az", &container);
+}
+
+/// Owners, modes and times written to an object store as each object's metadata, read back
+/// with the store's SDK; the object's bytes and godwit's own time untouched.
+fn permissions_as_metadata(s: &Servers, kind: &str, name: &str) {
     let dir = tempfile::tempdir().unwrap();
     let (src, state) = (dir.path().join("src"), dir.path().join("state"));
     write(&src.join("team/plan.txt"), b"plan");
@@ -1345,9 +1361,7 @@ fn s3_permissions_are_kept_as_object_metadata_in_rclone_form() {
         "2024-05-06T07:08:09.123456789Z",
         plan.to_str().unwrap(),
     ]);
-    let bucket = unique("perms");
-    s.store(&["mkbucket", &bucket]);
-    let url = format!("s3://{bucket}/share");
+    let url = format!("{kind}://{name}/share");
     let out = run(s
         .godwit()
         .arg("copy")
@@ -1356,7 +1370,7 @@ fn s3_permissions_are_kept_as_object_metadata_in_rclone_form() {
         .arg("--state-dir")
         .arg(&state));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let before = s.store(&["meta", "s3", &bucket, "share/team/plan.txt"]);
+    let before = s.store(&["meta", kind, name, "share/team/plan.txt"]);
     let out = run(s
         .godwit()
         .arg("permissions")
@@ -1370,7 +1384,7 @@ fn s3_permissions_are_kept_as_object_metadata_in_rclone_form() {
     // The root folder and team/ have nothing to hold them: said, not failed.
     assert_eq!(sum["counts"]["AZSM0000"], 3, "{sum}");
     let meta: serde_json::Value =
-        serde_json::from_str(&s.store(&["meta", "s3", &bucket, "share/team/plan.txt"])).unwrap();
+        serde_json::from_str(&s.store(&["meta", kind, name, "share/team/plan.txt"])).unwrap();
     assert_eq!(meta["mode"], "102640", "{meta}");
     assert_eq!(meta["uid"], "65534", "{meta}");
     assert_eq!(meta["gid"], "65534", "{meta}");
@@ -1393,6 +1407,6 @@ fn s3_permissions_are_kept_as_object_metadata_in_rclone_form() {
     assert_eq!(sum["bytes_copied"], 0, "{sum}");
     // The object's bytes are as they were.
     let back = dir.path().join("back");
-    s.store(&["download", "s3", &bucket, "share", back.to_str().unwrap()]);
+    s.store(&["download", kind, name, "share", back.to_str().unwrap()]);
     assert_eq!(fs::read(back.join("team/plan.txt")).unwrap(), b"plan");
 }
