@@ -103,23 +103,10 @@ impl AzureTarget {
         for (k, v) in metadata {
             request = request.header(format!("x-ms-meta-{k}"), v);
         }
-        let (mut parts, ()) = request.body(()).map_err(|e| e.to_string())?.into_parts();
-        self.signer
-            .sign(&mut parts, None)
-            .await
-            .map_err(|e| e.to_string())?;
-        let response = self
-            .http
-            .put(parts.uri.to_string())
-            .headers(parts.headers)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        let status = response.status();
+        let (status, text) = crate::store::send_signed(&self.http, &self.signer, request).await?;
         if status.is_success() {
             Ok(())
         } else {
-            let text = response.text().await.unwrap_or_default();
             Err(format!("{status}: {text}"))
         }
     }

@@ -172,6 +172,29 @@ pub fn connect_with(location: &Location, role: &str, env: &StoreEnv) -> Result<R
     })
 }
 
+/// Sends a request OpenDAL does not make (see `uploads.rs`, `azure.rs`), signed by `signer`:
+/// its status and body, or why it could not be sent.
+pub(crate) async fn send_signed<K: reqsign_core::SigningCredential>(
+    http: &reqwest::Client,
+    signer: &reqsign_core::Signer<K>,
+    request: http::request::Builder,
+) -> Result<(http::StatusCode, String), String> {
+    let (mut parts, ()) = request.body(()).map_err(|e| e.to_string())?.into_parts();
+    signer
+        .sign(&mut parts, None)
+        .await
+        .map_err(|e| e.to_string())?;
+    let response = http
+        .request(parts.method, parts.uri.to_string())
+        .headers(parts.headers)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = response.status();
+    let text = response.text().await.map_err(|e| e.to_string())?;
+    Ok((status, text))
+}
+
 /// Tries of one request to a store (timeouts, 5xx, 429, resets), inside one attempt at a file.
 pub const REQUEST_TRIES: usize = 4;
 

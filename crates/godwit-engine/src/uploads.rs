@@ -210,20 +210,7 @@ impl Client {
         for (k, v) in metadata {
             request = request.header(format!("x-amz-meta-{k}"), v);
         }
-        let (mut parts, ()) = request.body(()).map_err(|e| e.to_string())?.into_parts();
-        self.signer
-            .sign(&mut parts, None)
-            .await
-            .map_err(|e| e.to_string())?;
-        let response = self
-            .http
-            .put(parts.uri.to_string())
-            .headers(parts.headers)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        let status = response.status();
-        let text = response.text().await.map_err(|e| e.to_string())?;
+        let (status, text) = crate::store::send_signed(&self.http, &self.signer, request).await?;
         // A copy can fail after its 200: the body then holds the error.
         if status.is_success() && !text.contains("<Error>") {
             Ok(())
@@ -251,26 +238,11 @@ impl Client {
     }
 
     async fn send(&self, method: http::Method, url: &str) -> Result<String, String> {
-        let (mut parts, ()) = http::Request::builder()
-            .method(method.clone())
+        let request = http::Request::builder()
+            .method(method)
             .uri(url)
-            .header("x-amz-content-sha256", "UNSIGNED-PAYLOAD")
-            .body(())
-            .map_err(|e| e.to_string())?
-            .into_parts();
-        self.signer
-            .sign(&mut parts, None)
-            .await
-            .map_err(|e| e.to_string())?;
-        let response = self
-            .http
-            .request(method, parts.uri.to_string())
-            .headers(parts.headers)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        let status = response.status();
-        let text = response.text().await.map_err(|e| e.to_string())?;
+            .header("x-amz-content-sha256", "UNSIGNED-PAYLOAD");
+        let (status, text) = crate::store::send_signed(&self.http, &self.signer, request).await?;
         if status.is_success() {
             Ok(text)
         } else {
