@@ -534,11 +534,7 @@ fn undo_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError> {
             "run {id} belongs to another migration (to {dst_location})"
         )));
     }
-    let run_id = undone
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    let backup = Backup::plan(&dst_location, &place.backup_dir)?.for_run(&run_id);
+    let backup = Backup::plan(&dst_location, &place.backup_dir)?.for_run(id);
     let target = Side::open(&dst_location, "target")?;
     let run = migration.new_run("undo")?;
     control.started(&run);
@@ -582,64 +578,22 @@ fn undo_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError> {
 
 /// `permissions` and `simulate-permissions`: the owner, group, mode, ACLs, extended attributes
 /// and times of every path of the source set on the same path at the target (simulated: only
-/// reported), through the owner map. Between local or mounted folders.
+/// reported), through the owner map, from a local or mounted source to any kind of target.
 fn permissions_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError> {
     let o = &spec.options;
     let target_location = target_of(spec)?;
-    let not_here = || {
-        JobError::config(
-            "permissions are carried from a local or mounted folder (to a local or mounted \
-             folder, an SFTP server, S3 or Azure Blob)",
-        )
-    };
     let Location::Local(src) = &spec.source else {
-        return Err(not_here());
+        return Err(JobError::config(
+            "permissions are read from a local or mounted folder (and carried to a folder, an \
+             SFTP server, S3 or Azure Blob)",
+        ));
     };
-    if target_location.kind() == StoreKind::Memory {
-        return Err(not_here());
-    }
     let target = Side::open(target_location, "target")?;
     let rt = match &target {
-        Side::Remote(r) if r.sftp.is_some() || r.s3.is_some() || r.azure.is_some() => {
-            Some(crate::store::runtime("permissions")?)
-        }
-        Side::Remote(_) => return Err(not_here()),
+        Side::Remote(_) => Some(crate::store::runtime("permissions")?),
         Side::Local(_) => None,
     };
-    let dst = match (&target, &rt) {
-        (Side::Local(root), _) => crate::perms::PermsTarget::Local(root),
-        (Side::Remote(r), Some(rt)) => match (&r.sftp, &r.s3, &r.azure) {
-            (Some(sftp), _, _) => crate::perms::PermsTarget::Sftp { sftp, rt },
-            (None, Some(s3), _) => crate::perms::PermsTarget::S3 {
-                remote: r,
-                client: crate::perms::MetadataWriter::S3(
-                    crate::uploads::Client::new(s3).ok_or_else(|| {
-                        JobError::config(
-                            "permissions to S3 are written with the object's metadata, which \
-                             needs static credentials: set AWS_ACCESS_KEY_ID and \
-                             AWS_SECRET_ACCESS_KEY",
-                        )
-                    })?,
-                ),
-                prefix: s3.prefix.clone(),
-                rt,
-            },
-            (None, None, Some(az)) => crate::perms::PermsTarget::S3 {
-                remote: r,
-                client: crate::perms::MetadataWriter::Azure(az),
-                prefix: az.prefix.clone(),
-                rt,
-            },
-            (None, None, None) => {
-                return Err(JobError::config(
-                    "permissions to Azure Blob are written with the blob's metadata, which needs \
-                     the account's key: set AZURE_STORAGE_CONNECTION_STRING with an \
-                     AccountKey, or AZURE_STORAGE_ACCOUNT and AZURE_STORAGE_KEY",
-                ));
-            }
-        },
-        (Side::Remote(_), None) => return Err(not_here()),
-    };
+    let dst = crate::perms::PermsTarget::open(&target, rt.as_ref())?;
     let options = crate::perms::PermsOptions {
         what: o
             .what
@@ -668,12 +622,7 @@ fn permissions_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobEr
                 e
             }
         })?;
-    let index_path = migration.dir.join("index.redb");
-    let index = if index_path.exists() {
-        Some(Index::open(&index_path)?)
-    } else {
-        None
-    };
+    let index = existing_index(&migration)?;
     let run = migration.new_run(spec.command.as_str())?;
     control.started(&run);
     write_sides(&run, &spec.source, target_location, o);
@@ -735,6 +684,13 @@ fn permissions_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobEr
     finish(summary, &run, None)
 }
 
+/// The migration's index, when it has one (a verification or a permissions run before any
+/// copy has none, and makes none).
+fn existing_index(migration: &Migration) -> Result<Option<Index>, JobError> {
+    let path = migration.dir.join("index.redb");
+    path.exists().then(|| Index::open(&path)).transpose()
+}
+
 /// `verify`: the whole target against the whole source, file by file, writing nothing to
 /// either side. Differences end the run FAILED with AZSM1047 (the command line exits 3); a run
 /// that found none SUCCEEDED.
@@ -744,12 +700,7 @@ fn verify_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError> 
     let source = Side::open(&spec.source, "source")?;
     let target = Side::open(target_location, "target")?;
     let migration = Migration::open(&spec.state_dir, &spec.source, Some(target_location))?;
-    let index_path = migration.dir.join("index.redb");
-    let index = if index_path.exists() {
-        Some(Index::open(&index_path)?)
-    } else {
-        None
-    };
+    let index = existing_index(&migration)?;
     if o.use_index && index.is_none() {
         return Err(JobError::config(
             "--use-index: godwit has copied nothing from this source to this target with this \

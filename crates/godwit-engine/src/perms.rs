@@ -452,7 +452,7 @@ pub enum PermsTarget<'a> {
     /// object's metadata, in
     /// rclone's form (`mode` in octal with the file type, `uid`, `gid`, `atime` and `mtime` in
     /// RFC 3339), with `uname` and `gname`. Folders have nothing to hold them.
-    S3 {
+    Object {
         remote: &'a crate::store::Remote,
         client: MetadataWriter<'a>,
         /// The target's prefix in the bucket: empty, or ending with `/`.
@@ -526,7 +526,46 @@ fn from_metadata(m: opendal::UserMetadata<'_>) -> Meta {
     }
 }
 
-impl PermsTarget<'_> {
+impl<'a> PermsTarget<'a> {
+    /// Where permissions go on `target`, whose calls `rt` drives (a remote one); 724 when
+    /// they cannot be set there (object metadata needs the store's own static credentials).
+    pub fn open(
+        target: &'a crate::backend::Side,
+        rt: Option<&'a tokio::runtime::Runtime>,
+    ) -> Result<PermsTarget<'a>, JobError> {
+        use crate::backend::Side;
+        let (r, rt) = match (target, rt) {
+            (Side::Local(root), _) => return Ok(PermsTarget::Local(root)),
+            (Side::Remote(r), Some(rt)) => (r, rt),
+            (Side::Remote(r), None) => return Err(crate::store::no_runtime(r)),
+        };
+        let object = |client, prefix: &str| PermsTarget::Object {
+            remote: r,
+            client,
+            prefix: prefix.to_string(),
+            rt,
+        };
+        match (&r.sftp, &r.s3, &r.azure) {
+            (Some(sftp), _, _) => Ok(PermsTarget::Sftp { sftp, rt }),
+            (None, Some(s3), _) => {
+                let client = crate::uploads::Client::new(s3).ok_or_else(|| {
+                    JobError::config(
+                        "permissions to S3 are written with the object's metadata, which needs \
+                         static credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+                    )
+                })?;
+                Ok(object(MetadataWriter::S3(client), &s3.prefix))
+            }
+            (None, None, Some(az)) => Ok(object(MetadataWriter::Azure(az), &az.prefix)),
+            (None, None, None) => Err(JobError::config(&format!(
+                "permissions cannot be set at {}: an Azure Blob target needs the account's key \
+                 (AZURE_STORAGE_CONNECTION_STRING with an AccountKey, or AZURE_STORAGE_ACCOUNT \
+                 and AZURE_STORAGE_KEY), and an in-memory store holds none",
+                r.shown
+            ))),
+        }
+    }
+
     /// What the target holds at `rel` now; the reason when it cannot be read.
     fn now(&self, rel: &[u8]) -> Result<Meta, String> {
         const MISSING: &str = "the target does not hold it (copy it first)";
@@ -557,7 +596,7 @@ impl PermsTarget<'_> {
                     Err(e) => Err(crate::store::short_reason(&e)),
                 }
             }
-            PermsTarget::S3 { remote, rt, .. } => {
+            PermsTarget::Object { remote, rt, .. } => {
                 let rel = std::str::from_utf8(rel).map_err(|_| {
                     "the name is not UTF-8, which an object store cannot address".to_string()
                 })?;
@@ -572,7 +611,7 @@ impl PermsTarget<'_> {
 
     /// Whether the target has nothing to hold a folder's permissions (an object store).
     fn no_folders(&self) -> bool {
-        matches!(self, PermsTarget::S3 { .. })
+        matches!(self, PermsTarget::Object { .. })
     }
 
     /// What of `what` this target carries for a path (a link: on SFTP, nothing).
@@ -586,7 +625,7 @@ impl PermsTarget<'_> {
                 xattr: false,
                 times: false,
             },
-            PermsTarget::Sftp { .. } | PermsTarget::S3 { .. } => What {
+            PermsTarget::Sftp { .. } | PermsTarget::Object { .. } => What {
                 acl: false,
                 xattr: false,
                 ..what
@@ -597,7 +636,7 @@ impl PermsTarget<'_> {
     /// What of the source's `meta` this target cannot hold, said for the report.
     fn cannot(&self, meta: &Meta, what: What) -> Vec<String> {
         let mut out = Vec::new();
-        if let PermsTarget::S3 { .. } = self {
+        if let PermsTarget::Object { .. } = self {
             if what.acl && (meta.acl_access.is_some() || meta.acl_default.is_some()) {
                 out.push("ACLs: the object's metadata holds owner, group and mode only".into());
             }
@@ -645,7 +684,7 @@ impl PermsTarget<'_> {
                 ))
                 .map_err(|e| format!("setstat: {}", crate::store::short_reason(&e)))
             }
-            PermsTarget::S3 {
+            PermsTarget::Object {
                 remote,
                 client,
                 prefix,
