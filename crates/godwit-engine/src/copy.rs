@@ -37,6 +37,8 @@ enum Msg {
     EmptyDir(CopyRecord),
     /// The run cannot go on.
     JobFailed(JobError),
+    /// A folder whose permissions are carried after its files (`--metadata`).
+    Folder(Vec<u8>),
     /// What a transfer thread made of one batch of the walk, in order.
     Batch(Vec<Msg>),
 }
@@ -110,6 +112,13 @@ pub fn copy(
         p.rt,
     );
     ctx.temp = p.temp.clone();
+    if let (Some(m), Side::Local(root)) = (&options.metadata, src) {
+        ctx.metadata = Some(crate::metadata::Carrier {
+            target: crate::perms::PermsTarget::open(dst, ctx.rt.as_ref())?,
+            src: root,
+            options: m,
+        });
+    }
     if let Side::Remote(r) = dst
         && r.s3.is_some()
         && !options.dry_run
@@ -133,6 +142,14 @@ pub fn copy(
         let moved = second.counts.get(&Code::AZSM2044).copied().unwrap_or(0);
         outcome.deletes_found = outcome.deletes_found.saturating_sub(moved);
         outcome.absorb(second);
+    }
+    if let Some(c) = &ctx.metadata
+        && outcome.job_error.is_none()
+        && !stop.load(Ordering::Relaxed)
+        && let Err(e) =
+            crate::metadata::folders(c, &p.index, run, &mut log, options, &mut outcome, stop)
+    {
+        outcome.job_error = Some(e);
     }
     if let Err(e) = log.finish(run) {
         outcome.job_error.get_or_insert(e);
@@ -589,6 +606,7 @@ fn record(
             Msg::Missing(paths) => r.missing(paths),
             Msg::JobFailed(e) => r.fail(e),
             Msg::EmptyDir(record) => r.empty_dir(&record),
+            Msg::Folder(rel) => r.folder(&rel),
             Msg::Batch(msgs) => {
                 for m in msgs {
                     take(r, m);
@@ -663,6 +681,11 @@ fn handle(ctx: &Ctx<'_>, event: Event, progress: &Progress, out: &mut Vec<Msg>) 
             return;
         }
         Event::Entry(entry) => {
+            if entry.kind == EntryKind::Dir && ctx.metadata.is_some() && !entry.rel.is_empty() {
+                // Its permissions are set once its files are in (see metadata.rs).
+                out.push(Msg::Folder(entry.rel));
+                return;
+            }
             if entry.kind == EntryKind::Dir || ctx.options.folders_only {
                 return;
             }
@@ -684,6 +707,7 @@ fn handle(ctx: &Ctx<'_>, event: Event, progress: &Progress, out: &mut Vec<Msg>) 
             rel,
             index: None,
             copied: 0,
+            perms: None,
         },
         Event::Missing { rel, reason } => {
             progress.files_seen.fetch_add(1, Ordering::Relaxed);
@@ -692,6 +716,7 @@ fn handle(ctx: &Ctx<'_>, event: Event, progress: &Progress, out: &mut Vec<Msg>) 
                 rel,
                 index: None,
                 copied: 0,
+                perms: None,
             }
         }
         Event::Error { rel, error } => Done {
@@ -699,6 +724,7 @@ fn handle(ctx: &Ctx<'_>, event: Event, progress: &Progress, out: &mut Vec<Msg>) 
             rel,
             index: None,
             copied: 0,
+            perms: None,
         },
         Event::Batch(events) => {
             for e in events {
@@ -729,13 +755,20 @@ pub(crate) fn transfer_with_retries(ctx: &Ctx<'_>, entry: Entry, seen: IndexEntr
         },
         None => None,
     };
+    // With `--metadata`, the permissions it carries, read before its data (an object store
+    // gets them with the upload).
+    let wanted = ctx.metadata.as_ref().map(|c| c.wanted(&entry.rel));
+    let upload_metadata = match (&ctx.metadata, &wanted) {
+        (Some(c), Some(Ok(w))) => c.upload_metadata(w),
+        _ => None,
+    };
     let mut attempts = 0;
     loop {
         attempts += 1;
         let result = if entry.kind == EntryKind::Symlink {
             crate::transfer::copy_link(ctx, &entry)
         } else {
-            crate::transfer::copy_file(ctx, &entry)
+            crate::transfer::copy_file(ctx, &entry, upload_metadata.as_deref())
         };
         let failure = match result {
             Ok((copied, hash)) => {
@@ -748,11 +781,16 @@ pub(crate) fn transfer_with_retries(ctx: &Ctx<'_>, entry: Entry, seen: IndexEntr
                 record.checksum = (hash != 0).then(|| format!("xxh3-128:{hash:032x}"));
                 record.backup = kept.map(|k| k.shown);
                 let index = IndexEntry { hash, ..seen };
-                return Done {
+                let done = Done {
                     record,
                     index: Some((entry.rel.clone(), index)),
-                    rel: entry.rel,
+                    rel: entry.rel.clone(),
                     copied,
+                    perms: None,
+                };
+                return match (&ctx.metadata, &wanted) {
+                    (Some(c), Some(w)) => crate::metadata::written(c, entry.target_rel(), w, done),
+                    _ => done,
                 };
             }
             Err(failure) => failure,

@@ -74,6 +74,9 @@ pub struct CopyOptions {
     /// `--backup-dir`: what the run replaces at the target is kept there first (set by the
     /// job runner once the run has its id; see `backup.rs`).
     pub backup: Option<std::sync::Arc<crate::backup::Backup>>,
+    /// `--metadata`: each file's and folder's owner, group, mode, ACLs, extended attributes
+    /// and times carried with its data (a local source; see `metadata.rs`).
+    pub metadata: Option<std::sync::Arc<crate::metadata::MetadataOptions>>,
 }
 
 impl Default for CopyOptions {
@@ -100,6 +103,7 @@ impl Default for CopyOptions {
             spot_check: godwit_spec::options::DEFAULT_SPOT_CHECK,
             hard_links: false,
             backup: None,
+            metadata: None,
         }
     }
 }
@@ -154,8 +158,33 @@ impl CopyOptions {
             spot_check: o.spot_checks(),
             hard_links: o.hard_links,
             backup: None,
+            metadata: o
+                .metadata
+                .then(|| metadata_options(o))
+                .transpose()?
+                .map(std::sync::Arc::new),
         })
     }
+}
+
+/// What `--metadata` carries (`what`, default all) and the owner map, from a job's options.
+fn metadata_options(
+    o: &godwit_spec::JobOptions,
+) -> Result<crate::metadata::MetadataOptions, JobError> {
+    Ok(crate::metadata::MetadataOptions {
+        what: o
+            .what
+            .as_deref()
+            .map(crate::perms::What::parse)
+            .transpose()?
+            .unwrap_or_default(),
+        map: o
+            .owner_map
+            .as_deref()
+            .map(crate::perms::OwnerMap::parse)
+            .transpose()?
+            .unwrap_or_default(),
+    })
 }
 
 /// Live counters, read by the progress display.
@@ -222,6 +251,8 @@ pub(crate) struct Done {
     pub(crate) rel: Vec<u8>,
     pub(crate) index: Option<(Vec<u8>, IndexEntry)>,
     pub(crate) copied: u64,
+    /// The fingerprint of the permissions set at the target with it (`--metadata`).
+    pub(crate) perms: Option<u64>,
 }
 
 pub(crate) struct Ctx<'a> {
@@ -258,6 +289,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) links: std::sync::Mutex<std::collections::HashMap<(u64, u64), Linked>>,
     /// How files are published at a local target.
     pub(crate) publish: crate::publish::Publish,
+    /// `--metadata`: where permissions go, and what they are read from.
+    pub(crate) metadata: Option<crate::metadata::Carrier<'a>>,
 }
 
 /// The state of a file with several names (`--hard-links`) in this run.
@@ -432,6 +465,7 @@ impl<'a> Ctx<'a> {
             uploads: None,
             links: std::sync::Mutex::new(std::collections::HashMap::new()),
             publish: crate::publish::Publish::default(),
+            metadata: None,
         }
     }
 

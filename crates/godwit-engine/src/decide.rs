@@ -44,6 +44,9 @@ pub(crate) enum Decision {
 ///    recorded yet) is recorded now as AZSM0000, and not sent again;
 /// 8. in a dry run, AZSM0000 is recorded and nothing sent; otherwise it is transferred.
 ///
+/// With `--metadata`, a file found at the target in step 5 or 7 has its permissions set when
+/// they changed (AZSM2048 when nothing else did).
+///
 /// An index that cannot be read stops the run (AZSM1060): without it nothing can be decided.
 pub(crate) fn decide(ctx: &Ctx<'_>, entry: Entry) -> Decision {
     let o = ctx.options;
@@ -78,7 +81,7 @@ pub(crate) fn decide(ctx: &Ctx<'_>, entry: Entry) -> Decision {
         ino: entry.ino,
     };
     match already_there(ctx, &entry, &seen) {
-        Ok(Some(decision)) => return decision,
+        Ok(Some(decision)) => return with_metadata(ctx, &entry, decision),
         Ok(None) => {}
         Err(e) => return index_failure(ctx, &entry, &e),
     }
@@ -86,7 +89,7 @@ pub(crate) fn decide(ctx: &Ctx<'_>, entry: Entry) -> Decision {
         // Written by the run that was interrupted, after its last index commit: its copy is
         // this run's to record (no earlier run's record or count holds it), and it is not
         // sent again.
-        return confirmed(&entry, Code::AZSM0000, seen);
+        return with_metadata(ctx, &entry, confirmed(&entry, Code::AZSM0000, seen));
     }
     if o.dry_run {
         return skip(&entry, Code::AZSM0000, &[]);
@@ -132,6 +135,20 @@ fn unsupported_type(ctx: &Ctx<'_>, entry: &Entry) -> Option<&'static str> {
         }),
         EntryKind::Special(kind) => Some(kind),
         EntryKind::File | EntryKind::Dir | EntryKind::Symlink => None,
+    }
+}
+
+/// With `--metadata`, a file the target holds already still carries a change of its
+/// permissions (see `metadata::unchanged`).
+fn with_metadata(ctx: &Ctx<'_>, entry: &Entry, decision: Decision) -> Decision {
+    match (decision, &ctx.metadata) {
+        (Decision::Done(done), Some(c)) => Decision::Done(Box::new(crate::metadata::unchanged(
+            ctx,
+            c,
+            entry.target_rel(),
+            *done,
+        ))),
+        (d, _) => d,
     }
 }
 
@@ -250,5 +267,6 @@ pub(crate) fn no_copy(entry: &Entry, code: Code, params: &[(&str, &str)]) -> Don
         rel: entry.rel.clone(),
         index: None,
         copied: 0,
+        perms: None,
     }
 }

@@ -17,6 +17,10 @@ const TARGET: TableDefinition<&[u8], &[u8]> = TableDefinition::new("target-listi
 const NAMES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("target-names");
 /// The other way round, to find collisions: target name -> source path.
 const NAMES_TAKEN: TableDefinition<&[u8], &[u8]> = TableDefinition::new("target-names-taken");
+/// Permissions carried with the data (`--metadata`): path -> a fingerprint of what was set at
+/// the target (see `metadata.rs`), so that a true-up finds an unchanged one without a request.
+/// A table of its own, so that indexes written before it read as "nothing carried yet".
+const PERMS: TableDefinition<&[u8], u64> = TableDefinition::new("permissions-set");
 
 /// Which table a deletion scan compares with the source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,11 +92,19 @@ const READS_PER_TRANSACTION: u32 = 512;
 static NEXT_INDEX: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 type FilesTable = redb::ReadOnlyTable<&'static [u8], &'static [u8]>;
+type PermsTable = redb::ReadOnlyTable<&'static [u8], u64>;
+
+/// One thread's open read of an index (see `get_reusing`).
+struct Reader {
+    id: u64,
+    left: u32,
+    files: FilesTable,
+    perms: PermsTable,
+}
 
 thread_local! {
-    /// This thread's open read of an index's files: (index id, lookups left, the table).
-    static READER: std::cell::RefCell<Option<(u64, u32, FilesTable)>> =
-        const { std::cell::RefCell::new(None) };
+    /// This thread's open read of an index's files and permissions.
+    static READER: std::cell::RefCell<Option<Reader>> = const { std::cell::RefCell::new(None) };
 }
 
 impl Index {
@@ -124,6 +136,7 @@ impl Index {
             for table in [FILES, TARGET, NAMES, NAMES_TAKEN] {
                 txn.open_table(table)?;
             }
+            txn.open_table(PERMS)?;
             txn.commit()?;
             Ok(())
         };
@@ -151,8 +164,10 @@ impl Index {
             let txn = self.db.begin_write()?;
             {
                 let mut table = txn.open_table(FILES)?;
+                let mut perms = txn.open_table(PERMS)?;
                 for rel in paths {
                     table.remove(rel.as_slice())?;
+                    perms.remove(rel.as_slice())?;
                 }
             }
             txn.commit()?;
@@ -341,22 +356,71 @@ impl Index {
     /// Only for threads that end with the run (the copy's scoped threads): the transaction,
     /// which keeps the database open, goes with them.
     pub fn get_reusing(&self, rel: &[u8]) -> Result<Option<IndexEntry>, JobError> {
-        let look = || -> Result<Option<IndexEntry>, redb::Error> {
+        self.reusing(|r| {
+            Ok(r.files
+                .get(rel)?
+                .and_then(|v| IndexEntry::decode(v.value())))
+        })
+    }
+
+    /// The fingerprint of the permissions last set at the target for `rel` (`--metadata`),
+    /// read as [`get_reusing`](Self::get_reusing) reads.
+    pub fn perms_reusing(&self, rel: &[u8]) -> Result<Option<u64>, JobError> {
+        self.reusing(|r| Ok(r.perms.get(rel)?.map(|v| v.value())))
+    }
+
+    fn reusing<T>(
+        &self,
+        read: impl FnOnce(&Reader) -> Result<T, redb::Error>,
+    ) -> Result<T, JobError> {
+        let look = || -> Result<T, redb::Error> {
             READER.with_borrow_mut(|reader| {
-                let fresh = !matches!(reader, Some((id, left, _)) if *id == self.id && *left > 0);
+                let fresh = !matches!(reader, Some(r) if r.id == self.id && r.left > 0);
                 if fresh {
                     *reader = None;
-                    let table = self.db.begin_read()?.open_table(FILES)?;
-                    *reader = Some((self.id, READS_PER_TRANSACTION, table));
+                    let txn = self.db.begin_read()?;
+                    *reader = Some(Reader {
+                        id: self.id,
+                        left: READS_PER_TRANSACTION,
+                        files: txn.open_table(FILES)?,
+                        perms: txn.open_table(PERMS)?,
+                    });
                 }
-                let Some((_, left, table)) = reader.as_mut() else {
-                    return Ok(None);
-                };
-                *left -= 1;
-                Ok(table.get(rel)?.and_then(|v| IndexEntry::decode(v.value())))
+                let r = reader.as_mut().expect("opened above");
+                r.left -= 1;
+                read(r)
             })
         };
         look().map_err(|e| self.error(Code::DISK_HASH_LOAD_ERROR, &e))
+    }
+
+    /// Whether the index holds permissions carried with the data.
+    pub fn has_perms(&self) -> Result<bool, JobError> {
+        let any = || -> Result<bool, redb::Error> {
+            let txn = self.db.begin_read()?;
+            Ok(redb::ReadableTableMetadata::len(&txn.open_table(PERMS)?)? > 0)
+        };
+        any().map_err(|e| self.error(Code::DISK_HASH_LOAD_ERROR, &e))
+    }
+
+    /// Records the fingerprints of permissions set (`Some`) or no longer known to be set
+    /// (`None`: the file was written again without them), in one transaction.
+    pub fn set_perms_batch(&self, prints: &[(Vec<u8>, Option<u64>)]) -> Result<(), JobError> {
+        let write = || -> Result<(), redb::Error> {
+            let txn = self.db.begin_write()?;
+            {
+                let mut table = txn.open_table(PERMS)?;
+                for (rel, print) in prints {
+                    match print {
+                        Some(p) => table.insert(rel.as_slice(), p)?,
+                        None => table.remove(rel.as_slice())?,
+                    };
+                }
+            }
+            txn.commit()?;
+            Ok(())
+        };
+        write().map_err(|e| self.error(Code::MIGRATION_UPDATE_ERROR, &e))
     }
 
     /// Records `entries` in one transaction.

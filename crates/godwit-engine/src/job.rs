@@ -208,6 +208,17 @@ fn transfer_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError
     let source = Side::open(&spec.source, "source")?;
     let target = Side::open(target_location, "target")?;
     let mut options = CopyOptions::plan(spec.command, &spec.options, target.kind())?;
+    if options.metadata.is_some() {
+        // Refused before the run starts: permissions are read from a local source, and set
+        // where the target can hold them.
+        if !matches!(source, Side::Local(_)) {
+            return Err(JobError::config(
+                "--metadata carries permissions read from a local or mounted folder; this \
+                 source is a remote store",
+            ));
+        }
+        crate::perms::PermsTarget::check(&target)?;
+    }
     options.estimate = crate::precheck::last_scan(&spec.state_dir, &spec.source);
     let migration = Migration::open(&spec.state_dir, &spec.source, Some(target_location))?;
     let reviewed = match &spec.reviewed_run {
@@ -279,7 +290,17 @@ fn transfer_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError
             Err(e) => outcome.job_error = Some(e),
         }
     }
-    let error = paused.as_ref().or(outcome.job_error.as_ref());
+    // Data copied, permissions not all set (`--metadata`): the run says so, after its
+    // deletions (those files are not failures to copy).
+    let count = |c: Code| summary.counts.get(&c).copied().unwrap_or(0);
+    let permissions = permissions_error(
+        count(Code::PERMISSION_TRANSLATION_ERROR),
+        count(Code::PERMISSION_APPLY_FAILURE),
+    );
+    let error = paused
+        .as_ref()
+        .or(outcome.job_error.as_ref())
+        .or(permissions.as_ref());
     summary.end(error, outcome.stopped, paused.is_some());
     finish(summary, &run, None)
 }
@@ -651,30 +672,7 @@ fn permissions_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobEr
             summary.count(Code::PERMISSION_TRANSLATION_ERROR, t.untranslatable);
             summary.count(Code::PERMISSION_APPLY_FAILURE, t.failed);
             summary.count(Code::AZSM2063, t.unreadable);
-            let paths = |n: u64| format!("{n} paths");
-            let error = if t.untranslatable > 0 {
-                Some(JobError::new(
-                    Code::PERMISSION_TRANSLATION_ERROR,
-                    &[
-                        ("path", &paths(t.untranslatable)),
-                        (
-                            "reason",
-                            "their owners or groups are not in the owner map; the copy log \
-                             and permissions.jsonl list each",
-                        ),
-                    ],
-                ))
-            } else if t.failed > 0 {
-                Some(JobError::new(
-                    Code::PERMISSION_APPLY_FAILURE,
-                    &[
-                        ("path", &paths(t.failed)),
-                        ("reason", "the copy log lists each with the reason"),
-                    ],
-                ))
-            } else {
-                None
-            };
+            let error = permissions_error(t.untranslatable, t.failed);
             summary.permissions = Some(t);
             error
         }
@@ -682,6 +680,34 @@ fn permissions_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobEr
     };
     summary.end(error.as_ref(), control.is_stopped(), false);
     finish(summary, &run, None)
+}
+
+/// The error a run ends with when permissions of some paths were not set: 7020 when the owner
+/// map does not name a principal, else 7030 when the target refused.
+fn permissions_error(untranslatable: u64, failed: u64) -> Option<JobError> {
+    let paths = |n: u64| format!("{n} paths");
+    if untranslatable > 0 {
+        Some(JobError::new(
+            Code::PERMISSION_TRANSLATION_ERROR,
+            &[
+                ("path", &paths(untranslatable)),
+                (
+                    "reason",
+                    "their owners or groups are not in the owner map; the copy log lists each",
+                ),
+            ],
+        ))
+    } else if failed > 0 {
+        Some(JobError::new(
+            Code::PERMISSION_APPLY_FAILURE,
+            &[
+                ("path", &paths(failed)),
+                ("reason", "the copy log lists each with the reason"),
+            ],
+        ))
+    } else {
+        None
+    }
 }
 
 /// The migration's index, when it has one (a verification or a permissions run before any

@@ -20,6 +20,7 @@ pub mod history;
 pub mod index;
 pub mod job;
 mod march;
+pub mod metadata;
 pub mod perms;
 pub mod precheck;
 pub mod profile;

@@ -446,7 +446,7 @@ pub enum PermsTarget<'a> {
     Local(&'a Path),
     Sftp {
         sftp: &'a crate::sftp::SftpTarget,
-        rt: &'a tokio::runtime::Runtime,
+        rt: tokio::runtime::Handle,
     },
     /// An S3 bucket or an Azure Blob container: a file's owner, group, mode and times as the
     /// object's metadata, in
@@ -457,7 +457,7 @@ pub enum PermsTarget<'a> {
         client: MetadataWriter<'a>,
         /// The target's prefix in the bucket: empty, or ending with `/`.
         prefix: String,
-        rt: &'a tokio::runtime::Runtime,
+        rt: tokio::runtime::Handle,
     },
 }
 
@@ -487,6 +487,70 @@ impl MetadataWriter<'_> {
                 .map_err(|e| format!("set blob metadata: {e}")),
         }
     }
+}
+
+/// What an object's user metadata holds of `want`, for what `what` carries: `uid`, `gid`,
+/// `uname`, `gname`, `mode` (octal, with the file type), `atime` and `mtime` (RFC 3339), as
+/// rclone writes them.
+pub(crate) fn object_metadata(want: &Meta, what: What) -> Vec<(String, String)> {
+    let mut meta = Vec::new();
+    if what.owner {
+        meta.push(("uid".into(), want.uid.to_string()));
+        meta.push(("gid".into(), want.gid.to_string()));
+        if let Some(n) = user_name(want.uid) {
+            meta.push(("uname".into(), n));
+        }
+        if let Some(n) = group_name(want.gid) {
+            meta.push(("gname".into(), n));
+        }
+    }
+    if what.mode {
+        let kind = if want.symlink { 0o120000 } else { 0o100000 };
+        meta.push(("mode".into(), format!("{:o}", kind | want.mode)));
+    }
+    if what.times {
+        meta.push(("atime".into(), rfc3339(want.atime)));
+        meta.push(("mtime".into(), rfc3339(want.mtime)));
+    }
+    meta
+}
+
+/// A fingerprint of what `want` sets for what `what` carries, as the index keeps it for
+/// permissions carried with the data: the same permissions give the same number. The access
+/// time is left out: reading a file to copy it changes it at the source.
+pub(crate) fn fingerprint(want: &Meta, what: What) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    let flags = [what.owner, what.mode, what.acl, what.xattr, what.times];
+    h.update(&flags.map(u8::from));
+    if what.owner {
+        h.update(&want.uid.to_le_bytes());
+        h.update(&want.gid.to_le_bytes());
+    }
+    if what.mode {
+        h.update(&want.mode.to_le_bytes());
+    }
+    if what.acl {
+        for acl in [&want.acl_access, &want.acl_default] {
+            match acl {
+                Some(a) => h.update(&a.encode()),
+                None => h.update(b"-"),
+            }
+            h.update(b"|");
+        }
+    }
+    if what.xattr {
+        for (name, value) in &want.xattrs {
+            h.update(&(name.len() as u64).to_le_bytes());
+            h.update(name.as_bytes());
+            h.update(&(value.len() as u64).to_le_bytes());
+            h.update(value);
+        }
+    }
+    if what.times {
+        h.update(&want.mtime.0.to_le_bytes());
+        h.update(&want.mtime.1.to_le_bytes());
+    }
+    h.digest()
 }
 
 /// `secs.nanos` as RFC 3339, as rclone writes times in metadata.
@@ -527,36 +591,19 @@ fn from_metadata(m: opendal::UserMetadata<'_>) -> Meta {
 }
 
 impl<'a> PermsTarget<'a> {
-    /// Where permissions go on `target`, whose calls `rt` drives (a remote one); 724 when
-    /// they cannot be set there (object metadata needs the store's own static credentials).
-    pub fn open(
-        target: &'a crate::backend::Side,
-        rt: Option<&'a tokio::runtime::Runtime>,
-    ) -> Result<PermsTarget<'a>, JobError> {
-        use crate::backend::Side;
-        let (r, rt) = match (target, rt) {
-            (Side::Local(root), _) => return Ok(PermsTarget::Local(root)),
-            (Side::Remote(r), Some(rt)) => (r, rt),
-            (Side::Remote(r), None) => return Err(crate::store::no_runtime(r)),
-        };
-        let object = |client, prefix: &str| PermsTarget::Object {
-            remote: r,
-            client,
-            prefix: prefix.to_string(),
-            rt,
+    /// Refuses (724) a target permissions cannot be set at: object metadata needs the
+    /// store's own static credentials. Checked before a run starts.
+    pub fn check(target: &crate::backend::Side) -> Result<(), JobError> {
+        let crate::backend::Side::Remote(r) = target else {
+            return Ok(());
         };
         match (&r.sftp, &r.s3, &r.azure) {
-            (Some(sftp), _, _) => Ok(PermsTarget::Sftp { sftp, rt }),
-            (None, Some(s3), _) => {
-                let client = crate::uploads::Client::new(s3).ok_or_else(|| {
-                    JobError::config(
-                        "permissions to S3 are written with the object's metadata, which needs \
-                         static credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
-                    )
-                })?;
-                Ok(object(MetadataWriter::S3(client), &s3.prefix))
-            }
-            (None, None, Some(az)) => Ok(object(MetadataWriter::Azure(az), &az.prefix)),
+            (Some(_), _, _) | (None, None, Some(_)) => Ok(()),
+            (None, Some(s3), _) if s3.keys.is_some() => Ok(()),
+            (None, Some(_), _) => Err(JobError::config(
+                "permissions to S3 are written with the object's metadata, which needs \
+                 static credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+            )),
             (None, None, None) => Err(JobError::config(&format!(
                 "permissions cannot be set at {}: an Azure Blob target needs the account's key \
                  (AZURE_STORAGE_CONNECTION_STRING with an AccountKey, or AZURE_STORAGE_ACCOUNT \
@@ -566,8 +613,41 @@ impl<'a> PermsTarget<'a> {
         }
     }
 
+    /// Where permissions go on `target`, whose calls `rt` drives (a remote one); 724 when
+    /// they cannot be set there (see [`check`](Self::check)).
+    pub fn open(
+        target: &'a crate::backend::Side,
+        rt: Option<&tokio::runtime::Runtime>,
+    ) -> Result<PermsTarget<'a>, JobError> {
+        use crate::backend::Side;
+        Self::check(target)?;
+        let (r, rt) = match (target, rt) {
+            (Side::Local(root), _) => return Ok(PermsTarget::Local(root)),
+            (Side::Remote(r), Some(rt)) => (r, rt.handle().clone()),
+            (Side::Remote(r), None) => return Err(crate::store::no_runtime(r)),
+        };
+        let object = |client, prefix: &str| PermsTarget::Object {
+            remote: r,
+            client,
+            prefix: prefix.to_string(),
+            rt: rt.clone(),
+        };
+        match (&r.sftp, &r.s3, &r.azure) {
+            (Some(sftp), _, _) => Ok(PermsTarget::Sftp {
+                sftp,
+                rt: rt.clone(),
+            }),
+            (None, Some(s3), _) => match crate::uploads::Client::new(s3) {
+                Some(client) => Ok(object(MetadataWriter::S3(client), &s3.prefix)),
+                None => Err(crate::store::no_runtime(r)),
+            },
+            (None, None, Some(az)) => Ok(object(MetadataWriter::Azure(az), &az.prefix)),
+            (None, None, None) => Err(crate::store::no_runtime(r)),
+        }
+    }
+
     /// What the target holds at `rel` now; the reason when it cannot be read.
-    fn now(&self, rel: &[u8]) -> Result<Meta, String> {
+    pub(crate) fn now(&self, rel: &[u8]) -> Result<Meta, String> {
         const MISSING: &str = "the target does not hold it (copy it first)";
         match self {
             PermsTarget::Local(root) => {
@@ -615,7 +695,7 @@ impl<'a> PermsTarget<'a> {
     }
 
     /// What of `what` this target carries for a path (a link: on SFTP, nothing).
-    fn carries(&self, what: What, symlink: bool) -> What {
+    pub(crate) fn carries(&self, what: What, symlink: bool) -> What {
         match self {
             PermsTarget::Local(_) => what,
             PermsTarget::Sftp { .. } if symlink => What {
@@ -665,7 +745,7 @@ impl<'a> PermsTarget<'a> {
     }
 
     /// Sets `want` (for what `what` carries) on `rel`; the reason when the target refuses.
-    fn set(&self, rel: &[u8], want: &Meta, what: What) -> Result<(), String> {
+    pub(crate) fn set(&self, rel: &[u8], want: &Meta, what: What) -> Result<(), String> {
         match self {
             PermsTarget::Local(root) => {
                 apply(&crate::backend::inside_target(root, rel)?, want, what)
@@ -708,24 +788,7 @@ impl<'a> PermsTarget<'a> {
                                 .collect()
                         })
                         .unwrap_or_default();
-                    if what.owner {
-                        meta.insert("uid".into(), want.uid.to_string());
-                        meta.insert("gid".into(), want.gid.to_string());
-                        if let Some(n) = user_name(want.uid) {
-                            meta.insert("uname".into(), n);
-                        }
-                        if let Some(n) = group_name(want.gid) {
-                            meta.insert("gname".into(), n);
-                        }
-                    }
-                    if what.mode {
-                        let kind = if want.symlink { 0o120000 } else { 0o100000 };
-                        meta.insert("mode".into(), format!("{:o}", kind | want.mode));
-                    }
-                    if what.times {
-                        meta.insert("atime".into(), rfc3339(want.atime));
-                        meta.insert("mtime".into(), rfc3339(want.mtime));
-                    }
+                    meta.extend(object_metadata(want, what));
                     let meta: Vec<(String, String)> = meta.into_iter().collect();
                     client
                         .write(&format!("{prefix}{rel}"), stat.content_type(), &meta)

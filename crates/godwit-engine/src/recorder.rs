@@ -28,6 +28,13 @@ pub(crate) struct Recorder<'a> {
     options: &'a CopyOptions,
     outcome: CopyOutcome,
     batch: Vec<(Vec<u8>, IndexEntry)>,
+    /// Fingerprints of permissions set with the data, or forgotten (`--metadata`).
+    prints: Vec<(Vec<u8>, Option<u64>)>,
+    /// The index holds permissions carried earlier: a file written again without them
+    /// forgets its fingerprint.
+    forget_prints: bool,
+    /// The folders met, whose permissions are set after their files (`--metadata`).
+    folders: PathList,
     last_commit: Instant,
     deletes: PathList,
     unreadable: PathList,
@@ -51,6 +58,9 @@ impl<'a> Recorder<'a> {
             options,
             outcome: CopyOutcome::default(),
             batch: Vec::new(),
+            prints: Vec::new(),
+            forget_prints: index.has_perms().unwrap_or(true),
+            folders: crate::metadata::folder_list(run),
             last_commit: Instant::now(),
             deletes: PathList::new(&run.dir, DELETES_FILE),
             unreadable: PathList::new(&run.dir, UNREADABLE_FILE),
@@ -113,6 +123,14 @@ impl<'a> Recorder<'a> {
         }
     }
 
+    /// A folder whose permissions are set after its files (`--metadata`).
+    pub(crate) fn folder(&mut self, rel: &[u8]) {
+        if let Err(e) = self.folders.add(rel) {
+            let e = self.list_error(&e, crate::metadata::FOLDERS_FILE);
+            self.fail(e);
+        }
+    }
+
     /// One file's final record: counted, logged (excluded files only when asked), its index
     /// entry batched.
     pub(crate) fn file(&mut self, done: Done) {
@@ -152,12 +170,23 @@ impl<'a> Recorder<'a> {
         if logged && let Err(e) = self.log.write(self.run, &done.record) {
             self.fail(e);
         }
+        match done.perms {
+            Some(print) => self.prints.push((done.rel.clone(), Some(print))),
+            // Written again (or its permissions refused): what was set before is not known
+            // to be there any more.
+            None if self.forget_prints
+                && done.index.is_some()
+                && !matches!(code, Code::AZSM2041 | Code::AZSM2042) =>
+            {
+                self.prints.push((done.rel.clone(), None))
+            }
+            None => {}
+        }
         if let Some(entry) = done.index {
             self.batch.push(entry);
         }
-        if self.batch.len() >= BATCH
-            || (!self.batch.is_empty() && self.last_commit.elapsed() > COMMIT_EVERY)
-        {
+        let pending = self.batch.len() + self.prints.len();
+        if pending >= BATCH || (pending > 0 && self.last_commit.elapsed() > COMMIT_EVERY) {
             self.commit();
         }
     }
@@ -187,17 +216,23 @@ impl<'a> Recorder<'a> {
             self.fail(e);
         }
         self.batch.clear();
+        if !self.prints.is_empty() {
+            if let Err(e) = self.index.set_perms_batch(&self.prints) {
+                self.fail(e);
+            }
+            self.prints.clear();
+        }
         self.last_commit = Instant::now();
     }
 
     /// Commits what is left and closes the lists.
     pub(crate) fn finish(mut self) -> CopyOutcome {
         self.commit();
-        for name in [DELETES_FILE, UNREADABLE_FILE] {
-            let list = if name == DELETES_FILE {
-                &mut self.deletes
-            } else {
-                &mut self.unreadable
+        for name in [DELETES_FILE, UNREADABLE_FILE, crate::metadata::FOLDERS_FILE] {
+            let list = match name {
+                DELETES_FILE => &mut self.deletes,
+                UNREADABLE_FILE => &mut self.unreadable,
+                _ => &mut self.folders,
             };
             if let Err(e) = list.finish() {
                 let e = self.list_error(&e, name);

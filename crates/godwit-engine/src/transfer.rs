@@ -419,6 +419,7 @@ pub(crate) fn move_at_target(ctx: &Ctx<'_>, from: &[u8], entry: &Entry) -> Optio
             },
         )),
         copied: 0,
+        perms: None,
     })
 }
 
@@ -456,11 +457,17 @@ pub(crate) fn link_at_target(
         index: Some((entry.rel.clone(), seen)),
         rel: entry.rel,
         copied: 0,
+        perms: None,
     }
 }
 
-/// Copies one file. Returns the bytes written and the content hash (0 when none was computed).
-pub(crate) fn copy_file(ctx: &Ctx<'_>, entry: &Entry) -> Result<(u64, u128), FileError> {
+/// Copies one file, an object with `metadata` among its user metadata (permissions carried
+/// with the data). Returns the bytes written and the content hash (0 when none was computed).
+pub(crate) fn copy_file(
+    ctx: &Ctx<'_>,
+    entry: &Entry,
+    metadata: Option<&[(String, String)]>,
+) -> Result<(u64, u128), FileError> {
     match (ctx.src, ctx.dst, &ctx.rt) {
         // Without a runtime both sides are local and nothing needs the bytes: the kernel copies.
         (Side::Local(src), Side::Local(dst), None) => local_fast(ctx, entry, src, dst),
@@ -474,7 +481,7 @@ pub(crate) fn copy_file(ctx: &Ctx<'_>, entry: &Entry) -> Result<(u64, u128), Fil
             } else {
                 None
             };
-            let result = rt.block_on(streamed(ctx, entry));
+            let result = rt.block_on(streamed(ctx, entry, metadata));
             if token.is_some() {
                 let _ = ctx.large_slots.0.send(());
             }
@@ -710,9 +717,13 @@ enum Output {
 }
 
 /// Streams one file from the source to the target, hashing what it reads.
-async fn streamed(ctx: &Ctx<'_>, entry: &Entry) -> Result<(u64, u128), FileError> {
+async fn streamed(
+    ctx: &Ctx<'_>,
+    entry: &Entry,
+    metadata: Option<&[(String, String)]>,
+) -> Result<(u64, u128), FileError> {
     let (mut input, before) = Input::open(ctx, entry).await?;
-    let mut output = Output::open(ctx, entry).await?;
+    let mut output = Output::open(ctx, entry, metadata).await?;
     let result = pump(ctx, entry, &mut input, &mut output, before.as_ref()).await;
     match (result, output) {
         (Ok((written, hash)), Output::Local { file, tmp }) => {
@@ -750,7 +761,11 @@ async fn streamed(ctx: &Ctx<'_>, entry: &Entry) -> Result<(u64, u128), FileError
 impl Output {
     /// Where a streamed file is written: a temporary file at a local target, a writer at a
     /// remote one (its final name on a store that publishes atomically, else a temporary one).
-    async fn open(ctx: &Ctx<'_>, entry: &Entry) -> Result<Output, FileError> {
+    async fn open(
+        ctx: &Ctx<'_>,
+        entry: &Entry,
+        metadata: Option<&[(String, String)]>,
+    ) -> Result<Output, FileError> {
         match ctx.dst {
             Side::Local(root) => {
                 let tmp = root.join(temp_name(ctx));
@@ -794,7 +809,9 @@ impl Output {
                         .chunk(part_size(entry.size))
                         .concurrent(parts);
                 if r.features().user_metadata {
-                    w = w.user_metadata([(MTIME_KEY.to_string(), entry.mtime_ns.to_string())]);
+                    let mut all = vec![(MTIME_KEY.to_string(), entry.mtime_ns.to_string())];
+                    all.extend(metadata.unwrap_or_default().iter().cloned());
+                    w = w.user_metadata(all);
                 }
                 Ok(Output::Remote {
                     writer: w.await.map_err(|e| FileError::store(&e, Target))?,

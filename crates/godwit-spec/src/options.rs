@@ -204,11 +204,17 @@ pub struct JobOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(max_length = 4096))]
     pub backup_dir: Option<String>,
-    /// What a permissions run carries: some of `owner,mode,acl,xattr,times` (default: all).
+    /// A copy or true-up carries each file's and folder's owner, group, mode, ACLs, extended
+    /// attributes and times with its data, through `ownerMap` (a local or mounted source); a
+    /// true-up sets a change of permissions alone without sending the data (AZSM2048).
+    #[serde(default)]
+    pub metadata: bool,
+    /// What a permissions run (or a copy with `metadata`) carries: some of
+    /// `owner,mode,acl,xattr,times` (default: all).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(max_length = 64))]
     pub what: Option<String>,
-    /// The owner map of a permissions run, its lines as text: `alice=bob`, `1001=2001`,
+    /// The owner map of a permissions run (or a copy with `metadata`), its lines as text: `alice=bob`, `1001=2001`,
     /// `@staff=@eng`, `*=keep` (default: every owner and group keeps its id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(max_length = 1048576))]

@@ -364,6 +364,19 @@ pub struct CopyArgs {
     /// system), outside the target. `godwit undo RUN_ID` puts everything back.
     #[arg(long, value_name = "DIR")]
     pub backup_dir: Option<String>,
+    /// Carry each file's and folder's owner, group, mode, ACLs, extended attributes and
+    /// times with its data, as `godwit permissions` does (from a local or mounted source; to
+    /// S3 and Azure Blob as the object's metadata in rclone's form). A true-up then sets a
+    /// change of permissions alone without sending the data again (AZSM2048).
+    #[arg(long)]
+    pub metadata: bool,
+    /// With --metadata: the owner map, one FROM=TO a line (`godwit permissions --help`);
+    /// without it owners and groups keep their ids.
+    #[arg(long, value_name = "FILE", requires = "metadata")]
+    pub owner_map: Option<std::path::PathBuf>,
+    /// With --metadata: what to carry, some of owner, mode, acl, xattr, times [default: all].
+    #[arg(long, value_name = "LIST", requires = "metadata")]
+    pub what: Option<String>,
     /// Write a copy-log record for every excluded file (by default they are only counted).
     #[arg(long)]
     pub log_excluded: bool,

@@ -384,3 +384,131 @@ fn a_second_run_while_one_holds_the_migration_is_7010() {
         text(&out.stderr)
     );
 }
+
+fn copy_with(d: &Dirs, command: &str, args: &[&str]) -> (Option<i32>, Value) {
+    let out = run(godwit()
+        .arg(command)
+        .arg(&d.src)
+        .arg(&d.dst)
+        .arg("--state-dir")
+        .arg(&d.state)
+        .args(["--metadata", "--json"])
+        .args(args));
+    (out.status.code(), summary(&out))
+}
+
+#[test]
+fn metadata_travels_with_the_data_and_a_true_up_carries_a_permission_change_alone() {
+    let p = Principals::new(&["alice", "bob", "carol", "dave"], &["staff", "eng"]);
+    let d = dirs();
+    tree(&d, &p);
+    let (alice, bob, carol, dave, staff, eng) = (
+        p.user(0),
+        p.user(1),
+        p.user(2),
+        p.user(3),
+        p.group(0),
+        p.group(1),
+    );
+    let map = d.root.join("owners.txt");
+    fs::write(
+        &map,
+        format!("{alice}={dave}\n@{staff}=@{eng}\n*=keep\n@*=@keep\n"),
+    )
+    .unwrap();
+    let map_arg = path(&map).to_string();
+    let dst = |rel: &str| d.dst.join(rel);
+
+    // The first copy: data and permissions at once.
+    let (code, sum) = copy_with(&d, "copy", &["--owner-map", &map_arg]);
+    assert_eq!(code, Some(0), "{sum}");
+    assert_eq!(sum["counts"]["AZSM0000"], 3, "{sum}");
+    // 650: with an ACL, the group bits show its mask.
+    assert_eq!(owned(&dst("team/plan.txt")), format!("{dave}:{eng} 650"));
+    assert_eq!(owned(&dst("own.txt")), format!("{carol}:root 644"));
+    assert_eq!(
+        owned(&dst("team")),
+        format!("root:{eng} 2775"),
+        "a setgid folder"
+    );
+    assert!(acl(&dst("team/plan.txt")).contains(&format!("user:{bob}:r-x")));
+    assert!(acl(&dst("team")).contains(&format!("default:group:{eng}:rwx")));
+    let attrs = sh(&["getfattr", "-d", path(&dst("team/sub/notes.txt"))]);
+    assert!(attrs.contains("user.project=\"apollo\""), "{attrs}");
+    let mtime = |p: &Path| sh(&["stat", "-c", "%y", path(p)]);
+    assert_eq!(
+        mtime(&d.src.join("team")),
+        mtime(&dst("team")),
+        "folder times last"
+    );
+
+    // Nothing changed: nothing is set, nothing sent.
+    let (code, sum) = copy_with(&d, "sync", &["--owner-map", &map_arg]);
+    assert_eq!(code, Some(0), "{sum}");
+    assert_eq!(sum["counts"]["AZSM2041"], 3, "{sum}");
+    assert!(sum["counts"].get("AZSM2048").is_none(), "{sum}");
+
+    // An ACL changes, the bytes do not: the true-up sets the ACL and sends no data.
+    let inode = |p: &Path| sh(&["stat", "-c", "%i", path(p)]);
+    let before = inode(&dst("team/plan.txt"));
+    sh(&[
+        "setfacl",
+        "-m",
+        &format!("u:{bob}:rw-"),
+        path(&d.src.join("team/plan.txt")),
+    ]);
+    let (code, sum) = copy_with(&d, "sync", &["--owner-map", &map_arg]);
+    assert_eq!(code, Some(0), "{sum}");
+    assert_eq!(sum["counts"]["AZSM2048"], 1, "{sum}");
+    assert_eq!(sum["bytes_copied"], 0, "{sum}");
+    assert!(acl(&dst("team/plan.txt")).contains(&format!("user:{bob}:rw-")));
+    assert_eq!(
+        inode(&dst("team/plan.txt")),
+        before,
+        "the file was not written again"
+    );
+    let log = copylog(sum["run_dir"].as_str().unwrap());
+    let set: Vec<&str> = log
+        .iter()
+        .filter(|r| r["code"] == "AZSM2048")
+        .map(|r| r["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(set, ["team/plan.txt"], "{log:?}");
+
+    // An owner the map no longer names: the data still travels, the permissions do not
+    // (7020 for exactly that path), and the run says so.
+    fs::write(
+        &map,
+        format!("{alice}={dave}\n@{staff}=@{eng}\n{bob}=keep\nroot=keep\n@root=@root\n"),
+    )
+    .unwrap();
+    write(&d.src.join("own.txt"), b"mine, longer now");
+    sh(&["chown", carol, path(&d.src.join("own.txt"))]);
+    let (code, sum) = copy_with(&d, "sync", &["--owner-map", &map_arg]);
+    assert_eq!(code, Some(3), "{sum}");
+    assert_eq!(sum["counts"]["7020"], 1, "{sum}");
+    let log = copylog(sum["run_dir"].as_str().unwrap());
+    let refused: Vec<&Value> = log.iter().filter(|r| r["code"] == "7020").collect();
+    assert_eq!(refused.len(), 1, "{log:?}");
+    assert_eq!(refused[0]["path"], "own.txt");
+    assert!(
+        refused[0]["message"].as_str().unwrap().contains(carol),
+        "{refused:?}"
+    );
+    assert_eq!(fs::read(dst("own.txt")).unwrap(), b"mine, longer now");
+
+    // --owner-map and --what without --metadata are refused by the command line.
+    let out = run(godwit()
+        .arg("copy")
+        .arg(&d.src)
+        .arg(&d.dst)
+        .arg("--state-dir")
+        .arg(&d.state)
+        .args(["--owner-map", &map_arg]));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--metadata"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -84,13 +84,11 @@ fn exit_status(r: &JobReport) -> ExitStatus {
         (_, Some(e))
             if matches!(
                 e.code,
-                godwit_codes::Code::AZSM1046 | godwit_codes::Code::AZSM1047
-            ) || (s.permissions.is_some()
-                && matches!(
-                    e.code,
-                    godwit_codes::Code::PERMISSION_TRANSLATION_ERROR
-                        | godwit_codes::Code::PERMISSION_APPLY_FAILURE
-                )) =>
+                godwit_codes::Code::AZSM1046
+                    | godwit_codes::Code::AZSM1047
+                    | godwit_codes::Code::PERMISSION_TRANSLATION_ERROR
+                    | godwit_codes::Code::PERMISSION_APPLY_FAILURE
+            ) =>
         {
             let _ = report(&e);
             ExitStatus::PartialFailure

@@ -11,33 +11,14 @@ use crate::commands::job::{self, Output};
 use crate::commands::shared::{self, report};
 use crate::exit::ExitStatus;
 
-/// The largest owner map read (a map names principals, not files).
-const MAX_MAP: u64 = 1 << 20;
-
 pub fn run(args: &PermissionsArgs) -> anyhow::Result<ExitStatus> {
     let spec = || -> Result<JobSpec, godwit_engine::JobError> {
         let mut options = shared::filter_options(&args.filters)?;
-        options.what = args.what.clone();
-        if let Some(what) = &args.what {
-            // Refused here, with the flag's words, rather than after the run has started.
-            godwit_engine::perms::What::parse(what)?;
-        }
-        if let Some(file) = &args.owner_map {
-            let unreadable = |why: String| {
-                godwit_engine::JobError::config(&format!("--owner-map {}: {why}", file.display()))
-            };
-            let size = std::fs::metadata(file)
-                .map_err(|e| unreadable(e.to_string()))?
-                .len();
-            if size > MAX_MAP {
-                return Err(unreadable(format!(
-                    "{size} bytes, over the 1 MiB an owner map may have"
-                )));
-            }
-            let text = std::fs::read_to_string(file).map_err(|e| unreadable(e.to_string()))?;
-            godwit_engine::perms::OwnerMap::parse(&text)?;
-            options.owner_map = Some(text);
-        }
+        shared::perms_options(
+            args.owner_map.as_deref(),
+            args.what.as_deref(),
+            &mut options,
+        )?;
         Ok(JobSpec {
             command: if args.simulate {
                 CommandKind::SimulatePermissions

@@ -109,8 +109,45 @@ pub fn copy_options(args: &CopyArgs) -> Result<JobOptions, JobError> {
                 .display()
                 .to_string(),
         }),
+        metadata: args.metadata,
         ..filter_options(&args.filters)?
     })
+    .and_then(|mut o| {
+        perms_options(args.owner_map.as_deref(), args.what.as_deref(), &mut o)?;
+        Ok(o)
+    })
+}
+
+/// The largest owner map read (a map names principals, not files).
+const MAX_MAP: u64 = 1 << 20;
+
+/// `--owner-map FILE` and `--what LIST` into `options`, each refused here with the flag's
+/// words rather than after the run has started.
+pub fn perms_options(
+    owner_map: Option<&std::path::Path>,
+    what: Option<&str>,
+    options: &mut JobOptions,
+) -> Result<(), JobError> {
+    if let Some(what) = what {
+        godwit_engine::perms::What::parse(what)?;
+        options.what = Some(what.to_string());
+    }
+    if let Some(file) = owner_map {
+        let unreadable =
+            |why: String| JobError::config(&format!("--owner-map {}: {why}", file.display()));
+        let size = std::fs::metadata(file)
+            .map_err(|e| unreadable(e.to_string()))?
+            .len();
+        if size > MAX_MAP {
+            return Err(unreadable(format!(
+                "{size} bytes, over the 1 MiB an owner map may have"
+            )));
+        }
+        let text = std::fs::read_to_string(file).map_err(|e| unreadable(e.to_string()))?;
+        godwit_engine::perms::OwnerMap::parse(&text)?;
+        options.owner_map = Some(text);
+    }
+    Ok(())
 }
 
 pub fn state_dir(args: &StateArgs) -> PathBuf {
