@@ -1324,6 +1324,50 @@ fn sftp_permissions_carry_owners_modes_and_times_and_say_what_sftp_cannot() {
     let report = std::fs::read_to_string(sum["permissions"]["report"].as_str().unwrap()).unwrap();
     let line = report.lines().find(|l| l.contains("\"open.txt\"")).unwrap();
     assert!(line.contains("ACLs: SFTP carries none"), "{line}");
+
+    // With the data (`--metadata`), into another folder: the same owners, modes and times.
+    let sub2 = unique("carried");
+    let url2 = s.sftp_url(&sub2);
+    let copy = |command: &str| {
+        let out = run(s
+            .godwit()
+            .arg(command)
+            .arg(&src)
+            .arg(&url2)
+            .arg("--state-dir")
+            .arg(&state)
+            .args(["--metadata", "--json"]));
+        let sum = summary(&out);
+        assert_eq!(out.status.code(), Some(0), "{sum}");
+        sum
+    };
+    copy("copy");
+    let carried = s.sftp_root.join(&sub2);
+    let stat2 = |rel: &str| {
+        sh(&[
+            "stat",
+            "-c",
+            "%U:%G %a %Y",
+            carried.join(rel).to_str().unwrap(),
+        ])
+        .trim()
+        .to_string()
+    };
+    assert_eq!(
+        stat2("team/plan.txt"),
+        format!("nobody:nogroup 644 {}", mtime(&src.join("team/plan.txt")))
+    );
+    assert_eq!(
+        stat2("team"),
+        format!("root:root 2750 {}", mtime(&src.join("team"))),
+        "a folder's, after its files"
+    );
+    // A change of owner alone: one setstat, no data.
+    sh(&["chown", "root:nogroup", &at("team/plan.txt")]);
+    let sum = copy("sync");
+    assert_eq!(sum["counts"]["AZSM2048"], 1, "{sum}");
+    assert_eq!(sum["bytes_copied"], 0, "{sum}");
+    assert!(stat2("team/plan.txt").starts_with("root:nogroup 644"));
 }
 
 #[test]
@@ -1409,4 +1453,42 @@ fn permissions_as_metadata(s: &Servers, kind: &str, name: &str) {
     let back = dir.path().join("back");
     s.store(&["download", kind, name, "share", back.to_str().unwrap()]);
     assert_eq!(fs::read(back.join("team/plan.txt")).unwrap(), b"plan");
+
+    // With the data (`--metadata`): the upload carries them, no request of its own.
+    let carried = format!("{kind}://{name}/carried");
+    let copy = |command: &str| {
+        let out = run(s
+            .godwit()
+            .arg(command)
+            .arg(&src)
+            .arg(&carried)
+            .arg("--state-dir")
+            .arg(&state)
+            .args(["--metadata", "--json"]));
+        let sum = summary(&out);
+        assert_eq!(out.status.code(), Some(0), "{sum}");
+        sum
+    };
+    let sum = copy("copy");
+    assert_eq!(sum["counts"]["AZSM0000"], 1, "{sum}");
+    let meta_of = || -> serde_json::Value {
+        serde_json::from_str(&s.store(&["meta", kind, name, "carried/team/plan.txt"])).unwrap()
+    };
+    let meta = meta_of();
+    assert_eq!(meta["mode"], "102640", "{meta}");
+    assert_eq!(meta["uname"], "nobody", "{meta}");
+    assert_eq!(meta["mtime"], "2024-05-06T07:08:09.123456789Z", "{meta}");
+    assert!(meta["godwitmtime"].as_str().is_some(), "{meta}");
+    // Only the mode changes at the source: the true-up replaces the metadata, sends no data.
+    sh(&["chmod", "0600", plan.to_str().unwrap()]);
+    let sum = copy("sync");
+    assert_eq!(sum["counts"]["AZSM2048"], 1, "{sum}");
+    assert_eq!(sum["bytes_copied"], 0, "{sum}");
+    let meta = meta_of();
+    assert_eq!(meta["mode"], "100600", "{meta}");
+    assert_eq!(meta["mtime"], "2024-05-06T07:08:09.123456789Z", "{meta}");
+    // And nothing changed: no request, nothing set.
+    let sum = copy("sync");
+    assert_eq!(sum["counts"]["AZSM2041"], 1, "{sum}");
+    assert!(sum["counts"].get("AZSM2048").is_none(), "{sum}");
 }
