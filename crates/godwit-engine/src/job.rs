@@ -615,7 +615,7 @@ fn permissions_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobEr
         Side::Local(_) => None,
     };
     let dst = crate::perms::PermsTarget::open(&target, rt.as_ref())?;
-    let options = crate::perms::PermsOptions {
+    let mut options = crate::perms::PermsOptions {
         what: o
             .what
             .as_deref()
@@ -630,6 +630,7 @@ fn permissions_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobEr
             .unwrap_or_default(),
         simulate: spec.command == CommandKind::SimulatePermissions,
         filter: crate::filter::Filter::new(&o.filters)?,
+        simulation: None,
     };
     let migration =
         Migration::open(&spec.state_dir, &spec.source, Some(target_location)).map_err(|e| {
@@ -644,6 +645,7 @@ fn permissions_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobEr
             }
         })?;
     let index = existing_index(&migration)?;
+    options.simulation = Some(migration.dir.join(crate::perms::SIMULATION_FILE));
     let run = migration.new_run(spec.command.as_str())?;
     control.started(&run);
     write_sides(&run, &spec.source, target_location, o);

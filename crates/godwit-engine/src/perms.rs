@@ -808,6 +808,9 @@ pub struct PermsOptions {
     pub simulate: bool,
     /// The names the target holds for sanitized source names.
     pub filter: crate::filter::Filter,
+    /// Where a simulation keeps what it said would be set, path by path, for the real run
+    /// after it to compare with (`None`: not kept).
+    pub simulation: Option<std::path::PathBuf>,
 }
 
 /// What a permissions run did (or, simulated, would do), as the summary keeps it.
@@ -820,6 +823,13 @@ pub struct PermsTally {
     pub untranslatable: u64,
     /// Paths the target refused, or does not hold (7030).
     pub failed: u64,
+    /// Of the paths applied, those the target held as they should be already: nothing was
+    /// set on them (a run after an interrupted one sets only what it had not).
+    pub already: u64,
+    /// The simulation this run followed, and the paths whose permissions at the source are
+    /// not what it reported (re-read, set as they are now, and marked in the report).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since_simulation: Option<SinceSimulation>,
     /// Source paths that could not be read.
     pub unreadable: u64,
     /// Folders the target has nothing to hold permissions for (an object store): recorded,
@@ -833,6 +843,95 @@ pub struct PermsTally {
     /// The run folder's report: one line a path, what is there now and what is (or would be)
     /// set.
     pub report: String,
+}
+
+/// How a run compares with the simulation before it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SinceSimulation {
+    /// The simulation's run id.
+    pub run: String,
+    /// Paths whose permissions differ from what it reported, or that it did not see.
+    pub changed: u64,
+}
+
+/// What a simulation said would be set on each path: a small database in the migration's
+/// folder, replaced by each simulation and used up by the real run after it.
+struct Simulated {
+    db: redb::Database,
+    run: String,
+}
+
+const SIMULATED: redb::TableDefinition<&[u8], u64> = redb::TableDefinition::new("would-set");
+const SIMULATED_RUN: redb::TableDefinition<&str, &str> = redb::TableDefinition::new("run");
+
+impl Simulated {
+    /// A new record of simulation `run` at `path`, replacing any earlier one.
+    fn create(path: &Path, run: &str) -> Result<Simulated, redb::Error> {
+        let _ = fs::remove_file(path);
+        let db = redb::Database::create(path)?;
+        let txn = db.begin_write()?;
+        txn.open_table(SIMULATED)?;
+        txn.open_table(SIMULATED_RUN)?.insert("run", run)?;
+        txn.commit()?;
+        Ok(Simulated {
+            db,
+            run: run.to_string(),
+        })
+    }
+
+    /// The last simulation's record, if there is one.
+    fn open(path: &Path) -> Option<Simulated> {
+        if !path.exists() {
+            return None;
+        }
+        let db = redb::Database::open(path).ok()?;
+        let run = {
+            let txn = redb::ReadableDatabase::begin_read(&db).ok()?;
+            let table = txn.open_table(SIMULATED_RUN).ok()?;
+            table.get("run").ok()??.value().to_string()
+        };
+        Some(Simulated { db, run })
+    }
+
+    fn add(&self, prints: &[(Vec<u8>, u64)]) -> Result<(), redb::Error> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut table = txn.open_table(SIMULATED)?;
+            for (rel, print) in prints {
+                table.insert(rel.as_slice(), print)?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    fn get(&self, rel: &[u8]) -> Option<u64> {
+        let txn = redb::ReadableDatabase::begin_read(&self.db).ok()?;
+        let table = txn.open_table(SIMULATED).ok()?;
+        table.get(rel).ok()?.map(|v| v.value())
+    }
+}
+
+/// Whether the target holds `want` already, for what `what` carries (the modification time
+/// stands for the times: the access time changes whenever a file is read).
+fn held_already(dst: &PermsTarget<'_>, now: &Meta, want: &Meta, what: What) -> bool {
+    let seconds_only = matches!(dst, PermsTarget::Sftp { .. });
+    (!what.owner || (now.uid, now.gid) == (want.uid, want.gid))
+        && (!what.mode || want.symlink || now.mode == want.mode)
+        && (!what.acl
+            || want.symlink
+            || (now.acl_access == want.acl_access && now.acl_default == want.acl_default))
+        && (!what.xattr
+            || want
+                .xattrs
+                .iter()
+                .all(|(k, v)| now.xattrs.get(k) == Some(v)))
+        && (!what.times
+            || if seconds_only {
+                now.mtime.0 == want.mtime.0
+            } else {
+                now.mtime == want.mtime
+            })
 }
 
 /// One line of `permissions.jsonl`.
@@ -850,11 +949,21 @@ struct ReportLine<'a> {
     cannot: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'a str>,
+    /// The target held it so already: nothing was set.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    already: bool,
+    /// Its permissions at the source are not what the simulation before this run reported
+    /// (`changed`), or it did not see the path (`new`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    since_simulation: Option<&'static str>,
 }
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
 }
+
+/// What the last simulation said would be set, in the migration's folder.
+pub const SIMULATION_FILE: &str = "permissions-simulation.redb";
 
 /// The report file of a permissions run.
 pub const REPORT_FILE: &str = "permissions.jsonl";
@@ -891,12 +1000,42 @@ pub fn carry(
     };
     let report_error =
         |e: io::Error| JobError::config(&format!("{}: {}", report_path.display(), reason(&e)));
+    // A simulation keeps what it would set; the real run after it compares.
+    let simulation_error = |e: redb::Error| {
+        let path = options.simulation.as_deref().unwrap_or(Path::new(""));
+        JobError::config(&format!("{}: {e}", path.display()))
+    };
+    let simulated = match (&options.simulation, options.simulate) {
+        (Some(path), true) => Some(Simulated::create(path, &run.id).map_err(simulation_error)?),
+        (Some(path), false) => Simulated::open(path),
+        (None, _) => None,
+    };
+    let mut would_set: Vec<(Vec<u8>, u64)> = Vec::new();
+    let mut changed = 0u64;
     let mut one = |rel: &[u8],
                    tally: &mut PermsTally,
                    log: &mut crate::record::CopyLog|
      -> Result<(), JobError> {
         progress.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let line = one_path(src, dst, index, options, rel, tally);
+        let mut line = one_path(src, dst, index, options, rel, tally);
+        match (&simulated, line.print) {
+            (Some(sim), Some(print)) if options.simulate => {
+                would_set.push((rel.to_vec(), print));
+                if would_set.len() >= 4096 {
+                    sim.add(&std::mem::take(&mut would_set))
+                        .map_err(simulation_error)?;
+                }
+            }
+            (Some(sim), Some(print)) => {
+                line.since_simulation = match sim.get(rel) {
+                    None => Some("new"),
+                    Some(p) if p != print => Some("changed"),
+                    Some(_) => None,
+                };
+                changed += u64::from(line.since_simulation.is_some());
+            }
+            _ => {}
+        }
         log.write(run, &line.record)?;
         let text = serde_json::to_string(&line.report(&line.record)).unwrap_or_default();
         writeln!(report, "{text}").map_err(report_error)
@@ -933,6 +1072,23 @@ pub fn carry(
         Ok(())
     })?;
     report.flush().map_err(report_error)?;
+    if let Some(sim) = simulated {
+        if options.simulate {
+            sim.add(&would_set).map_err(simulation_error)?;
+        } else {
+            tally.since_simulation = Some(SinceSimulation {
+                run: sim.run.clone(),
+                changed,
+            });
+            drop(sim);
+            if !stop.load(std::sync::atomic::Ordering::Relaxed)
+                && let Some(path) = &options.simulation
+            {
+                // Used up: the next run compares with the next simulation.
+                let _ = fs::remove_file(path);
+            }
+        }
+    }
     Ok(tally)
 }
 
@@ -943,6 +1099,10 @@ struct PathResult {
     set: Option<Meta>,
     cannot: Vec<String>,
     reason: Option<String>,
+    already: bool,
+    /// The fingerprint of what is (or would be) set, for the simulation's record.
+    print: Option<u64>,
+    since_simulation: Option<&'static str>,
 }
 
 impl PathResult {
@@ -955,6 +1115,8 @@ impl PathResult {
             set: self.set.as_ref().map(Shown::of),
             cannot: self.cannot.clone(),
             reason: self.reason.as_deref(),
+            already: self.already,
+            since_simulation: self.since_simulation,
         }
     }
 }
@@ -982,6 +1144,9 @@ fn one_path(
             set: None,
             cannot: Vec::new(),
             reason: why.map(str::to_string),
+            already: false,
+            print: None,
+            since_simulation: None,
         }
     };
     let meta = match extract(&src.join(std::ffi::OsStr::from_bytes(rel))) {
@@ -1025,6 +1190,7 @@ fn one_path(
             return r;
         }
     };
+    let print = fingerprint(&want, what);
     // What is not carried stays as the target has it.
     if !what.owner {
         (want.uid, want.gid) = (now.uid, now.gid);
@@ -1044,7 +1210,8 @@ fn one_path(
     {
         cannot.push("owner and group: only root may give a file to another user".to_string());
     }
-    let applied = if options.simulate {
+    let already = held_already(dst, &now, &want, what);
+    let applied = if options.simulate || already {
         Ok(())
     } else {
         dst.set(&target, &want, what)
@@ -1052,6 +1219,7 @@ fn one_path(
     let mut r = match &applied {
         Ok(()) => {
             tally.applied += 1;
+            tally.already += u64::from(already);
             let owner = user_name(want.uid).unwrap_or_else(|| want.uid.to_string());
             let group = group_name(want.gid).unwrap_or_else(|| want.gid.to_string());
             *tally.owners.entry(owner).or_default() += 1;
@@ -1070,6 +1238,8 @@ fn one_path(
     r.now = Some(now);
     r.set = Some(want);
     r.cannot = cannot;
+    r.already = already && applied.is_ok();
+    r.print = Some(print);
     r
 }
 

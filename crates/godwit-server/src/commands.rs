@@ -28,7 +28,7 @@ pub async fn apply(
     };
     if action == Action::Start {
         runnable(command, agent.as_ref())?;
-        runnable_between(state, m, command).await?;
+        runnable_between(state, m, command, options.unwrap_or(&m.options)).await?;
     }
     let scan = state.store.last_success(&m.id, CommandKind::Scan).await?;
     let s = Situation {
@@ -68,16 +68,20 @@ pub async fn apply(
 }
 
 /// Refuses a command no agent can run between the migration's endpoints (605, 422): this
-/// version carries permissions from a local source only.
+/// version carries permissions (a permissions run, or a copy or true-up with `metadata` in
+/// `options`, the options the run takes) from a local source only.
 pub async fn runnable_between(
     state: &AppState,
     m: &Migration,
     command: CommandKind,
+    options: &crate::records::MigrationOptions,
 ) -> Result<(), DomainError> {
-    if !matches!(
-        command,
-        CommandKind::Permissions | CommandKind::SimulatePermissions
-    ) {
+    let carries = match command {
+        CommandKind::Permissions | CommandKind::SimulatePermissions => true,
+        CommandKind::Copy | CommandKind::Sync => options.metadata,
+        _ => false,
+    };
+    if !carries {
         return Ok(());
     }
     for (side, id, kinds) in [
@@ -90,8 +94,12 @@ pub async fn runnable_between(
     ] {
         let endpoint = state.store.get_endpoint(id).await?;
         if !kinds.contains(&endpoint.kind.as_str()) {
+            let field = match command {
+                CommandKind::Copy | CommandKind::Sync => "options.metadata",
+                _ => "command",
+            };
             return Err(DomainError::invalid(&format!(
-                "command: godwit {} carries permissions from a local or mounted folder (to a \
+                "{field}: godwit {} carries permissions from a local or mounted folder (to a \
                  folder, an SFTP server, S3 or Azure Blob), and this migration's {side} is {}",
                 env!("CARGO_PKG_VERSION"),
                 endpoint.kind

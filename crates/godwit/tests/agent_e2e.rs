@@ -834,6 +834,35 @@ fn the_agent_says_what_it_runs_and_runs_sanitize() {
         e["error_msg"].as_str().unwrap().contains("source is s3"),
         "{e}"
     );
+    // A copy with the permissions (`metadata`) from there: refused the same way, and so is a
+    // migration that would make every copy carry them.
+    let (s, e) = w.api(
+        "POST",
+        &format!(
+            "/v1/migrations/{}/commands",
+            from_s3["id"].as_str().unwrap()
+        ),
+        Some(json!({"command": "copy", "action": "start", "options": {"metadata": true}})),
+    );
+    assert_eq!((s, e["error_code"].clone()), (422, json!("605")), "{e}");
+    assert!(
+        e["error_msg"]
+            .as_str()
+            .unwrap()
+            .contains("options.metadata"),
+        "{e}"
+    );
+    let (s, e) = w.api(
+        "POST",
+        "/v1/migrations",
+        Some(json!({
+            "projectId": p["id"], "agentId": w.agent_id,
+            "source": {"endpointId": from_s3["id"], "path": "/other"},
+            "target": {"endpointId": to_local["id"], "path": "/other"},
+            "options": {"metadata": true},
+        })),
+    );
+    assert_eq!((s, e["error_code"].clone()), (422, json!("605")), "{e}");
     let copy = w.root.join("perm-copy");
     let m = w.migration_to(
         &src,
@@ -855,6 +884,30 @@ fn the_agent_says_what_it_runs_and_runs_sanitize() {
     let rep = w.report(&run);
     assert_eq!(rep["counts"]["AZSM0000"], paths, "{rep}");
     assert_eq!(rep["permissions"]["simulate"], false, "{rep}");
+    // A true-up with the permissions: the agent's first one sets every path's (its index
+    // knows of none it set), the next only what changed, with no data sent.
+    let sync_with_metadata = || {
+        let (s, r) = w.api(
+            "POST",
+            &format!("/v1/migrations/{m}/commands"),
+            Some(json!({"command": "sync", "action": "start", "options": {"metadata": true}})),
+        );
+        assert_eq!(s, 202, "{r}");
+        let run = r["id"].as_str().unwrap().to_string();
+        w.wait_end(&run, "952");
+        w.report(&run)
+    };
+    sync_with_metadata();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(src.join("ok.txt"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let rep = sync_with_metadata();
+    assert_eq!(rep["counts"]["AZSM2048"], 1, "{rep}");
+    assert_eq!(rep["bytes_copied"], 0, "{rep}");
+    let mode = std::fs::metadata(copy.join("ok.txt"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o7777, 0o600);
 }
 
 /// A summary with what differs between two runs of the same job taken out: ids, times,

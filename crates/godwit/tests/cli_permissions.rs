@@ -512,3 +512,159 @@ fn metadata_travels_with_the_data_and_a_true_up_carries_a_permission_change_alon
         text(&out.stderr)
     );
 }
+
+#[test]
+fn the_real_run_after_a_simulation_says_what_changed_since_and_sets_only_what_differs() {
+    let d = dirs();
+    write(&d.src.join("a.txt"), b"a");
+    write(&d.src.join("b.txt"), b"b");
+    copy(&d);
+    sh(&["chmod", "600", path(&d.src.join("a.txt"))]);
+    sh(&["chmod", "600", path(&d.src.join("b.txt"))]);
+    let (code, simulated) = permissions(&d, &["--simulate"]);
+    assert_eq!(code, Some(0), "{simulated}");
+    // The root folder (whose time the copy did not set) and the two files would change.
+    assert_eq!(simulated["permissions"]["applied"], 3, "{simulated}");
+    assert_eq!(simulated["permissions"]["already"], 0, "{simulated}");
+    // The source changes after the simulation: that path is read again, set as it is now,
+    // and the run says it differs from what the simulation reported.
+    sh(&["chmod", "640", path(&d.src.join("b.txt"))]);
+    let (code, applied) = permissions(&d, &[]);
+    assert_eq!(code, Some(0), "{applied}");
+    let since = &applied["permissions"]["since_simulation"];
+    assert_eq!(since["run"], simulated["run_id"], "{applied}");
+    assert_eq!(since["changed"], 1, "{applied}");
+    let did = report(&applied);
+    assert_eq!(did["b.txt"]["since_simulation"], "changed", "{did:?}");
+    assert!(did["a.txt"].get("since_simulation").is_none(), "{did:?}");
+    assert_eq!(did["a.txt"]["set"], report(&simulated)["a.txt"]["set"]);
+    assert_eq!(owned(&d.dst.join("a.txt")), "root:root 600");
+    assert_eq!(owned(&d.dst.join("b.txt")), "root:root 640");
+    // Run again: everything is held already, nothing is set, and the simulation is used up.
+    let (code, again) = permissions(&d, &[]);
+    assert_eq!(code, Some(0), "{again}");
+    assert_eq!(again["permissions"]["already"], 3, "{again}");
+    assert!(
+        again["permissions"].get("since_simulation").is_none(),
+        "{again}"
+    );
+}
+
+/// Lines in the report of the newest run of the test's migration.
+fn report_lines(d: &Dirs) -> (std::path::PathBuf, usize) {
+    let Ok(migrations) = fs::read_dir(d.state.join("migrations")) else {
+        return (std::path::PathBuf::new(), 0);
+    };
+    let mut runs: Vec<std::path::PathBuf> = migrations
+        .filter_map(Result::ok)
+        .flat_map(|m| fs::read_dir(m.path().join("runs")).into_iter().flatten())
+        .filter_map(Result::ok)
+        .map(|r| r.path())
+        .filter(|r| r.join("permissions.jsonl").exists())
+        .collect();
+    runs.sort();
+    let Some(newest) = runs.pop() else {
+        return (std::path::PathBuf::new(), 0);
+    };
+    let lines = fs::read_to_string(newest.join("permissions.jsonl"))
+        .map(|t| t.lines().count())
+        .unwrap_or(0);
+    (newest, lines)
+}
+
+/// Starts `godwit permissions` and waits until it has reported at least `lines` paths of a
+/// run started after `after` (a run folder name).
+fn started_permissions(
+    d: &Dirs,
+    after: &Path,
+    lines: usize,
+) -> (std::process::Child, std::path::PathBuf) {
+    use std::process::Stdio;
+    let mut child = godwit()
+        .arg("permissions")
+        .arg(&d.src)
+        .arg(&d.dst)
+        .arg("--state-dir")
+        .arg(&d.state)
+        .arg("--json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (run, n) = report_lines(d);
+        if run.as_path() > after && n >= lines {
+            return (child, run);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("no progress");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn a_stopped_or_killed_permissions_run_resumes_where_it_was() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = dirs();
+    const FILES: usize = 20_000;
+    for i in 0..FILES {
+        write(&d.src.join(format!("d{}/f{i:05}", i % 20)), b"x");
+    }
+    copy(&d);
+    let mode = |p: &Path| fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777;
+    for i in 0..FILES {
+        let f = d.src.join(format!("d{}/f{i:05}", i % 20));
+        fs::set_permissions(f, fs::Permissions::from_mode(0o600)).unwrap();
+    }
+
+    // Ctrl-C: a clean stop (964), with what was set so far kept.
+    let (child, stopped_run) = started_permissions(&d, Path::new(""), 500);
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let out = child.wait_with_output().unwrap();
+    let sum = summary(&out);
+    assert_eq!(out.status.code(), Some(1), "{sum}");
+    assert_eq!(sum["status"]["code"], "964", "{sum}");
+    assert_eq!(sum["status"]["name"], "MIGRATE_PERMISSIONS : STOPPED");
+    let set_before = sum["counts"]["AZSM0000"].as_u64().unwrap();
+    assert!(
+        set_before > 0 && set_before < FILES as u64,
+        "stopped mid-run: {sum}"
+    );
+
+    // kill -9: nothing is written at the end, the lock goes with the process.
+    let (child, killed_run) = started_permissions(&d, &stopped_run, 500);
+    let mut child = child;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        !killed_run.join("summary.json").exists(),
+        "killed mid-run: {}",
+        killed_run.display()
+    );
+
+    // The same command again finishes the job, setting only what is not set yet.
+    let (code, sum) = permissions(&d, &[]);
+    assert_eq!(code, Some(0), "{sum}");
+    assert_eq!(sum["status"]["code"], "962", "{sum}");
+    let total = FILES as u64 + 21;
+    assert_eq!(
+        sum["permissions"]["applied"], total,
+        "every path, the folders too: {sum}"
+    );
+    let already = sum["permissions"]["already"].as_u64().unwrap();
+    assert!(
+        already >= set_before,
+        "what was set ({set_before}) is not set again: {sum}"
+    );
+    for i in (0..FILES).step_by(997) {
+        assert_eq!(mode(&d.dst.join(format!("d{}/f{i:05}", i % 20))), 0o600);
+    }
+}

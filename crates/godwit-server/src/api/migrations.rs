@@ -155,11 +155,19 @@ pub async fn create_migration(
         .get_project(&req.project_id)
         .await
         .map_err(exists("projectId"))?;
-    state
+    let source = state
         .store
         .get_endpoint(&req.source.endpoint_id)
         .await
         .map_err(exists("source.endpointId"))?;
+    if options.metadata && source.kind != "local" {
+        // No agent could run its copies: permissions are read from a local source.
+        return Err(ApiError::invalid(format!(
+            "options.metadata: permissions are carried from a local or mounted folder, and \
+             this source is {}",
+            source.kind
+        )));
+    }
     state
         .store
         .get_endpoint(&req.target.endpoint_id)
@@ -582,7 +590,7 @@ pub async fn create_schedule(
         None => None,
     };
     crate::commands::runnable(command, agent.as_ref())?;
-    crate::commands::runnable_between(&state, &m, command).await?;
+    crate::commands::runnable_between(&state, &m, command, &m.options).await?;
     if !(1..=20).contains(&req.repeat) {
         return Err(ApiError::new(
             Code::ERR_MIGRATION_CONFIG_SCHEDULER_TIMES,

@@ -69,6 +69,22 @@ fn human(r: &JobReport) -> String {
         };
         table("owner at the target", &p.owners);
         table("group at the target", &p.groups);
+        if p.already > 0 {
+            let _ = writeln!(
+                out,
+                "  {} paths are so at the target already: nothing {}",
+                p.already,
+                if p.simulate { "to set" } else { "was set" }
+            );
+        }
+        if let Some(since) = &p.since_simulation {
+            let _ = writeln!(
+                out,
+                "  {} paths differ at the source from what simulation {} reported: read \
+                 again and set as they are now (\"since_simulation\" in the report)",
+                since.changed, since.run
+            );
+        }
         changes(&mut out, &p.report, p.simulate);
         let _ = writeln!(out, "  path by path: {}", p.report);
     }
@@ -82,7 +98,9 @@ const LISTED: usize = 40;
 /// The paths whose permissions change (or would), and those refused, as a table:
 /// `path  owner:group mode -> owner:group mode`, with what cannot be carried.
 fn changes(out: &mut String, report: &str, simulate: bool) {
-    let Ok(text) = std::fs::read_to_string(report) else {
+    use std::io::BufRead;
+    // Read a line at a time: a report has a line for every path of the share.
+    let Ok(file) = std::fs::File::open(report) else {
         return;
     };
     let brief = |v: &serde_json::Value| {
@@ -100,11 +118,11 @@ fn changes(out: &mut String, report: &str, simulate: bool) {
     };
     let mut rows = Vec::new();
     let mut more = 0usize;
-    for line in text.lines() {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+    for line in std::io::BufReader::new(file).lines().map_while(Result::ok) {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
             continue;
         };
-        let changed = v["now"] != v["set"] || v["code"] != "AZSM0000";
+        let changed = v["already"] != true && (v["now"] != v["set"] || v["code"] != "AZSM0000");
         if !changed {
             continue;
         }
