@@ -573,7 +573,8 @@ fn report_lines(d: &Dirs) -> (std::path::PathBuf, usize) {
 }
 
 /// Starts `godwit permissions` and waits until it has reported at least `lines` paths of a
-/// run started after `after` (a run folder name).
+/// run started after `after` (a run folder name). The caller waits for the child.
+#[allow(clippy::zombie_processes)]
 fn started_permissions(
     d: &Dirs,
     after: &Path,
