@@ -167,8 +167,9 @@ impl CopyOptions {
     }
 }
 
-/// What `--metadata` carries (`what`, default all) and the owner map, from a job's options.
-fn metadata_options(
+/// What `--metadata` or a permissions run carries (`what`, default all) and the owner map,
+/// from a job's options.
+pub(crate) fn metadata_options(
     o: &godwit_spec::JobOptions,
 ) -> Result<crate::metadata::MetadataOptions, JobError> {
     Ok(crate::metadata::MetadataOptions {

@@ -615,19 +615,10 @@ fn permissions_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobEr
         Side::Local(_) => None,
     };
     let dst = crate::perms::PermsTarget::open(&target, rt.as_ref())?;
+    let carried = crate::ctx::metadata_options(o)?;
     let mut options = crate::perms::PermsOptions {
-        what: o
-            .what
-            .as_deref()
-            .map(crate::perms::What::parse)
-            .transpose()?
-            .unwrap_or_default(),
-        map: o
-            .owner_map
-            .as_deref()
-            .map(crate::perms::OwnerMap::parse)
-            .transpose()?
-            .unwrap_or_default(),
+        what: carried.what,
+        map: carried.map,
         simulate: spec.command == CommandKind::SimulatePermissions,
         filter: crate::filter::Filter::new(&o.filters)?,
         simulation: None,

@@ -48,6 +48,18 @@ impl Principals {
     fn group(&self, i: usize) -> &str {
         &self.groups[i]
     }
+
+    /// The users and groups of the shared tree: alice, bob, carol, dave, staff, eng.
+    fn cast(&self) -> [&str; 6] {
+        [
+            self.user(0),
+            self.user(1),
+            self.user(2),
+            self.user(3),
+            self.group(0),
+            self.group(1),
+        ]
+    }
 }
 
 impl Drop for Principals {
@@ -164,14 +176,7 @@ fn owners_modes_acls_and_xattrs_reach_the_target_through_the_owner_map() {
     let d = dirs();
     tree(&d, &p);
     copy(&d);
-    let (alice, bob, carol, dave, staff, eng) = (
-        p.user(0),
-        p.user(1),
-        p.user(2),
-        p.user(3),
-        p.group(0),
-        p.group(1),
-    );
+    let [alice, bob, carol, dave, staff, eng] = p.cast();
 
     // A map that forgets carol and bob, with no default: carol's file is 7020, and so is the
     // file whose ACL names bob; nothing else.
@@ -402,14 +407,7 @@ fn metadata_travels_with_the_data_and_a_true_up_carries_a_permission_change_alon
     let p = Principals::new(&["alice", "bob", "carol", "dave"], &["staff", "eng"]);
     let d = dirs();
     tree(&d, &p);
-    let (alice, bob, carol, dave, staff, eng) = (
-        p.user(0),
-        p.user(1),
-        p.user(2),
-        p.user(3),
-        p.group(0),
-        p.group(1),
-    );
+    let [alice, bob, carol, dave, staff, eng] = p.cast();
     let map = d.root.join("owners.txt");
     fs::write(
         &map,
