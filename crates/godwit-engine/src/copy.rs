@@ -117,6 +117,7 @@ pub fn copy(
             target: crate::perms::PermsTarget::open(dst, ctx.rt.as_ref())?,
             src: root,
             options: m,
+            not_carried: Default::default(),
         });
     }
     if let Side::Remote(r) = dst
@@ -150,6 +151,14 @@ pub fn copy(
             crate::metadata::folders(c, &p.index, run, &mut log, options, &mut outcome, stop)
     {
         outcome.job_error = Some(e);
+    }
+    if let Some(c) = &ctx.metadata {
+        outcome.metadata_not_carried = std::mem::take(
+            &mut c
+                .not_carried
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
     }
     if let Err(e) = log.finish(run) {
         outcome.job_error.get_or_insert(e);

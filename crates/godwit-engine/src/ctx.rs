@@ -223,6 +223,8 @@ pub struct CopyOutcome {
     pub index_files: u64,
     /// Open multipart uploads found at an S3 target when the run started.
     pub uploads: crate::uploads::UploadCheck,
+    /// `--metadata`: what the target could not hold, with how many files had it.
+    pub metadata_not_carried: BTreeMap<String, u64>,
     /// Files gone from the source that a new file may have been moved from.
     pub(crate) move_candidates: std::collections::HashMap<MoveKey, Vec<u8>>,
 }

@@ -314,6 +314,7 @@ fn absorb(summary: &mut Summary, o: &CopyOutcome, dry_run: bool) {
     summary.empty_dirs_made = o.empty_dirs;
     summary.uploads_aborted = o.uploads.aborted;
     summary.uploads_open = o.uploads.others;
+    summary.metadata_not_carried = o.metadata_not_carried.clone();
     summary.dry_run = dry_run.then_some(WouldCopy {
         files: o.would_copy.0,
         bytes: o.would_copy.1,

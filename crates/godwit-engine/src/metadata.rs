@@ -34,6 +34,8 @@ pub(crate) struct Carrier<'a> {
     pub(crate) target: PermsTarget<'a>,
     pub(crate) src: &'a Path,
     pub(crate) options: &'a MetadataOptions,
+    /// What the target cannot hold, with how many files had it, for the summary.
+    pub(crate) not_carried: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
 /// One path's permissions, translated and ready to set.
@@ -64,6 +66,16 @@ impl Carrier<'_> {
                 code: Code::AZSM2063,
                 reason: format!("its permissions could not be read: {}", reason(&e)),
             })?;
+        let cannot = self.target.cannot(&meta, self.options.what);
+        if !cannot.is_empty() {
+            let mut tally = self
+                .not_carried
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for c in cannot {
+                *tally.entry(c).or_default() += 1;
+            }
+        }
         let what = self.target.carries(self.options.what, meta.symlink);
         let want =
             crate::perms::translate(&meta, &self.options.map, what).map_err(|why| Refused {

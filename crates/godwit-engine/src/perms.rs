@@ -714,7 +714,7 @@ impl<'a> PermsTarget<'a> {
     }
 
     /// What of the source's `meta` this target cannot hold, said for the report.
-    fn cannot(&self, meta: &Meta, what: What) -> Vec<String> {
+    pub(crate) fn cannot(&self, meta: &Meta, what: What) -> Vec<String> {
         let mut out = Vec::new();
         if let PermsTarget::Object { .. } = self {
             if what.acl && (meta.acl_access.is_some() || meta.acl_default.is_some()) {

@@ -286,6 +286,10 @@ pub struct Summary {
     /// What a permissions run set (or, simulated, would set).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub permissions: Option<crate::perms::PermsTally>,
+    /// `--metadata`: what the target could not hold of the files' permissions, with how many
+    /// files had it (`godwit permissions --simulate` lists each path).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata_not_carried: BTreeMap<String, u64>,
     /// What a verification found.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verify: Option<VerifyTally>,
@@ -362,6 +366,7 @@ impl Summary {
             run_dir: run.dir.display().to_string(),
             true_up: None,
             backup: None,
+            metadata_not_carried: BTreeMap::new(),
             permissions: None,
             verify: None,
             speed_test: None,

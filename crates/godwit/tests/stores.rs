@@ -1341,7 +1341,12 @@ fn sftp_permissions_carry_owners_modes_and_times_and_say_what_sftp_cannot() {
         assert_eq!(out.status.code(), Some(0), "{sum}");
         sum
     };
-    copy("copy");
+    let sum = copy("copy");
+    // What SFTP cannot hold is said, with how many files had it.
+    assert_eq!(
+        sum["metadata_not_carried"]["ACLs: SFTP carries none"], 1,
+        "{sum}"
+    );
     let carried = s.sftp_root.join(&sub2);
     let stat2 = |rel: &str| {
         sh(&[

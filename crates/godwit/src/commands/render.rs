@@ -79,6 +79,15 @@ pub fn transfer(r: &JobReport) -> String {
             s.run_id
         );
     }
+    if !s.metadata_not_carried.is_empty() {
+        let _ = writeln!(
+            out,
+            "  permissions the target cannot hold (`godwit permissions --simulate` lists the paths):"
+        );
+        for (what, n) in &s.metadata_not_carried {
+            let _ = writeln!(out, "    {what} ({n} files)");
+        }
+    }
     if s.bytes_copied > 0 {
         let _ = writeln!(
             out,
