@@ -409,12 +409,12 @@ async fn schedules_start_their_commands_when_due() {
     let queued = runs
         .iter()
         .find(|r| r.state == godwit_codes::State::Queued)
-        .expect("the scan started");
+        .unwrap_or_else(|| panic!("the scan started: {runs:?}"));
     assert_eq!(queued.status.code, "937");
     let refused = runs
         .iter()
         .find(|r| r.state == godwit_codes::State::Failed)
-        .expect("the refused start");
+        .unwrap_or_else(|| panic!("the refused start: {runs:?}"));
     assert_eq!(refused.error.as_ref().unwrap().code, "650");
     let left = s.store.list_schedules(&m.id).await.unwrap();
     let h = left.iter().find(|x| x.id == hourly.id).unwrap();
