@@ -971,6 +971,30 @@ on_both_stores!(commands_follow_the_state_rules, |a: Api| async move {
         )
         .await;
     assert_error(s, &e, 400, "HTTP400");
+
+    // Permissions: one run at a time (654); a simulation meanwhile is told to stop it first
+    // (672); a queued one stops at once.
+    // (An agent of this version says it runs them when it connects.)
+    a.store
+        .agent_seen(&agent, Some(("0.1.0", godwit_spec::CommandKind::RUNNABLE)))
+        .await
+        .unwrap();
+    let (s, perms) = cmd("permissions", "start", a.operator.clone()).await;
+    assert_eq!(
+        (s, perms["status"]["code"].clone()),
+        (StatusCode::ACCEPTED, json!("967")),
+        "{perms}"
+    );
+    let (s, e) = cmd("permissions", "start", a.operator.clone()).await;
+    assert_error(s, &e, 409, "654");
+    let (s, e) = cmd("simulate-permissions", "start", a.operator.clone()).await;
+    assert_error(s, &e, 409, "672");
+    let (s, r) = cmd("permissions", "stop", a.operator.clone()).await;
+    assert_eq!(
+        (s, r["status"]["code"].clone()),
+        (StatusCode::ACCEPTED, json!("964")),
+        "{r}"
+    );
 });
 
 on_both_stores!(limits_and_schedules, |a: Api| async move {
