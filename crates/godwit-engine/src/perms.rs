@@ -115,6 +115,9 @@ pub struct Meta {
     pub xattrs: BTreeMap<String, Vec<u8>>,
     pub symlink: bool,
     pub dir: bool,
+    /// The target holds none of it: an object whose metadata has no owner or mode. Nothing
+    /// it holds matches, and a report shows nothing for it.
+    pub none: bool,
 }
 
 /// Reads what `path` carries (without following a link).
@@ -586,6 +589,7 @@ fn from_metadata(m: opendal::UserMetadata<'_>) -> Meta {
         mode: num("mode", 8) & 0o7777,
         atime: m.get("atime").and_then(parse_time).unwrap_or_default(),
         mtime: m.get("mtime").and_then(parse_time).unwrap_or_default(),
+        none: m.get("uid").is_none() && m.get("mode").is_none(),
         ..Meta::default()
     }
 }
@@ -681,7 +685,10 @@ impl<'a> PermsTarget<'a> {
                     "the name is not UTF-8, which an object store cannot address".to_string()
                 })?;
                 match rt.block_on(remote.op.stat(rel)) {
-                    Ok(m) => Ok(m.user_metadata().map(from_metadata).unwrap_or_default()),
+                    Ok(m) => Ok(m.user_metadata().map(from_metadata).unwrap_or(Meta {
+                        none: true,
+                        ..Meta::default()
+                    })),
                     Err(e) if e.kind() == opendal::ErrorKind::NotFound => Err(MISSING.into()),
                     Err(e) => Err(crate::store::short_reason(&e)),
                 }
@@ -916,7 +923,8 @@ impl Simulated {
 /// stands for the times: the access time changes whenever a file is read).
 fn held_already(dst: &PermsTarget<'_>, now: &Meta, want: &Meta, what: What) -> bool {
     let seconds_only = matches!(dst, PermsTarget::Sftp { .. });
-    (!what.owner || (now.uid, now.gid) == (want.uid, want.gid))
+    !now.none
+        && (!what.owner || (now.uid, now.gid) == (want.uid, want.gid))
         && (!what.mode || want.symlink || now.mode == want.mode)
         && (!what.acl
             || want.symlink
@@ -1111,7 +1119,7 @@ impl PathResult {
             path: &r.path,
             target_path: r.target_path.as_deref(),
             code: r.code.id(),
-            now: self.now.as_ref().map(Shown::of),
+            now: self.now.as_ref().filter(|m| !m.none).map(Shown::of),
             set: self.set.as_ref().map(Shown::of),
             cannot: self.cannot.clone(),
             reason: self.reason.as_deref(),

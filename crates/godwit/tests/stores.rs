@@ -1432,6 +1432,15 @@ fn permissions_as_metadata(s: &Servers, kind: &str, name: &str) {
     assert_eq!(out.status.code(), Some(0), "{sum}");
     // The root folder and team/ have nothing to hold them: said, not failed.
     assert_eq!(sum["counts"]["AZSM0000"], 3, "{sum}");
+    // The object held no permissions before: the report shows none, not root's.
+    let report = std::fs::read_to_string(sum["permissions"]["report"].as_str().unwrap()).unwrap();
+    let line: serde_json::Value = report
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["path"] == "team/plan.txt")
+        .unwrap();
+    assert!(line.get("now").is_none(), "{line}");
+    assert_eq!(line["set"]["owner"], "nobody", "{line}");
     let meta: serde_json::Value =
         serde_json::from_str(&s.store(&["meta", kind, name, "share/team/plan.txt"])).unwrap();
     assert_eq!(meta["mode"], "102640", "{meta}");

@@ -104,6 +104,10 @@ fn changes(out: &mut String, report: &str, simulate: bool) {
         return;
     };
     let brief = |v: &serde_json::Value| {
+        if v.is_null() {
+            // An object that holds no permissions yet.
+            return "(none)".to_string();
+        }
         format!(
             "{}:{} {}{}",
             v["owner"].as_str().unwrap_or("?"),
