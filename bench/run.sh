@@ -18,7 +18,9 @@
 #
 #   scan, small, large  local, against find, cp -r, rsync -a and rclone
 #   sync                true-ups with nothing and with 1% changed (0.5% rewritten, 0.25% new,
-#                       0.25% deleted) against rsync -a --delete and rclone sync, and an
+#                       0.25% deleted) against rsync -a --delete and rclone sync, with nothing
+#                       changed and permissions carried (--metadata against rsync -aAX and
+#                       rclone sync --metadata), and an
 #                       unchanged S3 true-up with the requests each tool sends
 #   s3                  to moto (scripts/servers.sh), against rclone
 #   s3fast              to s3s-fs, a fast server, against rclone and s3sync (S3SYNC names its
@@ -224,6 +226,14 @@ for run in $(seq 1 "$RUNS"); do
     time_it "sync no-change ${SMALL} small" godwit "$GODWIT" sync "$DIR/sync/src" "$DIR/sync/godwit" --state-dir "$DIR/sync/state" --delete
     time_it "sync no-change ${SMALL} small" rsync rsync -a --delete "$DIR/sync/src/" "$DIR/sync/rsync/"
     time_it "sync no-change ${SMALL} small" rclone rclone sync "$DIR/sync/src" "$DIR/sync/rclone"
+    # The same with permissions carried (owner, mode, ACLs, xattrs, times): each tool's own
+    # target, brought in step untimed first (the source changed since the last round).
+    "$GODWIT" sync "$DIR/sync/src" "$DIR/sync/godwit-meta" --state-dir "$DIR/sync/state" --delete --metadata >/dev/null
+    rsync -aAX --delete "$DIR/sync/src/" "$DIR/sync/rsync-meta/"
+    rclone sync --metadata "$DIR/sync/src" "$DIR/sync/rclone-meta"
+    time_it "sync no-change ${SMALL} small, permissions too" godwit "$GODWIT" sync "$DIR/sync/src" "$DIR/sync/godwit-meta" --state-dir "$DIR/sync/state" --delete --metadata
+    time_it "sync no-change ${SMALL} small, permissions too" rsync rsync -aAX --delete "$DIR/sync/src/" "$DIR/sync/rsync-meta/"
+    time_it "sync no-change ${SMALL} small, permissions too" rclone rclone sync --metadata "$DIR/sync/src" "$DIR/sync/rclone-meta"
     python3 - "$DIR/sync/src" "$SMALL" "$run" <<'EOF3'
 import os, random, sys
 root, n, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])

@@ -12,6 +12,7 @@ pub mod location;
 pub mod options;
 pub mod permissions;
 pub mod protocol;
+pub mod split;
 
 pub use claims::{Claims, Role};
 pub use command::CommandKind;
