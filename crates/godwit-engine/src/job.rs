@@ -153,7 +153,58 @@ fn run_command(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError>
         CommandKind::Permissions | CommandKind::SimulatePermissions => {
             permissions_job(spec, control)
         }
+        CommandKind::SimulateScan => simulate_scan_job(spec, control),
     }
+}
+
+/// `simulate-scan`: one walk of the source into a folder tree, and the jobs it proposes under
+/// the job limits (see `plan.rs`). A folder too large to split ends it with 9130; a stop ends
+/// it FAILED with AZSM1045 (the seed has no stopped status for it), to be run again.
+fn simulate_scan_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError> {
+    let o = &spec.options;
+    let source = Side::open(&spec.source, "source")?;
+    let options = crate::plan::PlanOptions {
+        limits: godwit_spec::split::Limits {
+            files: o.job_max_files.unwrap_or(50_000_000),
+            bytes: o.job_max_bytes.unwrap_or(1 << 50),
+        },
+        filter: crate::filter::Filter::new(&o.filters)?,
+        follow_links: o.links == godwit_spec::Links::Follow,
+    };
+    if options.limits.files == 0 || options.limits.bytes == 0 {
+        return Err(JobError::config(
+            "the job limits must be at least 1 file and 1 byte",
+        ));
+    }
+    let migration = Migration::open(&spec.state_dir, &spec.source, None)?;
+    let run = migration.new_run(spec.command.as_str())?;
+    control.started(&run);
+    let mut summary = Summary::start(
+        spec.command,
+        &migration.id,
+        &run,
+        spec.source.to_string(),
+        None,
+    );
+    let result = crate::plan::simulate_scan(
+        &source,
+        &options,
+        &run.dir,
+        control.stop_flag(),
+        &control.progress.files_done,
+    );
+    let error = match result {
+        _ if control.is_stopped() => Some(JobError::new(Code::AZSM1045, &[("job_id", &run.id)])),
+        Ok((report, too_large)) => {
+            summary.files = report.files;
+            summary.bytes = report.bytes;
+            summary.plan = Some(report);
+            too_large
+        }
+        Err(e) => Some(e),
+    };
+    summary.end(error.as_ref(), false, false);
+    finish(summary, &run, None)
 }
 
 /// `location` with a local path made absolute, since a migration is found by its locations

@@ -22,6 +22,7 @@ pub mod job;
 mod march;
 pub mod metadata;
 pub mod perms;
+pub mod plan;
 pub mod precheck;
 pub mod profile;
 mod publish;

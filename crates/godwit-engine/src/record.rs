@@ -283,6 +283,9 @@ pub struct Summary {
     /// (`--backup-dir`), or, for an undo, the folder it put them back from.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backup: Option<String>,
+    /// What a simulated scan found and the jobs it proposes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<crate::plan::PlanReport>,
     /// What a permissions run set (or, simulated, would set).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub permissions: Option<crate::perms::PermsTally>,
@@ -367,6 +370,7 @@ impl Summary {
             true_up: None,
             backup: None,
             metadata_not_carried: BTreeMap::new(),
+            plan: None,
             permissions: None,
             verify: None,
             speed_test: None,

@@ -113,6 +113,14 @@ fn codes(command: CommandKind) -> Codes {
             Some(Code::EMPTY_FOLDER_AGENT_INACTIVE_ERR),
         ),
         CommandKind::SpeedTest | CommandKind::Verify => (None, None, None, None, None),
+        // Started on a project, not through a migration's commands (not in the API's list).
+        CommandKind::SimulateScan => (
+            None,
+            None,
+            None,
+            None,
+            Some(Code::SIMULATE_SCAN_AGENT_INACTIVE_ERR),
+        ),
     };
     Codes {
         in_progress: a,

@@ -32,6 +32,9 @@ pub enum CommandKind {
     /// Put back at the target what a true-up with a backup folder deleted or replaced (a
     /// true-up's statuses).
     Undo,
+    /// Walk the source into a folder tree and propose jobs that each stay under the job
+    /// limits (141-144).
+    SimulateScan,
 }
 
 impl CommandKind {
@@ -48,6 +51,7 @@ impl CommandKind {
         CommandKind::SpeedTest,
         CommandKind::Verify,
         CommandKind::Undo,
+        CommandKind::SimulateScan,
     ];
 
     /// The commands a person can start through the API (confirming a paused true-up is
@@ -79,6 +83,7 @@ impl CommandKind {
         CommandKind::SpeedTest,
         CommandKind::Verify,
         CommandKind::Undo,
+        CommandKind::SimulateScan,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -94,6 +99,7 @@ impl CommandKind {
             CommandKind::SpeedTest => "speed-test",
             CommandKind::Verify => "verify",
             CommandKind::Undo => "undo",
+            CommandKind::SimulateScan => "simulate-scan",
         }
     }
 
@@ -114,12 +120,16 @@ impl CommandKind {
             CommandKind::SimulatePermissions => Command::SimulatePermissions,
             CommandKind::SpeedTest => Command::SpeedTest,
             CommandKind::Verify => Command::Verify,
+            CommandKind::SimulateScan => Command::SimulateScan,
         }
     }
 
     /// Whether the command works on a target (and so needs one).
     pub fn needs_target(self) -> bool {
-        !matches!(self, CommandKind::Scan | CommandKind::Sanitize)
+        !matches!(
+            self,
+            CommandKind::Scan | CommandKind::Sanitize | CommandKind::SimulateScan
+        )
     }
 }
 

@@ -219,6 +219,13 @@ pub struct JobOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(max_length = 1048576))]
     pub owner_map: Option<String>,
+    /// A simulated scan's job limits: the most files one proposed job may hold (default 50
+    /// million, the control plane's own default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_max_files: Option<u64>,
+    /// ...and the most bytes (default 1 PiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_max_bytes: Option<u64>,
     /// The run whose backups an undo puts back: a run id as `godwit runs` shows it (through
     /// the API, a job run of the same migration).
     #[serde(default, skip_serializing_if = "Option::is_none")]

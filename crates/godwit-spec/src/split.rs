@@ -23,8 +23,9 @@
 //! exactly one piece and every piece in exactly one job, so the jobs together cover the source
 //! exactly once; every job stays within both limits, except a job holding a single oversized
 //! folder's files, which the proposal names. Cost: each pass is linear in the number of folders
-//! (the packing runs at most five times), and memory holds three numbers a folder; names are only
-//! read back for the pieces' include rules.
+//! (the packing runs at most five times), and memory holds a few numbers a folder (about 56
+//! bytes: 10 million folders take about 560 MB); names are not held at all, the caller reads
+//! back the paths of the pieces' folders for their include rules.
 
 use serde::Serialize;
 
@@ -33,8 +34,6 @@ use serde::Serialize;
 pub struct Folder {
     /// The index of its parent folder (earlier in the list); `None` for the source folder.
     pub parent: Option<usize>,
-    /// Its name in its parent (empty for the source folder).
-    pub name: String,
     /// Files directly in it (not in its subfolders).
     pub files: u64,
     /// Their bytes.
@@ -193,25 +192,11 @@ fn pack(pieces: &[(Piece, u64, u64)], limits: Limits, target: Limits) -> Vec<Job
     jobs
 }
 
-/// The path of folder `i` below the source (`a/b`; empty for the source folder).
-pub fn path_of(tree: &[Folder], i: usize) -> String {
-    let mut names = Vec::new();
-    let mut at = Some(i);
-    while let Some(j) = at {
-        if !tree[j].name.is_empty() {
-            names.push(tree[j].name.as_str());
-        }
-        at = tree[j].parent;
-    }
-    names.reverse();
-    names.join("/")
-}
-
 /// The include rule (a glob of the migration's filters) that selects `piece` and nothing else:
 /// `a/b/**` for a folder and everything below it, `a/b/*` for the files directly in it, `**`
 /// and `/*` at the source folder. Characters a glob would read are escaped.
-pub fn include_rule(tree: &[Folder], piece: Piece) -> String {
-    let path = path_of(tree, piece.folder());
+/// `path` is the piece's folder below the source (`a/b`, empty for the source folder).
+pub fn include_rule(path: &str, piece: Piece) -> String {
     let tail = match piece {
         Piece::Tree(_) => "**",
         Piece::Files(_) => "*",
@@ -240,10 +225,9 @@ pub fn include_rule(tree: &[Folder], piece: Piece) -> String {
 mod tests {
     use super::*;
 
-    fn folder(parent: Option<usize>, name: &str, files: u64, bytes: u64) -> Folder {
+    fn folder(parent: Option<usize>, files: u64, bytes: u64) -> Folder {
         Folder {
             parent,
-            name: name.to_string(),
             files,
             bytes,
         }
@@ -252,13 +236,20 @@ mod tests {
     /// The source folder with a few files, `a` with three subfolders, `b` small.
     fn sample() -> Vec<Folder> {
         vec![
-            folder(None, "", 2, 20),
-            folder(Some(0), "a", 1, 10),
-            folder(Some(1), "x", 40, 400),
-            folder(Some(1), "y", 40, 400),
-            folder(Some(1), "z", 10, 100),
-            folder(Some(0), "b", 5, 50),
+            folder(None, 2, 20),
+            folder(Some(0), 1, 10),
+            folder(Some(1), 40, 400),
+            folder(Some(1), 40, 400),
+            folder(Some(1), 10, 100),
+            folder(Some(0), 5, 50),
         ]
+    }
+
+    /// The sample's folders' paths.
+    const PATHS: [&str; 6] = ["", "a", "a/x", "a/y", "a/z", "b"];
+
+    fn rule(piece: Piece) -> String {
+        include_rule(PATHS[piece.folder()], piece)
     }
 
     #[test]
@@ -274,7 +265,7 @@ mod tests {
         assert_eq!(p.jobs.len(), 1);
         assert_eq!(p.jobs[0].pieces, [Piece::Tree(0)]);
         assert_eq!((p.jobs[0].files, p.jobs[0].bytes), (98, 980));
-        assert_eq!(include_rule(&sample(), Piece::Tree(0)), "**");
+        assert_eq!(rule(Piece::Tree(0)), "**");
     }
 
     #[test]
@@ -291,7 +282,7 @@ mod tests {
         let rules: Vec<Vec<String>> = p
             .jobs
             .iter()
-            .map(|j| j.pieces.iter().map(|&x| include_rule(&tree, x)).collect())
+            .map(|j| j.pieces.iter().map(|&x| rule(x)).collect())
             .collect();
         // First come, the jobs would hold 43, 50 and 5 files; evened out, 43, 40 and 15.
         assert_eq!(
@@ -311,9 +302,9 @@ mod tests {
     #[test]
     fn a_folder_whose_own_files_exceed_a_limit_is_named_and_alone() {
         let tree = vec![
-            folder(None, "", 0, 0),
-            folder(Some(0), "huge", 500, 5),
-            folder(Some(0), "small", 3, 3),
+            folder(None, 0, 0),
+            folder(Some(0), 500, 5),
+            folder(Some(0), 3, 3),
         ];
         let p = split(
             &tree,
@@ -324,7 +315,6 @@ mod tests {
         )
         .unwrap();
         assert_eq!(p.oversized, [1]);
-        assert_eq!(path_of(&tree, 1), "huge");
         assert_eq!(p.jobs[0].pieces, [Piece::Files(1)]);
         assert_eq!(p.jobs[1].pieces, [Piece::Tree(2)]);
     }
@@ -332,11 +322,6 @@ mod tests {
     #[test]
     fn include_rules_select_exactly_their_piece() {
         use crate::filter::{Filter, FilterRules};
-        let tree = vec![
-            folder(None, "", 1, 1),
-            folder(Some(0), "a[1]", 1, 1),
-            folder(Some(1), "deep", 1, 1),
-        ];
         let only = |rule: String| {
             Filter::new(&FilterRules {
                 include: vec![rule],
@@ -344,21 +329,21 @@ mod tests {
             })
             .unwrap()
         };
-        let files = only(include_rule(&tree, Piece::Files(1)));
+        let files = only(include_rule("a[1]", Piece::Files(1)));
         assert!(!files.excludes_file(b"a[1]/x.txt", 1, 0));
         assert!(files.excludes_file(b"a[1]/deep/y.txt", 1, 0));
         assert!(files.excludes_file(b"top.txt", 1, 0));
-        let root = only(include_rule(&tree, Piece::Files(0)));
+        let root = only(include_rule("", Piece::Files(0)));
         assert!(!root.excludes_file(b"top.txt", 1, 0));
         assert!(root.excludes_file(b"a[1]/x.txt", 1, 0));
-        let below = only(include_rule(&tree, Piece::Tree(1)));
+        let below = only(include_rule("a[1]", Piece::Tree(1)));
         assert!(!below.excludes_file(b"a[1]/deep/y.txt", 1, 0));
         assert!(below.excludes_file(b"a1/x.txt", 1, 0));
     }
 
     #[test]
     fn bad_input_is_refused() {
-        let tree = vec![folder(None, "", 1, 1), folder(Some(5), "x", 1, 1)];
+        let tree = vec![folder(None, 1, 1), folder(Some(5), 1, 1)];
         let l = Limits { files: 1, bytes: 1 };
         assert_eq!(split(&tree, l), Err(SplitError::BadParent(1)));
         assert_eq!(
@@ -378,19 +363,17 @@ mod tests {
             prop::collection::vec((0usize..8, 0u64..60, 0u64..5000), 1..200).prop_map(|spec| {
                 let mut tree = vec![Folder {
                     parent: None,
-                    name: String::new(),
                     files: spec[0].1,
                     bytes: spec[0].2,
                 }];
                 // The open path: the source folder and the last folder's ancestors.
                 let mut path = vec![0usize];
-                for (i, &(up, files, bytes)) in spec.iter().enumerate().skip(1) {
+                for &(up, files, bytes) in spec.iter().skip(1) {
                     let keep = path.len().saturating_sub(up).max(1);
                     path.truncate(keep);
                     let parent = *path.last().unwrap_or(&0);
                     tree.push(Folder {
                         parent: Some(parent),
-                        name: format!("f{i}"),
                         files,
                         bytes,
                     });

@@ -33,6 +33,26 @@ pub enum Command {
                             Exit status: 0 scanned; 1 the scan failed (see its job error code); \
                             2 bad arguments.")]
     Scan(ScanArgs),
+    /// Propose how to cut a large source into jobs that each stay under the job limits.
+    ///
+    /// Walks the source once into a folder tree (kept on disk in the run folder, so memory does
+    /// not grow with the number of files) and cuts it on folder boundaries: a folder whose
+    /// whole subtree fits the limits goes to one job, a larger one is cut at its subfolders,
+    /// and the pieces are packed, in tree order, into jobs of about even size. Each job is
+    /// given as include rules (`a/b/**` a folder and everything below it, `a/*` the files
+    /// directly in a folder) that together select every file exactly once: use them as
+    /// `--include` of each job's copy. A folder whose own files exceed a limit cannot be cut:
+    /// it is named, with its size, and proposed as a job alone (9130). Nothing is written to
+    /// the source.
+    #[command(
+        visible_alias = "simulate-scan",
+        after_help = "Examples:\n  godwit plan /data/share --max-job-files 1000000 --max-job-size 10T\n  \
+                      godwit plan /data/share --max-job-files 30000 --json > plan.json\n\n\
+                      Exit status: 0 a proposal within the limits; 1 the walk failed, or a \
+                      folder is too large to split (9130, the proposal is still printed); 2 bad \
+                      arguments."
+    )]
+    Plan(PlanArgs),
     /// Copy what is new or changed from SOURCE to TARGET, verify it, and record every file.
     ///
     /// Each file is decided once: excluded (AZSM2001), unsupported by the target (AZSM202x),
@@ -295,6 +315,27 @@ pub struct ScanArgs {
     #[arg(long, value_name = "N", default_value_t = 50_000)]
     pub max_folder_entries: usize,
     /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The folder to plan: a local path, s3://bucket/prefix, az://container/prefix or
+    /// sftp://user@host:port/path.
+    pub source: String,
+    /// The most files one job may hold [default: 50000000, the control plane's limit].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_job_files: Option<u64>,
+    /// The most bytes one job may hold: 500G, 10T (K, M, G, T are powers of 1024)
+    /// [default: 1P].
+    #[arg(long, value_name = "SIZE")]
+    pub max_job_size: Option<String>,
+    #[command(flatten)]
+    pub filters: FilterArgs,
+    /// Print the summary, with the proposal, as JSON.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]

@@ -778,7 +778,8 @@ fn the_agent_says_what_it_runs_and_runs_sanitize() {
             "simulate-permissions",
             "speed-test",
             "verify",
-            "undo"
+            "undo",
+            "simulate-scan"
         ],
         "{a}"
     );

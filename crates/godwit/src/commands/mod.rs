@@ -9,6 +9,7 @@ pub mod empty_folders;
 pub mod explain;
 mod job;
 pub mod permissions;
+pub mod plan;
 mod render;
 pub mod runs;
 pub mod sanitize;

@@ -1,0 +1,123 @@
+//! `godwit plan`: a source cut into jobs under the job limits, and the jobs, copied one by one
+//! with their include rules, together copy every file exactly once.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use support::{assert_same_tree, dirs, godwit, run, summary, text, write};
+
+/// An uneven tree: files at the top, folders of very different sizes, a deep chain, names a
+/// glob would misread, and one folder whose own files exceed the limit.
+fn uneven(src: &std::path::Path) -> u64 {
+    let mut n = 0u64;
+    let mut put = |rel: String, size: usize| {
+        write(&src.join(rel), &vec![b'x'; size]);
+        n += 1;
+    };
+    for i in 0..30 {
+        put(format!("top{i}.txt"), 10);
+    }
+    for a in 0..12 {
+        for b in 0..(a % 5) {
+            for f in 0..(40 + 37 * a + 11 * b) {
+                put(format!("dept{a}/team{b}/f{f}"), 100 + f);
+            }
+        }
+        for f in 0..(a * 7) {
+            put(format!("dept{a}/loose{f}"), 50);
+        }
+    }
+    for f in 0..50 {
+        put(format!("deep/a/b/c/d/e/f{f}"), 5);
+    }
+    for f in 0..40 {
+        put(format!("odd [1]/*star*/f{f}"), 5);
+    }
+    for f in 0..900 {
+        put(format!("flat/f{f}"), 1);
+    }
+    n
+}
+
+#[test]
+fn a_plan_splits_the_source_and_its_jobs_copy_every_file_once() {
+    let d = dirs();
+    let total = uneven(&d.src);
+    let out = run(godwit()
+        .arg("plan")
+        .arg(&d.src)
+        .args(["--max-job-files", "700", "--json", "--state-dir"])
+        .arg(&d.state));
+    let sum = summary(&out);
+    // "flat" holds 900 files directly: named, and the run says no split keeps the limits.
+    assert_eq!(out.status.code(), Some(1), "{sum}");
+    assert_eq!(sum["status"]["code"], "142", "{sum}");
+    assert_eq!(sum["job_error"]["code"], "9130", "{sum}");
+    let plan = &sum["plan"];
+    assert_eq!(plan["files"], total, "{plan}");
+    assert_eq!(plan["oversized"][0]["path"], "flat", "{plan}");
+    assert_eq!(plan["oversized"][0]["files"], 900, "{plan}");
+    let jobs = plan["jobs"].as_array().unwrap();
+    assert!(jobs.len() >= 6, "{plan}");
+    for job in jobs {
+        let alone = job["include"] == serde_json::json!(["flat/*"]);
+        assert!(job["files"].as_u64().unwrap() <= 700 || alone, "{job}");
+    }
+
+    // Each job copied on its own, with its rules: every file arrives once.
+    let mut copied = 0;
+    for job in jobs {
+        let mut cmd = godwit();
+        cmd.arg("copy").arg(&d.src).arg(&d.dst);
+        for rule in job["include"].as_array().unwrap() {
+            cmd.args(["--include", rule.as_str().unwrap()]);
+        }
+        let out = run(cmd.args(["--json", "--state-dir"]).arg(&d.state));
+        let sum = summary(&out);
+        assert_eq!(out.status.code(), Some(0), "{sum}");
+        assert_eq!(
+            sum["counts"]["AZSM0000"].as_u64().unwrap_or(0),
+            job["files"].as_u64().unwrap(),
+            "the job copies what the plan says: {job} {sum}"
+        );
+        assert!(
+            sum["counts"].get("AZSM2041").is_none(),
+            "nothing twice: {sum}"
+        );
+        copied += job["files"].as_u64().unwrap();
+    }
+    assert_eq!(copied, total);
+    assert_same_tree(&d.src, &d.dst);
+}
+
+#[test]
+fn a_source_within_the_limits_is_one_job_and_bad_limits_are_refused() {
+    let d = dirs();
+    write(&d.src.join("a/one.txt"), b"1");
+    write(&d.src.join("b/two.txt"), b"22");
+    let out = run(godwit()
+        .arg("plan")
+        .arg(&d.src)
+        .args(["--max-job-size", "1M", "--state-dir"])
+        .arg(&d.state));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(said.contains("143 SIMULATE_SCAN : SUCCEEDED"), "{said}");
+    assert!(said.contains("1 jobs of at most"), "{said}");
+    let out = run(godwit()
+        .arg("plan")
+        .arg(&d.src)
+        .args(["--max-job-size", "0"]));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("error[724]"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(godwit()
+        .arg("plan")
+        .arg(&d.src)
+        .args(["--max-job-files", "0"]));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+}
