@@ -154,7 +154,36 @@ fn run_command(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError>
             permissions_job(spec, control)
         }
         CommandKind::SimulateScan => simulate_scan_job(spec, control),
+        CommandKind::Finalize => finalize_job(spec, control),
     }
+}
+
+/// `finalize`: the migration is closed after its cut-over; its index and the working files of
+/// its runs go (summaries, copy logs and reports stay), and later commands on it are refused
+/// (AZSM1048). Finalizing again finds it finalized and changes nothing more.
+fn finalize_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError> {
+    let target_location = target_of(spec)?;
+    let migration =
+        Migration::open_even_finalized(&spec.state_dir, &spec.source, Some(target_location))?;
+    let run = migration.new_run(spec.command.as_str())?;
+    control.started(&run);
+    write_sides(&run, &spec.source, target_location, &spec.options);
+    let mut summary = Summary::start(
+        spec.command,
+        &migration.id,
+        &run,
+        spec.source.to_string(),
+        Some(target_location.to_string()),
+    );
+    let error = match migration.finalize(&run) {
+        Ok(done) => {
+            summary.finalized = Some(done);
+            None
+        }
+        Err(e) => Some(e),
+    };
+    summary.end(error.as_ref(), false, false);
+    finish(summary, &run, None)
 }
 
 /// `simulate-scan`: one walk of the source into a folder tree, and the jobs it proposes under

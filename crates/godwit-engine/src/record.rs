@@ -283,6 +283,9 @@ pub struct Summary {
     /// (`--backup-dir`), or, for an undo, the folder it put them back from.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backup: Option<String>,
+    /// What finalizing the migration removed and kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finalized: Option<crate::state::Finalized>,
     /// What a simulated scan found and the jobs it proposes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan: Option<crate::plan::PlanReport>,
@@ -371,6 +374,7 @@ impl Summary {
             backup: None,
             metadata_not_carried: BTreeMap::new(),
             plan: None,
+            finalized: None,
             permissions: None,
             verify: None,
             speed_test: None,

@@ -52,8 +52,97 @@ pub struct Migration {
 }
 
 impl Migration {
-    /// Opens (creating if needed) the migration of `source` to `target` and takes its lock.
+    /// Opens (creating if needed) the migration of `source` to `target` and takes its lock;
+    /// AZSM1048 for a migration that was finalized.
     pub fn open(
+        state_dir: &Path,
+        source: &Location,
+        target: Option<&Location>,
+    ) -> Result<Self, JobError> {
+        let m = Self::open_even_finalized(state_dir, source, target)?;
+        if let Some(run) = m.finalized_by() {
+            return Err(JobError::new(
+                Code::GODWIT_JLSTATUS_MIGRATION_FINALIZED,
+                &[("migration_id", &m.id), ("run_id", &run)],
+            ));
+        }
+        Ok(m)
+    }
+
+    /// The run that finalized this migration, if one did.
+    pub fn finalized_by(&self) -> Option<String> {
+        let text = fs::read_to_string(self.dir.join(FINALIZED_FILE)).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+        Some(v["run_id"].as_str().unwrap_or("?").to_string())
+    }
+
+    /// Closes the migration (`finalize`): removes its index and every working file of its
+    /// runs, keeping each run's summary, copy log and reports, and records that it is
+    /// finalized. Safe to run again after a failure part way.
+    pub fn finalize(&self, run: &Run) -> Result<Finalized, JobError> {
+        let mut done = Finalized::default();
+        let fail = |path: &Path, e: &std::io::Error| {
+            JobError::new(
+                Code::MIGRATION_FINALIZE_ERROR,
+                &[
+                    ("migration_id", &self.id),
+                    ("reason", &format!("{}: {}", path.display(), reason(e))),
+                ],
+            )
+        };
+        let remove = |path: &Path, done: &mut Finalized| -> Result<(), JobError> {
+            let m = fs::symlink_metadata(path).map_err(|e| fail(path, &e))?;
+            let r = if m.is_dir() {
+                fs::remove_dir_all(path)
+            } else {
+                fs::remove_file(path)
+            };
+            r.map_err(|e| fail(path, &e))?;
+            done.removed_files += 1;
+            done.removed_bytes += m.len();
+            Ok(())
+        };
+        let entries = |dir: &Path| -> Result<Vec<fs::DirEntry>, JobError> {
+            fs::read_dir(dir)
+                .map_err(|e| fail(dir, &e))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| fail(dir, &e))
+        };
+        for e in entries(&self.dir)? {
+            let name = e.file_name();
+            if name == "lock" || name == "runs" || name == FINALIZED_FILE {
+                continue;
+            }
+            remove(&e.path(), &mut done)?;
+        }
+        for r in entries(&self.dir.join("runs"))? {
+            if r.path() == run.dir {
+                continue;
+            }
+            done.runs_kept += 1;
+            for e in entries(&r.path())? {
+                let keep = e.file_name().to_str().is_some_and(|n| KEPT.contains(&n));
+                if !keep {
+                    remove(&e.path(), &mut done)?;
+                }
+            }
+        }
+        if self.finalized_by().is_some() {
+            // Finalized before: it stays as that run left it.
+            return Ok(done);
+        }
+        let marker = serde_json::json!({
+            "run_id": run.id,
+            "finalized": humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+        });
+        let path = self.dir.join(FINALIZED_FILE);
+        fs::write(&path, marker.to_string() + "\n").map_err(|e| fail(&path, &e))?;
+        Ok(done)
+    }
+
+    /// Opens the migration as [`open`](Self::open) does, a finalized one too (to finalize it
+    /// again, which changes nothing).
+    pub fn open_even_finalized(
         state_dir: &Path,
         source: &Location,
         target: Option<&Location>,
@@ -135,6 +224,31 @@ impl Migration {
             started,
         })
     }
+}
+
+/// Where a finalized migration records the run that closed it.
+pub const FINALIZED_FILE: &str = "finalized.json";
+
+/// What a run folder keeps when its migration is finalized: its summary, copy log, sides, and
+/// the reports a person reads; the rest (inventories, lists, trees, markers) goes.
+const KEPT: &[&str] = &[
+    "summary.json",
+    "copylog.jsonl",
+    JOB_FILE,
+    "scan.json",
+    crate::perms::REPORT_FILE,
+    crate::sanitize::REPORT_FILE,
+    crate::verify::DIFFERENCES_FILE,
+    crate::backup::BACKUP_FILE,
+];
+
+/// What finalizing removed and kept.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Finalized {
+    pub removed_files: u64,
+    pub removed_bytes: u64,
+    /// Runs whose summaries and copy logs stay.
+    pub runs_kept: u64,
 }
 
 /// One run of a command: its folder and when it began.

@@ -27,6 +27,17 @@ pub async fn apply(
         None => None,
     };
     if action == Action::Start {
+        if let Some(run) = state
+            .store
+            .last_success(&m.id, CommandKind::Finalize)
+            .await?
+        {
+            // Closed after its cut-over: its agent has no index for it any more.
+            return Err(DomainError::new(
+                Code::GODWIT_JLSTATUS_MIGRATION_FINALIZED,
+                &[("migration_id", &m.id), ("run_id", &run.id)],
+            ));
+        }
         runnable(command, agent.as_ref())?;
         runnable_between(state, m, command, options.unwrap_or(&m.options)).await?;
     }

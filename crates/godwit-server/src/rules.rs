@@ -113,6 +113,13 @@ fn codes(command: CommandKind) -> Codes {
             Some(Code::EMPTY_FOLDER_AGENT_INACTIVE_ERR),
         ),
         CommandKind::SpeedTest | CommandKind::Verify => (None, None, None, None, None),
+        CommandKind::Finalize => (
+            None,
+            None,
+            None,
+            None,
+            Some(Code::MIGRATION_DELETION_PAUSED_ERR),
+        ),
         // Started on a project, not through a migration's commands (not in the API's list).
         CommandKind::SimulateScan => (
             None,

@@ -35,6 +35,9 @@ pub enum CommandKind {
     /// Walk the source into a folder tree and propose jobs that each stay under the job
     /// limits (141-144).
     SimulateScan,
+    /// Close a migration after its cut-over: its index and run folders' working files go,
+    /// its summaries and copy logs stay, and nothing more runs on it (980-987).
+    Finalize,
 }
 
 impl CommandKind {
@@ -52,6 +55,7 @@ impl CommandKind {
         CommandKind::Verify,
         CommandKind::Undo,
         CommandKind::SimulateScan,
+        CommandKind::Finalize,
     ];
 
     /// The commands a person can start through the API (confirming a paused true-up is
@@ -67,6 +71,7 @@ impl CommandKind {
         CommandKind::SpeedTest,
         CommandKind::Verify,
         CommandKind::Undo,
+        CommandKind::Finalize,
     ];
 
     /// The commands this version of godwit has a runner for: what its agents run. The engine
@@ -84,6 +89,7 @@ impl CommandKind {
         CommandKind::Verify,
         CommandKind::Undo,
         CommandKind::SimulateScan,
+        CommandKind::Finalize,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -100,6 +106,7 @@ impl CommandKind {
             CommandKind::Verify => "verify",
             CommandKind::Undo => "undo",
             CommandKind::SimulateScan => "simulate-scan",
+            CommandKind::Finalize => "finalize",
         }
     }
 
@@ -121,6 +128,7 @@ impl CommandKind {
             CommandKind::SpeedTest => Command::SpeedTest,
             CommandKind::Verify => Command::Verify,
             CommandKind::SimulateScan => Command::SimulateScan,
+            CommandKind::Finalize => Command::FinalizeMigration,
         }
     }
 

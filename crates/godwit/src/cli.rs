@@ -110,6 +110,19 @@ pub enum Command {
                             Exit status: 0 all put back; 1 failed; 2 no such run, or it kept \
                             nothing to put back; 3 some files could not be put back.")]
     Undo(UndoArgs),
+    /// Close a migration after its cut-over: remove its index and its runs' working files.
+    ///
+    /// What stays: each run's summary, copy log, sides and reports (`godwit runs` and `godwit
+    /// report` still show them). What goes: the migration's index and every inventory, list,
+    /// tree and marker of its runs. Nothing at the source or the target is touched. Afterwards
+    /// every command on this source and target is refused with AZSM1048: without its index a
+    /// true-up would send everything again and see no deletion.
+    #[command(
+        after_help = "Example:\n  godwit finalize /data/share s3://bucket/share\n\n\
+                            Exit status: 0 finalized (or already); 1 failed part way (2090; \
+                            run it again), or the migration is running; 2 bad arguments."
+    )]
+    Finalize(FinalizeArgs),
     /// Rename, on the source itself, the names a target cannot hold (a dry run without --apply).
     ///
     /// Names are made acceptable to the target profile deterministically (a refused character
@@ -448,6 +461,19 @@ pub struct SyncArgs {
     /// Carry out the reviewed deletions of the paused run RUN_ID along with this true-up.
     #[arg(long, value_name = "RUN_ID", requires = "delete")]
     pub confirm_deletes: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct FinalizeArgs {
+    /// The migration's source, as its copies were given it.
+    pub source: String,
+    /// Its target.
+    pub target: String,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub state: StateArgs,
 }
 
 #[derive(Debug, Args)]

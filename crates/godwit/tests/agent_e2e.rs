@@ -779,7 +779,8 @@ fn the_agent_says_what_it_runs_and_runs_sanitize() {
             "speed-test",
             "verify",
             "undo",
-            "simulate-scan"
+            "simulate-scan",
+            "finalize"
         ],
         "{a}"
     );
@@ -909,6 +910,32 @@ fn the_agent_says_what_it_runs_and_runs_sanitize() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o7777, 0o600);
+    // After the cut-over the migration is finalized by its agent; nothing more starts on it.
+    let run = w.start(&m, "finalize", "987");
+    w.wait_end(&run, "981");
+    let rep = w.report(&run);
+    assert!(
+        rep["finalized"]["runs_kept"].as_u64().unwrap() >= 5,
+        "{rep}"
+    );
+    let (s, e) = w.api(
+        "POST",
+        &format!("/v1/migrations/{m}/commands"),
+        Some(json!({"command": "sync", "action": "start"})),
+    );
+    assert_eq!(
+        (s, e["error_code"].clone()),
+        (409, json!("AZSM1048")),
+        "{e}"
+    );
+    assert!(
+        e["error_msg"].as_str().unwrap().contains(&run),
+        "names the run that closed it: {e}"
+    );
+    // Its runs and their records stay listed.
+    let (s, runs) = w.api("GET", &format!("/v1/migrations/{m}/runs"), None);
+    assert_eq!(s, 200, "{runs}");
+    assert!(runs["count"].as_u64().unwrap() >= 6, "{runs}");
 }
 
 /// A summary with what differs between two runs of the same job taken out: ids, times,

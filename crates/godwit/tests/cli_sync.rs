@@ -880,3 +880,68 @@ fn a_copy_with_backup_dir_keeps_what_it_replaces_too() {
     assert_eq!(code, Some(0), "{sum}");
     assert_eq!(fs::read(d.dst.join("a.txt")).unwrap(), b"one");
 }
+
+#[test]
+fn finalize_removes_the_index_keeps_the_records_and_closes_the_migration() {
+    let d = dirs();
+    write(&d.src.join("a.txt"), b"a");
+    write(&d.src.join("b.txt"), b"b");
+    let (code, first) = sync(&d, &["--delete"]);
+    assert_eq!(code, Some(0), "{first}");
+    fs::remove_file(d.src.join("b.txt")).unwrap();
+    let (code, second) = sync(&d, &["--delete", "--max-delete", "10"]);
+    assert_eq!(code, Some(0), "{second}");
+    let migration = run_dir(&first)
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    assert!(migration.join("index.redb").exists());
+    assert!(run_dir(&second).join("deletes.txt").exists());
+
+    let finalize = || {
+        let out = run(godwit()
+            .arg("finalize")
+            .arg(&d.src)
+            .arg(&d.dst)
+            .args(["--json", "--state-dir"])
+            .arg(&d.state));
+        (out.status.code(), summary(&out))
+    };
+    let (code, fin) = finalize();
+    assert_eq!(code, Some(0), "{fin}");
+    assert_eq!(fin["status"]["code"], "981", "{fin}");
+    assert_eq!(fin["finalized"]["runs_kept"], 2, "{fin}");
+    // The index and the runs' working files are gone; summaries and copy logs stay.
+    assert!(!migration.join("index.redb").exists());
+    assert!(!run_dir(&second).join("deletes.txt").exists());
+    for sum in [&first, &second] {
+        assert!(run_dir(sum).join("summary.json").exists());
+        assert!(run_dir(sum).join("copylog.jsonl").exists());
+    }
+    // The source and target are as they were.
+    assert_eq!(fs::read(d.dst.join("a.txt")).unwrap(), b"a");
+    assert!(!d.dst.join("b.txt").exists());
+    let out = run(godwit()
+        .args(["runs", "--json", "--state-dir"])
+        .arg(&d.state));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains(first["run_id"].as_str().unwrap()));
+
+    // Nothing more runs on it: AZSM1048, naming the run that closed it.
+    let out = run(godwit()
+        .arg("sync")
+        .arg(&d.src)
+        .arg(&d.dst)
+        .arg("--state-dir")
+        .arg(&d.state));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("error[AZSM1048]"), "{err}");
+    assert!(err.contains(fin["run_id"].as_str().unwrap()), "{err}");
+    // Finalizing again changes nothing, and says so as a success.
+    let (code, again) = finalize();
+    assert_eq!(code, Some(0), "{again}");
+    assert_eq!(again["finalized"]["removed_files"], 0, "{again}");
+}

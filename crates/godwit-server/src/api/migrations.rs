@@ -44,7 +44,7 @@ pub struct CommandRequest {
     /// scan, copy, sync, sanitize, empty-folders, permissions, simulate-permissions, speed-test,
     /// verify, undo
     #[schema(
-        pattern = "^(scan|copy|sync|sanitize|empty-folders|permissions|simulate-permissions|speed-test|verify|undo)$"
+        pattern = "^(scan|copy|sync|sanitize|empty-folders|permissions|simulate-permissions|speed-test|verify|undo|finalize)$"
     )]
     pub command: String,
     /// start, stop, pause, resume

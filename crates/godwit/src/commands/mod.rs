@@ -7,6 +7,7 @@ pub mod confirm;
 pub mod copy;
 pub mod empty_folders;
 pub mod explain;
+pub mod finalize;
 mod job;
 pub mod permissions;
 pub mod plan;
