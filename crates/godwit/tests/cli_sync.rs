@@ -945,3 +945,48 @@ fn finalize_removes_the_index_keeps_the_records_and_closes_the_migration() {
     assert_eq!(code, Some(0), "{again}");
     assert_eq!(again["finalized"]["removed_files"], 0, "{again}");
 }
+
+#[test]
+fn a_finalize_that_cannot_remove_a_file_is_2090_and_finishes_when_run_again() {
+    let d = dirs();
+    write(&d.src.join("a.txt"), b"a");
+    // As nobody when the tests run as root, so that a folder's permission bits hold.
+    let godwit_as = || as_unprivileged(&d.root);
+    let (code, first) = sync_with(godwit_as(), &d, &[]);
+    assert_eq!(code, Some(0), "{first}");
+    write(&d.src.join("b.txt"), b"b");
+    let (code, second) = sync_with(godwit_as(), &d, &[]);
+    assert_eq!(code, Some(0), "{second}");
+    let migration = run_dir(&first)
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    // A working file in a folder that may not be changed.
+    let stuck = run_dir(&second);
+    fs::write(stuck.join("deletes.txt"), b"").unwrap();
+    fs::set_permissions(&stuck, fs::Permissions::from_mode(0o555)).unwrap();
+    let finalize = || {
+        let out = run(godwit_as()
+            .arg("finalize")
+            .arg(&d.src)
+            .arg(&d.dst)
+            .args(["--json", "--state-dir"])
+            .arg(&d.state));
+        (out.status.code(), summary(&out))
+    };
+    let (code, failed) = finalize();
+    fs::set_permissions(&stuck, fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(code, Some(1), "{failed}");
+    assert_eq!(failed["status"]["code"], "982", "{failed}");
+    assert_eq!(failed["job_error"]["code"], "2090", "{failed}");
+    let message = failed["job_error"]["message"].as_str().unwrap();
+    assert!(message.contains("deletes.txt"), "{message}");
+    // Not closed: the marker is written last.
+    assert!(!migration.join("finalized.json").exists());
+    let (code, done) = finalize();
+    assert_eq!(code, Some(0), "{done}");
+    assert!(!stuck.join("deletes.txt").exists());
+    assert!(migration.join("finalized.json").exists());
+}
