@@ -1327,3 +1327,39 @@ on_both_stores!(
         assert_eq!(s, StatusCode::ACCEPTED, "{run}");
     }
 );
+
+on_both_stores!(paging_takes_its_edge_values, |a: Api| async move {
+    for i in 0..60 {
+        let (s, p) = a
+            .call(
+                "POST",
+                "/v1/projects",
+                Some(&a.operator),
+                Some(json!({"name": format!("p{i:02}")})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{p}");
+    }
+    // (query, items expected); the count is always all of them.
+    for (q, items) in [
+        ("", 50),
+        ("?limit=0", 0),
+        ("?limit=100", 60),
+        ("?offset=0", 50),
+        ("?offset=55", 5),
+        ("?offset=65535", 0),
+        ("?limit=100&offset=65535", 0),
+        ("?limit=1&offset=59", 1),
+    ] {
+        let (s, page) = a
+            .call("GET", &format!("/v1/projects{q}"), Some(&a.viewer), None)
+            .await;
+        assert_eq!(s, StatusCode::OK, "{q}: {page}");
+        assert_eq!(page["count"], 60, "{q}: {page}");
+        assert_eq!(
+            page["items"].as_array().unwrap().len(),
+            items,
+            "{q}: {page}"
+        );
+    }
+});
