@@ -922,6 +922,25 @@ on_both_stores!(commands_follow_the_state_rules, |a: Api| async move {
         )
         .await
         .unwrap();
+    // A true-up paused for review carries its reason's code, but is not an error.
+    let paused = a
+        .store
+        .create_run(&mid, godwit_spec::CommandKind::Sync, None)
+        .await
+        .unwrap();
+    let why = json!({"count": "9", "limit": "5"});
+    a.store
+        .set_run_state(
+            &paused.id,
+            godwit_codes::State::Paused,
+            Some((
+                godwit_codes::Code::FILE_SYNCHRONISE_REVIEW_TRUE_UP_ERROR,
+                &why,
+            )),
+            None,
+        )
+        .await
+        .unwrap();
     let (s, errs) = a
         .call("GET", "/v1/errors?limit=10", Some(&a.viewer), None)
         .await;
@@ -930,7 +949,7 @@ on_both_stores!(commands_follow_the_state_rules, |a: Api| async move {
     let entry = &errs["migration_errors"][0];
     let inner: Value = serde_json::from_str(entry["error_json"].as_str().unwrap()).unwrap();
     assert_eq!(inner["error_code"], "AZSM1022");
-    assert_eq!(inner["error_params"]["reason"], "no such bucket");
+    assert_eq!(inner["error_param"]["reason"], "no such bucket");
     assert_eq!(entry["job_run_id"], copy_id.as_str());
     let (s, e) = a
         .call("GET", "/v1/errors?limit=101", Some(&a.viewer), None)
@@ -946,9 +965,14 @@ on_both_stores!(commands_follow_the_state_rules, |a: Api| async move {
         .await;
     assert_eq!(
         (s, runs["count"].clone()),
-        (StatusCode::OK, json!(4)),
+        (StatusCode::OK, json!(5)),
         "{runs}"
     );
+    // The review ends (stopped), so that other commands may start.
+    a.store
+        .set_run_state(&paused.id, godwit_codes::State::Stopped, None, None)
+        .await
+        .unwrap();
     let (s, log) = a
         .call(
             "GET",

@@ -651,7 +651,7 @@ pub async fn list_schedules(
 /// One failed job run, as seed 003 lists failed migrations.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MigrationError {
-    /// `{"error_code": ..., "error_params": {...}}` as a JSON string.
+    /// `{"error_code": ..., "error_param": {...}}` as a JSON string.
     pub error_json: String,
     pub migration_id: String,
     pub job_run_id: String,
@@ -666,7 +666,8 @@ pub struct ErrorList {
     pub migration_errors: Vec<MigrationError>,
 }
 
-/// Job runs that ended with an error, newest first: limit 0-100 (default 50), offset 0-65535.
+/// Job runs that failed, newest first (a run paused for review is not listed: it waits for a
+/// person): limit 0-100 (default 50), offset 0-65535.
 #[utoipa::path(get, path = "/v1/errors", params(Page), security(("bearer" = [])), responses(
     (status = 200, description = "The failed runs", body = ErrorList),
     (status = 400, description = "limit or offset out of range", body = crate::error::ErrorBody),
@@ -686,7 +687,7 @@ pub async fn errors(
         .filter_map(|r| {
             let e = r.error?;
             Some(MigrationError {
-                error_json: serde_json::json!({"error_code": e.code, "error_params": e.params})
+                error_json: serde_json::json!({"error_code": e.code, "error_param": e.params})
                     .to_string(),
                 name: e.name,
                 migration_id: r.migration_id,

@@ -311,20 +311,23 @@ impl Store {
             .and_then(|t| serde_json::from_str(&t).ok()))
     }
 
-    /// Runs that ended with an error, newest first (`GET /v1/errors`).
+    /// Runs that failed, newest first (`GET /v1/errors`): a run paused for review carries its
+    /// reason's code, but it is waiting for a person, not an error.
     pub async fn failed_runs(
         &self,
         limit: i64,
         offset: i64,
     ) -> Result<(i64, Vec<JobRun>), DomainError> {
         let fail = |e: sqlx::Error| failed(Code::DB_ERR_GET_DOCS, "job runs", "", &e.to_string());
-        let count = sqlx::query("SELECT COUNT(*) FROM job_runs WHERE error_code IS NOT NULL")
-            .fetch_one(&self.pool)
-            .await
-            .and_then(|r| count_of(&r))
-            .map_err(fail)?;
+        let count = sqlx::query(
+            "SELECT COUNT(*) FROM job_runs WHERE error_code IS NOT NULL AND state = 'FAILED'",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .and_then(|r| count_of(&r))
+        .map_err(fail)?;
         let rows = sqlx::query(&format!(
-            "SELECT {RUN_COLUMNS} FROM job_runs WHERE error_code IS NOT NULL \
+            "SELECT {RUN_COLUMNS} FROM job_runs WHERE error_code IS NOT NULL AND state = 'FAILED' \
              ORDER BY updated_ms DESC, id LIMIT $1 OFFSET $2"
         ))
         .bind(limit)
