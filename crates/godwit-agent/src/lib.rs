@@ -298,7 +298,15 @@ fn refusal_of(status: u16, body: Option<&[u8]>) -> Option<Exit> {
         c if c.is_empty() => format!("HTTP{status}"),
         c => c,
     };
-    let remediation = match text("details") {
+    // `details` is a list of {error_code, error_msg} (seed 003); its first entry's advice.
+    let advice = v
+        .get("details")
+        .and_then(|d| d.get(0))
+        .and_then(|d| d.get("error_msg"))
+        .and_then(|t| t.as_str())
+        .unwrap_or("")
+        .to_string();
+    let remediation = match advice {
         d if d.is_empty() => godwit_codes::Code::lookup(&code)
             .map(|c| c.info().remediation.to_string())
             .unwrap_or_default(),

@@ -91,11 +91,43 @@ pub struct ErrorBody {
     pub error_name: String,
     /// The message, with its parameters filled in.
     pub error_msg: String,
-    /// The message's parameters by name.
+    /// The message's parameters, in the order the message names them (seed 003's shape).
+    pub error_param: Vec<String>,
+    /// The same parameters by name, for scripts.
     #[schema(value_type = Object)]
-    pub error_param: serde_json::Map<String, serde_json::Value>,
-    /// What to do about it.
-    pub details: String,
+    pub error_params: serde_json::Map<String, serde_json::Value>,
+    /// What to do about it: one entry with the code and the advice (seed 003's shape).
+    pub details: Vec<ErrorDetail>,
+}
+
+/// One entry of an error's `details`.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    pub error_code: String,
+    pub error_msg: String,
+}
+
+/// `params` in the order their placeholders appear in `template` (`{name}`), the others after.
+pub(crate) fn in_message_order(template: &str, params: &[(String, String)]) -> Vec<String> {
+    let mut order: Vec<usize> = Vec::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('}') else { break };
+        let name = &after[..close];
+        if let Some(i) = params.iter().position(|(k, _)| k == name)
+            && !order.contains(&i)
+        {
+            order.push(i);
+        }
+        rest = &after[close + 1..];
+    }
+    for i in 0..params.len() {
+        if !order.contains(&i) {
+            order.push(i);
+        }
+    }
+    order.into_iter().map(|i| params[i].1.clone()).collect()
 }
 
 impl ApiError {
@@ -130,15 +162,19 @@ impl ApiError {
                 .message
                 .clone()
                 .unwrap_or_else(|| self.code.render(&params)),
-            error_param: self
+            error_param: in_message_order(self.code.info().message, &self.params),
+            error_params: self
                 .params
                 .iter()
                 .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
                 .collect(),
-            details: self
-                .details
-                .clone()
-                .unwrap_or_else(|| self.code.info().remediation.to_string()),
+            details: vec![ErrorDetail {
+                error_code: self.code.id().to_string(),
+                error_msg: self
+                    .details
+                    .clone()
+                    .unwrap_or_else(|| self.code.info().remediation.to_string()),
+            }],
         }
     }
 

@@ -75,17 +75,30 @@ impl Api {
     }
 }
 
-/// Every non-2xx body has the five fields and a catalog code whose HTTP status is the answer's.
+/// Every non-2xx body has the seed's fields and a catalog code whose HTTP status is the answer's.
 fn assert_error(status: StatusCode, body: &Value, want_status: u16, want_code: &str) {
     assert_eq!(status.as_u16(), want_status, "{body}");
     assert_eq!(body["error_code"], want_code, "{body}");
-    for field in ["error_name", "error_msg", "details"] {
+    for field in ["error_name", "error_msg"] {
         assert!(
             body[field].as_str().is_some_and(|s| !s.is_empty()),
             "{field} in {body}"
         );
     }
-    assert!(body["error_param"].is_object(), "{body}");
+    // Seed 003's shapes: the parameters as a list of strings in the message's order, and
+    // details as a list of {error_code, error_msg}; the names for scripts beside them.
+    assert!(body["error_param"].is_array(), "{body}");
+    assert!(body["error_params"].is_object(), "{body}");
+    assert_eq!(
+        body["details"][0]["error_code"], body["error_code"],
+        "{body}"
+    );
+    assert!(
+        body["details"][0]["error_msg"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty()),
+        "{body}"
+    );
     let code = godwit_codes::Code::lookup(want_code).unwrap();
     assert_eq!(code.info().http_status, Some(want_status), "{want_code}");
 }
@@ -131,7 +144,8 @@ on_both_stores!(
             )
             .await;
         assert_error(s, &e, 409, "642");
-        assert_eq!(e["error_param"]["name"], "finance");
+        assert_eq!(e["error_params"]["name"], "finance");
+        assert_eq!(e["error_param"], json!(["finance"]), "{e}");
 
         for i in 0..3 {
             let (s, _) = a
@@ -949,7 +963,12 @@ on_both_stores!(commands_follow_the_state_rules, |a: Api| async move {
     let entry = &errs["migration_errors"][0];
     let inner: Value = serde_json::from_str(entry["error_json"].as_str().unwrap()).unwrap();
     assert_eq!(inner["error_code"], "AZSM1022");
-    assert_eq!(inner["error_param"]["reason"], "no such bucket");
+    assert_eq!(inner["error_params"]["reason"], "no such bucket");
+    assert_eq!(
+        inner["error_param"],
+        json!(["s3://archive/x", "no such bucket"]),
+        "in the message's order: {inner}"
+    );
     assert_eq!(entry["job_run_id"], copy_id.as_str());
     let (s, e) = a
         .call("GET", "/v1/errors?limit=101", Some(&a.viewer), None)
@@ -1324,7 +1343,7 @@ on_both_stores!(
         for command in ["copy", "sanitize", "permissions"] {
             let (s, e) = start(command).await;
             assert_error(s, &e, 409, "9150");
-            assert_eq!(e["error_param"]["agent_id"], agent.as_str(), "{e}");
+            assert_eq!(e["error_params"]["agent_id"], agent.as_str(), "{e}");
             assert!(e["error_msg"].as_str().unwrap().contains(command), "{e}");
         }
         let (s, e) = a

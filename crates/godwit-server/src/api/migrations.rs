@@ -651,7 +651,8 @@ pub async fn list_schedules(
 /// One failed job run, as seed 003 lists failed migrations.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MigrationError {
-    /// `{"error_code": ..., "error_param": {...}}` as a JSON string.
+    /// `{"error_code": ..., "error_param": [...], "error_params": {...}}` as a JSON string:
+    /// the parameters in the message's order (seed 004), and by name.
     pub error_json: String,
     pub migration_id: String,
     pub job_run_id: String,
@@ -664,6 +665,29 @@ pub struct MigrationError {
 pub struct ErrorList {
     pub count: i64,
     pub migration_errors: Vec<MigrationError>,
+}
+
+/// A run's error as `GET /v1/errors` gives it.
+fn error_json(e: &crate::records::RunError) -> String {
+    let named: Vec<(String, String)> = e
+        .params
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| {
+                    let v = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+                    (k.clone(), v)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let template = godwit_codes::Code::lookup(&e.code).map_or("", |c| c.info().message);
+    serde_json::json!({
+        "error_code": e.code,
+        "error_param": crate::error::in_message_order(template, &named),
+        "error_params": e.params,
+    })
+    .to_string()
 }
 
 /// Job runs that failed, newest first (a run paused for review is not listed: it waits for a
@@ -687,8 +711,7 @@ pub async fn errors(
         .filter_map(|r| {
             let e = r.error?;
             Some(MigrationError {
-                error_json: serde_json::json!({"error_code": e.code, "error_param": e.params})
-                    .to_string(),
+                error_json: error_json(&e),
                 name: e.name,
                 migration_id: r.migration_id,
                 job_run_id: r.id,
