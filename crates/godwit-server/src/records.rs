@@ -53,6 +53,9 @@ pub struct Migration {
     pub target_path: String,
     pub options: MigrationOptions,
     pub created_ms: i64,
+    /// The options as given when it was made (None: all of `options` are its own).
+    #[serde(skip)]
+    pub given_options: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// One run of a command on a migration.

@@ -1406,3 +1406,135 @@ on_both_stores!(paging_takes_its_edge_values, |a: Api| async move {
         );
     }
 });
+
+on_both_stores!(
+    migrations_inherit_their_projects_settings,
+    |a: Api| async move {
+        let (_, src, dst, agent, _) = fixture(&a).await;
+        let post = |path: &'static str, body: Value| {
+            let a = &a;
+            async move { a.call("POST", path, Some(&a.operator), Some(body)).await }
+        };
+        // Settings a project may not hold, or rules that do not compile, are refused.
+        let (s, e) = post(
+            "/v1/projects",
+            json!({"name": "bad", "settings": {"transfers": 4}}),
+        )
+        .await;
+        assert_error(s, &e, 422, "605");
+        let (s, e) = post(
+            "/v1/projects",
+            json!({"name": "bad", "settings": {"filters": {"excludeRegex": ["("]}}}),
+        )
+        .await;
+        assert_error(s, &e, 422, "644");
+
+        let (s, p) = post(
+            "/v1/projects",
+            json!({"name": "nas-2026", "settings": {
+                "targetProfile": "windows",
+                "filters": {"exclude": ["*.tmp"]},
+                "sanitize": "on-the-fly",
+                "maxDelete": "2%",
+            }}),
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{p}");
+        assert_eq!(p["settings"]["targetProfile"], "windows", "{p}");
+        let project = p["id"].as_str().unwrap().to_string();
+        let body = |path: &str, options: Value| {
+            json!({
+                "projectId": project, "agentId": agent,
+                "source": {"endpointId": src, "path": path},
+                "target": {"endpointId": dst, "path": path},
+                "options": options,
+            })
+        };
+        // One takes everything from the project; another gives its own filters.
+        let (s, plain) = post("/v1/migrations", body("/a", json!({"syncDeletes": true}))).await;
+        assert_eq!(s, StatusCode::CREATED, "{plain}");
+        assert_eq!(plain["options"]["targetProfile"], "windows", "{plain}");
+        assert_eq!(plain["options"]["sanitize"], "on-the-fly", "{plain}");
+        assert_eq!(
+            plain["options"]["filters"]["exclude"],
+            json!(["*.tmp"]),
+            "{plain}"
+        );
+        assert_eq!(plain["options"]["syncDeletes"], true, "{plain}");
+        let (s, own) = post(
+            "/v1/migrations",
+            body("/b", json!({"filters": {"exclude": ["*.bak"]}})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{own}");
+        assert_eq!(
+            own["options"]["filters"]["exclude"],
+            json!(["*.bak"]),
+            "{own}"
+        );
+        assert_eq!(own["options"]["targetProfile"], "windows", "{own}");
+
+        // A later change of the project reaches the migrations that do not give their own.
+        let patch = |settings: Value| {
+            let a = &a;
+            let path = format!("/v1/projects/{project}");
+            async move {
+                a.call(
+                    "PATCH",
+                    &path,
+                    Some(&a.operator),
+                    Some(json!({"settings": settings})),
+                )
+                .await
+            }
+        };
+        let (s, changed) = patch(json!({
+            "targetProfile": "windows",
+            "filters": {"exclude": ["*.tmp", "~$*"]},
+            "sanitize": "on-the-fly",
+            "bwlimit": "10M",
+        }))
+        .await;
+        assert_eq!(s, StatusCode::OK, "{changed}");
+        let get = |id: &Value| {
+            let a = &a;
+            let path = format!("/v1/migrations/{}", id["id"].as_str().unwrap());
+            async move { a.call("GET", &path, Some(&a.viewer), None).await.1 }
+        };
+        let now = get(&plain).await;
+        assert_eq!(
+            now["options"]["filters"]["exclude"],
+            json!(["*.tmp", "~$*"]),
+            "{now}"
+        );
+        assert!(now["options"]["bwlimit"].is_string(), "{now}");
+        let now = get(&own).await;
+        assert_eq!(
+            now["options"]["filters"]["exclude"],
+            json!(["*.bak"]),
+            "{now}"
+        );
+        // On-the-fly sanitizing, once chosen, stays (727).
+        let (s, e) = patch(json!({"sanitize": "off"})).await;
+        assert_error(s, &e, 409, "727");
+        let (s, e) = patch(json!({"maxDelete": "lots"})).await;
+        assert_error(s, &e, 422, "605");
+        // While one of its migrations runs, the project's settings cannot change (730).
+        let mid = plain["id"].as_str().unwrap();
+        a.store
+            .set_agent_state(&agent, godwit_codes::Code::AGENT_STATE_ACTIVE, true)
+            .await
+            .unwrap();
+        let (s, run) = a
+            .call(
+                "POST",
+                &format!("/v1/migrations/{mid}/commands"),
+                Some(&a.operator),
+                Some(json!({"command": "scan", "action": "start"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{run}");
+        let (s, e) = patch(json!({"sanitize": "on-the-fly"})).await;
+        assert_error(s, &e, 409, "730");
+    }
+);

@@ -33,8 +33,10 @@ pub struct NewMigration {
     pub agent_id: Option<String>,
     pub source: Side,
     pub target: Side,
+    /// Its job options; what it leaves out, its project's settings decide.
     #[serde(default)]
-    pub options: Option<MigrationOptions>,
+    #[schema(value_type = Option<MigrationOptions>)]
+    pub options: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// A command for a migration.
@@ -139,7 +141,10 @@ pub async fn create_migration(
     caller.require_operator()?;
     check_path("source.path", &req.source.path)?;
     check_path("target.path", &req.target.path)?;
-    let options = req.options.unwrap_or_default();
+    let given = req.options.unwrap_or_default();
+    let options: MigrationOptions =
+        serde_json::from_value(serde_json::Value::Object(given.clone()))
+            .map_err(|e| ApiError::invalid(format!("options: {e}")))?;
     check_options(&options)?;
     let exists = |what: &'static str| {
         move |e: crate::error::DomainError| {
@@ -189,6 +194,9 @@ pub async fn create_migration(
             &options,
         )
         .await?;
+    // What it gives is its own; the rest comes from its project's settings.
+    state.store.set_given_options(&m.id, &given).await?;
+    let m = state.store.get_migration(&m.id).await?;
     Ok((StatusCode::CREATED, Json(m)))
 }
 

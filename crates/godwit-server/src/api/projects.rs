@@ -21,6 +21,11 @@ pub struct NewProject {
     #[serde(default)]
     #[schema(max_length = 4000)]
     pub description: String,
+    /// Job options every migration of the project takes unless it gives its own; see
+    /// [`SETTINGS`].
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub settings: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Changes to a project; what is left out stays as it is.
@@ -31,6 +36,46 @@ pub struct ProjectChange {
     pub name: Option<String>,
     #[schema(max_length = 4000)]
     pub description: Option<String>,
+    /// The project's settings, replaced whole.
+    #[schema(value_type = Option<Object>)]
+    pub settings: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// The job options a project's settings may hold.
+pub const SETTINGS: &[&str] = &[
+    "targetProfile",
+    "filters",
+    "sanitize",
+    "syncDeletes",
+    "maxDelete",
+    "bwlimit",
+];
+
+/// Refuses settings godwit would not take: an option that is not a project setting, or a value
+/// a migration would refuse (605), filter rules that do not compile (644).
+fn check_settings(
+    id: &str,
+    settings: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(), ApiError> {
+    if let Some(k) = settings.keys().find(|k| !SETTINGS.contains(&k.as_str())) {
+        return Err(ApiError::invalid(format!(
+            "settings.{k}: a project's settings are {}",
+            SETTINGS.join(", ")
+        )));
+    }
+    let options: crate::records::MigrationOptions =
+        serde_json::from_value(serde_json::Value::Object(settings.clone()))
+            .map_err(|e| ApiError::invalid(format!("settings: {e}")))?;
+    godwit_spec::Filter::new(&options.filters).map_err(|e| {
+        ApiError::new(
+            godwit_codes::Code::ERR_FILTER_PATTERN_PROJECT,
+            &[("reason", e.message.trim_end_matches('.'))],
+        )
+        .details(format!(
+            "Project {id}: each rule of settings.filters must compile as a migration's would."
+        ))
+    })?;
+    Ok(())
 }
 
 fn check_name(name: &str) -> Result<(), ApiError> {
@@ -94,10 +139,17 @@ pub async fn create_project(
     caller.require_operator()?;
     check_name(&req.name)?;
     check_description(&req.description)?;
-    let p = state
+    check_settings("(new)", &req.settings)?;
+    let mut p = state
         .store
         .create_project(req.name.trim(), &req.description)
         .await?;
+    if !req.settings.is_empty() {
+        p = state
+            .store
+            .update_project(&p.id, None, None, Some(&req.settings))
+            .await?;
+    }
     Ok((StatusCode::CREATED, Json(p)))
 }
 
@@ -117,7 +169,10 @@ pub async fn get_project(
     Ok(Json(state.store.get_project(&id).await?))
 }
 
-/// Renames a project or changes its description.
+/// Renames a project, changes its description, or replaces its settings (which its
+/// migrations take where they give nothing of their own): 730 while one of its migrations
+/// runs, 727 to turn off on-the-fly sanitizing once chosen, 644 for filter rules that do not
+/// compile.
 #[utoipa::path(patch, path = "/v1/projects/{id}", params(("id" = String, Path)), request_body = ProjectChange,
     security(("bearer" = [])), responses(
     (status = 200, description = "The project as changed", body = Project),
@@ -125,7 +180,7 @@ pub async fn get_project(
     (status = 401, description = "No or bad token", body = crate::error::ErrorBody),
     (status = 403, description = "The token may not change anything", body = crate::error::ErrorBody),
     (status = 404, description = "No such project (800)", body = crate::error::ErrorBody),
-    (status = 409, description = "The name is taken (642), or a migration runs (730)", body = crate::error::ErrorBody),
+    (status = 409, description = "The name is taken (642), a migration runs (730), on-the-fly sanitizing is locked (727)", body = crate::error::ErrorBody),
     (status = 413, description = "Body too large", body = crate::error::ErrorBody),
     (status = 422, description = "Invalid content", body = crate::error::ErrorBody),
     (status = 503, description = "The store failed", body = crate::error::ErrorBody)
@@ -137,7 +192,7 @@ pub async fn update_project(
     ApiJson(req): ApiJson<ProjectChange>,
 ) -> Result<Json<Project>, ApiError> {
     caller.require_operator()?;
-    state.store.get_project(&id).await?;
+    let before = state.store.get_project(&id).await?;
     if state.store.active_migrations_in_project(&id).await? > 0 {
         return Err(ApiError::new(
             godwit_codes::Code::PROJECT_MIGRATION_RUNNING_CONFIG_UPDATE_ERROR,
@@ -150,12 +205,26 @@ pub async fn update_project(
     if let Some(d) = &req.description {
         check_description(d)?;
     }
+    if let Some(settings) = &req.settings {
+        check_settings(&id, settings)?;
+        // Once its migrations sanitize on the fly, their targets hold the sanitized names.
+        let on_the_fly = |s: &serde_json::Map<String, serde_json::Value>| {
+            s.get("sanitize").and_then(|v| v.as_str()) == Some("on-the-fly")
+        };
+        if on_the_fly(&before.settings) && !on_the_fly(settings) {
+            return Err(ApiError::new(
+                godwit_codes::Code::PROJECT_CONFIG_SANITIZE_UPDATE_ERROR,
+                &[("project_id", &id)],
+            ));
+        }
+    }
     let p = state
         .store
         .update_project(
             &id,
             req.name.as_deref().map(str::trim),
             req.description.as_deref(),
+            req.settings.as_ref(),
         )
         .await?;
     Ok(Json(p))

@@ -9,9 +9,30 @@ use crate::records::*;
 
 const MIGRATION_COLUMNS: &str = "id, project_id, agent_id, source_endpoint, source_path, \
      target_endpoint, target_path, options, created_ms";
+/// The columns read back (`m`: the migration, `p`: its project): the written ones, the options
+/// as given, and the project's settings, which fill in what the migration does not give.
+const MIGRATION_READ: &str = "m.id, m.project_id, m.agent_id, m.source_endpoint, \
+     m.source_path, m.target_endpoint, m.target_path, m.options, m.created_ms, m.given_options, \
+     p.settings AS project_settings FROM migrations m LEFT JOIN projects p ON p.id = m.project_id";
 
 fn migration_of(r: &AnyRow) -> Result<Migration, sqlx::Error> {
     let options: String = r.try_get("options")?;
+    let json =
+        |col: &str| -> Result<Option<serde_json::Map<String, serde_json::Value>>, sqlx::Error> {
+            Ok(r.try_get::<Option<String>, _>(col)?
+                .and_then(|t| serde_json::from_str(&t).ok()))
+        };
+    let given_options = json("given_options")?;
+    let own: MigrationOptions = serde_json::from_str(&options).unwrap_or_default();
+    // What the migration does not give, its project's settings decide.
+    let options = match (&given_options, json("project_settings")?) {
+        (Some(given), Some(settings)) if !settings.is_empty() => {
+            let mut merged = settings;
+            merged.extend(given.clone());
+            serde_json::from_value(serde_json::Value::Object(merged)).unwrap_or(own)
+        }
+        _ => own,
+    };
     Ok(Migration {
         id: r.try_get("id")?,
         project_id: r.try_get("project_id")?,
@@ -20,8 +41,9 @@ fn migration_of(r: &AnyRow) -> Result<Migration, sqlx::Error> {
         source_path: r.try_get("source_path")?,
         target_endpoint: r.try_get("target_endpoint")?,
         target_path: r.try_get("target_path")?,
-        options: serde_json::from_str(&options).unwrap_or_default(),
+        options,
         created_ms: r.try_get("created_ms")?,
+        given_options,
     })
 }
 
@@ -62,6 +84,22 @@ impl Store {
         self.get_migration(&id).await
     }
 
+    /// Records the options `id` was created with, as given (what it does not give, its
+    /// project's settings decide).
+    pub async fn set_given_options(
+        &self,
+        id: &str,
+        given: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), DomainError> {
+        sqlx::query("UPDATE migrations SET given_options = $1 WHERE id = $2")
+            .bind(serde_json::to_string(given).unwrap_or_else(|_| "{}".into()))
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| failed(Code::DB_ERR_UPDATE_DOC, "migration", id, &e.to_string()))?;
+        Ok(())
+    }
+
     /// Migrations, all of them or those of one agent.
     pub async fn list_migrations(
         &self,
@@ -79,8 +117,8 @@ impl Store {
                     .and_then(|r| count_of(&r))
                     .map_err(fail)?;
                 let rows = sqlx::query(&format!(
-                    "SELECT {MIGRATION_COLUMNS} FROM migrations WHERE agent_id = $1 \
-                     ORDER BY created_ms, id LIMIT $2 OFFSET $3"
+                    "SELECT {MIGRATION_READ} WHERE m.agent_id = $1 \
+                     ORDER BY m.created_ms, m.id LIMIT $2 OFFSET $3"
                 ))
                 .bind(a)
                 .bind(limit)
@@ -97,8 +135,8 @@ impl Store {
                     .and_then(|r| count_of(&r))
                     .map_err(fail)?;
                 let rows = sqlx::query(&format!(
-                    "SELECT {MIGRATION_COLUMNS} FROM migrations \
-                     ORDER BY created_ms, id LIMIT $1 OFFSET $2"
+                    "SELECT {MIGRATION_READ} \
+                     ORDER BY m.created_ms, m.id LIMIT $1 OFFSET $2"
                 ))
                 .bind(limit)
                 .bind(offset)
@@ -120,13 +158,11 @@ impl Store {
         if !plausible_id(id) {
             return Err(DomainError::not_found("migration", id));
         }
-        let row = sqlx::query(&format!(
-            "SELECT {MIGRATION_COLUMNS} FROM migrations WHERE id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|e| failed(Code::DB_ERR_GET_DOC, "migration", id, &e.to_string()))?;
+        let row = sqlx::query(&format!("SELECT {MIGRATION_READ} WHERE m.id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| failed(Code::DB_ERR_GET_DOC, "migration", id, &e.to_string()))?;
         match row {
             Some(r) => migration_of(&r)
                 .map_err(|e| failed(Code::DB_ERR_GET_DOC, "migration", id, &e.to_string())),

@@ -16,6 +16,11 @@ pub struct Project {
     /// Milliseconds since the Unix epoch.
     pub created_ms: i64,
     pub updated_ms: i64,
+    /// Job options every migration of the project takes unless it gives its own:
+    /// `targetProfile`, `filters`, `sanitize`, `syncDeletes`, `maxDelete`, `bwlimit`.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub settings: serde_json::Map<String, serde_json::Value>,
 }
 
 fn project_of(r: &AnyRow) -> Result<Project, sqlx::Error> {
@@ -25,6 +30,10 @@ fn project_of(r: &AnyRow) -> Result<Project, sqlx::Error> {
         description: r.try_get("description")?,
         created_ms: r.try_get("created_ms")?,
         updated_ms: r.try_get("updated_ms")?,
+        settings: r
+            .try_get::<Option<String>, _>("settings")?
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default(),
     })
 }
 
@@ -41,6 +50,7 @@ impl Store {
             description: description.to_string(),
             created_ms: now,
             updated_ms: now,
+            settings: Default::default(),
         };
         sqlx::query(
             "INSERT INTO projects (id, name, description, created_ms, updated_ms) \
@@ -75,7 +85,7 @@ impl Store {
             .try_get(0)
             .map_err(fail)?;
         let rows = sqlx::query(
-            "SELECT id, name, description, created_ms, updated_ms FROM projects \
+            "SELECT id, name, description, created_ms, updated_ms, settings FROM projects \
              ORDER BY created_ms, id LIMIT $1 OFFSET $2",
         )
         .bind(limit)
@@ -96,7 +106,8 @@ impl Store {
             return Err(DomainError::not_found("project", id));
         }
         let row = sqlx::query(
-            "SELECT id, name, description, created_ms, updated_ms FROM projects WHERE id = $1",
+            "SELECT id, name, description, created_ms, updated_ms, settings FROM projects \
+             WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -114,6 +125,7 @@ impl Store {
         id: &str,
         name: Option<&str>,
         description: Option<&str>,
+        settings: Option<&serde_json::Map<String, serde_json::Value>>,
     ) -> Result<Project, DomainError> {
         let mut p = self.get_project(id).await?;
         if let Some(n) = name {
@@ -122,13 +134,19 @@ impl Store {
         if let Some(d) = description {
             p.description = d.to_string();
         }
+        if let Some(s) = settings {
+            p.settings = s.clone();
+        }
         p.updated_ms = now_ms();
+        let settings_text = serde_json::to_string(&p.settings).unwrap_or_else(|_| "{}".into());
         sqlx::query(
-            "UPDATE projects SET name = $1, description = $2, updated_ms = $3 WHERE id = $4",
+            "UPDATE projects SET name = $1, description = $2, updated_ms = $3, settings = $4 \
+             WHERE id = $5",
         )
         .bind(&p.name)
         .bind(&p.description)
         .bind(p.updated_ms)
+        .bind(&settings_text)
         .bind(id)
         .execute(&self.pool)
         .await
