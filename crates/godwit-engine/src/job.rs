@@ -155,7 +155,70 @@ fn run_command(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError>
         }
         CommandKind::SimulateScan => simulate_scan_job(spec, control),
         CommandKind::Finalize => finalize_job(spec, control),
+        CommandKind::Validate => validate_job(spec, control),
     }
+}
+
+/// `validate`: what would stop the migration, each finding with its code (see
+/// `validate.rs`); any finding ends it FAILED with 9140.
+fn validate_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError> {
+    let o = &spec.options;
+    let target_location = target_of(spec)?;
+    let source = Side::open(&spec.source, "source")?;
+    let target = Side::open(target_location, "target")?;
+    let scan = ScanOptions {
+        profile: TargetProfile::chosen(o.target_profile, target.kind()),
+        filter: crate::filter::Filter::new(&o.filters)?,
+        links: o.links,
+        max_folder_entries: o
+            .max_folder_entries
+            .map_or(50_000, |n| usize::try_from(n).unwrap_or(usize::MAX)),
+        threads: 2,
+    };
+    let limits = godwit_spec::split::Limits {
+        files: o.job_max_files.unwrap_or(50_000_000),
+        bytes: o.job_max_bytes.unwrap_or(1 << 50),
+    };
+    let migration = Migration::open(&spec.state_dir, &spec.source, Some(target_location))?;
+    let run = migration.new_run(spec.command.as_str())?;
+    control.started(&run);
+    write_sides(&run, &spec.source, target_location, o);
+    let mut summary = Summary::start(
+        spec.command,
+        &migration.id,
+        &run,
+        spec.source.to_string(),
+        Some(target_location.to_string()),
+    );
+    let v = crate::validate::validate(
+        &source,
+        &target,
+        &scan,
+        limits,
+        &run.id,
+        None,
+        control.stop_flag(),
+        &control.progress.files_seen,
+    );
+    summary.files = v.files;
+    summary.bytes = v.bytes;
+    let error = (!v.findings.is_empty()).then(|| {
+        let codes: Vec<&str> = v.findings.iter().map(|f| f.code.as_str()).collect();
+        JobError::new(
+            Code::VALIDATE_COMMAND_ERROR,
+            &[(
+                "reason",
+                &format!(
+                    "{} findings ({}); the summary's validation lists each with what to do",
+                    v.findings.len(),
+                    codes.join(", ")
+                ),
+            )],
+        )
+    });
+    summary.validation = Some(v);
+    summary.end(error.as_ref(), control.is_stopped(), false);
+    finish(summary, &run, None)
 }
 
 /// `finalize`: the migration is closed after its cut-over; its index and the working files of

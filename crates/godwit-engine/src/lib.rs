@@ -39,6 +39,7 @@ pub mod sync;
 mod transfer;
 pub mod undo;
 pub mod uploads;
+pub mod validate;
 pub mod verify;
 pub mod walk;
 

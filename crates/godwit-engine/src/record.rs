@@ -283,6 +283,9 @@ pub struct Summary {
     /// (`--backup-dir`), or, for an undo, the folder it put them back from.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backup: Option<String>,
+    /// What a validation found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validation: Option<crate::validate::Validation>,
     /// What finalizing the migration removed and kept.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub finalized: Option<crate::state::Finalized>,
@@ -375,6 +378,7 @@ impl Summary {
             metadata_not_carried: BTreeMap::new(),
             plan: None,
             finalized: None,
+            validation: None,
             permissions: None,
             verify: None,
             speed_test: None,

@@ -121,6 +121,13 @@ fn codes(command: CommandKind) -> Codes {
             Some(Code::MIGRATION_DELETION_PAUSED_ERR),
         ),
         // Started on a project, not through a migration's commands (not in the API's list).
+        CommandKind::Validate => (
+            None,
+            None,
+            None,
+            None,
+            Some(Code::VALIDATE_PROJECT_AGENT_INACTIVE_ERR),
+        ),
         CommandKind::SimulateScan => (
             None,
             None,

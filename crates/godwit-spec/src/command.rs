@@ -38,6 +38,9 @@ pub enum CommandKind {
     /// Close a migration after its cut-over: its index and run folders' working files go,
     /// its summaries and copy logs stay, and nothing more runs on it (980-987).
     Finalize,
+    /// Check before a migration runs what would stop it: the source readable, the target
+    /// writable, names and sizes the profile holds, the job limits (160-165).
+    Validate,
 }
 
 impl CommandKind {
@@ -56,6 +59,7 @@ impl CommandKind {
         CommandKind::Undo,
         CommandKind::SimulateScan,
         CommandKind::Finalize,
+        CommandKind::Validate,
     ];
 
     /// The commands a person can start through the API (confirming a paused true-up is
@@ -90,6 +94,7 @@ impl CommandKind {
         CommandKind::Undo,
         CommandKind::SimulateScan,
         CommandKind::Finalize,
+        CommandKind::Validate,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -107,6 +112,7 @@ impl CommandKind {
             CommandKind::Undo => "undo",
             CommandKind::SimulateScan => "simulate-scan",
             CommandKind::Finalize => "finalize",
+            CommandKind::Validate => "validate",
         }
     }
 
@@ -129,6 +135,7 @@ impl CommandKind {
             CommandKind::Verify => Command::Verify,
             CommandKind::SimulateScan => Command::SimulateScan,
             CommandKind::Finalize => Command::FinalizeMigration,
+            CommandKind::Validate => Command::ValidateProject,
         }
     }
 

@@ -53,6 +53,20 @@ pub enum Command {
                       arguments."
     )]
     Plan(PlanArgs),
+    /// Check, before a migration runs, everything that would stop it.
+    ///
+    /// Scans the source under the target's profile and the filters (names, lengths, depths,
+    /// sizes and file types the target cannot hold: AZSM2021-2026 with example paths; folders
+    /// over --max-folder-entries: 3050; paths that cannot be read), writes a small probe file at
+    /// the target and removes it (722 when it cannot), and compares what a copy would move with
+    /// the job limits (629, 640). Each finding has its code; any finding ends the run with 9140.
+    /// Nothing is written to the source and nothing is left at the target.
+    #[command(
+        after_help = "Example:\n  godwit validate /data/share s3://bucket/share --target-profile s3\n\n\
+                            Exit status: 0 nothing found; 1 findings (9140, each listed) or the \
+                            check itself failed; 2 bad arguments."
+    )]
+    Validate(ValidateArgs),
     /// Copy what is new or changed from SOURCE to TARGET, verify it, and record every file.
     ///
     /// Each file is decided once: excluded (AZSM2001), unsupported by the target (AZSM202x),
@@ -328,6 +342,31 @@ pub struct ScanArgs {
     #[arg(long, value_name = "N", default_value_t = 50_000)]
     pub max_folder_entries: usize,
     /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// The migration's source: a local path, s3://bucket/prefix, az://container/prefix or
+    /// sftp://user@host:port/path.
+    pub source: String,
+    /// Its target, in the same forms.
+    pub target: String,
+    /// The most files one job may hold [default: 50000000].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_job_files: Option<u64>,
+    /// The most bytes one job may hold: 500G, 10T [default: 1P].
+    #[arg(long, value_name = "SIZE")]
+    pub max_job_size: Option<String>,
+    /// A folder with more entries than this is a 3050 finding.
+    #[arg(long, value_name = "N", default_value_t = 50_000)]
+    pub max_folder_entries: usize,
+    #[command(flatten)]
+    pub filters: FilterArgs,
+    /// Print the summary, with the findings, as JSON.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]

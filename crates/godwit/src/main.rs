@@ -24,6 +24,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Scan(args) => commands::scan::run(&args),
         Command::Plan(args) => commands::plan::run(&args),
+        Command::Validate(args) => commands::validate::run(&args),
         Command::Finalize(args) => commands::finalize::run(&args),
         Command::Copy(args) => commands::copy::run(&args),
         Command::Sync(args) => commands::sync::run(&args),

@@ -781,7 +781,8 @@ fn the_agent_says_what_it_runs_and_runs_sanitize() {
             "verify",
             "undo",
             "simulate-scan",
-            "finalize"
+            "finalize",
+            "validate"
         ],
         "{a}"
     );

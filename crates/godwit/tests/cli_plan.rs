@@ -121,3 +121,62 @@ fn a_source_within_the_limits_is_one_job_and_bad_limits_are_refused() {
         .args(["--max-job-files", "0"]));
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
 }
+
+#[test]
+fn validate_lists_what_would_stop_the_migration_each_with_its_code() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = dirs();
+    write(&d.src.join("ok/a.txt"), b"a");
+    write(&d.src.join("bad?.txt"), b"b");
+    write(&d.src.join("big.bin"), &[7u8; 4096]);
+    // A target nobody may write (the run is as nobody when the tests run as root).
+    std::fs::create_dir_all(&d.dst).unwrap();
+    std::fs::set_permissions(&d.dst, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let validate = |target: &std::path::Path, args: &[&str]| {
+        let out = run(support::as_unprivileged(&d.root)
+            .arg("validate")
+            .arg(&d.src)
+            .arg(target)
+            .args(args)
+            .args(["--json", "--state-dir"])
+            .arg(&d.state));
+        (out.status.code(), summary(&out))
+    };
+    let (code, sum) = validate(
+        &d.dst,
+        &["--target-profile", "windows", "--max-job-files", "1"],
+    );
+    assert_eq!(code, Some(1), "{sum}");
+    assert_eq!(sum["status"]["code"], "161", "{sum}");
+    assert_eq!(sum["job_error"]["code"], "9140", "{sum}");
+    let findings = sum["validation"]["findings"].as_array().unwrap();
+    let codes: Vec<&str> = findings
+        .iter()
+        .map(|f| f["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["AZSM2022", "722", "629"], "{sum}");
+    assert_eq!(findings[0]["examples"][0], "bad?.txt", "{sum}");
+    assert!(
+        findings[1]["message"]
+            .as_str()
+            .unwrap()
+            .contains("ermission denied"),
+        "the reason: {sum}"
+    );
+    assert_eq!(sum["validation"]["target_writable"], false);
+    // Nothing was written at the target.
+    assert_eq!(std::fs::read_dir(&d.dst).unwrap().count(), 0);
+
+    // A writable target, the default profile and limits: nothing found.
+    let open = d.root.join("open-target");
+    let (code, sum) = validate(&open, &[]);
+    assert_eq!(code, Some(0), "{sum}");
+    assert_eq!(sum["status"]["code"], "162", "{sum}");
+    assert_eq!(
+        sum["validation"]["findings"],
+        serde_json::json!([]),
+        "{sum}"
+    );
+    assert_eq!(sum["validation"]["files"], 3, "{sum}");
+    assert!(!open.exists(), "the probe's folder is removed again");
+}

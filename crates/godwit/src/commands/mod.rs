@@ -21,6 +21,7 @@ pub mod speed_test;
 pub mod sync;
 pub mod token;
 pub mod undo;
+pub mod validate;
 pub mod verify;
 
 use std::io::Write;
