@@ -196,7 +196,6 @@ fn validate_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError
         &scan,
         limits,
         &run.id,
-        None,
         control.stop_flag(),
         &control.progress.files_seen,
     );

@@ -51,20 +51,18 @@ pub struct Validation {
 }
 
 /// Checks the migration of `source` to `target`: a scan of the source under `scan`'s profile
-/// and filters, a probe at the target, and the job limits. `inventory` receives the scan's
-/// entries.
+/// and filters, a probe at the target, and the job limits.
 pub fn validate(
     source: &Side,
     target: &Side,
     scan: &ScanOptions,
     limits: Limits,
     run_id: &str,
-    inventory: Option<&mut dyn std::io::Write>,
     stop: &AtomicBool,
     progress: &std::sync::atomic::AtomicU64,
 ) -> Validation {
     let mut findings = Vec::new();
-    let report = crate::scan::scan(source, scan, inventory, stop, progress);
+    let report = crate::scan::scan(source, scan, None, stop, progress);
     let (files, bytes) = match &report {
         Ok(r) => (r.files_to_migrate, r.bytes_to_migrate),
         Err(_) => (0, 0),
