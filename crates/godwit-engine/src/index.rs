@@ -112,6 +112,16 @@ impl Index {
     pub fn open(path: &Path) -> Result<Self, JobError> {
         let shown = path.display().to_string();
         let exists = path.exists();
+        if !exists {
+            // Made whole under another name and renamed into place: a run killed while it
+            // makes its index leaves no half-written one behind (redb would not read it).
+            Self::create_whole(path).map_err(|reason| {
+                JobError::new(
+                    Code::DISK_HASH_CREATE_ERROR,
+                    &[("path", &shown), ("reason", &reason)],
+                )
+            })?;
+        }
         // redb keeps what it reads in its own cache, 1 GiB by default: memory would grow with
         // the number of files. The operating system's page cache holds the file anyway.
         let db = Database::builder()
@@ -142,6 +152,38 @@ impl Index {
         };
         create().map_err(|e| index.error(Code::DISK_HASH_CREATE_ERROR, &e))?;
         Ok(index)
+    }
+
+    /// Makes a new index at `path`, with its tables, in one go: written to `path.new` and
+    /// renamed over `path` once complete.
+    fn create_whole(path: &Path) -> Result<(), String> {
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".new");
+        let tmp = std::path::PathBuf::from(tmp);
+        let _ = std::fs::remove_file(&tmp);
+        {
+            let db = Database::builder()
+                .set_cache_size(CACHE_BYTES)
+                .create(&tmp)
+                .map_err(|e| e.to_string())?;
+            let init = || -> Result<(), redb::Error> {
+                let txn = db.begin_write()?;
+                for table in [FILES, TARGET, NAMES, NAMES_TAKEN] {
+                    txn.open_table(table)?;
+                }
+                txn.open_table(PERMS)?;
+                txn.commit()?;
+                Ok(())
+            };
+            init().map_err(|e| e.to_string())?;
+        }
+        std::fs::rename(&tmp, path).map_err(|e| crate::error::reason(&e))?;
+        if let Some(dir) = path.parent()
+            && let Ok(d) = std::fs::File::open(dir)
+        {
+            let _ = d.sync_all();
+        }
+        Ok(())
     }
 
     /// How many files the index holds.
@@ -505,6 +547,21 @@ mod tests {
         let index = Index::open(&path).unwrap();
         assert_eq!(index.get(b"a/\xffb").unwrap(), Some(e));
         assert_eq!(index.get(b"a/b").unwrap(), None);
+    }
+
+    #[test]
+    fn an_index_made_by_a_killed_run_is_never_half_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.redb");
+        // What a run killed while making its index leaves: a part of a file, under the
+        // temporary name only.
+        std::fs::write(dir.path().join("index.redb.new"), b"half a hea").unwrap();
+        let index = Index::open(&path).unwrap();
+        assert!(index.is_empty().unwrap());
+        assert!(!dir.path().join("index.redb.new").exists());
+        drop(index);
+        // And it opens again as it is.
+        assert!(Index::open(&path).unwrap().is_empty().unwrap());
     }
 
     #[test]
