@@ -53,7 +53,21 @@ pub async fn apply(
     match decide(command, action, &s)? {
         Transition::NewRun => {
             within_limits(state, command, scan.as_ref()).await?;
-            let run = state.store.create_run(&m.id, command, options).await?;
+            let Some(run) = state
+                .store
+                .create_run_if_idle(&m.id, command, options)
+                .await?
+            else {
+                // Another start got in first (a request, a schedule): refused as the state
+                // rules refuse a start while that run goes on.
+                let active = state.store.active_runs(&m.id).await?;
+                let s = Situation {
+                    active: &active,
+                    ..s
+                };
+                decide(command, action, &s)?;
+                return Err(crate::rules::busy(&m.id, command));
+            };
             // Delivered now if the agent is connected; else when it connects (the run is
             // stored QUEUED either way).
             deliver(state, m, &run).await;

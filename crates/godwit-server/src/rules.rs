@@ -153,7 +153,7 @@ const NEED_SCAN: &[CommandKind] = &[
     CommandKind::EmptyFolders,
 ];
 
-fn busy(migration_id: &str, command: CommandKind) -> DomainError {
+pub(crate) fn busy(migration_id: &str, command: CommandKind) -> DomainError {
     DomainError::new(
         Code::MIGRATION_INPROGRESS_ERR,
         &[

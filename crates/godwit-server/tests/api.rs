@@ -1538,3 +1538,49 @@ on_both_stores!(
         assert_error(s, &e, 409, "730");
     }
 );
+
+on_both_stores!(two_starts_at_once_make_one_run, |a: Api| async move {
+    let (project, src, dst, agent, _) = fixture(&a).await;
+    a.store
+        .set_agent_state(&agent, godwit_codes::Code::AGENT_STATE_ACTIVE, true)
+        .await
+        .unwrap();
+    let (_, m) = a
+        .call(
+            "POST",
+            "/v1/migrations",
+            Some(&a.operator),
+            Some(migration_body(&project, &src, &dst, Some(&agent), "/race")),
+        )
+        .await;
+    let path = format!("/v1/migrations/{}/commands", m["id"].as_str().unwrap());
+    let start = || {
+        a.call(
+            "POST",
+            &path,
+            Some(&a.operator),
+            Some(json!({"command": "scan", "action": "start"})),
+        )
+    };
+    // The check of what runs and the insert of the new run are one statement: however the
+    // requests interleave, one starts and the others are refused with the state rule's code.
+    let (r1, r2, r3, r4) = tokio::join!(start(), start(), start(), start());
+    let mut accepted = 0;
+    for (s, body) in [r1, r2, r3, r4] {
+        if s == StatusCode::ACCEPTED {
+            accepted += 1;
+        } else {
+            assert_error(s, &body, 409, "650");
+        }
+    }
+    assert_eq!(accepted, 1);
+    let (_, runs) = a
+        .call(
+            "GET",
+            &format!("/v1/migrations/{}/runs", m["id"].as_str().unwrap()),
+            Some(&a.viewer),
+            None,
+        )
+        .await;
+    assert_eq!(runs["count"], 1, "{runs}");
+});

@@ -84,13 +84,59 @@ impl Store {
         command: CommandKind,
         options: Option<&MigrationOptions>,
     ) -> Result<JobRun, DomainError> {
+        self.insert_run(migration_id, command, options, false)
+            .await?
+            .ok_or_else(|| DomainError::not_found("job run", migration_id))
+    }
+
+    /// A new QUEUED run, only if the migration has no run going on (QUEUED, RUNNING,
+    /// STOPPING, PAUSED, SUSPENDED): the check and the insert are one statement, so two
+    /// starts at the same moment (two requests, a request and a schedule) cannot both get one.
+    /// None when one is going on.
+    pub async fn create_run_if_idle(
+        &self,
+        migration_id: &str,
+        command: CommandKind,
+        options: Option<&MigrationOptions>,
+    ) -> Result<Option<JobRun>, DomainError> {
+        self.insert_run(migration_id, command, options, true).await
+    }
+
+    async fn insert_run(
+        &self,
+        migration_id: &str,
+        command: CommandKind,
+        options: Option<&MigrationOptions>,
+        if_idle: bool,
+    ) -> Result<Option<JobRun>, DomainError> {
         let id = new_id();
         let status = status_code(command, State::Queued)?;
         let now = now_ms();
         let options = options.map(|o| serde_json::to_string(o).unwrap_or_default());
-        sqlx::query(&format!(
-            "INSERT INTO job_runs ({RUN_COLUMNS}) VALUES \
-             ($1, $2, $3, 'QUEUED', $4, NULL, NULL, 0, 0, 0, $5, NULL, NULL, $5, NULL, NULL, $6)"
+        let guard = if if_idle {
+            " WHERE NOT EXISTS (SELECT 1 FROM job_runs WHERE migration_id = $2 \
+             AND state IN ('QUEUED','RUNNING','STOPPING','PAUSED','SUSPENDED'))"
+        } else {
+            ""
+        };
+        let fail = |e: sqlx::Error| failed(Code::DB_ERR_CREATE_DOC, "job run", "", &e.to_string());
+        let mut tx = self.pool.begin().await.map_err(fail)?;
+        if if_idle {
+            // Starts of one migration one after the other: this write locks the migration's
+            // row (PostgreSQL) or the database (SQLite) until the commit, and the check below
+            // then sees a run another start has just made.
+            sqlx::query("UPDATE migrations SET created_ms = created_ms WHERE id = $1")
+                .bind(migration_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(fail)?;
+        }
+        let done = sqlx::query(&format!(
+            // Typed NULLs: in an INSERT ... SELECT, PostgreSQL would read a bare NULL as text.
+            "INSERT INTO job_runs ({RUN_COLUMNS}) SELECT \
+             $1, $2, $3, 'QUEUED', $4, CAST(NULL AS TEXT), CAST(NULL AS TEXT), 0, 0, 0, $5, \
+             CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), $5, CAST(NULL AS DOUBLE PRECISION), \
+             CAST(NULL AS TEXT), $6{guard}"
         ))
         .bind(&id)
         .bind(migration_id)
@@ -98,10 +144,14 @@ impl Store {
         .bind(status.id())
         .bind(now)
         .bind(options)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
-        .map_err(|e| failed(Code::DB_ERR_CREATE_DOC, "job run", "", &e.to_string()))?;
-        self.get_run(&id).await
+        .map_err(fail)?;
+        tx.commit().await.map_err(fail)?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        self.get_run(&id).await.map(Some)
     }
 
     pub async fn get_run(&self, id: &str) -> Result<JobRun, DomainError> {
