@@ -150,7 +150,8 @@ fn scan_findings(r: &ScanReport, entry_limit: usize) -> Vec<Finding> {
 }
 
 /// Writes a small file at the target's root and removes it (a local root that does not exist
-/// yet is made, and removed again if it is left empty).
+/// yet is made, and removed again if it is left empty; on SFTP the probe goes in a folder of its
+/// own, made with the target's folder when that does not exist yet, as a copy would).
 fn probe(target: &Side, run_id: &str) -> Result<(), String> {
     let name = format!(".godwit-probe-{run_id}");
     match target {
@@ -173,16 +174,21 @@ fn probe(target: &Side, run_id: &str) -> Result<(), String> {
             rt.block_on(async {
                 match &r.sftp {
                     Some(sftp) => {
-                        let mut file = sftp
-                            .create(&name)
+                        // In a folder of its own, made with the target's folder when that does
+                        // not exist yet (as a copy makes it), and removed whole.
+                        let dir = format!("{name}/");
+                        r.op.create_dir(&dir)
                             .await
                             .map_err(|e| crate::store::short_reason(&e))?;
-                        file.write(b"godwit")
-                            .await
-                            .map_err(|e| crate::store::short_reason(&e))?;
-                        file.finish(0, 6, false)
-                            .await
-                            .map_err(|e| crate::store::short_reason(&e))?;
+                        let written = async {
+                            let mut file = sftp.create(&format!("{dir}probe")).await?;
+                            file.write(b"godwit").await?;
+                            file.finish(0, 6, false).await.map(|_| ())
+                        }
+                        .await;
+                        let removed = r.op.delete_with(&dir).recursive(true).await;
+                        written.map_err(|e| crate::store::short_reason(&e))?;
+                        return removed.map_err(|e| crate::store::short_reason(&e));
                     }
                     None => {
                         r.op.write(&name, b"godwit".to_vec())

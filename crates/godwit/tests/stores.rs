@@ -1506,3 +1506,32 @@ fn permissions_as_metadata(s: &Servers, kind: &str, name: &str) {
     assert_eq!(sum["counts"]["AZSM2041"], 1, "{sum}");
     assert!(sum["counts"].get("AZSM2048").is_none(), "{sum}");
 }
+
+#[test]
+fn validate_probes_an_sftp_target_that_does_not_exist_yet_and_leaves_nothing() {
+    let s = servers();
+    let dir = tempfile::tempdir().unwrap();
+    let (src, state) = (dir.path().join("src"), dir.path().join("state"));
+    write(&src.join("a.txt"), b"a");
+    let sub = unique("validate");
+    let url = s.sftp_url(&format!("{sub}/new/share"));
+    let out = run(s
+        .godwit()
+        .arg("validate")
+        .arg(&src)
+        .arg(&url)
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("--json"));
+    let sum = summary(&out);
+    assert_eq!(out.status.code(), Some(0), "{sum}");
+    assert_eq!(sum["validation"]["target_writable"], true, "{sum}");
+    // The target's folder is there as a copy would make it, and empty: no probe is left.
+    let made = s.sftp_root.join(&sub).join("new/share");
+    assert_eq!(
+        std::fs::read_dir(&made).unwrap().count(),
+        0,
+        "{}",
+        made.display()
+    );
+}
