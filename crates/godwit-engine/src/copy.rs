@@ -690,7 +690,11 @@ fn handle(ctx: &Ctx<'_>, event: Event, progress: &Progress, out: &mut Vec<Msg>) 
             return;
         }
         Event::Entry(entry) => {
-            if entry.kind == EntryKind::Dir && ctx.metadata.is_some() && !entry.rel.is_empty() {
+            let folders_held = ctx
+                .metadata
+                .as_ref()
+                .is_some_and(|c| !c.target.no_folders());
+            if entry.kind == EntryKind::Dir && folders_held && !entry.rel.is_empty() {
                 // Its permissions are set once its files are in (see metadata.rs).
                 out.push(Msg::Folder(entry.rel));
                 return;

@@ -22,6 +22,17 @@ const NAMES_TAKEN: TableDefinition<&[u8], &[u8]> = TableDefinition::new("target-
 /// A table of its own, so that indexes written before it read as "nothing carried yet".
 const PERMS: TableDefinition<&[u8], u64> = TableDefinition::new("permissions-set");
 
+/// Creates every table of an index that does not have it yet, in one transaction.
+fn create_tables(db: &Database) -> Result<(), redb::Error> {
+    let txn = db.begin_write()?;
+    for table in [FILES, TARGET, NAMES, NAMES_TAKEN] {
+        txn.open_table(table)?;
+    }
+    txn.open_table(PERMS)?;
+    txn.commit()?;
+    Ok(())
+}
+
 /// Which table a deletion scan compares with the source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Known {
@@ -140,17 +151,9 @@ impl Index {
             path: shown,
             id: NEXT_INDEX.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         };
-        // Make sure the tables exist, so that readers never meet a missing one.
-        let create = || -> Result<(), redb::Error> {
-            let txn = index.db.begin_write()?;
-            for table in [FILES, TARGET, NAMES, NAMES_TAKEN] {
-                txn.open_table(table)?;
-            }
-            txn.open_table(PERMS)?;
-            txn.commit()?;
-            Ok(())
-        };
-        create().map_err(|e| index.error(Code::DISK_HASH_CREATE_ERROR, &e))?;
+        // Make sure the tables exist (an index from an older version may lack one), so that
+        // readers never meet a missing one.
+        create_tables(&index.db).map_err(|e| index.error(Code::DISK_HASH_CREATE_ERROR, &e))?;
         Ok(index)
     }
 
@@ -166,16 +169,7 @@ impl Index {
                 .set_cache_size(CACHE_BYTES)
                 .create(&tmp)
                 .map_err(|e| e.to_string())?;
-            let init = || -> Result<(), redb::Error> {
-                let txn = db.begin_write()?;
-                for table in [FILES, TARGET, NAMES, NAMES_TAKEN] {
-                    txn.open_table(table)?;
-                }
-                txn.open_table(PERMS)?;
-                txn.commit()?;
-                Ok(())
-            };
-            init().map_err(|e| e.to_string())?;
+            create_tables(&db).map_err(|e| e.to_string())?;
         }
         std::fs::rename(&tmp, path).map_err(|e| crate::error::reason(&e))?;
         if let Some(dir) = path.parent()
@@ -434,6 +428,16 @@ impl Index {
             })
         };
         look().map_err(|e| self.error(Code::DISK_HASH_LOAD_ERROR, &e))
+    }
+
+    /// [`perms_reusing`](Self::perms_reusing) with a read of its own, for a thread that
+    /// outlives the run.
+    pub fn perms_of(&self, rel: &[u8]) -> Result<Option<u64>, JobError> {
+        let get = || -> Result<Option<u64>, redb::Error> {
+            let txn = self.db.begin_read()?;
+            Ok(txn.open_table(PERMS)?.get(rel)?.map(|v| v.value()))
+        };
+        get().map_err(|e| self.error(Code::DISK_HASH_LOAD_ERROR, &e))
     }
 
     /// Whether the index holds permissions carried with the data.

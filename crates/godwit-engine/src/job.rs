@@ -166,19 +166,8 @@ fn validate_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError
     let target_location = target_of(spec)?;
     let source = Side::open(&spec.source, "source")?;
     let target = Side::open(target_location, "target")?;
-    let scan = ScanOptions {
-        profile: TargetProfile::chosen(o.target_profile, target.kind()),
-        filter: crate::filter::Filter::new(&o.filters)?,
-        links: o.links,
-        max_folder_entries: o
-            .max_folder_entries
-            .map_or(50_000, |n| usize::try_from(n).unwrap_or(usize::MAX)),
-        threads: 2,
-    };
-    let limits = godwit_spec::split::Limits {
-        files: o.job_max_files.unwrap_or(50_000_000),
-        bytes: o.job_max_bytes.unwrap_or(1 << 50),
-    };
+    let scan = scan_options(o, target.kind())?;
+    let limits = job_limits(o);
     let migration = Migration::open(&spec.state_dir, &spec.source, Some(target_location))?;
     let run = migration.new_run(spec.command.as_str())?;
     control.started(&run);
@@ -255,10 +244,7 @@ fn simulate_scan_job(spec: &JobSpec, control: &Control) -> Result<JobReport, Job
     let o = &spec.options;
     let source = Side::open(&spec.source, "source")?;
     let options = crate::plan::PlanOptions {
-        limits: godwit_spec::split::Limits {
-            files: o.job_max_files.unwrap_or(50_000_000),
-            bytes: o.job_max_bytes.unwrap_or(1 << 50),
-        },
+        limits: job_limits(o),
         filter: crate::filter::Filter::new(&o.filters)?,
         follow_links: o.links == godwit_spec::Links::Follow,
     };
@@ -1015,15 +1001,7 @@ fn scan_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError> {
         .target
         .as_ref()
         .map_or(StoreKind::Local, Location::kind);
-    let options = ScanOptions {
-        profile: TargetProfile::chosen(o.target_profile, target_kind),
-        filter: crate::filter::Filter::new(&o.filters)?,
-        links: o.links,
-        max_folder_entries: o
-            .max_folder_entries
-            .map_or(50_000, |n| usize::try_from(n).unwrap_or(usize::MAX)),
-        threads: 2,
-    };
+    let options = scan_options(o, target_kind)?;
     let migration = Migration::open(&spec.state_dir, &spec.source, None)?;
     let run = migration.new_run("scan")?;
     control.started(&run);
@@ -1060,6 +1038,29 @@ fn scan_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError> {
     }
     summary.end(error.as_ref(), control.is_stopped(), false);
     finish(summary, &run, report)
+}
+
+/// How a scan (or a validation's scan) reads the source: the target's profile, the filters,
+/// links, the folder entry limit (50,000 by default).
+fn scan_options(o: &godwit_spec::JobOptions, target: StoreKind) -> Result<ScanOptions, JobError> {
+    Ok(ScanOptions {
+        profile: TargetProfile::chosen(o.target_profile, target),
+        filter: crate::filter::Filter::new(&o.filters)?,
+        links: o.links,
+        max_folder_entries: o
+            .max_folder_entries
+            .map_or(50_000, |n| usize::try_from(n).unwrap_or(usize::MAX)),
+        threads: 2,
+    })
+}
+
+/// The job limits of a simulated scan or a validation: the options', else the defaults.
+fn job_limits(o: &godwit_spec::JobOptions) -> godwit_spec::split::Limits {
+    let d = godwit_spec::split::Limits::DEFAULT;
+    godwit_spec::split::Limits {
+        files: o.job_max_files.unwrap_or(d.files),
+        bytes: o.job_max_bytes.unwrap_or(d.bytes),
+    }
 }
 
 /// Scans `source` with the inventory written into the run folder.

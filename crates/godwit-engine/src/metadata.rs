@@ -194,7 +194,8 @@ pub(crate) fn unchanged(ctx: &Ctx<'_>, c: &Carrier<'_>, target: &[u8], mut done:
 
 /// After the files: the permissions of every folder the run met (the root too), set where
 /// they differ from what the index says was set. Each folder set is recorded as AZSM2048;
-/// one refused as 7020 or 7030. An object store has no folders: nothing to do there.
+/// one refused as 7020 or 7030. An object store has no folders: nothing to do there (and the
+/// walk lists none).
 pub(crate) fn folders(
     c: &Carrier<'_>,
     index: &Index,
@@ -205,6 +206,9 @@ pub(crate) fn folders(
     stop: &std::sync::atomic::AtomicBool,
 ) -> Result<(), JobError> {
     let list = run.dir.join(FOLDERS_FILE);
+    if c.target.no_folders() {
+        return Ok(());
+    }
     let mut paths: Box<dyn Iterator<Item = Vec<u8>>> = Box::new(std::iter::once(Vec::new()));
     if let Ok(f) = std::fs::File::open(&list) {
         let lines = BufReader::new(f)
@@ -226,22 +230,19 @@ pub(crate) fn folders(
         if stop.load(std::sync::atomic::Ordering::Relaxed) {
             break;
         }
-        if matches!(c.target, PermsTarget::Object { .. }) {
-            break;
-        }
         let record = match c.wanted(&rel) {
             Err(r) => Some(CopyRecord::new(&rel, 0, r.code, &[("reason", &r.reason)])),
+            // This thread outlives the run: a fresh read, not the transfer threads' reused one.
+            Ok(w) if index.perms_of(&rel).ok().flatten() == Some(w.print) => None,
             Ok(w) => {
-                let known = index.perms_reusing(&rel).ok().flatten();
-                if known == Some(w.print) {
-                    None
-                } else if c.target.now(&at(&rel)).is_err() {
+                let there = at(&rel);
+                if c.target.now(&there).is_err() {
                     // Not at the target (nothing in it was copied): nothing to set.
                     None
                 } else if options.dry_run {
                     Some(CopyRecord::new(&rel, 0, Code::AZSM2048, &[]))
                 } else {
-                    match c.set(&at(&rel), &w) {
+                    match c.set(&there, &w) {
                         Ok(()) => {
                             prints.push((rel.clone(), Some(w.print)));
                             Some(CopyRecord::new(&rel, 0, Code::AZSM2048, &[]))

@@ -594,26 +594,35 @@ fn from_metadata(m: opendal::UserMetadata<'_>) -> Meta {
     }
 }
 
+/// How an object store's metadata is written, and the target's prefix in it; 724 when
+/// godwit cannot write it there.
+fn object_writer(r: &crate::store::Remote) -> Result<(MetadataWriter<'_>, &str), JobError> {
+    match (&r.s3, &r.azure) {
+        (Some(s3), _) => crate::uploads::Client::new(s3)
+            .map(|c| (MetadataWriter::S3(c), s3.prefix.as_str()))
+            .ok_or_else(|| {
+                JobError::config(
+                    "permissions to S3 are written with the object's metadata, which needs \
+                     static credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+                )
+            }),
+        (None, Some(az)) => Ok((MetadataWriter::Azure(az), az.prefix.as_str())),
+        (None, None) => Err(JobError::config(&format!(
+            "permissions cannot be set at {}: an Azure Blob target needs the account's key \
+             (AZURE_STORAGE_CONNECTION_STRING with an AccountKey, or AZURE_STORAGE_ACCOUNT \
+             and AZURE_STORAGE_KEY), and an in-memory store holds none",
+            r.shown
+        ))),
+    }
+}
+
 impl<'a> PermsTarget<'a> {
     /// Refuses (724) a target permissions cannot be set at: object metadata needs the
     /// store's own static credentials. Checked before a run starts.
     pub fn check(target: &crate::backend::Side) -> Result<(), JobError> {
-        let crate::backend::Side::Remote(r) = target else {
-            return Ok(());
-        };
-        match (&r.sftp, &r.s3, &r.azure) {
-            (Some(_), _, _) | (None, None, Some(_)) => Ok(()),
-            (None, Some(s3), _) if s3.keys.is_some() => Ok(()),
-            (None, Some(_), _) => Err(JobError::config(
-                "permissions to S3 are written with the object's metadata, which needs \
-                 static credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
-            )),
-            (None, None, None) => Err(JobError::config(&format!(
-                "permissions cannot be set at {}: an Azure Blob target needs the account's key \
-                 (AZURE_STORAGE_CONNECTION_STRING with an AccountKey, or AZURE_STORAGE_ACCOUNT \
-                 and AZURE_STORAGE_KEY), and an in-memory store holds none",
-                r.shown
-            ))),
+        match target {
+            crate::backend::Side::Remote(r) if r.sftp.is_none() => object_writer(r).map(|_| ()),
+            _ => Ok(()),
         }
     }
 
@@ -624,30 +633,21 @@ impl<'a> PermsTarget<'a> {
         rt: Option<&tokio::runtime::Runtime>,
     ) -> Result<PermsTarget<'a>, JobError> {
         use crate::backend::Side;
-        Self::check(target)?;
         let (r, rt) = match (target, rt) {
             (Side::Local(root), _) => return Ok(PermsTarget::Local(root)),
             (Side::Remote(r), Some(rt)) => (r, rt.handle().clone()),
             (Side::Remote(r), None) => return Err(crate::store::no_runtime(r)),
         };
-        let object = |client, prefix: &str| PermsTarget::Object {
+        if let Some(sftp) = &r.sftp {
+            return Ok(PermsTarget::Sftp { sftp, rt });
+        }
+        let (client, prefix) = object_writer(r)?;
+        Ok(PermsTarget::Object {
             remote: r,
             client,
             prefix: prefix.to_string(),
-            rt: rt.clone(),
-        };
-        match (&r.sftp, &r.s3, &r.azure) {
-            (Some(sftp), _, _) => Ok(PermsTarget::Sftp {
-                sftp,
-                rt: rt.clone(),
-            }),
-            (None, Some(s3), _) => match crate::uploads::Client::new(s3) {
-                Some(client) => Ok(object(MetadataWriter::S3(client), &s3.prefix)),
-                None => Err(crate::store::no_runtime(r)),
-            },
-            (None, None, Some(az)) => Ok(object(MetadataWriter::Azure(az), &az.prefix)),
-            (None, None, None) => Err(crate::store::no_runtime(r)),
-        }
+            rt,
+        })
     }
 
     /// What the target holds at `rel` now; the reason when it cannot be read.
@@ -697,7 +697,7 @@ impl<'a> PermsTarget<'a> {
     }
 
     /// Whether the target has nothing to hold a folder's permissions (an object store).
-    fn no_folders(&self) -> bool {
+    pub(crate) fn no_folders(&self) -> bool {
         matches!(self, PermsTarget::Object { .. })
     }
 

@@ -37,6 +37,9 @@ pub struct AppState {
 }
 
 /// The control plane's limits on work (seed 000's 628, 629 and 640).
+/// The job limits an agent's simulated scan and validation use when given none.
+const DEFAULT_JOB: godwit_spec::split::Limits = godwit_spec::split::Limits::DEFAULT;
+
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// Migrations with a command not yet over, at once (628).
@@ -54,8 +57,8 @@ impl Limits {
         use godwit_spec::env::count;
         Ok(Limits {
             max_active_migrations: count("GODWIT_MAX_ACTIVE_MIGRATIONS", 100)?,
-            job_max_files: count("GODWIT_JOB_MAX_FILES", 50_000_000)?,
-            job_max_bytes: count("GODWIT_JOB_MAX_BYTES", 1 << 50)?,
+            job_max_files: count("GODWIT_JOB_MAX_FILES", DEFAULT_JOB.files as i64)?,
+            job_max_bytes: count("GODWIT_JOB_MAX_BYTES", DEFAULT_JOB.bytes as i64)?,
         })
     }
 }
@@ -118,8 +121,8 @@ impl Settings {
             auth_failures: limit::Limiter::failures(30.0),
             limits: Limits {
                 max_active_migrations: 100,
-                job_max_files: 50_000_000,
-                job_max_bytes: 1 << 50,
+                job_max_files: DEFAULT_JOB.files as i64,
+                job_max_bytes: DEFAULT_JOB.bytes as i64,
             },
             hub: hub::Hub::new(std::time::Duration::from_secs(30)),
         }

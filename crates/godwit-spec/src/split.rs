@@ -47,6 +47,15 @@ pub struct Limits {
     pub bytes: u64,
 }
 
+impl Limits {
+    /// The job limits when none are given: 50 million files, 1 PiB (the control plane's own
+    /// defaults, 629 and 640).
+    pub const DEFAULT: Limits = Limits {
+        files: 50_000_000,
+        bytes: 1 << 50,
+    };
+}
+
 /// A part of the tree that goes to one job whole.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Piece {

@@ -15,7 +15,7 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<ExitStatus> {
     let spec = || -> Result<JobSpec, godwit_engine::JobError> {
         let mut options = shared::filter_options(&args.filters)?;
         options.job_max_files = args.max_job_files;
-        options.job_max_bytes = job_size(args.max_job_size.as_deref())?;
+        options.job_max_bytes = shared::job_size(args.max_job_size.as_deref())?;
         Ok(JobSpec {
             command: CommandKind::SimulateScan,
             source: shared::location(&args.source)?,
@@ -34,19 +34,6 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<ExitStatus> {
         Ok(spec) => job::run(&spec, out),
         Err(e) => report(&e),
     })
-}
-
-/// `--max-job-size SIZE` in bytes (at least 1), refused with the flag's words.
-pub fn job_size(size: Option<&str>) -> Result<Option<u64>, godwit_engine::JobError> {
-    let Some(size) = size else { return Ok(None) };
-    let bytes = godwit_spec::filter::parse_size("--max-job-size", size)
-        .map_err(|e| godwit_engine::JobError::config(&e.message))?;
-    if bytes == 0 {
-        return Err(godwit_engine::JobError::config(
-            "--max-job-size 0 leaves nothing to put in a job",
-        ));
-    }
-    Ok(Some(bytes))
 }
 
 /// The most include rules shown for one job; `--json` has them all.

@@ -196,3 +196,16 @@ impl Drop for StdinList {
         }
     }
 }
+
+/// `--max-job-size SIZE` in bytes (at least 1), refused with the flag's words.
+pub fn job_size(size: Option<&str>) -> Result<Option<u64>, godwit_engine::JobError> {
+    let Some(size) = size else { return Ok(None) };
+    let bytes = godwit_spec::filter::parse_size("--max-job-size", size)
+        .map_err(|e| godwit_engine::JobError::config(&e.message))?;
+    if bytes == 0 {
+        return Err(godwit_engine::JobError::config(
+            "--max-job-size 0 leaves nothing to put in a job",
+        ));
+    }
+    Ok(Some(bytes))
+}

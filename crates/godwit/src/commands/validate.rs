@@ -14,7 +14,7 @@ pub fn run(args: &ValidateArgs) -> anyhow::Result<ExitStatus> {
     let spec = || -> Result<JobSpec, godwit_engine::JobError> {
         let mut options = shared::filter_options(&args.filters)?;
         options.job_max_files = args.max_job_files;
-        options.job_max_bytes = crate::commands::plan::job_size(args.max_job_size.as_deref())?;
+        options.job_max_bytes = shared::job_size(args.max_job_size.as_deref())?;
         options.max_folder_entries = Some(args.max_folder_entries as u64);
         Ok(JobSpec {
             command: CommandKind::Validate,
