@@ -119,7 +119,23 @@ pub fn transfer(r: &JobReport) -> String {
             "  stopped before the end: run the same command again to resume."
         );
     }
-    if s.files_failed() > 0 {
+    // With --metadata, a file whose permissions were not set (7020, 7030) has its data at the
+    // target all the same.
+    let permissions_only: u64 = [
+        godwit_codes::Code::PERMISSION_TRANSLATION_ERROR,
+        godwit_codes::Code::PERMISSION_APPLY_FAILURE,
+    ]
+    .iter()
+    .filter_map(|c| s.counts.get(c))
+    .sum();
+    if permissions_only > 0 {
+        let _ = writeln!(
+            out,
+            "  {permissions_only} paths have their data at the target but not their permissions: \
+             see copylog.jsonl; the next true-up with --metadata sets them."
+        );
+    }
+    if s.files_failed() > permissions_only {
         let _ = writeln!(
             out,
             "  some files were not copied: see copylog.jsonl; `godwit explain CODE` says what to do."

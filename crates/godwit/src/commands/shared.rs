@@ -200,8 +200,11 @@ impl Drop for StdinList {
 /// `--max-job-size SIZE` in bytes (at least 1), refused with the flag's words.
 pub fn job_size(size: Option<&str>) -> Result<Option<u64>, godwit_engine::JobError> {
     let Some(size) = size else { return Ok(None) };
-    let bytes = godwit_spec::filter::parse_size("--max-job-size", size)
-        .map_err(|e| godwit_engine::JobError::config(&e.message))?;
+    let bytes = godwit_spec::filter::parse_size("--max-job-size", size).map_err(|_| {
+        godwit_engine::JobError::config(&format!(
+            "--max-job-size {size}: not a size such as 500G or 10T (K, M, G, T, P)"
+        ))
+    })?;
     if bytes == 0 {
         return Err(godwit_engine::JobError::config(
             "--max-job-size 0 leaves nothing to put in a job",
