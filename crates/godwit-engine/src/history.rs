@@ -223,7 +223,7 @@ mod tests {
     fn runs_are_listed_newest_first_and_a_killed_run_has_no_state() {
         let dir = tempfile::tempdir().unwrap();
         let src = crate::location::Location::Local("/src".into());
-        let m = crate::state::Migration::open(dir.path(), &src, None).unwrap();
+        let m = crate::state::Migration::open(dir.path(), &src, None, &[]).unwrap();
         let first = m.new_run("copy").unwrap();
         std::fs::write(
             first.dir.join("summary.json"),
@@ -240,7 +240,10 @@ mod tests {
         assert_eq!(listed[1].state.as_deref(), Some("SUCCEEDED"));
         assert_eq!(listed[1].files_failed, 1);
         drop(m);
-        let listed = runs(dir.path(), Some(&crate::state::migration_id(&src, None)));
+        let listed = runs(
+            dir.path(),
+            Some(&crate::state::migration_id(&src, None, &[])),
+        );
         assert_eq!(listed[0].state, None, "ended without a summary");
         assert!(runs(dir.path(), Some("other")).is_empty());
         assert_eq!(find_run(dir.path(), &first.id).unwrap(), first.dir);

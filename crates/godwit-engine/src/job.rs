@@ -168,7 +168,12 @@ fn validate_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError
     let target = Side::open(target_location, "target")?;
     let scan = scan_options(o, target.kind())?;
     let limits = job_limits(o);
-    let migration = Migration::open(&spec.state_dir, &spec.source, Some(target_location))?;
+    let migration = Migration::open(
+        &spec.state_dir,
+        &spec.source,
+        Some(target_location),
+        &spec.options.filters.include,
+    )?;
     let run = migration.new_run(spec.command.as_str())?;
     control.started(&run);
     write_sides(&run, &spec.source, target_location, o);
@@ -214,8 +219,12 @@ fn validate_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError
 /// (AZSM1048). Finalizing again finds it finalized and changes nothing more.
 fn finalize_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError> {
     let target_location = target_of(spec)?;
-    let migration =
-        Migration::open_even_finalized(&spec.state_dir, &spec.source, Some(target_location))?;
+    let migration = Migration::open_even_finalized(
+        &spec.state_dir,
+        &spec.source,
+        Some(target_location),
+        &spec.options.filters.include,
+    )?;
     let run = migration.new_run(spec.command.as_str())?;
     control.started(&run);
     write_sides(&run, &spec.source, target_location, &spec.options);
@@ -253,7 +262,7 @@ fn simulate_scan_job(spec: &JobSpec, control: &Control) -> Result<JobReport, Job
             "the job limits must be at least 1 file and 1 byte",
         ));
     }
-    let migration = Migration::open(&spec.state_dir, &spec.source, None)?;
+    let migration = Migration::open(&spec.state_dir, &spec.source, None, &[])?;
     let run = migration.new_run(spec.command.as_str())?;
     control.started(&run);
     let mut summary = Summary::start(
@@ -312,6 +321,7 @@ fn write_sides(run: &Run, source: &Location, target: &Location, o: &JobOptions) 
         target: target.to_string(),
         compare_target: o.compare == godwit_spec::Compare::Target,
         backup_dir: o.backup_dir.clone(),
+        include: o.filters.include.clone(),
     };
     let _ = std::fs::write(
         run.dir.join(JOB_FILE),
@@ -348,7 +358,12 @@ fn transfer_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError
         crate::perms::PermsTarget::check(&target)?;
     }
     options.estimate = crate::precheck::last_scan(&spec.state_dir, &spec.source);
-    let migration = Migration::open(&spec.state_dir, &spec.source, Some(target_location))?;
+    let migration = Migration::open(
+        &spec.state_dir,
+        &spec.source,
+        Some(target_location),
+        &spec.options.filters.include,
+    )?;
     let reviewed = match &spec.reviewed_run {
         Some(id) if spec.command == CommandKind::Sync => {
             Some((id.clone(), reviewed_dir(spec, &migration, id)?))
@@ -573,7 +588,12 @@ fn confirm_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError>
     );
     let source = Side::open(&src_location, "source")?;
     let target = Side::open(&dst_location, "target")?;
-    let migration = Migration::open(&spec.state_dir, &src_location, Some(&dst_location))?;
+    let migration = Migration::open(
+        &spec.state_dir,
+        &src_location,
+        Some(&dst_location),
+        &sides.include,
+    )?;
     // The paused run's backup folder, if it had one: its deletions are kept there too.
     let backup = sides
         .backup_dir
@@ -582,10 +602,11 @@ fn confirm_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError>
         .transpose()?;
     let run = migration.new_run("confirm")?;
     control.started(&run);
-    let options = JobOptions {
+    let mut options = JobOptions {
         backup_dir: sides.backup_dir.clone(),
         ..spec.options.clone()
     };
+    options.filters.include = sides.include.clone();
     write_sides(&run, &src_location, &dst_location, &options);
     let mut summary = Summary::start(
         CommandKind::Confirm,
@@ -678,7 +699,12 @@ fn undo_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError> {
         Location::parse(&sides.source)?,
         Location::parse(&sides.target)?,
     );
-    let migration = Migration::open(&spec.state_dir, &src_location, Some(&dst_location))?;
+    let migration = Migration::open(
+        &spec.state_dir,
+        &src_location,
+        Some(&dst_location),
+        &sides.include,
+    )?;
     if spec.target.is_some() && spec.target.as_ref() != Some(&dst_location) {
         return Err(JobError::config(&format!(
             "run {id} belongs to another migration (to {dst_location})"
@@ -688,7 +714,9 @@ fn undo_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError> {
     let target = Side::open(&dst_location, "target")?;
     let run = migration.new_run("undo")?;
     control.started(&run);
-    write_sides(&run, &src_location, &dst_location, &spec.options);
+    let mut options = spec.options.clone();
+    options.filters.include = sides.include.clone();
+    write_sides(&run, &src_location, &dst_location, &options);
     let mut summary = Summary::start(
         CommandKind::Undo,
         &migration.id,
@@ -752,18 +780,27 @@ fn permissions_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobEr
         filter: crate::filter::Filter::new(&o.filters)?,
         simulation: None,
     };
-    let migration =
-        Migration::open(&spec.state_dir, &spec.source, Some(target_location)).map_err(|e| {
-            if e.code == Code::MIGRATION_LOCK_ERROR {
-                let id = crate::state::migration_id(&spec.source, Some(target_location));
-                JobError::new(
-                    Code::PERMISSION_MIGRATION_IN_PROGRESS,
-                    &[("migration_id", &id)],
-                )
-            } else {
-                e
-            }
-        })?;
+    let migration = Migration::open(
+        &spec.state_dir,
+        &spec.source,
+        Some(target_location),
+        &spec.options.filters.include,
+    )
+    .map_err(|e| {
+        if e.code == Code::MIGRATION_LOCK_ERROR {
+            let id = crate::state::migration_id(
+                &spec.source,
+                Some(target_location),
+                &spec.options.filters.include,
+            );
+            JobError::new(
+                Code::PERMISSION_MIGRATION_IN_PROGRESS,
+                &[("migration_id", &id)],
+            )
+        } else {
+            e
+        }
+    })?;
     let index = existing_index(&migration)?;
     options.simulation = Some(migration.dir.join(crate::perms::SIMULATION_FILE));
     let run = migration.new_run(spec.command.as_str())?;
@@ -847,7 +884,12 @@ fn verify_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError> 
     let target_location = target_of(spec)?;
     let source = Side::open(&spec.source, "source")?;
     let target = Side::open(target_location, "target")?;
-    let migration = Migration::open(&spec.state_dir, &spec.source, Some(target_location))?;
+    let migration = Migration::open(
+        &spec.state_dir,
+        &spec.source,
+        Some(target_location),
+        &spec.options.filters.include,
+    )?;
     let index = existing_index(&migration)?;
     if o.use_index && index.is_none() {
         return Err(JobError::config(
@@ -944,7 +986,12 @@ fn speed_test_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobErr
         }
         None => crate::precheck::last_scan(&spec.state_dir, &spec.source),
     };
-    let migration = Migration::open(&spec.state_dir, &spec.source, Some(target_location))?;
+    let migration = Migration::open(
+        &spec.state_dir,
+        &spec.source,
+        Some(target_location),
+        &spec.options.filters.include,
+    )?;
     let run = migration.new_run("speed-test")?;
     control.started(&run);
     let mut summary = Summary::start(
@@ -1002,7 +1049,7 @@ fn scan_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError> {
         .as_ref()
         .map_or(StoreKind::Local, Location::kind);
     let options = scan_options(o, target_kind)?;
-    let migration = Migration::open(&spec.state_dir, &spec.source, None)?;
+    let migration = Migration::open(&spec.state_dir, &spec.source, None, &[])?;
     let run = migration.new_run("scan")?;
     control.started(&run);
     let mut summary = Summary::start(
@@ -1104,7 +1151,7 @@ fn sanitize_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError
         .map_or(StoreKind::Local, Location::kind);
     let profile = TargetProfile::chosen(o.target_profile, target_kind);
     let apply = o.sanitize == SanitizeMode::InPlace && !o.dry_run;
-    let migration = Migration::open(&spec.state_dir, &spec.source, None)?;
+    let migration = Migration::open(&spec.state_dir, &spec.source, None, &[])?;
     let run = migration.new_run("sanitize")?;
     control.started(&run);
     let mut summary = Summary::start(

@@ -33,13 +33,31 @@ pub fn private_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 /// The id of the migration of `source` to `target`: derived from the two, so the same command
-/// finds the same migration.
-pub fn migration_id(source: &Location, target: Option<&Location>) -> String {
-    let key = format!(
+/// finds the same migration. `include`: the include rules that cut a job out of a larger
+/// source (a plan's jobs share their source and target): each such job is a migration of its
+/// own, with its own index, lock and runs. Their order does not matter; without any, the id
+/// is the one godwit always gave.
+pub fn migration_id(source: &Location, target: Option<&Location>, include: &[String]) -> String {
+    let mut key = format!(
         "{source}\0{}",
         target.map(|t| t.to_string()).unwrap_or_default()
     );
+    let scope = scope_of(include);
+    if !scope.is_empty() {
+        key.push('\0');
+        key.push_str(&scope);
+    }
     format!("{:016x}", xxhash_rust::xxh3::xxh3_64(key.as_bytes()))
+}
+
+/// A job's include rules as one text, whatever their order: sorted, each once, one a line.
+/// Empty when there are none. The control plane keeps the same text to tell a plan's jobs
+/// apart.
+pub fn scope_of(include: &[String]) -> String {
+    let mut rules: Vec<&str> = include.iter().map(String::as_str).collect();
+    rules.sort_unstable();
+    rules.dedup();
+    rules.join("\n")
 }
 
 /// One migration's folder under the state directory, locked for as long as this value lives.
@@ -58,8 +76,9 @@ impl Migration {
         state_dir: &Path,
         source: &Location,
         target: Option<&Location>,
+        include: &[String],
     ) -> Result<Self, JobError> {
-        let m = Self::open_even_finalized(state_dir, source, target)?;
+        let m = Self::open_even_finalized(state_dir, source, target, include)?;
         if let Some(run) = m.finalized_by() {
             return Err(JobError::new(
                 Code::GODWIT_JLSTATUS_MIGRATION_FINALIZED,
@@ -146,8 +165,9 @@ impl Migration {
         state_dir: &Path,
         source: &Location,
         target: Option<&Location>,
+        include: &[String],
     ) -> Result<Self, JobError> {
-        let id = migration_id(source, target);
+        let id = migration_id(source, target, include);
         let dir = state_dir.join("migrations").join(&id);
         let path = dir.display().to_string();
         private_dir(&dir).map_err(|e| {
@@ -278,6 +298,9 @@ pub struct JobSides {
     /// deletions keeps them there too).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_dir: Option<String>,
+    /// The include rules that cut the job out of its source: part of its migration's id.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<String>,
 }
 
 /// The folder of run `run_id` under any migration of `state_dir`, if it paused for review.
@@ -308,7 +331,7 @@ mod tests {
     #[test]
     fn regression_runs_started_in_the_same_second_get_folders_of_their_own() {
         let dir = tempfile::tempdir().unwrap();
-        let m = Migration::open(dir.path(), &Location::Local("/src".into()), None).unwrap();
+        let m = Migration::open(dir.path(), &Location::Local("/src".into()), None, &[]).unwrap();
         let runs: Vec<Run> = (0..3).map(|_| m.new_run("copy").unwrap()).collect();
         assert_ne!(runs[0].id, runs[1].id);
         assert_ne!(runs[1].id, runs[2].id);

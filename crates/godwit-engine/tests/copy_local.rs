@@ -54,6 +54,7 @@ fn run_copy(s: &Setup, o: &CopyOptions) -> (CopyOutcome, Vec<serde_json::Value>)
         &s.state,
         &Location::Local(s.src.clone()),
         Some(&Location::Local(s.dst.clone())),
+        &[],
     )
     .unwrap();
     let run = m.new_run("copy").unwrap();
@@ -172,6 +173,7 @@ fn after_an_interrupted_run_files_already_at_the_target_are_not_sent_again() {
         &s.state,
         &Location::Local(s.src.clone()),
         Some(&Location::Local(s.dst.clone())),
+        &[],
     )
     .unwrap();
     fs::write(m.dir.join("copy-running"), "killed-run").unwrap();
@@ -374,7 +376,7 @@ fn a_dry_run_writes_nothing() {
 fn a_target_inside_the_source_is_refused() {
     let s = setup();
     write(&s.src.join("f"), b"abc");
-    let m = Migration::open(&s.state, &Location::Local(s.src.clone()), None).unwrap();
+    let m = Migration::open(&s.state, &Location::Local(s.src.clone()), None, &[]).unwrap();
     let run = m.new_run("copy").unwrap();
     let inner = s.src.join("copy");
     let e = copy_local(
@@ -394,8 +396,8 @@ fn a_target_inside_the_source_is_refused() {
 fn a_second_process_on_the_same_migration_gets_1160() {
     let s = setup();
     let loc = Location::Local(s.src.clone());
-    let _held = Migration::open(&s.state, &loc, None).unwrap();
-    let e = Migration::open(&s.state, &loc, None).unwrap_err();
+    let _held = Migration::open(&s.state, &loc, None, &[]).unwrap();
+    let e = Migration::open(&s.state, &loc, None, &[]).unwrap_err();
     assert_eq!(e.code, Code::MIGRATION_LOCK_ERROR);
     assert!(
         e.message.contains(&std::process::id().to_string()),

@@ -508,6 +508,9 @@ pub struct FinalizeArgs {
     pub source: String,
     /// Its target.
     pub target: String,
+    /// The include rules of a job cut out of its source (a plan's job), as given to its copy.
+    #[arg(long, value_name = "GLOB")]
+    pub include: Vec<String>,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -606,6 +609,10 @@ pub struct RunsArgs {
     /// target).
     pub source: Option<String>,
     pub target: Option<String>,
+    /// The include rules of a job cut out of its source (a plan's job), as given to its copy:
+    /// each such job is a migration of its own.
+    #[arg(long, value_name = "GLOB", requires = "source")]
+    pub include: Vec<String>,
     /// Show at most N runs (0: all).
     #[arg(long, value_name = "N", default_value_t = 50)]
     pub limit: usize,

@@ -65,15 +65,40 @@ fn a_plan_splits_the_source_and_its_jobs_copy_every_file_once() {
         assert!(job["files"].as_u64().unwrap() <= 700 || alone, "{job}");
     }
 
-    // Each job copied on its own, with its rules: every file arrives once.
-    let mut copied = 0;
-    for job in jobs {
+    // Each job copied on its own, with its rules: every file arrives once. Each job is a
+    // migration of its own (its include rules are part of its id): two at the same time both
+    // run, where one shared migration would refuse the second with its lock.
+    let job_cmd = |command: &str, job: &serde_json::Value| {
         let mut cmd = godwit();
-        cmd.arg("copy").arg(&d.src).arg(&d.dst);
+        cmd.arg(command).arg(&d.src).arg(&d.dst);
         for rule in job["include"].as_array().unwrap() {
             cmd.args(["--include", rule.as_str().unwrap()]);
         }
-        let out = run(cmd.args(["--json", "--state-dir"]).arg(&d.state));
+        cmd.args(["--json", "--state-dir"]).arg(&d.state);
+        cmd
+    };
+    let together: Vec<_> = jobs[..2]
+        .iter()
+        .map(|job| {
+            job_cmd("copy", job)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut outs = together
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect::<Vec<_>>()
+        .into_iter();
+    let mut copied = 0;
+    for (i, job) in jobs.iter().enumerate() {
+        let out = if i < 2 {
+            outs.next().unwrap()
+        } else {
+            run(&mut job_cmd("copy", job))
+        };
         let sum = summary(&out);
         assert_eq!(out.status.code(), Some(0), "{sum}");
         assert_eq!(
@@ -89,6 +114,37 @@ fn a_plan_splits_the_source_and_its_jobs_copy_every_file_once() {
     }
     assert_eq!(copied, total);
     assert_same_tree(&d.src, &d.dst);
+
+    // A true-up of the first job finds its own files unchanged from its own index (another
+    // job's run did not rewrite it) and deletes nothing of the other jobs' files.
+    let out = run(job_cmd("sync", &jobs[0]).arg("--delete"));
+    let sum = summary(&out);
+    assert_eq!(out.status.code(), Some(0), "{sum}");
+    assert_eq!(
+        sum["counts"]["AZSM2041"].as_u64(),
+        jobs[0]["files"].as_u64(),
+        "{sum}"
+    );
+    // The rest is the other jobs' files, left out by the rules (AZSM2001), none deleted.
+    let codes: Vec<&String> = sum["counts"].as_object().unwrap().keys().collect();
+    assert_eq!(codes, ["AZSM2001", "AZSM2041"], "{sum}");
+    assert_eq!(sum["true_up"]["deleted"], 0, "{sum}");
+    assert_same_tree(&d.src, &d.dst);
+    // `godwit runs` finds a job's runs by its rules.
+    let mut runs = godwit();
+    runs.arg("runs").arg(&d.src).arg(&d.dst);
+    for rule in jobs[0]["include"].as_array().unwrap() {
+        runs.args(["--include", rule.as_str().unwrap()]);
+    }
+    let out = run(runs.args(["--json", "--state-dir"]).arg(&d.state));
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let commands: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["command"].as_str().unwrap_or("?"))
+        .collect();
+    assert_eq!(commands.len(), 2, "{listed}");
 }
 
 #[test]

@@ -13,11 +13,13 @@ use crate::exit::ExitStatus;
 
 pub fn run(args: &FinalizeArgs) -> anyhow::Result<ExitStatus> {
     let spec = || -> Result<JobSpec, godwit_engine::JobError> {
+        let mut options = JobOptions::default();
+        options.filters.include = args.include.clone();
         Ok(JobSpec {
             command: CommandKind::Finalize,
             source: shared::location(&args.source)?,
             target: Some(shared::location(&args.target)?),
-            options: JobOptions::default(),
+            options,
             reviewed_run: None,
             state_dir: shared::state_dir(&args.state),
         })

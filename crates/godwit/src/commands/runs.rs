@@ -25,7 +25,11 @@ pub fn run(args: &RunsArgs) -> anyhow::Result<ExitStatus> {
                 Ok(t) => t,
                 Err(e) => return Ok(report_error(&e)),
             };
-            Some(godwit_engine::state::migration_id(&source, target.as_ref()))
+            Some(godwit_engine::state::migration_id(
+                &source,
+                target.as_ref(),
+                &args.include,
+            ))
         }
         None => None,
     };
