@@ -42,22 +42,12 @@ pub fn migration_id(source: &Location, target: Option<&Location>, include: &[Str
         "{source}\0{}",
         target.map(|t| t.to_string()).unwrap_or_default()
     );
-    let scope = scope_of(include);
+    let scope = godwit_spec::filter::scope_of(include);
     if !scope.is_empty() {
         key.push('\0');
         key.push_str(&scope);
     }
     format!("{:016x}", xxhash_rust::xxh3::xxh3_64(key.as_bytes()))
-}
-
-/// A job's include rules as one text, whatever their order: sorted, each once, one a line.
-/// Empty when there are none. The control plane keeps the same text to tell a plan's jobs
-/// apart.
-pub fn scope_of(include: &[String]) -> String {
-    let mut rules: Vec<&str> = include.iter().map(String::as_str).collect();
-    rules.sort_unstable();
-    rules.dedup();
-    rules.join("\n")
 }
 
 /// One migration's folder under the state directory, locked for as long as this value lives.

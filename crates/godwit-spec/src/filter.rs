@@ -290,6 +290,17 @@ fn compile_glob(pattern: &str, ignore_case: bool) -> Result<(globset::Glob, bool
     Ok((glob, dir_only))
 }
 
+/// A job's include rules as one text, whatever their order: sorted, each once, one a line;
+/// empty when there are none. A plan's jobs share their source and target and differ in these
+/// rules, so the engine puts them in a migration's id and the control plane in what makes a
+/// migration unique.
+pub fn scope_of(include: &[String]) -> String {
+    let mut rules: Vec<&str> = include.iter().map(String::as_str).collect();
+    rules.sort_unstable();
+    rules.dedup();
+    rules.join("\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

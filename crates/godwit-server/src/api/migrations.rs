@@ -184,19 +184,18 @@ pub async fn create_migration(
     if req.source.endpoint_id == req.target.endpoint_id && req.source.path == req.target.path {
         return Err(ApiError::invalid("target: the same place as the source"));
     }
+    // What it gives is its own; the rest comes from its project's settings.
     let m = state
         .store
-        .create_migration(
+        .create_migration_given(
             &req.project_id,
             req.agent_id.as_deref(),
             (&req.source.endpoint_id, &req.source.path),
             (&req.target.endpoint_id, &req.target.path),
             &options,
+            Some(&given),
         )
         .await?;
-    // What it gives is its own; the rest comes from its project's settings.
-    state.store.set_given_options(&m.id, &given).await?;
-    let m = state.store.get_migration(&m.id).await?;
     Ok((StatusCode::CREATED, Json(m)))
 }
 

@@ -48,7 +48,7 @@ fn migration_of(r: &AnyRow) -> Result<Migration, sqlx::Error> {
 }
 
 impl Store {
-    #[allow(clippy::too_many_arguments)]
+    /// A new migration whose options are all its own (see [`Store::create_migration_given`]).
     pub async fn create_migration(
         &self,
         project_id: &str,
@@ -57,10 +57,30 @@ impl Store {
         target: (&str, &str),
         options: &MigrationOptions,
     ) -> Result<Migration, DomainError> {
+        self.create_migration_given(project_id, agent_id, source, target, options, None)
+            .await
+    }
+
+    /// A new migration. `given`: its options as given, when what it does not give comes from
+    /// its project's settings. Its include rules are its scope: the same source path to the
+    /// same target path with the same rules (in any order) is a duplicate (505); a plan's jobs
+    /// differ in their rules.
+    pub async fn create_migration_given(
+        &self,
+        project_id: &str,
+        agent_id: Option<&str>,
+        source: (&str, &str),
+        target: (&str, &str),
+        options: &MigrationOptions,
+        given: Option<&serde_json::Map<String, serde_json::Value>>,
+    ) -> Result<Migration, DomainError> {
         let id = new_id();
         let options_text = serde_json::to_string(options).unwrap_or_else(|_| "{}".into());
+        let given = given.map(|g| serde_json::to_string(g).unwrap_or_else(|_| "{}".into()));
+        let scope = godwit_spec::filter::scope_of(&options.filters.include);
         sqlx::query(&format!(
-            "INSERT INTO migrations ({MIGRATION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            "INSERT INTO migrations ({MIGRATION_COLUMNS}, given_options, scope) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         ))
         .bind(&id)
         .bind(project_id)
@@ -71,33 +91,52 @@ impl Store {
         .bind(target.1)
         .bind(&options_text)
         .bind(now_ms())
+        .bind(given)
+        .bind(&scope)
         .execute(&self.pool)
         .await
         .map_err(|e| match StoreFailure::from(e) {
             StoreFailure::Duplicate => DomainError::new(
                 Code::ERR_DUPLICATE_MIGRATION_ID,
-                &[("migration_id", &format!("{}:{} -> {}:{}", source.0, source.1, target.0, target.1))],
+                &[(
+                    "migration_id",
+                    &format!("{}:{} -> {}:{}", source.0, source.1, target.0, target.1),
+                )],
             )
-            .details("A migration of this source path to this target path exists already."),
+            .details(if scope.is_empty() {
+                "A migration of this source path to this target path exists already.".to_string()
+            } else {
+                "A migration of this source path to this target path with these include rules \
+                 exists already."
+                    .to_string()
+            }),
             StoreFailure::Failed(r) => failed(Code::DB_ERR_CREATE_DOC, "migration", "", &r),
         })?;
         self.get_migration(&id).await
     }
 
-    /// Records the options `id` was created with, as given (what it does not give, its
-    /// project's settings decide).
-    pub async fn set_given_options(
+    /// The migration of `source` to `target` with the include rules `scope`, if there is one.
+    pub async fn find_migration(
         &self,
-        id: &str,
-        given: &serde_json::Map<String, serde_json::Value>,
-    ) -> Result<(), DomainError> {
-        sqlx::query("UPDATE migrations SET given_options = $1 WHERE id = $2")
-            .bind(serde_json::to_string(given).unwrap_or_else(|_| "{}".into()))
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| failed(Code::DB_ERR_UPDATE_DOC, "migration", id, &e.to_string()))?;
-        Ok(())
+        source: (&str, &str),
+        target: (&str, &str),
+        scope: &str,
+    ) -> Result<Option<Migration>, DomainError> {
+        let row = sqlx::query(&format!(
+            "SELECT {MIGRATION_READ} WHERE m.source_endpoint = $1 AND m.source_path = $2 \
+             AND m.target_endpoint = $3 AND m.target_path = $4 AND m.scope = $5"
+        ))
+        .bind(source.0)
+        .bind(source.1)
+        .bind(target.0)
+        .bind(target.1)
+        .bind(scope)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| failed(Code::DB_ERR_GET_DOCS, "migrations", "", &e.to_string()))?;
+        row.map(|r| migration_of(&r))
+            .transpose()
+            .map_err(|e| failed(Code::DB_ERR_GET_DOCS, "migrations", "", &e.to_string()))
     }
 
     /// Migrations, all of them or those of one agent.

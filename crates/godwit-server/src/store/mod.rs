@@ -25,7 +25,42 @@ pub use endpoints::Endpoint;
 pub use projects::Project;
 pub use tokens::{AuditEntry, TokenRecord};
 
+/// The schema's versions, the same SQL on both databases ...
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// ... but for the few a database needs its own SQL for (version 10: SQLite cannot drop a
+/// UNIQUE constraint, PostgreSQL can).
+static SQLITE_ONLY: sqlx::migrate::Migrator = sqlx::migrate!("./migrations-sqlite");
+static POSTGRES_ONLY: sqlx::migrate::Migrator = sqlx::migrate!("./migrations-postgres");
+
+/// The migrations of `backend`, in version order.
+#[derive(Debug)]
+struct Schema(Vec<sqlx::migrate::Migration>);
+
+impl Schema {
+    fn of(backend: Backend) -> Schema {
+        let own = match backend {
+            Backend::Sqlite => &SQLITE_ONLY,
+            Backend::Postgres => &POSTGRES_ONLY,
+        };
+        let mut all: Vec<_> = MIGRATOR.iter().chain(own.iter()).cloned().collect();
+        all.sort_by_key(|m| m.version);
+        Schema(all)
+    }
+}
+
+impl sqlx::migrate::MigrationSource<'static> for Schema {
+    fn resolve(
+        self,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<
+                    Output = Result<Vec<sqlx::migrate::Migration>, sqlx::error::BoxDynError>,
+                > + Send,
+        >,
+    > {
+        Box::pin(async move { Ok(self.0) })
+    }
+}
 
 /// Which database is behind the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -119,8 +154,7 @@ impl Store {
                     .map_err(|e| e.to_string())?;
             }
         }
-        MIGRATOR
-            .run(&pool)
+        migrate(&pool, backend)
             .await
             .map_err(|e| format!("applying the schema migrations: {e}"))?;
         Ok(Store { pool, backend })
@@ -135,6 +169,40 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// Brings the schema up to date. On SQLite on one connection with foreign keys off, as SQLite
+/// documents for making a table again (a table's constraints cannot be changed in place), and
+/// the foreign keys checked before they are on again: a dangling reference stops the start.
+async fn migrate(pool: &AnyPool, backend: Backend) -> Result<(), String> {
+    let migrator = sqlx::migrate::Migrator::new(Schema::of(backend))
+        .await
+        .map_err(|e| e.to_string())?;
+    if backend == Backend::Postgres {
+        return migrator.run(pool).await.map_err(|e| e.to_string());
+    }
+    let mut conn = pool.acquire().await.map_err(|e| e.to_string())?;
+    sqlx::query("PRAGMA foreign_keys = OFF")
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    let ran = migrator.run_direct(&mut *conn).await.map_err(|e| e.to_string());
+    let dangling = sqlx::query("PRAGMA foreign_key_check")
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| e.to_string())?
+        .len();
+    sqlx::query("PRAGMA foreign_keys = ON")
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    ran?;
+    if dangling > 0 {
+        return Err(format!(
+            "{dangling} rows refer to rows that do not exist (PRAGMA foreign_key_check)"
+        ));
+    }
+    Ok(())
 }
 
 /// `url` without its password, for messages.

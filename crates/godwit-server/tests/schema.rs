@@ -1,0 +1,127 @@
+//! The store's schema brought up to date over a database an earlier godwit made: nothing lost,
+//! the references between tables intact.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use godwit_server::Store;
+use sqlx::Connection;
+
+/// A database at schema version 9 (before migrations had a scope) holding a migration with a
+/// run and a copy-log record, as godwit 9 sessions ago left them.
+async fn at_version_9(url: &str) {
+    let all = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let early = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(&all).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let version: u32 = name[..4].parse().unwrap();
+        if version <= 9 {
+            std::fs::copy(&path, early.path().join(&name)).unwrap();
+        }
+    }
+    sqlx::any::install_default_drivers();
+    let mut c = sqlx::AnyConnection::connect(url).await.unwrap();
+    let m = sqlx::migrate::Migrator::new(early.path()).await.unwrap();
+    m.run(&mut c).await.unwrap();
+    for q in [
+        "INSERT INTO projects (id, name, description, created_ms, updated_ms) \
+         VALUES ('p1', 'old', '', 1, 1)",
+        "INSERT INTO endpoints (id, name, kind, uri, credential_ref, created_ms) \
+         VALUES ('e1', 'nas', 'local', '/nas', NULL, 1)",
+        "INSERT INTO endpoints (id, name, kind, uri, credential_ref, created_ms) \
+         VALUES ('e2', 'bucket', 's3', 's3://b', NULL, 1)",
+        "INSERT INTO migrations (id, project_id, agent_id, source_endpoint, source_path, \
+         target_endpoint, target_path, options, created_ms, given_options) \
+         VALUES ('m1', 'p1', NULL, 'e1', '/share', 'e2', '/share', '{}', 1, '{}')",
+        "INSERT INTO job_runs (id, migration_id, command, state, status_code, files, bytes, \
+         files_failed, created_ms, updated_ms) \
+         VALUES ('r1', 'm1', 'copy', 'SUCCEEDED', '922', 3, 30, 0, 1, 2)",
+        "INSERT INTO copylog (run_id, attempt, line, path, code, message, size) \
+         VALUES ('r1', 'a', 0, 'x.txt', 'AZSM0000', 'copied', 10)",
+    ] {
+        sqlx::query(q).execute(&mut c).await.unwrap();
+    }
+    c.close().await.unwrap();
+}
+
+async fn upgrades_keeping_everything(backend: &str) {
+    let (url, _dir) = match backend {
+        "sqlite" => {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}?mode=rwc", dir.path().join("cp.db").display());
+            (url, Some(dir))
+        }
+        _ => (support::fresh_pg_url().await, None),
+    };
+    at_version_9(&url).await;
+    let store = Store::open(&url).await.unwrap();
+    let m = store.get_migration("m1").await.unwrap();
+    assert_eq!(
+        (m.source_path.as_str(), m.target_path.as_str()),
+        ("/share", "/share")
+    );
+    let run = store.get_run("r1").await.unwrap();
+    assert_eq!((run.migration_id.as_str(), run.files), ("m1", 3));
+    // The references still hold: a run of a migration that does not exist is refused.
+    let orphan = sqlx::query(
+        "INSERT INTO job_runs (id, migration_id, command, state, status_code, files, bytes, \
+         files_failed, created_ms, updated_ms) \
+         VALUES ('r2', 'nope', 'copy', 'QUEUED', '927', 0, 0, 0, 1, 1)",
+    )
+    .execute(&mut sqlx::AnyConnection::connect(&url).await.unwrap())
+    .await;
+    assert!(orphan.is_err(), "a dangling run was accepted");
+    // The same source and target: refused without include rules, taken with other ones.
+    let with = |include: &[&str]| {
+        let mut o = godwit_spec::JobOptions::default();
+        o.filters.include = include.iter().map(|s| s.to_string()).collect();
+        o
+    };
+    let e = store
+        .create_migration("p1", None, ("e1", "/share"), ("e2", "/share"), &with(&[]))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code.id(), "505");
+    let a = store
+        .create_migration(
+            "p1",
+            None,
+            ("e1", "/share"),
+            ("e2", "/share"),
+            &with(&["a/**", "/*"]),
+        )
+        .await
+        .unwrap();
+    let e = store
+        .create_migration(
+            "p1",
+            None,
+            ("e1", "/share"),
+            ("e2", "/share"),
+            &with(&["/*", "a/**"]),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code.id(), "505", "the same rules in another order");
+    let found = store
+        .find_migration(("e1", "/share"), ("e2", "/share"), "/*\na/**")
+        .await
+        .unwrap();
+    assert_eq!(found.map(|f| f.id), Some(a.id));
+    // Opening again changes nothing.
+    drop(store);
+    let store = Store::open(&url).await.unwrap();
+    assert!(store.get_migration("m1").await.is_ok());
+}
+
+#[tokio::test]
+async fn an_old_sqlite_store_is_brought_up_to_date_keeping_everything() {
+    upgrades_keeping_everything("sqlite").await;
+}
+
+#[tokio::test]
+async fn an_old_postgres_store_is_brought_up_to_date_keeping_everything() {
+    upgrades_keeping_everything("postgres").await;
+}
