@@ -242,12 +242,25 @@ pub fn simulate_scan(
     stop: &AtomicBool,
     progress: &std::sync::atomic::AtomicU64,
 ) -> Result<(PlanReport, Option<JobError>), JobError> {
-    let tree_path: PathBuf = run_dir.join(TREE_FILE);
-    let mut tree = Tree::create(&tree_path)?;
     let rt = match source {
         Side::Remote(_) => Some(crate::store::runtime("simulate-scan")?),
         Side::Local(_) => None,
     };
+    // A source that is not a folder (or a store that does not answer) is no plan of nothing:
+    // 9110, before anything is walked.
+    match (source, rt.as_ref()) {
+        (Side::Local(root), _) if !std::fs::metadata(root).is_ok_and(|m| m.is_dir()) => {
+            let shown = root.display().to_string();
+            return Err(JobError::new(
+                Code::INVALID_SIMULATE_SOURCE_PATH_ERROR,
+                &[("path", &shown)],
+            ));
+        }
+        (Side::Remote(r), Some(rt)) => crate::store::reachable(r, rt, false)?,
+        _ => {}
+    }
+    let tree_path: PathBuf = run_dir.join(TREE_FILE);
+    let mut tree = Tree::create(&tree_path)?;
     let how = crate::march::March {
         filter: &options.filter,
         list_names: false,

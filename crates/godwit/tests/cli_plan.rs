@@ -176,6 +176,16 @@ fn a_source_within_the_limits_is_one_job_and_bad_limits_are_refused() {
         .arg(&d.src)
         .args(["--max-job-files", "0"]));
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    // A source that is not there is not a plan of nothing: 9110.
+    let out = run(godwit()
+        .arg("plan")
+        .arg(d.src.join("not-there"))
+        .args(["--json", "--state-dir"])
+        .arg(&d.state));
+    let sum = summary(&out);
+    assert_eq!(out.status.code(), Some(1), "{sum}");
+    assert_eq!(sum["status"]["code"], "142", "{sum}");
+    assert_eq!(sum["job_error"]["code"], "9110", "{sum}");
 }
 
 #[test]
