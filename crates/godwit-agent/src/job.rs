@@ -168,7 +168,12 @@ fn spec_of(state_dir: &Path, job: &Job) -> Result<JobSpec, JobError> {
     Ok(JobSpec {
         command: job.command,
         source: Location::parse(&job.source)?,
-        target: Some(Location::parse(&job.target)?),
+        // A project's simulated scan has no target.
+        target: if job.target.is_empty() && !job.command.needs_target() {
+            None
+        } else {
+            Some(Location::parse(&job.target)?)
+        },
         options: job.options.clone(),
         reviewed_run: None,
         state_dir: state_dir.to_path_buf(),

@@ -262,7 +262,12 @@ fn simulate_scan_job(spec: &JobSpec, control: &Control) -> Result<JobReport, Job
             "the job limits must be at least 1 file and 1 byte",
         ));
     }
-    let migration = Migration::open(&spec.state_dir, &spec.source, None, &[])?;
+    let migration = Migration::open(
+        &spec.state_dir,
+        &spec.source,
+        None,
+        &spec.options.filters.include,
+    )?;
     let run = migration.new_run(spec.command.as_str())?;
     control.started(&run);
     let mut summary = Summary::start(
@@ -357,7 +362,8 @@ fn transfer_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError
         }
         crate::perms::PermsTarget::check(&target)?;
     }
-    options.estimate = crate::precheck::last_scan(&spec.state_dir, &spec.source);
+    options.estimate =
+        crate::precheck::last_scan(&spec.state_dir, &spec.source, &spec.options.filters.include);
     let migration = Migration::open(
         &spec.state_dir,
         &spec.source,
@@ -984,7 +990,9 @@ fn speed_test_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobErr
                 ))
             })?)
         }
-        None => crate::precheck::last_scan(&spec.state_dir, &spec.source),
+        None => {
+            crate::precheck::last_scan(&spec.state_dir, &spec.source, &spec.options.filters.include)
+        }
     };
     let migration = Migration::open(
         &spec.state_dir,
@@ -1049,7 +1057,12 @@ fn scan_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError> {
         .as_ref()
         .map_or(StoreKind::Local, Location::kind);
     let options = scan_options(o, target_kind)?;
-    let migration = Migration::open(&spec.state_dir, &spec.source, None, &[])?;
+    let migration = Migration::open(
+        &spec.state_dir,
+        &spec.source,
+        None,
+        &spec.options.filters.include,
+    )?;
     let run = migration.new_run("scan")?;
     control.started(&run);
     let mut summary = Summary::start(
@@ -1151,7 +1164,12 @@ fn sanitize_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError
         .map_or(StoreKind::Local, Location::kind);
     let profile = TargetProfile::chosen(o.target_profile, target_kind);
     let apply = o.sanitize == SanitizeMode::InPlace && !o.dry_run;
-    let migration = Migration::open(&spec.state_dir, &spec.source, None, &[])?;
+    let migration = Migration::open(
+        &spec.state_dir,
+        &spec.source,
+        None,
+        &spec.options.filters.include,
+    )?;
     let run = migration.new_run("sanitize")?;
     control.started(&run);
     let mut summary = Summary::start(

@@ -283,6 +283,11 @@ pub fn simulate_scan(
             }
             let added = match event {
                 Event::Entry(e) if e.kind == EntryKind::Dir => tree.add(&e.rel, 0, 0),
+                // The walk leaves out excluded folders; files are the filter's to judge here,
+                // as a copy judges them.
+                Event::Entry(e) if options.filter.excludes_file(&e.rel, e.size, e.mtime_ns) => {
+                    Ok(())
+                }
                 Event::Entry(e) => {
                     progress.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     tree.add(folder_of(&e.rel), 1, e.size)

@@ -15,9 +15,10 @@ use crate::record::human_bytes;
 /// copy-log record.
 const STATE_BYTES_A_FILE: u64 = 512;
 
-/// Files and bytes the newest scan of `source` under `state_dir` found to migrate.
-pub fn last_scan(state_dir: &Path, source: &Location) -> Option<(u64, u64)> {
-    let id = crate::state::migration_id(source, None, &[]);
+/// Files and bytes the newest scan of `source` (with the include rules `include`, a job's)
+/// under `state_dir` found to migrate.
+pub fn last_scan(state_dir: &Path, source: &Location, include: &[String]) -> Option<(u64, u64)> {
+    let id = crate::state::migration_id(source, None, include);
     let runs = state_dir.join("migrations").join(id).join("runs");
     let mut scans: Vec<_> = std::fs::read_dir(runs)
         .ok()?

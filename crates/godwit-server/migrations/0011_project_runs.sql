@@ -1,8 +1,9 @@
--- Runs of a project's own commands (the simulated scan), each on one agent.
+-- Runs of a project's own commands (the simulated scan), each on one agent. The agent's id is
+-- kept without a reference: a scan's findings outlive the agent that made them.
 CREATE TABLE project_runs (
     id TEXT PRIMARY KEY,
     project_id TEXT NOT NULL REFERENCES projects (id),
-    agent_id TEXT NOT NULL REFERENCES agents (id),
+    agent_id TEXT NOT NULL,
     command TEXT NOT NULL,
     -- JSON: what the run was asked (source endpoint and path, limits, the job options it ran
     -- with, the project's filters at the time)

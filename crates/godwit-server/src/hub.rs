@@ -333,6 +333,14 @@ async fn serve_agent(state: AppState, claims: crate::auth::Claims, mut socket: W
             }
         }
     }
+    if let Ok(runs) = state.store.project_runs_for_agent(&agent_id).await {
+        for run in &runs {
+            if !send(&mut socket, &crate::projects::command_message(run)).await {
+                state.hub.leave(&agent_id, connection);
+                return;
+            }
+        }
+    }
     // A connection silent for a whole heartbeat window is dead (a cut network may never close
     // it): dropped, so the agent can connect again and is not refused as already connected.
     let window = state.hub.heartbeat_window;
@@ -425,7 +433,16 @@ async fn handle(state: &AppState, agent_id: &str, message: ToServer) -> Option<T
         }
         ToServer::Taken { seq, run_id } => {
             let run = match owned(store, agent_id, &run_id).await {
-                Ok(run) => run,
+                Ok(Owned::Job(run)) => run,
+                Ok(Owned::Project(run)) => {
+                    if run.state == RunState::Queued {
+                        store
+                            .set_project_run(&run.id, RunState::Running, None, None, None)
+                            .await
+                            .ok()?;
+                    }
+                    return Some(ToAgent::Ack { seq });
+                }
                 Err(refusal) => return refusal,
             };
             if matches!(run.state, RunState::Queued | RunState::Suspended) {
@@ -442,7 +459,14 @@ async fn handle(state: &AppState, agent_id: &str, message: ToServer) -> Option<T
             counters,
         } => {
             let run = match owned(store, agent_id, &run_id).await {
-                Ok(run) => run,
+                Ok(Owned::Job(run)) => run,
+                Ok(Owned::Project(run)) => {
+                    let totals = (counters.files, counters.bytes);
+                    let _ = store
+                        .set_project_run(&run.id, run.state, None, Some(totals), None)
+                        .await;
+                    return Some(ToAgent::Ack { seq });
+                }
                 Err(refusal) => return refusal,
             };
             let counts = serde_json::to_value(&counters.counts).unwrap_or_default();
@@ -464,7 +488,10 @@ async fn handle(state: &AppState, agent_id: &str, message: ToServer) -> Option<T
             report,
         } => {
             let run = match owned(store, agent_id, &run_id).await {
-                Ok(run) => run,
+                Ok(Owned::Job(run)) => run,
+                Ok(Owned::Project(run)) => {
+                    return project_ended(store, &run, seq, end, &counters, error, report).await;
+                }
                 Err(refusal) => return refusal,
             };
             let ending = Ending {
@@ -482,7 +509,10 @@ async fn handle(state: &AppState, agent_id: &str, message: ToServer) -> Option<T
             records,
         } => {
             let run = match owned(store, agent_id, &run_id).await {
-                Ok(run) => run,
+                Ok(Owned::Job(run)) => run,
+                // A project run keeps no copy log (a simulated scan's pages, if any, are the
+                // agent's to keep).
+                Ok(Owned::Project(_)) => return Some(ToAgent::Ack { seq }),
                 Err(refusal) => return refusal,
             };
             store
@@ -502,21 +532,72 @@ fn invalid(reason: &str) -> Option<ToAgent> {
     })
 }
 
-/// The run `run_id`, if it is of one of the agent's migrations; else the answer that says not.
+/// A run an agent reports on: a migration's job run, or a project run.
+enum Owned {
+    Job(crate::records::JobRun),
+    Project(crate::records::ProjectRun),
+}
+
+/// The run `run_id`, if it is of one of the agent's migrations or one of its project runs;
+/// else the answer that says not.
 async fn owned(
     store: &crate::Store,
     agent_id: &str,
     run_id: &str,
-) -> Result<crate::records::JobRun, Option<ToAgent>> {
-    let run = store.get_run(run_id).await.ok();
-    let m = match &run {
-        Some(r) => store.get_migration(&r.migration_id).await.ok(),
-        None => None,
-    };
-    match (run, m) {
-        (Some(run), Some(m)) if m.agent_id.as_deref() == Some(agent_id) => Ok(run),
-        _ => Err(invalid(&format!("run {run_id} is not one of this agent's"))),
+) -> Result<Owned, Option<ToAgent>> {
+    let not_ours = || invalid(&format!("run {run_id} is not one of this agent's"));
+    if let Ok(run) = store.get_run(run_id).await {
+        let m = store.get_migration(&run.migration_id).await.ok();
+        return match m {
+            Some(m) if m.agent_id.as_deref() == Some(agent_id) => Ok(Owned::Job(run)),
+            _ => Err(not_ours()),
+        };
     }
+    match store.get_project_run(run_id).await {
+        Ok(run) if run.agent_id == agent_id => Ok(Owned::Project(run)),
+        _ => Err(not_ours()),
+    }
+}
+
+/// Stores how a project run ended: its state, error and counters, and what it found (the
+/// simulated scan's proposal, the summary's `plan`). A run that ended already (its time limit
+/// passed first) keeps its time-out; the report is acknowledged all the same.
+async fn project_ended(
+    store: &crate::Store,
+    run: &crate::records::ProjectRun,
+    seq: u64,
+    end: RunState,
+    counters: &crate::protocol::Counters,
+    error: Option<crate::protocol::WireError>,
+    report: Option<serde_json::Value>,
+) -> Option<ToAgent> {
+    // A stopped or paused simulated scan is a failed one (the seed has no such status for it).
+    let end = match end {
+        RunState::Succeeded => RunState::Succeeded,
+        _ => RunState::Failed,
+    };
+    let error = error.and_then(|w| {
+        let code = Code::lookup(&w.code).ok()?;
+        Some((code, serde_json::json!({ "message": w.message })))
+    });
+    let found = report.map(|r| {
+        serde_json::json!({
+            "format": crate::projects::REPORT_FORMAT,
+            "run_id": r["run_id"],
+            "plan": r["plan"],
+        })
+    });
+    store
+        .set_project_run(
+            &run.id,
+            end,
+            error.as_ref().map(|(c, p)| (*c, p)),
+            Some((counters.files, counters.bytes)),
+            found.as_ref(),
+        )
+        .await
+        .ok()
+        .map(|_| ToAgent::Ack { seq })
 }
 
 /// How an attempt of a run ended, as the agent reported it.

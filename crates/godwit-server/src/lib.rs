@@ -8,6 +8,7 @@ pub mod commands;
 pub mod error;
 pub mod hub;
 pub mod limit;
+pub mod projects;
 pub use godwit_spec::protocol;
 pub mod records;
 pub mod rules;
@@ -192,7 +193,7 @@ pub async fn serve(
     }
     let state = state_with(store.clone(), secret, settings);
     // Agents that stop sending heartbeats become inactive, and what they ran is suspended;
-    // schedules that are due start their commands.
+    // schedules that are due start their commands; project runs past their time limit fail.
     let sweeper = {
         let state = state.clone();
         tokio::spawn(async move {
@@ -201,6 +202,7 @@ pub async fn serve(
                 tick.tick().await;
                 let _ = state.hub.sweep(&state.store).await;
                 scheduler::fire_due(&state).await;
+                projects::expire_overdue(&state).await;
             }
         })
     };

@@ -90,6 +90,42 @@ pub struct JobRun {
     pub updated_ms: i64,
 }
 
+/// One run of a project's own command (the simulated scan) on one agent.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ProjectRun {
+    pub id: String,
+    pub project_id: String,
+    /// The agent that runs it.
+    pub agent_id: String,
+    pub command: CommandKind,
+    /// What it was asked: the source (endpoint and path), the job limits, the options.
+    #[schema(value_type = Object)]
+    pub request: serde_json::Value,
+    /// QUEUED, RUNNING, SUCCEEDED, FAILED
+    #[serde(with = "godwit_spec::command::state_serde")]
+    #[schema(value_type = String)]
+    pub state: State,
+    /// The status code of the command in that state (141 SIMULATE_SCAN : RUNNING ...; while
+    /// QUEUED, the RUNNING status: the seed gives it no QUEUED one).
+    pub status: CodeName,
+    /// What made it fail, with its parameters (720 when its time limit passed).
+    pub error: Option<RunError>,
+    /// Files and bytes walked so far.
+    pub files: i64,
+    pub bytes: i64,
+    /// What it found; `GET /v1/projects/{id}/recommendation` shows it.
+    #[serde(skip)]
+    pub report: Option<serde_json::Value>,
+    #[serde(skip)]
+    pub format: i64,
+    /// Still going on at this time, it fails with its time-out code.
+    pub deadline_ms: i64,
+    pub created_ms: i64,
+    pub started_ms: Option<i64>,
+    pub ended_ms: Option<i64>,
+    pub updated_ms: i64,
+}
+
 /// A job run's error.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RunError {

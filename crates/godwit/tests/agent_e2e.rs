@@ -1554,3 +1554,293 @@ fn secrets_never_leave_the_processes_on_sqlite() {
 fn secrets_never_leave_the_processes_on_postgresql() {
     secrets_never_leave(Some(new_pg_database()));
 }
+
+/// An uneven tree under `src` of about `scale` files (most of them small), and three folders of
+/// 1 MiB files under `media`; plus `.tmp` files the project's filters leave out. Returns every
+/// file's path, relative, but the `.tmp` ones.
+fn uneven_tree(src: &Path, scale: usize) -> Vec<String> {
+    let mut paths = Vec::new();
+    let mut put = |rel: String, size: usize| {
+        let data: Vec<u8> = (0..size).map(|j| (j % 251) as u8).collect();
+        write(&src.join(&rel), &data);
+        if !rel.ends_with(".tmp") {
+            paths.push(rel);
+        }
+    };
+    // Departments of very different sizes, some with teams below them.
+    let unit = (scale / 1900).max(1);
+    for a in 0..40 {
+        for b in 0..(a % 7) {
+            for i in 0..(unit * (3 + (a * b * 37) % 25)) {
+                put(format!("d{a}/team {b}/f{i}.dat"), (i * 7) % 300);
+            }
+        }
+        for i in 0..(unit * a * 6 / 10) {
+            put(format!("d{a}/top{i}.txt"), 100);
+        }
+        put(format!("d{a}/scratch.tmp"), 10);
+    }
+    for f in 0..5 {
+        put(format!("readme{f}.md"), 10);
+    }
+    for part in ["a", "b", "c"] {
+        for i in 0..8 {
+            put(format!("media/{part}/clip{i}.mov"), 1 << 20);
+        }
+    }
+    paths
+}
+
+/// A project planned, applied and copied through the control plane and its agent: the agent
+/// walks the share once, the recommendation cuts it under low job limits on folder boundaries,
+/// each job covering every file exactly once (checked with the filter the copies use), applying
+/// it makes one migration a job (and nothing more the second time), and the jobs together copy
+/// the whole share. On the way: an inactive agent (721), a second scan while one runs
+/// (AZSM1049), a source that is not there (9110), an agent that hangs past the time limit
+/// (720, answered 504), filters changed since the scan (723).
+fn plan_a_project(mut w: World, scale: usize, max_files: u64) {
+    w.start_agent_and_wait();
+    let src = w.root.join("share");
+    let files = uneven_tree(&src, scale);
+    let dst = w.root.join("copy");
+    let (_, s) = w.api(
+        "POST",
+        "/v1/endpoints",
+        Some(json!({"name": "nas", "kind": "local", "uri": src.to_str().unwrap()})),
+    );
+    let (_, d) = w.api(
+        "POST",
+        "/v1/endpoints",
+        Some(json!({"name": "new-nas", "kind": "local", "uri": dst.to_str().unwrap()})),
+    );
+    let (st, p) = w.api(
+        "POST",
+        "/v1/projects",
+        Some(json!({"name": "plan", "settings": {"filters": {"exclude": ["*.tmp"]}}})),
+    );
+    assert_eq!(st, 201, "{p}");
+    let project = p["id"].as_str().unwrap().to_string();
+    let scan_path = format!("/v1/projects/{project}/simulate-scan");
+    let limits = json!({"jobMaxFiles": max_files, "jobMaxBytes": 16 << 20});
+    let scan_body = |agent: &str, path: &str, extra: Value| {
+        let mut b = json!({"agentId": agent, "source": {"endpointId": s["id"], "path": path}});
+        for (k, v) in limits
+            .as_object()
+            .unwrap()
+            .iter()
+            .chain(extra.as_object().unwrap())
+        {
+            b[k] = v.clone();
+        }
+        b
+    };
+
+    // No recommendation before any scan.
+    let rec_path = format!("/v1/projects/{project}/recommendation");
+    let (st, e) = w.api("GET", &rec_path, None);
+    assert_eq!((st, e["error_code"].as_str()), (404, Some("723")), "{e}");
+    // An agent that has never connected cannot take it.
+    let (_, other) = w.api(
+        "POST",
+        "/v1/agents",
+        Some(json!({"name": "asleep", "version": "0.1.0"})),
+    );
+    let asleep = other["agent"]["id"].as_str().unwrap();
+    let (st, e) = w.api("POST", &scan_path, Some(scan_body(asleep, "/", json!({}))));
+    assert_eq!((st, e["error_code"].as_str()), (409, Some("721")), "{e}");
+
+    // A source that is not there: the run fails with 9110, and there is still nothing to apply.
+    let (st, r) = w.api(
+        "POST",
+        &format!("{scan_path}?wait=60"),
+        Some(scan_body(&w.agent_id, "/not-there", json!({}))),
+    );
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(r["status"]["code"], "142", "{r}");
+    assert_eq!(r["error"]["code"], "9110", "{r}");
+    let (st, e) = w.api("GET", &rec_path, None);
+    assert_eq!((st, e["error_code"].as_str()), (404, Some("723")), "{e}");
+    assert!(
+        e["details"][0]["error_msg"]
+            .as_str()
+            .unwrap()
+            .contains("9110"),
+        "{e}"
+    );
+
+    // An agent that hangs: its scan's time limit passes, the waiting request answers 504 with
+    // 720 and the run is FAILED with it, whatever the agent says once it wakes.
+    let pid = w.agent.as_ref().unwrap().0.id().to_string();
+    let signal = |sig: &str| {
+        assert!(
+            Command::new("kill")
+                .args([sig, &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    signal("-STOP");
+    let (st, e) = w.api(
+        "POST",
+        &format!("{scan_path}?wait=30"),
+        Some(scan_body(&w.agent_id, "/", json!({"timeLimitSecs": 1}))),
+    );
+    signal("-CONT");
+    assert_eq!((st, e["error_code"].as_str()), (504, Some("720")), "{e}");
+    let (_, runs) = w.api("GET", &format!("/v1/projects/{project}/runs"), None);
+    let hung = runs["items"][0].clone();
+    assert_eq!(hung["status"]["code"], "142", "{hung}");
+    assert_eq!(hung["error"]["code"], "720", "{hung}");
+    w.wait_for("the agent to be back", Duration::from_secs(30), || {
+        (w.agent_state() == "901").then_some(Value::Null)
+    });
+
+    // The scan itself; a second one meanwhile is refused.
+    let (st, r) = w.api(
+        "POST",
+        &scan_path,
+        Some(scan_body(&w.agent_id, "/", json!({}))),
+    );
+    assert_eq!(st, 202, "{r}");
+    assert_eq!(r["status"]["code"], "141", "{r}");
+    let run_id = r["id"].as_str().unwrap().to_string();
+    let (st, e) = w.api(
+        "POST",
+        &scan_path,
+        Some(scan_body(&w.agent_id, "/", json!({}))),
+    );
+    assert_eq!(
+        (st, e["error_code"].as_str()),
+        (409, Some("AZSM1049")),
+        "{e}"
+    );
+    let r = w.wait_for("the simulated scan", Duration::from_secs(120), || {
+        let (_, r) = w.api(
+            "GET",
+            &format!("/v1/projects/{project}/runs/{run_id}"),
+            None,
+        );
+        (r["state"] != "QUEUED" && r["state"] != "RUNNING").then_some(r)
+    });
+    assert_eq!(r["status"]["code"], "143", "{r}");
+    assert_eq!(r["files"], files.len(), "{r}");
+
+    let (st, rec) = w.api("GET", &rec_path, None);
+    assert_eq!(st, 200, "{rec}");
+    assert_eq!(rec["files"], files.len(), "{rec}");
+    assert_eq!(rec["runId"], run_id.as_str(), "{rec}");
+    let jobs = rec["jobs"].as_array().unwrap();
+    assert!(jobs.len() >= 3, "{rec}");
+    let mut in_jobs = 0;
+    for job in jobs {
+        assert!(job["files"].as_u64().unwrap() <= max_files, "{job}");
+        assert!(job["bytes"].as_u64().unwrap() <= 16 << 20, "{job}");
+        in_jobs += job["files"].as_u64().unwrap();
+    }
+    assert_eq!(in_jobs as usize, files.len());
+    // Every file is in exactly one job, by the filter the jobs' copies use.
+    let filters: Vec<godwit_spec::Filter> = jobs
+        .iter()
+        .map(|j| {
+            let rules = godwit_spec::FilterRules {
+                include: serde_json::from_value(j["include"].clone()).unwrap(),
+                exclude: vec!["*.tmp".into()],
+                ..Default::default()
+            };
+            godwit_spec::Filter::new(&rules).unwrap()
+        })
+        .collect();
+    for f in &files {
+        let taking = filters
+            .iter()
+            .filter(|flt| !flt.excludes_file(f.as_bytes(), 0, 0))
+            .count();
+        assert_eq!(taking, 1, "{f} is in {taking} jobs");
+    }
+
+    // Applied: one migration a job; applying again makes nothing new.
+    let apply = format!("/v1/projects/{project}/recommendation/apply");
+    let body = json!({"target": {"endpointId": d["id"], "path": "/"}});
+    let (st, made) = w.api("POST", &apply, Some(body.clone()));
+    assert_eq!(st, 201, "{made}");
+    assert_eq!(made["created"], jobs.len(), "{made}");
+    let (st, again) = w.api("POST", &apply, Some(body.clone()));
+    assert_eq!((st, again["created"].clone()), (200, json!(0)), "{again}");
+    let ids = |v: &Value| -> Vec<String> {
+        v["migrations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(ids(&made), ids(&again));
+
+    // Every job scanned and copied, all at once on the agent: the whole share arrives.
+    let migrations = ids(&made);
+    let scans: Vec<String> = migrations
+        .iter()
+        .map(|m| w.start(m, "scan", "937"))
+        .collect();
+    for (m, scan) in migrations.iter().zip(&scans) {
+        let r = w.wait_end(scan, "932");
+        let job = &jobs[migrations.iter().position(|x| x == m).unwrap()];
+        assert_eq!(r["files"], job["files"], "{r} {job}");
+    }
+    let copies: Vec<String> = migrations
+        .iter()
+        .map(|m| w.start(m, "copy", "927"))
+        .collect();
+    for (copy, job) in copies.iter().zip(jobs) {
+        let r = w.wait_end(copy, "922");
+        assert_eq!(r["counts"]["AZSM0000"], job["files"], "{r} {job}");
+    }
+    let mut copied = 0;
+    let mut walk = vec![dst.clone()];
+    while let Some(dir) = walk.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                walk.push(e.path());
+            } else {
+                let rel = e
+                    .path()
+                    .strip_prefix(&dst)
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .to_string();
+                assert!(!rel.ends_with(".tmp"), "{rel}");
+                assert_eq!(
+                    std::fs::read(e.path()).unwrap(),
+                    std::fs::read(src.join(&rel)).unwrap()
+                );
+                copied += 1;
+            }
+        }
+    }
+    assert_eq!(copied, files.len());
+
+    // The project's filters change: the proposal is stale and is not applied.
+    let (st, _) = w.api(
+        "PATCH",
+        &format!("/v1/projects/{project}"),
+        Some(json!({"settings": {"filters": {"exclude": ["*.tmp", "*.bak"]}}})),
+    );
+    assert_eq!(st, 200);
+    let (st, e) = w.api("GET", &rec_path, None);
+    assert_eq!((st, e["error_code"].as_str()), (404, Some("723")), "{e}");
+    let (st, e) = w.api("POST", &apply, Some(body));
+    assert_eq!((st, e["error_code"].as_str()), (404, Some("723")), "{e}");
+}
+
+#[test]
+fn a_project_is_planned_applied_and_copied_through_its_agent() {
+    plan_a_project(World::new(), 200_000, 30_000);
+}
+
+#[test]
+fn a_project_is_planned_applied_and_copied_through_its_agent_on_postgresql() {
+    plan_a_project(World::on_postgresql(), 20_000, 3_000);
+}

@@ -176,6 +176,18 @@ fn a_source_within_the_limits_is_one_job_and_bad_limits_are_refused() {
         .arg(&d.src)
         .args(["--max-job-files", "0"]));
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    // The filters leave out what a copy would leave out.
+    let out = run(godwit()
+        .arg("plan")
+        .arg(&d.src)
+        .args(["--exclude", "two*", "--json", "--state-dir"])
+        .arg(&d.state));
+    let sum = summary(&out);
+    assert_eq!(
+        (sum["plan"]["files"].clone(), sum["plan"]["bytes"].clone()),
+        (1.into(), 1.into()),
+        "{sum}"
+    );
     // A source that is not there is not a plan of nothing: 9110.
     let out = run(godwit()
         .arg("plan")

@@ -78,7 +78,7 @@ pub struct NewSchedule {
     pub start: String,
 }
 
-fn check_path(field: &str, p: &str) -> Result<(), ApiError> {
+pub(crate) fn check_path(field: &str, p: &str) -> Result<(), ApiError> {
     if p.is_empty() || p.len() > 4096 || p.chars().any(char::is_control) || !p.starts_with('/') {
         return Err(ApiError::invalid(format!(
             "{field}: a path starting with /, at most 4,096 bytes, no control characters"
@@ -92,7 +92,7 @@ fn check_path(field: &str, p: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn check_options(o: &MigrationOptions) -> Result<(), ApiError> {
+pub(crate) fn check_options(o: &MigrationOptions) -> Result<(), ApiError> {
     // Sizes, ages, rates and delete limits are checked as they are read; patterns are compiled
     // here with the compiler the agent uses: an invalid one is 634/635/636 with the reason.
     godwit_spec::Filter::new(&o.filters).map_err(ApiError::from)?;

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod codes;
 pub mod endpoints;
 pub mod migrations;
+pub mod plans;
 pub mod projects;
 pub mod system;
 pub mod tokens;
@@ -46,6 +47,11 @@ pub const BODY_LIMIT: usize = 64 * 1024;
         projects::get_project,
         projects::update_project,
         projects::delete_project,
+        plans::simulate_scan,
+        plans::list_project_runs,
+        plans::get_project_run,
+        plans::get_recommendation,
+        plans::apply_recommendation,
         endpoints::list_endpoints,
         endpoints::create_endpoint,
         endpoints::get_endpoint,
@@ -158,6 +164,17 @@ pub fn router(state: AppState) -> Router {
             get(projects::get_project)
                 .patch(projects::update_project)
                 .delete(projects::delete_project),
+        )
+        .route("/projects/{id}/simulate-scan", post(plans::simulate_scan))
+        .route("/projects/{id}/runs", get(plans::list_project_runs))
+        .route("/projects/{id}/runs/{run_id}", get(plans::get_project_run))
+        .route(
+            "/projects/{id}/recommendation",
+            get(plans::get_recommendation),
+        )
+        .route(
+            "/projects/{id}/recommendation/apply",
+            post(plans::apply_recommendation),
         )
         .route(
             "/endpoints",

@@ -16,6 +16,7 @@ mod agents;
 mod copylog;
 mod endpoints;
 mod migrations;
+mod project_runs;
 mod projects;
 mod runs;
 mod schedules;
@@ -186,7 +187,10 @@ async fn migrate(pool: &AnyPool, backend: Backend) -> Result<(), String> {
         .execute(&mut *conn)
         .await
         .map_err(|e| e.to_string())?;
-    let ran = migrator.run_direct(&mut *conn).await.map_err(|e| e.to_string());
+    let ran = migrator
+        .run_direct(&mut *conn)
+        .await
+        .map_err(|e| e.to_string());
     let dangling = sqlx::query("PRAGMA foreign_key_check")
         .fetch_all(&mut *conn)
         .await

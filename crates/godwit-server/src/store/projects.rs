@@ -163,11 +163,19 @@ impl Store {
         if !plausible_id(id) {
             return Err(DomainError::not_found("project", id));
         }
+        let fail = |e: sqlx::Error| failed(Code::DB_ERR_DELETE_DOC, "project", id, &e.to_string());
+        let mut tx = self.pool.begin().await.map_err(fail)?;
+        sqlx::query("DELETE FROM project_runs WHERE project_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(fail)?;
         let done = sqlx::query("DELETE FROM projects WHERE id = $1")
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
-            .map_err(|e| failed(Code::DB_ERR_DELETE_DOC, "project", id, &e.to_string()))?;
+            .map_err(fail)?;
+        tx.commit().await.map_err(fail)?;
         if done.rows_affected() == 0 {
             return Err(DomainError::not_found("project", id));
         }

@@ -67,6 +67,14 @@ pub fn status_code(command: CommandKind, state: State) -> Result<Code, DomainErr
         // data upload, which is the copy's transfer.
         return Ok(Code::DATA_UPLOAD_SUSPENDED);
     }
+    if state == State::Queued
+        && Code::command_status(command.catalog(), state).is_none()
+        && let Some(running) = Code::command_status(command.catalog(), State::Running)
+    {
+        // The seed gives the simulated scan and the validation no QUEUED status: waiting for
+        // its agent, such a run shows its RUNNING status, and its state says QUEUED.
+        return Ok(running);
+    }
     Code::command_status(command.catalog(), state).ok_or_else(|| {
         DomainError::new(Code::HTTP_INTERNAL_SERVER_ERROR, &[]).details(format!(
             "The catalog has no status for {command} in state {}.",
