@@ -433,7 +433,7 @@ async fn handle(state: &AppState, agent_id: &str, message: ToServer) -> Option<T
         }
         ToServer::Taken { seq, run_id } => {
             let run = match owned(store, agent_id, &run_id).await {
-                Ok(Owned::Job(run)) => run,
+                Ok(Owned::Job(run)) => *run,
                 Ok(Owned::Project(run)) => {
                     if run.state == RunState::Queued {
                         store
@@ -459,7 +459,7 @@ async fn handle(state: &AppState, agent_id: &str, message: ToServer) -> Option<T
             counters,
         } => {
             let run = match owned(store, agent_id, &run_id).await {
-                Ok(Owned::Job(run)) => run,
+                Ok(Owned::Job(run)) => *run,
                 Ok(Owned::Project(run)) => {
                     let totals = (counters.files, counters.bytes);
                     let _ = store
@@ -488,7 +488,7 @@ async fn handle(state: &AppState, agent_id: &str, message: ToServer) -> Option<T
             report,
         } => {
             let run = match owned(store, agent_id, &run_id).await {
-                Ok(Owned::Job(run)) => run,
+                Ok(Owned::Job(run)) => *run,
                 Ok(Owned::Project(run)) => {
                     return project_ended(store, &run, seq, end, &counters, error, report).await;
                 }
@@ -509,7 +509,7 @@ async fn handle(state: &AppState, agent_id: &str, message: ToServer) -> Option<T
             records,
         } => {
             let run = match owned(store, agent_id, &run_id).await {
-                Ok(Owned::Job(run)) => run,
+                Ok(Owned::Job(run)) => *run,
                 // A project run keeps no copy log (a simulated scan's pages, if any, are the
                 // agent's to keep).
                 Ok(Owned::Project(_)) => return Some(ToAgent::Ack { seq }),
@@ -534,8 +534,8 @@ fn invalid(reason: &str) -> Option<ToAgent> {
 
 /// A run an agent reports on: a migration's job run, or a project run.
 enum Owned {
-    Job(crate::records::JobRun),
-    Project(crate::records::ProjectRun),
+    Job(Box<crate::records::JobRun>),
+    Project(Box<crate::records::ProjectRun>),
 }
 
 /// The run `run_id`, if it is of one of the agent's migrations or one of its project runs;
@@ -549,12 +549,12 @@ async fn owned(
     if let Ok(run) = store.get_run(run_id).await {
         let m = store.get_migration(&run.migration_id).await.ok();
         return match m {
-            Some(m) if m.agent_id.as_deref() == Some(agent_id) => Ok(Owned::Job(run)),
+            Some(m) if m.agent_id.as_deref() == Some(agent_id) => Ok(Owned::Job(Box::new(run))),
             _ => Err(not_ours()),
         };
     }
     match store.get_project_run(run_id).await {
-        Ok(run) if run.agent_id == agent_id => Ok(Owned::Project(run)),
+        Ok(run) if run.agent_id == agent_id => Ok(Owned::Project(Box::new(run))),
         _ => Err(not_ours()),
     }
 }
