@@ -19,6 +19,12 @@ const SECTIONS: &[(Namespace, Option<Scope>, &str, &str)] = &[
     ),
     (
         Namespace::Azsm,
+        Some(Scope::Api),
+        "API requests (AZSM1xxx)",
+        "godwit's own reasons the REST API refuses a request, where the seed has none.",
+    ),
+    (
+        Namespace::Azsm,
         Some(Scope::File),
         "Files (AZSM2xxx)",
         "The one final status of each file in a run's copy log.",

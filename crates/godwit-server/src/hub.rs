@@ -554,7 +554,7 @@ async fn owned(
         };
     }
     match store.get_project_run(run_id).await {
-        Ok(run) if run.agent_id == agent_id => Ok(Owned::Project(Box::new(run))),
+        Ok(run) if run.agent_id.as_deref() == Some(agent_id) => Ok(Owned::Project(Box::new(run))),
         _ => Err(not_ours()),
     }
 }
@@ -645,19 +645,22 @@ async fn ended(
         with_earlier_attempts(&mut counters, report.as_mut(), &earlier);
     }
     let c = &counters;
-    let stored = store
+    // The counts and the report first: whoever sees the run ended sees what it did.
+    let counts = serde_json::to_value(&c.counts).unwrap_or_default();
+    store
+        .set_run_details(&run.id, c.bytes_per_second, &counts, report.as_ref())
+        .await
+        .ok()?;
+    store
         .set_run_state(
             &run.id,
             to,
             error.as_ref().map(|(code, p)| (*code, p)),
             Some((c.files, c.bytes, c.files_failed)),
         )
-        .await;
-    let counts = serde_json::to_value(&c.counts).unwrap_or_default();
-    let details = store
-        .set_run_details(&run.id, c.bytes_per_second, &counts, report.as_ref())
-        .await;
-    stored.ok().and(details.ok()).map(|()| ToAgent::Ack { seq })
+        .await
+        .ok()
+        .map(|_| ToAgent::Ack { seq })
 }
 
 /// Corrects the counters and the report of a run's last attempt with what its earlier

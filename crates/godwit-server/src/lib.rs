@@ -193,7 +193,7 @@ pub async fn serve(
     }
     let state = state_with(store.clone(), secret, settings);
     // Agents that stop sending heartbeats become inactive, and what they ran is suspended;
-    // schedules that are due start their commands; project runs past their time limit fail.
+    // schedules that are due start their commands; project runs are settled (projects.rs).
     let sweeper = {
         let state = state.clone();
         tokio::spawn(async move {
@@ -202,7 +202,7 @@ pub async fn serve(
                 tick.tick().await;
                 let _ = state.hub.sweep(&state.store).await;
                 scheduler::fire_due(&state).await;
-                projects::expire_overdue(&state).await;
+                projects::settle(&state).await;
             }
         })
     };

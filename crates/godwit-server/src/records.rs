@@ -90,15 +90,17 @@ pub struct JobRun {
     pub updated_ms: i64,
 }
 
-/// One run of a project's own command (the simulated scan) on one agent.
+/// One run of a project's own command: its simulated scan (on one agent), its validation (a
+/// run on each migration).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ProjectRun {
     pub id: String,
     pub project_id: String,
-    /// The agent that runs it.
-    pub agent_id: String,
+    /// The agent that runs it (none for a validation, which runs on each migration's agent).
+    pub agent_id: Option<String>,
     pub command: CommandKind,
-    /// What it was asked: the source (endpoint and path), the job limits, the options.
+    /// What it was asked: the source (endpoint and path), the job limits, the options; for a
+    /// validation, the job run on each migration (`runs`).
     #[schema(value_type = Object)]
     pub request: serde_json::Value,
     /// QUEUED, RUNNING, SUCCEEDED, FAILED
@@ -113,7 +115,8 @@ pub struct ProjectRun {
     /// Files and bytes walked so far.
     pub files: i64,
     pub bytes: i64,
-    /// What it found; `GET /v1/projects/{id}/recommendation` shows it.
+    /// What it found: `GET /v1/projects/{id}/runs/{run_id}/report`, and for a simulated scan
+    /// `GET /v1/projects/{id}/recommendation`.
     #[serde(skip)]
     pub report: Option<serde_json::Value>,
     #[serde(skip)]

@@ -190,6 +190,7 @@ impl World {
         let id = match (method, template) {
             (_, "/v1/codes/{code}") => "9080".to_string(),
             ("GET", "/v1/projects/{id}") => self.project.clone(),
+            (_, t) if t.starts_with("/v1/projects/{id}/") => self.project.clone(),
             (_, "/v1/projects/{id}") => self.fresh_project().await,
             ("GET", "/v1/endpoints/{id}") => pick(&self.own_endpoint, &self.other_endpoint),
             (_, "/v1/endpoints/{id}") => self.fresh_endpoint().await,
@@ -218,7 +219,10 @@ impl World {
             }
             _ => String::new(),
         };
-        let path = template.replace("{id}", &id).replace("{code}", &id);
+        let path = template
+            .replace("{id}", &id)
+            .replace("{code}", &id)
+            .replace("{run_id}", "no-such-run");
         let body = match (method, template) {
             ("POST", "/v1/projects") => Some(json!({"name": self.unique("p")})),
             ("PATCH", "/v1/projects/{id}") => Some(json!({"description": "changed"})),
@@ -242,6 +246,14 @@ impl World {
                 }))
             }
             ("POST", "/v1/tokens") => Some(json!({"role": "viewer", "subject": "someone"})),
+            ("POST", "/v1/projects/{id}/simulate-scan") => Some(json!({
+                "agentId": self.agent_a,
+                "source": {"endpointId": self.own_endpoint, "path": "/"}
+            })),
+            ("POST", "/v1/projects/{id}/recommendation/apply") => Some(json!({
+                "target": {"endpointId": self.other_endpoint, "path": "/"}
+            })),
+            ("POST", "/v1/projects/{id}/validate") => Some(json!({})),
             _ => None,
         };
         (path, body)

@@ -1850,3 +1850,197 @@ fn a_project_is_planned_applied_and_copied_through_its_agent() {
 fn a_project_is_planned_applied_and_copied_through_its_agent_on_postgresql() {
     plan_a_project(World::on_postgresql(), 20_000, 3_000);
 }
+
+/// A project validated through its agent: one `validate` run a migration, gathered into one
+/// result with every finding and its code. A target nobody may write (722, made immutable so
+/// that root too is refused), a name the project's profile refuses (728 while the project does
+/// not sanitize on the fly, 9140 once it does), an agent not connected (726, nothing queued),
+/// an agent that hangs past the time limit (725, answered 504).
+fn validate_a_project(mut w: World) {
+    w.start_agent_and_wait();
+    let src = w.root.join("share");
+    write(&src.join("ok/a.txt"), b"a");
+    write(&src.join("ok/b.txt"), b"bb");
+    write(&src.join("bad?.txt"), b"a name Windows refuses");
+    let fine = w.root.join("fine");
+    let locked = w.root.join("locked");
+    std::fs::create_dir_all(&locked).unwrap();
+    let chattr = |flag: &str| {
+        assert!(
+            Command::new("chattr")
+                .args([flag, locked.to_str().unwrap()])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    chattr("+i");
+    struct Unlock(PathBuf);
+    impl Drop for Unlock {
+        fn drop(&mut self) {
+            let _ = Command::new("chattr").arg("-i").arg(&self.0).status();
+        }
+    }
+    let _unlock = Unlock(locked.clone());
+    let endpoint = |name: &str, path: &Path| {
+        let (st, e) = w.api(
+            "POST",
+            "/v1/endpoints",
+            Some(json!({"name": name, "kind": "local", "uri": path.to_str().unwrap()})),
+        );
+        assert_eq!(st, 201, "{e}");
+        e["id"].as_str().unwrap().to_string()
+    };
+    let (nas, fine_e, locked_e) = (
+        endpoint("nas", &src),
+        endpoint("fine", &fine),
+        endpoint("locked", &locked),
+    );
+    let (_, p) = w.api(
+        "POST",
+        "/v1/projects",
+        Some(json!({"name": "checked", "settings": {"targetProfile": "windows"}})),
+    );
+    let project = p["id"].as_str().unwrap().to_string();
+    let migration = |agent: &str, source: &str, target: &str| {
+        let (st, m) = w.api(
+            "POST",
+            "/v1/migrations",
+            Some(json!({"projectId": project, "agentId": agent,
+                "source": {"endpointId": nas, "path": source},
+                "target": {"endpointId": target, "path": "/"}})),
+        );
+        assert_eq!(st, 201, "{m}");
+        m["id"].as_str().unwrap().to_string()
+    };
+    let names = migration(&w.agent_id, "/", &fine_e);
+    let unwritable = migration(&w.agent_id, "/ok", &locked_e);
+    let validate = format!("/v1/projects/{project}/validate");
+
+    // An agent that is not there: refused before anything is queued.
+    let (_, other) = w.api(
+        "POST",
+        "/v1/agents",
+        Some(json!({"name": "away", "version": "0.1.0"})),
+    );
+    let away = migration(other["agent"]["id"].as_str().unwrap(), "/ok", &fine_e);
+    let (st, e) = w.api("POST", &validate, Some(json!({})));
+    assert_eq!((st, e["error_code"].as_str()), (409, Some("726")), "{e}");
+    let (_, runs) = w.api("GET", &format!("/v1/migrations/{names}/runs"), None);
+    assert_eq!(runs["count"], 0, "nothing queued: {runs}");
+    let (st, _) = w.api("DELETE", &format!("/v1/migrations/{away}"), None);
+    assert_eq!(st, 204);
+
+    // Both problems found, each with its code; the names call for the project's settings.
+    let (st, e) = w.api("POST", &format!("{validate}?wait=60"), Some(json!({})));
+    assert_eq!((st, e["error_code"].as_str()), (422, Some("728")), "{e}");
+    let (_, runs) = w.api("GET", &format!("/v1/projects/{project}/runs"), None);
+    let run = runs["items"][0].clone();
+    assert_eq!(run["status"]["code"], "161", "{run}");
+    let (st, rep) = w.api(
+        "GET",
+        &format!(
+            "/v1/projects/{project}/runs/{}/report",
+            run["id"].as_str().unwrap()
+        ),
+        None,
+    );
+    assert_eq!(st, 200, "{rep}");
+    let found = |migration: &str| -> Vec<String> {
+        let m = rep["report"]["migrations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["migrationId"] == migration)
+            .unwrap_or_else(|| panic!("{migration} in {rep}"));
+        m["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["code"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(
+        found(&names).iter().any(|c| c.starts_with("AZSM202")),
+        "{rep}"
+    );
+    assert_eq!(found(&unwritable), ["722"], "{rep}");
+    // Each migration's own run is there with its status.
+    let (_, runs) = w.api("GET", &format!("/v1/migrations/{unwritable}/runs"), None);
+    assert_eq!(runs["items"][0]["command"], "validate", "{runs}");
+    assert_eq!(runs["items"][0]["status"]["code"], "161", "{runs}");
+
+    // Sanitizing on the fly, the names are a finding still but no longer the settings' fault.
+    let (st, _) = w.api(
+        "PATCH",
+        &format!("/v1/projects/{project}"),
+        Some(json!({"settings": {"targetProfile": "windows", "sanitize": "on-the-fly"}})),
+    );
+    assert_eq!(st, 200);
+    let (st, r) = w.api("POST", &format!("{validate}?wait=60"), Some(json!({})));
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(
+        (r["status"]["code"].as_str(), r["error"]["code"].as_str()),
+        (Some("161"), Some("9140")),
+        "{r}"
+    );
+
+    // Fixed: the target writable, the name gone: 162.
+    drop(_unlock);
+    std::fs::remove_file(src.join("bad?.txt")).unwrap();
+    let (st, r) = w.api("POST", &format!("{validate}?wait=60"), Some(json!({})));
+    assert_eq!(
+        (st, r["status"]["code"].as_str()),
+        (200, Some("162")),
+        "{r}"
+    );
+    assert!(!locked.join(".godwit-probe").exists());
+
+    // An agent that hangs: 725 once the time limit passes, answered 504; its runs are stopped.
+    let pid = w.agent.as_ref().unwrap().0.id().to_string();
+    let signal = |sig: &str| {
+        assert!(
+            Command::new("kill")
+                .args([sig, &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    signal("-STOP");
+    let (st, e) = w.api(
+        "POST",
+        &format!("{validate}?wait=30"),
+        Some(json!({"timeLimitSecs": 1})),
+    );
+    signal("-CONT");
+    assert_eq!((st, e["error_code"].as_str()), (504, Some("725")), "{e}");
+    let (_, runs) = w.api("GET", &format!("/v1/projects/{project}/runs"), None);
+    assert_eq!(runs["items"][0]["error"]["code"], "725", "{runs}");
+    let (_, runs) = w.api("GET", &format!("/v1/migrations/{names}/runs"), None);
+    let last = runs["items"][0]["id"].as_str().unwrap().to_string();
+    // Told to stop, it ends one way or the other once the agent wakes (it may have finished
+    // first); the project run keeps its 725.
+    w.wait_for(
+        "the hung validation's run to end",
+        Duration::from_secs(60),
+        || {
+            let r = w.run_state(&last);
+            ["STOPPED", "FAILED", "SUCCEEDED"]
+                .contains(&r["state"].as_str().unwrap_or_default())
+                .then_some(r)
+        },
+    );
+    let (_, again) = w.api("GET", &format!("/v1/projects/{project}/runs"), None);
+    assert_eq!(again["items"][0]["error"]["code"], "725", "{again}");
+}
+
+#[test]
+fn a_project_is_validated_through_its_agents() {
+    validate_a_project(World::new());
+}
+
+#[test]
+fn a_project_is_validated_through_its_agents_on_postgresql() {
+    validate_a_project(World::on_postgresql());
+}

@@ -52,6 +52,8 @@ pub const BODY_LIMIT: usize = 64 * 1024;
         plans::get_project_run,
         plans::get_recommendation,
         plans::apply_recommendation,
+        plans::validate_project,
+        plans::project_run_report,
         endpoints::list_endpoints,
         endpoints::create_endpoint,
         endpoints::get_endpoint,
@@ -168,6 +170,11 @@ pub fn router(state: AppState) -> Router {
         .route("/projects/{id}/simulate-scan", post(plans::simulate_scan))
         .route("/projects/{id}/runs", get(plans::list_project_runs))
         .route("/projects/{id}/runs/{run_id}", get(plans::get_project_run))
+        .route(
+            "/projects/{id}/runs/{run_id}/report",
+            get(plans::project_run_report),
+        )
+        .route("/projects/{id}/validate", post(plans::validate_project))
         .route(
             "/projects/{id}/recommendation",
             get(plans::get_recommendation),

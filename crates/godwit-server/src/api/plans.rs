@@ -18,6 +18,7 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::records::{Migration, MigrationOptions, ProjectRun};
+use crate::rules::Action;
 
 /// A simulated scan of a source for a project.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -140,7 +141,7 @@ pub async fn simulate_scan(
         .store
         .create_project_run(
             &id,
-            &agent.id,
+            Some(&agent.id),
             CommandKind::SimulateScan,
             &request,
             deadline,
@@ -154,8 +155,12 @@ pub async fn simulate_scan(
             .map(|r| r.id)
             .unwrap_or_default();
         return Err(ApiError::new(
-            Code::GODWIT_PROJECT_SIMULATE_SCAN_INPROGRESS,
-            &[("project_id", &id), ("run_id", &going)],
+            Code::GODWIT_PROJECT_RUN_INPROGRESS,
+            &[
+                ("project_id", &id),
+                ("command", "simulated scan"),
+                ("run_id", &going),
+            ],
         ));
     };
     state
@@ -173,8 +178,9 @@ fn wait_of(wait: Wait) -> Result<Duration, ApiError> {
     }
 }
 
-/// Waits up to `wait` for `run` to end: 200 with it when it did, 504 with its time-out code
-/// when its time limit ended it, 202 when it is still going on.
+/// Waits up to `wait` for `run` to end: 200 with it when it did, 202 when it is still going
+/// on. A run that failed with a code the API answers with (720 and 725: 504, 728: 422) is
+/// answered with that code; one that failed with a job's code (9110, 9140, ...) is a result, 200.
 async fn finish_or_wait(
     state: &AppState,
     mut run: ProjectRun,
@@ -186,24 +192,30 @@ async fn finish_or_wait(
         if now >= until {
             return Ok((StatusCode::ACCEPTED, Json(run)));
         }
-        if crate::store::now_ms() >= run.deadline_ms {
-            // Ended by its time limit now rather than at the next sweep.
-            crate::projects::expire_overdue(state).await;
+        // Settled now rather than at the next sweep.
+        if crate::store::now_ms() >= run.deadline_ms
+            || (run.command == CommandKind::Validate
+                && crate::projects::gather(state, &run).await?)
+        {
+            crate::projects::settle(state).await;
         } else {
             tokio::time::sleep((until - now).min(Duration::from_millis(200))).await;
         }
         run = state.store.get_project_run(&run.id).await?;
     }
     if let Some(e) = &run.error
-        && e.code == Code::SIMULATE_SCAN_TIMEOUT_ERR.id()
+        && let Ok(code) = Code::lookup(&e.code)
+        && code.info().http_status.is_some()
+        && code.info().scope == godwit_codes::Scope::Api
     {
-        return Err(ApiError::new(
-            Code::SIMULATE_SCAN_TIMEOUT_ERR,
-            &[("project_id", &run.project_id)],
-        )
-        .details(format!(
-            "Run {} was still going on when its time limit passed; it was stopped.",
-            run.id
+        let params = crate::projects::params_of(&e.params);
+        let params: Vec<(&str, &str)> = params
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        return Err(ApiError::new(code, &params).details(format!(
+            "Run {} of project {} ended FAILED with it; GET /v1/projects/{}/runs/{} shows it.",
+            run.id, run.project_id, run.project_id, run.id
         )));
     }
     Ok((StatusCode::OK, Json(run)))
@@ -405,7 +417,7 @@ async fn recommendation_of(state: &AppState, project_id: &str) -> Result<Recomme
     Ok(Recommendation {
         project_id: project_id.to_string(),
         run_id: run.id.clone(),
-        agent_id: run.agent_id.clone(),
+        agent_id: run.agent_id.clone().unwrap_or_default(),
         source_endpoint: run.request["sourceEndpoint"]
             .as_str()
             .unwrap_or_default()
@@ -588,4 +600,203 @@ pub async fn apply_recommendation(
             migrations: made,
         }),
     ))
+}
+
+/// A validation of the project.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ValidateRequest {
+    /// Still going on after this many seconds, the validation fails with 725 and its
+    /// migrations' runs are stopped (default 3,600; at most 30 days).
+    #[schema(minimum = 1, maximum = 2592000)]
+    pub time_limit_secs: Option<u64>,
+}
+
+/// The default time limit of a validation.
+const VALIDATE_TIME_LIMIT: u64 = 3_600;
+
+/// Validates every migration of the project (but those finalized), each on its own agent: the
+/// source readable, the target writable (a probe written and removed), names and sizes the
+/// target profile holds, the job limits. One `validate` run a migration (listed with its runs);
+/// the project run gathers them: 162 when nothing was found, else 161 with every finding and
+/// its code in its report (`GET /v1/projects/{id}/runs/{run_id}/report`), its error 9140, or
+/// 728 when the findings are names the targets cannot hold and the project does not sanitize
+/// on the fly.
+#[utoipa::path(post, path = "/v1/projects/{id}/validate", params(("id" = String, Path), Wait),
+    request_body = ValidateRequest, security(("bearer" = [])), responses(
+    (status = 200, description = "It ended within the wait: the run (162, or 161 with 9140)", body = ProjectRun),
+    (status = 202, description = "Started: the run, RUNNING while its migrations' runs go on", body = ProjectRun),
+    (status = 400, description = "Malformed JSON or query", body = crate::error::ErrorBody),
+    (status = 404, description = "No such project (800)", body = crate::error::ErrorBody),
+    (status = 409, description = "An agent is not active (726) or has no validation (9150), a migration is busy (661 and the like), or a validation of the project is going on (AZSM1049)", body = crate::error::ErrorBody),
+    (status = 413, description = "Body too large", body = crate::error::ErrorBody),
+    (status = 422, description = "Invalid content (605); the project has nothing to validate, or it ended with 728", body = crate::error::ErrorBody),
+    (status = 503, description = "The store failed", body = crate::error::ErrorBody),
+    (status = 504, description = "Its time limit passed while the request waited (725)", body = crate::error::ErrorBody)
+))]
+pub async fn validate_project(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiQuery(wait): ApiQuery<Wait>,
+    ApiJson(req): ApiJson<ValidateRequest>,
+) -> Result<(StatusCode, Json<ProjectRun>), ApiError> {
+    caller.require_operator()?;
+    let wait = wait_of(wait)?;
+    state.store.get_project(&id).await?;
+    let limit = req.time_limit_secs.unwrap_or(VALIDATE_TIME_LIMIT);
+    if !(1..=SCAN_TIME_LIMIT_MAX).contains(&limit) {
+        return Err(ApiError::invalid(
+            "timeLimitSecs: 1 to 2,592,000 seconds (30 days)",
+        ));
+    }
+    // Its migrations that can still run something; a finalized one is over.
+    let mut migrations = Vec::new();
+    for m in state.store.project_migrations(&id).await? {
+        if state
+            .store
+            .last_success(&m.id, CommandKind::Finalize)
+            .await?
+            .is_none()
+        {
+            migrations.push(m);
+        }
+    }
+    if migrations.is_empty() {
+        return Err(ApiError::new(
+            Code::VALIDATION_INVALID_CONFIG_ERROR,
+            &[
+                ("project_id", &id),
+                (
+                    "reason",
+                    "it has no migration to validate (finalized ones are over)",
+                ),
+            ],
+        ));
+    }
+    // Every agent there and able, and every migration idle, before anything is queued.
+    for m in &migrations {
+        let Some(agent_id) = &m.agent_id else {
+            return Err(ApiError::new(
+                Code::VALIDATION_INVALID_CONFIG_ERROR,
+                &[
+                    ("project_id", &id),
+                    (
+                        "reason",
+                        &format!("migration {} has no agent to run it", m.id),
+                    ),
+                ],
+            ));
+        };
+        let agent = state.store.get_agent(agent_id).await?;
+        if agent.state.code != Code::AGENT_STATE_ACTIVE.id() || !state.hub.is_connected(&agent.id) {
+            return Err(ApiError::new(
+                Code::VALIDATE_PROJECT_AGENT_INACTIVE_ERR,
+                &[("agent_id", &agent.id)],
+            )
+            .details(format!(
+                "Agent {} of migration {} is {} ({}); start or reconnect it, then validate \
+                 again. Nothing was queued.",
+                agent.id, m.id, agent.state.code, agent.state.name
+            )));
+        }
+        crate::commands::runnable(CommandKind::Validate, Some(&agent))?;
+        if let Some(busy) = state.store.active_runs(&m.id).await?.first() {
+            return Err(crate::rules::busy(&m.id, busy.command).into());
+        }
+    }
+    let deadline = crate::store::now_ms().saturating_add((limit as i64).saturating_mul(1000));
+    let request = serde_json::json!({
+        "migrations": migrations.iter().map(|m| m.id.clone()).collect::<Vec<_>>(),
+    });
+    let Some(run) = state
+        .store
+        .create_project_run(&id, None, CommandKind::Validate, &request, deadline)
+        .await?
+    else {
+        let going = state
+            .store
+            .last_project_run(&id, CommandKind::Validate)
+            .await?
+            .map(|r| r.id)
+            .unwrap_or_default();
+        return Err(ApiError::new(
+            Code::GODWIT_PROJECT_RUN_INPROGRESS,
+            &[
+                ("project_id", &id),
+                ("command", "validation"),
+                ("run_id", &going),
+            ],
+        ));
+    };
+    // One validate run a migration, on its agent. A migration that got busy in between is
+    // recorded with the code that refused it, as a finding of its own.
+    let mut runs = serde_json::Map::new();
+    for m in &migrations {
+        match crate::commands::apply(&state, m, CommandKind::Validate, Action::Start, None).await {
+            Ok(r) => {
+                runs.insert(m.id.clone(), serde_json::Value::String(r.id));
+            }
+            Err(e) => {
+                let r = state
+                    .store
+                    .refused_run(&m.id, CommandKind::Validate, &e)
+                    .await?;
+                runs.insert(m.id.clone(), serde_json::Value::String(r.id));
+            }
+        }
+    }
+    let mut request = request;
+    request["runs"] = serde_json::Value::Object(runs);
+    state
+        .store
+        .set_project_run_request(&run.id, &request)
+        .await?;
+    state
+        .store
+        .set_project_run(&run.id, RunState::Running, None, None, None)
+        .await?;
+    let run = state.store.get_project_run(&run.id).await?;
+    finish_or_wait(&state, run, wait).await
+}
+
+/// A project run with what it found: a simulated scan's totals and proposal, a validation's
+/// findings by migration.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ProjectRunReport {
+    pub run: ProjectRun,
+    #[schema(value_type = Object)]
+    pub report: serde_json::Value,
+}
+
+/// What a project run found, once it has ended (645 before).
+#[utoipa::path(get, path = "/v1/projects/{id}/runs/{run_id}/report", params(("id" = String, Path), ("run_id" = String, Path)),
+    security(("bearer" = [])), responses(
+    (status = 200, description = "The run and its report", body = ProjectRunReport),
+    (status = 404, description = "No such project or run (800), or no report yet (645)", body = crate::error::ErrorBody),
+    (status = 503, description = "The store failed", body = crate::error::ErrorBody)
+))]
+pub async fn project_run_report(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, run_id)): Path<(String, String)>,
+) -> Result<Json<ProjectRunReport>, ApiError> {
+    caller.require_person()?;
+    let mut run = state.store.get_project_run(&run_id).await?;
+    if run.project_id != id {
+        return Err(ApiError::not_found("project run", &run_id));
+    }
+    let Some(report) = run.report.take() else {
+        return Err(ApiError::new(
+            Code::JOB_RUN_REPORT_NOT_AVAILABLE,
+            &[
+                ("job_id", &run_id),
+                (
+                    "state",
+                    &crate::records::state_text(run.state).to_lowercase(),
+                ),
+            ],
+        ));
+    };
+    Ok(Json(ProjectRunReport { run, report }))
 }

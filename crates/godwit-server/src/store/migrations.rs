@@ -242,6 +242,32 @@ impl Store {
         .map_err(|e| failed(Code::DB_ERR_GET_DOCS, "migrations", id, &e.to_string()))
     }
 
+    /// Every migration of the project, oldest first.
+    pub async fn project_migrations(
+        &self,
+        project_id: &str,
+    ) -> Result<Vec<Migration>, DomainError> {
+        let fail = |e: sqlx::Error| {
+            failed(
+                Code::DB_ERR_GET_DOCS,
+                "migrations",
+                project_id,
+                &e.to_string(),
+            )
+        };
+        let rows = sqlx::query(&format!(
+            "SELECT {MIGRATION_READ} WHERE m.project_id = $1 ORDER BY m.created_ms, m.id"
+        ))
+        .bind(project_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(fail)?;
+        rows.iter()
+            .map(migration_of)
+            .collect::<Result<_, _>>()
+            .map_err(fail)
+    }
+
     /// How many migrations of the project have a run that is not over.
     pub async fn active_migrations_in_project(&self, project_id: &str) -> Result<i64, DomainError> {
         sqlx::query(

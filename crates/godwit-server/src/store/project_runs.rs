@@ -62,7 +62,7 @@ impl Store {
     pub async fn create_project_run(
         &self,
         project_id: &str,
-        agent_id: &str,
+        agent_id: Option<&str>,
         command: CommandKind,
         request: &serde_json::Value,
         deadline_ms: i64,
@@ -228,6 +228,42 @@ impl Store {
         .await
         .map_err(|e| failed(Code::DB_ERR_UPDATE_DOC, "project run", id, &e.to_string()))?;
         Ok(done.rows_affected() > 0)
+    }
+
+    /// Replaces what the run was asked (a validation adds its migrations' runs once queued).
+    pub async fn set_project_run_request(
+        &self,
+        id: &str,
+        request: &serde_json::Value,
+    ) -> Result<(), DomainError> {
+        sqlx::query("UPDATE project_runs SET request = $1 WHERE id = $2")
+            .bind(request.to_string())
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| failed(Code::DB_ERR_UPDATE_DOC, "project run", id, &e.to_string()))?;
+        Ok(())
+    }
+
+    /// The project runs of `command` going on, oldest first.
+    pub async fn active_project_runs(
+        &self,
+        command: CommandKind,
+    ) -> Result<Vec<ProjectRun>, DomainError> {
+        let fail =
+            |e: sqlx::Error| failed(Code::DB_ERR_GET_DOCS, "project runs", "", &e.to_string());
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM project_runs WHERE command = $1 AND state IN {ACTIVE} \
+             ORDER BY created_ms, id"
+        ))
+        .bind(command.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(fail)?;
+        rows.iter()
+            .map(project_run_of)
+            .collect::<Result<_, _>>()
+            .map_err(fail)
     }
 
     /// The project runs `agent_id` should be running: QUEUED or RUNNING, oldest first.
