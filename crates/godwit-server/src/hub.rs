@@ -445,12 +445,7 @@ async fn handle(state: &AppState, agent_id: &str, message: ToServer) -> Option<T
                 }
                 Err(refusal) => return refusal,
             };
-            if matches!(run.state, RunState::Queued | RunState::Suspended) {
-                store
-                    .set_run_state(&run.id, RunState::Running, None, None)
-                    .await
-                    .ok()?;
-            }
+            store.run_taken(&run.id).await.ok()?;
             Some(ToAgent::Ack { seq })
         }
         ToServer::Progress {
@@ -472,10 +467,7 @@ async fn handle(state: &AppState, agent_id: &str, message: ToServer) -> Option<T
             let counts = serde_json::to_value(&counters.counts).unwrap_or_default();
             let totals = (counters.files, counters.bytes, counters.files_failed);
             let _ = store
-                .set_run_state(&run.id, run.state, None, Some(totals))
-                .await;
-            let _ = store
-                .set_run_details(&run.id, counters.bytes_per_second, &counts, None)
+                .run_progress(&run.id, totals, counters.bytes_per_second, &counts)
                 .await;
             Some(ToAgent::Ack { seq })
         }

@@ -5,6 +5,7 @@
 
 pub mod claims;
 pub mod command;
+pub mod config;
 pub mod env;
 pub mod error;
 pub mod filter;

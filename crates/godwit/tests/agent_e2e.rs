@@ -2014,7 +2014,13 @@ fn validate_a_project(mut w: World) {
         Some(json!({"timeLimitSecs": 1})),
     );
     signal("-CONT");
-    assert_eq!((st, e["error_code"].as_str()), (504, Some("725")), "{e}");
+    let (_, a) = w.api("GET", &format!("/v1/migrations/{names}/runs"), None);
+    let (_, b) = w.api("GET", &format!("/v1/migrations/{unwritable}/runs"), None);
+    assert_eq!(
+        (st, e["error_code"].as_str()),
+        (504, Some("725")),
+        "{e}\nthe migrations' runs: {a}\n{b}"
+    );
     let (_, runs) = w.api("GET", &format!("/v1/projects/{project}/runs"), None);
     assert_eq!(runs["items"][0]["error"]["code"], "725", "{runs}");
     let (_, runs) = w.api("GET", &format!("/v1/migrations/{names}/runs"), None);

@@ -323,6 +323,53 @@ impl Store {
         self.get_run(id).await
     }
 
+    /// The agent took the run: RUNNING, only if it is QUEUED or SUSPENDED now (a run that ended
+    /// or is stopping meanwhile keeps its state; the check and the write are one statement).
+    pub async fn run_taken(&self, id: &str) -> Result<(), DomainError> {
+        let run = self.get_run(id).await?;
+        let status = status_code(run.command, State::Running)?;
+        let now = now_ms();
+        sqlx::query(
+            "UPDATE job_runs SET state = 'RUNNING', status_code = $1, \
+             started_ms = COALESCE(started_ms, $2), updated_ms = $2 \
+             WHERE id = $3 AND state IN ('QUEUED','SUSPENDED')",
+        )
+        .bind(status.id())
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| failed(Code::DB_ERR_UPDATE_DOC, "job run", id, &e.to_string()))?;
+        Ok(())
+    }
+
+    /// An agent's progress report: counters, rate and files per status code, for a run that is
+    /// still going on. Its state is left alone (a stop asked for meanwhile, or its end, stays).
+    pub async fn run_progress(
+        &self,
+        id: &str,
+        totals: (i64, i64, i64),
+        bytes_per_second: f64,
+        counts: &serde_json::Value,
+    ) -> Result<(), DomainError> {
+        sqlx::query(
+            "UPDATE job_runs SET files = $1, bytes = $2, files_failed = $3, \
+             bytes_per_second = $4, counts = $5, updated_ms = $6 \
+             WHERE id = $7 AND state IN ('QUEUED','RUNNING','STOPPING','PAUSED','SUSPENDED')",
+        )
+        .bind(totals.0)
+        .bind(totals.1)
+        .bind(totals.2)
+        .bind(bytes_per_second)
+        .bind(counts.to_string())
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| failed(Code::DB_ERR_UPDATE_DOC, "job run", id, &e.to_string()))?;
+        Ok(())
+    }
+
     /// Records what an agent said of a run besides its state: the rate and the files per status
     /// code, and, when it has ended, its report.
     pub async fn set_run_details(
