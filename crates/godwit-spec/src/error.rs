@@ -48,6 +48,12 @@ impl JobError {
             Code::MIGRATION_INVALID_SOURCE_ABS_ERROR,
             Code::MIGRATION_INVALID_DESTINATION_PATH_ERROR,
             Code::INCORRECT_MIGRATION_CONFIG,
+            // A configuration file (`--config`) that cannot be used.
+            Code::ERR_POST_CONFIG_FILE_GET,
+            Code::ERR_CONFIG_FILE_OPEN,
+            Code::ERR_CONFIG_VALIDATION,
+            Code::ERR_EMPTY_MIGRATION_ID_AND_PATHS,
+            Code::ERR_MIGRATION_CONFIG_REQUIRED,
             // A run id (confirm, undo, --from-scan) that names no run.
             Code::DB_ERR_GET_DOC_NOT_FOUND,
         ]

@@ -398,9 +398,17 @@ pub struct PlanArgs {
 pub struct CopyArgs {
     /// The folder to copy from: a local path, s3://bucket/prefix, az://container/prefix or
     /// sftp://user@host:port/path.
-    pub source: String,
+    #[arg(required_unless_present = "config")]
+    pub source: Option<String>,
     /// The folder to copy into, in the same forms (a local folder is created if missing).
-    pub target: String,
+    #[arg(required_unless_present = "config")]
+    pub target: Option<String>,
+    /// Run the migrations of a configuration file instead (JSON: {"migrations": [{"source":
+    /// "/mnt/nas", "target": "s3://bucket/nas", "options": {...}}, ...]}, the format the
+    /// control plane takes too; docs/projects.md). Each runs in turn with its own options; the
+    /// option flags are then refused, the file gives them.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["source", "target"])]
+    pub config: Option<std::path::PathBuf>,
     /// Files copied at once [default: 8 to a local target, 16 to a remote store].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub transfers: Option<u16>,

@@ -258,3 +258,83 @@ fn validate_lists_what_would_stop_the_migration_each_with_its_code() {
     assert_eq!(sum["validation"]["files"], 3, "{sum}");
     assert!(!open.exists(), "the probe's folder is removed again");
 }
+
+#[test]
+fn copy_runs_the_migrations_of_a_configuration_file_and_says_what_is_wrong_with_one() {
+    let d = dirs();
+    write(&d.src.join("a/one.txt"), b"1");
+    write(&d.src.join("a/skip.tmp"), b"x");
+    write(&d.src.join("b/two.txt"), b"22");
+    let file = d.root.join("plan.json");
+    let config = |text: String| {
+        std::fs::write(&file, text).unwrap();
+    };
+    config(
+        serde_json::json!({"migrations": [
+            {"source": d.src.join("a"), "target": d.dst.join("a"),
+             "options": {"filters": {"exclude": ["*.tmp"]}}},
+            {"source": d.src.join("b"), "target": d.dst.join("b")},
+        ]})
+        .to_string(),
+    );
+    let out = run(godwit()
+        .args(["copy", "--config"])
+        .arg(&file)
+        .arg("--state-dir")
+        .arg(&d.state));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert_eq!(
+        said.matches("922 MIGRATE_DATA : SUCCEEDED").count(),
+        2,
+        "{said}"
+    );
+    assert_eq!(std::fs::read(d.dst.join("a/one.txt")).unwrap(), b"1");
+    assert_eq!(std::fs::read(d.dst.join("b/two.txt")).unwrap(), b"22");
+    assert!(
+        !d.dst.join("a/skip.tmp").exists(),
+        "the file's filters apply"
+    );
+    // A true-up takes the same file; its --delete adds to the file's options.
+    let out = run(godwit()
+        .args(["sync", "--delete", "--config"])
+        .arg(&file)
+        .arg("--state-dir")
+        .arg(&d.state));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).matches("952 ").count(), 2);
+
+    // Each way a file is wrong: its code, exit status 2, nothing copied.
+    let refused = |extra: &[&str], code: &str, says: &str| {
+        let out = run(godwit()
+            .args(["copy", "--config"])
+            .arg(&file)
+            .args(extra)
+            .arg("--state-dir")
+            .arg(&d.state));
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(&format!("error[{code}]")), "{err}");
+        assert!(err.contains(says), "{err}");
+    };
+    refused(&["--transfers", "3"], "724", "come from the file");
+    config("{\"migrations\": [".into());
+    refused(&[], "501", "not JSON");
+    config(
+        r#"{"migrations": [{"source": "/a", "target": "/b", "options": {"verify": "always"}}]}"#
+            .into(),
+    );
+    refused(&[], "503", "migrations[0].options.verify");
+    config(r#"{"migrations": [{"source": "/a"}]}"#.into());
+    refused(&[], "504", "migrations[0]");
+    config(r#"{"migrations": []}"#.into());
+    refused(&[], "508", "no migration configuration");
+    config(
+        r#"{"migrations": [{"source": {"endpointId": "e", "path": "/"}, "target": "/b"}]}"#.into(),
+    );
+    refused(&[], "503", "migrations[0].source");
+    config(String::new());
+    refused(&[], "500", "empty");
+    std::fs::remove_file(&file).unwrap();
+    refused(&[], "501", "No such file");
+}

@@ -4,25 +4,25 @@
 use godwit_spec::{CommandKind, MaxDelete};
 
 use crate::cli::SyncArgs;
-use crate::commands::copy::{output, spec};
-use crate::commands::job;
-use crate::commands::shared::report;
+use crate::commands::copy::{output, run_all, specs};
 use crate::exit::ExitStatus;
 
 pub fn run(args: &SyncArgs) -> anyhow::Result<ExitStatus> {
-    let spec = spec(&args.copy, CommandKind::Sync).and_then(|mut spec| {
-        spec.options.sync_deletes = args.delete;
-        spec.options.max_delete = args
+    let specs = specs(&args.copy, CommandKind::Sync).and_then(|mut specs| {
+        let max_delete = args
             .max_delete
             .as_deref()
             .map(MaxDelete::parse)
             .transpose()?;
-        spec.reviewed_run = args.confirm_deletes.clone();
-        let list = crate::commands::shared::StdinList::take(&mut spec)?;
-        Ok((spec, list))
+        for spec in &mut specs {
+            // The flags add to a configuration file's options.
+            spec.options.sync_deletes |= args.delete;
+            if max_delete.is_some() {
+                spec.options.max_delete = max_delete.clone();
+            }
+            spec.reviewed_run = args.confirm_deletes.clone();
+        }
+        Ok(specs)
     });
-    Ok(match spec {
-        Ok((spec, _list)) => job::run(&spec, output(args.copy.json)),
-        Err(e) => report(&e),
-    })
+    Ok(run_all(specs, output(args.copy.json)))
 }
