@@ -18,7 +18,7 @@ pub fn run(args: &SyncArgs) -> anyhow::Result<ExitStatus> {
             // The flags add to a configuration file's options.
             spec.options.sync_deletes |= args.delete;
             if max_delete.is_some() {
-                spec.options.max_delete = max_delete.clone();
+                spec.options.max_delete = max_delete;
             }
             spec.reviewed_run = args.confirm_deletes.clone();
         }
