@@ -1584,3 +1584,153 @@ on_both_stores!(two_starts_at_once_make_one_run, |a: Api| async move {
         .await;
     assert_eq!(runs["count"], 1, "{runs}");
 });
+
+on_both_stores!(
+    a_configuration_file_makes_and_changes_an_agents_migrations,
+    |a: Api| async move {
+        let (project, src, dst, agent, _) = fixture(&a).await;
+        let path = format!("/v1/agents/{agent}/config");
+        let send = |body: Value| {
+            let (a, path) = (&a, path.clone());
+            async move { a.send_bytes(&path, body.to_string().into_bytes()).await }
+        };
+        let side = |e: &str, p: &str| json!({"endpointId": e, "path": p});
+        // Two new migrations in one file, each with its options; the file may name its agent.
+        let (s, v) = send(json!({"agentId": agent, "migrations": [
+            {"projectId": project, "source": side(&src, "/finance"), "target": side(&dst, "/finance"),
+             "options": {"filters": {"exclude": ["*.tmp"]}, "bwlimit": "10M"}},
+            {"projectId": project, "source": side(&src, "/hr"), "target": side(&dst, "/hr")},
+        ]}))
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        assert_eq!(
+            (v["created"].clone(), v["updated"].clone()),
+            (json!(2), json!(0)),
+            "{v}"
+        );
+        let first = v["migrations"][0]["id"].as_str().unwrap().to_string();
+        assert_eq!(v["migrations"][0]["agent_id"], agent.as_str(), "{v}");
+        assert_eq!(
+            v["migrations"][0]["options"]["filters"]["exclude"][0], "*.tmp",
+            "{v}"
+        );
+        // Changed by its id.
+        let (s, v) =
+            send(json!({"migrations": [{"id": first, "options": {"syncDeletes": true}}]})).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(v["updated"], 1, "{v}");
+        let (_, m) = a
+            .call(
+                "GET",
+                &format!("/v1/migrations/{first}"),
+                Some(&a.viewer),
+                None,
+            )
+            .await;
+        assert_eq!(m["options"]["syncDeletes"], true, "{m}");
+        // Made again: a duplicate, and nothing of the file written.
+        let (s, v) = send(json!({"migrations": [
+            {"projectId": project, "source": side(&src, "/finance"), "target": side(&dst, "/finance"),
+             "options": {"filters": {"exclude": ["*.tmp"]}}},
+        ]}))
+        .await;
+        assert_error(s, &v, 409, "505");
+
+        // Each way a file is wrong.
+        let (s, v) = a.send_bytes(&path, Vec::new()).await;
+        assert_error(s, &v, 400, "500");
+        let (s, v) = a.send_bytes(&path, b"migrations: []".to_vec()).await;
+        assert_error(s, &v, 400, "501");
+        let (s, v) = send(json!({"agentId": "someone-else", "migrations": [{"id": first}]})).await;
+        assert_error(s, &v, 422, "502");
+        assert_eq!(v["error_params"]["agent_id"], "someone-else", "{v}");
+        let (s, v) =
+            send(json!({"migrations": [{"id": first, "options": {"transfers": -1}}]})).await;
+        assert_error(s, &v, 422, "503");
+        assert!(
+            v["error_msg"]
+                .as_str()
+                .unwrap()
+                .contains("migrations[0].options.transfers"),
+            "{v}"
+        );
+        let (s, v) = send(json!({"migrations": [{"projectId": project}]})).await;
+        assert_error(s, &v, 422, "504");
+        let (s, v) = send(json!({"migrations": [{"id": "no-such-migration"}]})).await;
+        assert_error(s, &v, 404, "506");
+        let (s, v) = send(json!({"migrations": []})).await;
+        assert_error(s, &v, 422, "508");
+        let (s, v) = send(json!({"migrations": [
+            {"id": first, "options": {"filters": {"exclude": ["[unclosed"]}}}]}))
+        .await;
+        assert_error(s, &v, 422, "510");
+        assert_eq!(v["error_params"]["migration_id"], first.as_str(), "{v}");
+        // A migration that sanitizes on the fly keeps doing so.
+        let (s, v) =
+            send(json!({"migrations": [{"id": first, "options": {"sanitize": "on-the-fly"}}]}))
+                .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let (s, v) =
+            send(json!({"migrations": [{"id": first, "options": {"sanitize": "off"}}]})).await;
+        assert_error(s, &v, 409, "518");
+        // The file is checked whole before anything is written: a good entry before a bad one
+        // changes nothing.
+        let (s, v) = send(json!({"migrations": [
+            {"id": first, "options": {"checksum": true}},
+            {"id": "no-such-migration"},
+        ]}))
+        .await;
+        assert_error(s, &v, 404, "506");
+        let (_, m) = a
+            .call(
+                "GET",
+                &format!("/v1/migrations/{first}"),
+                Some(&a.viewer),
+                None,
+            )
+            .await;
+        assert_eq!(m["options"]["checksum"], false, "{m}");
+        // The store refuses to save a migration (a trigger behind the control plane's back):
+        // 509, retryable, nothing half-written.
+        let mut c = sqlx::AnyConnection::connect(&a.url).await.unwrap();
+        let refuse: &[&str] = if a.backend == "sqlite" {
+            &["CREATE TRIGGER no_updates BEFORE UPDATE ON migrations \
+               BEGIN SELECT RAISE(ABORT, 'the disk is full'); END"]
+        } else {
+            &[
+                "CREATE FUNCTION no_updates() RETURNS trigger AS $$ BEGIN \
+                 RAISE EXCEPTION 'the disk is full'; END $$ LANGUAGE plpgsql",
+                "CREATE TRIGGER no_updates BEFORE UPDATE ON migrations \
+                 FOR EACH ROW EXECUTE FUNCTION no_updates()",
+            ]
+        };
+        for q in refuse {
+            sqlx::query(q).execute(&mut c).await.unwrap();
+        }
+        let (s, v) =
+            send(json!({"migrations": [{"id": first, "options": {"checksum": true}}]})).await;
+        assert_error(s, &v, 503, "509");
+        assert!(
+            v["error_msg"]
+                .as_str()
+                .unwrap()
+                .contains("the disk is full"),
+            "{v}"
+        );
+        sqlx::query("DROP TRIGGER no_updates ON migrations")
+            .execute(&mut c)
+            .await
+            .or(sqlx::query("DROP TRIGGER no_updates").execute(&mut c).await)
+            .unwrap();
+        // A viewer may not.
+        let (s, v) = a
+            .call(
+                "POST",
+                &path,
+                Some(&a.viewer),
+                Some(json!({"migrations": [{"id": first}]})),
+            )
+            .await;
+        assert_error(s, &v, 403, "HTTP403");
+    }
+);

@@ -195,6 +195,7 @@ impl World {
             ("GET", "/v1/endpoints/{id}") => pick(&self.own_endpoint, &self.other_endpoint),
             (_, "/v1/endpoints/{id}") => self.fresh_endpoint().await,
             ("GET", "/v1/agents/{id}") => pick(&self.agent_a, &self.agent_b),
+            (_, "/v1/agents/{id}/config") => self.agent_a.clone(),
             (_, "/v1/agents/{id}" | "/v1/agents/{id}/deactivate") => self.fresh_agent().await,
             ("GET", "/v1/migrations/{id}") => pick(&self.own_migration, &self.other_migration),
             ("GET" | "POST", "/v1/migrations/{id}/runs" | "/v1/migrations/{id}/schedules") => {
@@ -254,6 +255,9 @@ impl World {
                 "target": {"endpointId": self.other_endpoint, "path": "/"}
             })),
             ("POST", "/v1/projects/{id}/validate") => Some(json!({})),
+            ("POST", "/v1/agents/{id}/config") => Some(json!({
+                "migrations": [{"id": self.own_migration, "options": {"checksum": true}}]
+            })),
             _ => None,
         };
         (path, body)

@@ -4,6 +4,7 @@
 pub mod agents;
 pub mod audit;
 pub mod codes;
+pub mod config;
 pub mod endpoints;
 pub mod migrations;
 pub mod plans;
@@ -63,6 +64,7 @@ pub const BODY_LIMIT: usize = 64 * 1024;
         agents::get_agent,
         agents::deactivate_agent,
         agents::delete_agent,
+        config::upload_config,
         migrations::create_migration,
         migrations::list_migrations,
         migrations::get_migration,
@@ -200,6 +202,7 @@ pub fn router(state: AppState) -> Router {
             get(agents::get_agent).delete(agents::delete_agent),
         )
         .route("/agents/{id}/deactivate", post(agents::deactivate_agent))
+        .route("/agents/{id}/config", post(config::upload_config))
         .route(
             "/migrations",
             get(migrations::list_migrations).post(migrations::create_migration),

@@ -115,6 +115,38 @@ impl Store {
         self.get_migration(&id).await
     }
 
+    /// Replaces a migration's options (`given`: as given; its project's settings fill in the
+    /// rest). 509 when the store cannot save them; 505 when its new include rules make it the
+    /// same as another migration.
+    pub async fn update_migration_options(
+        &self,
+        id: &str,
+        options: &MigrationOptions,
+        given: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Migration, DomainError> {
+        let scope = godwit_spec::filter::scope_of(&options.filters.include);
+        sqlx::query(
+            "UPDATE migrations SET options = $1, given_options = $2, scope = $3 WHERE id = $4",
+        )
+        .bind(serde_json::to_string(options).unwrap_or_else(|_| "{}".into()))
+        .bind(serde_json::to_string(given).unwrap_or_else(|_| "{}".into()))
+        .bind(&scope)
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| match StoreFailure::from(e) {
+            StoreFailure::Duplicate => {
+                DomainError::new(Code::ERR_DUPLICATE_MIGRATION_ID, &[("migration_id", id)])
+                    .details("Another migration has the same source, target and include rules.")
+            }
+            StoreFailure::Failed(r) => DomainError::new(
+                Code::ERR_MIGRATION_CONFIG_UPDATE,
+                &[("migration_id", id), ("reason", &r)],
+            ),
+        })?;
+        self.get_migration(id).await
+    }
+
     /// The migration of `source` to `target` with the include rules `scope`, if there is one.
     pub async fn find_migration(
         &self,
