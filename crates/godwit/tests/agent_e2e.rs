@@ -1828,6 +1828,24 @@ fn plan_a_project(mut w: World, scale: usize, max_files: u64) {
     }
     assert_eq!(copied, files.len());
 
+    // One job finalized after its cut-over: nothing more starts on it, and the next job, a
+    // migration of its own on the same agent, goes on (its true-up finds its files unchanged).
+    let fin = w.start(&migrations[0], "finalize", "987");
+    w.wait_end(&fin, "981");
+    let (s, e) = w.api(
+        "POST",
+        &format!("/v1/migrations/{}/commands", migrations[0]),
+        Some(json!({"command": "sync", "action": "start"})),
+    );
+    assert_eq!(
+        (s, e["error_code"].as_str()),
+        (409, Some("AZSM1048")),
+        "{e}"
+    );
+    let sync = w.start(&migrations[1], "sync", "957");
+    let r = w.wait_end(&sync, "952");
+    assert_eq!(r["counts"]["AZSM2041"], jobs[1]["files"], "{r}");
+
     // The project's filters change: the proposal is stale and is not applied.
     let (st, _) = w.api(
         "PATCH",
