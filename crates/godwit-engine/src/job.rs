@@ -168,12 +168,7 @@ fn validate_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError
     let target = Side::open(target_location, "target")?;
     let scan = scan_options(o, target.kind())?;
     let limits = job_limits(o);
-    let migration = Migration::open(
-        &spec.state_dir,
-        &spec.source,
-        Some(target_location),
-        &spec.options.filters.include,
-    )?;
+    let migration = open_migration(spec, Some(target_location))?;
     let run = migration.new_run(spec.command.as_str())?;
     control.started(&run);
     write_sides(&run, &spec.source, target_location, o);
@@ -262,12 +257,7 @@ fn simulate_scan_job(spec: &JobSpec, control: &Control) -> Result<JobReport, Job
             "the job limits must be at least 1 file and 1 byte",
         ));
     }
-    let migration = Migration::open(
-        &spec.state_dir,
-        &spec.source,
-        None,
-        &spec.options.filters.include,
-    )?;
+    let migration = open_migration(spec, None)?;
     let run = migration.new_run(spec.command.as_str())?;
     control.started(&run);
     let mut summary = Summary::start(
@@ -296,6 +286,17 @@ fn simulate_scan_job(spec: &JobSpec, control: &Control) -> Result<JobReport, Job
     };
     summary.end(error.as_ref(), false, false);
     finish(summary, &run, None)
+}
+
+/// The migration `spec` runs on: its source, `target`, and its include rules (a plan's job is a
+/// migration of its own).
+fn open_migration(spec: &JobSpec, target: Option<&Location>) -> Result<Migration, JobError> {
+    Migration::open(
+        &spec.state_dir,
+        &spec.source,
+        target,
+        &spec.options.filters.include,
+    )
 }
 
 /// `location` with a local path made absolute, since a migration is found by its locations
@@ -364,12 +365,7 @@ fn transfer_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError
     }
     options.estimate =
         crate::precheck::last_scan(&spec.state_dir, &spec.source, &spec.options.filters.include);
-    let migration = Migration::open(
-        &spec.state_dir,
-        &spec.source,
-        Some(target_location),
-        &spec.options.filters.include,
-    )?;
+    let migration = open_migration(spec, Some(target_location))?;
     let reviewed = match &spec.reviewed_run {
         Some(id) if spec.command == CommandKind::Sync => {
             Some((id.clone(), reviewed_dir(spec, &migration, id)?))
@@ -786,13 +782,7 @@ fn permissions_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobEr
         filter: crate::filter::Filter::new(&o.filters)?,
         simulation: None,
     };
-    let migration = Migration::open(
-        &spec.state_dir,
-        &spec.source,
-        Some(target_location),
-        &spec.options.filters.include,
-    )
-    .map_err(|e| {
+    let migration = open_migration(spec, Some(target_location)).map_err(|e| {
         if e.code == Code::MIGRATION_LOCK_ERROR {
             let id = crate::state::migration_id(
                 &spec.source,
@@ -890,12 +880,7 @@ fn verify_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError> 
     let target_location = target_of(spec)?;
     let source = Side::open(&spec.source, "source")?;
     let target = Side::open(target_location, "target")?;
-    let migration = Migration::open(
-        &spec.state_dir,
-        &spec.source,
-        Some(target_location),
-        &spec.options.filters.include,
-    )?;
+    let migration = open_migration(spec, Some(target_location))?;
     let index = existing_index(&migration)?;
     if o.use_index && index.is_none() {
         return Err(JobError::config(
@@ -994,12 +979,7 @@ fn speed_test_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobErr
             crate::precheck::last_scan(&spec.state_dir, &spec.source, &spec.options.filters.include)
         }
     };
-    let migration = Migration::open(
-        &spec.state_dir,
-        &spec.source,
-        Some(target_location),
-        &spec.options.filters.include,
-    )?;
+    let migration = open_migration(spec, Some(target_location))?;
     let run = migration.new_run("speed-test")?;
     control.started(&run);
     let mut summary = Summary::start(
@@ -1057,12 +1037,7 @@ fn scan_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError> {
         .as_ref()
         .map_or(StoreKind::Local, Location::kind);
     let options = scan_options(o, target_kind)?;
-    let migration = Migration::open(
-        &spec.state_dir,
-        &spec.source,
-        None,
-        &spec.options.filters.include,
-    )?;
+    let migration = open_migration(spec, None)?;
     let run = migration.new_run("scan")?;
     control.started(&run);
     let mut summary = Summary::start(
@@ -1164,12 +1139,7 @@ fn sanitize_job(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError
         .map_or(StoreKind::Local, Location::kind);
     let profile = TargetProfile::chosen(o.target_profile, target_kind);
     let apply = o.sanitize == SanitizeMode::InPlace && !o.dry_run;
-    let migration = Migration::open(
-        &spec.state_dir,
-        &spec.source,
-        None,
-        &spec.options.filters.include,
-    )?;
+    let migration = open_migration(spec, None)?;
     let run = migration.new_run("sanitize")?;
     control.started(&run);
     let mut summary = Summary::start(

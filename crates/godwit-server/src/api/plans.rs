@@ -136,37 +136,61 @@ pub async fn simulate_scan(
         "sourcePath": req.source.path,
         "options": options,
     });
-    let deadline = crate::store::now_ms().saturating_add((limit as i64).saturating_mul(1000));
-    let Some(run) = state
-        .store
-        .create_project_run(
-            &id,
-            Some(&agent.id),
-            CommandKind::SimulateScan,
-            &request,
-            deadline,
-        )
-        .await?
-    else {
-        let going = state
-            .store
-            .last_project_run(&id, CommandKind::SimulateScan)
-            .await?
-            .map(|r| r.id)
-            .unwrap_or_default();
-        return Err(ApiError::new(
-            Code::GODWIT_PROJECT_RUN_INPROGRESS,
-            &[
-                ("project_id", &id),
-                ("command", "simulated scan"),
-                ("run_id", &going),
-            ],
-        ));
-    };
+    let run = start_project_run(
+        &state,
+        &id,
+        Some(&agent.id),
+        CommandKind::SimulateScan,
+        &request,
+        limit,
+    )
+    .await?;
     state
         .hub
         .send(&agent.id, crate::projects::command_message(&run));
     finish_or_wait(&state, run, wait).await
+}
+
+/// A new project run of `command` that its time limit (`limit` seconds) ends; AZSM1049 naming
+/// the one going on, when there is one.
+async fn start_project_run(
+    state: &AppState,
+    project_id: &str,
+    agent_id: Option<&str>,
+    command: CommandKind,
+    request: &serde_json::Value,
+    limit: u64,
+) -> Result<ProjectRun, ApiError> {
+    let deadline = crate::store::now_ms().saturating_add(
+        i64::try_from(limit)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(1000),
+    );
+    if let Some(run) = state
+        .store
+        .create_project_run(project_id, agent_id, command, request, deadline)
+        .await?
+    {
+        return Ok(run);
+    }
+    let going = state
+        .store
+        .last_project_run(project_id, command)
+        .await?
+        .map(|r| r.id)
+        .unwrap_or_default();
+    let what = match command {
+        CommandKind::Validate => "validation",
+        _ => "simulated scan",
+    };
+    Err(ApiError::new(
+        Code::GODWIT_PROJECT_RUN_INPROGRESS,
+        &[
+            ("project_id", project_id),
+            ("command", what),
+            ("run_id", &going),
+        ],
+    ))
 }
 
 /// The `wait` asked for, within its bounds.
@@ -705,30 +729,10 @@ pub async fn validate_project(
             return Err(crate::rules::busy(&m.id, busy.command).into());
         }
     }
-    let deadline = crate::store::now_ms().saturating_add((limit as i64).saturating_mul(1000));
     let request = serde_json::json!({
         "migrations": migrations.iter().map(|m| m.id.clone()).collect::<Vec<_>>(),
     });
-    let Some(run) = state
-        .store
-        .create_project_run(&id, None, CommandKind::Validate, &request, deadline)
-        .await?
-    else {
-        let going = state
-            .store
-            .last_project_run(&id, CommandKind::Validate)
-            .await?
-            .map(|r| r.id)
-            .unwrap_or_default();
-        return Err(ApiError::new(
-            Code::GODWIT_PROJECT_RUN_INPROGRESS,
-            &[
-                ("project_id", &id),
-                ("command", "validation"),
-                ("run_id", &going),
-            ],
-        ));
-    };
+    let run = start_project_run(&state, &id, None, CommandKind::Validate, &request, limit).await?;
     // One validate run a migration, on its agent. A migration that got busy in between is
     // recorded with the code that refused it, as a finding of its own.
     let mut runs = serde_json::Map::new();

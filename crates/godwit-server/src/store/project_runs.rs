@@ -250,20 +250,12 @@ impl Store {
         &self,
         command: CommandKind,
     ) -> Result<Vec<ProjectRun>, DomainError> {
-        let fail =
-            |e: sqlx::Error| failed(Code::DB_ERR_GET_DOCS, "project runs", "", &e.to_string());
-        let rows = sqlx::query(&format!(
+        let sql = format!(
             "SELECT {COLUMNS} FROM project_runs WHERE command = $1 AND state IN {ACTIVE} \
              ORDER BY created_ms, id"
-        ))
-        .bind(command.as_str())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(fail)?;
-        rows.iter()
-            .map(project_run_of)
-            .collect::<Result<_, _>>()
-            .map_err(fail)
+        );
+        self.fetch_runs(sqlx::query(&sql).bind(command.as_str()), "")
+            .await
     }
 
     /// The project runs `agent_id` should be running: QUEUED or RUNNING, oldest first.
@@ -271,39 +263,31 @@ impl Store {
         &self,
         agent_id: &str,
     ) -> Result<Vec<ProjectRun>, DomainError> {
-        let fail = |e: sqlx::Error| {
-            failed(
-                Code::DB_ERR_GET_DOCS,
-                "project runs",
-                agent_id,
-                &e.to_string(),
-            )
-        };
-        let rows = sqlx::query(&format!(
+        let sql = format!(
             "SELECT {COLUMNS} FROM project_runs WHERE agent_id = $1 AND state IN {ACTIVE} \
              ORDER BY created_ms, id"
-        ))
-        .bind(agent_id)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(fail)?;
-        rows.iter()
-            .map(project_run_of)
-            .collect::<Result<_, _>>()
-            .map_err(fail)
+        );
+        self.fetch_runs(sqlx::query(&sql).bind(agent_id), agent_id)
+            .await
     }
 
     /// The project runs still going on past their time limit at `now`.
     pub async fn overdue_project_runs(&self, now: i64) -> Result<Vec<ProjectRun>, DomainError> {
-        let fail =
-            |e: sqlx::Error| failed(Code::DB_ERR_GET_DOCS, "project runs", "", &e.to_string());
-        let rows = sqlx::query(&format!(
+        let sql = format!(
             "SELECT {COLUMNS} FROM project_runs WHERE state IN {ACTIVE} AND deadline_ms <= $1"
-        ))
-        .bind(now)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(fail)?;
+        );
+        self.fetch_runs(sqlx::query(&sql).bind(now), "").await
+    }
+
+    /// The project runs a query selects (`id`: what the query is about, for its error).
+    async fn fetch_runs<'q>(
+        &self,
+        query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+        id: &str,
+    ) -> Result<Vec<ProjectRun>, DomainError> {
+        let fail =
+            |e: sqlx::Error| failed(Code::DB_ERR_GET_DOCS, "project runs", id, &e.to_string());
+        let rows = query.fetch_all(&self.pool).await.map_err(fail)?;
         rows.iter()
             .map(project_run_of)
             .collect::<Result<_, _>>()
