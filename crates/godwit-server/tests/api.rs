@@ -1734,3 +1734,62 @@ on_both_stores!(
         assert_error(s, &v, 403, "HTTP403");
     }
 );
+
+on_both_stores!(
+    a_simulated_scan_stored_by_an_older_godwit_is_not_read_as_a_proposal,
+    |a: Api| async move {
+        let (project, src, _, agent, _) = fixture(&a).await;
+        let rec = format!("/v1/projects/{project}/recommendation");
+        let (s, v) = a.call("GET", &rec, Some(&a.viewer), None).await;
+        assert_error(s, &v, 404, "723");
+        // What an earlier version left in the store: a finished scan whose report has no
+        // format of this version's.
+        let mut c = sqlx::AnyConnection::connect(&a.url).await.unwrap();
+        let request = json!({"source": "/mnt/nas", "sourceEndpoint": src, "sourcePath": "/",
+            "options": {"filters": {}}});
+        sqlx::query(
+            "INSERT INTO project_runs (id, project_id, agent_id, command, request, state, \
+             status_code, files, bytes, report, format, deadline_ms, created_ms, ended_ms, \
+             updated_ms) VALUES ('old-scan', $1, $2, 'simulate-scan', $3, 'SUCCEEDED', '143', \
+             10, 100, $4, 0, 1, 1, 2, 2)",
+        )
+        .bind(&project)
+        .bind(&agent)
+        .bind(request.to_string())
+        .bind(json!({"plan": {"jobs": [{"include": ["**"], "files": 10}]}}).to_string())
+        .execute(&mut c)
+        .await
+        .unwrap();
+        let (s, v) = a.call("GET", &rec, Some(&a.viewer), None).await;
+        assert_error(s, &v, 409, "729");
+        let (s, v) = a
+            .call(
+                "POST",
+                &format!("{rec}/apply"),
+                Some(&a.operator),
+                Some(json!({"target": {"endpointId": src, "path": "/copy"}})),
+            )
+            .await;
+        assert_error(s, &v, 409, "729");
+        // Its run is listed with the project's runs, its report readable.
+        let (s, v) = a
+            .call(
+                "GET",
+                &format!("/v1/projects/{project}/runs"),
+                Some(&a.viewer),
+                None,
+            )
+            .await;
+        assert_eq!((s, v["count"].clone()), (StatusCode::OK, json!(1)), "{v}");
+        let (s, v) = a
+            .call(
+                "GET",
+                &format!("/v1/projects/{project}/runs/old-scan/report"),
+                Some(&a.viewer),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(v["report"]["plan"]["jobs"][0]["files"], 10, "{v}");
+    }
+);
