@@ -92,6 +92,15 @@ fn folder_of(rel: &[u8]) -> &[u8] {
     }
 }
 
+/// This machine's name, for a message that says where the scan failed (the agent runs here).
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "this machine".into())
+}
+
 impl Tree {
     fn create(path: &Path) -> Result<Tree, JobError> {
         let shown = path.display().to_string();
@@ -118,7 +127,7 @@ impl Tree {
         JobError::new(
             Code::SIMULATE_SCAN_FAILURE_ERROR,
             &[
-                ("agent_id", "this machine"),
+                ("agent_id", &host_name()),
                 ("reason", &format!("{}: {e}", self.shown)),
             ],
         )

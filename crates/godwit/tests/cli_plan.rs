@@ -338,3 +338,32 @@ fn copy_runs_the_migrations_of_a_configuration_file_and_says_what_is_wrong_with_
     std::fs::remove_file(&file).unwrap();
     refused(&[], "501", "No such file");
 }
+
+#[test]
+fn a_simulated_scan_that_cannot_keep_its_folder_tree_fails_with_9120() {
+    let d = dirs();
+    for i in 0..3000 {
+        write(&d.src.join(format!("d{}/e{i}/f", i % 30)), b"x");
+    }
+    // Files of at most 150 KiB for this process (SIGXFSZ ignored, so a write past it fails
+    // with EFBIG as on a full disk): the tree outgrows it as the walk goes.
+    let out = run(std::process::Command::new("sh")
+        .arg("-c")
+        .arg("trap '' XFSZ; ulimit -f 300; exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_godwit"))
+        .arg("plan")
+        .arg(&d.src)
+        .args(["--json", "--state-dir"])
+        .arg(&d.state));
+    let sum = summary(&out);
+    assert_eq!(out.status.code(), Some(1), "{sum}");
+    assert_eq!(sum["status"]["code"], "142", "{sum}");
+    assert_eq!(sum["job_error"]["code"], "9120", "{sum}");
+    assert!(
+        sum["job_error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("tree.redb"),
+        "{sum}"
+    );
+}
