@@ -154,6 +154,11 @@ pub fn params_of(params: &serde_json::Value) -> Vec<(String, String)> {
 /// targets cannot hold and the project does not sanitize on the fly (its settings must change),
 /// or 9140. Its report lists every migration's findings. True when it ended now.
 pub async fn gather(state: &AppState, run: &ProjectRun) -> Result<bool, crate::error::DomainError> {
+    // Made QUEUED, it is RUNNING once its migrations' runs are queued and recorded: until then
+    // there is nothing to gather (an empty list is not a validation that found nothing).
+    if run.state != State::Running || run.request.get("runs").is_none() {
+        return Ok(false);
+    }
     let runs = validation_runs(run);
     let mut results = Vec::with_capacity(runs.len());
     let mut failed = 0;
@@ -231,4 +236,56 @@ pub async fn gather(state: &AppState, run: &ProjectRun) -> Result<bool, crate::e
             Some(&report),
         )
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The sweeper must not take a validation for one that found nothing in the moment between
+    /// its creation and the recording of its migrations' runs (seen in CI: 162 at once).
+    #[tokio::test]
+    async fn a_validation_is_not_settled_before_its_runs_are_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("cp.db").display());
+        let store = crate::Store::open(&url).await.unwrap();
+        let state = crate::state_with(
+            store.clone(),
+            crate::Secret::from_bytes(b"a test secret that is long enough for HS256 signing"),
+            crate::Settings::defaults(),
+        );
+        let p = store.create_project("p", "").await.unwrap();
+        let request = serde_json::json!({"migrations": ["m1"]});
+        let far = crate::store::now_ms() + 3_600_000;
+        let run = store
+            .create_project_run(&p.id, None, CommandKind::Validate, &request, far)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(settle(&state).await, 0);
+        assert_eq!(
+            store.get_project_run(&run.id).await.unwrap().state,
+            State::Queued
+        );
+        store
+            .set_project_run(&run.id, State::Running, None, None, None)
+            .await
+            .unwrap();
+        assert_eq!(settle(&state).await, 0);
+        assert_eq!(
+            store.get_project_run(&run.id).await.unwrap().state,
+            State::Running
+        );
+        // With its runs recorded (none of them there: the store lost them), it is gathered.
+        let request = serde_json::json!({"migrations": [], "runs": {}});
+        store
+            .set_project_run_request(&run.id, &request)
+            .await
+            .unwrap();
+        assert_eq!(settle(&state).await, 1);
+        assert_eq!(
+            store.get_project_run(&run.id).await.unwrap().state,
+            State::Succeeded
+        );
+    }
 }
