@@ -91,15 +91,45 @@ pub async fn settle(state: &AppState) -> usize {
 async fn time_out(state: &AppState, run: &ProjectRun) -> bool {
     let params = serde_json::json!({ "project_id": run.project_id });
     let code = timeout_code(run.command);
-    let timed_out = state
+    let ended = end_early(state, run, State::Failed, (code, &params)).await;
+    if ended {
+        tracing::info!(run_id = %run.id, project_id = %run.project_id, code = code.id(), "project run timed out");
+    }
+    ended
+}
+
+/// Stops `run` on request: a validation ends STOPPED (165), a simulated scan, which has no
+/// such status, FAILED with AZSM1045; what still runs for it is told to stop. A run that has
+/// ended already stays as it is (stopping is idempotent).
+pub async fn stop(
+    state: &AppState,
+    run: &ProjectRun,
+) -> Result<ProjectRun, crate::error::DomainError> {
+    let params = serde_json::json!({ "job_id": run.id });
+    let end = match run.command {
+        CommandKind::Validate => State::Stopped,
+        _ => State::Failed,
+    };
+    end_early(state, run, end, (Code::AZSM1045, &params)).await;
+    state.store.get_project_run(&run.id).await
+}
+
+/// Ends `run` before its time in `end` with `error`, and stops what still runs for it: the
+/// agent's simulated scan, a validation's migrations' runs. False if it had ended meanwhile.
+async fn end_early(
+    state: &AppState,
+    run: &ProjectRun,
+    end: State,
+    error: (Code, &serde_json::Value),
+) -> bool {
+    let ended = state
         .store
-        .set_project_run(&run.id, State::Failed, Some((code, &params)), None, None)
+        .set_project_run(&run.id, end, Some(error), None, None)
         .await
         .unwrap_or(false);
-    if !timed_out {
+    if !ended {
         return false;
     }
-    tracing::info!(run_id = %run.id, project_id = %run.project_id, code = code.id(), "project run timed out");
     if let Some(agent) = &run.agent_id {
         state.hub.send(
             agent,

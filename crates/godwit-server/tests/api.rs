@@ -1793,3 +1793,113 @@ on_both_stores!(
         assert_eq!(v["report"]["plan"]["jobs"][0]["files"], 10, "{v}");
     }
 );
+
+on_both_stores!(a_projects_run_is_stopped_on_request, |a: Api| async move {
+    let (project, src, dst, agent, _) = fixture(&a).await;
+    let far = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+        + 3_600_000;
+    let stop = |run: &str| format!("/v1/projects/{project}/runs/{run}/stop");
+    // A simulated scan: FAILED with AZSM1045 (it has no stopped status); again, the same.
+    let scan = a
+        .store
+        .create_project_run(
+            &project,
+            Some(&agent),
+            godwit_spec::CommandKind::SimulateScan,
+            &json!({"source": "/mnt/nas", "options": {}}),
+            far,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let (s, v) = a
+        .call("POST", &stop(&scan.id), Some(&a.operator), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        (v["status"]["code"].as_str(), v["error"]["code"].as_str()),
+        (Some("142"), Some("AZSM1045")),
+        "{v}"
+    );
+    let (s, again) = a
+        .call("POST", &stop(&scan.id), Some(&a.operator), None)
+        .await;
+    assert_eq!(
+        (s, again["ended_ms"].clone()),
+        (StatusCode::OK, v["ended_ms"].clone()),
+        "{again}"
+    );
+    // A validation: STOPPED (165), and its migration's run with it.
+    let m = a
+        .store
+        .create_migration(
+            &project,
+            Some(&agent),
+            (&src, "/a"),
+            (&dst, "/a"),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    let child = a
+        .store
+        .create_run(&m.id, godwit_spec::CommandKind::Validate, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        child.status.code, "160",
+        "a queued validation shows its RUNNING status"
+    );
+    let run = a
+        .store
+        .create_project_run(
+            &project,
+            None,
+            godwit_spec::CommandKind::Validate,
+            &json!({}),
+            far,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    a.store
+        .set_project_run_request(
+            &run.id,
+            &json!({"migrations": [m.id], "runs": {m.id.clone(): child.id}}),
+        )
+        .await
+        .unwrap();
+    a.store
+        .set_project_run(&run.id, godwit_codes::State::Running, None, None, None)
+        .await
+        .unwrap();
+    let (s, v) = a
+        .call("POST", &stop(&run.id), Some(&a.operator), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        (v["state"].as_str(), v["status"]["code"].as_str()),
+        (Some("STOPPED"), Some("165")),
+        "{v}"
+    );
+    let child = a.store.get_run(&child.id).await.unwrap();
+    assert_eq!(godwit_spec::command::state_text(child.state), "STOPPED");
+    // Not another project's run, and not for a viewer.
+    let (s, v) = a
+        .call(
+            "POST",
+            &format!("/v1/projects/other/runs/{}/stop", run.id),
+            Some(&a.operator),
+            None,
+        )
+        .await;
+    assert_error(s, &v, 404, "800");
+    let (s, v) = a.call("POST", &stop(&run.id), Some(&a.viewer), None).await;
+    assert_error(s, &v, 403, "HTTP403");
+});

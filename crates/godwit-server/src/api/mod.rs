@@ -55,6 +55,7 @@ pub const BODY_LIMIT: usize = 64 * 1024;
         plans::apply_recommendation,
         plans::validate_project,
         plans::project_run_report,
+        plans::stop_project_run,
         endpoints::list_endpoints,
         endpoints::create_endpoint,
         endpoints::get_endpoint,
@@ -175,6 +176,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/projects/{id}/runs/{run_id}/report",
             get(plans::project_run_report),
+        )
+        .route(
+            "/projects/{id}/runs/{run_id}/stop",
+            post(plans::stop_project_run),
         )
         .route("/projects/{id}/validate", post(plans::validate_project))
         .route(

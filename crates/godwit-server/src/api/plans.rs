@@ -764,6 +764,28 @@ pub async fn validate_project(
     finish_or_wait(&state, run, wait).await
 }
 
+/// Stops one of the project's runs: a validation ends STOPPED (165) and its migrations' runs
+/// are stopped; a simulated scan ends FAILED with AZSM1045 (the seed has no stopped status for
+/// it) and its agent is told to stop. A run that has ended is answered as it is.
+#[utoipa::path(post, path = "/v1/projects/{id}/runs/{run_id}/stop", params(("id" = String, Path), ("run_id" = String, Path)),
+    security(("bearer" = [])), responses(
+    (status = 200, description = "The run, ended", body = ProjectRun),
+    (status = 404, description = "No such project or run (800)", body = crate::error::ErrorBody),
+    (status = 503, description = "The store failed", body = crate::error::ErrorBody)
+))]
+pub async fn stop_project_run(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, run_id)): Path<(String, String)>,
+) -> Result<Json<ProjectRun>, ApiError> {
+    caller.require_operator()?;
+    let run = state.store.get_project_run(&run_id).await?;
+    if run.project_id != id {
+        return Err(ApiError::not_found("project run", &run_id));
+    }
+    Ok(Json(crate::projects::stop(&state, &run).await?))
+}
+
 /// A project run with what it found: a simulated scan's totals and proposal, a validation's
 /// findings by migration.
 #[derive(Debug, Serialize, utoipa::ToSchema)]

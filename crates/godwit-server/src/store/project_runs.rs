@@ -205,7 +205,8 @@ impl Store {
         let run = self.get_project_run(id).await?;
         let status = status_code(run.command, state)?;
         let now = now_ms();
-        let ended = matches!(state, State::Succeeded | State::Failed).then_some(now);
+        let ended =
+            matches!(state, State::Succeeded | State::Failed | State::Stopped).then_some(now);
         let started = run.started_ms.or((state != State::Queued).then_some(now));
         let (files, bytes) = counters.unwrap_or((run.files, run.bytes));
         let done = sqlx::query(&format!(
