@@ -180,6 +180,18 @@ impl World {
         self.agent = Some(Proc(c.spawn().unwrap()));
     }
 
+    /// Sends the agent process `sig` (`-STOP`: it hangs; `-CONT`: it goes on).
+    fn signal_agent(&self, sig: &str) {
+        let pid = self.agent.as_ref().unwrap().0.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args([sig, &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+
     /// Starts the agent and waits until the control plane says it is active (901).
     fn start_agent_and_wait(&mut self) {
         self.start_agent();
@@ -1681,23 +1693,13 @@ fn plan_a_project(mut w: World, scale: usize, max_files: u64) {
 
     // An agent that hangs: its scan's time limit passes, the waiting request answers 504 with
     // 720 and the run is FAILED with it, whatever the agent says once it wakes.
-    let pid = w.agent.as_ref().unwrap().0.id().to_string();
-    let signal = |sig: &str| {
-        assert!(
-            Command::new("kill")
-                .args([sig, &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-    };
-    signal("-STOP");
+    w.signal_agent("-STOP");
     let (st, e) = w.api(
         "POST",
         &format!("{scan_path}?wait=30"),
         Some(scan_body(&w.agent_id, "/", json!({"timeLimitSecs": 1}))),
     );
-    signal("-CONT");
+    w.signal_agent("-CONT");
     assert_eq!((st, e["error_code"].as_str()), (504, Some("720")), "{e}");
     let (_, runs) = w.api("GET", &format!("/v1/projects/{project}/runs"), None);
     let hung = runs["items"][0].clone();
@@ -2017,26 +2019,17 @@ fn validate_a_project(mut w: World) {
         (200, Some("162")),
         "{r}"
     );
-    assert!(!locked.join(".godwit-probe").exists());
+    // The probe written to see the target writable is gone again.
+    assert_eq!(std::fs::read_dir(&locked).unwrap().count(), 0);
 
     // An agent that hangs: 725 once the time limit passes, answered 504; its runs are stopped.
-    let pid = w.agent.as_ref().unwrap().0.id().to_string();
-    let signal = |sig: &str| {
-        assert!(
-            Command::new("kill")
-                .args([sig, &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-    };
-    signal("-STOP");
+    w.signal_agent("-STOP");
     let (st, e) = w.api(
         "POST",
         &format!("{validate}?wait=30"),
         Some(json!({"timeLimitSecs": 1})),
     );
-    signal("-CONT");
+    w.signal_agent("-CONT");
     let (_, a) = w.api("GET", &format!("/v1/migrations/{names}/runs"), None);
     let (_, b) = w.api("GET", &format!("/v1/migrations/{unwritable}/runs"), None);
     assert_eq!(

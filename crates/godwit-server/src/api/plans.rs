@@ -216,13 +216,14 @@ async fn finish_or_wait(
         if now >= until {
             return Ok((StatusCode::ACCEPTED, Json(run)));
         }
-        // Settled now rather than at the next sweep.
-        if crate::store::now_ms() >= run.deadline_ms
-            || (run.command == CommandKind::Validate
-                && crate::projects::gather(state, &run).await?)
-        {
+        // Settled now rather than at the next sweep (a validation that gathers ends there).
+        let settled = if crate::store::now_ms() >= run.deadline_ms {
             crate::projects::settle(state).await;
+            true
         } else {
+            run.command == CommandKind::Validate && crate::projects::gather(state, &run).await?
+        };
+        if !settled {
             tokio::time::sleep((until - now).min(Duration::from_millis(200))).await;
         }
         run = state.store.get_project_run(&run.id).await?;

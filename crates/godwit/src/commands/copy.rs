@@ -43,14 +43,14 @@ pub fn specs(args: &CopyArgs, command: CommandKind) -> Result<Vec<JobSpec>, JobE
         let (Some(source), Some(target)) = (&args.source, &args.target) else {
             return Err(JobError::config("give SOURCE and TARGET, or --config FILE"));
         };
-        return Ok(vec![JobSpec {
+        let options = shared::copy_options(args)?;
+        return Ok(vec![shared::spec_between(
             command,
-            source: shared::location(source)?,
-            target: Some(shared::location(target)?),
-            options: shared::copy_options(args)?,
-            reviewed_run: None,
-            state_dir: shared::state_dir(&args.state),
-        }]);
+            source,
+            target,
+            options,
+            &args.state,
+        )?]);
     };
     // The options are the file's: a flag besides would be one of two answers.
     if shared::copy_options(args)? != unflagged_options()? {

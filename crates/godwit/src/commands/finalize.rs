@@ -15,14 +15,13 @@ pub fn run(args: &FinalizeArgs) -> anyhow::Result<ExitStatus> {
     let spec = || -> Result<JobSpec, godwit_engine::JobError> {
         let mut options = JobOptions::default();
         options.filters.include = args.include.clone();
-        Ok(JobSpec {
-            command: CommandKind::Finalize,
-            source: shared::location(&args.source)?,
-            target: Some(shared::location(&args.target)?),
+        shared::spec_between(
+            CommandKind::Finalize,
+            &args.source,
+            &args.target,
             options,
-            reviewed_run: None,
-            state_dir: shared::state_dir(&args.state),
-        })
+            &args.state,
+        )
     };
     let out = Output {
         json: args.json,

@@ -150,6 +150,24 @@ pub fn perms_options(
     Ok(())
 }
 
+/// The spec of `command` from SOURCE to TARGET as the command line gives them, with `options`.
+pub fn spec_between(
+    command: godwit_spec::CommandKind,
+    source: &str,
+    target: &str,
+    options: JobOptions,
+    state: &StateArgs,
+) -> Result<godwit_engine::job::JobSpec, JobError> {
+    Ok(godwit_engine::job::JobSpec {
+        command,
+        source: location(source)?,
+        target: Some(location(target)?),
+        options,
+        reviewed_run: None,
+        state_dir: state_dir(state),
+    })
+}
+
 pub fn state_dir(args: &StateArgs) -> PathBuf {
     args.state_dir
         .clone()

@@ -16,14 +16,13 @@ pub fn run(args: &ValidateArgs) -> anyhow::Result<ExitStatus> {
         options.job_max_files = args.max_job_files;
         options.job_max_bytes = shared::job_size(args.max_job_size.as_deref())?;
         options.max_folder_entries = Some(args.max_folder_entries as u64);
-        Ok(JobSpec {
-            command: CommandKind::Validate,
-            source: shared::location(&args.source)?,
-            target: Some(shared::location(&args.target)?),
+        shared::spec_between(
+            CommandKind::Validate,
+            &args.source,
+            &args.target,
             options,
-            reviewed_run: None,
-            state_dir: shared::state_dir(&args.state),
-        })
+            &args.state,
+        )
     };
     let out = Output {
         json: args.json,

@@ -15,14 +15,13 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitStatus> {
         options.checksum = args.checksum;
         options.use_index = args.use_index;
         options.transfers = args.transfers;
-        Ok(JobSpec {
-            command: CommandKind::Verify,
-            source: shared::location(&args.source)?,
-            target: Some(shared::location(&args.target)?),
+        shared::spec_between(
+            CommandKind::Verify,
+            &args.source,
+            &args.target,
             options,
-            reviewed_run: None,
-            state_dir: shared::state_dir(&args.state),
-        })
+            &args.state,
+        )
     };
     Ok(match spec() {
         Ok(spec) => job::run(
