@@ -157,11 +157,18 @@ fn probe(target: &Side, run_id: &str) -> Result<(), String> {
     match target {
         Side::Local(root) => {
             let made = !root.exists();
-            if made {
-                std::fs::create_dir_all(root).map_err(|e| crate::error::reason(&e))?;
-            }
             let path = root.join(&name);
-            let written = std::fs::write(&path, b"godwit").map_err(|e| crate::error::reason(&e));
+            // Another validation of the same missing target (a plan's jobs share it) may remove
+            // the folder it made between our making it and our write: make it again and retry.
+            let mut written = Ok(());
+            for _ in 0..5 {
+                std::fs::create_dir_all(root).map_err(|e| crate::error::reason(&e))?;
+                written = std::fs::write(&path, b"godwit");
+                if !matches!(&written, Err(e) if e.kind() == std::io::ErrorKind::NotFound) {
+                    break;
+                }
+            }
+            let written = written.map_err(|e| crate::error::reason(&e));
             let removed = std::fs::remove_file(&path);
             if made {
                 let _ = std::fs::remove_dir(root);

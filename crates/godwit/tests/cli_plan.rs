@@ -367,3 +367,40 @@ fn a_simulated_scan_that_cannot_keep_its_folder_tree_fails_with_9120() {
         "{sum}"
     );
 }
+
+#[test]
+fn validations_of_one_missing_target_at_once_do_not_take_it_for_unwritable() {
+    let d = dirs();
+    write(&d.src.join("a/one.txt"), b"1");
+    write(&d.src.join("b/two.txt"), b"2");
+    // A plan's jobs share a target that does not exist yet; each validation makes it for its
+    // probe and removes it again when empty: side by side, none may find it gone (722). (An
+    // empty folder may be left when their removals cross; a copy makes it anyway.)
+    for round in 0..10 {
+        let target = d.root.join(format!("missing-{round}"));
+        let runs: Vec<_> = ["a/**", "b/**", "/*", "a/*"]
+            .iter()
+            .map(|rule| {
+                godwit()
+                    .arg("validate")
+                    .arg(&d.src)
+                    .arg(&target)
+                    .args(["--include", rule, "--json", "--state-dir"])
+                    .arg(&d.state)
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for child in runs {
+            let out = child.wait_with_output().unwrap();
+            let sum = summary(&out);
+            assert_eq!(sum["status"]["code"], "162", "round {round}: {sum}");
+        }
+        assert!(
+            !target.exists(),
+            "the folder made for the probes is removed"
+        );
+    }
+}
