@@ -9,6 +9,7 @@
 //! the control plane and resumes them where the engine's index says they stopped.
 
 mod job;
+mod upgrade;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -30,6 +31,35 @@ pub struct AgentOptions {
     pub token: String,
     pub name: Option<String>,
     pub state_dir: PathBuf,
+    /// The version this agent reports (the build's).
+    pub version: String,
+    /// The public half of the release key: releases are installed only when they verify with
+    /// it. None: this agent cannot be upgraded through the control plane.
+    pub release_key: Option<godwit_spec::release::PublicKey>,
+    /// The binary an upgrade replaces, and the arguments it is run with again; None: this
+    /// process's own.
+    pub exe: Option<PathBuf>,
+    pub args: Vec<std::ffi::OsString>,
+    /// How long a new binary has to register before it rolls back.
+    pub upgrade_window: Duration,
+}
+
+impl AgentOptions {
+    /// Options with the defaults: this crate's version, no release key, this process's
+    /// binary and arguments, a 60 s upgrade window.
+    pub fn new(server: &str, token: &str, state_dir: PathBuf) -> AgentOptions {
+        AgentOptions {
+            server: server.to_string(),
+            token: token.to_string(),
+            name: None,
+            state_dir,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            release_key: None,
+            exe: None,
+            args: std::env::args_os().skip(1).collect(),
+            upgrade_window: Duration::from_secs(60),
+        }
+    }
 }
 
 /// Why the agent stopped.
@@ -64,6 +94,8 @@ pub(crate) struct Shared {
     jobs: Mutex<HashMap<String, JobHandle>>,
     /// The last connection was registered: its loss starts the backoff afresh.
     connected: std::sync::atomic::AtomicBool,
+    /// A new binary after an upgrade: its registration confirms the upgrade.
+    confirming: std::sync::atomic::AtomicBool,
 }
 
 /// A job's control handle, and why it is asked to stop (`stop` or `pause`).
@@ -146,17 +178,61 @@ pub async fn run(options: AgentOptions, shutdown: impl std::future::Future<Outpu
         Err(e) => return Exit::Usage(e),
     };
     let shared = Arc::new(Shared::default());
+    let ctx = Arc::new(upgrade::Context {
+        state_dir: options.state_dir.clone(),
+        exe: match options.exe.clone().map_or_else(std::env::current_exe, Ok) {
+            Ok(p) => p,
+            Err(e) => return Exit::Usage(format!("the agent's own binary cannot be found: {e}")),
+        },
+        args: options.args.clone(),
+        version: options.version.clone(),
+        server: options.server.clone(),
+        token: options.token.clone(),
+        release_key: options.release_key,
+        window: options.upgrade_window,
+        hold: std::env::var("GODWIT_TEST_UPGRADE_HOLD").ok(),
+    });
+    // An upgrade the last run of the agent was in is finished or undone first.
+    let confirm_by = match upgrade::on_start(&ctx, &shared) {
+        upgrade::Startup::Confirm(window) => {
+            shared
+                .confirming
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            Some(tokio::time::Instant::now() + window)
+        }
+        upgrade::Startup::Nothing => None,
+    };
+    let confirm_deadline = async move {
+        match confirm_by {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(confirm_deadline);
     let mut backoff = Duration::from_millis(500);
     let mut jitter_seed = u64::from(std::process::id());
     tokio::pin!(shutdown);
     loop {
-        let session = connect_once(&options, &agent_id, &url, &shared);
+        let session = connect_once(&options, &agent_id, &url, &shared, &ctx);
         tokio::select! {
             () = &mut shutdown => {
                 stop_all(&shared);
                 return Exit::Shutdown;
             }
+            () = &mut confirm_deadline, if shared.confirming.load(std::sync::atomic::Ordering::Relaxed) => {
+                let why = format!("it did not register with the control plane within {} s", options.upgrade_window.as_secs());
+                upgrade::roll_back_now(&ctx, &shared, &why);
+                shared.confirming.store(false, std::sync::atomic::Ordering::Relaxed);
+                continue;
+            }
             result = session => match result {
+                Ok(Some(Exit::Refused { code, message, .. }))
+                    if shared.confirming.load(std::sync::atomic::Ordering::Relaxed) =>
+                {
+                    // A new binary the control plane refuses is rolled back, not left to exit.
+                    upgrade::roll_back_now(&ctx, &shared, &format!("the control plane refused it: [{code}] {message}"));
+                    shared.confirming.store(false, std::sync::atomic::Ordering::Relaxed);
+                }
                 Ok(Some(exit)) => {
                     stop_all(&shared);
                     return exit;
@@ -238,7 +314,8 @@ async fn register(
     let hello = ToServer::Hello {
         agent_id: Some(agent_id.to_string()),
         name: options.name.clone(),
-        version: Some(env!("CARGO_PKG_VERSION").to_string()),
+        version: Some(options.version.clone()),
+        platform: Some(godwit_spec::release::platform()),
         commands: Some(
             godwit_engine::job::SUPPORTED
                 .iter()
@@ -329,11 +406,18 @@ async fn connect_once(
     agent_id: &str,
     url: &str,
     shared: &Arc<Shared>,
+    ctx: &Arc<upgrade::Context>,
 ) -> Result<Option<Exit>, String> {
     let (mut socket, heartbeat) = match register(options, agent_id, url).await? {
         Ok(registered) => registered,
         Err(exit) => return Ok(Some(exit)),
     };
+    if shared
+        .confirming
+        .swap(false, std::sync::atomic::Ordering::Relaxed)
+    {
+        upgrade::confirmed(ctx, shared);
+    }
     eprintln!("agent {agent_id}: connected to {url}");
     tracing::info!(agent_id, url, heartbeat, "connected");
     shared
@@ -371,7 +455,7 @@ async fn connect_once(
                 {
                     return Ok(Some(Exit::Refused { code, message, remediation }));
                 }
-                on_message(&text, decoded, shared, options);
+                on_message(&text, decoded, shared, options, ctx);
             }
         }
     }
@@ -383,6 +467,7 @@ fn on_message(
     decoded: Result<ToAgent, godwit_spec::protocol::Undecodable>,
     shared: &Arc<Shared>,
     options: &AgentOptions,
+    ctx: &Arc<upgrade::Context>,
 ) {
     match &decoded {
         Ok(ToAgent::Command(job)) => tracing::info!(
@@ -407,6 +492,9 @@ fn on_message(
                 control.stop();
             }
         }
+        Ok(ToAgent::Upgrade(order)) => {
+            tokio::spawn(upgrade::perform(ctx.clone(), shared.clone(), *order));
+        }
         Ok(ToAgent::Error { code, message }) => {
             eprintln!("agent: the control plane could not use a message: [{code}] {message}");
         }
@@ -428,8 +516,10 @@ fn on_message(
                 .and_then(|v| v.get("op")?.as_str().map(str::to_string));
             let (code, text) = match op {
                 Some(op)
-                    if !["welcome", "refused", "command", "control", "ack", "error"]
-                        .contains(&op.as_str()) =>
+                    if ![
+                        "welcome", "refused", "command", "control", "ack", "error", "upgrade",
+                    ]
+                    .contains(&op.as_str()) =>
                 {
                     let c = godwit_codes::Code::INVALID_COMMAND_ERROR;
                     (c, c.render(&[("opcode", &op)]))
@@ -439,4 +529,21 @@ fn on_message(
             eprintln!("agent: [{}] {text}", code.id());
         }
     }
+}
+
+/// `godwit agent --post-check`: what a new binary passes before it replaces the running one
+/// (see `upgrade`). Prints `{"version": ...}` when it passes.
+pub async fn post_check(options: &AgentOptions) -> Result<(), String> {
+    let agent_id = Claims::read_unverified(&options.token)
+        .and_then(|c| c.agent_id)
+        .ok_or("this is not an agent token")?;
+    upgrade::post_check(
+        &options.server,
+        &options.token,
+        &agent_id,
+        &options.state_dir,
+    )
+    .await?;
+    println!("{}", serde_json::json!({ "version": options.version }));
+    Ok(())
 }

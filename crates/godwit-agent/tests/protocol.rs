@@ -42,12 +42,12 @@ async fn a_command_the_agent_cannot_read_fails_its_run_with_its_code() {
     let addr = listener.local_addr().unwrap();
     let state = tempfile::tempdir().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let options = godwit_agent::AgentOptions {
-        server: format!("http://{addr}"),
-        token: token("agent-1"),
-        name: Some("test".into()),
-        state_dir: state.path().to_path_buf(),
-    };
+    let mut options = godwit_agent::AgentOptions::new(
+        &format!("http://{addr}"),
+        &token("agent-1"),
+        state.path().to_path_buf(),
+    );
+    options.name = Some("test".into());
     let agent = tokio::spawn(godwit_agent::run(options, async {
         let _ = stopped.await;
     }));

@@ -191,7 +191,7 @@ pub(crate) fn no_room(dir: &Path, free: u64, needed: u64) -> JobError {
 }
 
 /// Bytes free to this user at `dir`, or at the nearest folder above it that exists.
-pub(crate) fn free_at(dir: &Path) -> Option<u64> {
+pub fn free_at(dir: &Path) -> Option<u64> {
     let existing = dir.ancestors().find(|d| d.exists())?;
     let v = rustix::fs::statvfs(existing).ok()?;
     Some(v.f_bavail.saturating_mul(v.f_frsize))

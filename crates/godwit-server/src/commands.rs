@@ -39,6 +39,9 @@ pub async fn apply(
             ));
         }
         runnable(command, agent.as_ref())?;
+        if let Some(a) = &agent {
+            crate::upgrades::not_upgrading(state, a).await?;
+        }
         runnable_between(state, m, command, options.unwrap_or(&m.options)).await?;
     }
     let scan = state.store.last_success(&m.id, CommandKind::Scan).await?;

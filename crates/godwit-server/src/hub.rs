@@ -164,7 +164,7 @@ async fn register(
     state: &AppState,
     bound: &str,
     first: Option<Message>,
-) -> Result<(String, String, Vec<CommandKind>), ToAgent> {
+) -> Result<Registered, ToAgent> {
     let text = match first {
         Some(Message::Text(t)) => t.to_string(),
         _ => {
@@ -177,13 +177,14 @@ async fn register(
             ));
         }
     };
-    let (agent_id, version, commands) = match serde_json::from_str::<ToServer>(&text) {
+    let (agent_id, version, commands, platform) = match serde_json::from_str::<ToServer>(&text) {
         Ok(ToServer::Hello {
             agent_id,
             version,
             commands,
+            platform,
             ..
-        }) => (agent_id, version, runs(commands)),
+        }) => (agent_id, version, runs(commands), platform),
         Ok(_) => {
             return Err(refusal(
                 Code::WEBSOCKET_CONNECTION_ERR_REGISTRATION_FAILED,
@@ -256,7 +257,32 @@ async fn register(
         }
         _ => {}
     }
-    Ok((agent_id, version, commands))
+    if let Some(min) = &state.min_agent_version
+        && godwit_spec::release::compare(&version, min) == Some(std::cmp::Ordering::Less)
+    {
+        return Err(refusal(
+            Code::WEBSOCKET_REQUEST_ERR_UNSUPPORTED_AGENT_VERSION,
+            &[
+                ("version", &version),
+                ("supported", &format!("{min} or newer")),
+            ],
+        ));
+    }
+    Ok(Registered {
+        agent_id,
+        version,
+        commands,
+        platform: platform.filter(|p| !p.is_empty() && p.len() <= 64),
+    })
+}
+
+/// What an agent said in its `hello`, accepted.
+#[derive(Debug)]
+struct Registered {
+    agent_id: String,
+    version: String,
+    commands: Vec<CommandKind>,
+    platform: Option<String>,
 }
 
 /// The commands an agent says it runs: those godwit knows of (a newer agent may name more);
@@ -276,7 +302,12 @@ async fn serve_agent(state: AppState, claims: crate::auth::Claims, mut socket: W
         .ok()
         .flatten()
         .and_then(Result::ok);
-    let (agent_id, version, commands) = match register(&state, &bound, first).await {
+    let Registered {
+        agent_id,
+        version,
+        commands,
+        platform,
+    } = match register(&state, &bound, first).await {
         Ok(v) => v,
         Err(refused) => {
             tracing::info!(agent_id = %bound, refusal = ?refused, "agent refused");
@@ -300,7 +331,7 @@ async fn serve_agent(state: AppState, claims: crate::auth::Claims, mut socket: W
     };
     if state
         .store
-        .agent_seen(&agent_id, Some((&version, &commands)))
+        .agent_seen(&agent_id, Some((&version, &commands, platform.as_deref())))
         .await
         .is_err()
     {
@@ -406,6 +437,7 @@ fn undecodable(text: &str, e: &serde_json::Error) -> ToAgent {
         "progress",
         "result",
         "copylog",
+        "upgrade",
     ];
     let op = serde_json::from_str::<serde_json::Value>(text)
         .ok()
@@ -493,6 +525,23 @@ async fn handle(state: &AppState, agent_id: &str, message: ToServer) -> Option<T
                 report,
             };
             ended(store, &run, seq, ending).await
+        }
+        ToServer::Upgrade {
+            seq,
+            upgrade_id,
+            version,
+            steps,
+            done,
+        } => {
+            match crate::upgrades::reported(state, agent_id, &upgrade_id, &version, &steps, done)
+                .await
+            {
+                Ok(()) => Some(ToAgent::Ack { seq }),
+                // An upgrade this control plane does not know (its record deleted with the
+                // store, or another control plane's): nothing to keep; the agent may forget it.
+                Err(e) if e.is_not_found() => Some(ToAgent::Ack { seq }),
+                Err(_) => None,
+            }
         }
         ToServer::Copylog {
             seq,

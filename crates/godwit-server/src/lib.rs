@@ -14,6 +14,7 @@ pub mod records;
 pub mod rules;
 pub mod scheduler;
 pub mod store;
+pub mod upgrades;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -35,6 +36,10 @@ pub struct AppState {
     pub metrics: Arc<api::system::Metrics>,
     pub limits: Limits,
     pub hub: Arc<hub::Hub>,
+    /// The public half of the release key: releases are taken only when they verify with it.
+    pub release_key: Option<godwit_spec::release::PublicKey>,
+    /// Agents older than this are refused at registration (864) and as upgrade targets (1010).
+    pub min_agent_version: Option<String>,
 }
 
 /// The control plane's limits on work (seed 000's 628, 629 and 640).
@@ -73,6 +78,10 @@ pub struct ServeOptions {
     pub state_dir: PathBuf,
     /// An agent silent this long is inactive; None: `GODWIT_HEARTBEAT_WINDOW` or 30 s.
     pub heartbeat_window: Option<std::time::Duration>,
+    /// The public half of the release key (base64), for agent releases.
+    pub release_key: Option<String>,
+    /// The oldest agent version that may connect.
+    pub min_agent_version: Option<String>,
 }
 
 /// Makes `dir` (and the folders above it that are missing) readable by this user only.
@@ -102,6 +111,8 @@ pub struct Settings {
     pub auth_failures: limit::Limiter,
     pub limits: Limits,
     pub hub: hub::Hub,
+    pub release_key: Option<godwit_spec::release::PublicKey>,
+    pub min_agent_version: Option<String>,
 }
 
 impl Settings {
@@ -111,6 +122,8 @@ impl Settings {
             auth_failures: limit::Limiter::failures_from_env()?,
             limits: Limits::from_env()?,
             hub: hub::Hub::from_env()?,
+            release_key: None,
+            min_agent_version: None,
         })
     }
 
@@ -126,6 +139,8 @@ impl Settings {
                 job_max_bytes: DEFAULT_JOB.bytes as i64,
             },
             hub: hub::Hub::new(std::time::Duration::from_secs(30)),
+            release_key: None,
+            min_agent_version: None,
         }
     }
 }
@@ -149,6 +164,8 @@ fn state_with(store: Store, secret: Secret, settings: Settings) -> AppState {
         metrics: Arc::new(api::system::Metrics::default()),
         limits: settings.limits,
         hub: Arc::new(settings.hub),
+        release_key: settings.release_key,
+        min_agent_version: settings.min_agent_version,
     }
 }
 
@@ -191,6 +208,17 @@ pub async fn serve(
     if let Some(w) = options.heartbeat_window {
         settings.hub = hub::Hub::new(w);
     }
+    if let Some(key) = &options.release_key {
+        settings.release_key = Some(godwit_spec::release::public_key(key)?);
+    }
+    if let Some(v) = &options.min_agent_version {
+        if !godwit_spec::release::is_version(v) {
+            return Err(format!(
+                "--min-agent-version {v}: not a semantic version (1.2.3)"
+            ));
+        }
+        settings.min_agent_version = Some(v.clone());
+    }
     let state = state_with(store.clone(), secret, settings);
     // Agents that stop sending heartbeats become inactive, and what they ran is suspended;
     // schedules that are due start their commands; project runs are settled (projects.rs).
@@ -203,6 +231,7 @@ pub async fn serve(
                 let _ = state.hub.sweep(&state.store).await;
                 scheduler::fire_due(&state).await;
                 projects::settle(&state).await;
+                upgrades::settle(&state).await;
             }
         })
     };

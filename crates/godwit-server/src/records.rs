@@ -20,6 +20,60 @@ pub struct Agent {
     /// The commands it runs, as it said when it last connected; until then, those every agent
     /// runs. A command it does not run is refused when started (9150).
     pub commands: Vec<CommandKind>,
+    /// The platform it runs on (`linux-x86_64`), as it said when it last connected.
+    pub platform: Option<String>,
+}
+
+/// An agent release: a signed godwit binary for one platform.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Release {
+    pub id: String,
+    pub version: String,
+    pub platform: String,
+    /// The binary's SHA-256 (hex).
+    pub sha256: String,
+    pub size: i64,
+    /// The Ed25519 signature of the release, base64, as `godwit release sign` made it.
+    pub signature: String,
+    pub created_ms: i64,
+}
+
+impl Release {
+    pub fn manifest(&self) -> godwit_spec::release::Manifest {
+        godwit_spec::release::Manifest {
+            version: self.version.clone(),
+            platform: self.platform.clone(),
+            sha256: self.sha256.clone(),
+            size: u64::try_from(self.size).unwrap_or(0),
+            signature: self.signature.clone(),
+        }
+    }
+}
+
+/// One agent's upgrade to a release, with every step the agent reported.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Upgrade {
+    pub id: String,
+    pub agent_id: String,
+    pub release_id: String,
+    pub from_version: String,
+    pub to_version: String,
+    /// QUEUED (waiting for the agent's commands to end), RUNNING, SUCCEEDED, FAILED
+    pub state: String,
+    /// 993 while it goes on; 994 succeeded, 995 failed (the old version runs), 996 timed out.
+    pub status: CodeName,
+    /// The failing step's code (AZSM0001-0005, 8010-8040) and what the agent said.
+    pub error: Option<RunError>,
+    /// What the agent did, step by step, as it reported it.
+    pub steps: Vec<godwit_spec::protocol::UpgradeStep>,
+    /// Waits for the agent's commands to end instead of refusing (680).
+    pub drain: bool,
+    pub allow_downgrade: bool,
+    pub time_limit_ms: i64,
+    pub created_ms: i64,
+    /// When the agent was told.
+    pub sent_ms: Option<i64>,
+    pub ended_ms: Option<i64>,
 }
 
 /// A code with its name, as the API shows statuses.

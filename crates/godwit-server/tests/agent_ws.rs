@@ -35,6 +35,8 @@ async fn server_with(heartbeat_window: Option<Duration>) -> Server {
         database: None,
         state_dir: dir.path().to_path_buf(),
         heartbeat_window,
+        release_key: None,
+        min_agent_version: None,
     };
     let (tx, rx) = tokio::sync::oneshot::channel();
     let task = tokio::spawn(async move {

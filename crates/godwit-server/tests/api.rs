@@ -1019,7 +1019,10 @@ on_both_stores!(commands_follow_the_state_rules, |a: Api| async move {
     // (672); a queued one stops at once.
     // (An agent of this version says it runs them when it connects.)
     a.store
-        .agent_seen(&agent, Some(("0.1.0", godwit_spec::CommandKind::RUNNABLE)))
+        .agent_seen(
+            &agent,
+            Some(("0.1.0", godwit_spec::CommandKind::RUNNABLE, None)),
+        )
         .await
         .unwrap();
     let (s, perms) = cmd("permissions", "start", a.operator.clone()).await;
@@ -1333,7 +1336,10 @@ on_both_stores!(
         // An agent that said it runs only scans is not sent a copy, a sanitize or a
         // permissions run: 9150.
         a.store
-            .agent_seen(&agent, Some(("0.1.0", &[godwit_spec::CommandKind::Scan])))
+            .agent_seen(
+                &agent,
+                Some(("0.1.0", &[godwit_spec::CommandKind::Scan], None)),
+            )
             .await
             .unwrap();
         let (s, ag) = a

@@ -195,7 +195,10 @@ impl World {
             ("GET", "/v1/endpoints/{id}") => pick(&self.own_endpoint, &self.other_endpoint),
             (_, "/v1/endpoints/{id}") => self.fresh_endpoint().await,
             ("GET", "/v1/agents/{id}") => pick(&self.agent_a, &self.agent_b),
-            (_, "/v1/agents/{id}/config") => self.agent_a.clone(),
+            (_, "/v1/agents/{id}/config" | "/v1/agents/{id}/upgrade") => self.agent_a.clone(),
+            (_, "/v1/agents/{id}/upgrades") => pick(&self.agent_a, &self.agent_b),
+            (_, t) if t.starts_with("/v1/releases/{id}") => "no-such-release".to_string(),
+            (_, "/v1/upgrades/{id}") => "no-such-upgrade".to_string(),
             (_, "/v1/agents/{id}" | "/v1/agents/{id}/deactivate") => self.fresh_agent().await,
             ("GET", "/v1/migrations/{id}") => pick(&self.own_migration, &self.other_migration),
             ("GET" | "POST", "/v1/migrations/{id}/runs" | "/v1/migrations/{id}/schedules") => {
@@ -255,6 +258,7 @@ impl World {
                 "target": {"endpointId": self.other_endpoint, "path": "/"}
             })),
             ("POST", "/v1/projects/{id}/validate") => Some(json!({})),
+            ("POST", "/v1/agents/{id}/upgrade") => Some(json!({"version": "9.9.9"})),
             ("POST", "/v1/agents/{id}/config") => Some(json!({
                 "migrations": [{"id": self.own_migration, "options": {"checksum": true}}]
             })),
@@ -305,6 +309,31 @@ async fn world(backend: &str) -> World {
         .insert("agent", a["token"].as_str().unwrap().to_string());
     // Agent A is connected (as far as the store knows), so its migrations take commands.
     store.agent_seen(&w.agent_a, None).await.unwrap();
+    // Agent A has an upgrade on record (ended: it would hold back commands otherwise).
+    let release = godwit_server::records::Release {
+        id: "r1".into(),
+        version: "0.2.0".into(),
+        platform: "linux-x86_64".into(),
+        sha256: "0".repeat(64),
+        size: 1,
+        signature: String::new(),
+        created_ms: 0,
+    };
+    let up = store
+        .create_upgrade(&godwit_server::store::UpgradeRequest {
+            agent_id: &w.agent_a,
+            release: &release,
+            from_version: "0.1.0",
+            drain: false,
+            allow_downgrade: false,
+            time_limit_ms: 1000,
+        })
+        .await
+        .unwrap();
+    store
+        .end_upgrade(&up.id, godwit_codes::Code::AGENT_UPGRADE_TIMEOUT, None)
+        .await
+        .unwrap();
     w.agent_b = w.fresh_agent().await;
     w.own_endpoint = w.fresh_endpoint().await;
     let own_target = w.fresh_endpoint().await;

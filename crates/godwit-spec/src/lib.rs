@@ -13,6 +13,7 @@ pub mod location;
 pub mod options;
 pub mod permissions;
 pub mod protocol;
+pub mod release;
 pub mod split;
 
 pub use claims::{Claims, Role};

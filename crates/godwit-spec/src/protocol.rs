@@ -26,6 +26,9 @@ pub enum ToServer {
         /// taken to run scan, copy, sync and empty-folders, all that such agents had.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         commands: Option<Vec<String>>,
+        /// The platform it runs on (`linux-x86_64`), for the releases it can be upgraded to.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        platform: Option<String>,
     },
     Heartbeat,
     /// The command of job run `run_id` arrived and is being run. Sent through the same queue
@@ -61,6 +64,45 @@ pub enum ToServer {
         attempt: String,
         records: Vec<WireRecord>,
     },
+    /// Where upgrade `upgrade_id` stands: every step so far, from the agent's upgrade journal
+    /// (which outlives the binary it was written by). `done`: nothing more will happen.
+    Upgrade {
+        seq: u64,
+        upgrade_id: String,
+        /// The version this agent runs now.
+        version: String,
+        steps: Vec<UpgradeStep>,
+        done: bool,
+    },
+}
+
+/// One step of an upgrade: `download`, `pre-check`, `verify`, `install`, `post-check`,
+/// `rollback`. `code` is None when it went well, else the step's code (AZSM0001-0005), with
+/// `cause` the agent-side code under it (8010-8040) when there is one.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UpgradeStep {
+    pub step: String,
+    pub at_ms: i64,
+    #[serde(default)]
+    pub code: Option<String>,
+    #[serde(default)]
+    pub cause: Option<String>,
+    pub message: String,
+}
+
+/// What an agent is asked to upgrade to.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct UpgradeOrder {
+    pub upgrade_id: String,
+    /// The release's download, a path on the control plane (`/v1/releases/{id}/binary`).
+    pub url: String,
+    pub release: crate::release::Manifest,
+    /// May go to an older (or the same-numbered) version.
+    #[serde(default)]
+    pub allow_downgrade: bool,
+    /// The whole upgrade's limit; past it the agent gives up before installing (996).
+    pub time_limit_secs: u64,
 }
 
 /// Control plane to agent.
@@ -88,6 +130,8 @@ pub enum ToAgent {
     Ack { seq: u64 },
     /// A message of the agent could not be used; the connection stays open.
     Error { code: String, message: String },
+    /// Replace this agent's binary with a signed release.
+    Upgrade(Box<UpgradeOrder>),
 }
 
 /// What an agent needs to run a command.

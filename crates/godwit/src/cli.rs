@@ -11,7 +11,7 @@ use godwit_spec::{Compare, Links, ProfileName, Verify};
 #[derive(Debug, Parser)]
 #[command(
     name = "godwit",
-    version,
+    version = crate::VERSION,
     propagate_version = true,
     max_term_width = 100
 )]
@@ -263,6 +263,21 @@ pub enum Command {
     /// Make, list and revoke tokens for the control plane's API.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Make a release key and sign agent releases, for upgrading agents from the control plane.
+    ///
+    /// An agent installs only a binary signed with the release key whose public half it was
+    /// started with (`godwit agent --release-key`), and the control plane keeps only releases
+    /// that verify with its own (`godwit serve --release-key`). Keep the secret half off the
+    /// control plane's host: whoever holds it decides what agents run.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  godwit release keygen --out release.key\n  \
+                      Q=$(godwit release sign --key release.key --version 0.2.0 target/release/godwit)\n  \
+                      curl -H \"Authorization: Bearer $ADMIN\" -H 'content-type: application/octet-stream' \\\n    \
+                      --data-binary @target/release/godwit \"http://127.0.0.1:8080/v1/releases?$Q\"\n\n\
+                      See docs/agents.md."
+    )]
+    Release(ReleaseCommand),
     /// Explain a status or error code: what it means and what to do about it.
     #[command(
         after_help = "Examples:\n  godwit explain 9080\n  godwit explain azsm2023\n  \
@@ -696,6 +711,14 @@ pub struct ServeArgs {
     /// The address and port to listen on.
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8080")]
     pub listen: std::net::SocketAddr,
+    /// The public half of the release key (base64, or a file holding it): agent releases are
+    /// kept only when they verify with it (see `godwit release`).
+    #[arg(long, value_name = "KEY|FILE", env = "GODWIT_RELEASE_KEY")]
+    pub release_key: Option<String>,
+    /// Refuse agents older than this version at registration (864), and as upgrade targets
+    /// (1010).
+    #[arg(long, value_name = "VERSION", env = "GODWIT_MIN_AGENT_VERSION")]
+    pub min_agent_version: Option<String>,
     #[command(flatten)]
     pub store: StoreArgs,
 }
@@ -716,8 +739,73 @@ pub struct AgentArgs {
     /// A name for the control plane's logs [default: the host name].
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
+    /// The public half of the release key (base64, or a file holding it): upgrades are
+    /// installed only when their release verifies with it. Without it the agent refuses
+    /// upgrades (AZSM0001).
+    #[arg(long, value_name = "KEY|FILE", env = "GODWIT_RELEASE_KEY")]
+    pub release_key: Option<String>,
+    /// Seconds a new binary has after an upgrade to register with the control plane before it
+    /// puts the previous binary back.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 60,
+        env = "GODWIT_UPGRADE_WINDOW"
+    )]
+    pub upgrade_window: u64,
+    /// Check this binary can run as the agent (self-test, state directory, the control plane
+    /// reachable with the token), print its version and exit: what an upgrade runs before the
+    /// new binary replaces the old.
+    #[arg(long, hide = true)]
+    pub post_check: bool,
     #[command(flatten)]
     pub state: StateArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReleaseCommand {
+    /// Make a release key: the secret half in FILE (readable by you only), the public half in
+    /// FILE.pub and printed.
+    #[command(after_help = "Example:\n  godwit release keygen --out release.key")]
+    Keygen(ReleaseKeygenArgs),
+    /// Sign a godwit binary as a release: writes its manifest (version, platform, SHA-256,
+    /// size, signature) to BINARY.release.json and prints it as the query of the upload (POST
+    /// /v1/releases?...).
+    #[command(
+        disable_version_flag = true,
+        after_help = "Example:\n  \
+                      godwit release sign --key release.key --version 0.2.0 target/release/godwit"
+    )]
+    Sign(ReleaseSignArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReleaseKeygenArgs {
+    /// Where to write the secret key; FILE.pub gets the public one.
+    #[arg(long, value_name = "FILE")]
+    pub out: std::path::PathBuf,
+    /// Replace FILE if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReleaseSignArgs {
+    /// The secret release key's file (from `godwit release keygen`).
+    #[arg(long, value_name = "FILE")]
+    pub key: std::path::PathBuf,
+    /// The version the binary reports (`BINARY --version`); checked when the binary is this
+    /// platform's.
+    #[arg(long, value_name = "VERSION")]
+    pub version: String,
+    /// The platform it runs on [default: this one, such as linux-x86_64].
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
+    /// Print the manifest as JSON instead of as a URL query.
+    #[arg(long)]
+    pub json: bool,
+    /// The godwit binary.
+    pub binary: std::path::PathBuf,
 }
 
 #[derive(Debug, Subcommand)]

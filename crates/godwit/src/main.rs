@@ -15,6 +15,14 @@ use clap::Parser;
 use crate::cli::{Cli, Command};
 use crate::exit::ExitStatus;
 
+/// The version this build reports (`godwit --version`, an agent's registration): set at build
+/// time with `GODWIT_BUILD_VERSION` (a release build, a test's second build), else the
+/// package's version.
+pub const VERSION: &str = match option_env!("GODWIT_BUILD_VERSION") {
+    Some(v) => v,
+    None => env!("CARGO_PKG_VERSION"),
+};
+
 fn main() -> ExitCode {
     keep_large_buffers_out_of_the_heap();
     let cli = Cli::parse();
@@ -40,6 +48,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => commands::serve::run(&args),
         Command::Agent(args) => commands::agent::run(&args),
         Command::Token(cmd) => commands::token::run(&cmd),
+        Command::Release(cmd) => commands::release::run(&cmd),
         Command::Explain(args) => commands::explain::run(&args),
         Command::Codes(args) => commands::codes::run(&args),
         Command::Completions(args) => commands::completions::run(&args),

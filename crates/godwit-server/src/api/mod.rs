@@ -9,6 +9,7 @@ pub mod endpoints;
 pub mod migrations;
 pub mod plans;
 pub mod projects;
+pub mod releases;
 pub mod system;
 pub mod tokens;
 
@@ -66,6 +67,14 @@ pub const BODY_LIMIT: usize = 64 * 1024;
         agents::deactivate_agent,
         agents::delete_agent,
         config::upload_config,
+        releases::upload_release,
+        releases::list_releases,
+        releases::get_release,
+        releases::delete_release,
+        releases::download_release,
+        releases::upgrade_agent,
+        releases::list_upgrades,
+        releases::get_upgrade,
         migrations::create_migration,
         migrations::list_migrations,
         migrations::get_migration,
@@ -208,6 +217,18 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/agents/{id}/deactivate", post(agents::deactivate_agent))
         .route("/agents/{id}/config", post(config::upload_config))
+        .route("/agents/{id}/upgrade", post(releases::upgrade_agent))
+        .route("/agents/{id}/upgrades", get(releases::list_upgrades))
+        .route("/upgrades/{id}", get(releases::get_upgrade))
+        .route(
+            "/releases",
+            get(releases::list_releases).post(releases::upload_release),
+        )
+        .route(
+            "/releases/{id}",
+            get(releases::get_release).delete(releases::delete_release),
+        )
+        .route("/releases/{id}/binary", get(releases::download_release))
         .route(
             "/migrations",
             get(migrations::list_migrations).post(migrations::create_migration),

@@ -24,6 +24,7 @@ fn agent_of(r: &AnyRow) -> Result<Agent, sqlx::Error> {
             .try_get::<Option<String>, _>("commands")?
             .and_then(|t| serde_json::from_str(&t).ok())
             .unwrap_or_else(|| godwit_spec::protocol::FIRST_AGENT_COMMANDS.to_vec()),
+        platform: r.try_get("platform")?,
     })
 }
 
@@ -163,17 +164,18 @@ impl Store {
     pub async fn agent_seen(
         &self,
         id: &str,
-        registered: Option<(&str, &[CommandKind])>,
+        registered: Option<(&str, &[CommandKind], Option<&str>)>,
     ) -> Result<(), DomainError> {
         let fail = |e: sqlx::Error| failed(Code::DB_ERR_UPDATE_DOC, "agent", id, &e.to_string());
         match registered {
-            Some((v, commands)) => sqlx::query(
-                "UPDATE agents SET state = 901, last_seen_ms = $1, version = $2, commands = $3 \
-                 WHERE id = $4",
+            Some((v, commands, platform)) => sqlx::query(
+                "UPDATE agents SET state = 901, last_seen_ms = $1, version = $2, commands = $3, \
+                 platform = COALESCE($4, platform) WHERE id = $5",
             )
             .bind(now_ms())
             .bind(v)
             .bind(serde_json::to_string(commands).unwrap_or_default())
+            .bind(platform)
             .bind(id)
             .execute(&self.pool)
             .await

@@ -18,13 +18,17 @@ mod endpoints;
 mod migrations;
 mod project_runs;
 mod projects;
+mod releases;
 mod runs;
 mod schedules;
 mod tokens;
+mod upgrades;
 
 pub use endpoints::Endpoint;
 pub use projects::Project;
+pub use releases::CHUNK;
 pub use tokens::{AuditEntry, TokenRecord};
+pub use upgrades::UpgradeRequest;
 
 /// The schema's versions, the same SQL on both databases ...
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

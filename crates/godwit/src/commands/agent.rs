@@ -6,15 +6,37 @@ use crate::commands::shared;
 use crate::exit::ExitStatus;
 
 pub fn run(args: &AgentArgs) -> anyhow::Result<ExitStatus> {
-    let options = godwit_agent::AgentOptions {
-        server: args.server.clone(),
-        token: args.token.clone(),
-        name: args.name.clone(),
-        state_dir: shared::state_dir(&args.state),
-    };
+    let mut options =
+        godwit_agent::AgentOptions::new(&args.server, &args.token, shared::state_dir(&args.state));
+    options.name = args.name.clone();
+    options.version = crate::VERSION.to_string();
+    options.upgrade_window = std::time::Duration::from_secs(args.upgrade_window.max(1));
+    if let Some(key) = &args.release_key {
+        // The key itself, or a file that holds it.
+        let text = match std::fs::read_to_string(key) {
+            Ok(t) => t,
+            Err(_) => key.clone(),
+        };
+        match godwit_spec::release::public_key(&text) {
+            Ok(k) => options.release_key = Some(k),
+            Err(e) => {
+                eprintln!("error: --release-key: {e}");
+                return Ok(ExitStatus::Usage);
+            }
+        }
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    if args.post_check {
+        return Ok(match rt.block_on(godwit_agent::post_check(&options)) {
+            Ok(()) => ExitStatus::Success,
+            Err(e) => {
+                eprintln!("error: post-check: {e}");
+                ExitStatus::JobFailed
+            }
+        });
+    }
     match rt.block_on(godwit_agent::run(options, shutdown_signal())) {
         godwit_agent::Exit::Shutdown => Ok(ExitStatus::Success),
         godwit_agent::Exit::Refused {

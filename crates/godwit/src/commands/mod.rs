@@ -11,6 +11,7 @@ pub mod finalize;
 mod job;
 pub mod permissions;
 pub mod plan;
+pub mod release;
 mod render;
 pub mod runs;
 pub mod sanitize;

@@ -16,6 +16,12 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<ExitStatus> {
         database: args.store.database.clone(),
         state_dir: shared::state_dir(&args.store.state),
         heartbeat_window: None,
+        // The key itself, or a file that holds it.
+        release_key: args
+            .release_key
+            .as_ref()
+            .map(|k| std::fs::read_to_string(k).unwrap_or_else(|_| k.clone())),
+        min_agent_version: args.min_agent_version.clone(),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -16,6 +16,8 @@ fn options(args: &StoreArgs) -> ServeOptions {
         database: args.database.clone(),
         state_dir: shared::state_dir(&args.state),
         heartbeat_window: None,
+        release_key: None,
+        min_agent_version: None,
     }
 }
 

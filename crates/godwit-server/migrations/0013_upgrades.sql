@@ -1,0 +1,26 @@
+-- Agent upgrades: one record per agent and request, with every step the agent reported.
+ALTER TABLE agents ADD COLUMN platform TEXT;
+CREATE TABLE upgrades (
+    id TEXT PRIMARY KEY,
+    -- kept without references: an upgrade's record outlives its agent and its release
+    agent_id TEXT NOT NULL,
+    release_id TEXT NOT NULL,
+    from_version TEXT NOT NULL,
+    to_version TEXT NOT NULL,
+    -- QUEUED (waiting for the agent's commands to end: drain), RUNNING, SUCCEEDED, FAILED
+    state TEXT NOT NULL,
+    -- 993 while it goes on, 994, 995, 996
+    status_code TEXT NOT NULL,
+    error_code TEXT,
+    error_message TEXT,
+    -- JSON list of the agent's steps
+    steps TEXT NOT NULL,
+    drain BIGINT NOT NULL,
+    allow_downgrade BIGINT NOT NULL,
+    time_limit_ms BIGINT NOT NULL,
+    created_ms BIGINT NOT NULL,
+    sent_ms BIGINT,
+    ended_ms BIGINT
+);
+CREATE INDEX upgrades_by_agent ON upgrades (agent_id, created_ms);
+CREATE INDEX upgrades_by_state ON upgrades (state);
