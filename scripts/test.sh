@@ -19,6 +19,18 @@ source "${GODWIT_SERVERS_DIR:-.test-servers}/env"
 GODWIT_TEST_POSTGRES_URL=$(bash scripts/postgres.sh)
 export GODWIT_TEST_POSTGRES_URL
 
+# A second build of godwit that reports a newer version (set at build time, as a release build
+# sets it), for the agent upgrade tests; the test build below rebuilds the usual one (only the
+# godwit binary crate is built again).
+target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
+version=$(sed -n 's/^version = "\([0-9]*\.[0-9]*\.[0-9]*\)"$/\1/p' Cargo.toml | head -1)
+next_version="${version%.*}.$(( ${version##*.} + 1 ))-next"
+GODWIT_BUILD_VERSION="$next_version" cargo build --quiet -p godwit --bin godwit
+mkdir -p "$target_dir/upgrade-test"
+cp "$target_dir/debug/godwit" "$target_dir/upgrade-test/godwit"
+GODWIT_TEST_NEXT_BUILD="$target_dir/upgrade-test/godwit"
+export GODWIT_TEST_NEXT_BUILD
+
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast --status-level fail --final-status-level slow
   # nextest does not run documentation examples.

@@ -175,7 +175,7 @@ pub async fn settle(state: &AppState) {
 
 /// An agent's report on its upgrade: the steps are kept; when it is done, the upgrade ends
 /// with 994 if the agent runs the version it was sent and no step failed, else 995 with the
-/// first failing step's code.
+/// last failing step's code.
 pub async fn reported(
     state: &AppState,
     agent_id: &str,
@@ -192,7 +192,8 @@ pub async fn reported(
     if !done {
         return Ok(());
     }
-    let failed = steps.iter().find(|s| s.code.is_some());
+    // The last failure says most: a rollback that failed after a failed post-check.
+    let failed = steps.iter().rev().find(|s| s.code.is_some());
     match failed {
         None if version == up.to_version => {
             state

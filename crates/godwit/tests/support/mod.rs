@@ -2,6 +2,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod proxy;
+pub mod world;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

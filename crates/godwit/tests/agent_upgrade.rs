@@ -1,0 +1,321 @@
+//! Agent upgrades end to end: a real control plane and a real agent running from a copy of the
+//! godwit binary, upgraded to a second real build that reports a newer version
+//! (`GODWIT_TEST_NEXT_BUILD`, built by scripts/test.sh with `GODWIT_BUILD_VERSION`). A release
+//! the agent's key did not sign, and a build that cannot start, are refused before anything is
+//! replaced; the agent killed at each step comes back on a working binary; a new binary that
+//! cannot register in its window puts the old one back by itself.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::world::*;
+use support::{godwit, run, text};
+
+fn next_build() -> PathBuf {
+    PathBuf::from(env("GODWIT_TEST_NEXT_BUILD"))
+}
+
+/// What `bin --version` says: `godwit 0.1.0` gives `0.1.0`.
+fn version_of(bin: &Path) -> String {
+    let out = Command::new(bin).arg("--version").output().unwrap();
+    assert!(out.status.success(), "{} does not run", bin.display());
+    text(&out.stdout)
+        .trim()
+        .trim_start_matches("godwit ")
+        .to_string()
+}
+
+/// A release key in `dir`: the secret key's file and the public key.
+fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
+    let file = dir.join(format!("{name}.key"));
+    let out = run(godwit().args(["release", "keygen", "--out"]).arg(&file));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    (file, text(&out.stdout).trim().to_string())
+}
+
+/// Signs `binary` as `version` with `key` and uploads it; the release's id.
+fn upload(w: &World, key: &Path, binary: &Path, version: &str) -> String {
+    let out = run(godwit()
+        .args(["release", "sign", "--key"])
+        .arg(key)
+        .args(["--version", version])
+        .arg(binary));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let query = text(&out.stdout).trim().to_string();
+    let out = Command::new("curl")
+        .args(["-s", "-X", "POST", "-H"])
+        .arg(format!("Authorization: Bearer {}", w.admin))
+        .args([
+            "-H",
+            "content-type: application/octet-stream",
+            "--data-binary",
+        ])
+        .arg(format!("@{}", binary.display()))
+        .arg(format!("{}/v1/releases?{query}", w.url()))
+        .output()
+        .unwrap();
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["version"], version, "{r}");
+    r["id"].as_str().unwrap().to_string()
+}
+
+/// Asks the agent to upgrade to `version`; the upgrade's id. Tried again while the agent is
+/// not connected yet (693: it is reconnecting after a restart).
+fn upgrade(w: &World, version: &str, limit_secs: u64) -> String {
+    let body = json!({"version": version, "timeLimitSecs": limit_secs});
+    w.wait_for(
+        "the upgrade to be accepted",
+        Duration::from_secs(30),
+        || {
+            let (s, v) = w.api(
+                "POST",
+                &format!("/v1/agents/{}/upgrade", w.agent_id),
+                Some(body.clone()),
+            );
+            match s {
+                202 => {
+                    assert_eq!(v["status"]["code"], "993", "{v}");
+                    Some(v["id"].clone())
+                }
+                409 if v["error_code"] == "693" => None,
+                _ => panic!("upgrade: {s} {v}"),
+            }
+        },
+    )
+    .as_str()
+    .unwrap()
+    .to_string()
+}
+
+fn ended(w: &World, id: &str) -> Value {
+    w.wait_for(
+        &format!("upgrade {id} to end"),
+        Duration::from_secs(90),
+        || {
+            let (_, v) = w.api("GET", &format!("/v1/upgrades/{id}"), None);
+            matches!(v["state"].as_str(), Some("SUCCEEDED" | "FAILED")).then_some(v)
+        },
+    )
+}
+
+/// The agent runs from a copy of the built binary, which upgrades replace.
+fn agent_copy(w: &mut World) -> PathBuf {
+    let bin = w.root.join("bin/godwit");
+    std::fs::create_dir_all(bin.parent().unwrap()).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_godwit"), &bin).unwrap();
+    w.agent_binary = Some(bin.clone());
+    bin
+}
+
+fn agent_version(w: &World) -> String {
+    let (_, a) = w.api("GET", &format!("/v1/agents/{}", w.agent_id), None);
+    a["version"].as_str().unwrap_or_default().to_string()
+}
+
+fn log_count(w: &World, needle: &str) -> usize {
+    std::fs::read_to_string(w.root.join("agent.log"))
+        .unwrap_or_default()
+        .matches(needle)
+        .count()
+}
+
+#[test]
+fn an_agent_is_upgraded_to_a_signed_release_and_refuses_what_its_key_did_not_sign() {
+    let keys = tempfile::tempdir().unwrap();
+    let (real, real_pub) = keygen(keys.path(), "real");
+    let (evil, evil_pub) = keygen(keys.path(), "evil");
+    // A control plane that holds another key than its agents (it was compromised).
+    let mut w = World::with(None, vec![("GODWIT_RELEASE_KEY".into(), evil_pub)]);
+    w.agent_env = vec![("GODWIT_RELEASE_KEY".into(), real_pub.clone())];
+    let bin = agent_copy(&mut w);
+    w.start_agent_and_wait();
+    let old = version_of(&bin);
+    let next = next_build();
+    let new = version_of(&next);
+    assert_ne!(old, new, "the second build must report another version");
+
+    // It takes a release signed with its key; the agent checks with its own, before install.
+    let release = upload(&w, &evil, &next, &new);
+    let up = ended(&w, &upgrade(&w, &new, 120));
+    assert_eq!(up["status"]["code"], "995", "{up}");
+    assert_eq!(up["error"]["code"], "AZSM0001", "{up}");
+    let failed = up["steps"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(failed["step"], "verify", "{up}");
+    assert!(
+        failed["message"].as_str().unwrap().contains("signature"),
+        "{up}"
+    );
+    assert_eq!(version_of(&bin), old);
+    assert!(!bin.with_file_name("godwit.previous").exists());
+    assert!(!bin.with_file_name("godwit.new").exists());
+
+    // The control plane gets the right key; the release signed with the other one goes.
+    let (s, _) = w.api("DELETE", &format!("/v1/releases/{release}"), None);
+    assert_eq!(s, 204);
+    w.extra_env = vec![("GODWIT_RELEASE_KEY".into(), real_pub)];
+    w.server = None;
+    w.start_server();
+
+    // A build that cannot even start, properly signed: its trial run fails, nothing is replaced.
+    let broken = keys.path().join("godwit-broken");
+    std::fs::write(&broken, "#!/bin/sh\necho 'cannot start' >&2\nexit 3\n").unwrap();
+    upload(&w, &real, &broken, "0.1.1-broken");
+    let up = ended(&w, &upgrade(&w, "0.1.1-broken", 120));
+    assert_eq!(up["status"]["code"], "995", "{up}");
+    assert_eq!(up["error"]["code"], "AZSM0004", "{up}");
+    assert!(
+        up["error"]["params"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot start"),
+        "{up}"
+    );
+    assert_eq!(version_of(&bin), old);
+    assert_eq!(w.agent_state(), "901");
+
+    // The real release: downloaded, checked, installed beside the old binary, run, confirmed.
+    upload(&w, &real, &next, &new);
+    let up = ended(&w, &upgrade(&w, &new, 120));
+    assert_eq!(up["status"]["code"], "994", "{up}");
+    assert!(up["error"].is_null(), "{up}");
+    let steps: Vec<&str> = up["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        ["download", "pre-check", "verify", "install", "post-check"],
+        "{up}"
+    );
+    assert_eq!(version_of(&bin), new);
+    assert_eq!(version_of(&bin.with_file_name("godwit.previous")), old);
+    w.wait_for(
+        "the new version's heartbeat",
+        Duration::from_secs(20),
+        || (agent_version(&w) == new && w.agent_state() == "901").then_some(Value::Null),
+    );
+    // Asked again: it runs that version already.
+    let (s, v) = w.api(
+        "POST",
+        &format!("/v1/agents/{}/upgrade", w.agent_id),
+        Some(json!({"version": new})),
+    );
+    assert_eq!((s, v["error_code"].as_str()), (409, Some("1011")), "{v}");
+    let (_, list) = w.api("GET", &format!("/v1/agents/{}/upgrades", w.agent_id), None);
+    assert_eq!(list["count"], 3, "{list}");
+}
+
+#[test]
+fn an_agent_killed_at_any_step_of_its_upgrade_comes_back_on_a_working_binary() {
+    let keys = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(keys.path(), "k");
+    let mut w = World::with(None, vec![("GODWIT_RELEASE_KEY".into(), public)]);
+    let bin = agent_copy(&mut w);
+    let next = next_build();
+    let (old, new) = (version_of(&bin), version_of(&next));
+    upload(&w, &key, &next, &new);
+    let cases = [
+        ("download", "995", Some("AZSM0001")),
+        ("install", "995", Some("AZSM0003")),
+        ("swap", "995", Some("AZSM0003")),
+        ("swapped", "994", None),
+        ("post-check", "994", None),
+    ];
+    for (at, status, code) in cases {
+        // Each case starts from the old binary.
+        w.agent = None;
+        std::fs::copy(env!("CARGO_BIN_EXE_godwit"), &bin).unwrap();
+        w.agent_env = vec![("GODWIT_TEST_UPGRADE_HOLD".into(), at.into())];
+        w.start_agent_and_wait();
+        w.wait_for("the old binary registered", Duration::from_secs(30), || {
+            (agent_version(&w) == old).then_some(Value::Null)
+        });
+        let held = format!("upgrade held at {at}");
+        let before = log_count(&w, &held);
+        let id = upgrade(&w, &new, 120);
+        w.wait_for(&held, Duration::from_secs(60), || {
+            (log_count(&w, &held) > before).then_some(Value::Null)
+        });
+        w.signal_agent("-KILL");
+        w.agent = None;
+        // Whatever binary the path holds now is started, as a service manager would.
+        w.agent_env.clear();
+        w.start_agent();
+        let up = ended(&w, &id);
+        assert_eq!(up["status"]["code"], status, "killed at {at}: {up}");
+        assert_eq!(up["error"]["code"].as_str(), code, "killed at {at}: {up}");
+        let runs = version_of(&bin);
+        assert_eq!(&runs, if status == "994" { &new } else { &old }, "{at}");
+        w.wait_for(
+            &format!("the agent back after {at}"),
+            Duration::from_secs(30),
+            || (agent_version(&w) == runs && w.agent_state() == "901").then_some(Value::Null),
+        );
+        assert!(!bin.with_file_name("godwit.new").exists(), "{at}");
+    }
+}
+
+#[test]
+fn a_new_binary_that_cannot_register_in_its_window_puts_the_old_one_back() {
+    let keys = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(keys.path(), "k");
+    let mut w = World::with(None, vec![("GODWIT_RELEASE_KEY".into(), public)]);
+    let bin = agent_copy(&mut w);
+    let next = next_build();
+    let (old, new) = (version_of(&bin), version_of(&next));
+    upload(&w, &key, &next, &new);
+
+    // An upgrade that outlasts its limit is 996 (held in its download here).
+    w.agent_env = vec![("GODWIT_TEST_UPGRADE_HOLD".into(), "download".into())];
+    w.start_agent_and_wait();
+    let up = ended(&w, &upgrade(&w, &new, 10));
+    assert_eq!(up["status"]["code"], "996", "{up}");
+    w.signal_agent("-KILL");
+    w.agent = None;
+
+    // Installed, then killed before it runs the new binary; the control plane is away when
+    // the new binary starts, and its window is 3 s.
+    w.agent_env = vec![("GODWIT_TEST_UPGRADE_HOLD".into(), "swapped".into())];
+    w.start_agent_and_wait();
+    let id = upgrade(&w, &new, 120);
+    w.wait_for("the upgrade held", Duration::from_secs(60), || {
+        (log_count(&w, "upgrade held at swapped") > 0).then_some(Value::Null)
+    });
+    w.signal_agent("-KILL");
+    w.agent = None;
+    assert_eq!(version_of(&bin), new);
+    w.server = None;
+    w.agent_env = vec![("GODWIT_UPGRADE_WINDOW".into(), "3".into())];
+    w.start_agent();
+    w.wait_for("the previous binary back", Duration::from_secs(30), || {
+        (version_of(&bin) == old).then_some(Value::Null)
+    });
+    w.start_server();
+    let up = ended(&w, &id);
+    assert_eq!(up["status"]["code"], "995", "{up}");
+    assert_eq!(up["error"]["code"], "AZSM0004", "{up}");
+    assert!(
+        up["error"]["params"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("within 3 s"),
+        "{up}"
+    );
+    let last = up["steps"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (last["step"].as_str(), last["code"].as_str()),
+        (Some("rollback"), None),
+        "{up}"
+    );
+    w.wait_for("the old agent back", Duration::from_secs(30), || {
+        (agent_version(&w) == old && w.agent_state() == "901").then_some(Value::Null)
+    });
+}
