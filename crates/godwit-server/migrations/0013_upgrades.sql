@@ -18,6 +18,8 @@ CREATE TABLE upgrades (
     drain BIGINT NOT NULL,
     allow_downgrade BIGINT NOT NULL,
     time_limit_ms BIGINT NOT NULL,
+    -- a scheduled upgrade is not sent before this time (NULL: at once)
+    start_ms BIGINT,
     created_ms BIGINT NOT NULL,
     sent_ms BIGINT,
     ended_ms BIGINT

@@ -70,6 +70,8 @@ pub struct Upgrade {
     pub drain: bool,
     pub allow_downgrade: bool,
     pub time_limit_ms: i64,
+    /// A scheduled upgrade is not sent before this time.
+    pub start_ms: Option<i64>,
     pub created_ms: i64,
     /// When the agent was told.
     pub sent_ms: Option<i64>,

@@ -18,14 +18,39 @@ pub struct Ask {
     pub drain: bool,
     pub allow_downgrade: bool,
     pub time_limit_ms: i64,
+    /// Not before this time: a scheduled upgrade (681 for commands until it has run).
+    pub start_ms: Option<i64>,
 }
 
 /// The default limit of a whole upgrade: five minutes.
 pub const DEFAULT_TIME_LIMIT_MS: i64 = 5 * 60 * 1000;
 
 /// Asks agent `agent_id` to upgrade: the record, RUNNING when the order went out, QUEUED when
-/// it waits for the agent's commands to end (`drain`).
+/// it waits for the agent's commands to end (`drain`) or for its time (`start_ms`).
 pub async fn request(state: &AppState, agent_id: &str, ask: &Ask) -> Result<Upgrade, DomainError> {
+    let release = check(state, agent_id, ask).await?;
+    let agent = state.store.get_agent(agent_id).await?;
+    let store = &state.store;
+    let up = store
+        .create_upgrade(&UpgradeRequest {
+            agent_id,
+            release: &release,
+            from_version: &agent.version,
+            drain: ask.drain,
+            allow_downgrade: ask.allow_downgrade,
+            time_limit_ms: ask.time_limit_ms,
+            start_ms: ask.start_ms,
+        })
+        .await?;
+    if ask.start_ms.is_none() && !store.agent_busy(agent_id).await? {
+        send(state, &up, &release).await?;
+    }
+    store.get_upgrade(&up.id).await
+}
+
+/// What would refuse the upgrade of `agent_id` (1011, 1010, 800, 680, 693, AZSM1051); the
+/// release it goes to.
+pub async fn check(state: &AppState, agent_id: &str, ask: &Ask) -> Result<Release, DomainError> {
     let store = &state.store;
     let agent = store.get_agent(agent_id).await?;
     if state.release_key.is_none() {
@@ -46,6 +71,10 @@ pub async fn request(state: &AppState, agent_id: &str, ask: &Ask) -> Result<Upgr
     if let Some(up) = store.active_upgrade(agent_id).await? {
         return Err(upgrading(&agent, &up));
     }
+    if ask.start_ms.is_some() {
+        // Scheduled: sent when due, to the agent connected then.
+        return Ok(release);
+    }
     if !state.hub.is_connected(agent_id) {
         return Err(DomainError::new(
             Code::FAILED_TO_SEND_MESSAGE_TO_AGENT,
@@ -60,20 +89,7 @@ pub async fn request(state: &AppState, agent_id: &str, ask: &Ask) -> Result<Upgr
         )
         .details("The agent runs a command. Ask again when it has ended, or with \"drain\": true to upgrade as soon as its commands have ended."));
     }
-    let up = store
-        .create_upgrade(&UpgradeRequest {
-            agent_id,
-            release: &release,
-            from_version: &agent.version,
-            drain: ask.drain,
-            allow_downgrade: ask.allow_downgrade,
-            time_limit_ms: ask.time_limit_ms,
-        })
-        .await?;
-    if !store.agent_busy(agent_id).await? {
-        send(state, &up, &release).await?;
-    }
-    store.get_upgrade(&up.id).await
+    Ok(release)
 }
 
 /// 1010 for a version below the control plane's minimum.
@@ -90,8 +106,15 @@ pub fn below_minimum(state: &AppState, version: &str) -> Result<(), DomainError>
     Ok(())
 }
 
-/// 680 while `agent` upgrades (or waits to).
+/// 680 while `agent` upgrades (or waits to), 681 while its upgrade is scheduled.
 fn upgrading(agent: &Agent, up: &Upgrade) -> DomainError {
+    if up.state == "QUEUED" && up.start_ms.is_some_and(|s| s > crate::store::now_ms()) {
+        return DomainError::new(Code::AGENT_SCHEDULER_INPROGRESS_ERR, &[("agent_id", &agent.id)])
+            .details(format!(
+                "Upgrade {} to {} is scheduled; cancel it (DELETE /v1/upgrades/{}) to send commands before it runs.",
+                up.id, up.to_version, up.id
+            ));
+    }
     DomainError::new(
         Code::AGENT_UPDATE_INPROGRESS_ERR,
         &[("agent_id", &agent.id)],
@@ -152,7 +175,8 @@ pub async fn settle(state: &AppState) {
     for up in open {
         match up.state.as_str() {
             "QUEUED" => {
-                if state.hub.is_connected(&up.agent_id)
+                if up.start_ms.is_none_or(|s| s <= now)
+                    && state.hub.is_connected(&up.agent_id)
                     && matches!(state.store.agent_busy(&up.agent_id).await, Ok(false))
                     && let Ok(release) = state.store.get_release(&up.release_id).await
                 {

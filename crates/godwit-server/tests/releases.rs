@@ -303,6 +303,130 @@ async fn upgrade_requests_are_refused_with_what_stands_in_the_way(backend: &str)
         .await;
     assert_eq!((s, v["count"].as_i64()), (200, Some(0)), "{v}");
     assert!(w.store.active_upgrade(&agent).await.unwrap().is_none());
+
+    // Scheduled, it needs no connection now; until it has run, the agent's migrations take no
+    // command (681); cancelled, they do again.
+    let (_, src) = w
+        .call(
+            "POST",
+            "/v1/endpoints",
+            Some(json!({"name": "s", "kind": "local", "uri": "/data/s"})),
+        )
+        .await;
+    let (_, dst) = w
+        .call(
+            "POST",
+            "/v1/endpoints",
+            Some(json!({"name": "d", "kind": "local", "uri": "/data/d"})),
+        )
+        .await;
+    let (_, p) = w
+        .call("POST", "/v1/projects", Some(json!({"name": "p"})))
+        .await;
+    let (s, mig) = w
+        .call(
+            "POST",
+            "/v1/migrations",
+            Some(json!({"projectId": p["id"], "agentId": agent,
+                "source": {"endpointId": src["id"], "path": "/"},
+                "target": {"endpointId": dst["id"], "path": "/"}})),
+        )
+        .await;
+    assert_eq!(s, 201, "{mig}");
+    // Active, as far as the store knows: its migrations take commands.
+    w.store.agent_seen(&agent, None).await.unwrap();
+    let scan = || async {
+        w.call(
+            "POST",
+            &format!("/v1/migrations/{}/commands", mig["id"].as_str().unwrap()),
+            Some(json!({"command": "scan", "action": "start"})),
+        )
+        .await
+    };
+    let at = |secs: u64| {
+        humantime::format_rfc3339_seconds(std::time::SystemTime::now() + Duration::from_secs(secs))
+            .to_string()
+    };
+    let (s, past) = w
+        .call(
+            "POST",
+            &path,
+            Some(json!({"version": "0.2.0", "startAt": "2020-01-01T00:00:00Z"})),
+        )
+        .await;
+    assert_eq!(
+        (s, past["error_code"].as_str()),
+        (422, Some("605")),
+        "{past}"
+    );
+    let (s, up) = w
+        .call(
+            "POST",
+            &path,
+            Some(json!({"version": "0.2.0", "startAt": at(86400)})),
+        )
+        .await;
+    assert_eq!((s, up["state"].as_str()), (202, Some("QUEUED")), "{up}");
+    assert!(up["start_ms"].as_i64().is_some(), "{up}");
+    let (s, v) = scan().await;
+    assert_eq!((s, v["error_code"].as_str()), (409, Some("681")), "{v}");
+    let (s, v) = w
+        .call("POST", &path, Some(json!({"version": "0.2.0"})))
+        .await;
+    assert_eq!(
+        (s, v["error_code"].as_str()),
+        (409, Some("681")),
+        "a second upgrade: {v}"
+    );
+    let (s, _) = w
+        .call(
+            "DELETE",
+            &format!("/v1/upgrades/{}", up["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(s, 204);
+    let (s, v) = scan().await;
+    assert_eq!(s, 202, "{v}");
+
+    // A fleet: checked whole first; one agent on the version already refuses all of it.
+    let (_, b) = w
+        .call(
+            "POST",
+            "/v1/agents",
+            Some(json!({"name": "b", "version": "0.2.0"})),
+        )
+        .await;
+    let other = b["agent"]["id"].as_str().unwrap().to_string();
+    let fleet = |start: Option<String>| json!({"agentIds": [agent, other], "version": "0.2.0", "startAt": start, "drain": true});
+    let (s, v) = w
+        .call("POST", "/v1/upgrades", Some(fleet(Some(at(3600)))))
+        .await;
+    assert_eq!((s, v["error_code"].as_str()), (409, Some("1011")), "{v}");
+    assert!(
+        v["details"][0]["error_msg"]
+            .as_str()
+            .unwrap()
+            .contains(&other),
+        "{v}"
+    );
+    assert!(w.store.active_upgrade(&agent).await.unwrap().is_none());
+    let (_, c) = w
+        .call(
+            "POST",
+            "/v1/agents",
+            Some(json!({"name": "c", "version": "0.1.9"})),
+        )
+        .await;
+    let third = c["agent"]["id"].as_str().unwrap().to_string();
+    let (s, v) = w
+        .call(
+            "POST",
+            "/v1/upgrades",
+            Some(json!({"agentIds": [agent, third], "version": "0.2.0", "startAt": at(3600)})),
+        )
+        .await;
+    assert_eq!((s, v["count"].as_i64()), (202, Some(2)), "{v}");
 }
 
 #[tokio::test]

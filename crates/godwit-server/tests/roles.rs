@@ -259,6 +259,9 @@ impl World {
             })),
             ("POST", "/v1/projects/{id}/validate") => Some(json!({})),
             ("POST", "/v1/agents/{id}/upgrade") => Some(json!({"version": "9.9.9"})),
+            ("POST", "/v1/upgrades") => {
+                Some(json!({"agentIds": [self.agent_a], "version": "9.9.9"}))
+            }
             ("POST", "/v1/agents/{id}/config") => Some(json!({
                 "migrations": [{"id": self.own_migration, "options": {"checksum": true}}]
             })),
@@ -327,6 +330,7 @@ async fn world(backend: &str) -> World {
             drain: false,
             allow_downgrade: false,
             time_limit_ms: 1000,
+            start_ms: None,
         })
         .await
         .unwrap();

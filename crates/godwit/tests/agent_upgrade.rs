@@ -179,9 +179,36 @@ fn an_agent_is_upgraded_to_a_signed_release_and_refuses_what_its_key_did_not_sig
     assert_eq!(version_of(&bin), old);
     assert_eq!(w.agent_state(), "901");
 
-    // The real release: downloaded, checked, installed beside the old binary, run, confirmed.
+    // The real release, asked for while the agent copies: refused (680), or with `drain`
+    // queued until the copy has ended; meanwhile the agent takes no new command (680).
     upload(&w, &real, &next, &new);
-    let up = ended(&w, &upgrade(&w, &new, 120));
+    let src = source(&w.root, 20, 200_000);
+    let m = w.migration(&src, json!({"bwlimit": "1M"}));
+    w.scanned(&m);
+    let copy = w.start(&m, "copy", "927");
+    let path = format!("/v1/agents/{}/upgrade", w.agent_id);
+    let (s, v) = w.api("POST", &path, Some(json!({"version": new})));
+    assert_eq!((s, v["error_code"].as_str()), (409, Some("680")), "{v}");
+    let (s, queued) = w.api("POST", &path, Some(json!({"version": new, "drain": true})));
+    assert_eq!(
+        (s, queued["state"].as_str()),
+        (202, Some("QUEUED")),
+        "{queued}"
+    );
+    let (s, v) = w.api(
+        "POST",
+        &format!("/v1/migrations/{m}/commands"),
+        Some(json!({"command": "scan", "action": "start"})),
+    );
+    assert_eq!((s, v["error_code"].as_str()), (409, Some("680")), "{v}");
+    let copied = w.wait_end(&copy, "922");
+    assert_eq!(copied["files"], 20, "{copied}");
+    // Downloaded, checked, installed beside the old binary, run, confirmed.
+    let up = ended(&w, queued["id"].as_str().unwrap());
+    assert!(
+        up["sent_ms"].as_i64().unwrap() >= copied["ended_ms"].as_i64().unwrap(),
+        "{up} {copied}"
+    );
     assert_eq!(up["status"]["code"], "994", "{up}");
     assert!(up["error"].is_null(), "{up}");
     let steps: Vec<&str> = up["steps"]

@@ -75,6 +75,8 @@ pub const BODY_LIMIT: usize = 64 * 1024;
         releases::upgrade_agent,
         releases::list_upgrades,
         releases::get_upgrade,
+        releases::upgrade_fleet,
+        releases::cancel_upgrade,
         migrations::create_migration,
         migrations::list_migrations,
         migrations::get_migration,
@@ -219,7 +221,11 @@ pub fn router(state: AppState) -> Router {
         .route("/agents/{id}/config", post(config::upload_config))
         .route("/agents/{id}/upgrade", post(releases::upgrade_agent))
         .route("/agents/{id}/upgrades", get(releases::list_upgrades))
-        .route("/upgrades/{id}", get(releases::get_upgrade))
+        .route("/upgrades", post(releases::upgrade_fleet))
+        .route(
+            "/upgrades/{id}",
+            get(releases::get_upgrade).delete(releases::cancel_upgrade),
+        )
         .route(
             "/releases",
             get(releases::list_releases).post(releases::upload_release),

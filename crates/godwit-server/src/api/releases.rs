@@ -288,6 +288,82 @@ pub struct UpgradeAsk {
     #[serde(default)]
     #[schema(minimum = 10, maximum = 3600)]
     pub time_limit_secs: Option<u64>,
+    /// Not before this time, RFC 3339 (`2026-12-24T02:00:00Z`): a scheduled upgrade. Until it
+    /// has run, commands for the agent are refused with 681.
+    #[serde(default)]
+    #[schema(format = DateTime)]
+    pub start_at: Option<String>,
+}
+
+/// An upgrade of several agents, at once or at a time.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FleetUpgrade {
+    /// The agents, 1 to 100.
+    pub agent_ids: Vec<String>,
+    #[schema(pattern = "^[0-9]+[.][0-9]+[.][0-9]+([-+].*)?$")]
+    pub version: String,
+    #[serde(default)]
+    pub drain: bool,
+    #[serde(default)]
+    pub allow_downgrade: bool,
+    #[serde(default)]
+    #[schema(minimum = 10, maximum = 3600)]
+    pub time_limit_secs: Option<u64>,
+    #[serde(default)]
+    #[schema(format = DateTime)]
+    pub start_at: Option<String>,
+}
+
+/// The checked form of an upgrade request.
+fn ask_of(ask: &UpgradeAsk) -> Result<crate::upgrades::Ask, ApiError> {
+    if !godwit_spec::release::is_version(&ask.version) {
+        return Err(ApiError::new(
+            Code::ERR_SEMVER_PARSE,
+            &[("version", &ask.version)],
+        ));
+    }
+    let secs = ask.time_limit_secs.unwrap_or(300);
+    if !(10..=3600).contains(&secs) {
+        return Err(ApiError::invalid("timeLimitSecs: 10 to 3600"));
+    }
+    let start_ms = match &ask.start_at {
+        None => None,
+        Some(text) => {
+            let at = humantime::parse_rfc3339_weak(text).map_err(|e| {
+                ApiError::invalid(format!("startAt: {e} (write it as 2026-12-24T02:00:00Z)"))
+            })?;
+            let ms = at
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+            if ms < crate::store::now_ms() {
+                return Err(ApiError::invalid("startAt: the time is in the past"));
+            }
+            Some(ms)
+        }
+    };
+    Ok(crate::upgrades::Ask {
+        version: ask.version.clone(),
+        drain: ask.drain,
+        allow_downgrade: ask.allow_downgrade,
+        time_limit_ms: i64::try_from(secs * 1000).unwrap_or(i64::MAX),
+        start_ms,
+    })
+}
+
+/// 605 for a version not newer than the agent's, unless going back is allowed.
+fn newer_or_allowed(agent: &crate::records::Agent, ask: &UpgradeAsk) -> Result<(), ApiError> {
+    if !ask.allow_downgrade
+        && godwit_spec::release::compare(&ask.version, &agent.version)
+            .is_some_and(|o| o != std::cmp::Ordering::Greater)
+        && agent.version != ask.version
+    {
+        return Err(ApiError::invalid(format!(
+            "version: {} is not newer than agent {}'s {}; set allowDowngrade to go back",
+            ask.version, agent.id, agent.version
+        )));
+    }
+    Ok(())
 }
 
 /// Asks an agent to upgrade (admin): 202 with the upgrade's record, RUNNING (993) once sent,
@@ -308,38 +384,10 @@ pub async fn upgrade_agent(
     ApiJson(ask): ApiJson<UpgradeAsk>,
 ) -> Result<(StatusCode, Json<Upgrade>), ApiError> {
     caller.require_admin()?;
-    if !godwit_spec::release::is_version(&ask.version) {
-        return Err(ApiError::new(
-            Code::ERR_SEMVER_PARSE,
-            &[("version", &ask.version)],
-        ));
-    }
-    let secs = ask.time_limit_secs.unwrap_or(300);
-    if !(10..=3600).contains(&secs) {
-        return Err(ApiError::invalid("timeLimitSecs: 10 to 3600"));
-    }
+    let checked = ask_of(&ask)?;
     let agent = state.store.get_agent(&id).await?;
-    if !ask.allow_downgrade
-        && godwit_spec::release::compare(&ask.version, &agent.version)
-            .is_some_and(|o| o != std::cmp::Ordering::Greater)
-        && agent.version != ask.version
-    {
-        return Err(ApiError::invalid(format!(
-            "version: {} is not newer than the agent's {}; set allowDowngrade to go back",
-            ask.version, agent.version
-        )));
-    }
-    let up = crate::upgrades::request(
-        &state,
-        &id,
-        &crate::upgrades::Ask {
-            version: ask.version.clone(),
-            drain: ask.drain,
-            allow_downgrade: ask.allow_downgrade,
-            time_limit_ms: i64::try_from(secs * 1000).unwrap_or(i64::MAX),
-        },
-    )
-    .await?;
+    newer_or_allowed(&agent, &ask)?;
+    let up = crate::upgrades::request(&state, &id, &checked).await?;
     caller.note(format!("agent.upgrade {}", ask.version));
     Ok((StatusCode::ACCEPTED, Json(up)))
 }
@@ -378,4 +426,77 @@ pub async fn get_upgrade(
     let up = state.store.get_upgrade(&id).await?;
     caller.may_act_for_agent(Some(&up.agent_id))?;
     Ok(Json(up))
+}
+
+/// Upgrades several agents (admin): every agent is checked first, and nothing is asked of any
+/// when one is refused (its code, naming it). With `startAt`, at that time.
+#[utoipa::path(post, path = "/v1/upgrades", request_body = FleetUpgrade, security(("bearer" = [])), responses(
+    (status = 202, description = "Asked", body = Listing<Upgrade>),
+    (status = 400, description = "Malformed JSON", body = crate::error::ErrorBody),
+    (status = 404, description = "No such agent, or no release of the version for its platform (800)", body = crate::error::ErrorBody),
+    (status = 409, description = "An agent already on that version (1011), upgrading or running a command (680), or not connected (693); no release key (AZSM1051)", body = crate::error::ErrorBody),
+    (status = 413, description = "Body too large", body = crate::error::ErrorBody),
+    (status = 422, description = "Invalid content (605, 624), or below the minimum agent version (1010)", body = crate::error::ErrorBody),
+    (status = 503, description = "The store failed", body = crate::error::ErrorBody)
+))]
+pub async fn upgrade_fleet(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<FleetUpgrade>,
+) -> Result<(StatusCode, Json<Listing<Upgrade>>), ApiError> {
+    caller.require_admin()?;
+    if req.agent_ids.is_empty() || req.agent_ids.len() > 100 {
+        return Err(ApiError::invalid("agentIds: 1 to 100 agents"));
+    }
+    let mut ids = req.agent_ids.clone();
+    ids.sort();
+    ids.dedup();
+    let ask = UpgradeAsk {
+        version: req.version.clone(),
+        drain: req.drain,
+        allow_downgrade: req.allow_downgrade,
+        time_limit_secs: req.time_limit_secs,
+        start_at: req.start_at.clone(),
+    };
+    let checked = ask_of(&ask)?;
+    for id in &ids {
+        let agent = state.store.get_agent(id).await?;
+        newer_or_allowed(&agent, &ask)?;
+        if let Err(e) = crate::upgrades::check(&state, id, &checked).await {
+            let words = format!("Agent {id}: {}", e.message());
+            return Err(ApiError::from(e).details(words));
+        }
+    }
+    let mut items = Vec::new();
+    for id in &ids {
+        items.push(crate::upgrades::request(&state, id, &checked).await?);
+    }
+    caller.note(format!("agent.upgrade {} x{}", req.version, items.len()));
+    let count = i64::try_from(items.len()).unwrap_or(0);
+    Ok((StatusCode::ACCEPTED, Json(Listing { count, items })))
+}
+
+/// Cancels an upgrade that has not been sent yet (a schedule, or one waiting for commands to
+/// end); 409 with 680 once the agent has it.
+#[utoipa::path(delete, path = "/v1/upgrades/{id}", params(("id" = String, Path)), security(("bearer" = [])), responses(
+    (status = 204, description = "Cancelled"),
+    (status = 404, description = "No such upgrade (800)", body = crate::error::ErrorBody),
+    (status = 409, description = "The agent has it already (680)", body = crate::error::ErrorBody),
+    (status = 503, description = "The store failed", body = crate::error::ErrorBody)
+))]
+pub async fn cancel_upgrade(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require_admin()?;
+    let up = state.store.get_upgrade(&id).await?;
+    if !state.store.cancel_upgrade(&id).await? {
+        return Err(ApiError::new(
+            Code::AGENT_UPDATE_INPROGRESS_ERR,
+            &[("agent_id", &up.agent_id)],
+        )
+        .details("The agent has this upgrade already; it ends by itself (994, 995 or 996)."));
+    }
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -36,6 +36,7 @@ fn upgrade_of(r: &AnyRow) -> Result<Upgrade, sqlx::Error> {
         drain: r.try_get::<i64, _>("drain")? != 0,
         allow_downgrade: r.try_get::<i64, _>("allow_downgrade")? != 0,
         time_limit_ms: r.try_get("time_limit_ms")?,
+        start_ms: r.try_get("start_ms")?,
         created_ms: r.try_get("created_ms")?,
         sent_ms: r.try_get("sent_ms")?,
         ended_ms: r.try_get("ended_ms")?,
@@ -51,6 +52,8 @@ pub struct UpgradeRequest<'a> {
     pub drain: bool,
     pub allow_downgrade: bool,
     pub time_limit_ms: i64,
+    /// Not before this time (a scheduled upgrade); None: as soon as it can.
+    pub start_ms: Option<i64>,
 }
 
 impl Store {
@@ -59,8 +62,8 @@ impl Store {
         let id = new_id();
         sqlx::query(
             "INSERT INTO upgrades (id, agent_id, release_id, from_version, to_version, state, \
-             status_code, steps, drain, allow_downgrade, time_limit_ms, created_ms) \
-             VALUES ($1, $2, $3, $4, $5, 'QUEUED', '993', '[]', $6, $7, $8, $9)",
+             status_code, steps, drain, allow_downgrade, time_limit_ms, start_ms, created_ms) \
+             VALUES ($1, $2, $3, $4, $5, 'QUEUED', '993', '[]', $6, $7, $8, $9, $10)",
         )
         .bind(&id)
         .bind(req.agent_id)
@@ -70,6 +73,7 @@ impl Store {
         .bind(i64::from(req.drain))
         .bind(i64::from(req.allow_downgrade))
         .bind(req.time_limit_ms)
+        .bind(req.start_ms)
         .bind(now_ms())
         .execute(&self.pool)
         .await
@@ -154,6 +158,17 @@ impl Store {
             .map(upgrade_of)
             .collect::<Result<_, _>>()
             .map_err(fail)
+    }
+
+    /// Removes an upgrade that has not been sent (a cancelled schedule). False when it was
+    /// sent already.
+    pub async fn cancel_upgrade(&self, id: &str) -> Result<bool, DomainError> {
+        let done = sqlx::query("DELETE FROM upgrades WHERE id = $1 AND state = 'QUEUED'")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| failed(Code::DB_ERR_DELETE_DOC, "upgrade", id, &e.to_string()))?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// The agent was told: RUNNING from now (its time limit counts from here). False when it
