@@ -75,6 +75,8 @@ pub enum Exit {
     },
     /// The options cannot work (a token without an agent id, a bad URL).
     Usage(String),
+    /// Retired by the control plane: its runs stopped, its state directory removed.
+    Retired,
 }
 
 /// Reports waiting for the control plane's acknowledgement.
@@ -96,6 +98,9 @@ pub(crate) struct Shared {
     connected: std::sync::atomic::AtomicBool,
     /// A new binary after an upgrade: its registration confirms the upgrade.
     confirming: std::sync::atomic::AtomicBool,
+    /// The sequence number of the report that the agent retired: once acknowledged, it leaves.
+    retired: Mutex<Option<u64>>,
+    leave: std::sync::atomic::AtomicBool,
 }
 
 /// A job's control handle, and why it is asked to stop (`stop` or `pause`).
@@ -151,6 +156,9 @@ impl Shared {
     fn acknowledged(&self, seq: u64) {
         lock(&self.outbox).pending.remove(&seq);
         self.room.notify_all();
+        if *lock(&self.retired) == Some(seq) {
+            self.leave.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     fn waiting_after(&self, seq: Option<u64>) -> Vec<(u64, ToServer)> {
@@ -456,6 +464,10 @@ async fn connect_once(
                     return Ok(Some(Exit::Refused { code, message, remediation }));
                 }
                 on_message(&text, decoded, shared, options, ctx);
+                if shared.leave.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = socket.send(Message::Close(None)).await;
+                    return Ok(Some(Exit::Retired));
+                }
             }
         }
     }
@@ -494,6 +506,9 @@ fn on_message(
         }
         Ok(ToAgent::Upgrade(order)) => {
             tokio::spawn(upgrade::perform(ctx.clone(), shared.clone(), *order));
+        }
+        Ok(ToAgent::Retire) => {
+            tokio::spawn(retire(shared.clone(), options.state_dir.clone()));
         }
         Ok(ToAgent::Error { code, message }) => {
             eprintln!("agent: the control plane could not use a message: [{code}] {message}");
@@ -546,4 +561,35 @@ pub async fn post_check(options: &AgentOptions) -> Result<(), String> {
     .await?;
     println!("{}", serde_json::json!({ "version": options.version }));
     Ok(())
+}
+
+/// Retires this agent: stops its runs (their results still go out), waits for them to end,
+/// removes the state directory, and says so; the agent leaves once that is acknowledged.
+async fn retire(shared: Arc<Shared>, state_dir: PathBuf) {
+    eprintln!(
+        "agent: retiring: stopping runs and removing {}",
+        state_dir.display()
+    );
+    for (control, why) in lock(&shared.jobs).values() {
+        *lock(why) = Some("stop".to_string());
+        control.stop();
+    }
+    let started = std::time::Instant::now();
+    while !lock(&shared.jobs).is_empty() && started.elapsed() < Duration::from_secs(120) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if let Err(e) = std::fs::remove_dir_all(&state_dir)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        eprintln!(
+            "agent: retiring: {} could not be removed: {e}",
+            state_dir.display()
+        );
+        return;
+    }
+    // Noted under the outbox's lock, before the report can be sent and acknowledged.
+    shared.push(false, |seq| {
+        *lock(&shared.retired) = Some(seq);
+        ToServer::Retired { seq }
+    });
 }

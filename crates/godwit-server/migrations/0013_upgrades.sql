@@ -1,5 +1,11 @@
--- Agent upgrades: one record per agent and request, with every step the agent reported.
+-- Agent upgrades (one record per agent and request, with every step the agent reported) and
+-- retirements.
 ALTER TABLE agents ADD COLUMN platform TEXT;
+-- Retirement: 193 asked, 194 done (it left and stayed away), 195 it came back, 196 timed out
+ALTER TABLE agents ADD COLUMN retire_code TEXT;
+ALTER TABLE agents ADD COLUMN retire_ms BIGINT;
+-- when the agent said it had removed its state and was leaving
+ALTER TABLE agents ADD COLUMN retire_left_ms BIGINT;
 CREATE TABLE upgrades (
     id TEXT PRIMARY KEY,
     -- kept without references: an upgrade's record outlives its agent and its release

@@ -324,6 +324,7 @@ pub async fn still_valid(state: &AppState, claims: &Claims) -> Result<(), ApiErr
         let id = claims.agent_id.as_deref().unwrap_or("");
         match state.store.get_agent(id).await {
             Ok(a) if a.state.code == "902" => {
+                crate::retire::came_back(state, &a).await;
                 return Err(ApiError::new(
                     Code::WEBSOCKET_REQUEST_ERR_AGENT_STATUS_DEACTIVATED,
                     &[("agent_id", id)],

@@ -26,6 +26,8 @@ pub struct Hub {
     next: AtomicU64,
     /// An agent silent for this long is inactive (900).
     pub heartbeat_window: Duration,
+    /// A retirement not over within this is 196.
+    pub retire_timeout: Duration,
 }
 
 impl Hub {
@@ -34,12 +36,15 @@ impl Hub {
             agents: Mutex::new(HashMap::new()),
             next: AtomicU64::new(1),
             heartbeat_window,
+            retire_timeout: Duration::from_secs(300),
         }
     }
 
-    /// `GODWIT_HEARTBEAT_WINDOW` seconds (default 30).
+    /// `GODWIT_HEARTBEAT_WINDOW` seconds (default 30), `GODWIT_RETIRE_TIMEOUT` (default 300).
     pub fn from_env() -> Result<Self, godwit_spec::JobError> {
-        godwit_spec::env::seconds("GODWIT_HEARTBEAT_WINDOW", 30.0).map(Hub::new)
+        let mut hub = godwit_spec::env::seconds("GODWIT_HEARTBEAT_WINDOW", 30.0).map(Hub::new)?;
+        hub.retire_timeout = godwit_spec::env::seconds("GODWIT_RETIRE_TIMEOUT", 300.0)?;
+        Ok(hub)
     }
 
     fn lock(
@@ -438,6 +443,7 @@ fn undecodable(text: &str, e: &serde_json::Error) -> ToAgent {
         "result",
         "copylog",
         "upgrade",
+        "retired",
     ];
     let op = serde_json::from_str::<serde_json::Value>(text)
         .ok()
@@ -542,6 +548,17 @@ async fn handle(state: &AppState, agent_id: &str, message: ToServer) -> Option<T
                 Err(e) if e.is_not_found() => Some(ToAgent::Ack { seq }),
                 Err(_) => None,
             }
+        }
+        ToServer::Retired { seq } => {
+            tracing::info!(
+                agent_id,
+                "agent retired: its state is removed and it leaves"
+            );
+            store
+                .set_retire(agent_id, Code::AGENT_RETIRE_RUNNING, true)
+                .await
+                .ok()
+                .map(|()| ToAgent::Ack { seq })
         }
         ToServer::Copylog {
             seq,

@@ -9,6 +9,7 @@ pub mod error;
 pub mod hub;
 pub mod limit;
 pub mod projects;
+pub mod retire;
 pub use godwit_spec::protocol;
 pub mod records;
 pub mod rules;
@@ -206,7 +207,7 @@ pub async fn serve(
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
     let mut settings = settings;
     if let Some(w) = options.heartbeat_window {
-        settings.hub = hub::Hub::new(w);
+        settings.hub.heartbeat_window = w;
     }
     if let Some(key) = &options.release_key {
         settings.release_key = Some(godwit_spec::release::public_key(key)?);
@@ -232,6 +233,7 @@ pub async fn serve(
                 scheduler::fire_due(&state).await;
                 projects::settle(&state).await;
                 upgrades::settle(&state).await;
+                retire::settle(&state).await;
             }
         })
     };

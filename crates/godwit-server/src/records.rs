@@ -22,6 +22,18 @@ pub struct Agent {
     pub commands: Vec<CommandKind>,
     /// The platform it runs on (`linux-x86_64`), as it said when it last connected.
     pub platform: Option<String>,
+    /// Its retirement, once asked for: 193 going on, 194 done, 195 it came back, 196 timed out.
+    pub retire: Option<Retirement>,
+}
+
+/// Where an agent's retirement stands.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Retirement {
+    pub status: CodeName,
+    /// When it was asked for.
+    pub since_ms: i64,
+    /// When the agent said it had removed its state and was leaving.
+    pub left_ms: Option<i64>,
 }
 
 /// An agent release: a signed godwit binary for one platform.

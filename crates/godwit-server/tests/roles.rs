@@ -199,7 +199,9 @@ impl World {
             (_, "/v1/agents/{id}/upgrades") => pick(&self.agent_a, &self.agent_b),
             (_, t) if t.starts_with("/v1/releases/{id}") => "no-such-release".to_string(),
             (_, "/v1/upgrades/{id}") => "no-such-upgrade".to_string(),
-            (_, "/v1/agents/{id}" | "/v1/agents/{id}/deactivate") => self.fresh_agent().await,
+            (_, "/v1/agents/{id}" | "/v1/agents/{id}/deactivate" | "/v1/agents/{id}/retire") => {
+                self.fresh_agent().await
+            }
             ("GET", "/v1/migrations/{id}") => pick(&self.own_migration, &self.other_migration),
             ("GET" | "POST", "/v1/migrations/{id}/runs" | "/v1/migrations/{id}/schedules") => {
                 self.own_migration.clone()

@@ -74,6 +74,11 @@ pub enum ToServer {
         steps: Vec<UpgradeStep>,
         done: bool,
     },
+    /// The agent was told to retire: its runs are stopped and its state directory removed; it
+    /// disconnects once this is acknowledged, and does not come back.
+    Retired {
+        seq: u64,
+    },
 }
 
 /// One step of an upgrade: `download`, `pre-check`, `verify`, `install`, `post-check`,
@@ -132,6 +137,8 @@ pub enum ToAgent {
     Error { code: String, message: String },
     /// Replace this agent's binary with a signed release.
     Upgrade(Box<UpgradeOrder>),
+    /// Stop every run, remove the state directory, say so, and leave for good.
+    Retire,
 }
 
 /// What an agent needs to run a command.

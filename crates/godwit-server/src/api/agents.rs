@@ -162,3 +162,22 @@ pub async fn delete_agent(
     state.store.delete_agent(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// Retires an agent (admin): it stops its runs, removes its state directory, says so and leaves
+/// for good (193, then 194 once it has stayed away; 195 if it comes back, 196 if it does not
+/// finish in time). It must be connected (693); not while it upgrades (680).
+#[utoipa::path(post, path = "/v1/agents/{id}/retire", params(("id" = String, Path)), security(("bearer" = [])), responses(
+    (status = 202, description = "Told to retire (193)", body = Agent),
+    (status = 404, description = "No such agent (800)", body = crate::error::ErrorBody),
+    (status = 409, description = "Not connected (693), or upgrading (680, 681)", body = crate::error::ErrorBody),
+    (status = 503, description = "The store failed", body = crate::error::ErrorBody)
+))]
+pub async fn retire_agent(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Agent>), ApiError> {
+    caller.require_admin()?;
+    let agent = crate::retire::request(&state, &id).await?;
+    Ok((StatusCode::ACCEPTED, Json(agent)))
+}

@@ -25,6 +25,14 @@ fn agent_of(r: &AnyRow) -> Result<Agent, sqlx::Error> {
             .and_then(|t| serde_json::from_str(&t).ok())
             .unwrap_or_else(|| godwit_spec::protocol::FIRST_AGENT_COMMANDS.to_vec()),
         platform: r.try_get("platform")?,
+        retire: match r.try_get::<Option<String>, _>("retire_code")? {
+            Some(code) => Some(Retirement {
+                status: CodeName::of(Code::lookup(&code).unwrap_or(Code::AGENT_RETIRE_RUNNING)),
+                since_ms: r.try_get::<Option<i64>, _>("retire_ms")?.unwrap_or(0),
+                left_ms: r.try_get("retire_left_ms")?,
+            }),
+            None => None,
+        },
     })
 }
 
@@ -121,6 +129,40 @@ impl Store {
                 .map_err(fail)?;
         }
         self.get_agent(id).await
+    }
+
+    /// Sets an agent's retirement status (193-196); 193 starts it afresh. With `left`, the
+    /// agent said it is leaving.
+    pub async fn set_retire(&self, id: &str, code: Code, left: bool) -> Result<(), DomainError> {
+        let fail = |e: sqlx::Error| failed(Code::DB_ERR_UPDATE_DOC, "agent", id, &e.to_string());
+        let q = if code == Code::AGENT_RETIRE_RUNNING && !left {
+            "UPDATE agents SET retire_code = $1, retire_ms = $2, retire_left_ms = NULL WHERE id = $3"
+        } else if left {
+            "UPDATE agents SET retire_code = $1, retire_left_ms = $2 WHERE id = $3"
+        } else {
+            "UPDATE agents SET retire_code = $1, retire_ms = COALESCE(retire_ms, $2) WHERE id = $3"
+        };
+        sqlx::query(q)
+            .bind(code.id())
+            .bind(now_ms())
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(fail)?;
+        Ok(())
+    }
+
+    /// Agents whose retirement goes on (193).
+    pub async fn retiring_agents(&self) -> Result<Vec<Agent>, DomainError> {
+        let fail = |e: sqlx::Error| failed(Code::DB_ERR_GET_DOCS, "agents", "", &e.to_string());
+        let rows = sqlx::query("SELECT * FROM agents WHERE retire_code = '193' AND state <> 903")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(fail)?;
+        rows.iter()
+            .map(agent_of)
+            .collect::<Result<_, _>>()
+            .map_err(fail)
     }
 
     /// Whether the agent takes scheduled jobs.

@@ -39,6 +39,12 @@ pub fn run(args: &AgentArgs) -> anyhow::Result<ExitStatus> {
     }
     match rt.block_on(godwit_agent::run(options, shutdown_signal())) {
         godwit_agent::Exit::Shutdown => Ok(ExitStatus::Success),
+        godwit_agent::Exit::Retired => {
+            eprintln!(
+                "agent retired: its runs were stopped and its state directory removed; this host can be decommissioned (remove the agent's service so that it does not start again)"
+            );
+            Ok(ExitStatus::Success)
+        }
         godwit_agent::Exit::Refused {
             code,
             message,

@@ -1,9 +1,12 @@
-//! Agent upgrades end to end: a real control plane and a real agent running from a copy of the
-//! godwit binary, upgraded to a second real build that reports a newer version
-//! (`GODWIT_TEST_NEXT_BUILD`, built by scripts/test.sh with `GODWIT_BUILD_VERSION`). A release
-//! the agent's key did not sign, and a build that cannot start, are refused before anything is
-//! replaced; the agent killed at each step comes back on a working binary; a new binary that
-//! cannot register in its window puts the old one back by itself.
+//! The agent's lifecycle end to end, with a real control plane and real agents.
+//!
+//! Upgrades: the agent runs from a copy of the godwit binary and is upgraded to a second real
+//! build that reports a newer version (`GODWIT_TEST_NEXT_BUILD`, built by scripts/test.sh with
+//! `GODWIT_BUILD_VERSION`). A release the agent's key did not sign, and a build that cannot
+//! start, are refused before anything is replaced; the agent killed at each step comes back on
+//! a working binary; a new binary that cannot register in its window puts the old one back by
+//! itself. Retirement: the agent stops its runs, removes its state and leaves (194); coming
+//! back is 195; one that hangs is 196.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -345,4 +348,79 @@ fn a_new_binary_that_cannot_register_in_its_window_puts_the_old_one_back() {
     w.wait_for("the old agent back", Duration::from_secs(30), || {
         (agent_version(&w) == old && w.agent_state() == "901").then_some(Value::Null)
     });
+}
+
+/// The agent process's exit status, once it has exited by itself.
+fn exit_code(w: &mut World, limit: Duration) -> Option<i32> {
+    let start = std::time::Instant::now();
+    let child = &mut w.agent.as_mut().unwrap().0;
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s.code();
+        }
+        assert!(start.elapsed() < limit, "the agent did not exit");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn retirement(w: &World) -> Value {
+    let (_, a) = w.api("GET", &format!("/v1/agents/{}", w.agent_id), None);
+    a["retire"].clone()
+}
+
+#[test]
+fn a_retired_agent_stops_its_runs_removes_its_state_and_stays_away() {
+    let mut w = World::new();
+    w.start_agent_and_wait();
+    let src = source(&w.root, 20, 200_000);
+    let m = w.migration(&src, json!({"bwlimit": "500K"}));
+    w.scanned(&m);
+    let copy = w.start(&m, "copy", "927");
+    w.wait_for("the copy to run", Duration::from_secs(30), || {
+        (w.run_state(&copy)["state"] == "RUNNING").then_some(Value::Null)
+    });
+    let state_dir = w.root.join("agent-state");
+    assert!(state_dir.exists());
+    let path = format!("/v1/agents/{}/retire", w.agent_id);
+    let (s, a) = w.api("POST", &path, None);
+    assert_eq!(
+        (s, a["retire"]["status"]["code"].as_str()),
+        (202, Some("193")),
+        "{a}"
+    );
+    // The agent stops the copy, removes its state directory and exits by itself, with 0.
+    assert_eq!(exit_code(&mut w, Duration::from_secs(60)), Some(0));
+    assert!(!state_dir.exists(), "the state directory is removed");
+    let r = w.wait_end(&copy, "924");
+    assert_eq!(r["state"], "STOPPED", "{r}");
+    // It stays away a heartbeat window: retired, and deactivated.
+    let r = w.wait_for("194", Duration::from_secs(30), || {
+        let r = retirement(&w);
+        (r["status"]["code"] == "194").then_some(r)
+    });
+    assert!(r["left_ms"].as_i64().is_some(), "{r}");
+    assert_eq!(w.agent_state(), "902");
+    // Started again on its host: refused, and the retirement is recorded as failed.
+    w.agent = None;
+    w.start_agent();
+    assert_eq!(exit_code(&mut w, Duration::from_secs(30)), Some(1));
+    assert_eq!(retirement(&w)["status"]["code"], "195");
+    let (s, v) = w.api("POST", &path, None);
+    assert_eq!((s, v["error_code"].as_str()), (409, Some("693")), "{v}");
+}
+
+#[test]
+fn a_retirement_an_agent_does_not_carry_out_times_out_with_196() {
+    let mut w = World::with(None, vec![("GODWIT_RETIRE_TIMEOUT".into(), "4".into())]);
+    w.start_agent_and_wait();
+    // Hung: it takes the message off the wire only when it is too late.
+    w.signal_agent("-STOP");
+    let (s, a) = w.api("POST", &format!("/v1/agents/{}/retire", w.agent_id), None);
+    assert_eq!(s, 202, "{a}");
+    let r = w.wait_for("196", Duration::from_secs(30), || {
+        let r = retirement(&w);
+        (r["status"]["code"] == "196").then_some(r)
+    });
+    assert!(r["left_ms"].is_null(), "{r}");
+    w.signal_agent("-CONT");
 }
