@@ -281,6 +281,16 @@ fn counters_of_progress(p: &Progress, started: Instant) -> Counters {
         files_failed: p.failed.load(Ordering::Relaxed) as i64,
         bytes_per_second: copied as f64 / started.elapsed().as_secs_f64().max(0.001),
         counts: Default::default(),
+        activity: [
+            &p.files_seen,
+            &p.bytes_seen,
+            &p.files_done,
+            &p.bytes_done,
+            &p.bytes_copied,
+            &p.failed,
+        ]
+        .iter()
+        .fold(0u64, |n, a| n.wrapping_add(a.load(Ordering::Relaxed))),
     }
 }
 
@@ -295,6 +305,7 @@ fn counters_of(s: &godwit_engine::Summary) -> Counters {
             .iter()
             .map(|(c, n)| (c.id().to_string(), *n))
             .collect(),
+        activity: 0,
     }
 }
 

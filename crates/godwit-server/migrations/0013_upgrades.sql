@@ -6,6 +6,10 @@ ALTER TABLE agents ADD COLUMN retire_code TEXT;
 ALTER TABLE agents ADD COLUMN retire_ms BIGINT;
 -- when the agent said it had removed its state and was leaving
 ALTER TABLE agents ADD COLUMN retire_left_ms BIGINT;
+-- A running command's activity as its agent last reported it, and when it last changed: a run
+-- whose agent reports nothing is 697, one that reports but does nothing is 641.
+ALTER TABLE job_runs ADD COLUMN activity BIGINT;
+ALTER TABLE job_runs ADD COLUMN active_ms BIGINT;
 CREATE TABLE upgrades (
     id TEXT PRIMARY KEY,
     -- kept without references: an upgrade's record outlives its agent and its release

@@ -210,3 +210,58 @@ async fn deliver(state: &AppState, m: &Migration, run: &JobRun) {
         state.hub.send(agent, crate::hub::command_message(&d));
     }
 }
+
+/// Running commands that their agent, connected and sending heartbeats, no longer reports on
+/// (697 after `GODWIT_RUN_REPORT_WINDOW`) or that do nothing (641 after
+/// `GODWIT_RUN_HUNG_WINDOW`): failed with the code instead of RUNNING forever, and the agent
+/// told to stop them. A command whose agent is away is suspended instead (the heartbeat sweep)
+/// and resumes when it is back.
+pub async fn watch(state: &AppState) {
+    let now = crate::store::now_ms();
+    let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    let Ok(stale) = state
+        .store
+        .stale_runs(
+            now - ms(state.hub.report_window),
+            now - ms(state.hub.hung_window),
+        )
+        .await
+    else {
+        return;
+    };
+    for s in stale {
+        if !state.hub.is_connected(&s.agent_id)
+            || !matches!(state.store.get_run(&s.run_id).await, Ok(r) if r.state == State::Running)
+        {
+            continue;
+        }
+        let (code, params, window) = if s.silent {
+            let what = format!("run {}", s.run_id);
+            (
+                Code::SCAN_SOURCE_TIMEOUT_ERR,
+                serde_json::json!({ "agent_id": s.agent_id, "what": what }),
+                state.hub.report_window,
+            )
+        } else {
+            (
+                Code::ERR_MIGRATION_COMMAND_HUNG,
+                serde_json::json!({ "migration_id": s.migration_id }),
+                state.hub.hung_window,
+            )
+        };
+        let failed = state
+            .store
+            .set_run_state(&s.run_id, State::Failed, Some((code, &params)), None)
+            .await;
+        if failed.is_ok() {
+            tracing::warn!(run_id = %s.run_id, agent_id = %s.agent_id, code = code.id(), window = ?window, "running command given up");
+            state.hub.send(
+                &s.agent_id,
+                ToAgent::Control {
+                    run_id: s.run_id.clone(),
+                    action: "stop".into(),
+                },
+            );
+        }
+    }
+}

@@ -28,6 +28,10 @@ pub struct Hub {
     pub heartbeat_window: Duration,
     /// A retirement not over within this is 196.
     pub retire_timeout: Duration,
+    /// A running command whose agent reports nothing on it this long is 697.
+    pub report_window: Duration,
+    /// A running command that does nothing this long (its reports show no activity) is 641.
+    pub hung_window: Duration,
 }
 
 impl Hub {
@@ -37,6 +41,8 @@ impl Hub {
             next: AtomicU64::new(1),
             heartbeat_window,
             retire_timeout: Duration::from_secs(300),
+            report_window: Duration::from_secs(300),
+            hung_window: Duration::from_secs(1800),
         }
     }
 
@@ -44,6 +50,8 @@ impl Hub {
     pub fn from_env() -> Result<Self, godwit_spec::JobError> {
         let mut hub = godwit_spec::env::seconds("GODWIT_HEARTBEAT_WINDOW", 30.0).map(Hub::new)?;
         hub.retire_timeout = godwit_spec::env::seconds("GODWIT_RETIRE_TIMEOUT", 300.0)?;
+        hub.report_window = godwit_spec::env::seconds("GODWIT_RUN_REPORT_WINDOW", 300.0)?;
+        hub.hung_window = godwit_spec::env::seconds("GODWIT_RUN_HUNG_WINDOW", 1800.0)?;
         Ok(hub)
     }
 
@@ -505,7 +513,13 @@ async fn handle(state: &AppState, agent_id: &str, message: ToServer) -> Option<T
             let counts = serde_json::to_value(&counters.counts).unwrap_or_default();
             let totals = (counters.files, counters.bytes, counters.files_failed);
             let _ = store
-                .run_progress(&run.id, totals, counters.bytes_per_second, &counts)
+                .run_progress(
+                    &run.id,
+                    totals,
+                    counters.bytes_per_second,
+                    &counts,
+                    counters.activity,
+                )
                 .await;
             Some(ToAgent::Ack { seq })
         }

@@ -83,6 +83,10 @@ pub struct ServeOptions {
     pub release_key: Option<String>,
     /// The oldest agent version that may connect.
     pub min_agent_version: Option<String>,
+    /// A running command whose agent reports nothing on it this long fails with 697, one that
+    /// does nothing this long with 641; None: `GODWIT_RUN_REPORT_WINDOW` (300 s) and
+    /// `GODWIT_RUN_HUNG_WINDOW` (1800 s).
+    pub run_windows: Option<(std::time::Duration, std::time::Duration)>,
 }
 
 /// Makes `dir` (and the folders above it that are missing) readable by this user only.
@@ -209,6 +213,10 @@ pub async fn serve(
     if let Some(w) = options.heartbeat_window {
         settings.hub.heartbeat_window = w;
     }
+    if let Some((report, hung)) = options.run_windows {
+        settings.hub.report_window = report;
+        settings.hub.hung_window = hung;
+    }
     if let Some(key) = &options.release_key {
         settings.release_key = Some(godwit_spec::release::public_key(key)?);
     }
@@ -234,6 +242,7 @@ pub async fn serve(
                 projects::settle(&state).await;
                 upgrades::settle(&state).await;
                 retire::settle(&state).await;
+                commands::watch(&state).await;
             }
         })
     };

@@ -29,6 +29,13 @@ async fn server() -> Server {
 }
 
 async fn server_with(heartbeat_window: Option<Duration>) -> Server {
+    server_with_windows(heartbeat_window, None).await
+}
+
+async fn server_with_windows(
+    heartbeat_window: Option<Duration>,
+    run_windows: Option<(Duration, Duration)>,
+) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let options = ServeOptions {
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -37,6 +44,7 @@ async fn server_with(heartbeat_window: Option<Duration>) -> Server {
         heartbeat_window,
         release_key: None,
         min_agent_version: None,
+        run_windows,
     };
     let (tx, rx) = tokio::sync::oneshot::channel();
     let task = tokio::spawn(async move {
@@ -497,4 +505,103 @@ async fn an_open_connection_is_refused_once_its_token_is_revoked_or_its_agent_de
             "{how}: closed, not {next:?}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_commands_an_agent_goes_quiet_on_or_that_do_nothing_fail_with_697_and_641() {
+    // Reports awaited 2 s, activity 3 s; heartbeats (30 s) keep the agent connected.
+    let s = server_with_windows(None, Some((Duration::from_secs(2), Duration::from_secs(3)))).await;
+    let agent = s.store.create_agent("a", "0.1.0").await.unwrap();
+    let p = s.store.create_project("p", "").await.unwrap();
+    let e = s
+        .store
+        .create_endpoint("e", "local", "/data", None)
+        .await
+        .unwrap();
+    let f = s
+        .store
+        .create_endpoint("f", "local", "/copy", None)
+        .await
+        .unwrap();
+    let mut runs = Vec::new();
+    for path in ["/quiet", "/stuck"] {
+        let m = s
+            .store
+            .create_migration(
+                &p.id,
+                Some(&agent.id),
+                (&e.id, path),
+                (&f.id, path),
+                &Default::default(),
+            )
+            .await
+            .unwrap();
+        let run = s
+            .store
+            .create_run(&m.id, godwit_spec::CommandKind::Scan, None)
+            .await
+            .unwrap();
+        runs.push(run.id);
+    }
+    let mut ws = s.open(&s.token(Role::Agent, Some(&agent.id)).await).await;
+    say(
+        &mut ws,
+        json!({"op": "hello", "agent_id": agent.id, "version": "0.1.0"}),
+    )
+    .await;
+    assert!(matches!(hear(&mut ws).await, ToAgent::Welcome { .. }));
+    for (seq, run) in runs.iter().enumerate() {
+        say(&mut ws, json!({"op": "taken", "seq": seq, "run_id": run})).await;
+    }
+    // The first run is never reported on again; the second is, every 300 ms, doing nothing.
+    let started = std::time::Instant::now();
+    let mut stopped = std::collections::BTreeSet::new();
+    let mut seq = 10u64;
+    while stopped.len() < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "stopped only {stopped:?}"
+        );
+        let progress = ToServer::Progress {
+            seq,
+            run_id: runs[1].clone(),
+            counters: Counters {
+                files: 3,
+                activity: 42,
+                ..Counters::default()
+            },
+        };
+        seq += 1;
+        say(&mut ws, serde_json::to_value(&progress).unwrap()).await;
+        say(&mut ws, json!({"op": "heartbeat"})).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(300);
+        while let Ok(Some(Ok(Message::Text(t)))) =
+            tokio::time::timeout_at(deadline, ws.next()).await
+        {
+            if let Ok(ToAgent::Control { run_id, action }) = serde_json::from_str::<ToAgent>(&t) {
+                assert_eq!(action, "stop");
+                stopped.insert(run_id);
+            }
+        }
+    }
+    for (run, code, words) in [
+        (&runs[0], "697", "stopped reporting"),
+        (&runs[1], "641", "not responding"),
+    ] {
+        let r = s.store.get_run(run).await.unwrap();
+        assert_eq!(godwit_spec::command::state_text(r.state), "FAILED", "{r:?}");
+        let e = r.error.unwrap();
+        assert_eq!(e.code, code);
+        let message = godwit_codes::Code::lookup(code).unwrap().render(
+            &e.params
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str().unwrap()))
+                .collect::<Vec<_>>(),
+        );
+        assert!(message.contains(words), "{message}");
+    }
+    // Stopped because they were given up; not before their windows.
+    assert!(started.elapsed() >= Duration::from_secs(2));
 }

@@ -212,6 +212,10 @@ pub struct Counters {
     /// Files per final status code.
     #[serde(default)]
     pub counts: std::collections::BTreeMap<String, u64>,
+    /// A number that grows whenever the run does anything (files seen, bytes read or sent,
+    /// files done or failed): unchanged for long, the run is hung (641).
+    #[serde(default)]
+    pub activity: u64,
 }
 
 /// An error as it travels: a catalog code and its parameters.

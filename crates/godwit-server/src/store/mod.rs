@@ -28,7 +28,7 @@ pub use endpoints::Endpoint;
 pub use projects::Project;
 pub use releases::CHUNK;
 pub use tokens::{AuditEntry, TokenRecord};
-pub use upgrades::UpgradeRequest;
+pub use upgrades::{Stale, UpgradeRequest};
 
 /// The schema's versions, the same SQL on both databases ...
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

@@ -331,7 +331,7 @@ impl Store {
         let now = now_ms();
         sqlx::query(
             "UPDATE job_runs SET state = 'RUNNING', status_code = $1, \
-             started_ms = COALESCE(started_ms, $2), updated_ms = $2 \
+             started_ms = COALESCE(started_ms, $2), updated_ms = $2, active_ms = $2 \
              WHERE id = $3 AND state IN ('QUEUED','SUSPENDED')",
         )
         .bind(status.id())
@@ -351,10 +351,13 @@ impl Store {
         totals: (i64, i64, i64),
         bytes_per_second: f64,
         counts: &serde_json::Value,
+        activity: u64,
     ) -> Result<(), DomainError> {
         sqlx::query(
             "UPDATE job_runs SET files = $1, bytes = $2, files_failed = $3, \
-             bytes_per_second = $4, counts = $5, updated_ms = $6 \
+             bytes_per_second = $4, counts = $5, updated_ms = $6, \
+             active_ms = CASE WHEN activity IS NULL OR activity <> $8 OR active_ms IS NULL \
+             THEN $6 ELSE active_ms END, activity = $8 \
              WHERE id = $7 AND state IN ('QUEUED','RUNNING','STOPPING','PAUSED','SUSPENDED')",
         )
         .bind(totals.0)
@@ -364,6 +367,7 @@ impl Store {
         .bind(counts.to_string())
         .bind(now_ms())
         .bind(id)
+        .bind(i64::try_from(activity).unwrap_or(i64::MAX))
         .execute(&self.pool)
         .await
         .map_err(|e| failed(Code::DB_ERR_UPDATE_DOC, "job run", id, &e.to_string()))?;

@@ -22,6 +22,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<ExitStatus> {
             .as_ref()
             .map(|k| std::fs::read_to_string(k).unwrap_or_else(|_| k.clone())),
         min_agent_version: args.min_agent_version.clone(),
+        run_windows: None,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

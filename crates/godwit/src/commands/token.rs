@@ -18,6 +18,7 @@ fn options(args: &StoreArgs) -> ServeOptions {
         heartbeat_window: None,
         release_key: None,
         min_agent_version: None,
+        run_windows: None,
     }
 }
 
