@@ -288,6 +288,7 @@ fn counters_of_progress(p: &Progress, started: Instant) -> Counters {
             &p.bytes_done,
             &p.bytes_copied,
             &p.failed,
+            &p.bytes_moving,
         ]
         .iter()
         .fold(0u64, |n, a| n.wrapping_add(a.load(Ordering::Relaxed))),

@@ -112,6 +112,7 @@ pub fn copy(
         p.rt,
     );
     ctx.temp = p.temp.clone();
+    ctx.moving = Some(&progress.bytes_moving);
     if let (Some(m), Side::Local(root)) = (&options.metadata, src) {
         ctx.metadata = Some(crate::metadata::Carrier {
             target: crate::perms::PermsTarget::open(dst, ctx.rt.as_ref())?,

@@ -197,6 +197,9 @@ pub struct Progress {
     pub bytes_done: AtomicU64,
     pub bytes_copied: AtomicU64,
     pub failed: AtomicU64,
+    /// Bytes written by transfers as they go (a large file moves this long before it is done):
+    /// what shows a run is alive, not hung.
+    pub bytes_moving: AtomicU64,
 }
 
 /// How a copy ended.
@@ -294,6 +297,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) publish: crate::publish::Publish,
     /// `--metadata`: where permissions go, and what they are read from.
     pub(crate) metadata: Option<crate::metadata::Carrier<'a>>,
+    /// Counts the bytes transfers write as they go (`Progress::bytes_moving`).
+    pub(crate) moving: Option<&'a AtomicU64>,
 }
 
 /// The state of a file with several names (`--hard-links`) in this run.
@@ -468,6 +473,7 @@ impl<'a> Ctx<'a> {
             uploads: None,
             links: std::sync::Mutex::new(std::collections::HashMap::new()),
             publish: crate::publish::Publish::default(),
+            moving: None,
             metadata: None,
         }
     }

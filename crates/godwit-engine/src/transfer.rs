@@ -970,6 +970,9 @@ async fn pump(
                     .await
                     .map_err(|e| FileError::store(&e, Target))?,
             }
+            if let Some(moving) = ctx.moving {
+                moving.fetch_add((end - at) as u64, Ordering::Relaxed);
+            }
             at = end;
         }
     }

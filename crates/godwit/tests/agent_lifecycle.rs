@@ -424,3 +424,23 @@ fn a_retirement_an_agent_does_not_carry_out_times_out_with_196() {
     assert!(r["left_ms"].is_null(), "{r}");
     w.signal_agent("-CONT");
 }
+
+#[test]
+fn a_long_transfer_of_one_large_file_is_not_taken_for_a_hung_command() {
+    // Hung after 2 s without activity; one 3 MB file at 500 KB/s takes about 6 s, and no file
+    // is done before it ends: the bytes on their way are the activity.
+    let mut w = World::with(None, vec![("GODWIT_RUN_HUNG_WINDOW".into(), "2".into())]);
+    w.start_agent_and_wait();
+    let src = w.root.join("large");
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    support::write(&src.join("one.bin"), &data);
+    let m = w.migration(&src, json!({"bwlimit": "500K"}));
+    w.scanned(&m);
+    let copy = w.start(&m, "copy", "927");
+    let r = w.wait_end(&copy, "922");
+    assert!(r["error"].is_null(), "{r}");
+    assert!(
+        r["ended_ms"].as_i64().unwrap() - r["started_ms"].as_i64().unwrap() > 4000,
+        "the copy was meant to outlast the window: {r}"
+    );
+}
