@@ -444,3 +444,40 @@ fn a_long_transfer_of_one_large_file_is_not_taken_for_a_hung_command() {
         "the copy was meant to outlast the window: {r}"
     );
 }
+
+#[test]
+fn an_upgrade_without_room_beside_the_binary_is_refused_at_its_pre_check() {
+    let keys = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(keys.path(), "k");
+    let mut w = World::with(None, vec![("GODWIT_RELEASE_KEY".into(), public)]);
+    // The agent's binary on a file system with room for it and little more.
+    let size = std::fs::metadata(env!("CARGO_BIN_EXE_godwit"))
+        .unwrap()
+        .len();
+    let disk = w.root.join("small");
+    let _mounted = support::SmallDisk::of_size(&disk, &format!("{}k", size / 1024 + 20 * 1024));
+    let bin = disk.join("godwit");
+    std::fs::copy(env!("CARGO_BIN_EXE_godwit"), &bin).unwrap();
+    w.agent_binary = Some(bin.clone());
+    w.start_agent_and_wait();
+    let next = next_build();
+    let (old, new) = (version_of(&bin), version_of(&next));
+    upload(&w, &key, &next, &new);
+    let up = ended(&w, &upgrade(&w, &new, 120));
+    assert_eq!(up["status"]["code"], "995", "{up}");
+    assert_eq!(up["error"]["code"], "AZSM0002", "{up}");
+    assert!(
+        up["error"]["params"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("free"),
+        "{up}"
+    );
+    assert_eq!(version_of(&bin), old);
+    assert_eq!(
+        std::fs::read_dir(&disk).unwrap().count(),
+        1,
+        "nothing but the binary"
+    );
+    w.agent = None;
+}

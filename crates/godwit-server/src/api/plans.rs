@@ -66,7 +66,7 @@ const SCAN_TIME_LIMIT_MAX: u64 = 30 * 86_400;
     (status = 202, description = "Started: the run, QUEUED until its agent takes it", body = ProjectRun),
     (status = 400, description = "Malformed JSON or query", body = crate::error::ErrorBody),
     (status = 404, description = "No such project (800)", body = crate::error::ErrorBody),
-    (status = 409, description = "The agent is not active (721) or does not run simulated scans (9150); a simulated scan of the project is going on (AZSM1049)", body = crate::error::ErrorBody),
+    (status = 409, description = "The agent is not active (721) or does not run simulated scans (9150); a simulated scan of the project is going on (AZSM1049); the agent upgrades (680, 681)", body = crate::error::ErrorBody),
     (status = 413, description = "Body too large", body = crate::error::ErrorBody),
     (status = 422, description = "Invalid content (605)", body = crate::error::ErrorBody),
     (status = 503, description = "The store failed", body = crate::error::ErrorBody),
@@ -117,6 +117,7 @@ pub async fn simulate_scan(
     }
     // What it runs, it said when it connected.
     crate::commands::runnable(CommandKind::SimulateScan, Some(&agent))?;
+    crate::upgrades::not_upgrading(&state, &agent).await?;
     // The project's filters apply, as they will to its migrations; the limits are the
     // request's, else the control plane's own.
     let mut options: MigrationOptions =
@@ -653,7 +654,7 @@ const VALIDATE_TIME_LIMIT: u64 = 3_600;
     (status = 202, description = "Started: the run, RUNNING while its migrations' runs go on", body = ProjectRun),
     (status = 400, description = "Malformed JSON or query", body = crate::error::ErrorBody),
     (status = 404, description = "No such project (800)", body = crate::error::ErrorBody),
-    (status = 409, description = "An agent is not active (726) or has no validation (9150), a migration is busy (661 and the like), or a validation of the project is going on (AZSM1049)", body = crate::error::ErrorBody),
+    (status = 409, description = "An agent is not active (726) or has no validation (9150), a migration is busy (661 and the like), a validation of the project is going on (AZSM1049), or an agent upgrades (680, 681)", body = crate::error::ErrorBody),
     (status = 413, description = "Body too large", body = crate::error::ErrorBody),
     (status = 422, description = "Invalid content (605); the project has nothing to validate, or it ended with 728", body = crate::error::ErrorBody),
     (status = 503, description = "The store failed", body = crate::error::ErrorBody),
@@ -726,6 +727,7 @@ pub async fn validate_project(
             )));
         }
         crate::commands::runnable(CommandKind::Validate, Some(&agent))?;
+        crate::upgrades::not_upgrading(&state, &agent).await?;
         if let Some(busy) = state.store.active_runs(&m.id).await?.first() {
             return Err(crate::rules::busy(&m.id, busy.command).into());
         }

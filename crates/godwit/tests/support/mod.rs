@@ -129,13 +129,18 @@ pub struct SmallDisk(PathBuf);
 
 impl SmallDisk {
     pub fn mount(at: &Path) -> SmallDisk {
+        SmallDisk::of_size(at, "1m")
+    }
+
+    /// A file system of `size` (`130m`) at `at`.
+    pub fn of_size(at: &Path, size: &str) -> SmallDisk {
         assert!(
             is_root(),
             "this test mounts a small tmpfs as the target, which needs root (CI runs as root)"
         );
         fs::create_dir_all(at).unwrap();
         let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
             .arg(at)
             .output()
             .unwrap();
@@ -146,7 +151,8 @@ impl SmallDisk {
 
 impl Drop for SmallDisk {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
+        // Lazily: a process still using it (a test that failed early) must not keep it mounted.
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
     }
 }
 
