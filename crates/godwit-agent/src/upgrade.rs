@@ -804,3 +804,87 @@ async fn fetch(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context(state_dir: &Path, server: &str) -> Context {
+        Context {
+            state_dir: state_dir.to_path_buf(),
+            exe: state_dir.join("bin/godwit"),
+            args: Vec::new(),
+            version: "0.1.0".into(),
+            server: server.into(),
+            token: "t".into(),
+            release_key: None,
+            window: Duration::from_secs(5),
+            hold: None,
+        }
+    }
+
+    fn order(url: &str) -> UpgradeOrder {
+        UpgradeOrder {
+            upgrade_id: "u1".into(),
+            url: url.into(),
+            release: godwit_spec::release::Manifest {
+                version: "0.2.0".into(),
+                platform: godwit_spec::release::platform(),
+                sha256: "ab".repeat(32),
+                size: 10,
+                signature: String::new(),
+            },
+            allow_downgrade: false,
+            time_limit_secs: 60,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_download_address_that_cannot_be_used_is_8020_and_an_unreachable_one_8010() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = context(dir.path(), "http://127.0.0.1:9");
+        let soon = Instant::now() + Duration::from_millis(200);
+        let (code, cause, why) = download(&ctx, &order("http://[::1/x"), soon)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (code, cause),
+            (
+                Code::XDM_AGSTATUS_UPG_DOWNLOAD_FAILED,
+                Some(Code::AGENT_INSTALLER_URL)
+            )
+        );
+        assert!(why.contains("http://[::1/x"), "{why}");
+        // Nothing listens on port 9 (discard): refused, tried again until the deadline.
+        let (code, cause, why) = download(&ctx, &order("/v1/releases/r/binary"), soon)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (code, cause),
+            (
+                Code::XDM_AGSTATUS_UPG_DOWNLOAD_FAILED,
+                Some(Code::UPDATE_CMMAGENT_ERROR)
+            )
+        );
+        assert!(why.contains("could not be downloaded"), "{why}");
+    }
+
+    #[tokio::test]
+    async fn an_upgrade_that_cannot_write_its_journal_is_refused_with_8030() {
+        let dir = tempfile::tempdir().unwrap();
+        // Where the journal's folder should be, a file.
+        std::fs::write(dir.path().join("upgrade"), b"in the way").unwrap();
+        let shared = Arc::new(Shared::default());
+        let ctx = Arc::new(context(dir.path(), "http://127.0.0.1:9"));
+        perform(ctx, shared.clone(), order("/v1/releases/r/binary")).await;
+        let sent = shared.waiting_after(None);
+        let Some((_, ToServer::Upgrade { steps, done, .. })) = sent.last() else {
+            panic!("{sent:?}")
+        };
+        assert!(done);
+        let last = steps.last().unwrap();
+        assert_eq!(last.code.as_deref(), Some("AZSM0003"));
+        assert_eq!(last.cause.as_deref(), Some("8030"));
+        assert!(!dir.path().join("bin").exists(), "nothing was installed");
+    }
+}

@@ -36,16 +36,22 @@ async fn server_with_windows(
     heartbeat_window: Option<Duration>,
     run_windows: Option<(Duration, Duration)>,
 ) -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let options = ServeOptions {
+    server_of(ServeOptions {
         listen: "127.0.0.1:0".parse().unwrap(),
         database: None,
-        state_dir: dir.path().to_path_buf(),
+        state_dir: std::path::PathBuf::new(),
         heartbeat_window,
         release_key: None,
         min_agent_version: None,
         run_windows,
-    };
+    })
+    .await
+}
+
+/// A control plane with `options`, in a state directory of its own.
+async fn server_of(mut options: ServeOptions) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    options.state_dir = dir.path().to_path_buf();
     let (tx, rx) = tokio::sync::oneshot::channel();
     let task = tokio::spawn(async move {
         let _ = godwit_server::serve(&options, std::future::pending(), move |addr| {
@@ -604,4 +610,44 @@ async fn running_commands_an_agent_goes_quiet_on_or_that_do_nothing_fail_with_69
     }
     // Stopped because they were given up; not before their windows.
     assert!(started.elapsed() >= Duration::from_secs(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_older_than_the_minimum_version_are_refused_with_864() {
+    let s = server_of(ServeOptions {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        database: None,
+        state_dir: std::path::PathBuf::new(),
+        heartbeat_window: None,
+        release_key: None,
+        min_agent_version: Some("0.1.5".into()),
+        run_windows: None,
+    })
+    .await;
+    let agent = s.store.create_agent("a", "0.1.0").await.unwrap();
+    let token = s.token(Role::Agent, Some(&agent.id)).await;
+    for (version, welcome) in [
+        ("0.1.4", false),
+        ("0.1.5-rc.1", false),
+        ("0.1.5", true),
+        ("0.3.0", true),
+    ] {
+        let mut ws = s.open(&token).await;
+        say(
+            &mut ws,
+            json!({"op": "hello", "agent_id": agent.id, "version": version}),
+        )
+        .await;
+        let m = hear(&mut ws).await;
+        if welcome {
+            assert!(matches!(m, ToAgent::Welcome { .. }), "{version}: {m:?}");
+        } else {
+            let (code, retry) = refused_with(&m);
+            assert_eq!((code.as_str(), retry), ("864", false), "{version}: {m:?}");
+            let ToAgent::Refused { message, .. } = m else {
+                unreachable!()
+            };
+            assert!(message.contains("0.1.5 or newer"), "{message}");
+        }
+    }
 }

@@ -282,6 +282,11 @@ fn an_agent_killed_at_any_step_of_its_upgrade_comes_back_on_a_working_binary() {
         let up = ended(&w, &id);
         assert_eq!(up["status"]["code"], status, "killed at {at}: {up}");
         assert_eq!(up["error"]["code"].as_str(), code, "killed at {at}: {up}");
+        if at == "swap" {
+            // Killed between keeping the old binary and renaming the new one over it.
+            let last = up["steps"].as_array().unwrap().last().unwrap().clone();
+            assert_eq!(last["cause"], "8040", "{up}");
+        }
         let runs = version_of(&bin);
         assert_eq!(&runs, if status == "994" { &new } else { &old }, "{at}");
         w.wait_for(
