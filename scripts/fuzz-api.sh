@@ -20,7 +20,9 @@ fuzz() { # name [--database URL]
   local name=$1; shift
   local state=$WORK/$name
   mkdir -p "$state"
-  GODWIT_RATE_LIMIT=1000000 GODWIT_AUTH_FAILURE_LIMIT=1000000 "$BIN" serve --listen 127.0.0.1:0 --state-dir "$state" "$@" 2>"$state/serve.log" &
+  # With a release key, so that uploads get as far as their signature check.
+  "$BIN" release keygen --out "$state/release.key" >/dev/null 2>&1
+  GODWIT_RATE_LIMIT=1000000 GODWIT_AUTH_FAILURE_LIMIT=1000000 "$BIN" serve --listen 127.0.0.1:0 --state-dir "$state" --release-key "$state/release.key.pub" "$@" 2>"$state/serve.log" &
   PID=$!
   local url=""
   for _ in $(seq 1 100); do
