@@ -463,6 +463,9 @@ pub(crate) async fn perform(ctx: Arc<Context>, shared: Arc<Shared>, order: Upgra
     ));
     let checks = pre_check(&ctx, &order).and_then(|()| verify(&ctx, &order, &part));
     if let Err((name, code, why)) = checks {
+        // A download that is not installed is not kept: the next upgrade fetches afresh what
+        // it verifies (only a broken download is resumed).
+        let _ = std::fs::remove_file(&part);
         let s = step(name, Some((code, None)), why);
         return end(&ctx, &shared, &mut j, s);
     }
@@ -478,99 +481,11 @@ pub(crate) async fn perform(ctx: Arc<Context>, shared: Arc<Shared>, order: Upgra
         );
         return end(&ctx, &shared, &mut j, s);
     }
-    j.phase = Phase::Installing;
-    if let Err(e) = save(&ctx.state_dir, &j) {
-        let s = step(
-            "install",
-            Some((
-                Code::XDM_AGSTATUS_UPG_UPGRADE_FAILED,
-                Some(Code::AGENT_VERSION_SAVE_FILE),
-            )),
-            format!("the upgrade journal cannot be written: {e}"),
-        );
-        return end(&ctx, &shared, &mut j, s);
-    }
-    report(&shared, &j, &ctx.version, false);
     let staged = new_of(&ctx.exe);
-    if let Err(e) = stage(&part, &staged) {
+    if let Err(s) = install(&ctx, &shared, &mut j, &part, &order.release.version).await {
         let _ = std::fs::remove_file(&staged);
-        let s = step(
-            "install",
-            Some((
-                Code::XDM_AGSTATUS_UPG_UPGRADE_FAILED,
-                Some(Code::CMM_INSTALLER_EXECUTION),
-            )),
-            format!("{} cannot be written: {e}", staged.display()),
-        );
         return end(&ctx, &shared, &mut j, s);
     }
-    // The download is in place beside the binary; its copy in the state directory can go.
-    let _ = std::fs::remove_file(&part);
-    if let Err(why) = trial(&ctx, &staged, &order.release.version).await {
-        let _ = std::fs::remove_file(&staged);
-        let s = step(
-            "post-check",
-            Some((Code::XDM_AGSTATUS_UPG_POST_CHECK_FAILED, None)),
-            format!("the new binary's trial run failed: {why}; the previous binary was kept"),
-        );
-        return end(&ctx, &shared, &mut j, s);
-    }
-    hold(&ctx, "install");
-    let previous = previous_of(&ctx.exe);
-    let _ = std::fs::remove_file(&previous);
-    if let Err(e) = std::fs::hard_link(&ctx.exe, &previous)
-        .or_else(|_| std::fs::copy(&ctx.exe, &previous).map(|_| ()))
-    {
-        let _ = std::fs::remove_file(&staged);
-        let s = step(
-            "install",
-            Some((
-                Code::XDM_AGSTATUS_UPG_UPGRADE_FAILED,
-                Some(Code::CMM_INSTALLER_EXECUTION),
-            )),
-            format!(
-                "the previous binary cannot be kept as {}: {e}",
-                previous.display()
-            ),
-        );
-        return end(&ctx, &shared, &mut j, s);
-    }
-    j.phase = Phase::Swapping;
-    if let Err(e) = save(&ctx.state_dir, &j) {
-        let _ = std::fs::remove_file(&staged);
-        let s = step(
-            "install",
-            Some((
-                Code::XDM_AGSTATUS_UPG_UPGRADE_FAILED,
-                Some(Code::AGENT_VERSION_SAVE_FILE),
-            )),
-            format!("the upgrade journal cannot be written: {e}"),
-        );
-        return end(&ctx, &shared, &mut j, s);
-    }
-    hold(&ctx, "swap");
-    if let Err(e) = std::fs::rename(&staged, &ctx.exe) {
-        let _ = std::fs::remove_file(&staged);
-        let s = step(
-            "install",
-            Some((
-                Code::XDM_AGSTATUS_UPG_UPGRADE_FAILED,
-                Some(Code::CMM_INSTALLER_EXECUTION),
-            )),
-            format!("{} cannot be replaced: {e}", ctx.exe.display()),
-        );
-        return end(&ctx, &shared, &mut j, s);
-    }
-    j.steps.push(step(
-        "install",
-        None,
-        format!(
-            "{} is {}; the previous binary is {}",
-            ctx.exe.display(),
-            j.to_version,
-            previous.display()
-        ),
-    ));
     j.phase = Phase::Swapped;
     let _ = save(&ctx.state_dir, &j);
     report(&shared, &j, &ctx.version, false);
@@ -587,17 +502,95 @@ pub(crate) async fn perform(ctx: Arc<Context>, shared: Arc<Shared>, order: Upgra
     hold(&ctx, "swapped");
     let e = exec(&ctx);
     // The new binary could not be started: the previous one is put back.
-    j.steps.push(step(
-        "install",
-        Some((
-            Code::XDM_AGSTATUS_UPG_UPGRADE_FAILED,
-            Some(Code::CMM_INSTALLER_EXECUTION),
-        )),
+    j.steps.push(install_failed(
+        Code::CMM_INSTALLER_EXECUTION,
         format!("the new binary could not be started: {e}"),
     ));
     j.phase = Phase::RollingBack;
     let _ = save(&ctx.state_dir, &j);
     let _ = restore(&ctx, &shared, j);
+}
+
+/// A failed install step: AZSM0003 with the agent-side code under it (8030, 8040).
+fn install_failed(cause: Code, message: String) -> UpgradeStep {
+    step(
+        "install",
+        Some((Code::XDM_AGSTATUS_UPG_UPGRADE_FAILED, Some(cause))),
+        message,
+    )
+}
+
+/// Installs the verified download: the new binary staged beside the agent's and tried, the
+/// old one kept as `.previous`, the new one renamed over it. The failed step otherwise; the
+/// agent's binary is then the old one still (the caller removes the staged copy).
+async fn install(
+    ctx: &Context,
+    shared: &Shared,
+    j: &mut Journal,
+    part: &Path,
+    version: &str,
+) -> Result<(), UpgradeStep> {
+    let journal = |j: &Journal| {
+        save(&ctx.state_dir, j).map_err(|e| {
+            install_failed(
+                Code::AGENT_VERSION_SAVE_FILE,
+                format!("the upgrade journal cannot be written: {e}"),
+            )
+        })
+    };
+    j.phase = Phase::Installing;
+    journal(j)?;
+    report(shared, j, &ctx.version, false);
+    let staged = new_of(&ctx.exe);
+    stage(part, &staged).map_err(|e| {
+        install_failed(
+            Code::CMM_INSTALLER_EXECUTION,
+            format!("{} cannot be written: {e}", staged.display()),
+        )
+    })?;
+    // The download is in place beside the binary; its copy in the state directory can go.
+    let _ = std::fs::remove_file(part);
+    trial(ctx, &staged, version).await.map_err(|why| {
+        step(
+            "post-check",
+            Some((Code::XDM_AGSTATUS_UPG_POST_CHECK_FAILED, None)),
+            format!("the new binary's trial run failed: {why}; the previous binary was kept"),
+        )
+    })?;
+    hold(ctx, "install");
+    let previous = previous_of(&ctx.exe);
+    let _ = std::fs::remove_file(&previous);
+    std::fs::hard_link(&ctx.exe, &previous)
+        .or_else(|_| std::fs::copy(&ctx.exe, &previous).map(|_| ()))
+        .map_err(|e| {
+            install_failed(
+                Code::CMM_INSTALLER_EXECUTION,
+                format!(
+                    "the previous binary cannot be kept as {}: {e}",
+                    previous.display()
+                ),
+            )
+        })?;
+    j.phase = Phase::Swapping;
+    journal(j)?;
+    hold(ctx, "swap");
+    std::fs::rename(&staged, &ctx.exe).map_err(|e| {
+        install_failed(
+            Code::CMM_INSTALLER_EXECUTION,
+            format!("{} cannot be replaced: {e}", ctx.exe.display()),
+        )
+    })?;
+    j.steps.push(step(
+        "install",
+        None,
+        format!(
+            "{} is {}; the previous binary is {}",
+            ctx.exe.display(),
+            j.to_version,
+            previous.display()
+        ),
+    ));
+    Ok(())
 }
 
 fn pre_check(ctx: &Context, order: &UpgradeOrder) -> Result<(), (&'static str, Code, String)> {
@@ -645,8 +638,6 @@ fn verify(
     let (sha, size) = godwit_spec::release::sha256_of(part)
         .map_err(|e| fail(format!("{}: {e}", part.display())))?;
     if size != order.release.size || sha != order.release.sha256.to_ascii_lowercase() {
-        // Fetched again from the start next time.
-        let _ = std::fs::remove_file(part);
         return Err(fail(format!(
             "the download has {size} bytes and SHA-256 {sha}, not the signed {} bytes and {}",
             order.release.size, order.release.sha256

@@ -624,14 +624,15 @@ async fn agents_older_than_the_minimum_version_are_refused_with_864() {
         run_windows: None,
     })
     .await;
-    let agent = s.store.create_agent("a", "0.1.0").await.unwrap();
-    let token = s.token(Role::Agent, Some(&agent.id)).await;
     for (version, welcome) in [
         ("0.1.4", false),
         ("0.1.5-rc.1", false),
         ("0.1.5", true),
         ("0.3.0", true),
     ] {
+        // An agent of its own for each: one connection per agent.
+        let agent = s.store.create_agent(version, "0.1.0").await.unwrap();
+        let token = s.token(Role::Agent, Some(&agent.id)).await;
         let mut ws = s.open(&token).await;
         say(
             &mut ws,

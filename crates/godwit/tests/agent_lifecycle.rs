@@ -165,6 +165,36 @@ fn an_agent_is_upgraded_to_a_signed_release_and_refuses_what_its_key_did_not_sig
     w.server = None;
     w.start_server();
 
+    // The right signature, but the binary in the control plane's store altered afterwards
+    // (one byte of its first piece): the agent finds the SHA-256 wrong before installing.
+    let release = upload(&w, &real, &next, &new);
+    let db = w.cp_state.join("control-plane.db");
+    let script = "import sqlite3,sys\n\
+        c=sqlite3.connect(sys.argv[1])\n\
+        d=bytearray(c.execute('SELECT data FROM release_chunks WHERE seq=0').fetchone()[0])\n\
+        d[4096]^=1\n\
+        c.execute('UPDATE release_chunks SET data=? WHERE seq=0',(bytes(d),))\n\
+        c.commit()";
+    let out = Command::new(env("GODWIT_TEST_PYTHON"))
+        .args(["-c", script])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let up = ended(&w, &upgrade(&w, &new, 120));
+    assert_eq!(up["status"]["code"], "995", "{up}");
+    assert_eq!(up["error"]["code"], "AZSM0001", "{up}");
+    assert!(
+        up["error"]["params"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("SHA-256"),
+        "{up}"
+    );
+    assert_eq!(version_of(&bin), old);
+    let (s, _) = w.api("DELETE", &format!("/v1/releases/{release}"), None);
+    assert_eq!(s, 204);
+
     // A build that cannot even start, properly signed: its trial run fails, nothing is replaced.
     let broken = keys.path().join("godwit-broken");
     std::fs::write(&broken, "#!/bin/sh\necho 'cannot start' >&2\nexit 3\n").unwrap();
@@ -240,11 +270,20 @@ fn an_agent_is_upgraded_to_a_signed_release_and_refuses_what_its_key_did_not_sig
     );
     assert_eq!((s, v["error_code"].as_str()), (409, Some("1011")), "{v}");
     let (_, list) = w.api("GET", &format!("/v1/agents/{}/upgrades", w.agent_id), None);
-    assert_eq!(list["count"], 3, "{list}");
+    assert_eq!(list["count"], 4, "{list}");
 }
 
-#[test]
-fn an_agent_killed_at_any_step_of_its_upgrade_comes_back_on_a_working_binary() {
+/// A control plane with a release key, the agent's binary a copy of the built one (not
+/// started), and the next build uploaded as a release.
+struct Upgradable {
+    _keys: tempfile::TempDir,
+    w: World,
+    bin: PathBuf,
+    old: String,
+    new: String,
+}
+
+fn upgradable() -> Upgradable {
     let keys = tempfile::tempdir().unwrap();
     let (key, public) = keygen(keys.path(), "k");
     let mut w = World::with(None, vec![("GODWIT_RELEASE_KEY".into(), public)]);
@@ -252,6 +291,24 @@ fn an_agent_killed_at_any_step_of_its_upgrade_comes_back_on_a_working_binary() {
     let next = next_build();
     let (old, new) = (version_of(&bin), version_of(&next));
     upload(&w, &key, &next, &new);
+    Upgradable {
+        _keys: keys,
+        w,
+        bin,
+        old,
+        new,
+    }
+}
+
+#[test]
+fn an_agent_killed_at_any_step_of_its_upgrade_comes_back_on_a_working_binary() {
+    let Upgradable {
+        _keys,
+        mut w,
+        bin,
+        old,
+        new,
+    } = upgradable();
     let cases = [
         ("download", "995", Some("AZSM0001")),
         ("install", "995", Some("AZSM0003")),
@@ -300,13 +357,13 @@ fn an_agent_killed_at_any_step_of_its_upgrade_comes_back_on_a_working_binary() {
 
 #[test]
 fn a_new_binary_that_cannot_register_in_its_window_puts_the_old_one_back() {
-    let keys = tempfile::tempdir().unwrap();
-    let (key, public) = keygen(keys.path(), "k");
-    let mut w = World::with(None, vec![("GODWIT_RELEASE_KEY".into(), public)]);
-    let bin = agent_copy(&mut w);
-    let next = next_build();
-    let (old, new) = (version_of(&bin), version_of(&next));
-    upload(&w, &key, &next, &new);
+    let Upgradable {
+        _keys,
+        mut w,
+        bin,
+        old,
+        new,
+    } = upgradable();
 
     // An upgrade that outlasts its limit is 996 (held in its download here).
     w.agent_env = vec![("GODWIT_TEST_UPGRADE_HOLD".into(), "download".into())];
@@ -452,9 +509,13 @@ fn a_long_transfer_of_one_large_file_is_not_taken_for_a_hung_command() {
 
 #[test]
 fn an_upgrade_without_room_beside_the_binary_is_refused_at_its_pre_check() {
-    let keys = tempfile::tempdir().unwrap();
-    let (key, public) = keygen(keys.path(), "k");
-    let mut w = World::with(None, vec![("GODWIT_RELEASE_KEY".into(), public)]);
+    let Upgradable {
+        _keys,
+        mut w,
+        old,
+        new,
+        ..
+    } = upgradable();
     // The agent's binary on a file system with room for it and little more.
     let size = std::fs::metadata(env!("CARGO_BIN_EXE_godwit"))
         .unwrap()
@@ -465,9 +526,6 @@ fn an_upgrade_without_room_beside_the_binary_is_refused_at_its_pre_check() {
     std::fs::copy(env!("CARGO_BIN_EXE_godwit"), &bin).unwrap();
     w.agent_binary = Some(bin.clone());
     w.start_agent_and_wait();
-    let next = next_build();
-    let (old, new) = (version_of(&bin), version_of(&next));
-    upload(&w, &key, &next, &new);
     let up = ended(&w, &upgrade(&w, &new, 120));
     assert_eq!(up["status"]["code"], "995", "{up}");
     assert_eq!(up["error"]["code"], "AZSM0002", "{up}");
