@@ -410,6 +410,33 @@ fn a_new_binary_that_cannot_register_in_its_window_puts_the_old_one_back() {
     w.wait_for("the old agent back", Duration::from_secs(30), || {
         (agent_version(&w) == old && w.agent_state() == "901").then_some(Value::Null)
     });
+
+    // Again, but the kept binary is gone when the new one has to roll back: it cannot
+    // (AZSM0005), and carries on as the new version, which it reports.
+    w.agent = None;
+    w.agent_env = vec![("GODWIT_TEST_UPGRADE_HOLD".into(), "swapped".into())];
+    w.start_agent_and_wait();
+    let id = upgrade(&w, &new, 120);
+    w.wait_for("the upgrade held again", Duration::from_secs(60), || {
+        (log_count(&w, "upgrade held at swapped") > 1).then_some(Value::Null)
+    });
+    w.signal_agent("-KILL");
+    w.agent = None;
+    std::fs::remove_file(bin.with_file_name("godwit.previous")).unwrap();
+    w.server = None;
+    w.agent_env = vec![("GODWIT_UPGRADE_WINDOW".into(), "3".into())];
+    w.start_agent();
+    w.wait_for("the failed rollback", Duration::from_secs(30), || {
+        (log_count(&w, "could not be put back") > 0).then_some(Value::Null)
+    });
+    w.start_server();
+    let up = ended(&w, &id);
+    assert_eq!(up["status"]["code"], "995", "{up}");
+    assert_eq!(up["error"]["code"], "AZSM0005", "{up}");
+    assert_eq!(version_of(&bin), new);
+    w.wait_for("the new version connected", Duration::from_secs(30), || {
+        (agent_version(&w) == new && w.agent_state() == "901").then_some(Value::Null)
+    });
 }
 
 /// The agent process's exit status, once it has exited by itself.
