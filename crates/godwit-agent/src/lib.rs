@@ -324,6 +324,12 @@ async fn register(
         name: options.name.clone(),
         version: Some(options.version.clone()),
         platform: Some(godwit_spec::release::platform()),
+        features: Some(
+            godwit_spec::protocol::AGENT_FEATURES
+                .iter()
+                .map(|f| f.to_string())
+                .collect(),
+        ),
         commands: Some(
             godwit_engine::job::SUPPORTED
                 .iter()

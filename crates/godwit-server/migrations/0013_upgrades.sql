@@ -1,6 +1,8 @@
 -- Agent upgrades (one record per agent and request, with every step the agent reported) and
 -- retirements.
 ALTER TABLE agents ADD COLUMN platform TEXT;
+-- JSON list of what the agent can be asked besides commands (upgrade, retire)
+ALTER TABLE agents ADD COLUMN features TEXT;
 -- Retirement: 193 asked, 194 done (it left and stayed away), 195 it came back, 196 timed out
 ALTER TABLE agents ADD COLUMN retire_code TEXT;
 ALTER TABLE agents ADD COLUMN retire_ms BIGINT;

@@ -190,30 +190,32 @@ async fn register(
             ));
         }
     };
-    let (agent_id, version, commands, platform) = match serde_json::from_str::<ToServer>(&text) {
-        Ok(ToServer::Hello {
-            agent_id,
-            version,
-            commands,
-            platform,
-            ..
-        }) => (agent_id, version, runs(commands), platform),
-        Ok(_) => {
-            return Err(refusal(
-                Code::WEBSOCKET_CONNECTION_ERR_REGISTRATION_FAILED,
-                &[
-                    ("agent_id", bound),
-                    ("reason", "the first message must be a hello"),
-                ],
-            ));
-        }
-        Err(e) => {
-            return Err(refusal(
-                Code::MESSAGE_DECODE_ERROR,
-                &[("reason", &e.to_string())],
-            ));
-        }
-    };
+    let (agent_id, version, commands, platform, features) =
+        match serde_json::from_str::<ToServer>(&text) {
+            Ok(ToServer::Hello {
+                agent_id,
+                version,
+                commands,
+                platform,
+                features,
+                ..
+            }) => (agent_id, version, runs(commands), platform, features),
+            Ok(_) => {
+                return Err(refusal(
+                    Code::WEBSOCKET_CONNECTION_ERR_REGISTRATION_FAILED,
+                    &[
+                        ("agent_id", bound),
+                        ("reason", "the first message must be a hello"),
+                    ],
+                ));
+            }
+            Err(e) => {
+                return Err(refusal(
+                    Code::MESSAGE_DECODE_ERROR,
+                    &[("reason", &e.to_string())],
+                ));
+            }
+        };
     let agent_id = match agent_id.filter(|a| !a.is_empty()) {
         Some(a) => a,
         None => return Err(refusal(Code::WEBSOCKET_REQUEST_ERR_MISSING_AGENT_ID, &[])),
@@ -286,6 +288,12 @@ async fn register(
         version,
         commands,
         platform: platform.filter(|p| !p.is_empty() && p.len() <= 64),
+        // Those godwit knows of (a newer agent may say more).
+        features: features
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|f| godwit_spec::protocol::AGENT_FEATURES.contains(&f.as_str()))
+            .collect(),
     })
 }
 
@@ -296,6 +304,7 @@ struct Registered {
     version: String,
     commands: Vec<CommandKind>,
     platform: Option<String>,
+    features: Vec<String>,
 }
 
 /// The commands an agent says it runs: those godwit knows of (a newer agent may name more);
@@ -320,6 +329,7 @@ async fn serve_agent(state: AppState, claims: crate::auth::Claims, mut socket: W
         version,
         commands,
         platform,
+        features,
     } = match register(&state, &bound, first).await {
         Ok(v) => v,
         Err(refused) => {
@@ -344,7 +354,15 @@ async fn serve_agent(state: AppState, claims: crate::auth::Claims, mut socket: W
     };
     if state
         .store
-        .agent_seen(&agent_id, Some((&version, &commands, platform.as_deref())))
+        .agent_seen(
+            &agent_id,
+            Some(&crate::store::Registration {
+                version: &version,
+                commands: &commands,
+                platform: platform.as_deref(),
+                features: &features,
+            }),
+        )
         .await
         .is_err()
     {

@@ -22,6 +22,9 @@ pub struct Agent {
     pub commands: Vec<CommandKind>,
     /// The platform it runs on (`linux-x86_64`), as it said when it last connected.
     pub platform: Option<String>,
+    /// What it can be asked besides commands (`upgrade`, `retire`), as it said when it last
+    /// connected; an agent of a godwit before these has none (9150 when asked).
+    pub features: Vec<String>,
     /// Its retirement, once asked for: 193 going on, 194 done, 195 it came back, 196 timed out.
     pub retire: Option<Retirement>,
 }

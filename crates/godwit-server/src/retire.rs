@@ -22,6 +22,7 @@ pub async fn request(state: &AppState, id: &str) -> Result<Agent, DomainError> {
             ),
         );
     }
+    crate::upgrades::can(&agent, "retire", "retirement")?;
     state
         .store
         .set_retire(id, Code::AGENT_RETIRE_RUNNING, false)

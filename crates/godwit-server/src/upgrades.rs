@@ -56,6 +56,9 @@ pub async fn check(state: &AppState, agent_id: &str, ask: &Ask) -> Result<Releas
     if state.release_key.is_none() {
         return Err(DomainError::new(Code::GODWIT_RELEASE_KEY_MISSING, &[]));
     }
+    if state.hub.is_connected(agent_id) {
+        can(&agent, "upgrade", "upgrades from the control plane")?;
+    }
     if agent.version == ask.version {
         return Err(DomainError::new(
             Code::VERSION_UPTODATE_ERROR,
@@ -90,6 +93,26 @@ pub async fn check(state: &AppState, agent_id: &str, ask: &Ask) -> Result<Releas
         .details("The agent runs a command. Ask again when it has ended, or with \"drain\": true to upgrade as soon as its commands have ended."));
     }
     Ok(release)
+}
+
+/// 9150 for an agent that did not say it can be asked `feature` when it connected (a godwit
+/// from before it).
+pub fn can(agent: &Agent, feature: &str, words: &str) -> Result<(), DomainError> {
+    if agent.features.iter().any(|f| f == feature) {
+        return Ok(());
+    }
+    Err(DomainError::new(
+        Code::NON_COMPATIBLE_AGENT_VERSION_FOR_FEATURE,
+        &[
+            ("agent_id", &agent.id),
+            ("version", &agent.version),
+            ("feature", words),
+        ],
+    )
+    .details(format!(
+        "Agent {} runs godwit {}, which cannot be asked for {words}. Install a newer godwit on its host by hand.",
+        agent.id, agent.version
+    )))
 }
 
 /// 1010 for a version below the control plane's minimum.
@@ -136,8 +159,22 @@ pub async fn not_upgrading(state: &AppState, agent: &Agent) -> Result<(), Domain
     }
 }
 
-/// Sends the order; RUNNING from now. Not connected any more: 693, and the upgrade fails.
+/// Sends the order; RUNNING from now. Not connected any more: 693, and the upgrade fails; an
+/// agent that cannot upgrade itself (a scheduled upgrade due): 9150, and it fails.
 async fn send(state: &AppState, up: &Upgrade, release: &Release) -> Result<(), DomainError> {
+    let agent = state.store.get_agent(&up.agent_id).await?;
+    if let Err(e) = can(&agent, "upgrade", "upgrades from the control plane") {
+        let words = e.message();
+        state
+            .store
+            .end_upgrade(
+                &up.id,
+                Code::AGENT_UPGRADE_FAILED,
+                Some((e.code.id(), &words)),
+            )
+            .await?;
+        return Err(e);
+    }
     let order = ToAgent::Upgrade(Box::new(UpgradeOrder {
         upgrade_id: up.id.clone(),
         url: format!("/v1/releases/{}/binary", release.id),

@@ -652,3 +652,96 @@ async fn agents_older_than_the_minimum_version_are_refused_with_864() {
         }
     }
 }
+
+/// One HTTP request to the control plane at `addr` (`host:port`): status and JSON body.
+async fn http(addr: &str, method: &str, path: &str, token: &str, body: &str) -> (u16, Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tcp.read_to_end(&mut answer).await.unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    let status = text[9..12].parse().unwrap();
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_of_a_godwit_without_upgrades_or_retirement_is_not_asked_for_them_9150() {
+    let (_, public) = godwit_spec::release::generate_key().unwrap();
+    let s = server_of(ServeOptions {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        database: None,
+        state_dir: std::path::PathBuf::new(),
+        heartbeat_window: None,
+        release_key: Some(public),
+        min_agent_version: None,
+        run_windows: None,
+    })
+    .await;
+    let admin = s.token(Role::Admin, None).await;
+    let agent = s.store.create_agent("old", "0.1.0").await.unwrap();
+    // Connected as an agent from before upgrades: its hello names no features.
+    let mut ws = s.open(&s.token(Role::Agent, Some(&agent.id)).await).await;
+    say(
+        &mut ws,
+        json!({"op": "hello", "agent_id": agent.id, "version": "0.1.0"}),
+    )
+    .await;
+    assert!(matches!(hear(&mut ws).await, ToAgent::Welcome { .. }));
+    let calls = [
+        (
+            format!("/v1/agents/{}/upgrade", agent.id),
+            r#"{"version": "0.2.0"}"#,
+        ),
+        (format!("/v1/agents/{}/retire", agent.id), ""),
+    ];
+    for (path, body) in calls {
+        let (status, v) = http(&s.url, "POST", &path, &admin, body).await;
+        assert_eq!(
+            (status, v["error_code"].as_str()),
+            (409, Some("9150")),
+            "{path}: {v}"
+        );
+        assert!(v["error_msg"].as_str().unwrap().contains("0.1.0"), "{v}");
+    }
+    assert!(s.store.get_agent(&agent.id).await.unwrap().retire.is_none());
+    // The same agent saying what it can be asked: retirement is sent to it.
+    drop(ws);
+    // Until the control plane has seen the first connection go (856 meanwhile).
+    let mut ws = loop {
+        let mut ws = s.open(&s.token(Role::Agent, Some(&agent.id)).await).await;
+        say(
+            &mut ws,
+            json!({"op": "hello", "agent_id": agent.id, "version": "0.1.0",
+                   "features": ["upgrade", "retire", "teleport"]}),
+        )
+        .await;
+        match hear(&mut ws).await {
+            ToAgent::Welcome { .. } => break ws,
+            m => assert_eq!(refused_with(&m).0, "856", "{m:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let a = s.store.get_agent(&agent.id).await.unwrap();
+    assert_eq!(
+        a.features,
+        ["upgrade", "retire"],
+        "unknown ones are dropped"
+    );
+    let (status, v) = http(
+        &s.url,
+        "POST",
+        &format!("/v1/agents/{}/retire", agent.id),
+        &admin,
+        "",
+    )
+    .await;
+    assert_eq!(status, 202, "{v}");
+    assert_eq!(hear(&mut ws).await, ToAgent::Retire);
+}

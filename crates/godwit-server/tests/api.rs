@@ -1021,7 +1021,12 @@ on_both_stores!(commands_follow_the_state_rules, |a: Api| async move {
     a.store
         .agent_seen(
             &agent,
-            Some(("0.1.0", godwit_spec::CommandKind::RUNNABLE, None)),
+            Some(&godwit_server::store::Registration {
+                version: "0.1.0",
+                commands: godwit_spec::CommandKind::RUNNABLE,
+                platform: None,
+                features: &[],
+            }),
         )
         .await
         .unwrap();
@@ -1338,7 +1343,12 @@ on_both_stores!(
         a.store
             .agent_seen(
                 &agent,
-                Some(("0.1.0", &[godwit_spec::CommandKind::Scan], None)),
+                Some(&godwit_server::store::Registration {
+                    version: "0.1.0",
+                    commands: &[godwit_spec::CommandKind::Scan],
+                    platform: None,
+                    features: &[],
+                }),
             )
             .await
             .unwrap();

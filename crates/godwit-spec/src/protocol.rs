@@ -29,6 +29,10 @@ pub enum ToServer {
         /// The platform it runs on (`linux-x86_64`), for the releases it can be upgraded to.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         platform: Option<String>,
+        /// What the agent itself can be asked besides commands (`AGENT_FEATURES`); an agent
+        /// that does not say can be asked none of it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        features: Option<Vec<String>>,
     },
     Heartbeat,
     /// The command of job run `run_id` arrived and is being run. Sent through the same queue
@@ -152,6 +156,9 @@ pub struct Job {
     pub target: String,
     pub options: JobOptions,
 }
+
+/// What this agent can be asked besides commands: to upgrade itself, to retire.
+pub const AGENT_FEATURES: &[&str] = &["upgrade", "retire"];
 
 /// The commands an agent that does not list its own is taken to run.
 pub const FIRST_AGENT_COMMANDS: &[CommandKind] = &[

@@ -25,6 +25,10 @@ fn agent_of(r: &AnyRow) -> Result<Agent, sqlx::Error> {
             .and_then(|t| serde_json::from_str(&t).ok())
             .unwrap_or_else(|| godwit_spec::protocol::FIRST_AGENT_COMMANDS.to_vec()),
         platform: r.try_get("platform")?,
+        features: r
+            .try_get::<Option<String>, _>("features")?
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default(),
         retire: match r.try_get::<Option<String>, _>("retire_code")? {
             Some(code) => Some(Retirement {
                 status: CodeName::of(Code::lookup(&code).unwrap_or(Code::AGENT_RETIRE_RUNNING)),
@@ -34,6 +38,15 @@ fn agent_of(r: &AnyRow) -> Result<Agent, sqlx::Error> {
             None => None,
         },
     })
+}
+
+/// What an agent says of itself when it connects.
+#[derive(Debug, Clone, Copy)]
+pub struct Registration<'a> {
+    pub version: &'a str,
+    pub commands: &'a [CommandKind],
+    pub platform: Option<&'a str>,
+    pub features: &'a [String],
 }
 
 impl Store {
@@ -206,19 +219,25 @@ impl Store {
     pub async fn agent_seen(
         &self,
         id: &str,
-        registered: Option<(&str, &[CommandKind], Option<&str>)>,
+        registered: Option<&Registration<'_>>,
     ) -> Result<(), DomainError> {
         let fail = |e: sqlx::Error| failed(Code::DB_ERR_UPDATE_DOC, "agent", id, &e.to_string());
         match registered {
-            Some((v, commands, platform)) => sqlx::query(
+            Some(Registration {
+                version: v,
+                commands,
+                platform,
+                features,
+            }) => sqlx::query(
                 "UPDATE agents SET state = 901, last_seen_ms = $1, version = $2, commands = $3, \
-                 platform = COALESCE($4, platform) WHERE id = $5",
+                 platform = COALESCE($4, platform), features = $6 WHERE id = $5",
             )
             .bind(now_ms())
             .bind(v)
             .bind(serde_json::to_string(commands).unwrap_or_default())
             .bind(platform)
             .bind(id)
+            .bind(serde_json::to_string(features).unwrap_or_default())
             .execute(&self.pool)
             .await
             .map_err(fail)?,

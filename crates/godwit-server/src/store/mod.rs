@@ -24,6 +24,7 @@ mod schedules;
 mod tokens;
 mod upgrades;
 
+pub use agents::Registration;
 pub use endpoints::Endpoint;
 pub use projects::Project;
 pub use releases::CHUNK;
