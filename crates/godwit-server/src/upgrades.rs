@@ -23,13 +23,12 @@ pub struct Ask {
 }
 
 /// The default limit of a whole upgrade: five minutes.
-pub const DEFAULT_TIME_LIMIT_MS: i64 = 5 * 60 * 1000;
+pub const DEFAULT_TIME_LIMIT_SECS: u64 = 5 * 60;
 
 /// Asks agent `agent_id` to upgrade: the record, RUNNING when the order went out, QUEUED when
 /// it waits for the agent's commands to end (`drain`) or for its time (`start_ms`).
 pub async fn request(state: &AppState, agent_id: &str, ask: &Ask) -> Result<Upgrade, DomainError> {
-    let release = check(state, agent_id, ask).await?;
-    let agent = state.store.get_agent(agent_id).await?;
+    let (agent, release) = check(state, agent_id, ask).await?;
     let store = &state.store;
     let up = store
         .create_upgrade(&UpgradeRequest {
@@ -48,11 +47,25 @@ pub async fn request(state: &AppState, agent_id: &str, ask: &Ask) -> Result<Upgr
     store.get_upgrade(&up.id).await
 }
 
-/// What would refuse the upgrade of `agent_id` (1011, 1010, 800, 680, 693, AZSM1051); the
-/// release it goes to.
-pub async fn check(state: &AppState, agent_id: &str, ask: &Ask) -> Result<Release, DomainError> {
+/// What would refuse the upgrade of `agent_id` (605, AZSM1051, 9150, 1011, 1010, 800, 680,
+/// 681, 693); the agent and the release it goes to.
+pub async fn check(
+    state: &AppState,
+    agent_id: &str,
+    ask: &Ask,
+) -> Result<(Agent, Release), DomainError> {
     let store = &state.store;
     let agent = store.get_agent(agent_id).await?;
+    if !ask.allow_downgrade
+        && agent.version != ask.version
+        && godwit_spec::release::compare(&ask.version, &agent.version)
+            .is_some_and(|o| o != std::cmp::Ordering::Greater)
+    {
+        return Err(DomainError::invalid(&format!(
+            "version: {} is not newer than agent {}'s {}; set allowDowngrade to go back",
+            ask.version, agent.id, agent.version
+        )));
+    }
     if state.release_key.is_none() {
         return Err(DomainError::new(Code::GODWIT_RELEASE_KEY_MISSING, &[]));
     }
@@ -76,7 +89,7 @@ pub async fn check(state: &AppState, agent_id: &str, ask: &Ask) -> Result<Releas
     }
     if ask.start_ms.is_some() {
         // Scheduled: sent when due, to the agent connected then.
-        return Ok(release);
+        return Ok((agent, release));
     }
     if !state.hub.is_connected(agent_id) {
         return Err(DomainError::new(
@@ -92,7 +105,7 @@ pub async fn check(state: &AppState, agent_id: &str, ask: &Ask) -> Result<Releas
         )
         .details("The agent runs a command. Ask again when it has ended, or with \"drain\": true to upgrade as soon as its commands have ended."));
     }
-    Ok(release)
+    Ok((agent, release))
 }
 
 /// 9150 for an agent that did not say it can be asked `feature` when it connected (a godwit

@@ -28,8 +28,9 @@ pub use agents::Registration;
 pub use endpoints::Endpoint;
 pub use projects::Project;
 pub use releases::CHUNK;
+pub use runs::Stale;
 pub use tokens::{AuditEntry, TokenRecord};
-pub use upgrades::{Stale, UpgradeRequest};
+pub use upgrades::UpgradeRequest;
 
 /// The schema's versions, the same SQL on both databases ...
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

@@ -507,3 +507,73 @@ impl Store {
             .await
     }
 }
+
+impl Store {
+    /// Whether the agent runs a command now: a job run or a project run not over.
+    pub async fn agent_busy(&self, agent_id: &str) -> Result<bool, DomainError> {
+        let fail =
+            |e: sqlx::Error| failed(Code::DB_ERR_GET_DOCS, "job runs", agent_id, &e.to_string());
+        let jobs = sqlx::query(
+            "SELECT COUNT(*) FROM job_runs r JOIN migrations m ON m.id = r.migration_id \
+             WHERE m.agent_id = $1 AND r.state IN ('QUEUED', 'RUNNING', 'STOPPING')",
+        )
+        .bind(agent_id)
+        .fetch_one(&self.pool)
+        .await
+        .and_then(|r| super::count_of(&r))
+        .map_err(fail)?;
+        let projects = sqlx::query(
+            "SELECT COUNT(*) FROM project_runs WHERE agent_id = $1 AND state IN ('QUEUED', 'RUNNING')",
+        )
+        .bind(agent_id)
+        .fetch_one(&self.pool)
+        .await
+        .and_then(|r| super::count_of(&r))
+        .map_err(fail)?;
+        Ok(jobs + projects > 0)
+    }
+}
+
+/// A running command that has gone quiet or stuck, and on which agent.
+#[derive(Debug, Clone)]
+pub struct Stale {
+    pub run_id: String,
+    pub migration_id: String,
+    pub agent_id: String,
+    /// Nothing reported on it since `reported_before` (697); else nothing done (641).
+    pub silent: bool,
+}
+
+impl Store {
+    /// Running commands with no report since `reported_before`, or no activity since
+    /// `active_before` (times in ms).
+    pub async fn stale_runs(
+        &self,
+        reported_before: i64,
+        active_before: i64,
+    ) -> Result<Vec<Stale>, DomainError> {
+        let fail = |e: sqlx::Error| failed(Code::DB_ERR_GET_DOCS, "job runs", "", &e.to_string());
+        let rows = sqlx::query(
+            "SELECT r.id, r.migration_id, m.agent_id, r.updated_ms FROM job_runs r \
+             JOIN migrations m ON m.id = r.migration_id \
+             WHERE r.state = 'RUNNING' AND m.agent_id IS NOT NULL \
+             AND (r.updated_ms < $1 OR COALESCE(r.active_ms, r.updated_ms) < $2)",
+        )
+        .bind(reported_before)
+        .bind(active_before)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(fail)?;
+        rows.iter()
+            .map(|r| {
+                Ok(Stale {
+                    run_id: r.try_get("id")?,
+                    migration_id: r.try_get("migration_id")?,
+                    agent_id: r.try_get("agent_id")?,
+                    silent: r.try_get::<i64, _>("updated_ms")? < reported_before,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(fail)
+    }
+}
