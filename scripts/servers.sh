@@ -21,6 +21,7 @@ MOTO_VERSION=5.2.5
 AZURITE_VERSION=3.35.0
 S3S_VERSION=0.14.1
 SCHEMATHESIS_VERSION=4.32.5
+PROMETHEUS_CLIENT_VERSION=0.21.1
 
 say() { printf 'servers: %s\n' "$*" >&2; }
 
@@ -34,6 +35,10 @@ install() {
   if [ ! -x "$DIR/venv/bin/st" ]; then
     say "installing schemathesis $SCHEMATHESIS_VERSION into $DIR/venv (API fuzzing)"
     "$DIR/venv/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION"
+  fi
+  if ! "$DIR/venv/bin/python" -c 'import prometheus_client' 2>/dev/null; then
+    say "installing prometheus-client $PROMETHEUS_CLIENT_VERSION into $DIR/venv (its text parser checks /metrics)"
+    "$DIR/venv/bin/pip" install -q "prometheus-client==$PROMETHEUS_CLIENT_VERSION"
   fi
   if [ ! -x "$DIR/azurite/node_modules/.bin/azurite-blob" ]; then
     say "installing azurite $AZURITE_VERSION into $DIR/azurite"
@@ -49,6 +54,8 @@ install() {
   [ -x /usr/sbin/sshd ] || missing="$missing openssh-server"
   command -v setfacl >/dev/null || missing="$missing acl"
   command -v setfattr >/dev/null || missing="$missing attr"
+  # systemd-analyze checks the service units in packaging/.
+  command -v systemd-analyze >/dev/null || missing="$missing systemd"
   if [ -n "$missing" ]; then
     if [ "$(id -u)" = 0 ]; then
       say "installing$missing (Debian packages)"

@@ -52,12 +52,19 @@ pub(crate) fn start(shared: Arc<Shared>, state_dir: PathBuf, job: Job) {
     }
     let run_id = job.run_id.clone();
     shared.push(false, |seq| ToServer::Taken { seq, run_id });
+    // The command's span, under the agent's (which carries its id), goes with the thread.
+    let span = tracing::info_span!(
+        "command",
+        run_id = %job.run_id,
+        migration_id = %job.migration_id,
+        command = %job.command
+    );
     std::thread::spawn(move || {
-        eprintln!(
-            "agent: {} {} -> {} (run {})",
-            job.command, job.source, job.target, job.run_id
-        );
+        let _span = span.enter();
+        tracing::info!(source = %job.source, target = %job.target, "command started");
+        metrics::gauge!("godwit_agent_commands_running").increment(1.0);
         let ended = run(&shared, &state_dir, &job, &control);
+        metrics::gauge!("godwit_agent_commands_running").decrement(1.0);
         let paused_by_user = lock(&why).as_deref() == Some("pause");
         // What attempts killed before this one copied: the run's copy log and counts hold it.
         earlier_attempts(&shared, &state_dir, &job.run_id, control.run_dir());
@@ -73,9 +80,10 @@ pub(crate) fn start(shared: Arc<Shared>, state_dir: PathBuf, job: Job) {
 /// Fails run `run_id` with `error` without running anything: a command this agent could not
 /// read (1050 for a command it does not have, 1030 for options it does not know).
 pub(crate) fn refuse(shared: &Shared, run_id: &str, error: &JobError) {
-    eprintln!(
-        "agent: run {run_id}: [{}] {}",
-        error.code.id(),
+    tracing::warn!(
+        run_id,
+        code = error.code.id(),
+        "command refused: {}",
         error.message
     );
     let id = run_id.to_string();
@@ -102,9 +110,14 @@ fn report(shared: &Shared, run_id: &str, ended: Result<JobReport, JobError>, pau
         }
         Err(e) => (State::Failed, Counters::default(), Some(wire(e)), None),
     };
-    eprintln!(
-        "agent: run {run_id} ended {}",
-        godwit_spec::command::state_text(state)
+    metrics::counter!("godwit_agent_commands_total", "state" => godwit_spec::command::state_text(state))
+        .increment(1);
+    tracing::info!(
+        state = godwit_spec::command::state_text(state),
+        files = counters.files,
+        bytes = counters.bytes,
+        code = error.as_ref().map(|e| e.code.as_str()),
+        "command ended"
     );
     let run_id = run_id.to_string();
     shared.push(true, |seq| ToServer::Result {

@@ -9,6 +9,7 @@
 //! the control plane and resumes them where the engine's index says they stopped.
 
 mod job;
+pub mod tls;
 mod upgrade;
 
 use std::collections::{BTreeMap, HashMap};
@@ -22,6 +23,7 @@ use godwit_spec::protocol::{ToAgent, ToServer};
 use godwit_spec::{Claims, Role};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tracing::Instrument as _;
 
 /// How to run.
 #[derive(Debug, Clone)]
@@ -42,6 +44,10 @@ pub struct AgentOptions {
     pub args: Vec<std::ffi::OsString>,
     /// How long a new binary has to register before it rolls back.
     pub upgrade_window: Duration,
+    /// The CA certificates the control plane's certificate must chain to; None: the system's.
+    pub ca_file: Option<PathBuf>,
+    /// Plain HTTP to a control plane that is not on loopback.
+    pub allow_plain_http: bool,
 }
 
 impl AgentOptions {
@@ -58,6 +64,8 @@ impl AgentOptions {
             exe: None,
             args: std::env::args_os().skip(1).collect(),
             upgrade_window: Duration::from_secs(60),
+            ca_file: None,
+            allow_plain_http: false,
         }
     }
 }
@@ -185,6 +193,26 @@ pub async fn run(options: AgentOptions, shutdown: impl std::future::Future<Outpu
         Ok(u) => u,
         Err(e) => return Exit::Usage(e),
     };
+    if let Err(e) = tls::check_plain(&options.server, options.allow_plain_http) {
+        return Exit::Usage(e);
+    }
+    tls::install_provider();
+    if let Err(e) = tls::ws_connector(options.ca_file.as_deref()) {
+        return Exit::Usage(e);
+    }
+    // Every line the agent logs, and every command's span, carries its id.
+    let span = tracing::info_span!("agent", agent_id = %agent_id);
+    serve_control_plane(options, agent_id, url, shutdown)
+        .instrument(span)
+        .await
+}
+
+async fn serve_control_plane(
+    options: AgentOptions,
+    agent_id: String,
+    url: String,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Exit {
     let shared = Arc::new(Shared::default());
     let ctx = Arc::new(upgrade::Context {
         state_dir: options.state_dir.clone(),
@@ -198,6 +226,7 @@ pub async fn run(options: AgentOptions, shutdown: impl std::future::Future<Outpu
         token: options.token.clone(),
         release_key: options.release_key,
         window: options.upgrade_window,
+        ca_file: options.ca_file.clone(),
         hold: std::env::var("GODWIT_TEST_UPGRADE_HOLD").ok(),
     });
     // An upgrade the last run of the agent was in is finished or undone first.
@@ -246,9 +275,10 @@ pub async fn run(options: AgentOptions, shutdown: impl std::future::Future<Outpu
                     return exit;
                 }
                 Ok(None) => backoff = Duration::from_millis(500),
-                Err(why) => eprintln!("agent: connection to {url}: {why}; trying again"),
+                Err(why) => tracing::warn!(url = %url, "connection failed: {why}; trying again"),
             }
         }
+        metrics::gauge!("godwit_agent_connected").set(0.0);
         // A connection that was up and then lost (the control plane restarted) is tried again
         // soon, not after the backoff of earlier outages.
         if shared
@@ -309,7 +339,10 @@ async fn register(
         .parse()
         .map_err(|_| "the token has characters a header cannot hold".to_string())?;
     request.headers_mut().insert("authorization", bearer);
-    let mut socket = match tokio_tungstenite::connect_async(request).await {
+    let connector = tls::ws_connector(options.ca_file.as_deref())?;
+    let connected =
+        tokio_tungstenite::connect_async_tls_with_config(request, None, false, connector).await;
+    let mut socket = match connected {
         Ok((socket, _)) => socket,
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
             return match refusal_of(response.status().as_u16(), response.body().as_deref()) {
@@ -432,8 +465,8 @@ async fn connect_once(
     {
         upgrade::confirmed(ctx, shared);
     }
-    eprintln!("agent {agent_id}: connected to {url}");
-    tracing::info!(agent_id, url, heartbeat, "connected");
+    tracing::info!(url, heartbeat, "connected to {url}");
+    metrics::gauge!("godwit_agent_connected").set(1.0);
     shared
         .connected
         .store(true, std::sync::atomic::Ordering::Relaxed);
@@ -517,9 +550,9 @@ fn on_message(
             tokio::spawn(retire(shared.clone(), options.state_dir.clone()));
         }
         Ok(ToAgent::Error { code, message }) => {
-            eprintln!("agent: the control plane could not use a message: [{code}] {message}");
+            tracing::warn!(code = %code, "the control plane could not use a message: {message}");
         }
-        Ok(other) => eprintln!("agent: unexpected message: {other:?}"),
+        Ok(other) => tracing::warn!("unexpected message: {other:?}"),
         Err(godwit_spec::protocol::Undecodable {
             run_id: Some(run_id),
             error,
@@ -547,9 +580,72 @@ fn on_message(
                 }
                 _ => (e.code, e.message),
             };
-            eprintln!("agent: [{}] {text}", code.id());
+            tracing::error!(code = code.id(), "{text}");
         }
     }
+}
+
+/// What `godwit doctor --server` finds: the control plane reached (over TLS verified as the
+/// agent verifies it) and the agent's token accepted, as the agent's registration would be.
+/// Err: the code and message of what is wrong.
+pub async fn reach_control_plane(
+    server: &str,
+    token: &str,
+    ca_file: Option<&std::path::Path>,
+    allow_plain_http: bool,
+) -> Result<String, (String, String)> {
+    use godwit_codes::Code;
+    let unreachable = |reason: &str| {
+        let c = Code::AZSM1054;
+        (
+            c.id().to_string(),
+            c.render(&[("url", server), ("reason", reason)]),
+        )
+    };
+    tls::check_plain(server, allow_plain_http)
+        .map_err(|e| (Code::INCORRECT_MIGRATION_CONFIG.id().to_string(), e))?;
+    let Some(agent_id) = Claims::read_unverified(token)
+        .filter(|c| c.role == Role::Agent)
+        .and_then(|c| c.agent_id)
+    else {
+        // What the control plane answers such a token at the agents' door.
+        let c = Code::HTTP_FORBIDDEN;
+        return Err((
+            c.id().to_string(),
+            "this is not an agent token: use the one POST /v1/agents returned".to_string(),
+        ));
+    };
+    tls::install_provider();
+    let client = tls::http_client(ca_file).map_err(|e| unreachable(&e))?;
+    let url = format!("{}/v1/agents/{agent_id}", server.trim_end_matches('/'));
+    let response = client
+        .get(&url)
+        .bearer_auth(token)
+        .timeout(Duration::from_secs(20))
+        .send()
+        .await
+        .map_err(|e| {
+            // The innermost cause says it: connection refused, a certificate that does not verify.
+            let mut cause: &dyn std::error::Error = &e;
+            while let Some(inner) = cause.source() {
+                cause = inner;
+            }
+            unreachable(&format!("{e}: {cause}"))
+        })?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(format!("reached; agent {agent_id}'s token accepted"));
+    }
+    let bytes = response.bytes().await.unwrap_or_default();
+    let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    let code = body["error_code"]
+        .as_str()
+        .map_or_else(|| format!("HTTP{}", status.as_u16()), str::to_string);
+    let message = body["error_msg"].as_str().map_or_else(
+        || format!("the control plane answered {status}"),
+        str::to_string,
+    );
+    Err((code, message))
 }
 
 /// `godwit agent --post-check`: what a new binary passes before it replaces the running one
@@ -558,7 +654,10 @@ pub async fn post_check(options: &AgentOptions) -> Result<(), String> {
     let agent_id = Claims::read_unverified(&options.token)
         .and_then(|c| c.agent_id)
         .ok_or("this is not an agent token")?;
+    tls::install_provider();
+    let client = tls::http_client(options.ca_file.as_deref())?;
     upgrade::post_check(
+        &client,
         &options.server,
         &options.token,
         &agent_id,
@@ -572,9 +671,9 @@ pub async fn post_check(options: &AgentOptions) -> Result<(), String> {
 /// Retires this agent: stops its runs (their results still go out), waits for them to end,
 /// removes the state directory, and says so; the agent leaves once that is acknowledged.
 async fn retire(shared: Arc<Shared>, state_dir: PathBuf) {
-    eprintln!(
-        "agent: retiring: stopping runs and removing {}",
-        state_dir.display()
+    tracing::info!(
+        state_dir = %state_dir.display(),
+        "retiring: stopping runs and removing the state directory"
     );
     for (control, why) in lock(&shared.jobs).values() {
         *lock(why) = Some("stop".to_string());
@@ -587,9 +686,9 @@ async fn retire(shared: Arc<Shared>, state_dir: PathBuf) {
     if let Err(e) = std::fs::remove_dir_all(&state_dir)
         && e.kind() != std::io::ErrorKind::NotFound
     {
-        eprintln!(
-            "agent: retiring: {} could not be removed: {e}",
-            state_dir.display()
+        tracing::error!(
+            state_dir = %state_dir.display(),
+            "retiring: the state directory could not be removed: {e}"
         );
         return;
     }

@@ -72,6 +72,8 @@ pub struct Context {
     pub release_key: Option<PublicKey>,
     /// How long a new binary has to connect before it rolls back.
     pub window: Duration,
+    /// The CA file the control plane's certificate chains to (release downloads).
+    pub ca_file: Option<PathBuf>,
     /// A test's hook: stop (sleep) when the upgrade reaches this point, to be killed there.
     pub hold: Option<String>,
 }
@@ -150,7 +152,7 @@ fn report(shared: &Shared, j: &Journal, version: &str, done: bool) {
 /// Stops here when a test asked to (to kill the agent at this point).
 fn hold(ctx: &Context, at: &str) {
     if ctx.hold.as_deref() == Some(at) {
-        eprintln!("agent: upgrade held at {at} (GODWIT_TEST_UPGRADE_HOLD)");
+        tracing::warn!("upgrade held at {at} (GODWIT_TEST_UPGRADE_HOLD)");
         loop {
             std::thread::sleep(Duration::from_secs(3600));
         }
@@ -255,11 +257,11 @@ pub(crate) fn on_start(ctx: &Context, shared: &Shared) -> Startup {
 
 /// Ends the upgrade with its last step, and reports it.
 fn end(ctx: &Context, shared: &Shared, j: &mut Journal, last: UpgradeStep) {
-    eprintln!(
-        "agent: upgrade {}: {} failed: [{}] {}",
-        j.upgrade_id,
-        last.step,
-        last.code.as_deref().unwrap_or(""),
+    tracing::error!(
+        upgrade_id = %j.upgrade_id,
+        step = %last.step,
+        code = last.code.as_deref().unwrap_or(""),
+        "upgrade failed: {}",
         last.message
     );
     j.steps.push(last);
@@ -277,9 +279,9 @@ pub(crate) fn roll_back_now(ctx: &Context, shared: &Shared, why: &str) -> Startu
 }
 
 fn roll_back(ctx: &Context, shared: &Shared, mut j: Journal, why: &str) -> Startup {
-    eprintln!(
-        "agent: upgrade {}: the new binary failed its post-check: {why}; rolling back",
-        j.upgrade_id
+    tracing::error!(
+        upgrade_id = %j.upgrade_id,
+        "the new binary failed its post-check: {why}; rolling back"
     );
     j.steps.push(step(
         "post-check",
@@ -332,7 +334,7 @@ pub(crate) fn confirmed(ctx: &Context, shared: &Shared) {
     ));
     j.phase = Phase::Confirmed;
     let _ = save(&ctx.state_dir, &j);
-    eprintln!("agent: upgrade {} to {}: done", j.upgrade_id, ctx.version);
+    tracing::info!(upgrade_id = %j.upgrade_id, version = %ctx.version, "upgrade done");
     report(shared, &j, &ctx.version, true);
 }
 
@@ -340,7 +342,7 @@ pub(crate) fn confirmed(ctx: &Context, shared: &Shared) {
 /// when that failed.
 fn exec(ctx: &Context) -> std::io::Error {
     use std::os::unix::process::CommandExt as _;
-    eprintln!("agent: starting {}", ctx.exe.display());
+    tracing::info!(exe = %ctx.exe.display(), "starting the agent's binary");
     std::process::Command::new(&ctx.exe).args(&ctx.args).exec()
 }
 
@@ -374,6 +376,7 @@ fn self_test(state_dir: &Path) -> Result<(), String> {
 /// `godwit agent --post-check`: what a new binary must pass before it replaces the old one.
 /// Its self-test, its state directory, and the control plane reachable with the agent's token.
 pub async fn post_check(
+    client: &reqwest::Client,
     server: &str,
     token: &str,
     agent_id: &str,
@@ -382,7 +385,7 @@ pub async fn post_check(
     std::fs::create_dir_all(dir(state_dir)).map_err(|e| format!("{}: {e}", state_dir.display()))?;
     self_test(state_dir)?;
     let url = format!("{}/v1/agents/{agent_id}", server.trim_end_matches('/'));
-    let response = reqwest::Client::new()
+    let response = client
         .get(&url)
         .bearer_auth(token)
         .timeout(Duration::from_secs(20))
@@ -421,10 +424,7 @@ pub(crate) async fn perform(ctx: Arc<Context>, shared: Arc<Shared>, order: Upgra
         starts: 0,
         steps: Vec::new(),
     };
-    eprintln!(
-        "agent: upgrade {} to {}: starting",
-        j.upgrade_id, j.to_version
-    );
+    tracing::info!(upgrade_id = %j.upgrade_id, version = %j.to_version, "upgrade starting");
     if !lock(&shared.jobs).is_empty() {
         let s = step(
             "pre-check",
@@ -726,7 +726,12 @@ async fn download(
         "{}.part",
         order.release.sha256.to_ascii_lowercase()
     ));
-    let client = reqwest::Client::new();
+    let client = crate::tls::http_client(ctx.ca_file.as_deref()).map_err(|e| {
+        fail(
+            Code::UPDATE_CMMAGENT_ERROR,
+            Code::UPDATE_CMMAGENT_ERROR.render(&[("reason", &e)]),
+        )
+    })?;
     let mut wait = Duration::from_millis(500);
     let mut last = String::new();
     for _attempt in 0..6 {
@@ -737,7 +742,7 @@ async fn download(
             Ok(()) => return Ok(part),
             Err(e) => last = e,
         }
-        eprintln!("agent: upgrade download: {last}; trying again");
+        tracing::warn!("upgrade download: {last}; trying again");
         tokio::time::sleep(wait).await;
         wait = (wait * 2).min(Duration::from_secs(8));
     }
@@ -811,6 +816,7 @@ mod tests {
             release_key: None,
             window: Duration::from_secs(5),
             hold: None,
+            ca_file: None,
         }
     }
 

@@ -330,7 +330,9 @@ fn first_round(ctx: &Ctx<'_>, run: &Run, log: &mut CopyLog, progress: &Progress)
         });
         for _ in 0..options.transfers.max(1) {
             let (rx, tx) = (event_rx.clone(), done_tx.clone());
-            scope.spawn(move || transfer_worker(ctx, &rx, &tx, progress));
+            // The run's span goes with the work into each transfer thread.
+            let span = tracing::Span::current();
+            scope.spawn(move || span.in_scope(|| transfer_worker(ctx, &rx, &tx, progress)));
         }
         drop(event_rx);
         drop(done_tx);
@@ -389,7 +391,8 @@ fn second_round(
         for _ in 0..ctx.options.transfers.max(1) {
             let rx = event_rx.clone();
             let tx = done_tx.clone();
-            scope.spawn(move || transfer_worker(ctx, &rx, &tx, progress));
+            let span = tracing::Span::current();
+            scope.spawn(move || span.in_scope(|| transfer_worker(ctx, &rx, &tx, progress)));
         }
         drop(event_rx);
         drop(done_tx);
@@ -710,7 +713,15 @@ fn handle(ctx: &Ctx<'_>, event: Event, progress: &Progress, out: &mut Vec<Msg>) 
             match decide(ctx, entry) {
                 Decision::Done(done) => *done,
                 Decision::HeldBack => return,
-                Decision::Transfer(entry, seen) => transfer_with_retries(ctx, entry, seen),
+                Decision::Transfer(entry, seen) => {
+                    let _span = tracing::debug_span!(
+                        "transfer",
+                        path = %String::from_utf8_lossy(&entry.rel),
+                        size = entry.size
+                    )
+                    .entered();
+                    transfer_with_retries(ctx, entry, seen)
+                }
                 Decision::Link(entry, seen, first) => {
                     crate::transfer::link_at_target(ctx, entry, seen, &first)
                 }
@@ -786,6 +797,8 @@ pub(crate) fn transfer_with_retries(ctx: &Ctx<'_>, entry: Entry, seen: IndexEntr
         };
         let failure = match result {
             Ok((copied, hash)) => {
+                metrics::counter!("godwit_transfer_files_total").increment(1);
+                metrics::counter!("godwit_transfer_bytes_total").increment(copied);
                 if let Some(key) = crate::decide::link_key(ctx, &entry) {
                     ctx.link_done(key, Some(entry.target_rel()));
                 }
@@ -810,6 +823,13 @@ pub(crate) fn transfer_with_retries(ctx: &Ctx<'_>, entry: Entry, seen: IndexEntr
             Err(failure) => failure,
         };
         if failure.retryable && attempts < FILE_ATTEMPTS && !ctx.stop.load(Ordering::Relaxed) {
+            tracing::debug!(
+                attempt = attempts,
+                code = failure.code.id(),
+                "transfer failed, trying again: {}",
+                failure.reason
+            );
+            metrics::counter!("godwit_transfer_retries_total").increment(1);
             // Exponential backoff with jitter: 200 ms, then 800 ms, give or take half.
             let base = 50u64 << (2 * attempts);
             let jitter =

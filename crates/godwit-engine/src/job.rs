@@ -114,6 +114,14 @@ impl JobReport {
 /// locked by another process, no room for a run folder); once a run has a folder, what goes
 /// wrong is in its report.
 pub fn run(spec: &JobSpec, control: &Control) -> Result<JobReport, JobError> {
+    // `run` and `migration` are filled in when the run has its folder (Migration::new_run).
+    let span = tracing::info_span!(
+        "job",
+        command = spec.command.as_str(),
+        run = tracing::field::Empty,
+        migration = tracing::field::Empty
+    );
+    let _span = span.enter();
     tracing::info!(
         command = spec.command.as_str(),
         source = %spec.source,

@@ -14,6 +14,7 @@ pub mod backup;
 pub mod copy;
 pub mod ctx;
 mod decide;
+pub mod doctor;
 pub mod error;
 pub mod features;
 pub mod history;

@@ -227,6 +227,10 @@ impl Migration {
                 Err(e) => return Err(error(&id, &dir, &e)),
             }
         };
+        // The job's span (job::run) carries the ids from here on.
+        tracing::Span::current()
+            .record("run", id.as_str())
+            .record("migration", self.id.as_str());
         Ok(Run {
             id,
             dir,

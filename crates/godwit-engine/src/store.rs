@@ -302,7 +302,10 @@ fn sftp_endpoint(user: Option<&str>, host: &str, port: u16) -> String {
 
 /// The job error for a store that cannot be reached or listed at all.
 pub fn job_failure(remote: &Remote, e: &opendal::Error, target: bool) -> JobError {
+    let reason = short_reason(e);
     let code = match (e.kind(), target) {
+        // Credentials the store does not know or cannot verify, rather than too few rights.
+        (ErrorKind::PermissionDenied, true) if refused_credentials(&reason) => Code::AZSM1025,
         (ErrorKind::PermissionDenied, true) => Code::AZSM1021,
         (ErrorKind::PermissionDenied, false) => Code::AZSM1003,
         // A missing bucket or container comes back as NotFound or as ConfigInvalid.
@@ -314,10 +317,23 @@ pub fn job_failure(remote: &Remote, e: &opendal::Error, target: bool) -> JobErro
     // The whole error (the request, every header of the answer) is for GODWIT_LOG; the
     // message says what the store said.
     tracing::warn!(store = %remote.shown, "{e}");
-    JobError::new(
-        code,
-        &[("path", &remote.shown), ("reason", &short_reason(e))],
-    )
+    JobError::new(code, &[("path", &remote.shown), ("reason", &reason)])
+}
+
+/// Whether a store's refusal is of the credentials themselves (an unknown key, a signature
+/// made with the wrong secret, an expired token), by the store's own error code.
+fn refused_credentials(reason: &str) -> bool {
+    [
+        "InvalidAccessKeyId",
+        "NotSignedUp",
+        "SignatureDoesNotMatch",
+        "ExpiredToken",
+        "InvalidToken",
+        "AuthenticationFailed",
+        "InvalidAuthenticationInfo",
+    ]
+    .iter()
+    .any(|c| reason.starts_with(c))
 }
 
 /// What a store's error says, in a line: the store's own code and message where it gave
@@ -336,6 +352,8 @@ pub fn short_reason(e: &opendal::Error) -> String {
             let message = message.split("RequestId:").next().unwrap_or(message);
             format!("{code}: {}", message.trim_end_matches("\\n").trim())
         }
+        // A store that names its error but says nothing more (SignatureDoesNotMatch).
+        (Some(code), None) if code.chars().all(|c| c.is_ascii_alphanumeric()) => code.to_string(),
         _ => {
             let mut cause = std::error::Error::source(e);
             let mut innermost = None;

@@ -152,7 +152,7 @@ fn scan_findings(r: &ScanReport, entry_limit: usize) -> Vec<Finding> {
 /// Writes a small file at the target's root and removes it (a local root that does not exist
 /// yet is made, and removed again if it is left empty; on SFTP the probe goes in a folder of its
 /// own, made with the target's folder when that does not exist yet, as a copy would).
-fn probe(target: &Side, run_id: &str) -> Result<(), String> {
+pub(crate) fn probe(target: &Side, run_id: &str) -> Result<(), String> {
     let name = format!(".godwit-probe-{run_id}");
     match target {
         Side::Local(root) => {

@@ -359,6 +359,8 @@ impl FromRequestParts<AppState> for Caller {
             }
         };
         state.limiter.check(&claims.jti)?;
+        // The request's span (api/system.rs) names who asked; never the token.
+        tracing::Span::current().record("subject", claims.sub.as_str());
         let audit = parts.extensions.get::<AuditSlot>().cloned();
         if let Some(slot) = &audit {
             let who = (claims.sub.clone(), claims.role);

@@ -528,6 +528,8 @@ async fn handle(state: &AppState, agent_id: &str, message: ToServer) -> Option<T
                 }
                 Err(refusal) => return refusal,
             };
+            metrics::gauge!(crate::telemetry::RATE, "migration_id" => run.migration_id.clone())
+                .set(counters.bytes_per_second);
             let counts = serde_json::to_value(&counters.counts).unwrap_or_default();
             let totals = (counters.files, counters.bytes, counters.files_failed);
             let _ = store
@@ -605,11 +607,26 @@ async fn handle(state: &AppState, agent_id: &str, message: ToServer) -> Option<T
                 Ok(Owned::Project(_)) => return Some(ToAgent::Ack { seq }),
                 Err(refusal) => return refusal,
             };
-            store
-                .add_copylog(&run.id, &attempt, &records)
-                .await
-                .ok()
-                .map(|()| ToAgent::Ack { seq })
+            let added = store.add_copylog(&run.id, &attempt, &records).await.ok()?;
+            count_files(&run.migration_id, &added);
+            Some(ToAgent::Ack { seq })
+        }
+    }
+}
+
+/// The files and bytes of copy-log records new to the store, by migration and code; failed
+/// files also as errors by code.
+fn count_files(migration_id: &str, added: &std::collections::BTreeMap<String, (u64, u64)>) {
+    use crate::telemetry;
+    for (code, (files, bytes)) in added {
+        let labels = [
+            ("migration_id", migration_id.to_string()),
+            ("code", code.clone()),
+        ];
+        metrics::counter!(telemetry::FILES, &labels).increment(*files);
+        metrics::counter!(telemetry::BYTES, &labels).increment(*bytes);
+        if Code::lookup(code).is_ok_and(|k| k.info().kind == godwit_codes::Kind::Error) {
+            metrics::counter!(telemetry::ERRORS, "code" => code.clone()).increment(*files);
         }
     }
 }
@@ -749,8 +766,36 @@ async fn ended(
             Some((c.files, c.bytes, c.files_failed)),
         )
         .await
-        .ok()
-        .map(|_| ToAgent::Ack { seq })
+        .ok()?;
+    // Counted once: a result sent again finds the run ended already.
+    if to != RunState::Queued && !is_over(run.state) {
+        count_run(run, to, error.as_ref().map(|(code, _)| *code));
+    }
+    Some(ToAgent::Ack { seq })
+}
+
+fn is_over(state: RunState) -> bool {
+    matches!(
+        state,
+        RunState::Succeeded | RunState::Failed | RunState::Stopped
+    )
+}
+
+/// A run that ended: by command and state, its duration, its error by code; the migration's
+/// rate is 0 again.
+fn count_run(run: &crate::records::JobRun, end: RunState, error: Option<Code>) {
+    use crate::telemetry;
+    let command = run.command.as_str();
+    let state = godwit_spec::command::state_text(end);
+    metrics::counter!(telemetry::RUNS, "command" => command, "state" => state).increment(1);
+    if let Some(started) = run.started_ms {
+        let secs = (crate::store::now_ms() - started).max(0) as f64 / 1000.0;
+        metrics::histogram!(telemetry::RUN_SECONDS, "command" => command).record(secs);
+    }
+    if let Some(code) = error {
+        metrics::counter!(telemetry::ERRORS, "code" => code.id()).increment(1);
+    }
+    metrics::gauge!(telemetry::RATE, "migration_id" => run.migration_id.clone()).set(0.0);
 }
 
 /// Corrects the counters and the report of a run's last attempt with what its earlier

@@ -15,6 +15,8 @@ pub mod records;
 pub mod rules;
 pub mod scheduler;
 pub mod store;
+pub mod telemetry;
+pub mod tls;
 pub mod upgrades;
 
 use std::net::SocketAddr;
@@ -34,7 +36,6 @@ pub struct AppState {
     pub limiter: Arc<limit::Limiter>,
     /// Requests with a missing or bad token, per client address.
     pub auth_failures: Arc<limit::Limiter>,
-    pub metrics: Arc<api::system::Metrics>,
     pub limits: Limits,
     pub hub: Arc<hub::Hub>,
     /// The public half of the release key: releases are taken only when they verify with it.
@@ -87,6 +88,8 @@ pub struct ServeOptions {
     /// does nothing this long with 641; None: `GODWIT_RUN_REPORT_WINDOW` (300 s) and
     /// `GODWIT_RUN_HUNG_WINDOW` (1800 s).
     pub run_windows: Option<(std::time::Duration, std::time::Duration)>,
+    /// Serve HTTPS with this certificate chain and key (PEM files); None: plain HTTP.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 /// Makes `dir` (and the folders above it that are missing) readable by this user only.
@@ -166,7 +169,6 @@ fn state_with(store: Store, secret: Secret, settings: Settings) -> AppState {
         secret,
         limiter: Arc::new(settings.limiter),
         auth_failures: Arc::new(settings.auth_failures),
-        metrics: Arc::new(api::system::Metrics::default()),
         limits: settings.limits,
         hub: Arc::new(settings.hub),
         release_key: settings.release_key,
@@ -205,6 +207,10 @@ pub async fn serve(
     private_dir(&options.state_dir).map_err(|e| format!("{}: {e}", options.state_dir.display()))?;
     let secret = Secret::load(&options.state_dir)?;
     let store = open_store(options).await?;
+    let tls = match &options.tls {
+        Some((cert, key)) => Some(tls::server_config(cert, key)?),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
         .map_err(|e| format!("listening on {}: {e}", options.listen))?;
@@ -229,6 +235,8 @@ pub async fn serve(
         settings.min_agent_version = Some(v.clone());
     }
     let state = state_with(store.clone(), secret, settings);
+    // The metrics recorder, before anything is counted.
+    let _ = telemetry::handle();
     // Agents that stop sending heartbeats become inactive, and what they ran is suspended;
     // schedules that are due start their commands; project runs are settled (projects.rs).
     let sweeper = {
@@ -248,10 +256,23 @@ pub async fn serve(
     };
     on_ready(bound);
     let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| e.to_string());
+    let result = match tls {
+        Some(config) => {
+            use axum::serve::ListenerExt as _;
+            // tap_io: connect info (the client's address) for a listener of our own.
+            let listener = tls::TlsListener::new(listener, config)
+                .map_err(|e| e.to_string())?
+                .tap_io(|_| ());
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        None => axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(|e| e.to_string()),
+    };
     sweeper.abort();
     store.close().await;
     result

@@ -44,6 +44,7 @@ async fn server_with_windows(
         release_key: None,
         min_agent_version: None,
         run_windows,
+        tls: None,
     })
     .await
 }
@@ -622,6 +623,7 @@ async fn agents_older_than_the_minimum_version_are_refused_with_864() {
         release_key: None,
         min_agent_version: Some("0.1.5".into()),
         run_windows: None,
+        tls: None,
     })
     .await;
     for (version, welcome) in [
@@ -682,6 +684,7 @@ async fn an_agent_of_a_godwit_without_upgrades_or_retirement_is_not_asked_for_th
         release_key: Some(public),
         min_agent_version: None,
         run_windows: None,
+        tls: None,
     })
     .await;
     let admin = s.token(Role::Admin, None).await;

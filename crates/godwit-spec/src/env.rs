@@ -9,12 +9,35 @@ use crate::error::JobError;
 /// The longest duration a setting may give: ten years, in seconds.
 const MAX_SECONDS: f64 = 10.0 * 365.0 * 86400.0;
 
+/// What a configuration file sets: for each variable it stands for, the value and where it was
+/// written (`serve.toml: serve.heartbeat_window_secs`).
+static FROM_FILE: std::sync::OnceLock<std::collections::BTreeMap<String, (String, String)>> =
+    std::sync::OnceLock::new();
+
+/// Gives the settings a configuration file holds, by the variable each stands for: they are
+/// used where the environment sets none (the environment wins). Set once, at start.
+pub fn set_from_file(values: std::collections::BTreeMap<String, (String, String)>) {
+    let _ = FROM_FILE.set(values);
+}
+
+/// The variable's value and how to name it in a message: the environment's, else the file's.
+fn lookup(name: &str) -> Option<(String, String)> {
+    match std::env::var(name).ok().filter(|v| !v.trim().is_empty()) {
+        Some(v) => Some((v, name.to_string())),
+        None => FROM_FILE
+            .get()?
+            .get(name)
+            .map(|(v, at)| (v.clone(), at.clone())),
+    }
+}
+
 fn value(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+    lookup(name).map(|(v, _)| v)
 }
 
 fn refused(name: &str, text: &str, what: &str) -> JobError {
-    JobError::config(&format!("{name}={text}: {what}"))
+    let shown = lookup(name).map_or_else(|| name.to_string(), |(_, at)| at);
+    JobError::config(&format!("{shown}={text}: {what}"))
 }
 
 /// `name` as a number of seconds (fractions allowed), or `default` when it is not set.

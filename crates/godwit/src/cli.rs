@@ -18,6 +18,39 @@ use godwit_spec::{Compare, Links, ProfileName, Verify};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+/// Diagnostics on stderr, for every subcommand.
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Log more: `serve` and `agent` log at info, -v debug, -vv trace; other commands log
+    /// nothing unless asked: -v info, -vv debug, -vvv trace. RUST_LOG (a filter such as
+    /// `godwit_engine=debug,opendal=trace`) overrides both flags.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Log less: -q warnings and errors only (and no progress bar), -qq errors only.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, conflicts_with = "verbose")]
+    pub quiet: u8,
+    /// How log lines are written [default: json when stderr is systemd's journal, else text]
+    #[arg(
+        long,
+        value_enum,
+        value_name = "FORMAT",
+        global = true,
+        env = "GODWIT_LOG_FORMAT"
+    )]
+    pub log_format: Option<LogFormat>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One line a event, for people.
+    Text,
+    /// One JSON object a line, with the ids of the run, the command and the request it is in.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -278,6 +311,26 @@ pub enum Command {
                       See docs/agents.md."
     )]
     Release(ReleaseCommand),
+    /// Check a configuration file for `serve` and `agent` without starting anything.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Check what runs will need: credentials, endpoints, buckets, write access, clocks, free
+    /// space, the control plane.
+    ///
+    /// For each LOCATION (a local path, s3://BUCKET/PREFIX, azblob://CONTAINER/PREFIX,
+    /// sftp://USER@HOST/PATH): its credentials are present and accepted, it is reachable, the
+    /// bucket or container exists, a probe file can be written and removed, and the store's
+    /// clock agrees with this host's. Then the free space in the state directory, and with
+    /// --server the control plane, reached with the token. Each problem has its code; nothing
+    /// is left behind.
+    #[command(
+        after_help = "Examples:\n  godwit doctor s3://bucket/share /data/share\n  \
+                            GODWIT_AGENT_TOKEN=eyJ... godwit doctor --server https://cp:8443\n  \
+                            godwit doctor s3://bucket/share --json\n\n\
+                            Exit status: 0 all checks passed; 1 a check failed (each is listed \
+                            with its code); 2 bad arguments."
+    )]
+    Doctor(DoctorArgs),
     /// Explain a status or error code: what it means and what to do about it.
     #[command(
         after_help = "Examples:\n  godwit explain 9080\n  godwit explain azsm2023\n  \
@@ -295,6 +348,52 @@ pub enum Command {
                             godwit completions fish > ~/.config/fish/completions/godwit.fish"
     )]
     Completions(CompletionsArgs),
+}
+
+/// `godwit serve`'s address when neither a flag nor a configuration file gives one.
+pub const DEFAULT_LISTEN: std::net::SocketAddr =
+    std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8080);
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Read FILE as `serve --config` and `agent --config` would, and say what is wrong with
+    /// it (the line of a key godwit does not know, a value it cannot use).
+    #[command(
+        after_help = "Example:\n  godwit config check /etc/godwit/godwit.toml\n\n\
+                            Exit status: 0 the file is usable; 2 it is not (724, with the reason)."
+    )]
+    Check(ConfigCheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigCheckArgs {
+    pub file: std::path::PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The locations to check.
+    #[arg(value_name = "LOCATION")]
+    pub locations: Vec<String>,
+    /// Check this control plane too, reached with the agent's token (GODWIT_AGENT_TOKEN).
+    #[arg(long, value_name = "URL", env = "GODWIT_SERVER")]
+    pub server: Option<String>,
+    /// The token to reach --server with.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "GODWIT_AGENT_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+    /// CA certificates (PEM) for --server's certificate.
+    #[arg(long, value_name = "FILE", env = "GODWIT_CA_FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// One JSON object: each check with its result and code.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub state: StateArgs,
 }
 
 /// Where runs keep their index, summaries and copy logs.
@@ -708,9 +807,33 @@ pub struct EmptyFoldersArgs {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// The address and port to listen on.
-    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8080")]
-    pub listen: std::net::SocketAddr,
+    /// A configuration file: its [serve] and [log] tables (see docs/operations.md). Flags and
+    /// environment variables override what it says.
+    #[arg(long, value_name = "FILE", env = "GODWIT_CONFIG")]
+    pub config: Option<std::path::PathBuf>,
+    /// The address and port to listen on [default: 127.0.0.1:8080]. An address other than
+    /// loopback needs --tls-cert and --tls-key, or --allow-plain-http.
+    #[arg(long, value_name = "ADDR:PORT", env = "GODWIT_LISTEN")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Serve HTTPS with this certificate chain (PEM).
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "GODWIT_TLS_CERT",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "GODWIT_TLS_KEY",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// Serve plain HTTP on an address other than loopback (behind a proxy that does TLS).
+    #[arg(long)]
+    pub allow_plain_http: bool,
     /// The public half of the release key (base64, or a file holding it): agent releases are
     /// kept only when they verify with it (see `godwit release`).
     #[arg(long, value_name = "KEY|FILE", env = "GODWIT_RELEASE_KEY")]
@@ -725,17 +848,30 @@ pub struct ServeArgs {
 
 #[derive(Debug, Args)]
 pub struct AgentArgs {
-    /// The control plane: http://HOST:PORT.
+    /// A configuration file: its [agent] and [log] tables (see docs/operations.md). Flags and
+    /// environment variables override what it says.
+    #[arg(long, value_name = "FILE", env = "GODWIT_CONFIG")]
+    pub config: Option<std::path::PathBuf>,
+    /// The control plane: https://HOST:PORT, or http://HOST:PORT on loopback (elsewhere only
+    /// with --allow-plain-http). Required, here or in the configuration file.
     #[arg(long, value_name = "URL", env = "GODWIT_SERVER")]
-    pub server: String,
-    /// The agent's token (better in GODWIT_AGENT_TOKEN than on the command line).
+    pub server: Option<String>,
+    /// The agent's token (better in GODWIT_AGENT_TOKEN, or in a file named by the
+    /// configuration's token_file, than on the command line).
     #[arg(
         long,
         value_name = "TOKEN",
         env = "GODWIT_AGENT_TOKEN",
         hide_env_values = true
     )]
-    pub token: String,
+    pub token: Option<String>,
+    /// The CA certificates (PEM) the control plane's certificate must chain to, instead of
+    /// the system's (a private CA).
+    #[arg(long, value_name = "FILE", env = "GODWIT_CA_FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Connect over plain HTTP to a control plane that is not on loopback.
+    #[arg(long)]
+    pub allow_plain_http: bool,
     /// A name for the control plane's logs [default: the host name].
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
@@ -745,19 +881,18 @@ pub struct AgentArgs {
     #[arg(long, value_name = "KEY|FILE", env = "GODWIT_RELEASE_KEY")]
     pub release_key: Option<String>,
     /// Seconds a new binary has after an upgrade to register with the control plane before it
-    /// puts the previous binary back.
-    #[arg(
-        long,
-        value_name = "SECS",
-        default_value_t = 60,
-        env = "GODWIT_UPGRADE_WINDOW"
-    )]
-    pub upgrade_window: u64,
+    /// puts the previous binary back [default: 60].
+    #[arg(long, value_name = "SECS", env = "GODWIT_UPGRADE_WINDOW")]
+    pub upgrade_window: Option<u64>,
     /// Check this binary can run as the agent (self-test, state directory, the control plane
     /// reachable with the token), print its version and exit: what an upgrade runs before the
     /// new binary replaces the old.
     #[arg(long, hide = true)]
     pub post_check: bool,
+    /// Serve this agent's metrics (Prometheus text) at http://ADDR:PORT/metrics: commands
+    /// running and ended, files and bytes copied, retries, the connection. Off by default.
+    #[arg(long, value_name = "ADDR:PORT", env = "GODWIT_METRICS_LISTEN")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
     #[command(flatten)]
     pub state: StateArgs,
 }

@@ -5,6 +5,7 @@
 
 mod cli;
 mod commands;
+mod config;
 mod exit;
 mod logging;
 
@@ -26,7 +27,21 @@ pub const VERSION: &str = match option_env!("GODWIT_BUILD_VERSION") {
 fn main() -> ExitCode {
     keep_large_buffers_out_of_the_heap();
     let cli = Cli::parse();
-    if let Err(e) = logging::init() {
+    let base = match cli.command {
+        Command::Serve(_) | Command::Agent(_) => logging::Base::Service,
+        _ => logging::Base::Command,
+    };
+    // A service's configuration file is read first: it may say how to log.
+    let file = match &cli.command {
+        Command::Serve(a) => config::for_service(a.config.as_deref()),
+        Command::Agent(a) => config::for_service(a.config.as_deref()),
+        _ => Ok(None),
+    };
+    let file = match file {
+        Ok(f) => f,
+        Err(e) => return commands::shared::report(&e).into(),
+    };
+    if let Err(e) = logging::init(&cli.log, base, file.as_ref().and_then(|f| f.log.as_ref())) {
         return commands::shared::report(&e).into();
     }
     let result = match cli.command {
@@ -45,8 +60,10 @@ fn main() -> ExitCode {
         Command::SpeedTest(args) => commands::speed_test::run(&args),
         Command::Runs(args) => commands::runs::run(&args),
         Command::Report(args) => commands::runs::report(&args),
-        Command::Serve(args) => commands::serve::run(&args),
-        Command::Agent(args) => commands::agent::run(&args),
+        Command::Serve(args) => commands::serve::run(&args, file.as_ref()),
+        Command::Agent(args) => commands::agent::run(&args, file.as_ref()),
+        Command::Config(cmd) => commands::config::run(&cmd),
+        Command::Doctor(args) => commands::doctor::run(&args),
         Command::Token(cmd) => commands::token::run(&cmd),
         Command::Release(cmd) => commands::release::run(&cmd),
         Command::Explain(args) => commands::explain::run(&args),

@@ -87,8 +87,11 @@ pub async fn record(State(state): State<AppState>, mut req: Request, next: Next)
         .await
     {
         // The request is done; losing its line is said where the operator looks.
-        eprintln!(
-            "audit: could not record {action} {target} by {subject}: {}",
+        tracing::error!(
+            action = %action,
+            path = %target,
+            subject = %subject,
+            "the audit log could not record a request: {}",
             e.message()
         );
     }

@@ -275,10 +275,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             audit::record,
         ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            system::count_requests,
-        ))
+        .layer(axum::middleware::from_fn(system::observe_requests))
         .layer(axum::middleware::from_fn(system::security_headers))
         .with_state(state)
 }

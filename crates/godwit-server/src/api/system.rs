@@ -1,8 +1,5 @@
 //! `/healthz`, `/readyz`, `/metrics` and `/openapi.json`.
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
-
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
@@ -10,32 +7,41 @@ use axum::response::{IntoResponse, Response};
 use godwit_codes::Code;
 use utoipa::OpenApi;
 
-use crate::AppState;
+use tracing::Instrument as _;
+
 use crate::error::ApiError;
+use crate::{AppState, telemetry};
 
-/// Requests served, by route and status, for `/metrics`.
-#[derive(Debug, Default)]
-pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
-}
-
-/// Counts every request by its route pattern (not its path: ids would make the set grow).
-pub async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
+/// Each request: a span (method, route, and the token's subject once it is read) that the
+/// handler's own events fall in, one log line when it is answered (status and duration), and
+/// its count and duration in the metrics. The route is its pattern, not its path: ids would
+/// make the set of labels grow. Never a header: a token or a credential is not logged.
+pub async fn observe_requests(req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
     let method = req.method().as_str().to_string();
-    let response = next.run(req).await;
+    let span = tracing::info_span!(
+        "request",
+        method = %method,
+        route = %route,
+        subject = tracing::field::Empty
+    );
+    let started = std::time::Instant::now();
+    let response = next.run(req).instrument(span.clone()).await;
+    let took = started.elapsed();
     let status = response.status().as_u16();
-    tracing::debug!(method = %method, route = %route, status, "request");
-    *state
-        .metrics
-        .requests
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .entry((method, route, status))
-        .or_default() += 1;
+    let ms = took.as_secs_f64() * 1000.0;
+    // Probes and scrapes come every few seconds: at debug, not to drown the log.
+    if matches!(route.as_str(), "/healthz" | "/readyz" | "/metrics") {
+        span.in_scope(|| tracing::debug!(status, duration_ms = ms, "request"));
+    } else {
+        span.in_scope(|| tracing::info!(status, duration_ms = ms, "request"));
+    }
+    metrics::counter!(telemetry::REQUESTS, "method" => method, "route" => route.clone(), "status" => status.to_string())
+        .increment(1);
+    metrics::histogram!(telemetry::REQUEST_SECONDS, "route" => route).record(took.as_secs_f64());
     response
 }
 
@@ -81,33 +87,27 @@ pub async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiEr
     }
 }
 
-/// Counters in Prometheus' text format.
+/// Counters, gauges and histograms in Prometheus' text format (names: docs/operations.md).
 #[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text", body = String)))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let mut out = String::from(
-        "# HELP godwit_http_requests_total HTTP requests served, by method, route and status.\n\
-         # TYPE godwit_http_requests_total counter\n",
-    );
-    for ((method, route, status), n) in state
-        .metrics
-        .requests
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .iter()
-    {
-        out.push_str(&format!(
-            "godwit_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}\n"
-        ));
+    let ready = state.store.ready().await;
+    metrics::gauge!(telemetry::STORE_READY).set(f64::from(u8::from(ready)));
+    if let Ok((agents, queued, running)) = state.store.gauges().await {
+        for (code, name) in [(901, "active"), (900, "inactive"), (902, "deactivated")] {
+            let n = agents
+                .iter()
+                .find(|(s, _)| *s == code)
+                .map_or(0, |(_, n)| *n);
+            metrics::gauge!(telemetry::AGENTS, "state" => name).set(n as f64);
+        }
+        metrics::gauge!(telemetry::QUEUED).set(queued as f64);
+        metrics::gauge!(telemetry::RUNNING).set(running as f64);
     }
-    out.push_str(&format!(
-        "# HELP godwit_store_ready Whether the store answers (1) or not (0).\n\
-         # TYPE godwit_store_ready gauge\ngodwit_store_ready {}\n",
-        u8::from(state.store.ready().await)
-    ));
+    metrics::gauge!(telemetry::CONNECTED).set(state.hub.connected().len() as f64);
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        out,
+        telemetry::render(),
     )
         .into_response()
 }

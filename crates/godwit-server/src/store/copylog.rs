@@ -12,12 +12,15 @@ impl Store {
         run_id: &str,
         attempt: &str,
         records: &[crate::protocol::WireRecord],
-    ) -> Result<(), DomainError> {
+    ) -> Result<std::collections::BTreeMap<String, (u64, u64)>, DomainError> {
         let fail =
             |e: sqlx::Error| failed(Code::DB_ERR_CREATE_DOC, "copy log", run_id, &e.to_string());
+        // Files and bytes by code of the records new here (a page sent again after a lost
+        // acknowledgement adds nothing): what the metrics count.
+        let mut added = std::collections::BTreeMap::<String, (u64, u64)>::new();
         let mut tx = self.pool.begin().await.map_err(fail)?;
         for r in records {
-            sqlx::query(
+            let done = sqlx::query(
                 "INSERT INTO copylog (run_id, attempt, line, path, code, message, size) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
             )
@@ -31,9 +34,14 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(fail)?;
+            if done.rows_affected() > 0 {
+                let e = added.entry(r.code.clone()).or_default();
+                e.0 += 1;
+                e.1 += u64::try_from(r.size).unwrap_or(0);
+            }
         }
         tx.commit().await.map_err(fail)?;
-        Ok(())
+        Ok(added)
     }
 
     /// A page of a run's copy log, optionally of one code: one record a path. A run that took

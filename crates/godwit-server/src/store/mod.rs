@@ -172,6 +172,33 @@ impl Store {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
     }
 
+    /// For the metrics page: agents by state number (900-902), and job runs waiting for their
+    /// agent and running.
+    pub async fn gauges(&self) -> Result<(Vec<(i64, i64)>, i64, i64), sqlx::Error> {
+        use sqlx::Row as _;
+        let agents = sqlx::query(
+            "SELECT state, COUNT(*) AS n FROM agents WHERE state <> 903 GROUP BY state",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get::<i64, _>("state")?, r.try_get::<i64, _>("n")?)))
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        let runs = sqlx::query(
+            "SELECT \
+               SUM(CASE WHEN state = 'QUEUED' THEN 1 ELSE 0 END) AS queued, \
+               SUM(CASE WHEN state = 'RUNNING' THEN 1 ELSE 0 END) AS running \
+             FROM job_runs WHERE state IN ('QUEUED', 'RUNNING')",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let n = |name: &str| {
+            runs.try_get::<Option<i64>, _>(name)
+                .map(Option::unwrap_or_default)
+        };
+        Ok((agents, n("queued")?, n("running")?))
+    }
+
     /// Closes the pool, waiting for connections in use (graceful shutdown).
     pub async fn close(&self) {
         self.pool.close().await;

@@ -107,6 +107,7 @@ fn unflagged_options() -> Result<godwit_spec::JobOptions, JobError> {
     match crate::cli::Cli::try_parse_from(["godwit", "copy", "--config", "-"]) {
         Ok(crate::cli::Cli {
             command: crate::cli::Command::Copy(a),
+            ..
         }) => shared::copy_options(&a),
         _ => Err(JobError::config(
             "the copy's own arguments could not be read",

@@ -3,8 +3,10 @@
 pub mod agent;
 pub mod codes;
 pub mod completions;
+pub mod config;
 pub mod confirm;
 pub mod copy;
+pub mod doctor;
 pub mod empty_folders;
 pub mod explain;
 pub mod finalize;

@@ -313,12 +313,13 @@ pub fn progress(
     finished: &std::sync::mpsc::Receiver<()>,
     started: Instant,
 ) {
-    let bar = (!json && std::io::stderr().is_terminal()).then(|| {
+    let bar = (!json && !crate::logging::quiet() && std::io::stderr().is_terminal()).then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.set_style(
             indicatif::ProgressStyle::with_template("{spinner} {msg}")
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
         );
+        crate::logging::set_bar(&bar);
         bar
     });
     let mut last_json = Instant::now();
@@ -365,6 +366,7 @@ pub fn progress(
         }
     }
     if let Some(bar) = bar {
+        crate::logging::clear_bar();
         bar.finish_and_clear();
     }
 }

@@ -19,6 +19,7 @@ fn options(args: &StoreArgs) -> ServeOptions {
         release_key: None,
         min_agent_version: None,
         run_windows: None,
+        tls: None,
     }
 }
 
