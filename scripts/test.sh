@@ -40,3 +40,10 @@ else
 fi
 # The control plane's API, fuzzed from its own OpenAPI document (the binary is built above).
 bash scripts/fuzz-api.sh
+
+# `cargo install` from the repository, as docs/install.md shows it (a debug build here, which
+# reuses the tests' build: the release build it makes for users takes the same path).
+install_root=$(mktemp -d)
+cargo install --quiet --locked --debug --path crates/godwit --root "$install_root" --target-dir "$target_dir"
+"$install_root/bin/godwit" --version
+rm -rf "$install_root"

@@ -164,6 +164,8 @@ pub fn app_with(store: Store, secret: Secret, settings: Settings) -> Router {
 }
 
 fn state_with(store: Store, secret: Secret, settings: Settings) -> AppState {
+    // The metrics recorder, before anything is counted.
+    let _ = telemetry::handle();
     AppState {
         store,
         secret,
@@ -235,8 +237,6 @@ pub async fn serve(
         settings.min_agent_version = Some(v.clone());
     }
     let state = state_with(store.clone(), secret, settings);
-    // The metrics recorder, before anything is counted.
-    let _ = telemetry::handle();
     // Agents that stop sending heartbeats become inactive, and what they ran is suspended;
     // schedules that are due start their commands; project runs are settled (projects.rs).
     let sweeper = {

@@ -1114,7 +1114,7 @@ fn secrets_never_leave(database: Option<String>) {
             text(&out.stderr)
         );
         assert!(
-            text(&out.stderr).contains("DEBUG opendal") || want == 2,
+            text(&out.stderr).contains("opendal::services: service=") || want == 2,
             "{name} logged what it did: {}",
             text(&out.stderr)
         );

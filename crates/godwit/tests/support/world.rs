@@ -147,12 +147,7 @@ impl World {
             let line = lines.next().expect("the control plane stopped").unwrap();
             use std::io::Write;
             writeln!(log, "{line}").unwrap();
-            if line.contains("listening on http://") {
-                let addr = line
-                    .split_whitespace()
-                    .find(|w| w.starts_with("http://"))
-                    .unwrap()
-                    .to_string();
+            if let Some(addr) = listening_url(&line) {
                 break addr;
             }
         };
@@ -356,6 +351,16 @@ impl World {
 }
 
 /// A new database on the test PostgreSQL server; its URL.
+/// The URL in the control plane's `listening on URL` line, as text or as a JSON log line.
+pub fn listening_url(line: &str) -> Option<String> {
+    let at = line.find("listening on ")? + "listening on ".len();
+    let url: String = line[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || ".:/[]".contains(*c))
+        .collect();
+    (url.starts_with("http://") || url.starts_with("https://")).then_some(url)
+}
+
 pub fn new_pg_database() -> String {
     let admin = env("GODWIT_TEST_POSTGRES_URL");
     let name = format!("godwit_e2e_{}_{}", std::process::id(), rand_suffix());
