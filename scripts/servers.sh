@@ -56,6 +56,8 @@ install() {
   command -v setfattr >/dev/null || missing="$missing attr"
   # systemd-analyze checks the service units in packaging/.
   command -v systemd-analyze >/dev/null || missing="$missing systemd"
+  # faketime runs godwit doctor with a clock far off the store's.
+  command -v faketime >/dev/null || missing="$missing faketime"
   if [ -n "$missing" ]; then
     if [ "$(id -u)" = 0 ]; then
       say "installing$missing (Debian packages)"

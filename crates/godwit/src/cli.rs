@@ -807,10 +807,6 @@ pub struct EmptyFoldersArgs {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// A configuration file: its [serve] and [log] tables (see docs/operations.md). Flags and
-    /// environment variables override what it says.
-    #[arg(long, value_name = "FILE", env = "GODWIT_CONFIG")]
-    pub config: Option<std::path::PathBuf>,
     /// The address and port to listen on [default: 127.0.0.1:8080]. An address other than
     /// loopback needs --tls-cert and --tls-key, or --allow-plain-http.
     #[arg(long, value_name = "ADDR:PORT", env = "GODWIT_LISTEN")]
@@ -968,6 +964,11 @@ pub enum TokenCommand {
 /// Where the control plane keeps its tokens: its state directory and its store.
 #[derive(Debug, Args)]
 pub struct StoreArgs {
+    /// A configuration file: its [serve] table (its database and state directory; for `serve`
+    /// all of it) and its [log] table (see docs/operations.md). Flags and environment
+    /// variables override what it says.
+    #[arg(long, value_name = "FILE", env = "GODWIT_CONFIG")]
+    pub config: Option<std::path::PathBuf>,
     /// The control plane's store: postgres://USER@HOST/DB or sqlite://PATH [default: a SQLite
     /// file in the state directory]. `godwit token` must name the one `godwit serve` uses.
     #[arg(long, value_name = "URL", env = "GODWIT_DATABASE_URL")]

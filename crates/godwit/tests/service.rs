@@ -248,6 +248,53 @@ fn json_logs_and_metrics_of_a_copy_through_an_agent() {
     );
     assert_eq!(sample(&s, "godwit_agent_connected", &[]), Some(1.0));
     assert_eq!(sample(&s, "godwit_agent_commands_running", &[]), Some(0.0));
+    // Every name on both pages is in docs/operations.md.
+    let documented = std::fs::read_to_string(docs().join("operations.md")).unwrap();
+    let (_, cp_page) = curl(&format!("{}/metrics", w.url()), &[]);
+    for (name, _, _) in prom(&cp_page).iter().chain(s.iter()) {
+        let family = ["_bucket", "_count", "_sum"]
+            .iter()
+            .find_map(|suffix| name.strip_suffix(suffix))
+            .unwrap_or(name);
+        assert!(
+            documented.contains(&format!("`{family}`")),
+            "{family} is not in docs/operations.md"
+        );
+    }
+}
+
+fn docs() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs")
+}
+
+#[test]
+fn the_grafana_dashboard_uses_only_documented_metrics() {
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(docs().join("grafana-dashboard.json")).unwrap(),
+    )
+    .unwrap();
+    let documented = std::fs::read_to_string(docs().join("operations.md")).unwrap();
+    let mut used = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                if !word.starts_with("godwit_") {
+                    continue;
+                }
+                let family = ["_bucket", "_count", "_sum"]
+                    .iter()
+                    .find_map(|suffix| word.strip_suffix(suffix))
+                    .unwrap_or(word);
+                assert!(
+                    documented.contains(&format!("`{family}`")),
+                    "the dashboard's {family} is not in docs/operations.md"
+                );
+                used += 1;
+            }
+        }
+    }
+    assert!(used > 15, "the dashboard reads {used} metrics");
 }
 
 /// A port free now on loopback.
@@ -411,7 +458,13 @@ fn configuration_files_start_both_roles_and_flags_override_them() {
         "{line}"
     );
     let url = format!("http://127.0.0.1:{port}");
-    let admin = admin_token(&cp);
+    // `godwit token` finds the same store through the same file.
+    let out = run(godwit()
+        .args(["token", "create", "--role", "admin", "--config"])
+        .arg(&config)
+        .env_remove("GODWIT_DATABASE_URL"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let admin = text(&out.stdout).trim().to_string();
     let (agent_id, token) = register(&url, &admin, None);
     // The agent from the same file: its [agent] table names the server, a token file and
     // its state directory.
@@ -687,6 +740,35 @@ fn doctor_finds_a_missing_bucket_bad_credentials_and_a_full_state_directory() {
         !listed.contains(".godwit-doctor"),
         "the probe was left: {listed}"
     );
+    // This host's clock 20 minutes behind the store's (libfaketime): AZSM1053.
+    let skewed = Command::new("faketime")
+        .args(["-f", "-20m"])
+        .arg(env!("CARGO_BIN_EXE_godwit"))
+        .args([
+            "doctor",
+            "--json",
+            &format!("s3://{bucket}/share"),
+            "--state-dir",
+        ])
+        .arg(&state)
+        .envs(good)
+        .env("AWS_REGION", "us-east-1")
+        .output();
+    match skewed {
+        Ok(out) => {
+            assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+            let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+            let clock = check(v["checks"].as_array().unwrap(), "clock").clone();
+            assert_eq!(clock["code"], "AZSM1053", "{v}");
+            assert!(
+                clock["message"].as_str().unwrap().contains("ahead of"),
+                "{clock}"
+            );
+        }
+        Err(e) => eprintln!(
+            "skipped the clock skew: faketime cannot run ({e}); scripts/servers.sh installs it"
+        ),
+    }
     // A bucket that is not: AZSM1022.
     let (status, checks) = doctor("s3://no-such-bucket-for-doctor/x", &good, &state);
     assert_eq!(status, 1);

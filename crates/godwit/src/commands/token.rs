@@ -10,11 +10,20 @@ use crate::cli::{StoreArgs, TokenCommand};
 use crate::commands::{print, shared};
 use crate::exit::ExitStatus;
 
-fn options(args: &StoreArgs) -> ServeOptions {
+/// The store `serve` uses: the flags, else the configuration file's [serve] table.
+fn options(args: &StoreArgs, file: Option<&crate::config::Serve>) -> ServeOptions {
     ServeOptions {
         listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-        database: args.database.clone(),
-        state_dir: shared::state_dir(&args.state),
+        database: args
+            .database
+            .clone()
+            .or_else(|| file.and_then(|f| f.database.clone())),
+        state_dir: args
+            .state
+            .state_dir
+            .clone()
+            .or_else(|| file.and_then(|f| f.state_dir.clone()))
+            .unwrap_or_else(godwit_engine::state::default_state_dir),
         heartbeat_window: None,
         release_key: None,
         min_agent_version: None,
@@ -61,8 +70,19 @@ pub fn run(cmd: &TokenCommand) -> anyhow::Result<ExitStatus> {
     rt.block_on(run_async(cmd))
 }
 
+/// The store and state directory `args` name, with the configuration file's when given.
+fn resolve(args: &StoreArgs) -> Result<ServeOptions, ExitStatus> {
+    let file = args
+        .config
+        .as_deref()
+        .map(crate::config::load)
+        .transpose()
+        .map_err(|e| shared::report(&e))?;
+    Ok(options(args, file.as_ref().and_then(|f| f.serve.as_ref())))
+}
+
 async fn open(args: &StoreArgs) -> Result<Store, ExitStatus> {
-    godwit_server::open_store(&options(args))
+    godwit_server::open_store(&resolve(args)?)
         .await
         .map_err(|e| {
             eprintln!("error: the control plane's store: {e}");
@@ -81,7 +101,11 @@ async fn run_async(cmd: &TokenCommand) -> anyhow::Result<ExitStatus> {
                 }
             };
             let role = Role::parse(&args.role).unwrap_or(Role::Viewer);
-            let secret = match Secret::load(&shared::state_dir(&args.store.state)) {
+            let state_dir = match resolve(&args.store) {
+                Ok(o) => o.state_dir,
+                Err(status) => return Ok(status),
+            };
+            let secret = match Secret::load(&state_dir) {
                 Ok(s) => s,
                 Err(e) => {
                     eprintln!("error: the token secret: {e}");
