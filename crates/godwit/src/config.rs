@@ -89,22 +89,37 @@ pub struct Log {
     pub format: Option<LogFormat>,
 }
 
-/// Reads and checks `path`: its syntax and keys, and what each value must be.
+/// Which tables' values to check beyond their syntax: a service checks its own (a control
+/// plane need not find the agent's token file), `godwit config check` all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Serve,
+    Agent,
+    All,
+}
+
+/// Reads and checks `path` for every role: its syntax and keys, and what each value must be.
 pub fn load(path: &Path) -> Result<File, JobError> {
+    load_for(path, Role::All)
+}
+
+/// Reads `path`: the syntax and keys of all of it (a key misspelt anywhere is an error), the
+/// values of `role`'s tables.
+pub fn load_for(path: &Path, role: Role) -> Result<File, JobError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| JobError::config(&format!("{}: {e}", path.display())))?;
     let file: File = toml::from_str(&text).map_err(|e| {
         // The parser's message names the line and column and shows it.
         JobError::config(&format!("{}: {}", path.display(), e.to_string().trim_end()))
     })?;
-    check(path, &file)?;
+    check(path, &file, role)?;
     Ok(file)
 }
 
 /// What a value must be beyond its type.
-fn check(path: &Path, f: &File) -> Result<(), JobError> {
+fn check(path: &Path, f: &File, role: Role) -> Result<(), JobError> {
     let bad = |key: &str, why: &str| JobError::config(&format!("{}: {key}: {why}", path.display()));
-    if let Some(s) = &f.serve {
+    if let Some(s) = f.serve.as_ref().filter(|_| role != Role::Agent) {
         if let Some(db) = &s.database
             && !(db.starts_with("sqlite:")
                 || db.starts_with("postgres:")
@@ -145,7 +160,7 @@ fn check(path: &Path, f: &File) -> Result<(), JobError> {
             ));
         }
     }
-    if let Some(a) = &f.agent {
+    if let Some(a) = f.agent.as_ref().filter(|_| role != Role::Serve) {
         if let Some(url) = &a.server
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
@@ -260,11 +275,11 @@ pub fn settings(path: &Path, f: &File) -> BTreeMap<String, (String, String)> {
 }
 
 /// The file a service names with `--config`, read and checked; None without one.
-pub fn for_service(path: Option<&Path>) -> Result<Option<File>, JobError> {
+pub fn for_service(path: Option<&Path>, role: Role) -> Result<Option<File>, JobError> {
     let Some(path) = path else {
         return Ok(None);
     };
-    let file = load(path)?;
+    let file = load_for(path, role)?;
     godwit_spec::env::set_from_file(settings(path, &file));
     Ok(Some(file))
 }
@@ -310,6 +325,26 @@ mod tests {
             assert!(e.contains(key), "{text}: {e}");
         }
         assert!(load_text("[serve]\nlisten = \"0.0.0.0:8080\"\nallow_plain_http = true\n").is_ok());
+    }
+
+    #[test]
+    fn a_service_checks_the_values_of_its_own_tables_only() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("godwit.toml");
+        let text =
+            "[serve]\nlisten = \"127.0.0.1:8080\"\n\n[agent]\ntoken_file = \"/nowhere/token\"\n";
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+        assert!(load_for(&path, Role::Serve).is_ok());
+        for role in [Role::Agent, Role::All] {
+            let e = load_for(&path, role)
+                .err()
+                .map(|e| e.message)
+                .unwrap_or_default();
+            assert!(e.contains("agent.token_file"), "{e}");
+        }
+        // A misspelt key is an error for every role.
+        std::fs::write(&path, format!("{text}nmae = \"x\"\n")).unwrap_or_else(|e| panic!("{e}"));
+        assert!(load_for(&path, Role::Serve).is_err());
         assert!(load_text("[log]\nformat = \"json\"\nlevel = \"godwit_server=debug\"\n").is_ok());
     }
 }

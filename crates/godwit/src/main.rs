@@ -33,8 +33,8 @@ fn main() -> ExitCode {
     };
     // A service's configuration file is read first: it may say how to log.
     let file = match &cli.command {
-        Command::Serve(a) => config::for_service(a.store.config.as_deref()),
-        Command::Agent(a) => config::for_service(a.config.as_deref()),
+        Command::Serve(a) => config::for_service(a.store.config.as_deref(), config::Role::Serve),
+        Command::Agent(a) => config::for_service(a.config.as_deref(), config::Role::Agent),
         _ => Ok(None),
     };
     let file = match file {

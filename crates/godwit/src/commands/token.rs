@@ -75,7 +75,7 @@ fn resolve(args: &StoreArgs) -> Result<ServeOptions, ExitStatus> {
     let file = args
         .config
         .as_deref()
-        .map(crate::config::load)
+        .map(|p| crate::config::load_for(p, crate::config::Role::Serve))
         .transpose()
         .map_err(|e| shared::report(&e))?;
     Ok(options(args, file.as_ref().and_then(|f| f.serve.as_ref())))
