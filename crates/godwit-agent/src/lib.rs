@@ -651,16 +651,10 @@ pub async fn reach_control_plane(
 /// `godwit agent --post-check`: what a new binary passes before it replaces the running one
 /// (see `upgrade`). Prints `{"version": ...}` when it passes.
 pub async fn post_check(options: &AgentOptions) -> Result<(), String> {
-    let agent_id = Claims::read_unverified(&options.token)
-        .and_then(|c| c.agent_id)
-        .ok_or("this is not an agent token")?;
-    tls::install_provider();
-    let client = tls::http_client(options.ca_file.as_deref())?;
     upgrade::post_check(
-        &client,
         &options.server,
         &options.token,
-        &agent_id,
+        options.ca_file.as_deref(),
         &options.state_dir,
     )
     .await?;

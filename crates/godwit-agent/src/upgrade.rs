@@ -374,31 +374,20 @@ fn self_test(state_dir: &Path) -> Result<(), String> {
 }
 
 /// `godwit agent --post-check`: what a new binary must pass before it replaces the old one.
-/// Its self-test, its state directory, and the control plane reachable with the agent's token.
+/// Its self-test, its state directory, and the control plane reachable with the agent's token
+/// (as `godwit doctor --server` checks it).
 pub async fn post_check(
-    client: &reqwest::Client,
     server: &str,
     token: &str,
-    agent_id: &str,
+    ca_file: Option<&Path>,
     state_dir: &Path,
 ) -> Result<(), String> {
     std::fs::create_dir_all(dir(state_dir)).map_err(|e| format!("{}: {e}", state_dir.display()))?;
     self_test(state_dir)?;
-    let url = format!("{}/v1/agents/{agent_id}", server.trim_end_matches('/'));
-    let response = client
-        .get(&url)
-        .bearer_auth(token)
-        .timeout(Duration::from_secs(20))
-        .send()
+    crate::reach_control_plane(server, token, ca_file, true)
         .await
-        .map_err(|e| format!("the control plane cannot be reached at {url}: {e}"))?;
-    if !response.status().is_success() {
-        return Err(format!(
-            "the control plane answered {} at {url}",
-            response.status()
-        ));
-    }
-    Ok(())
+        .map(|_| ())
+        .map_err(|(code, message)| format!("[{code}] {message}"))
 }
 
 /// A failed step: its code, the agent-side code under it, and what happened.

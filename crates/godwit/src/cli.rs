@@ -370,15 +370,15 @@ pub struct ConfigCheckArgs {
     pub file: std::path::PathBuf,
 }
 
+/// How an agent (or `godwit doctor` on its host) reaches the control plane.
 #[derive(Debug, Args)]
-pub struct DoctorArgs {
-    /// The locations to check.
-    #[arg(value_name = "LOCATION")]
-    pub locations: Vec<String>,
-    /// Check this control plane too, reached with the agent's token (GODWIT_AGENT_TOKEN).
+pub struct ControlPlaneArgs {
+    /// The control plane: https://HOST:PORT, or http://HOST:PORT on loopback (elsewhere only
+    /// with --allow-plain-http). An agent needs it, here or in its configuration file.
     #[arg(long, value_name = "URL", env = "GODWIT_SERVER")]
     pub server: Option<String>,
-    /// The token to reach --server with.
+    /// The agent's token (better in GODWIT_AGENT_TOKEN, or in a file named by the
+    /// configuration's token_file, than on the command line).
     #[arg(
         long,
         value_name = "TOKEN",
@@ -386,9 +386,20 @@ pub struct DoctorArgs {
         hide_env_values = true
     )]
     pub token: Option<String>,
-    /// CA certificates (PEM) for --server's certificate.
+    /// The CA certificates (PEM) the control plane's certificate must chain to, instead of
+    /// the system's (a private CA).
     #[arg(long, value_name = "FILE", env = "GODWIT_CA_FILE")]
     pub ca_file: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The locations to check.
+    #[arg(value_name = "LOCATION")]
+    pub locations: Vec<String>,
+    /// The control plane to check too, reached as the agent reaches it.
+    #[command(flatten)]
+    pub control_plane: ControlPlaneArgs,
     /// One JSON object: each check with its result and code.
     #[arg(long)]
     pub json: bool,
@@ -848,23 +859,8 @@ pub struct AgentArgs {
     /// environment variables override what it says.
     #[arg(long, value_name = "FILE", env = "GODWIT_CONFIG")]
     pub config: Option<std::path::PathBuf>,
-    /// The control plane: https://HOST:PORT, or http://HOST:PORT on loopback (elsewhere only
-    /// with --allow-plain-http). Required, here or in the configuration file.
-    #[arg(long, value_name = "URL", env = "GODWIT_SERVER")]
-    pub server: Option<String>,
-    /// The agent's token (better in GODWIT_AGENT_TOKEN, or in a file named by the
-    /// configuration's token_file, than on the command line).
-    #[arg(
-        long,
-        value_name = "TOKEN",
-        env = "GODWIT_AGENT_TOKEN",
-        hide_env_values = true
-    )]
-    pub token: Option<String>,
-    /// The CA certificates (PEM) the control plane's certificate must chain to, instead of
-    /// the system's (a private CA).
-    #[arg(long, value_name = "FILE", env = "GODWIT_CA_FILE")]
-    pub ca_file: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub control_plane: ControlPlaneArgs,
     /// Connect over plain HTTP to a control plane that is not on loopback.
     #[arg(long)]
     pub allow_plain_http: bool,

@@ -343,39 +343,6 @@ impl Service {
     }
 }
 
-/// `method path` on the control plane at `url` with `token`; (status, body).
-fn call(
-    url: &str,
-    token: &str,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-    ca: Option<&Path>,
-) -> (u16, Value) {
-    let mut c = Command::new("curl");
-    c.args(["-s", "-o", "-", "-w", "\n%{http_code}", "-X", method])
-        .arg(format!("{url}{path}"))
-        .args(["-H", &format!("Authorization: Bearer {token}")]);
-    if let Some(ca) = ca {
-        c.arg("--cacert").arg(ca);
-    }
-    if let Some(b) = body {
-        c.args([
-            "-H",
-            "Content-Type: application/json",
-            "--data-binary",
-            &b.to_string(),
-        ]);
-    }
-    let out = c.output().unwrap();
-    let all = text(&out.stdout);
-    let (body, status) = all.rsplit_once('\n').unwrap_or(("", "0"));
-    (
-        status.trim().parse().unwrap_or(0),
-        serde_json::from_str(body).unwrap_or(Value::Null),
-    )
-}
-
 /// An admin token for the control plane keeping its state in `cp`.
 fn admin_token(cp: &Path) -> String {
     let out = run(godwit()
@@ -388,7 +355,7 @@ fn admin_token(cp: &Path) -> String {
 
 /// Registers an agent; its id and token.
 fn register(url: &str, admin: &str, ca: Option<&Path>) -> (String, String) {
-    let (s, a) = call(
+    let (s, a) = api_call(
         url,
         admin,
         "POST",
@@ -410,7 +377,7 @@ fn register(url: &str, admin: &str, ca: Option<&Path>) -> (String, String) {
 fn wait_active(url: &str, admin: &str, agent: &str, ca: Option<&Path>) {
     let start = Instant::now();
     loop {
-        let (_, a) = call(url, admin, "GET", &format!("/v1/agents/{agent}"), None, ca);
+        let (_, a) = api_call(url, admin, "GET", &format!("/v1/agents/{agent}"), None, ca);
         if a["state"]["code"] == "901" {
             return;
         }
@@ -617,55 +584,38 @@ fn https_between_an_agent_and_the_control_plane() {
     wait_active(&url, &admin, &agent_id, Some(&cert));
     // doctor checks the same from the agent's host: reached and the token accepted with the
     // CA; not reached without it (AZSM1054).
-    let out = run(godwit()
-        .args(["doctor", "--json", "--server", &url, "--ca-file"])
-        .arg(&cert)
-        .arg("--state-dir")
-        .arg(root.join("doctor-state"))
-        .env("GODWIT_AGENT_TOKEN", &token));
-    assert!(
-        out.status.success(),
-        "{}{}",
-        text(&out.stdout),
-        text(&out.stderr)
+    let doctor_plane = |token: &str, ca: Option<&Path>| {
+        let mut c = godwit();
+        c.args(["doctor", "--json", "--server", &url, "--state-dir"])
+            .arg(root.join("doctor-state"))
+            .env("GODWIT_AGENT_TOKEN", token);
+        if let Some(ca) = ca {
+            c.arg("--ca-file").arg(ca);
+        }
+        let out = run(&mut c);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let checks = v["checks"].as_array().unwrap().clone();
+        (out.status.code(), check(&checks, "control-plane").clone())
+    };
+    let (status, plane) = doctor_plane(&token, Some(&cert));
+    assert_eq!(
+        (status, &plane["ok"]),
+        (Some(0), &Value::Bool(true)),
+        "{plane}"
     );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let plane = v["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["check"] == "control-plane")
-        .unwrap();
-    assert_eq!(plane["ok"], true, "{v}");
-    let out = run(godwit()
-        .args(["doctor", "--json", "--server", &url, "--state-dir"])
-        .arg(root.join("doctor-state"))
-        .env("GODWIT_AGENT_TOKEN", &token));
-    assert_eq!(out.status.code(), Some(1));
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let plane = v["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["check"] == "control-plane")
-        .unwrap();
-    assert_eq!(plane["code"], "AZSM1054", "{v}");
+    let (status, plane) = doctor_plane(&token, None);
+    assert_eq!(
+        (status, &plane["code"]),
+        (Some(1), &json!("AZSM1054")),
+        "{plane}"
+    );
     // A token the control plane does not take: its own code.
-    let out = run(godwit()
-        .args(["doctor", "--json", "--server", &url, "--ca-file"])
-        .arg(&cert)
-        .arg("--state-dir")
-        .arg(root.join("doctor-state"))
-        .env("GODWIT_AGENT_TOKEN", &admin));
-    assert_eq!(out.status.code(), Some(1));
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let plane = v["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["check"] == "control-plane")
-        .unwrap();
-    assert_eq!(plane["code"], "HTTP403", "{v}");
+    let (status, plane) = doctor_plane(&admin, Some(&cert));
+    assert_eq!(
+        (status, &plane["code"]),
+        (Some(1), &json!("HTTP403")),
+        "{plane}"
+    );
     drop(server);
     // Plain HTTP only on loopback unless asked for.
     let out = run(godwit()

@@ -7,6 +7,7 @@ use crate::exit::ExitStatus;
 pub fn run(args: &AgentArgs, file: Option<&crate::config::File>) -> anyhow::Result<ExitStatus> {
     let f = file.and_then(|f| f.agent.as_ref());
     let Some(server) = args
+        .control_plane
         .server
         .clone()
         .or_else(|| f.and_then(|f| f.server.clone()))
@@ -16,7 +17,10 @@ pub fn run(args: &AgentArgs, file: Option<&crate::config::File>) -> anyhow::Resu
         );
         return Ok(ExitStatus::Usage);
     };
-    let token = match (&args.token, f.and_then(|f| f.token_file.as_ref())) {
+    let token = match (
+        &args.control_plane.token,
+        f.and_then(|f| f.token_file.as_ref()),
+    ) {
         (Some(t), _) => t.clone(),
         (None, Some(path)) => match std::fs::read_to_string(path) {
             Ok(t) => t.trim().to_string(),
@@ -47,6 +51,7 @@ pub fn run(args: &AgentArgs, file: Option<&crate::config::File>) -> anyhow::Resu
         .unwrap_or(60);
     options.upgrade_window = std::time::Duration::from_secs(window.max(1));
     options.ca_file = args
+        .control_plane
         .ca_file
         .clone()
         .or_else(|| f.and_then(|f| f.ca_file.clone()));

@@ -8,7 +8,7 @@ use crate::commands::{print, shared};
 use crate::exit::ExitStatus;
 
 pub fn run(args: &DoctorArgs) -> anyhow::Result<ExitStatus> {
-    if args.locations.is_empty() && args.server.is_none() {
+    if args.locations.is_empty() && args.control_plane.server.is_none() {
         eprintln!(
             "note: no LOCATION and no --server: only the state directory is checked \
              (see godwit doctor --help)"
@@ -22,8 +22,8 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<ExitStatus> {
         }
     }
     checks.push(doctor::state_dir(&shared::state_dir(&args.state)));
-    if let Some(server) = &args.server {
-        let check = match &args.token {
+    if let Some(server) = &args.control_plane.server {
+        let check = match &args.control_plane.token {
             None => Check {
                 check: "control-plane",
                 subject: server.clone(),
@@ -39,7 +39,7 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<ExitStatus> {
                 match rt.block_on(godwit_agent::reach_control_plane(
                     server,
                     token,
-                    args.ca_file.as_deref(),
+                    args.control_plane.ca_file.as_deref(),
                     true,
                 )) {
                     Ok(found) => Check::passed("control-plane", server, found),

@@ -216,25 +216,7 @@ impl World {
     }
 
     pub fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut c = Command::new("curl");
-        c.args(["-s", "-o", "-", "-w", "\n%{http_code}", "-X", method])
-            .arg(format!("{}{path}", self.url()))
-            .args(["-H", &format!("Authorization: Bearer {}", self.admin)]);
-        if let Some(b) = body {
-            c.args([
-                "-H",
-                "Content-Type: application/json",
-                "--data-binary",
-                &b.to_string(),
-            ]);
-        }
-        let out = c.output().unwrap();
-        let all = text(&out.stdout);
-        let (body, status) = all.rsplit_once('\n').unwrap_or(("", "0"));
-        (
-            status.trim().parse().unwrap_or(0),
-            serde_json::from_str(body).unwrap_or(Value::Null),
-        )
+        api_call(&self.url(), &self.admin, method, path, body, None)
     }
 
     pub fn wait_for(
@@ -351,6 +333,40 @@ impl World {
 }
 
 /// A new database on the test PostgreSQL server; its URL.
+/// `method path` with `body` on the control plane at `url` with `token` (over HTTPS trusting
+/// the CA file `ca`, when given): the status and the JSON answer.
+pub fn api_call(
+    url: &str,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+    ca: Option<&Path>,
+) -> (u16, Value) {
+    let mut c = Command::new("curl");
+    c.args(["-s", "-o", "-", "-w", "\n%{http_code}", "-X", method])
+        .arg(format!("{url}{path}"))
+        .args(["-H", &format!("Authorization: Bearer {token}")]);
+    if let Some(ca) = ca {
+        c.arg("--cacert").arg(ca);
+    }
+    if let Some(b) = body {
+        c.args([
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            &b.to_string(),
+        ]);
+    }
+    let out = c.output().unwrap();
+    let all = text(&out.stdout);
+    let (body, status) = all.rsplit_once('\n').unwrap_or(("", "0"));
+    (
+        status.trim().parse().unwrap_or(0),
+        serde_json::from_str(body).unwrap_or(Value::Null),
+    )
+}
+
 /// The URL in the control plane's `listening on URL` line, as text or as a JSON log line.
 pub fn listening_url(line: &str) -> Option<String> {
     let at = line.find("listening on ")? + "listening on ".len();
