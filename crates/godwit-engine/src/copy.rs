@@ -829,7 +829,8 @@ pub(crate) fn transfer_with_retries(ctx: &Ctx<'_>, entry: Entry, seen: IndexEntr
                 "transfer failed, trying again: {}",
                 failure.reason
             );
-            metrics::counter!("godwit_transfer_retries_total").increment(1);
+            metrics::counter!("godwit_transfer_retries_total", "code" => failure.code.id())
+                .increment(1);
             // Exponential backoff with jitter: 200 ms, then 800 ms, give or take half.
             let base = 50u64 << (2 * attempts);
             let jitter =

@@ -334,6 +334,9 @@ fn refused_credentials(reason: &str) -> bool {
     ]
     .iter()
     .any(|c| reason.starts_with(c))
+        // Azure's words for a signature it cannot check, whatever code comes with them (the
+        // Azurite emulator says AuthorizationFailure).
+        || reason.contains("failed to authenticate the request")
 }
 
 /// What a store's error says, in a line: the store's own code and message where it gave

@@ -759,6 +759,39 @@ fn doctor_finds_a_missing_bucket_bad_credentials_and_a_full_state_directory() {
             "{key}: {checks:#?}"
         );
     }
+    // Azure Blob (Azurite): a container that is not there, and a key that is wrong.
+    let key =
+        "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+    let blob = env("GODWIT_TEST_AZURE_ENDPOINT");
+    let azure = |account_key: &str| {
+        format!(
+            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={account_key};BlobEndpoint={blob};"
+        )
+    };
+    let good_azure = azure(key);
+    let (status, checks) = doctor(
+        "az://no-such-container-for-doctor/x",
+        &[("AZURE_STORAGE_CONNECTION_STRING", &good_azure)],
+        &state,
+    );
+    assert_eq!(status, 1);
+    assert_eq!(
+        check(&checks, "reachable")["code"],
+        "AZSM1022",
+        "{checks:#?}"
+    );
+    let wrong_azure = azure("d3JvbmcgYWNjb3VudCBrZXkgZm9yIGRvY3Rvcg==");
+    let (status, checks) = doctor(
+        "az://no-such-container-for-doctor/x",
+        &[("AZURE_STORAGE_CONNECTION_STRING", &wrong_azure)],
+        &state,
+    );
+    assert_eq!(status, 1);
+    assert_eq!(
+        check(&checks, "reachable")["code"],
+        "AZSM1025",
+        "{checks:#?}"
+    );
     // Nothing listening: AZSM1040 with the reason.
     let closed = format!("http://127.0.0.1:{}", free_port());
     let env = [
@@ -920,4 +953,54 @@ fn the_container_recipe_builds_where_a_container_tool_is_available() {
             text(&out.stderr)
         );
     }
+}
+
+#[test]
+fn log_lines_go_above_the_progress_bar_not_through_it() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: util-linux's script (a terminal for the command) is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let src = source(dir.path(), 12, 200_000);
+    // A terminal, a bar for about two seconds, and a log line for every file meanwhile.
+    let command = format!(
+        "{} copy {} {} --state-dir {} --bwlimit 1M -vvv",
+        env!("CARGO_BIN_EXE_godwit"),
+        src.display(),
+        dir.path().join("dst").display(),
+        dir.path().join("state").display()
+    );
+    let out = Command::new("script")
+        .args(["-qfec", &command, "/dev/null"])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    let shown = text(&out.stdout);
+    // What the terminal was given, cut where the cursor goes back to the line's start.
+    let pieces: Vec<&str> = shown.split(['\n', '\r']).collect();
+    // A log line, after whatever escape sequence cleared the line before it.
+    let is_log = |p: &str| {
+        ["Z TRACE", "Z DEBUG", "Z  INFO", "Z  WARN", "Z ERROR"]
+            .iter()
+            .any(|level| p.contains(level))
+    };
+    let bars: Vec<usize> = (0..pieces.len())
+        .filter(|i| pieces[*i].contains(" files, "))
+        .collect();
+    let (first, last) = (bars[0], *bars.last().unwrap());
+    let during = (first..last).filter(|i| is_log(pieces[*i])).count();
+    assert!(
+        during > 5,
+        "only {during} log lines while the bar was drawn:\n{shown}"
+    );
+    let mixed: Vec<&&str> = pieces
+        .iter()
+        .filter(|p| p.contains(" files, ") && is_log(p))
+        .collect();
+    assert!(
+        mixed.is_empty(),
+        "log lines written through the bar: {mixed:#?}"
+    );
 }
