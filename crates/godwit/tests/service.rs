@@ -1004,3 +1004,43 @@ fn log_lines_go_above_the_progress_bar_not_through_it() {
         "log lines written through the bar: {mixed:#?}"
     );
 }
+
+#[test]
+fn json_lines_by_default_when_stderr_is_the_journal() {
+    use std::os::unix::fs::MetadataExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    // systemd names the stream it gave a service as DEVICE:INODE in JOURNAL_STREAM; a file
+    // stands in for the journal's socket here.
+    let journal = dir.path().join("journal");
+    std::fs::File::create(&journal).unwrap();
+    let meta = std::fs::metadata(&journal).unwrap();
+    let mut c = godwit();
+    c.args(["serve", "--listen", "127.0.0.1:0", "--state-dir"])
+        .arg(dir.path().join("cp"))
+        .env_remove("GODWIT_LOG_FORMAT")
+        .env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()));
+    let file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&journal)
+        .unwrap();
+    c.stderr(file).stdout(Stdio::null());
+    let mut served = Service {
+        proc: Proc(c.spawn().unwrap()),
+        log: journal.clone(),
+    };
+    let log = served.wait_log("listening on", Duration::from_secs(30));
+    let first: Value = serde_json::from_str(log.lines().next().unwrap())
+        .unwrap_or_else(|_| panic!("not a JSON line under the journal: {log}"));
+    assert_eq!(first["level"], "INFO", "{first}");
+    drop(served);
+    // Inherited by a process whose stderr is elsewhere: text, for the person reading it.
+    let other = dir.path().join("elsewhere");
+    let mut c = godwit();
+    c.args(["serve", "--listen", "127.0.0.1:0", "--state-dir"])
+        .arg(dir.path().join("cp2"))
+        .env_remove("GODWIT_LOG_FORMAT")
+        .env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()));
+    let mut elsewhere = Service::start(c, &other);
+    let log = elsewhere.wait_log("listening on", Duration::from_secs(30));
+    assert!(!log.trim_start().starts_with('{'), "{log}");
+}
