@@ -58,6 +58,8 @@ install() {
   command -v systemd-analyze >/dev/null || missing="$missing systemd"
   # faketime runs godwit doctor with a clock far off the store's.
   command -v faketime >/dev/null || missing="$missing faketime"
+  # The dashboard's browser tests: Debian's Chromium and its WebDriver.
+  command -v chromedriver >/dev/null || missing="$missing chromium chromium-driver"
   if [ -n "$missing" ]; then
     if [ "$(id -u)" = 0 ]; then
       say "installing$missing (Debian packages)"

@@ -92,6 +92,22 @@ impl Secret {
     }
 
     /// The claims of `token`, or the 70x error that says why it is refused.
+    /// The dashboard's CSRF token for the session of token `jti`: an HMAC-SHA256 of it under
+    /// this secret (a page of another site cannot know it; it dies with the session).
+    pub fn csrf(&self, jti: &str) -> String {
+        use hmac::Mac as _;
+        let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.0) else {
+            return String::new();
+        };
+        mac.update(b"godwit-csrf-v1\n");
+        mac.update(jti.as_bytes());
+        mac.finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
     pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 5;

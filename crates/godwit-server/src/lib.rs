@@ -18,6 +18,7 @@ pub mod store;
 pub mod telemetry;
 pub mod tls;
 pub mod upgrades;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

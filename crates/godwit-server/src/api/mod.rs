@@ -268,6 +268,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(system::metrics))
         .route("/openapi.json", get(system::openapi))
         .nest("/v1", v1)
+        .merge(crate::web::routes())
         .fallback(|| async { ApiError::new(Code::HTTP_NOT_FOUND, &[]) })
         .method_not_allowed_fallback(|| async { ApiError::new(Code::HTTP_METHOD_NOT_ALLOWED, &[]) })
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))

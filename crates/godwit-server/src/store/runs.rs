@@ -547,6 +547,25 @@ pub struct Stale {
 impl Store {
     /// Running commands with no report since `reported_before`, or no activity since
     /// `active_before` (times in ms).
+    /// Job runs not over (QUEUED, RUNNING, STOPPING, PAUSED, SUSPENDED), newest first, at most
+    /// `limit`: what the dashboard's overview follows.
+    pub async fn all_active_runs(&self, limit: i64) -> Result<Vec<JobRun>, DomainError> {
+        let fail = |e: sqlx::Error| failed(Code::DB_ERR_GET_DOCS, "job runs", "", &e.to_string());
+        let rows = sqlx::query(
+            "SELECT * FROM job_runs \
+             WHERE state IN ('QUEUED','RUNNING','STOPPING','PAUSED','SUSPENDED') \
+             ORDER BY created_ms DESC, id LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(fail)?;
+        rows.iter()
+            .map(run_of)
+            .collect::<Result<_, _>>()
+            .map_err(fail)
+    }
+
     pub async fn stale_runs(
         &self,
         reported_before: i64,

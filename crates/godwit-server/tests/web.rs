@@ -1,0 +1,195 @@
+//! The dashboard's rules that a browser test does not reach: forms from another origin or
+//! without the session's CSRF token are refused, pages and the live stream need a session,
+//! the pages' security policy and the assets' caching. On SQLite (the pages read the same
+//! store functions the API does, tested on both databases).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use godwit_server::{Role, Secret};
+
+mod support;
+use support::{SECRET, answer, issue};
+
+fn form(path: &str, origin: Option<&str>, cookie: Option<&str>, body: &str) -> Request<Body> {
+    let mut r = Request::builder()
+        .method("POST")
+        .uri(path)
+        .header(header::HOST, "cp.example:8443")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    if let Some(o) = origin {
+        r = r.header(header::ORIGIN, o);
+    }
+    if let Some(c) = cookie {
+        r = r.header(header::COOKIE, format!("godwit_session={c}"));
+    }
+    r.body(Body::from(body.to_string())).unwrap()
+}
+
+fn get(path: &str, cookie: Option<&str>) -> Request<Body> {
+    let mut r = Request::builder()
+        .uri(path)
+        .header(header::HOST, "cp.example:8443");
+    if let Some(c) = cookie {
+        r = r.header(header::COOKIE, format!("godwit_session={c}"));
+    }
+    r.body(Body::empty()).unwrap()
+}
+
+#[tokio::test]
+async fn forms_from_elsewhere_or_without_the_csrf_token_are_refused() {
+    let (store, _url, _dir) = support::store("sqlite").await;
+    let token = issue(
+        &store,
+        "ops",
+        Role::Operator,
+        None,
+        Duration::from_secs(3600),
+    )
+    .await;
+    let app = godwit_server::app(store.clone(), Secret::from_bytes(SECRET));
+    let body = format!("token={token}");
+    // Signing in from another site's page, or with no origin at all: 403, no cookie.
+    for origin in [Some("https://evil.example"), Some("null"), None] {
+        let (s, page, h) = answer(&app, form("/signin", origin, None, &body)).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{origin:?}");
+        assert!(h.get(header::SET_COOKIE).is_none());
+        assert!(page.as_str().unwrap().contains("HTTP403"), "{page}");
+    }
+    // From this origin: the session cookie, HttpOnly and SameSite=Strict.
+    let (s, _, h) = answer(
+        &app,
+        form("/signin", Some("https://cp.example:8443"), None, &body),
+    )
+    .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let cookie = h.get(header::SET_COOKIE).unwrap().to_str().unwrap();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    // The overview names the CSRF token its sign-out form carries.
+    let (s, page, h) = answer(&app, get("/", Some(&token))).await;
+    assert_eq!(s, StatusCode::OK);
+    let csp = h
+        .get(header::CONTENT_SECURITY_POLICY)
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("script-src 'self'"),
+        "{csp}"
+    );
+    let page = page.as_str().unwrap().to_string();
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_string();
+    assert_eq!(csrf.len(), 64, "{csrf}");
+    // Signing out with a wrong token, or from elsewhere: refused, the session stays.
+    let origin = Some("https://cp.example:8443");
+    for (o, t) in [
+        (origin, "0".repeat(64)),
+        (Some("https://evil.example"), csrf.clone()),
+    ] {
+        let (s, _, h) = answer(
+            &app,
+            form("/signout", o, Some(&token), &format!("csrf={t}")),
+        )
+        .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        assert!(h.get(header::SET_COOKIE).is_none());
+    }
+    let (s, _, h) = answer(
+        &app,
+        form("/signout", origin, Some(&token), &format!("csrf={csrf}")),
+    )
+    .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert!(
+        h.get(header::SET_COOKIE)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    // Another session's token is another CSRF token.
+    let other = issue(
+        &store,
+        "ops",
+        Role::Operator,
+        None,
+        Duration::from_secs(3600),
+    )
+    .await;
+    let (_, page, _) = answer(&app, get("/", Some(&other))).await;
+    assert!(!page.as_str().unwrap().contains(&csrf));
+}
+
+#[tokio::test]
+async fn pages_and_the_live_stream_need_a_person_signed_in() {
+    let (store, _url, _dir) = support::store("sqlite").await;
+    let agent = store
+        .create_agent("web-agent", "0.1.0")
+        .await
+        .map(|a| a.id)
+        .unwrap();
+    let agent_token = issue(
+        &store,
+        "agent",
+        Role::Agent,
+        Some(&agent),
+        Duration::from_secs(3600),
+    )
+    .await;
+    let revoked = issue(
+        &store,
+        "gone",
+        Role::Viewer,
+        None,
+        Duration::from_secs(3600),
+    )
+    .await;
+    let claims = Secret::from_bytes(SECRET).verify(&revoked).unwrap();
+    store.revoke_token(&claims.jti, "test").await.unwrap();
+    let app = godwit_server::app(store, Secret::from_bytes(SECRET));
+    for cookie in [
+        None,
+        Some("nonsense"),
+        Some(agent_token.as_str()),
+        Some(revoked.as_str()),
+    ] {
+        for page in ["/", "/codes", "/codes/9080", "/ui/live"] {
+            let (s, _, h) = answer(&app, get(page, cookie)).await;
+            assert_eq!(s, StatusCode::SEE_OTHER, "{page} with {cookie:?}");
+            assert_eq!(h.get(header::LOCATION).unwrap(), "/signin");
+        }
+    }
+    // The sign-in page itself, and the assets, need none; assets are cached for good.
+    let (s, page, _) = answer(&app, get("/signin", None)).await;
+    assert_eq!(s, StatusCode::OK);
+    let page = page.as_str().unwrap().to_string();
+    let css = page
+        .split("href=\"/assets/")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let (s, _, h) = answer(&app, get(&format!("/assets/{css}"), None)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        h.get(header::CACHE_CONTROL)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .contains("immutable")
+    );
+    let (s, _, _) = answer(&app, get("/assets/app-000000000000.css", None)).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}

@@ -1,0 +1,362 @@
+//! The web dashboard in a real headless Chromium (Debian's `chromium` and `chromium-driver`,
+//! installed by scripts/servers.sh), driven over WebDriver, against a real `godwit serve` and
+//! agent. Each test saves a screenshot of the page when it fails.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use futures::FutureExt as _;
+use serde_json::{Value, json};
+use support::world::*;
+
+/// chromedriver on a free port, stopped when dropped.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn driver() -> Driver {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect(
+            "chromedriver: run `bash scripts/test.sh`, which installs Debian's chromium-driver",
+        );
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "chromedriver did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Driver {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+async fn browser(driver: &Driver) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--window-size=1280,900", "--no-first-run", "--disable-extensions",
+                     "--disable-background-networking", "--disable-component-update",
+                     "--disable-sync", "--disable-default-apps"]
+        }),
+    );
+    ClientBuilder::rustls()
+        .unwrap()
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("a WebDriver session with Chromium")
+}
+
+/// Runs `steps` in a browser; on failure saves a screenshot (target/dashboard-NAME.png)
+/// before the test fails.
+async fn in_browser<F, Fut>(name: &str, steps: F)
+where
+    F: FnOnce(Client) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let driver = driver();
+    let client = browser(&driver).await;
+    let outcome = std::panic::AssertUnwindSafe(steps(client.clone()))
+        .catch_unwind()
+        .await;
+    if let Err(panic) = outcome {
+        if let Ok(png) = client.screenshot().await {
+            let path = screenshot_dir().join(format!("dashboard-{name}.png"));
+            let _ = std::fs::write(&path, png);
+            eprintln!("screenshot of the failing page: {}", path.display());
+        }
+        let _ = client.close().await;
+        std::panic::resume_unwind(panic);
+    }
+    let _ = client.close().await;
+}
+
+fn screenshot_dir() -> PathBuf {
+    let dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    let _ = std::fs::create_dir_all(&dir);
+    dir
+}
+
+/// The path of the page the browser shows.
+async fn path(c: &Client) -> String {
+    c.current_url().await.unwrap().path().to_string()
+}
+
+/// Waits (10 s at most) until the browser shows the page at `want`: a click's navigation
+/// ends after the click returns.
+async fn wait_path(c: &Client, want: &str) {
+    let start = Instant::now();
+    loop {
+        let now = path(c).await;
+        if now == want {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the browser shows {now}, not {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The element `css` names, once the page shows it (10 s at most).
+async fn element(c: &Client, css: &str) -> fantoccini::elements::Element {
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css} on the page: {e}"))
+}
+
+async fn sign_in(c: &Client, base: &str, token: &str) {
+    c.goto(&format!("{base}/signin")).await.unwrap();
+    c.find(Locator::Css("textarea#token"))
+        .await
+        .unwrap()
+        .send_keys(token)
+        .await
+        .unwrap();
+    c.find(Locator::Css("main form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// Every resource the page loaded, and every address it names, is this server's.
+async fn nothing_from_elsewhere(c: &Client, base: &str) {
+    let loaded = c
+        .execute(
+            "return performance.getEntriesByType('resource').map(e => e.name)",
+            vec![],
+        )
+        .await
+        .unwrap();
+    for url in loaded.as_array().unwrap() {
+        let url = url.as_str().unwrap();
+        assert!(url.starts_with(base), "the page loaded {url}");
+    }
+    let named = c
+        .execute(
+            "return Array.from(document.querySelectorAll('[src],[href],[action]'))\
+             .map(e => e.src || e.href || e.action)",
+            vec![],
+        )
+        .await
+        .unwrap();
+    for url in named.as_array().unwrap() {
+        let url = url.as_str().unwrap();
+        assert!(url.starts_with(base), "the page names {url}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_look_around_and_sign_out() {
+    let mut w = tokio::task::block_in_place(|| {
+        let mut w = World::new();
+        w.start_agent_and_wait();
+        w
+    });
+    let base = w.url();
+    let (admin, agent_token) = (w.admin.clone(), w.agent_token.clone());
+    in_browser("sign-in", |c| async move {
+        // Not signed in: every page sends to the sign-in form.
+        for page in ["/", "/codes", "/codes/9080"] {
+            c.goto(&format!("{base}{page}")).await.unwrap();
+            assert_eq!(path(&c).await, "/signin", "{page} without a session");
+        }
+        // A token that is not one: the API's code and words, and still no session.
+        sign_in(&c, &base, "not-a-token").await;
+        let alert = element(&c, "[role=alert]").await;
+        let code = alert
+            .find(Locator::Css("a.code"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(code.starts_with("70"), "the refusal's code: {code}");
+        // An agent's token signs nobody in.
+        sign_in(&c, &base, &agent_token).await;
+        let alert = c
+            .find(Locator::Css("[role=alert]"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(alert.contains("agent"), "{alert}");
+        // The admin's: the overview with the agent, its state and version.
+        sign_in(&c, &base, &admin).await;
+        wait_path(&c, "/").await;
+        let row = element(&c, "tr[data-agent]").await.text().await.unwrap();
+        assert!(row.contains("agent-e2e") && row.contains("901"), "{row}");
+        nothing_from_elsewhere(&c, &base).await;
+        // The catalog: search by number, open the code, read what to do.
+        c.find(Locator::LinkText("Codes"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        wait_path(&c, "/codes").await;
+        let q = element(&c, "input#q").await;
+        q.send_keys("9080").await.unwrap();
+        c.find(Locator::Css("form[role=search] button"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let start = Instant::now();
+        while c.current_url().await.unwrap().query() != Some("q=9080") {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the search did not load"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let listed = element(&c, "main table tbody").await.text().await.unwrap();
+        assert_eq!(listed.lines().count(), 1, "searching 9080 lists: {listed}");
+        c.wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::LinkText("9080"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        wait_path(&c, "/codes/9080").await;
+        let text = element(&c, "main").await.text().await.unwrap();
+        let info = godwit_codes::Code::lookup("9080").unwrap().info();
+        assert!(text.contains(info.name), "{text}");
+        assert!(text.contains(info.remediation), "{text}");
+        nothing_from_elsewhere(&c, &base).await;
+        // By name, in lower case.
+        c.goto(&format!("{base}/codes?q=copy_inprogress"))
+            .await
+            .unwrap();
+        let found = c
+            .find(Locator::Css("main table tbody"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(found.contains("COPY_INPROGRESS"), "{found}");
+        // Sign out: the pages refuse again.
+        c.find(Locator::Css("header form button"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        wait_path(&c, "/signin").await;
+        for page in ["/", "/codes"] {
+            c.goto(&format!("{base}{page}")).await.unwrap();
+            assert_eq!(path(&c).await, "/signin", "{page} after signing out");
+        }
+    })
+    .await;
+    drop(w.agent.take());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_overview_follows_a_running_copy_by_itself() {
+    let (w, m) = tokio::task::block_in_place(|| {
+        let mut w = World::new();
+        w.start_agent_and_wait();
+        let src = source(&w.root, 20, 200_000);
+        let m = w.migration(&src, json!({"bwlimit": "500K"}));
+        w.scanned(&m);
+        (w, m)
+    });
+    let base = w.url();
+    let admin = w.admin.clone();
+    let w = std::sync::Arc::new(w);
+    let world = w.clone();
+    in_browser("live", |c| async move {
+        sign_in(&c, &base, &admin).await;
+        wait_path(&c, "/").await;
+        element(&c, "table[data-live]").await;
+        let run = tokio::task::block_in_place(|| world.start(&m, "copy", "927"));
+        // The page is not reloaded: its script follows the run's progress.
+        let row = format!("tr[data-run='{run}']");
+        let mut seen_files = Vec::new();
+        let start = Instant::now();
+        loop {
+            // Read in one go: the script replaces the rows every two seconds.
+            let cells = c
+                .execute(
+                    "const r = document.querySelector(arguments[0]); \
+                     return r ? Array.from(r.cells).map(c => c.textContent) : null",
+                    vec![json!(row)],
+                )
+                .await
+                .unwrap();
+            if let Some(cells) = cells.as_array().filter(|c| c.len() == 6) {
+                let status = cells[2].as_str().unwrap_or("");
+                let files: i64 = cells[3].as_str().unwrap_or("").parse().unwrap_or(-1);
+                if status.contains("RUNNING") && seen_files.last() != Some(&files) {
+                    seen_files.push(files);
+                }
+            } else if !seen_files.is_empty() {
+                // Gone from the running runs: it ended.
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(90),
+                "the live table never showed the copy end: {seen_files:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        assert!(
+            seen_files.len() >= 2,
+            "the progress did not move on the page: {seen_files:?}"
+        );
+        let ended: Value = tokio::task::block_in_place(|| world.wait_end(&run, "922"));
+        assert_eq!(ended["files"], 20, "{ended}");
+        // The migrations' table says so once the page is loaded again.
+        c.refresh().await.unwrap();
+        let last = element(&c, &format!("tr[data-migration='{m}']"))
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(last.contains("922"), "{last}");
+    })
+    .await;
+    drop(w);
+}
