@@ -356,6 +356,96 @@ async fn the_overview_follows_a_running_copy_by_itself() {
             .await
             .unwrap();
         assert!(last.contains("922"), "{last}");
+        // The migration's page: its runs, the copy's files by code, its copy log.
+        c.find(Locator::LinkText(&m))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        wait_path(&c, &format!("/migrations/{m}")).await;
+        let runs = element(&c, "main table tbody").await.text().await.unwrap();
+        assert!(runs.contains("922") && runs.contains("932"), "{runs}");
+        let counts = element(&c, "table[data-counts]")
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            counts.contains("AZSM0000") && counts.contains("20"),
+            "{counts}"
+        );
+        let total = |c: Client| async move {
+            element(&c, "[data-total]")
+                .await
+                .attr("data-total")
+                .await
+                .unwrap()
+                .unwrap()
+        };
+        assert_eq!(total(c.clone()).await, "20");
+        // Filtered by path: the seven files under d1/.
+        element(&c, "input#path")
+            .await
+            .send_keys("d1/")
+            .await
+            .unwrap();
+        c.find(Locator::Css("form[role=search] button"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let start = Instant::now();
+        while !c
+            .current_url()
+            .await
+            .unwrap()
+            .query()
+            .unwrap_or("")
+            .contains("path=d1")
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the filter did not load"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(total(c.clone()).await, "7");
+        let rows = element(&c, "table[data-copylog] tbody")
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(rows.lines().all(|l| l.starts_with("d1/")), "{rows}");
+        // The same records as CSV, downloaded by the page's link.
+        let href = c
+            .find(Locator::LinkText("Download as CSV"))
+            .await
+            .unwrap()
+            .attr("href")
+            .await
+            .unwrap()
+            .unwrap();
+        let csv = c
+            .execute_async(
+                "const done = arguments[arguments.length - 1]; \
+                 fetch(arguments[0]).then(r => r.text()).then(done)",
+                vec![json!(href)],
+            )
+            .await
+            .unwrap();
+        let csv = csv.as_str().unwrap();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines[0], "path,code,status,message,size");
+        assert_eq!(lines.len(), 8, "{csv}");
+        assert!(
+            lines[1..]
+                .iter()
+                .all(|l| l.starts_with("d1/") && l.contains(",AZSM0000,SUCCESS,")),
+            "{csv}"
+        );
+        nothing_from_elsewhere(&c, &base).await;
     })
     .await;
     drop(w);

@@ -458,6 +458,8 @@ pub async fn get_run(
 pub struct CopylogQuery {
     /// Only records with this code (AZSM2062).
     pub status: Option<String>,
+    /// Only records whose path holds this text (case counts).
+    pub path: Option<String>,
     /// How many records, 0-100 (default 50).
     #[param(minimum = 0, maximum = 100)]
     pub limit: Option<i64>,
@@ -506,7 +508,7 @@ pub async fn copylog(
     readable_run(&state, &caller, &id).await?;
     let (count, records) = state
         .store
-        .copylog(&id, q.status.as_deref(), limit, offset)
+        .copylog(&id, q.status.as_deref(), q.path.as_deref(), limit, offset)
         .await?;
     let items = records
         .into_iter()

@@ -49,31 +49,43 @@ impl Store {
     /// has a record of each path from each attempt; the one shown is the latest attempt's,
     /// unless that says the file needed no copy (AZSM2041) because an earlier attempt of the
     /// same run copied it: then the earlier record, which says what this run did.
+    /// `path`: only records whose path holds it (case counts).
     pub async fn copylog(
         &self,
         run_id: &str,
         code: Option<&str>,
+        path: Option<&str>,
         limit: i64,
         offset: i64,
     ) -> Result<(i64, Vec<crate::protocol::WireRecord>), DomainError> {
         let fail =
             |e: sqlx::Error| failed(Code::DB_ERR_GET_DOCS, "copy log", run_id, &e.to_string());
         let code = code.unwrap_or("");
+        let path = path.unwrap_or("");
+        // Where one string holds another, on each database (LIKE ignores case on SQLite only).
+        let holds = match self.backend {
+            super::Backend::Sqlite => "instr(path, $3) > 0",
+            super::Backend::Postgres => "strpos(path, $3) > 0",
+        };
         let count = sqlx::query(&format!(
-            "WITH {CHOSEN} SELECT COUNT(*) FROM chosen WHERE rn = 1 AND ($2 = '' OR code = $2)"
+            "WITH {CHOSEN} SELECT COUNT(*) FROM chosen WHERE rn = 1 AND ($2 = '' OR code = $2) \
+             AND ($3 = '' OR {holds})"
         ))
         .bind(run_id)
         .bind(code)
+        .bind(path)
         .fetch_one(&self.pool)
         .await
         .and_then(|r| count_of(&r))
         .map_err(fail)?;
         let rows = sqlx::query(&format!(
             "WITH {CHOSEN} SELECT line, path, code, message, size FROM chosen \
-             WHERE rn = 1 AND ($2 = '' OR code = $2) ORDER BY attempt, line LIMIT $3 OFFSET $4"
+             WHERE rn = 1 AND ($2 = '' OR code = $2) AND ($3 = '' OR {holds}) \
+             ORDER BY attempt, line LIMIT $4 OFFSET $5"
         ))
         .bind(run_id)
         .bind(code)
+        .bind(path)
         .bind(limit)
         .bind(offset)
         .fetch_all(&self.pool)

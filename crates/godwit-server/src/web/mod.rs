@@ -22,6 +22,7 @@ use crate::AppState;
 use crate::error::ApiError;
 
 mod live;
+mod migration;
 
 const CSS: &str = include_str!("assets/app.css");
 const JS: &str = include_str!("assets/app.js");
@@ -52,6 +53,8 @@ pub fn routes() -> Router<AppState> {
         .route("/codes/{code}", get(code_page))
         .route("/assets/{name}", get(asset))
         .route("/ui/live", get(live::runs))
+        .route("/migrations/{id}", get(migration::show))
+        .route("/runs/{id}/copylog.csv", get(migration::csv))
 }
 
 /// A signed-in person: the token's claims, and the CSRF token of the session.
@@ -240,7 +243,7 @@ async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Response
                     tbody {
                         @for (m, run) in list.iter().zip(&last) {
                             tr data-migration=(m.id) {
-                                td.code { (m.id) }
+                                td { a.code href=(format!("/migrations/{}", m.id)) { (m.id) } }
                                 td { (m.source_path) }
                                 td { (m.target_path) }
                                 td {
