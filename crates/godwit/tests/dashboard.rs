@@ -139,6 +139,35 @@ async fn element(c: &Client, css: &str) -> fantoccini::elements::Element {
         .unwrap_or_else(|e| panic!("no {css} on the page: {e}"))
 }
 
+/// Clicks `css` and waits (10 s at most) until the browser shows the page that loads.
+async fn click_and_load(c: &Client, css: &str) {
+    c.execute("window.godwitOldPage = true", vec![])
+        .await
+        .unwrap();
+    element(c, css).await.click().await.unwrap();
+    let start = Instant::now();
+    loop {
+        let old = c
+            .execute("return window.godwitOldPage === true", vec![])
+            .await
+            .map(|v| v == Value::Bool(true))
+            .unwrap_or(true);
+        let ready = c
+            .execute("return document.readyState", vec![])
+            .await
+            .map(|v| v == "complete" || v == "interactive")
+            .unwrap_or(false);
+        if !old && ready {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "clicking {css} loaded no page"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn sign_in(c: &Client, base: &str, token: &str) {
     c.goto(&format!("{base}/signin")).await.unwrap();
     c.find(Locator::Css("textarea#token"))
@@ -147,12 +176,7 @@ async fn sign_in(c: &Client, base: &str, token: &str) {
         .send_keys(token)
         .await
         .unwrap();
-    c.find(Locator::Css("main form button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_and_load(c, "main form button[type=submit]").await;
 }
 
 /// Every resource the page loaded, and every address it names, is this server's.
@@ -191,9 +215,10 @@ async fn sign_in_look_around_and_sign_out() {
     });
     let base = w.url();
     let (admin, agent_token) = (w.admin.clone(), w.agent_token.clone());
+    let state_dir = w.root.clone();
     in_browser("sign-in", |c| async move {
         // Not signed in: every page sends to the sign-in form.
-        for page in ["/", "/codes", "/codes/9080"] {
+        for page in ["/", "/codes", "/codes/9080", "/agents"] {
             c.goto(&format!("{base}{page}")).await.unwrap();
             assert_eq!(path(&c).await, "/signin", "{page} without a session");
         }
@@ -276,6 +301,83 @@ async fn sign_in_look_around_and_sign_out() {
             .await
             .unwrap();
         assert!(found.contains("COPY_INPROGRESS"), "{found}");
+        // Register an agent: its token shown once, with the command that starts it; started
+        // with them, it becomes active; deactivated, then deleted.
+        c.goto(&format!("{base}/agents")).await.unwrap();
+        element(&c, "input#name")
+            .await
+            .send_keys("from-the-browser")
+            .await
+            .unwrap();
+        click_and_load(&c, "main form.stack button").await;
+        let notice = element(&c, "[data-registered]").await;
+        let id = notice.attr("data-registered").await.unwrap().unwrap();
+        let token = element(&c, "textarea#agent-token")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .unwrap();
+        let command = element(&c, "pre[data-command]").await.text().await.unwrap();
+        assert!(
+            command.starts_with(&format!(
+                "GODWIT_AGENT_TOKEN={token} godwit agent --server {base}"
+            )),
+            "{command}"
+        );
+        let started = tokio::task::block_in_place(|| {
+            let mut agent = support::godwit();
+            agent
+                .args(["agent", "--server", &base, "--state-dir"])
+                .arg(state_dir.join("browser-agent"))
+                .env("GODWIT_AGENT_TOKEN", &token)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null());
+            Proc(agent.spawn().unwrap())
+        });
+        let row = format!("tr[data-agent='{id}']");
+        let start = Instant::now();
+        loop {
+            c.goto(&format!("{base}/agents")).await.unwrap();
+            let text = element(&c, &row).await.text().await.unwrap();
+            if text.contains("901") {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "never active: {text}"
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        drop(started);
+        element(&c, &format!("{row} form[action$='/deactivate'] button"))
+            .await
+            .click()
+            .await
+            .unwrap();
+        let start = Instant::now();
+        loop {
+            let text = element(&c, &row).await.text().await.unwrap();
+            if text.contains("902") {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "not deactivated: {text}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        element(&c, &format!("{row} form[action$='/delete'] button"))
+            .await
+            .click()
+            .await
+            .unwrap();
+        let start = Instant::now();
+        while c.find(Locator::Css(&row)).await.is_ok() {
+            assert!(start.elapsed() < Duration::from_secs(10), "not deleted");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        nothing_from_elsewhere(&c, &base).await;
         // Sign out: the pages refuse again.
         c.find(Locator::Css("header form button"))
             .await
@@ -284,7 +386,7 @@ async fn sign_in_look_around_and_sign_out() {
             .await
             .unwrap();
         wait_path(&c, "/signin").await;
-        for page in ["/", "/codes"] {
+        for page in ["/", "/codes", "/agents"] {
             c.goto(&format!("{base}{page}")).await.unwrap();
             assert_eq!(path(&c).await, "/signin", "{page} after signing out");
         }

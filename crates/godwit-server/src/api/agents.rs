@@ -59,14 +59,26 @@ pub async fn create_agent(
     caller: Caller,
     ApiJson(req): ApiJson<NewAgent>,
 ) -> Result<(StatusCode, Json<RegisteredAgent>), ApiError> {
+    let registered = register(&state, &caller, &req.name, req.version).await?;
+    Ok((StatusCode::CREATED, Json(registered)))
+}
+
+/// Registers an agent (admin): its record, and the token it connects with (a year). The API's
+/// and the dashboard's.
+pub(crate) async fn register(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    version: Option<String>,
+) -> Result<RegisteredAgent, ApiError> {
     caller.require_admin()?;
-    let name = req.name.trim();
+    let name = name.trim();
     if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
         return Err(ApiError::invalid(
             "name: 1 to 200 characters, no control characters",
         ));
     }
-    let version = req.version.unwrap_or_else(|| "0.0.0".into());
+    let version = version.unwrap_or_else(|| "0.0.0".into());
     if !is_semver(&version) {
         return Err(ApiError::new(
             Code::ERR_SEMVER_PARSE,
@@ -83,7 +95,7 @@ pub async fn create_agent(
         std::time::Duration::from_secs(365 * 86400),
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(RegisteredAgent { agent, token })))
+    Ok(RegisteredAgent { agent, token })
 }
 
 /// The agents, a page at a time.
@@ -135,13 +147,20 @@ pub async fn deactivate_agent(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Agent>, ApiError> {
+    Ok(Json(deactivate(&state, &caller, &id).await?))
+}
+
+/// Deactivates an agent (admin): it is refused from then on (862, 902).
+pub(crate) async fn deactivate(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<Agent, ApiError> {
     caller.require_admin()?;
-    Ok(Json(
-        state
-            .store
-            .set_agent_state(&id, Code::AGENT_STATE_DEACTIVATED, false)
-            .await?,
-    ))
+    Ok(state
+        .store
+        .set_agent_state(id, Code::AGENT_STATE_DEACTIVATED, false)
+        .await?)
 }
 
 /// Deletes an agent (903). One that still has migrations is 409 with 625.
@@ -158,9 +177,15 @@ pub async fn delete_agent(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require_admin()?;
-    state.store.delete_agent(&id).await?;
+    delete(&state, &caller, &id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes an agent (admin; 625 while it has migrations).
+pub(crate) async fn delete(state: &AppState, caller: &Caller, id: &str) -> Result<(), ApiError> {
+    caller.require_admin()?;
+    state.store.delete_agent(id).await?;
+    Ok(())
 }
 
 /// Retires an agent (admin): it stops its runs, removes its state directory, says so and leaves

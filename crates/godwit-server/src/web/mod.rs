@@ -21,6 +21,7 @@ use serde::Deserialize;
 use crate::AppState;
 use crate::error::ApiError;
 
+mod agents;
 mod live;
 mod migration;
 
@@ -53,6 +54,9 @@ pub fn routes() -> Router<AppState> {
         .route("/codes/{code}", get(code_page))
         .route("/assets/{name}", get(asset))
         .route("/ui/live", get(live::runs))
+        .route("/agents", get(agents::list).post(agents::register))
+        .route("/agents/{id}/deactivate", post(agents::deactivate))
+        .route("/agents/{id}/delete", post(agents::delete))
         .route("/migrations/{id}", get(migration::show))
         .route("/runs/{id}/copylog.csv", get(migration::csv))
 }
@@ -63,6 +67,8 @@ pub(crate) struct Session {
     pub subject: String,
     pub role: crate::Role,
     pub csrf: String,
+    /// What the session may do, checked as the API checks a token's role.
+    pub caller: crate::auth::Caller,
 }
 
 /// The session of a request, if its cookie holds a token the API would take from a person.
@@ -77,6 +83,7 @@ pub(crate) async fn session(state: &AppState, headers: &HeaderMap) -> Option<Ses
         subject: claims.sub.clone(),
         role: claims.role,
         csrf: state.secret.csrf(&claims.jti),
+        caller: crate::auth::Caller::of_session(claims),
     })
 }
 
@@ -110,6 +117,7 @@ fn page(title: &str, session: Option<&Session>, body: Markup) -> Response {
                     @if let Some(s) = session {
                         nav {
                             a href="/" { "Overview" }
+                            a href="/agents" { "Agents" }
                             a href="/codes" { "Codes" }
                         }
                         form method="post" action="/signout" {
