@@ -350,33 +350,11 @@ async fn sign_in_look_around_and_sign_out() {
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
         drop(started);
-        element(&c, &format!("{row} form[action$='/deactivate'] button"))
-            .await
-            .click()
-            .await
-            .unwrap();
-        let start = Instant::now();
-        loop {
-            let text = element(&c, &row).await.text().await.unwrap();
-            if text.contains("902") {
-                break;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "not deactivated: {text}"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        element(&c, &format!("{row} form[action$='/delete'] button"))
-            .await
-            .click()
-            .await
-            .unwrap();
-        let start = Instant::now();
-        while c.find(Locator::Css(&row)).await.is_ok() {
-            assert!(start.elapsed() < Duration::from_secs(10), "not deleted");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        click_and_load(&c, &format!("{row} form[action$='/deactivate'] button")).await;
+        let text = element(&c, &row).await.text().await.unwrap();
+        assert!(text.contains("902"), "not deactivated: {text}");
+        click_and_load(&c, &format!("{row} form[action$='/delete'] button")).await;
+        assert!(c.find(Locator::Css(&row)).await.is_err(), "not deleted");
         nothing_from_elsewhere(&c, &base).await;
         // Sign out: the pages refuse again.
         c.find(Locator::Css("header form button"))
@@ -400,8 +378,10 @@ async fn the_overview_follows_a_running_copy_by_itself() {
     let (w, m) = tokio::task::block_in_place(|| {
         let mut w = World::new();
         w.start_agent_and_wait();
-        let src = source(&w.root, 20, 200_000);
-        let m = w.migration(&src, json!({"bwlimit": "500K"}));
+        // 30 files of 200 kB at 400 kB/s, one at a time (files end one by one, not eight
+        // together): about 15 s, several updates of the page.
+        let src = source(&w.root, 30, 200_000);
+        let m = w.migration(&src, json!({"bwlimit": "400K", "transfers": 1}));
         w.scanned(&m);
         (w, m)
     });
@@ -417,6 +397,7 @@ async fn the_overview_follows_a_running_copy_by_itself() {
         // The page is not reloaded: its script follows the run's progress.
         let row = format!("tr[data-run='{run}']");
         let mut seen_files = Vec::new();
+        let mut observed: Vec<String> = Vec::new();
         let start = Instant::now();
         loop {
             // Read in one go: the script replaces the rows every two seconds.
@@ -429,10 +410,22 @@ async fn the_overview_follows_a_running_copy_by_itself() {
                 .await
                 .unwrap();
             if let Some(cells) = cells.as_array().filter(|c| c.len() == 6) {
+                let shown = format!("{cells:?}");
+                if observed.last() != Some(&shown) {
+                    observed.push(shown);
+                }
                 let status = cells[2].as_str().unwrap_or("");
                 let files: i64 = cells[3].as_str().unwrap_or("").parse().unwrap_or(-1);
                 if status.contains("RUNNING") && seen_files.last() != Some(&files) {
                     seen_files.push(files);
+                    // The README's picture of the overview: a copy under way.
+                    if seen_files.len() == 2
+                        && std::env::var_os("GODWIT_UPDATE_SCREENSHOTS").is_some()
+                    {
+                        let png = c.screenshot().await.unwrap();
+                        let docs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs");
+                        std::fs::write(docs.join("dashboard-overview.png"), png).unwrap();
+                    }
                 }
             } else if !seen_files.is_empty() {
                 // Gone from the running runs: it ended.
@@ -445,11 +438,11 @@ async fn the_overview_follows_a_running_copy_by_itself() {
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
         assert!(
-            seen_files.len() >= 2,
-            "the progress did not move on the page: {seen_files:?}"
+            seen_files.len() >= 3,
+            "the progress did not move on the page: {seen_files:?} {observed:#?}"
         );
         let ended: Value = tokio::task::block_in_place(|| world.wait_end(&run, "922"));
-        assert_eq!(ended["files"], 20, "{ended}");
+        assert_eq!(ended["files"], 30, "{ended}");
         // The migrations' table says so once the page is loaded again.
         c.refresh().await.unwrap();
         let last = element(&c, &format!("tr[data-migration='{m}']"))
@@ -474,7 +467,7 @@ async fn the_overview_follows_a_running_copy_by_itself() {
             .await
             .unwrap();
         assert!(
-            counts.contains("AZSM0000") && counts.contains("20"),
+            counts.contains("AZSM0000") && counts.contains("30"),
             "{counts}"
         );
         let total = |c: Client| async move {
@@ -485,8 +478,8 @@ async fn the_overview_follows_a_running_copy_by_itself() {
                 .unwrap()
                 .unwrap()
         };
-        assert_eq!(total(c.clone()).await, "20");
-        // Filtered by path: the seven files under d1/.
+        assert_eq!(total(c.clone()).await, "30");
+        // Filtered by path: the ten files under d1/.
         element(&c, "input#path")
             .await
             .send_keys("d1/")
@@ -513,7 +506,7 @@ async fn the_overview_follows_a_running_copy_by_itself() {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        assert_eq!(total(c.clone()).await, "7");
+        assert_eq!(total(c.clone()).await, "10");
         let rows = element(&c, "table[data-copylog] tbody")
             .await
             .text()
@@ -540,7 +533,7 @@ async fn the_overview_follows_a_running_copy_by_itself() {
         let csv = csv.as_str().unwrap();
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(lines[0], "path,code,status,message,size");
-        assert_eq!(lines.len(), 8, "{csv}");
+        assert_eq!(lines.len(), 11, "{csv}");
         assert!(
             lines[1..]
                 .iter()
