@@ -219,6 +219,19 @@ impl fmt::Display for Location {
     }
 }
 
+/// `text` percent-encoded for a URL's query: every byte but the unreserved ones
+/// (`A-Z a-z 0-9 - _ . ~`) as `%XX`.
+pub fn query_value(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,5 +302,10 @@ mod tests {
         // A user name alone is not a credential.
         assert!(Location::parse("sftp://bob@host:2222/data").is_ok());
         assert!(credential_in("s3://bucket/x?versionId=3").is_none());
+    }
+
+    #[test]
+    fn query_values_keep_only_unreserved_bytes() {
+        assert_eq!(super::query_value("a b/c=d&é~"), "a%20b%2Fc%3Dd%26%C3%A9~");
     }
 }

@@ -70,10 +70,10 @@ pub(crate) async fn show(
     let link = |run: &str, code: Option<&str>, path: Option<&str>, offset: i64| {
         let mut url = format!("/migrations/{id}?run={run}");
         if let Some(c) = code {
-            url.push_str(&format!("&code={}", encode(c)));
+            url.push_str(&format!("&code={}", godwit_spec::location::query_value(c)));
         }
         if let Some(p) = path {
-            url.push_str(&format!("&path={}", encode(p)));
+            url.push_str(&format!("&path={}", godwit_spec::location::query_value(p)));
         }
         if offset > 0 {
             url.push_str(&format!("&offset={offset}"));
@@ -200,25 +200,19 @@ fn csv_link(run: &str, code: Option<&str>, path: Option<&str>) -> String {
     let mut url = format!("/runs/{run}/copylog.csv");
     let mut sep = '?';
     if let Some(c) = code {
-        url.push_str(&format!("{sep}code={}", encode(c)));
+        url.push_str(&format!(
+            "{sep}code={}",
+            godwit_spec::location::query_value(c)
+        ));
         sep = '&';
     }
     if let Some(p) = path {
-        url.push_str(&format!("{sep}path={}", encode(p)));
+        url.push_str(&format!(
+            "{sep}path={}",
+            godwit_spec::location::query_value(p)
+        ));
     }
     url
-}
-
-/// `text` for a URL's query.
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// `GET /runs/{id}/copylog.csv`: the run's copy log (filtered as the page is), as CSV.

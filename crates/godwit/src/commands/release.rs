@@ -47,18 +47,6 @@ fn keygen(args: &ReleaseKeygenArgs) -> anyhow::Result<ExitStatus> {
     Ok(ExitStatus::Success)
 }
 
-/// `text` percent-encoded for a URL query value.
-fn query_value(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 fn sign(args: &ReleaseSignArgs) -> anyhow::Result<ExitStatus> {
     let secret = std::fs::read_to_string(&args.key)
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.key.display()))?;
@@ -90,11 +78,11 @@ fn sign(args: &ReleaseSignArgs) -> anyhow::Result<ExitStatus> {
     } else {
         println!(
             "version={}&platform={}&sha256={}&size={}&signature={}",
-            query_value(&manifest.version),
-            query_value(&manifest.platform),
+            godwit_spec::location::query_value(&manifest.version),
+            godwit_spec::location::query_value(&manifest.platform),
             manifest.sha256,
             manifest.size,
-            query_value(&manifest.signature)
+            godwit_spec::location::query_value(&manifest.signature)
         );
     }
     Ok(ExitStatus::Success)
