@@ -195,7 +195,8 @@ async fn nothing_from_elsewhere(c: &Client, base: &str) {
     let named = c
         .execute(
             "return Array.from(document.querySelectorAll('[src],[href],[action]'))\
-             .map(e => e.src || e.href || e.action)",
+             .map(e => new URL(e.getAttribute('src') || e.getAttribute('href') \
+                               || e.getAttribute('action'), document.baseURI).href)",
             vec![],
         )
         .await
@@ -541,6 +542,31 @@ async fn the_overview_follows_a_running_copy_by_itself() {
             "{csv}"
         );
         nothing_from_elsewhere(&c, &base).await;
+        // A copy started from the page's button: the page shows its run; it ends (922) with
+        // nothing new to copy.
+        c.goto(&format!("{base}/migrations/{m}")).await.unwrap();
+        click_and_load(&c, "button[data-command='copy']").await;
+        let query = c
+            .current_url()
+            .await
+            .unwrap()
+            .query()
+            .unwrap_or("")
+            .to_string();
+        let again = query
+            .strip_prefix("run=")
+            .unwrap_or_else(|| panic!("no run in {query}"))
+            .to_string();
+        assert_ne!(again, run);
+        let ended: Value = tokio::task::block_in_place(|| world.wait_end(&again, "922"));
+        assert_eq!(ended["command"], "copy", "{ended}");
+        c.refresh().await.unwrap();
+        let row = element(&c, &format!("tr[data-run='{again}']"))
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(row.contains("922"), "{row}");
     })
     .await;
     drop(w);

@@ -298,6 +298,18 @@ pub async fn command(
     ApiJson(req): ApiJson<CommandRequest>,
 ) -> Result<(StatusCode, Json<JobRun>), ApiError> {
     caller.note(format!("command.{} {}", req.action, req.command));
+    let run = carry_out(&state, &caller, &id, req).await?;
+    Ok((StatusCode::ACCEPTED, Json(run)))
+}
+
+/// Carries out a command request on migration `id` (operator): the API's and the dashboard's.
+pub(crate) async fn carry_out(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    req: CommandRequest,
+) -> Result<JobRun, ApiError> {
+    let (state, id) = (state.clone(), id.to_string());
     caller.require_operator()?;
     let m = state.store.get_migration(&id).await?;
     if req.command == "sync" && req.action == "resume" && paused_for_review(&state, &id).await? {
@@ -321,8 +333,7 @@ pub async fn command(
         }
         _ => options,
     };
-    let run = crate::commands::apply(&state, &m, command, action, options.as_ref()).await?;
-    Ok((StatusCode::ACCEPTED, Json(run)))
+    Ok(crate::commands::apply(&state, &m, command, action, options.as_ref()).await?)
 }
 
 /// An undo's options: `undoRun` names a job run of this migration that ended with its agent's

@@ -22,6 +22,8 @@ const CSV_CHUNK: i64 = 1000;
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct LogQuery {
     run: Option<String>,
+    /// Why the last command was refused: its code and message (after a redirect).
+    refused: Option<String>,
     code: Option<String>,
     path: Option<String>,
     offset: Option<i64>,
@@ -80,12 +82,37 @@ pub(crate) async fn show(
         }
         url
     };
+    let operator = matches!(s.role, crate::Role::Admin | crate::Role::Operator);
     let body = html! {
+        @if let Some(e) = &q.refused { (error_box(e.split(' ').next().unwrap_or(""), e.split_once(' ').map_or("", |x| x.1))) }
         h1 { "Migration " span.code { (m.id) } }
         p {
             "From " span.code { (m.source_path) } " (endpoint " span.code { (m.source_endpoint) } ") to "
             span.code { (m.target_path) } " (endpoint " span.code { (m.target_endpoint) } ")"
             @if let Some(a) = &m.agent_id { ", run by agent " span.code { (a) } }
+        }
+        @if operator {
+            h2 { "Commands" }
+            div.commands {
+                @for (command, label) in [("scan", "Start a scan"), ("copy", "Start a copy"), ("sync", "Start a true-up")] {
+                    form method="post" action=(format!("/migrations/{id}/command")) {
+                        input type="hidden" name="csrf" value=(s.csrf);
+                        input type="hidden" name="command" value=(command);
+                        input type="hidden" name="verb" value="start";
+                        button type="submit" data-command=(command) { (label) }
+                    }
+                }
+                @if let Some(r) = runs.first().filter(|r| !matches!(r.state, godwit_codes::State::Succeeded | godwit_codes::State::Failed | godwit_codes::State::Stopped)) {
+                    @for action in ["stop", "pause", "resume"] {
+                        form method="post" action=(format!("/migrations/{id}/command")) {
+                            input type="hidden" name="csrf" value=(s.csrf);
+                            input type="hidden" name="command" value=(r.command.as_str());
+                            input type="hidden" name="verb" value=(action);
+                            button type="submit" data-action=(action) { (capitalized(action)) " the " (r.command.as_str()) }
+                        }
+                    }
+                }
+            }
         }
         h2 { "Runs" }
         @if runs.is_empty() {
@@ -305,5 +332,55 @@ fn field(text: &str) -> String {
         format!("\"{}\"", text.replace('"', "\"\""))
     } else {
         text
+    }
+}
+
+fn capitalized(word: &str) -> String {
+    let mut c = word.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct CommandForm {
+    csrf: String,
+    command: String,
+    /// start, stop, pause, resume (not `action`: a field of that name hides the form's own
+    /// `action` from scripts).
+    verb: String,
+}
+
+/// `POST /migrations/{id}/command`: start, stop, pause or resume a command, as the API's
+/// `POST /v1/migrations/{id}/commands` does; back to the page, with the refusal's code and
+/// words when the rules refuse it.
+pub(crate) async fn command(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    axum::extract::Form(form): axum::extract::Form<CommandForm>,
+) -> Response {
+    let Some(s) = session(&state, &headers).await else {
+        return to_signin();
+    };
+    if !super::same_origin(&headers) || form.csrf != s.csrf {
+        return super::refused_origin();
+    }
+    let req = crate::api::migrations::CommandRequest {
+        command: form.command,
+        action: form.verb,
+        options: None,
+    };
+    let back = format!("/migrations/{}", godwit_spec::location::query_value(&id));
+    match crate::api::migrations::carry_out(&state, &s.caller, &id, req).await {
+        Ok(run) => axum::response::Redirect::to(&format!("{back}?run={}", run.id)).into_response(),
+        Err(e) => {
+            let why = format!("{} {}", e.code.id(), super::said(&e));
+            axum::response::Redirect::to(&format!(
+                "{back}?refused={}",
+                godwit_spec::location::query_value(&why)
+            ))
+            .into_response()
+        }
     }
 }

@@ -58,6 +58,7 @@ pub fn routes() -> Router<AppState> {
         .route("/agents/{id}/deactivate", post(agents::deactivate))
         .route("/agents/{id}/delete", post(agents::delete))
         .route("/migrations/{id}", get(migration::show))
+        .route("/migrations/{id}/command", post(migration::command))
         .route("/runs/{id}/copylog.csv", get(migration::csv))
 }
 
