@@ -63,15 +63,15 @@ impl Check {
     }
 }
 
-/// Checks `location`; `write`: runs will write there (a target), so a probe is written.
-pub fn location(location: &Location, write: bool) -> Vec<Check> {
+/// Checks `location` as a place runs write to: reached, and a probe written there.
+pub fn location(location: &Location) -> Vec<Check> {
     let shown = location.to_string();
     let mut out = Vec::new();
     if let Some(missing) = missing_credentials(location) {
         out.push(Check::failed("credentials", &shown, &missing));
         return out;
     }
-    let side = match Side::open(location, if write { "target" } else { "source" }) {
+    let side = match Side::open(location, "target") {
         Ok(s) => s,
         Err(e) => {
             out.push(Check::failed("reachable", &shown, &e));
@@ -79,7 +79,7 @@ pub fn location(location: &Location, write: bool) -> Vec<Check> {
         }
     };
     match &side {
-        Side::Local(root) => local(root, &shown, write, &mut out),
+        Side::Local(root) => local(root, &shown, &mut out),
         Side::Remote(remote) => {
             let rt = match crate::store::runtime("doctor") {
                 Ok(rt) => rt,
@@ -88,7 +88,7 @@ pub fn location(location: &Location, write: bool) -> Vec<Check> {
                     return out;
                 }
             };
-            match crate::store::reachable(remote, &rt, write) {
+            match crate::store::reachable(remote, &rt, true) {
                 Ok(()) => out.push(Check::passed(
                     "reachable",
                     &shown,
@@ -99,9 +99,7 @@ pub fn location(location: &Location, write: bool) -> Vec<Check> {
                     return out;
                 }
             }
-            if write {
-                remote_probe(remote, &rt, &shown, &mut out);
-            }
+            remote_probe(remote, &rt, &shown, &mut out);
         }
     }
     out
@@ -136,41 +134,34 @@ fn missing_credentials(location: &Location) -> Option<JobError> {
     })
 }
 
-fn local(root: &Path, shown: &str, write: bool, out: &mut Vec<Check>) {
+fn local(root: &Path, shown: &str, out: &mut Vec<Check>) {
     match std::fs::read_dir(root) {
         Ok(_) => out.push(Check::passed(
             "reachable",
             shown,
             "the folder can be listed".into(),
         )),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && write => out.push(Check::passed(
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => out.push(Check::passed(
             "reachable",
             shown,
             "not there yet; a copy makes it".into(),
         )),
         Err(e) => {
-            let code = if write {
-                Code::AZSM1022
-            } else {
-                Code::AZSM1004
-            };
             let err = JobError::new(
-                code,
+                Code::AZSM1022,
                 &[("path", shown), ("reason", &crate::error::reason(&e))],
             );
             out.push(Check::failed("reachable", shown, &err));
             return;
         }
     }
-    if write {
-        match crate::validate::probe(&Side::Local(root.to_path_buf()), "doctor") {
-            Ok(()) => out.push(Check::passed(
-                "write",
-                shown,
-                "a probe file was written and removed".into(),
-            )),
-            Err(reason) => out.push(Check::failed("write", shown, &not_writable(shown, &reason))),
-        }
+    match crate::validate::probe(&Side::Local(root.to_path_buf()), "doctor") {
+        Ok(()) => out.push(Check::passed(
+            "write",
+            shown,
+            "a probe file was written and removed".into(),
+        )),
+        Err(reason) => out.push(Check::failed("write", shown, &not_writable(shown, &reason))),
     }
 }
 

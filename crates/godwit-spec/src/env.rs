@@ -55,6 +55,21 @@ pub fn count(name: &str, default: i64) -> Result<i64, JobError> {
     parse_count(name, value(name).as_deref(), default)
 }
 
+/// Checks `text` as [`seconds`] reads it; `name`: where it was written, for the message.
+pub fn check_seconds(name: &str, text: &str) -> Result<(), JobError> {
+    parse_seconds(name, Some(text), 1.0).map(|_| ())
+}
+
+/// Checks `text` as [`positive`] reads it.
+pub fn check_positive(name: &str, text: &str) -> Result<(), JobError> {
+    parse_positive(name, Some(text), 1.0).map(|_| ())
+}
+
+/// Checks `text` as [`count`] reads it.
+pub fn check_count(name: &str, text: &str) -> Result<(), JobError> {
+    parse_count(name, Some(text), 1).map(|_| ())
+}
+
 fn parse_seconds(name: &str, text: Option<&str>, default: f64) -> Result<Duration, JobError> {
     let Some(text) = text else {
         return Ok(Duration::from_secs_f64(default));

@@ -186,25 +186,17 @@ fn check(path: &Path, f: &File, role: Role) -> Result<(), JobError> {
     {
         return Err(bad("log.level", &e.to_string()));
     }
-    // The numbers, as the settings read them (a positive count, seconds, a rate).
-    let values = settings(path, f);
-    for (var, (value, at)) in &values {
-        let ok = match var.as_str() {
+    // The numbers, by the rules the settings read them with (godwit_spec::env).
+    for (var, (value, at)) in &settings(path, f) {
+        match var.as_str() {
             "GODWIT_HEARTBEAT_WINDOW"
             | "GODWIT_RUN_REPORT_WINDOW"
             | "GODWIT_RUN_HUNG_WINDOW"
-            | "GODWIT_RETIRE_TIMEOUT" => {
-                value.parse::<f64>().is_ok_and(|n| n > 0.0 && n.is_finite())
-            }
+            | "GODWIT_RETIRE_TIMEOUT" => godwit_spec::env::check_seconds(at, value)?,
             "GODWIT_RATE_LIMIT" | "GODWIT_AUTH_FAILURE_LIMIT" => {
-                value.parse::<f64>().is_ok_and(|n| n > 0.0 && n.is_finite())
+                godwit_spec::env::check_positive(at, value)?;
             }
-            _ => value.parse::<i64>().is_ok_and(|n| n >= 1),
-        };
-        if !ok {
-            return Err(JobError::config(&format!(
-                "{at}={value}: give a number greater than 0"
-            )));
+            _ => godwit_spec::env::check_count(at, value)?,
         }
     }
     Ok(())

@@ -187,12 +187,7 @@ where
 }
 
 async fn failed(state: &AppState, s: &Session, e: &ApiError) -> Response {
-    let status = e
-        .code
-        .info()
-        .http_status
-        .and_then(|h| StatusCode::from_u16(h).ok())
-        .unwrap_or(StatusCode::BAD_REQUEST);
+    let status = e.status();
     let body = agents_body(state, s, Some(error_box(e.code.id(), &said(e)))).await;
     with_status(status, page("Agents", Some(s), body))
 }

@@ -4,7 +4,7 @@
 
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use godwit_codes::Code;
 use maud::html;
@@ -211,12 +211,7 @@ pub(crate) async fn show(
 }
 
 fn failed_page(s: &super::Session, e: &DomainError) -> Response {
-    let status = e
-        .code
-        .info()
-        .http_status
-        .and_then(|h| StatusCode::from_u16(h).ok())
-        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let status = crate::error::ApiError::from(e.clone()).status();
     with_status(
         status,
         page("Not found", Some(s), error_box(e.code.id(), &e.message())),

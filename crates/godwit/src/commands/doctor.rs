@@ -17,7 +17,7 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<ExitStatus> {
     let mut checks: Vec<Check> = Vec::new();
     for text in &args.locations {
         match shared::location(text) {
-            Ok(l) => checks.extend(doctor::location(&l, true)),
+            Ok(l) => checks.extend(doctor::location(&l)),
             Err(e) => checks.push(Check::failed("location", text, &e)),
         }
     }
