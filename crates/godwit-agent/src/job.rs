@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use godwit_codes::State;
 use godwit_engine::job::{self, Control, JobReport, JobSpec};
+use godwit_engine::record::{DELETES_FILE, UNREADABLE_FILE};
 use godwit_engine::state::{CONFIRMED_FILE, find_paused_run};
 use godwit_engine::{JobError, Location, Progress};
 use godwit_spec::CommandKind;
@@ -98,6 +99,13 @@ fn report(shared: &Shared, run_id: &str, ended: Result<JobReport, JobError>, pau
         Ok(r) => {
             let s = &r.summary;
             upload_copylog(shared, run_id, &r.run_dir().join("copylog.jsonl"));
+            if s.true_up.as_ref().is_some_and(|t| t.review.is_some()) {
+                // Paused for review: what a person reviews on the control plane, before the
+                // result that says so.
+                for (list, file) in [("deletes", DELETES_FILE), ("unreadable", UNREADABLE_FILE)] {
+                    upload_list(shared, run_id, list, &r.run_dir().join(file));
+                }
+            }
             let state = match s.state {
                 State::Stopped if paused => State::Paused,
                 other => other,
@@ -106,7 +114,14 @@ fn report(shared: &Shared, run_id: &str, ended: Result<JobReport, JobError>, pau
                 code: e.code.id().to_string(),
                 message: e.message.clone().unwrap_or_default(),
             });
-            (state, counters_of(s), error, serde_json::to_value(s).ok())
+            // The report: the summary, and a scan's findings (its scan.json) with it.
+            let mut report = serde_json::to_value(s).ok();
+            if let (Some(serde_json::Value::Object(o)), Some(scan)) = (report.as_mut(), &r.scan)
+                && let Ok(scan) = serde_json::to_value(scan)
+            {
+                o.insert("scan".into(), scan);
+            }
+            (state, counters_of(s), error, report)
         }
         Err(e) => (State::Failed, Counters::default(), Some(wire(e)), None),
     };
@@ -325,15 +340,55 @@ fn counters_of(s: &godwit_engine::Summary) -> Counters {
 
 /// Sends the run's copy log in pages, each waiting for room in the outbox. The attempt is
 /// named by the engine run's folder, which holds the log.
+/// Sends the path list `file` (`deletes.txt`, `unreadable.txt`) of a paused true-up as the
+/// review list `list`, a page at a time; a list not written (nothing in it) sends nothing.
+fn upload_list(shared: &Shared, run_id: &str, list: &str, file: &Path) {
+    let Ok(f) = std::fs::File::open(file) else {
+        return;
+    };
+    let attempt = attempt_of(file);
+    let mut first = 0i64;
+    let mut page = Vec::with_capacity(PAGE);
+    let send = |first: i64, paths: Vec<String>| {
+        let (run_id, attempt, list) = (run_id.to_string(), attempt.clone(), list.to_string());
+        shared.push(true, |seq| ToServer::Review {
+            seq,
+            run_id,
+            attempt,
+            list,
+            first,
+            paths,
+        });
+    };
+    for line in std::io::BufReader::new(f).lines() {
+        let Ok(line) = line else { break };
+        page.push(line);
+        if page.len() == PAGE {
+            send(
+                first,
+                std::mem::replace(&mut page, Vec::with_capacity(PAGE)),
+            );
+            first += PAGE as i64;
+        }
+    }
+    if !page.is_empty() {
+        send(first, page);
+    }
+}
+
+/// The attempt (engine run id) whose run folder holds `file`.
+fn attempt_of(file: &Path) -> String {
+    file.parent()
+        .and_then(Path::file_name)
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
 fn upload_copylog(shared: &Shared, run_id: &str, log: &Path) {
     let Ok(file) = std::fs::File::open(log) else {
         return;
     };
-    let attempt = log
-        .parent()
-        .and_then(Path::file_name)
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let attempt = attempt_of(log);
     let mut page = Vec::with_capacity(PAGE);
     let send = |page: Vec<WireRecord>| {
         let (run_id, attempt) = (run_id.to_string(), attempt.clone());

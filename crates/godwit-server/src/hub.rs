@@ -468,6 +468,7 @@ fn undecodable(text: &str, e: &serde_json::Error) -> ToAgent {
         "progress",
         "result",
         "copylog",
+        "review",
         "upgrade",
         "retired",
     ];
@@ -541,6 +542,10 @@ async fn handle(state: &AppState, agent_id: &str, message: ToServer) -> Option<T
                     counters.activity,
                 )
                 .await;
+            let sample =
+                crate::store::sample_now(counters.files, counters.bytes, counters.bytes_per_second);
+            let started = run.started_ms.unwrap_or(run.created_ms);
+            let _ = store.add_sample(&run.id, started, sample, false).await;
             Some(ToAgent::Ack { seq })
         }
         ToServer::Result {
@@ -593,6 +598,28 @@ async fn handle(state: &AppState, agent_id: &str, message: ToServer) -> Option<T
                 .await
                 .ok()
                 .map(|()| ToAgent::Ack { seq })
+        }
+        ToServer::Review {
+            seq,
+            run_id,
+            attempt,
+            list,
+            first,
+            paths,
+        } => {
+            if !crate::store::REVIEW_LISTS.contains(&list.as_str()) {
+                return invalid(&format!("{list} is not a list of a review"));
+            }
+            let run = match owned(store, agent_id, &run_id).await {
+                Ok(Owned::Job(run)) => *run,
+                Ok(Owned::Project(_)) => return invalid("a project run has nothing to review"),
+                Err(refusal) => return refusal,
+            };
+            store
+                .add_review(&run.id, &attempt, &list, first, &paths)
+                .await
+                .ok()?;
+            Some(ToAgent::Ack { seq })
         }
         ToServer::Copylog {
             seq,
@@ -767,6 +794,11 @@ async fn ended(
         )
         .await
         .ok()?;
+    if to != RunState::Queued {
+        let sample = crate::store::sample_now(c.files, c.bytes, c.bytes_per_second);
+        let started = run.started_ms.unwrap_or(run.created_ms);
+        let _ = store.add_sample(&run.id, started, sample, true).await;
+    }
     // Counted once: a result sent again finds the run ended already.
     if to != RunState::Queued && !is_over(run.state) {
         count_run(run, to, error.as_ref().map(|(code, _)| *code));

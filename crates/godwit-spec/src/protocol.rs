@@ -68,6 +68,19 @@ pub enum ToServer {
         attempt: String,
         records: Vec<WireRecord>,
     },
+    /// A page of a list a true-up that paused for review wrote (sent before its result):
+    /// `deletes`, the files it would delete, or `unreadable`, the source folders it could not
+    /// read; each path as the list holds it (escaped, one line), `first` being the first
+    /// path's line in the list, from 0.
+    Review {
+        seq: u64,
+        run_id: String,
+        /// The agent's name for the attempt that paused (its engine run id).
+        attempt: String,
+        list: String,
+        first: i64,
+        paths: Vec<String>,
+    },
     /// Where upgrade `upgrade_id` stands: every step so far, from the agent's upgrade journal
     /// (which outlives the binary it was written by). `done`: nothing more will happen.
     Upgrade {

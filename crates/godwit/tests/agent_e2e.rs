@@ -311,12 +311,64 @@ fn a_true_up_paused_for_review_is_carried_out_by_resume() {
         10,
         "nothing deleted yet"
     );
-    // Reviewed: resume carries out the list.
-    let (s, r) = w.api(
+    // The list to review, as the agent sent it: the three files, whole.
+    let (s, review) = w.api("GET", &format!("/v1/runs/{sync}/review"), None);
+    assert_eq!(s, 200, "{review}");
+    let mut listed: Vec<&str> = review["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    listed.sort();
+    assert_eq!(listed, ["d0/f0.bin", "d1/f1.bin", "d2/f2.bin"], "{review}");
+    assert_eq!(
+        (review["count"].clone(), review["expected"].clone()),
+        (json!(3), json!(3))
+    );
+    let digest = review["digest"].as_str().unwrap().to_string();
+    assert_eq!(digest.len(), 64, "{review}");
+    let (s, paged) = w.api(
+        "GET",
+        &format!("/v1/runs/{sync}/review?limit=1&offset=2"),
+        None,
+    );
+    assert_eq!(
+        (s, paged["items"].as_array().unwrap().len()),
+        (200, 1),
+        "{paged}"
+    );
+    let (_, unreadable) = w.api(
+        "GET",
+        &format!("/v1/runs/{sync}/review?list=unreadable"),
+        None,
+    );
+    assert_eq!(unreadable["count"], 0, "{unreadable}");
+    let (s, e) = w.api("GET", &format!("/v1/runs/{sync}/review?list=other"), None);
+    assert_eq!((s, e["error_code"].clone()), (400, json!("HTTP400")), "{e}");
+    // A confirmation of another list than the run's is refused (1055), and deletes nothing.
+    let resume = |reviewed: &str| {
+        w.api(
+            "POST",
+            &format!("/v1/migrations/{m}/commands"),
+            Some(json!({"command": "sync", "action": "resume", "reviewed": reviewed})),
+        )
+    };
+    let (s, e) = resume(&"0".repeat(64));
+    assert_eq!(
+        (s, e["error_code"].clone()),
+        (409, json!("AZSM1055")),
+        "{e}"
+    );
+    assert_eq!(w.run_state(&sync)["state"], "PAUSED");
+    let (s, e) = w.api(
         "POST",
         &format!("/v1/migrations/{m}/commands"),
-        Some(json!({"command": "sync", "action": "resume"})),
+        Some(json!({"command": "copy", "action": "start", "reviewed": digest})),
     );
+    assert_eq!(s, 422, "{e}");
+    // Reviewed: resume, naming the list read, carries it out.
+    let (s, r) = resume(&digest);
     assert_eq!((s, r["state"].clone()), (202, json!("QUEUED")), "{r}");
     let r = w.wait_end(&sync, "952");
     assert!(r["error"].is_null(), "{r}");

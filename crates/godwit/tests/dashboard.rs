@@ -571,3 +571,165 @@ async fn the_overview_follows_a_running_copy_by_itself() {
     .await;
     drop(w);
 }
+
+/// The regular files under `root`, as paths relative to it.
+fn files_under(root: &std::path::Path) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let e = e.unwrap();
+            let kind = e.file_type().unwrap();
+            if kind.is_dir() {
+                todo.push(e.path());
+            } else if kind.is_file() {
+                let rel = e.path().strip_prefix(root).unwrap().to_path_buf();
+                out.insert(rel.to_string_lossy().into_owned());
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mass_deletion_is_reviewed_and_confirmed_on_the_page() {
+    let (w, m, src, scan_run) = tokio::task::block_in_place(|| {
+        let mut w = World::new();
+        w.start_agent_and_wait();
+        let src = source(&w.root, 30, 1000);
+        // Something a scan reports as not copyable as it is, with its path.
+        std::os::unix::fs::symlink("d0/f0.bin", src.join("link-to-f0")).unwrap();
+        let m = w.migration(&src, json!({"syncDeletes": true}));
+        let scan = w.start(&m, "scan", "937");
+        w.wait_end(&scan, "932");
+        let copy = w.start(&m, "copy", "927");
+        w.wait_end(&copy, "922");
+        (w, m, src, scan)
+    });
+    let base = w.url();
+    let admin = w.admin.clone();
+    let w = std::sync::Arc::new(w);
+    let world = w.clone();
+    in_browser("review", |c| async move {
+        sign_in(&c, &base, &admin).await;
+        wait_path(&c, "/").await;
+        // The scan's report: sizes, and the link it found, named by its code with its path.
+        c.goto(&format!("{base}/migrations/{m}?run={scan_run}"))
+            .await
+            .unwrap();
+        let report = element(&c, "section[data-scan-report]")
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(report.contains("30 files in 3 folders"), "{report}");
+        let histogram = element(&c, "table[data-histogram] tbody")
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(histogram.contains("4 KiB 30"), "{histogram}");
+        let problems = element(&c, "table[data-problems]")
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            problems.contains("AZSM2021") && problems.contains("link-to-f0"),
+            "{problems}"
+        );
+        // A mass deletion at the source: the folder d1 (10 files) and two more.
+        let mut gone: Vec<String> = (0..30)
+            .filter(|i| i % 3 == 1)
+            .map(|i| format!("d1/f{i}.bin"))
+            .collect();
+        gone.extend(["d0/f3.bin".to_string(), "d2/f5.bin".to_string()]);
+        std::fs::remove_dir_all(src.join("d1")).unwrap();
+        std::fs::remove_file(src.join("d0/f3.bin")).unwrap();
+        std::fs::remove_file(src.join("d2/f5.bin")).unwrap();
+        // A true-up started by its button pauses before deleting anything (9080).
+        c.goto(&format!("{base}/migrations/{m}")).await.unwrap();
+        click_and_load(&c, "button[data-command='sync']").await;
+        let query = c
+            .current_url()
+            .await
+            .unwrap()
+            .query()
+            .unwrap_or("")
+            .to_string();
+        let sync = query.strip_prefix("run=").unwrap().to_string();
+        let r = tokio::task::block_in_place(|| world.wait_end(&sync, "955"));
+        assert_eq!(r["error"]["code"], "9080", "{r}");
+        c.goto(&format!("{base}/migrations/{m}")).await.unwrap();
+        let section = element(&c, &format!("section[data-review='{sync}']")).await;
+        let text = section.text().await.unwrap();
+        assert!(text.contains("9080"), "{text}");
+        // The list shown is exactly what went from the source.
+        let listed = c
+            .execute(
+                "return Array.from(document.querySelectorAll('[data-deletes-list] li'))\
+                 .map(l => l.textContent)",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let mut listed: Vec<String> = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect();
+        listed.sort();
+        gone.sort();
+        assert_eq!(listed, gone);
+        // Nothing is deleted yet; resume is not offered: the confirmation is.
+        let before = tokio::task::block_in_place(|| files_under(&world.target_tree()));
+        assert_eq!(before.len(), 30, "{before:?}");
+        assert!(
+            c.find(Locator::Css("button[data-action='resume']"))
+                .await
+                .is_err()
+        );
+        // Another command meanwhile is refused, in the API's code and words.
+        click_and_load(&c, "button[data-command='copy']").await;
+        let alert = element(&c, "[role=alert]").await;
+        let code = alert
+            .find(Locator::Css("a.code"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let refusal = alert.text().await.unwrap();
+        assert_eq!(code, "671", "{refusal}");
+        assert!(
+            refusal.contains(&format!("Stop the true-up on migration {m} first")),
+            "{refusal}"
+        );
+        // Confirmed: exactly those files go at the target, and the run ends (952).
+        let confirm = element(&c, "button[data-confirm]").await;
+        assert_eq!(
+            confirm.text().await.unwrap(),
+            "Delete these 12 files at the target"
+        );
+        click_and_load(&c, "button[data-confirm]").await;
+        let r = tokio::task::block_in_place(|| world.wait_end(&sync, "952"));
+        assert!(r["error"].is_null(), "{r}");
+        let after = tokio::task::block_in_place(|| files_under(&world.target_tree()));
+        let went: Vec<String> = before.difference(&after).cloned().collect();
+        assert_eq!(went, gone, "what went at the target");
+        assert_eq!(
+            after,
+            files_under(&src),
+            "the target holds the source's files"
+        );
+        c.goto(&format!("{base}/migrations/{m}")).await.unwrap();
+        assert!(
+            c.find(Locator::Css("section[data-review]")).await.is_err(),
+            "still offered for review after the confirmation"
+        );
+        nothing_from_elsewhere(&c, &base).await;
+    })
+    .await;
+    drop(w);
+}

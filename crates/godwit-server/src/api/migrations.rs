@@ -57,6 +57,12 @@ pub struct CommandRequest {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub options: Option<serde_json::Value>,
+    /// For resuming a true-up paused for review: the `digest` of the review that was read
+    /// (`GET /v1/runs/{id}/review`). The resume is refused (1055) unless the run's list of
+    /// deletions is that one, whole; without it, a resume carries out the run's list as it is.
+    #[serde(default)]
+    #[schema(max_length = 64)]
+    pub reviewed: Option<String>,
 }
 
 /// A new schedule.
@@ -312,7 +318,24 @@ pub(crate) async fn carry_out(
     let (state, id) = (state.clone(), id.to_string());
     caller.require_operator()?;
     let m = state.store.get_migration(&id).await?;
-    if req.command == "sync" && req.action == "resume" && paused_for_review(&state, &id).await? {
+    let reviewing = req.command == "sync" && req.action == "resume";
+    match (&req.reviewed, reviewing) {
+        (Some(_), false) => {
+            return Err(ApiError::invalid(
+                "reviewed: only a resume of a true-up paused for review takes it",
+            ));
+        }
+        (Some(digest), true) => {
+            let Some(run) = paused_for_review(&state, &id).await? else {
+                return Err(ApiError::invalid(
+                    "reviewed: the migration has no true-up paused for review",
+                ));
+            };
+            check_reviewed(&state, &run, digest).await?;
+        }
+        (None, _) => {}
+    }
+    if reviewing && paused_for_review(&state, &id).await?.is_some() {
         // Resuming a true-up that paused for review carries out its reviewed deletions.
         caller.note("deletions.confirm");
     }
@@ -389,20 +412,142 @@ fn run_options(
     Ok(options)
 }
 
-/// Whether the migration's true-up is paused for a review of its deletions (9080, 9090, 9100).
-async fn paused_for_review(state: &AppState, migration: &str) -> Result<bool, ApiError> {
+/// Whether `run` is a true-up paused for a review of its deletions (9080, 9090, 9100).
+pub(crate) fn awaits_review(run: &JobRun) -> bool {
     let review = [
         Code::FILE_SYNCHRONISE_REVIEW_TRUE_UP_ERROR,
         Code::INACCESSIBLE_PATH_TRUE_UP_ERROR,
         Code::SYNC_DELETES_TRUE_UP_ERROR,
     ];
-    Ok(state.store.active_runs(migration).await?.iter().any(|r| {
-        r.command == CommandKind::Sync
-            && r.state == godwit_codes::State::Paused
-            && r.error
-                .as_ref()
-                .is_some_and(|e| review.iter().any(|c| c.id() == e.code))
-    }))
+    run.command == CommandKind::Sync
+        && run.state == godwit_codes::State::Paused
+        && run
+            .error
+            .as_ref()
+            .is_some_and(|e| review.iter().any(|c| c.id() == e.code))
+}
+
+/// The migration's true-up paused for a review of its deletions, if it has one.
+async fn paused_for_review(state: &AppState, migration: &str) -> Result<Option<JobRun>, ApiError> {
+    Ok(state
+        .store
+        .active_runs(migration)
+        .await?
+        .into_iter()
+        .find(awaits_review))
+}
+
+/// A review as the API and the dashboard show it: the run's list whole, and its digest.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Review {
+    /// The agent's run that paused and wrote the lists.
+    pub attempt: Option<String>,
+    /// `deletes` or `unreadable`.
+    pub list: String,
+    /// Paths in the list as it arrived.
+    pub count: i64,
+    /// Paths the run said its list holds (its report's `true_up`); until `count` reaches it,
+    /// the list is still arriving and cannot be confirmed.
+    pub expected: Option<i64>,
+    /// What a confirmation names the reviewed list of deletions by (`reviewed` of a resume).
+    pub digest: Option<String>,
+    /// The page of paths, each as the agent's list holds it (one line; `\`, `\n`, `\r`
+    /// and `\xNN` escape what would not fit).
+    pub items: Vec<String>,
+}
+
+/// The paging of a review.
+#[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ReviewQuery {
+    /// `deletes` (the default): the files the true-up would delete; `unreadable`: the source
+    /// folders it could not read.
+    #[param(pattern = "^(deletes|unreadable)$")]
+    pub list: Option<String>,
+    /// How many paths, 0-100 (default 50).
+    #[param(minimum = 0, maximum = 100)]
+    pub limit: Option<i64>,
+    /// How many to skip, 0-65535 (default 0).
+    #[param(minimum = 0, maximum = 65535)]
+    pub offset: Option<i64>,
+}
+
+/// A page of run `run`'s review list `list`.
+pub(crate) async fn review_of(
+    state: &AppState,
+    run: &JobRun,
+    list: &str,
+    limit: i64,
+    offset: i64,
+) -> Result<Review, ApiError> {
+    let page = state.store.review(&run.id, list, limit, offset).await?;
+    let report = state.store.run_report(&run.id).await?;
+    let field = if list == "deletes" {
+        "gone_from_source"
+    } else {
+        "unreadable"
+    };
+    let expected = report
+        .as_ref()
+        .and_then(|r| r["true_up"][field].as_i64())
+        .filter(|_| page.attempt.is_some());
+    Ok(Review {
+        digest: state.store.review_digest(&run.id).await?,
+        attempt: page.attempt,
+        list: list.to_string(),
+        count: page.count,
+        expected,
+        items: page.paths,
+    })
+}
+
+/// Refuses (1055) a confirmation of `run` unless `digest` names its list of deletions, all
+/// of which has arrived.
+async fn check_reviewed(state: &AppState, run: &JobRun, digest: &str) -> Result<(), ApiError> {
+    let review = review_of(state, run, "deletes", 0, 0).await?;
+    let reason = if review.digest.as_deref() != Some(digest) {
+        "the run's list now is another one"
+    } else if review.expected != Some(review.count) {
+        "its list had not all arrived when it was read"
+    } else {
+        return Ok(());
+    };
+    Err(ApiError::new(
+        Code::GODWIT_REVIEW_CHANGED,
+        &[("job_id", &run.id), ("reason", reason)],
+    ))
+}
+
+/// What a true-up that paused for review would delete (`list=deletes`) or could not read
+/// (`list=unreadable`), a page at a time, as its agent sent the lists; and the digest a
+/// resume names the reviewed list by. Empty for a run that has not paused for review.
+#[utoipa::path(get, path = "/v1/runs/{id}/review", params(("id" = String, Path), ReviewQuery), security(("bearer" = [])), responses(
+    (status = 200, description = "A page of the list", body = Review),
+    (status = 400, description = "Paging out of range, or an unknown list", body = crate::error::ErrorBody),
+    (status = 401, description = "No or bad token", body = crate::error::ErrorBody),
+    (status = 403, description = "An agent's token", body = crate::error::ErrorBody),
+    (status = 404, description = "No such job run (800)", body = crate::error::ErrorBody),
+    (status = 503, description = "The store failed", body = crate::error::ErrorBody)
+))]
+pub async fn review(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<ReviewQuery>,
+) -> Result<Json<Review>, ApiError> {
+    let (limit, offset) = Page {
+        limit: q.limit,
+        offset: q.offset,
+    }
+    .bounds()?;
+    let list = q.list.as_deref().unwrap_or("deletes");
+    if !crate::store::REVIEW_LISTS.contains(&list) {
+        return Err(ApiError::new(Code::HTTP_BAD_REQUEST, &[])
+            .details(format!("list: {list} is not deletes or unreadable")));
+    }
+    let run = readable_run(&state, &caller, &id).await?;
+    Ok(Json(review_of(&state, &run, list, limit, offset).await?))
 }
 
 /// The command `text` names, if the API takes it; 422 otherwise.

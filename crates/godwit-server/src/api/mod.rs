@@ -86,6 +86,7 @@ pub const BODY_LIMIT: usize = 64 * 1024;
         migrations::list_runs,
         migrations::get_run,
         migrations::copylog,
+        migrations::review,
         migrations::report,
         migrations::create_schedule,
         migrations::list_schedules,
@@ -253,6 +254,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/runs/{id}", get(migrations::get_run))
         .route("/runs/{id}/copylog", get(migrations::copylog))
+        .route("/runs/{id}/review", get(migrations::review))
         .route("/runs/{id}/report", get(migrations::report))
         .route("/errors", get(migrations::errors))
         .route(

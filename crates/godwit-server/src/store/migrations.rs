@@ -249,6 +249,11 @@ impl Store {
         let mut tx = self.pool.begin().await.map_err(fail)?;
         for q in [
             "DELETE FROM schedules WHERE migration_id = $1",
+            "DELETE FROM copylog WHERE run_id IN (SELECT id FROM job_runs WHERE migration_id = $1)",
+            "DELETE FROM review_paths WHERE run_id IN \
+             (SELECT id FROM job_runs WHERE migration_id = $1)",
+            "DELETE FROM run_samples WHERE run_id IN \
+             (SELECT id FROM job_runs WHERE migration_id = $1)",
             "DELETE FROM job_runs WHERE migration_id = $1",
             "DELETE FROM migrations WHERE id = $1",
         ] {

@@ -39,7 +39,7 @@ impl Row {
     }
 }
 
-fn bytes(n: f64) -> String {
+pub(crate) fn bytes(n: f64) -> String {
     let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
     let mut v = n;
     let mut u = 0;

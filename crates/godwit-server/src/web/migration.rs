@@ -27,6 +27,8 @@ pub(crate) struct LogQuery {
     code: Option<String>,
     path: Option<String>,
     offset: Option<i64>,
+    /// Where the review's list of deletions is shown from.
+    review_offset: Option<i64>,
 }
 
 fn non_empty(v: &Option<String>) -> Option<&str> {
@@ -83,6 +85,32 @@ pub(crate) async fn show(
         url
     };
     let operator = matches!(s.role, crate::Role::Admin | crate::Role::Operator);
+    // A true-up waiting for a person: what it would delete and could not read.
+    let paused = runs
+        .iter()
+        .find(|r| crate::api::migrations::awaits_review(r));
+    let review_offset = q.review_offset.unwrap_or(0).clamp(0, i64::MAX / 2);
+    let review = match paused {
+        Some(r) => Some((
+            r,
+            crate::api::migrations::review_of(&state, r, "deletes", PAGE, review_offset).await,
+            crate::api::migrations::review_of(&state, r, "unreadable", PAGE, 0).await,
+        )),
+        None => None,
+    };
+    let samples = match chosen {
+        Some(r) => store.samples(&r.id).await.unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let scan_report = match chosen.filter(|r| r.command == godwit_spec::CommandKind::Scan) {
+        Some(r) => store
+            .run_report(&r.id)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|mut v| v.get_mut("scan").map(serde_json::Value::take)),
+        None => None,
+    };
     let body = html! {
         @if let Some(e) = &q.refused { (error_box(e.split(' ').next().unwrap_or(""), e.split_once(' ').map_or("", |x| x.1))) }
         h1 { "Migration " span.code { (m.id) } }
@@ -103,7 +131,8 @@ pub(crate) async fn show(
                     }
                 }
                 @if let Some(r) = runs.first().filter(|r| !matches!(r.state, godwit_codes::State::Succeeded | godwit_codes::State::Failed | godwit_codes::State::Stopped)) {
-                    @for action in ["stop", "pause", "resume"] {
+                    // A true-up paused for review goes on by its confirmation, below.
+                    @for action in ["stop", "pause", "resume"].into_iter().filter(|a| *a != "resume" || paused.is_none()) {
                         form method="post" action=(format!("/migrations/{id}/command")) {
                             input type="hidden" name="csrf" value=(s.csrf);
                             input type="hidden" name="command" value=(r.command.as_str());
@@ -113,6 +142,9 @@ pub(crate) async fn show(
                     }
                 }
             }
+        }
+        @if let Some((r, deletes, unreadable)) = &review {
+            (review_section(&id, r, deletes, unreadable, review_offset, operator.then_some(s.csrf.as_str())))
         }
         h2 { "Runs" }
         @if runs.is_empty() {
@@ -139,6 +171,13 @@ pub(crate) async fn show(
             }
         }
         @if let Some(r) = chosen {
+            @if samples.len() >= 2 {
+                h2 { "Throughput, run " span.code { (r.id) } }
+                (throughput_chart(&samples))
+            }
+            @if let Some(scan) = &scan_report {
+                (scan_section(scan))
+            }
             h2 { "Files by status code, run " span.code { (r.id) } }
             @if counts.is_empty() {
                 p.muted { "No file recorded yet." }
@@ -208,6 +247,221 @@ pub(crate) async fn show(
         }
     };
     page(&format!("Migration {id}"), Some(&s), body)
+}
+
+/// What a true-up paused for review would delete and could not read, and (for an operator,
+/// `csrf` given) the button that carries out exactly the list shown.
+fn review_section(
+    id: &str,
+    run: &crate::records::JobRun,
+    deletes: &Result<crate::api::migrations::Review, crate::error::ApiError>,
+    unreadable: &Result<crate::api::migrations::Review, crate::error::ApiError>,
+    offset: i64,
+    csrf: Option<&str>,
+) -> maud::Markup {
+    let why = run.error.as_ref();
+    html! {
+        section.review data-review=(run.id) {
+            h2 { "Review before deleting" }
+            @if let Some(e) = why {
+                p class=(tone(&e.code)) {
+                    a.code href=(format!("/codes/{}", e.code)) { (e.code) } " " (e.name)
+                    @if let Some(m) = e.params.get("message").and_then(|m| m.as_str()) { ": " (m) }
+                }
+            }
+            p {
+                "The true-up " span.code { (run.id) } " found files at the target that are gone from "
+                "the source and paused before deleting any. Nothing is deleted until it is confirmed; "
+                "a file that comes back at the source before then is kept."
+            }
+            @match deletes {
+                Err(e) => (error_box(e.code.id(), &super::said(e))),
+                Ok(d) => {
+                    @let complete = d.attempt.is_some() && d.expected == Some(d.count);
+                    h3 { "Files it would delete" }
+                    p.muted data-deletes=(d.count) {
+                        (d.count) " files"
+                        @if d.count > 0 { "; " (offset + 1) "-" (offset + d.items.len() as i64) " shown" }
+                        @if !complete {
+                            @if let Some(n) = d.expected { ", of " (n) ": the list is still arriving" }
+                            @else { ": the agent has not sent its list yet" }
+                        }
+                    }
+                    @if !d.items.is_empty() {
+                        ul.paths data-deletes-list { @for p in &d.items { li.code { (p) } } }
+                    }
+                    nav aria-label="Pages of the list" {
+                        @if offset > 0 {
+                            a rel="prev" href=(format!("/migrations/{id}?review_offset={}", (offset - PAGE).max(0))) { "Previous" } " "
+                        }
+                        @if offset + PAGE < d.count {
+                            a rel="next" href=(format!("/migrations/{id}?review_offset={}", offset + PAGE)) { "Next" }
+                        }
+                    }
+                    @match unreadable {
+                        Ok(u) if u.count > 0 => {
+                            h3 { "Source folders it could not read" }
+                            p.muted data-unreadable=(u.count) {
+                                (u.count) " folders; what is under them is not taken for deleted"
+                            }
+                            ul.paths { @for p in &u.items { li.code { (p) } } }
+                        }
+                        Ok(_) => {}
+                        Err(e) => (error_box(e.code.id(), &super::said(e))),
+                    }
+                    @if let (Some(csrf), Some(digest), true) = (csrf, &d.digest, complete) {
+                        form method="post" action=(format!("/migrations/{id}/command")) {
+                            input type="hidden" name="csrf" value=(csrf);
+                            input type="hidden" name="command" value="sync";
+                            input type="hidden" name="verb" value="resume";
+                            input type="hidden" name="reviewed" value=(digest);
+                            button type="submit" data-confirm {
+                                "Delete these " (d.count) " files at the target"
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The rate over a run, between each two samples of its progress, as an SVG chart.
+fn throughput_chart(samples: &[crate::store::Sample]) -> maud::Markup {
+    let (w, h, left, bottom) = (720.0_f64, 180.0_f64, 70.0_f64, 22.0_f64);
+    let start = samples[0].at_ms;
+    let span = (samples[samples.len() - 1].at_ms - start).max(1) as f64;
+    let rates: Vec<(f64, f64)> = samples
+        .windows(2)
+        .map(|p| {
+            let secs = ((p[1].at_ms - p[0].at_ms).max(1) as f64) / 1000.0;
+            let rate = ((p[1].bytes - p[0].bytes).max(0) as f64) / secs;
+            ((p[1].at_ms - start) as f64, rate)
+        })
+        .collect();
+    let top = rates.iter().map(|r| r.1).fold(0.0, f64::max).max(1.0);
+    let x = |t: f64| left + t / span * (w - left - 8.0);
+    let y = |r: f64| 8.0 + (1.0 - r / top) * (h - bottom - 8.0);
+    let mut points = format!("{:.1},{:.1}", x(0.0), y(0.0));
+    for (t, r) in &rates {
+        points.push_str(&format!(" {:.1},{:.1}", x(*t), y(*r)));
+    }
+    let area = format!(
+        "{points} {:.1},{:.1} {:.1},{:.1}",
+        x(span),
+        y(0.0),
+        x(0.0),
+        y(0.0)
+    );
+    let avg = (samples[samples.len() - 1].bytes - samples[0].bytes).max(0) as f64 / (span / 1000.0);
+    let label = format!(
+        "Throughput over {}: at most {}/s, {}/s on average",
+        duration(span),
+        super::live::bytes(top),
+        super::live::bytes(avg)
+    );
+    html! {
+        figure.chart {
+            svg viewBox=(format!("0 0 {w} {h}")) role="img" aria-label=(label) data-points=(rates.len()) {
+                title { (label) }
+                line x1=(left) y1=(y(0.0)) x2=(w - 8.0) y2=(y(0.0)) stroke="#d9dee3" {}
+                line x1=(left) y1="8" x2=(left) y2=(y(0.0)) stroke="#d9dee3" {}
+                text x=(left - 6.0) y="16" text-anchor="end" font-size="11" fill="#5b6670" { (super::live::bytes(top)) "/s" }
+                text x=(left - 6.0) y=(y(0.0)) text-anchor="end" font-size="11" fill="#5b6670" { "0" }
+                text x=(left) y=(h - 6.0) font-size="11" fill="#5b6670" { "0 s" }
+                text x=(w - 8.0) y=(h - 6.0) text-anchor="end" font-size="11" fill="#5b6670" { (duration(span)) }
+                polygon points=(area) fill="#1f6feb" fill-opacity="0.15" {}
+                polyline points=(points) fill="none" stroke="#1f6feb" stroke-width="2" {}
+            }
+            figcaption.muted { (label) }
+        }
+    }
+}
+
+/// `ms` milliseconds as people say them: 45 s, 12 min, 3.5 h, 2.0 days.
+fn duration(ms: f64) -> String {
+    let s = ms / 1000.0;
+    if s < 120.0 {
+        format!("{s:.0} s")
+    } else if s < 7200.0 {
+        format!("{:.0} min", s / 60.0)
+    } else if s < 172_800.0 {
+        format!("{:.1} h", s / 3600.0)
+    } else {
+        format!("{:.1} days", s / 86_400.0)
+    }
+}
+
+/// What a scan found: its totals, the sizes of the files (a bar a size class), and the files
+/// that cannot be copied as they are, by code, with example paths.
+fn scan_section(scan: &serde_json::Value) -> maud::Markup {
+    let n = |k: &str| scan[k].as_u64().unwrap_or(0);
+    let classes: Vec<(String, u64, u64)> = scan["size_histogram"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|c| {
+                    (
+                        c["up_to"].as_str().unwrap_or("").to_string(),
+                        c["files"].as_u64().unwrap_or(0),
+                        c["bytes"].as_u64().unwrap_or(0),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let most = classes.iter().map(|c| c.1).max().unwrap_or(0).max(1);
+    let problems: Vec<(&String, &serde_json::Value)> = scan["problems"]
+        .as_object()
+        .map(|o| o.iter().collect())
+        .unwrap_or_default();
+    html! {
+        section data-scan-report {
+            h2 { "Scan report" }
+            p {
+                (n("files")) " files in " (n("folders")) " folders, " (super::live::bytes(n("bytes") as f64)) "; "
+                (n("files_to_migrate")) " files (" (super::live::bytes(n("bytes_to_migrate") as f64)) ") to migrate"
+                @if n("excluded") > 0 { ", " (n("excluded")) " excluded" }
+                "."
+            }
+            h3 { "Files by size" }
+            table data-histogram {
+                thead { tr { th { "Up to" } th { "Files" } th { "Bytes" } th { span.sr-only { "Share" } } } }
+                tbody {
+                    @for (up_to, files, bytes) in &classes {
+                        tr {
+                            td { (up_to) } td { (files) } td { (super::live::bytes(*bytes as f64)) }
+                            td { meter min="0" max=(most) value=(files) aria-label=(format!("{files} files")) {} }
+                        }
+                    }
+                }
+            }
+            h3 { "What cannot be copied as it is" }
+            @if problems.is_empty() {
+                p.muted data-problems="0" { "Nothing: every file the scan saw can be copied." }
+            } @else {
+                table data-problems=(problems.len()) {
+                    thead { tr { th { "Code" } th { "Files" } th { "For example" } } }
+                    tbody {
+                        @for (code, p) in &problems {
+                            tr {
+                                td class=(tone(code)) {
+                                    a.code href=(format!("/codes/{code}")) { (code) } " "
+                                    span.code { (p["name"].as_str().unwrap_or("")) }
+                                }
+                                td { (p["count"].as_u64().unwrap_or(0)) }
+                                td.wrap {
+                                    @for e in p["examples"].as_array().into_iter().flatten().take(5) {
+                                        span.code { (e.as_str().unwrap_or("")) } br;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn failed_page(s: &super::Session, e: &DomainError) -> Response {
@@ -341,6 +595,9 @@ fn capitalized(word: &str) -> String {
 pub(crate) struct CommandForm {
     csrf: String,
     command: String,
+    /// The digest of the reviewed list, when the button confirms a paused true-up's.
+    #[serde(default)]
+    reviewed: Option<String>,
     /// start, stop, pause, resume (not `action`: a field of that name hides the form's own
     /// `action` from scripts).
     verb: String,
@@ -365,6 +622,7 @@ pub(crate) async fn command(
         command: form.command,
         action: form.verb,
         options: None,
+        reviewed: form.reviewed,
     };
     let back = format!("/migrations/{}", godwit_spec::location::query_value(&id));
     match crate::api::migrations::carry_out(&state, &s.caller, &id, req).await {
