@@ -1758,3 +1758,21 @@ fn a_project_is_validated_through_its_agents() {
 fn a_project_is_validated_through_its_agents_on_postgresql() {
     validate_a_project(World::on_postgresql());
 }
+
+#[test]
+fn a_migration_with_a_copy_log_is_deleted_on_postgresql() {
+    let mut w = World::on_postgresql();
+    w.start_agent_and_wait();
+    let src = source(&w.root, 4, 100);
+    let m = w.migration(&src, json!({}));
+    w.scanned(&m);
+    let copy = w.start(&m, "copy", "927");
+    w.wait_end(&copy, "922");
+    let (_, log) = w.api("GET", &format!("/v1/runs/{copy}/copylog"), None);
+    assert_eq!(log["count"], 4, "{log}");
+    // Its runs' copy logs, review lists and progress samples go with it.
+    let (s, body) = w.api("DELETE", &format!("/v1/migrations/{m}"), None);
+    assert_eq!(s, 204, "{body}");
+    let (s, body) = w.api("GET", &format!("/v1/runs/{copy}"), None);
+    assert_eq!((s, body["error_code"].clone()), (404, json!("800")), "{body}");
+}
