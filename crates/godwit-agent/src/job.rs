@@ -309,6 +309,8 @@ fn counters_of_progress(p: &Progress, started: Instant) -> Counters {
         files_failed: p.failed.load(Ordering::Relaxed) as i64,
         bytes_per_second: copied as f64 / started.elapsed().as_secs_f64().max(0.001),
         counts: Default::default(),
+        files_found: p.files_seen.load(Ordering::Relaxed) as i64,
+        bytes_found: p.bytes_seen.load(Ordering::Relaxed) as i64,
         activity: [
             &p.files_seen,
             &p.bytes_seen,
@@ -334,12 +336,12 @@ fn counters_of(s: &godwit_engine::Summary) -> Counters {
             .iter()
             .map(|(c, n)| (c.id().to_string(), *n))
             .collect(),
+        files_found: s.files as i64,
+        bytes_found: s.bytes as i64,
         activity: 0,
     }
 }
 
-/// Sends the run's copy log in pages, each waiting for room in the outbox. The attempt is
-/// named by the engine run's folder, which holds the log.
 /// Sends the path list `file` (`deletes.txt`, `unreadable.txt`) of a paused true-up as the
 /// review list `list`, a page at a time; a list not written (nothing in it) sends nothing.
 fn upload_list(shared: &Shared, run_id: &str, list: &str, file: &Path) {
@@ -384,6 +386,8 @@ fn attempt_of(file: &Path) -> String {
         .unwrap_or_default()
 }
 
+/// Sends the run's copy log in pages, each waiting for room in the outbox. The attempt is
+/// named by the engine run's folder, which holds the log.
 fn upload_copylog(shared: &Shared, run_id: &str, log: &Path) {
     let Ok(file) = std::fs::File::open(log) else {
         return;

@@ -21,3 +21,10 @@ CREATE TABLE run_samples (
     bytes_per_second DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (run_id, at_ms)
 );
+-- What a running command has found to do so far (its walk goes on beside its transfers), as
+-- its agent last reported it: the overview's progress bar and time left.
+ALTER TABLE job_runs ADD COLUMN files_found BIGINT;
+ALTER TABLE job_runs ADD COLUMN bytes_found BIGINT;
+-- The overview follows the runs going on and those that just ended: found by state and end.
+CREATE INDEX job_runs_by_state ON job_runs (state);
+CREATE INDEX job_runs_by_end ON job_runs (ended_ms);

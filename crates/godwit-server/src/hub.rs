@@ -537,6 +537,7 @@ async fn handle(state: &AppState, agent_id: &str, message: ToServer) -> Option<T
                 .run_progress(
                     &run.id,
                     totals,
+                    (counters.files_found, counters.bytes_found),
                     counters.bytes_per_second,
                     &counts,
                     counters.activity,

@@ -146,6 +146,10 @@ pub struct JobRun {
     pub files: i64,
     pub bytes: i64,
     pub files_failed: i64,
+    /// Files and bytes the run has found to do so far, as its agent last reported them (the
+    /// walk goes on beside the transfers, so these grow until it ends); 0 before a report.
+    pub files_found: i64,
+    pub bytes_found: i64,
     /// The transfer rate the agent last reported.
     pub bytes_per_second: f64,
     /// Files per status code, as the agent last reported them.

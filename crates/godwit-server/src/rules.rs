@@ -289,6 +289,8 @@ mod tests {
             files: 0,
             bytes: 0,
             files_failed: 0,
+            files_found: 0,
+            bytes_found: 0,
             bytes_per_second: 0.0,
             counts: serde_json::Value::Null,
             options: None,

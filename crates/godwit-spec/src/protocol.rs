@@ -232,6 +232,11 @@ pub struct Counters {
     /// Files per final status code.
     #[serde(default)]
     pub counts: std::collections::BTreeMap<String, u64>,
+    /// Files and bytes found to do so far (the walk goes on beside the transfers).
+    #[serde(default)]
+    pub files_found: i64,
+    #[serde(default)]
+    pub bytes_found: i64,
     /// A number that grows whenever the run does anything (files seen, bytes read or sent,
     /// files done or failed): unchanged for long, the run is hung (641).
     #[serde(default)]

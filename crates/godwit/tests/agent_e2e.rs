@@ -1774,5 +1774,9 @@ fn a_migration_with_a_copy_log_is_deleted_on_postgresql() {
     let (s, body) = w.api("DELETE", &format!("/v1/migrations/{m}"), None);
     assert_eq!(s, 204, "{body}");
     let (s, body) = w.api("GET", &format!("/v1/runs/{copy}"), None);
-    assert_eq!((s, body["error_code"].clone()), (404, json!("800")), "{body}");
+    assert_eq!(
+        (s, body["error_code"].clone()),
+        (404, json!("800")),
+        "{body}"
+    );
 }

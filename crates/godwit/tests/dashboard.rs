@@ -398,6 +398,7 @@ async fn the_overview_follows_a_running_copy_by_itself() {
         // The page is not reloaded: its script follows the run's progress.
         let row = format!("tr[data-run='{run}']");
         let mut seen_files = Vec::new();
+        let mut bar = Vec::new();
         let mut observed: Vec<String> = Vec::new();
         let start = Instant::now();
         loop {
@@ -405,18 +406,31 @@ async fn the_overview_follows_a_running_copy_by_itself() {
             let cells = c
                 .execute(
                     "const r = document.querySelector(arguments[0]); \
-                     return r ? Array.from(r.cells).map(c => c.textContent) : null",
+                     if (!r) { return null; } \
+                     const p = r.querySelector('progress'); \
+                     return Array.from(r.cells).map(c => c.textContent) \
+                       .concat([p ? p.value / p.max : -1])",
                     vec![json!(row)],
                 )
                 .await
                 .unwrap();
-            if let Some(cells) = cells.as_array().filter(|c| c.len() == 6) {
+            if let Some(cells) = cells.as_array().filter(|c| c.len() == 9) {
                 let shown = format!("{cells:?}");
                 if observed.last() != Some(&shown) {
                     observed.push(shown);
                 }
                 let status = cells[2].as_str().unwrap_or("");
                 let files: i64 = cells[3].as_str().unwrap_or("").parse().unwrap_or(-1);
+                let filled = cells[8].as_f64().unwrap_or(-1.0);
+                if status.contains("922") {
+                    // It ended, and stays a while with how: its bar full.
+                    assert_eq!(filled, 1.0, "{observed:#?}");
+                    assert_eq!(cells[7], "ended", "{observed:#?}");
+                    break;
+                }
+                if status.contains("RUNNING") && bar.last() != Some(&filled) && filled >= 0.0 {
+                    bar.push(filled);
+                }
                 if status.contains("RUNNING") && seen_files.last() != Some(&files) {
                     seen_files.push(files);
                     // The README's picture of the overview: a copy under way.
@@ -428,9 +442,6 @@ async fn the_overview_follows_a_running_copy_by_itself() {
                         std::fs::write(docs.join("dashboard-overview.png"), png).unwrap();
                     }
                 }
-            } else if !seen_files.is_empty() {
-                // Gone from the running runs: it ended.
-                break;
             }
             assert!(
                 start.elapsed() < Duration::from_secs(90),
@@ -441,6 +452,10 @@ async fn the_overview_follows_a_running_copy_by_itself() {
         assert!(
             seen_files.len() >= 3,
             "the progress did not move on the page: {seen_files:?} {observed:#?}"
+        );
+        assert!(
+            bar.len() >= 3 && bar.windows(2).all(|w| w[0] < w[1]),
+            "the bar did not move forward: {bar:?} {observed:#?}"
         );
         let ended: Value = tokio::task::block_in_place(|| world.wait_end(&run, "922"));
         assert_eq!(ended["files"], 30, "{ended}");
@@ -462,6 +477,14 @@ async fn the_overview_follows_a_running_copy_by_itself() {
         wait_path(&c, &format!("/migrations/{m}")).await;
         let runs = element(&c, "main table tbody").await.text().await.unwrap();
         assert!(runs.contains("922") && runs.contains("932"), "{runs}");
+        // The copy's throughput over its 15 s or so, drawn from the progress it reported.
+        let points = element(&c, "figure.chart svg")
+            .await
+            .attr("data-points")
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(points.parse::<u32>().unwrap() >= 2, "{points} points");
         let counts = element(&c, "table[data-counts]")
             .await
             .text()

@@ -11,7 +11,7 @@ use crate::records::*;
 
 const RUN_COLUMNS: &str = "id, migration_id, command, state, status_code, error_code, error_params, \
      files, bytes, files_failed, created_ms, started_ms, ended_ms, updated_ms, bytes_per_second, counts, \
-     options";
+     options, files_found, bytes_found";
 /// A row's `command`, which only godwit writes.
 pub(super) fn command_column(r: &AnyRow) -> Result<CommandKind, sqlx::Error> {
     let text: String = r.try_get("command")?;
@@ -43,6 +43,8 @@ fn run_of(r: &AnyRow) -> Result<JobRun, sqlx::Error> {
         files: r.try_get("files")?,
         bytes: r.try_get("bytes")?,
         files_failed: r.try_get("files_failed")?,
+        files_found: r.try_get::<Option<i64>, _>("files_found")?.unwrap_or(0),
+        bytes_found: r.try_get::<Option<i64>, _>("bytes_found")?.unwrap_or(0),
         bytes_per_second: r
             .try_get::<Option<f64>, _>("bytes_per_second")?
             .unwrap_or(0.0),
@@ -144,7 +146,7 @@ impl Store {
             "INSERT INTO job_runs ({RUN_COLUMNS}) SELECT \
              $1, $2, $3, 'QUEUED', $4, CAST(NULL AS TEXT), CAST(NULL AS TEXT), 0, 0, 0, $5, \
              CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), $5, CAST(NULL AS DOUBLE PRECISION), \
-             CAST(NULL AS TEXT), $6{guard}"
+             CAST(NULL AS TEXT), $6, CAST(NULL AS BIGINT), CAST(NULL AS BIGINT){guard}"
         ))
         .bind(&id)
         .bind(migration_id)
@@ -349,13 +351,15 @@ impl Store {
         &self,
         id: &str,
         totals: (i64, i64, i64),
+        found: (i64, i64),
         bytes_per_second: f64,
         counts: &serde_json::Value,
         activity: u64,
     ) -> Result<(), DomainError> {
         sqlx::query(
             "UPDATE job_runs SET files = $1, bytes = $2, files_failed = $3, \
-             bytes_per_second = $4, counts = $5, updated_ms = $6, \
+             bytes_per_second = $4, counts = $5, updated_ms = $6, files_found = $9, \
+             bytes_found = $10, \
              active_ms = CASE WHEN activity IS NULL OR activity <> $8 OR active_ms IS NULL \
              THEN $6 ELSE active_ms END, activity = $8 \
              WHERE id = $7 AND state IN ('QUEUED','RUNNING','STOPPING','PAUSED','SUSPENDED')",
@@ -368,6 +372,8 @@ impl Store {
         .bind(now_ms())
         .bind(id)
         .bind(i64::try_from(activity).unwrap_or(i64::MAX))
+        .bind(found.0)
+        .bind(found.1)
         .execute(&self.pool)
         .await
         .map_err(|e| failed(Code::DB_ERR_UPDATE_DOC, "job run", id, &e.to_string()))?;
@@ -547,16 +553,23 @@ pub struct Stale {
 impl Store {
     /// Running commands with no report since `reported_before`, or no activity since
     /// `active_before` (times in ms).
-    /// Job runs not over (QUEUED, RUNNING, STOPPING, PAUSED, SUSPENDED), newest first, at most
-    /// `limit`: what the dashboard's overview follows.
-    pub async fn all_active_runs(&self, limit: i64) -> Result<Vec<JobRun>, DomainError> {
+    /// Job runs not over (QUEUED, RUNNING, STOPPING, PAUSED, SUSPENDED), and those that ended
+    /// at `ended_since` (ms) or later, newest first, at most `limit`: what the dashboard's
+    /// overview follows.
+    pub async fn all_active_runs(
+        &self,
+        ended_since: i64,
+        limit: i64,
+    ) -> Result<Vec<JobRun>, DomainError> {
         let fail = |e: sqlx::Error| failed(Code::DB_ERR_GET_DOCS, "job runs", "", &e.to_string());
-        let rows = sqlx::query(
-            "SELECT * FROM job_runs \
+        let rows = sqlx::query(&format!(
+            "SELECT {RUN_COLUMNS} FROM job_runs \
              WHERE state IN ('QUEUED','RUNNING','STOPPING','PAUSED','SUSPENDED') \
-             ORDER BY created_ms DESC, id LIMIT $1",
-        )
+             UNION SELECT {RUN_COLUMNS} FROM job_runs WHERE ended_ms >= $2 \
+             ORDER BY created_ms DESC, id LIMIT $1"
+        ))
         .bind(limit)
+        .bind(ended_since)
         .fetch_all(&self.pool)
         .await
         .map_err(fail)?;

@@ -23,10 +23,23 @@ pub(crate) struct Row {
     pub files: String,
     pub bytes: String,
     pub rate: String,
+    /// Bytes done and found to do so far: the progress bar (none before anything is found).
+    pub done: i64,
+    pub found: i64,
+    /// "42%" of what is found so far, or empty.
+    pub percent: String,
+    /// About how long is left of what is found so far, at the run's rate, or empty.
+    pub left: String,
 }
 
 impl Row {
     pub fn of(r: &JobRun) -> Row {
+        // A run that succeeded did all it found: its bar is full.
+        let found = if r.state == godwit_codes::State::Succeeded {
+            r.bytes_found.max(r.bytes).max(0)
+        } else {
+            r.bytes_found.max(0)
+        };
         Row {
             id: r.id.clone(),
             migration: r.migration_id.clone(),
@@ -35,7 +48,37 @@ impl Row {
             files: r.files.to_string(),
             bytes: bytes(r.bytes.max(0) as f64),
             rate: format!("{}/s", bytes(r.bytes_per_second.max(0.0))),
+            done: r.bytes.max(0),
+            found,
+            percent: if found > 0 {
+                format!("{}%", (r.bytes.max(0) * 100 / found).min(100))
+            } else {
+                String::new()
+            },
+            left: if !crate::records::is_active(r.state) {
+                "ended".into()
+            } else if r.bytes_per_second > 0.0 && r.bytes_found > r.bytes {
+                format!(
+                    "about {}",
+                    seconds((r.bytes_found - r.bytes) as f64 / r.bytes_per_second)
+                )
+            } else {
+                String::new()
+            },
         }
+    }
+}
+
+/// `s` seconds as people say them: 45 s, 12 min, 3.5 h, 2.0 days.
+pub(crate) fn seconds(s: f64) -> String {
+    if s < 120.0 {
+        format!("{s:.0} s")
+    } else if s < 7200.0 {
+        format!("{:.0} min", s / 60.0)
+    } else if s < 172_800.0 {
+        format!("{:.1} h", s / 3600.0)
+    } else {
+        format!("{:.1} days", s / 86_400.0)
     }
 }
 
@@ -54,6 +97,9 @@ pub(crate) fn bytes(n: f64) -> String {
     }
 }
 
+/// How long a run that ended stays on the overview, with how it ended.
+pub(crate) const JUST_ENDED_MS: i64 = 60_000;
+
 /// `GET /ui/live`: the running job runs now and every two seconds, while the session lasts.
 pub(crate) async fn runs(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if super::session(&state, &headers).await.is_none() {
@@ -69,7 +115,7 @@ pub(crate) async fn runs(State(state): State<AppState>, headers: HeaderMap) -> R
             super::session(&state, &headers).await?;
             let rows: Vec<Row> = state
                 .store
-                .all_active_runs(50)
+                .all_active_runs(crate::store::now_ms() - JUST_ENDED_MS, 50)
                 .await
                 .map(|runs| runs.iter().map(Row::of).collect())
                 .unwrap_or_default();

@@ -99,7 +99,22 @@ pub(crate) async fn show(
         None => None,
     };
     let samples = match chosen {
-        Some(r) => store.samples(&r.id).await.unwrap_or_default(),
+        Some(r) => {
+            let mut samples = store.samples(&r.id).await.unwrap_or_default();
+            // From the run's start, when nothing was done yet.
+            if let (Some(start), Some(first)) = (r.started_ms, samples.first())
+                && start < first.at_ms
+            {
+                let origin = crate::store::Sample {
+                    at_ms: start,
+                    files: 0,
+                    bytes: 0,
+                    bytes_per_second: 0.0,
+                };
+                samples.insert(0, origin);
+            }
+            samples
+        }
         None => Vec::new(),
     };
     let scan_report = match chosen.filter(|r| r.command == godwit_spec::CommandKind::Scan) {
@@ -163,7 +178,7 @@ pub(crate) async fn show(
                                     " · " a.code href=(format!("/codes/{}", e.code)) { (e.code) } " " (e.name)
                                 }
                             }
-                            td { (r.files) } td { (r.bytes) } td { (r.files_failed) }
+                            td { (r.files) } td title=(format!("{} bytes", r.bytes)) { (super::live::bytes(r.bytes.max(0) as f64)) } td { (r.files_failed) }
                             td { (when(r.started_ms)) } td { (when(r.ended_ms)) }
                         }
                     }
@@ -331,26 +346,32 @@ fn throughput_chart(samples: &[crate::store::Sample]) -> maud::Markup {
     let (w, h, left, bottom) = (720.0_f64, 180.0_f64, 70.0_f64, 22.0_f64);
     let start = samples[0].at_ms;
     let span = (samples[samples.len() - 1].at_ms - start).max(1) as f64;
-    let rates: Vec<(f64, f64)> = samples
+    // Each interval between two samples at its own rate: a step.
+    let rates: Vec<(f64, f64, f64)> = samples
         .windows(2)
         .map(|p| {
             let secs = ((p[1].at_ms - p[0].at_ms).max(1) as f64) / 1000.0;
             let rate = ((p[1].bytes - p[0].bytes).max(0) as f64) / secs;
-            ((p[1].at_ms - start) as f64, rate)
+            (
+                (p[0].at_ms - start) as f64,
+                (p[1].at_ms - start) as f64,
+                rate,
+            )
         })
         .collect();
-    let top = rates.iter().map(|r| r.1).fold(0.0, f64::max).max(1.0);
+    let top = rates.iter().map(|r| r.2).fold(0.0, f64::max).max(1.0);
     let x = |t: f64| left + t / span * (w - left - 8.0);
     let y = |r: f64| 8.0 + (1.0 - r / top) * (h - bottom - 8.0);
-    let mut points = format!("{:.1},{:.1}", x(0.0), y(0.0));
-    for (t, r) in &rates {
-        points.push_str(&format!(" {:.1},{:.1}", x(*t), y(*r)));
-    }
+    let points = rates
+        .iter()
+        .map(|(t0, t1, r)| format!("{:.1},{:.1} {:.1},{:.1}", x(*t0), y(*r), x(*t1), y(*r)))
+        .collect::<Vec<_>>()
+        .join(" ");
     let area = format!(
-        "{points} {:.1},{:.1} {:.1},{:.1}",
-        x(span),
-        y(0.0),
+        "{:.1},{:.1} {points} {:.1},{:.1}",
         x(0.0),
+        y(0.0),
+        x(span),
         y(0.0)
     );
     let avg = (samples[samples.len() - 1].bytes - samples[0].bytes).max(0) as f64 / (span / 1000.0);
@@ -378,18 +399,9 @@ fn throughput_chart(samples: &[crate::store::Sample]) -> maud::Markup {
     }
 }
 
-/// `ms` milliseconds as people say them: 45 s, 12 min, 3.5 h, 2.0 days.
+/// `ms` milliseconds as people say them.
 fn duration(ms: f64) -> String {
-    let s = ms / 1000.0;
-    if s < 120.0 {
-        format!("{s:.0} s")
-    } else if s < 7200.0 {
-        format!("{:.0} min", s / 60.0)
-    } else if s < 172_800.0 {
-        format!("{:.1} h", s / 3600.0)
-    } else {
-        format!("{:.1} days", s / 86_400.0)
-    }
+    super::live::seconds(ms / 1000.0)
 }
 
 /// What a scan found: its totals, the sizes of the files (a bar a size class), and the files

@@ -185,7 +185,9 @@ async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Response
     let store = &state.store;
     let agents = store.list_agents(100, 0).await;
     let migrations = store.list_migrations(None, 50, 0).await;
-    let runs = store.all_active_runs(50).await;
+    let runs = store
+        .all_active_runs(crate::store::now_ms() - live::JUST_ENDED_MS, 50)
+        .await;
     let mut last = Vec::new();
     if let Ok((_, ms)) = &migrations {
         for m in ms {
@@ -221,21 +223,29 @@ async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Response
                 }
             }
         }
-        h2 { "Running job runs" }
+        h2 { "Job runs going on" }
+        p.muted { "And those that ended in the last minute. Progress is of what the run has found so far." }
         @match &runs {
             Err(e) => (error_box(e.code.id(), &e.message())),
             Ok(list) => {
                 table data-live {
-                    thead { tr { th { "Migration" } th { "Command" } th { "Status" } th { "Files" } th { "Bytes" } th { "Rate" } } }
+                    thead { tr { th { "Migration" } th { "Command" } th { "Status" } th { "Files" } th { "Bytes" } th { "Rate" } th { "Progress" } th { "Time left" } } }
                     tbody {
                         @if list.is_empty() {
-                            tr { td.muted colspan="6" { "No job run is going on." } }
+                            tr { td.muted colspan="8" { "No job run is going on." } }
                         }
                         @for r in list {
                             @let row = live::Row::of(r);
                             tr data-run=(r.id) {
                                 td { (row.migration) } td { (row.command) } td { (row.status) }
                                 td { (row.files) } td { (row.bytes) } td { (row.rate) }
+                                td {
+                                    @if row.found > 0 {
+                                        progress max=(row.found) value=(row.done) aria-label=(format!("{} of what is found so far", row.percent)) {}
+                                        " " (row.percent)
+                                    }
+                                }
+                                td { (row.left) }
                             }
                         }
                     }

@@ -13,7 +13,7 @@
     if (runs.length === 0) {
       var empty = document.createElement("tr");
       var cell = document.createElement("td");
-      cell.colSpan = 6; cell.className = "muted"; cell.textContent = "No job run is going on.";
+      cell.colSpan = 8; cell.className = "muted"; cell.textContent = "No job run is going on.";
       empty.appendChild(cell); body.appendChild(empty);
       return;
     }
@@ -25,6 +25,19 @@
         cell.textContent = text;
         row.appendChild(cell);
       });
+      // The bar: bytes done of what is found so far (the walk goes on beside the copy).
+      var bar = document.createElement("td");
+      if (run.found > 0) {
+        var meter = document.createElement("progress");
+        meter.max = run.found; meter.value = run.done;
+        meter.setAttribute("aria-label", run.percent + " of what is found so far");
+        bar.appendChild(meter);
+        bar.appendChild(document.createTextNode(" " + run.percent));
+      }
+      row.appendChild(bar);
+      var left = document.createElement("td");
+      left.textContent = run.left;
+      row.appendChild(left);
       body.appendChild(row);
     });
   });
