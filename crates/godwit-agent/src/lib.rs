@@ -179,6 +179,33 @@ impl Shared {
     }
 }
 
+/// Lists the folders under `location` for the control plane's `browse_id`, with the engine's
+/// one-level listing.
+fn browse(shared: &Shared, browse_id: String, location: &str, limit: u64) {
+    tracing::info!(location, "browsing a source");
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let found = godwit_engine::Location::parse(location)
+        .and_then(|l| godwit_engine::browse::folders(&l, limit));
+    let (folders, unnamed, error) = match found {
+        Ok(f) => (f.names, f.unnamed, None),
+        Err(e) => {
+            tracing::warn!(code = e.code.id(), "browsing failed: {}", e.message);
+            let wire = godwit_spec::protocol::WireError {
+                code: e.code.id().to_string(),
+                message: e.message,
+            };
+            (Vec::new(), 0, Some(wire))
+        }
+    };
+    shared.push(false, |seq| ToServer::Browsed {
+        seq,
+        browse_id,
+        folders,
+        unnamed,
+        error,
+    });
+}
+
 /// Runs the agent until `shutdown` resolves or the control plane refuses it for good.
 pub async fn run(options: AgentOptions, shutdown: impl std::future::Future<Output = ()>) -> Exit {
     let Some(claims) = Claims::read_unverified(&options.token) else {
@@ -548,6 +575,14 @@ fn on_message(
         }
         Ok(ToAgent::Retire) => {
             tokio::spawn(retire(shared.clone(), options.state_dir.clone()));
+        }
+        Ok(ToAgent::Browse {
+            browse_id,
+            location,
+            limit,
+        }) => {
+            let shared = shared.clone();
+            std::thread::spawn(move || browse(&shared, browse_id, &location, limit));
         }
         Ok(ToAgent::Error { code, message }) => {
             tracing::warn!(code = %code, "the control plane could not use a message: {message}");

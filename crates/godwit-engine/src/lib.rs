@@ -11,6 +11,7 @@
 pub mod azure;
 pub mod backend;
 pub mod backup;
+pub mod browse;
 pub mod copy;
 pub mod ctx;
 mod decide;

@@ -80,6 +80,9 @@ pub struct ApiError {
     pub retry_after: Option<u64>,
     /// The message when it was rendered already (an engine error).
     pub message: Option<String>,
+    /// The HTTP status, for a code the catalog gives none (an agent's job error an API
+    /// request ran into).
+    pub status: Option<StatusCode>,
 }
 
 /// The JSON body of every error answer.
@@ -142,6 +145,9 @@ impl ApiError {
 
     /// The HTTP status the catalog gives the code (500 for a code without one: a bug).
     pub fn status(&self) -> StatusCode {
+        if let Some(status) = self.status {
+            return status;
+        }
         self.code
             .info()
             .http_status
@@ -224,6 +230,7 @@ impl From<DomainError> for ApiError {
             details: e.details,
             retry_after: None,
             message: None,
+            status: None,
         }
     }
 }

@@ -32,6 +32,38 @@ pub struct Hub {
     pub report_window: Duration,
     /// A running command that does nothing this long (its reports show no activity) is 641.
     pub hung_window: Duration,
+    /// A browse of a source waits this long for its agent's answer (697 past it).
+    pub browse_wait: Duration,
+    /// A browse finding more folders than this offers none (638).
+    pub browse_max_folders: u64,
+    /// The browse each agent is answering now (one at a time: 696), by agent.
+    browses: Mutex<HashMap<String, Browsing>>,
+}
+
+/// A browse sent to an agent and not answered yet.
+#[derive(Debug)]
+struct Browsing {
+    browse_id: String,
+    answer: tokio::sync::oneshot::Sender<Browsed>,
+}
+
+/// An agent's answer to a browse.
+#[derive(Debug)]
+pub struct Browsed {
+    pub folders: Vec<String>,
+    pub unnamed: u64,
+    pub error: Option<crate::protocol::WireError>,
+}
+
+/// Why a browse got no answer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum NoAnswer {
+    /// The agent is answering another browse (696).
+    Busy,
+    /// It is not connected, or its connection closed before it answered (695).
+    Gone,
+    /// Nothing came within the wait (697).
+    Late,
 }
 
 impl Hub {
@@ -43,6 +75,70 @@ impl Hub {
             retire_timeout: Duration::from_secs(300),
             report_window: Duration::from_secs(300),
             hung_window: Duration::from_secs(1800),
+            browse_wait: Duration::from_secs(30),
+            browse_max_folders: 10_000,
+            browses: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Asks agent `agent_id` for the folders under `location` and waits for its answer.
+    pub async fn browse(&self, agent_id: &str, location: &str) -> Result<Browsed, NoAnswer> {
+        let browse_id = crate::store::new_id();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        {
+            let mut browses = self
+                .browses
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if browses.contains_key(agent_id) {
+                return Err(NoAnswer::Busy);
+            }
+            let pending = Browsing {
+                browse_id: browse_id.clone(),
+                answer: tx,
+            };
+            browses.insert(agent_id.to_string(), pending);
+        }
+        let message = ToAgent::Browse {
+            browse_id: browse_id.clone(),
+            location: location.to_string(),
+            limit: self.browse_max_folders,
+        };
+        let answer = if self.send(agent_id, message) {
+            match tokio::time::timeout(self.browse_wait, rx).await {
+                Ok(Ok(answer)) => Ok(answer),
+                Ok(Err(_)) => Err(NoAnswer::Gone),
+                Err(_) => Err(NoAnswer::Late),
+            }
+        } else {
+            Err(NoAnswer::Gone)
+        };
+        // Whatever came of it, the agent may be asked again (a late answer finds nobody).
+        let mut browses = self
+            .browses
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if browses
+            .get(agent_id)
+            .is_some_and(|b| b.browse_id == browse_id)
+        {
+            browses.remove(agent_id);
+        }
+        answer
+    }
+
+    /// Hands an agent's answer to the browse waiting for it, if one still is.
+    fn browsed(&self, agent_id: &str, browse_id: &str, answer: Browsed) {
+        let mut browses = self
+            .browses
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if browses
+            .get(agent_id)
+            .is_some_and(|b| b.browse_id == browse_id)
+            && let Some(b) = browses.remove(agent_id)
+        {
+            let _ = b.answer.send(answer);
         }
     }
 
@@ -52,6 +148,12 @@ impl Hub {
         hub.retire_timeout = godwit_spec::env::seconds("GODWIT_RETIRE_TIMEOUT", 300.0)?;
         hub.report_window = godwit_spec::env::seconds("GODWIT_RUN_REPORT_WINDOW", 300.0)?;
         hub.hung_window = godwit_spec::env::seconds("GODWIT_RUN_HUNG_WINDOW", 1800.0)?;
+        hub.browse_wait = godwit_spec::env::seconds("GODWIT_BROWSE_WAIT", 30.0)?;
+        hub.browse_max_folders = u64::try_from(godwit_spec::env::count(
+            "GODWIT_BROWSE_MAX_FOLDERS",
+            10_000,
+        )?)
+        .unwrap_or(10_000);
         Ok(hub)
     }
 
@@ -96,6 +198,11 @@ impl Hub {
             .is_some_and(|(id, _)| *id == connection)
         {
             agents.remove(agent_id);
+            // A browse it was answering gets no answer now (695).
+            self.browses
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(agent_id);
         }
     }
 
@@ -469,6 +576,7 @@ fn undecodable(text: &str, e: &serde_json::Error) -> ToAgent {
         "result",
         "copylog",
         "review",
+        "browsed",
         "upgrade",
         "retired",
     ];
@@ -599,6 +707,21 @@ async fn handle(state: &AppState, agent_id: &str, message: ToServer) -> Option<T
                 .await
                 .ok()
                 .map(|()| ToAgent::Ack { seq })
+        }
+        ToServer::Browsed {
+            seq,
+            browse_id,
+            folders,
+            unnamed,
+            error,
+        } => {
+            let answer = Browsed {
+                folders,
+                unnamed,
+                error,
+            };
+            state.hub.browsed(agent_id, &browse_id, answer);
+            Some(ToAgent::Ack { seq })
         }
         ToServer::Review {
             seq,

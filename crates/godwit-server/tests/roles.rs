@@ -195,7 +195,10 @@ impl World {
             ("GET", "/v1/endpoints/{id}") => pick(&self.own_endpoint, &self.other_endpoint),
             (_, "/v1/endpoints/{id}") => self.fresh_endpoint().await,
             ("GET", "/v1/agents/{id}") => pick(&self.agent_a, &self.agent_b),
-            (_, "/v1/agents/{id}/config" | "/v1/agents/{id}/upgrade") => self.agent_a.clone(),
+            (
+                _,
+                "/v1/agents/{id}/config" | "/v1/agents/{id}/upgrade" | "/v1/agents/{id}/browse",
+            ) => self.agent_a.clone(),
             (_, "/v1/agents/{id}/upgrades") => pick(&self.agent_a, &self.agent_b),
             (_, t) if t.starts_with("/v1/releases/{id}") => "no-such-release".to_string(),
             (_, "/v1/upgrades/{id}") => "no-such-upgrade".to_string(),
@@ -261,6 +264,10 @@ impl World {
             })),
             ("POST", "/v1/projects/{id}/validate") => Some(json!({})),
             ("POST", "/v1/agents/{id}/upgrade") => Some(json!({"version": "9.9.9"})),
+            // Not connected here: the operator's answer is 695, the viewer's 403.
+            ("POST", "/v1/agents/{id}/browse") => {
+                Some(json!({"endpointId": self.own_endpoint, "path": "/"}))
+            }
             ("POST", "/v1/upgrades") => {
                 Some(json!({"agentIds": [self.agent_a], "version": "9.9.9"}))
             }

@@ -81,6 +81,18 @@ pub enum ToServer {
         first: i64,
         paths: Vec<String>,
     },
+    /// The answer to a `browse`: the folders found, or why there are none.
+    Browsed {
+        seq: u64,
+        browse_id: String,
+        #[serde(default)]
+        folders: Vec<String>,
+        /// Folders whose names are not UTF-8 (not offered).
+        #[serde(default)]
+        unnamed: u64,
+        #[serde(default)]
+        error: Option<WireError>,
+    },
     /// Where upgrade `upgrade_id` stands: every step so far, from the agent's upgrade journal
     /// (which outlives the binary it was written by). `done`: nothing more will happen.
     Upgrade {
@@ -148,6 +160,13 @@ pub enum ToAgent {
     Command(Box<Job>),
     /// Stop, pause or resume the run in progress.
     Control { run_id: String, action: String },
+    /// List the folders directly under `location` (one level), at most `limit` of them;
+    /// answered with `browsed`.
+    Browse {
+        browse_id: String,
+        location: String,
+        limit: u64,
+    },
     /// The message `seq` is stored; the agent may forget it.
     Ack { seq: u64 },
     /// A message of the agent could not be used; the connection stays open.
@@ -170,8 +189,9 @@ pub struct Job {
     pub options: JobOptions,
 }
 
-/// What this agent can be asked besides commands: to upgrade itself, to retire.
-pub const AGENT_FEATURES: &[&str] = &["upgrade", "retire"];
+/// What this agent can be asked besides commands: to upgrade itself, to retire, to list a
+/// source's folders.
+pub const AGENT_FEATURES: &[&str] = &["upgrade", "retire", "browse"];
 
 /// The commands an agent that does not list its own is taken to run.
 pub const FIRST_AGENT_COMMANDS: &[CommandKind] = &[

@@ -38,6 +38,10 @@ pub struct Serve {
     pub run_report_window_secs: Option<f64>,
     pub run_hung_window_secs: Option<f64>,
     pub retire_timeout_secs: Option<f64>,
+    /// How long a browse of a source (the dashboard's folder picker) waits for its agent.
+    pub browse_wait_secs: Option<f64>,
+    /// A folder with more folders than this is not offered for picking (638).
+    pub browse_max_folders: Option<i64>,
     pub limits: Option<Limits>,
     pub tls: Option<Tls>,
 }
@@ -192,6 +196,7 @@ fn check(path: &Path, f: &File, role: Role) -> Result<(), JobError> {
             "GODWIT_HEARTBEAT_WINDOW"
             | "GODWIT_RUN_REPORT_WINDOW"
             | "GODWIT_RUN_HUNG_WINDOW"
+            | "GODWIT_BROWSE_WAIT"
             | "GODWIT_RETIRE_TIMEOUT" => godwit_spec::env::check_seconds(at, value)?,
             "GODWIT_RATE_LIMIT" | "GODWIT_AUTH_FAILURE_LIMIT" => {
                 godwit_spec::env::check_positive(at, value)?;
@@ -235,6 +240,16 @@ pub fn settings(path: &Path, f: &File) -> BTreeMap<String, (String, String)> {
         "GODWIT_RETIRE_TIMEOUT",
         "retire_timeout_secs",
         s.retire_timeout_secs.map(|n| n.to_string()),
+    );
+    put(
+        "GODWIT_BROWSE_WAIT",
+        "browse_wait_secs",
+        s.browse_wait_secs.map(|n| n.to_string()),
+    );
+    put(
+        "GODWIT_BROWSE_MAX_FOLDERS",
+        "browse_max_folders",
+        s.browse_max_folders.map(|n| n.to_string()),
     );
     if let Some(l) = &s.limits {
         put(

@@ -1780,3 +1780,102 @@ fn a_migration_with_a_copy_log_is_deleted_on_postgresql() {
         "{body}"
     );
 }
+
+#[test]
+fn a_source_is_browsed_a_level_at_a_time_through_its_agent() {
+    let env = vec![
+        ("GODWIT_BROWSE_MAX_FOLDERS".to_string(), "3".to_string()),
+        // Shorter than the heartbeat window (3 s here): a hung agent is silent, not gone yet.
+        ("GODWIT_BROWSE_WAIT".to_string(), "1.5".to_string()),
+    ];
+    let mut w = World::with(None, env);
+    w.start_agent_and_wait();
+    let src = source(&w.root, 9, 100);
+    for d in [
+        "d1/inner", "d1/other", "many/a", "many/b", "many/c", "many/d",
+    ] {
+        std::fs::create_dir_all(src.join(d)).unwrap();
+    }
+    let m = w.migration(&src, json!({}));
+    let (_, mig) = w.api("GET", &format!("/v1/migrations/{m}"), None);
+    let (source_ep, target_ep) = (
+        mig["source_endpoint"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{mig}"))
+            .to_string(),
+        mig["target_endpoint"].as_str().unwrap().to_string(),
+    );
+    let agent = w.agent_id.clone();
+    let browse = |endpoint: &str, path: &str| {
+        w.api(
+            "POST",
+            &format!("/v1/agents/{agent}/browse"),
+            Some(json!({"endpointId": endpoint, "path": path})),
+        )
+    };
+    let names = |b: &Value| -> Vec<String> {
+        b["folders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // One level, sorted, each with the path a migration's source takes.
+    let (s, b) = browse(&source_ep, "/d1");
+    assert_eq!((s, b["status"]["code"].clone()), (200, json!("232")), "{b}");
+    assert_eq!(names(&b), ["inner", "other"]);
+    assert_eq!(b["folders"][0]["path"], "/d1/inner", "{b}");
+    let (s, b) = browse(&source_ep, "/d1/inner");
+    assert_eq!((s, names(&b).len()), (200, 0), "{b}");
+    // More folders than the picker offers (3 here): 638, type the path instead.
+    let (s, e) = browse(&source_ep, "/many");
+    assert_eq!((s, e["error_code"].clone()), (422, json!("638")), "{e}");
+    // A folder the agent cannot list: 9050 with why.
+    let (s, e) = browse(&source_ep, "/gone");
+    assert_eq!((s, e["error_code"].clone()), (422, json!("9050")), "{e}");
+    assert!(e["error_msg"].as_str().unwrap().contains("gone"), "{e}");
+    let (s, e) = browse(&source_ep, "relative");
+    assert_eq!((s, e["error_code"].clone()), (422, json!("605")), "{e}");
+    // An object store, listed by its agent: the folders a copy made there.
+    w.scanned(&m);
+    let copy = w.start(&m, "copy", "927");
+    w.wait_end(&copy, "922");
+    let (s, b) = browse(&target_ep, "/");
+    assert_eq!(
+        (s, names(&b)),
+        (200, vec!["d0".to_string(), "d1".into(), "d2".into()]),
+        "{b}"
+    );
+    // An agent that hangs: no answer within GODWIT_BROWSE_WAIT (697), and meanwhile a second
+    // browse on it is refused (696).
+    w.signal_agent("-STOP");
+    let (first, second) = std::thread::scope(|scope| {
+        let first = scope.spawn(|| browse(&source_ep, "/d1"));
+        std::thread::sleep(Duration::from_millis(500));
+        let second = browse(&source_ep, "/d1");
+        (first.join().unwrap(), second)
+    });
+    w.signal_agent("-CONT");
+    assert_eq!(
+        (first.0, first.1["error_code"].clone()),
+        (409, json!("697")),
+        "{}",
+        first.1
+    );
+    assert_eq!(
+        (second.0, second.1["error_code"].clone()),
+        (409, json!("696")),
+        "{}",
+        second.1
+    );
+    // Afterwards it answers again; an agent that is gone cannot (695).
+    let (s, b) = browse(&source_ep, "/d1");
+    assert_eq!((s, names(&b).len()), (200, 2), "{b}");
+    w.signal_agent("-KILL");
+    w.wait_for("the agent to be inactive", Duration::from_secs(20), || {
+        (w.agent_state() == "900").then_some(Value::Null)
+    });
+    let (s, e) = browse(&source_ep, "/d1");
+    assert_eq!((s, e["error_code"].clone()), (409, json!("695")), "{e}");
+}

@@ -756,3 +756,171 @@ async fn a_mass_deletion_is_reviewed_and_confirmed_on_the_page() {
     .await;
     drop(w);
 }
+
+/// Chooses `value` in the select `css`.
+async fn choose(c: &Client, css: &str, value: &str) {
+    element(c, &format!("{css} option[value='{value}']"))
+        .await
+        .click()
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoints_and_a_migration_are_made_on_the_pages_with_the_folder_picker() {
+    let (w, src) = tokio::task::block_in_place(|| {
+        let mut w = World::new();
+        w.start_agent_and_wait();
+        let src = source(&w.root, 30, 500);
+        std::fs::create_dir_all(src.join("d1/nested")).unwrap();
+        (w, src)
+    });
+    let base = w.url();
+    let admin = w.admin.clone();
+    let agent = w.agent_id.clone();
+    let bucket = w.bucket.clone();
+    let w = std::sync::Arc::new(w);
+    let world = w.clone();
+    in_browser("create", |c| async move {
+        sign_in(&c, &base, &admin).await;
+        wait_path(&c, "/").await;
+        // Two endpoints from the endpoints page; a bad URI is refused with the API's words.
+        c.goto(&format!("{base}/endpoints")).await.unwrap();
+        let add = |name: &'static str, kind: &'static str, uri: String| {
+            let c = c.clone();
+            async move {
+                element(&c, "input#endpoint-name")
+                    .await
+                    .send_keys(name)
+                    .await
+                    .unwrap();
+                choose(&c, "select#endpoint-kind", kind).await;
+                element(&c, "input#endpoint-uri")
+                    .await
+                    .send_keys(&uri)
+                    .await
+                    .unwrap();
+                click_and_load(&c, "form[action='/endpoints'] button").await;
+            }
+        };
+        add("not-absolute", "local", "share/relative".into()).await;
+        let alert = element(&c, "[role=alert]").await.text().await.unwrap();
+        assert!(alert.starts_with("605 "), "{alert}");
+        c.goto(&format!("{base}/endpoints")).await.unwrap();
+        add("the-share", "local", src.display().to_string()).await;
+        add("the-bucket", "s3", format!("s3://{bucket}/share")).await;
+        let listed = element(&c, "main table tbody").await.text().await.unwrap();
+        assert!(
+            listed.contains("the-share") && listed.contains("the-bucket"),
+            "{listed}"
+        );
+        let (_, eps) = tokio::task::block_in_place(|| world.api("GET", "/v1/endpoints", None));
+        let id_of = |name: &str| {
+            eps["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["name"] == name)
+                .unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
+        let (share, target) = (id_of("the-share"), id_of("the-bucket"));
+        // A new migration: a project made on the page, the source browsed through the agent.
+        c.find(Locator::LinkText("New migration"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        wait_path(&c, "/migrations/new").await;
+        element(&c, "input#project-name")
+            .await
+            .send_keys("from-the-browser")
+            .await
+            .unwrap();
+        click_and_load(&c, "button[data-new-project]").await;
+        choose(&c, "select#agent", &agent).await;
+        choose(&c, "select#source", &share).await;
+        click_and_load(&c, "button[data-browse]").await;
+        let shown = element(&c, "section[data-folders]")
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(shown.contains("232"), "{shown}");
+        let folders = c
+            .execute(
+                "return Array.from(document.querySelectorAll('[data-folder]'))\
+                 .map(a => a.dataset.folder)",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(folders, json!(["d0", "d1", "d2"]));
+        click_and_load(&c, "a[data-folder='d1']").await;
+        let folders = element(&c, "section[data-folders]")
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(folders.contains("nested/"), "{folders}");
+        let path = element(&c, "input#path").await.prop("value").await.unwrap();
+        assert_eq!(path.as_deref(), Some("/d1"));
+        nothing_from_elsewhere(&c, &base).await;
+        choose(&c, "select#target", &target).await;
+        click_and_load(&c, "button[data-create]").await;
+        let at = path_of(&c).await;
+        let m = at
+            .strip_prefix("/migrations/")
+            .unwrap_or_else(|| panic!("{at}"))
+            .to_string();
+        let (_, made) =
+            tokio::task::block_in_place(|| world.api("GET", &format!("/v1/migrations/{m}"), None));
+        assert_eq!(
+            (
+                made["source_path"].clone(),
+                made["target_path"].clone(),
+                made["agent_id"].clone()
+            ),
+            (json!("/d1"), json!("/"), json!(agent)),
+            "{made}"
+        );
+        // It runs: scanned and copied from its page's buttons, the target holds d1's files.
+        click_and_load(&c, "button[data-command='scan']").await;
+        let scan = run_of(&c).await;
+        tokio::task::block_in_place(|| world.wait_end(&scan, "932"));
+        click_and_load(&c, "button[data-command='copy']").await;
+        let copy = run_of(&c).await;
+        let ended = tokio::task::block_in_place(|| world.wait_end(&copy, "922"));
+        assert_eq!(ended["files"], 10, "{ended}");
+        let copied = tokio::task::block_in_place(|| files_under(&world.target_tree()));
+        let want: std::collections::BTreeSet<String> = (0..30)
+            .filter(|i| i % 3 == 1)
+            .map(|i| format!("f{i}.bin"))
+            .collect();
+        assert_eq!(copied, want);
+    })
+    .await;
+    drop(w);
+}
+
+async fn path_of(c: &Client) -> String {
+    path(c).await
+}
+
+/// The run a command button started: the page it loads names it.
+async fn run_of(c: &Client) -> String {
+    let query = c
+        .current_url()
+        .await
+        .unwrap()
+        .query()
+        .unwrap_or("")
+        .to_string();
+    query
+        .strip_prefix("run=")
+        .unwrap_or_else(|| panic!("no run in {query}"))
+        .to_string()
+}

@@ -206,3 +206,119 @@ pub async fn retire_agent(
     let agent = crate::retire::request(&state, &id).await?;
     Ok((StatusCode::ACCEPTED, Json(agent)))
 }
+
+/// What to browse: a folder of an endpoint, as a migration's source names one.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BrowseRequest {
+    pub endpoint_id: String,
+    /// The folder under the endpoint's URI; `/` for its root.
+    #[schema(pattern = "^/", max_length = 4096)]
+    pub path: String,
+}
+
+/// One folder found by a browse.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Folder {
+    pub name: String,
+    /// Its path under the endpoint, as a migration's source takes it.
+    pub path: String,
+}
+
+/// The folders directly under a browsed folder.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Browse {
+    pub agent_id: String,
+    pub endpoint_id: String,
+    pub path: String,
+    /// 232 (SCAN_SOURCE : SUCCEEDED).
+    pub status: crate::records::CodeName,
+    /// Sorted by name.
+    pub folders: Vec<Folder>,
+    /// Folders whose names are not UTF-8: a path cannot name them, so they are not offered.
+    pub unnamed: u64,
+}
+
+/// Lists the folders directly under a folder of an endpoint, as the agent sees it: one level,
+/// for choosing a migration's source (the dashboard's folder picker). The agent must be
+/// active (695) and not browsing already (696), and answer within GODWIT_BROWSE_WAIT (697); a
+/// folder it cannot list is 9050 (or the store's code), one with too many folders 638.
+#[utoipa::path(post, path = "/v1/agents/{id}/browse", params(("id" = String, Path)), request_body = BrowseRequest,
+    security(("bearer" = [])), responses(
+    (status = 200, description = "The folders (232)", body = Browse),
+    (status = 400, description = "Malformed JSON", body = crate::error::ErrorBody),
+    (status = 403, description = "The token may not change anything", body = crate::error::ErrorBody),
+    (status = 404, description = "No such agent or endpoint (800)", body = crate::error::ErrorBody),
+    (status = 409, description = "The agent is inactive (695), browsing already (696), silent (697), or too old to browse (9150)", body = crate::error::ErrorBody),
+    (status = 413, description = "Body too large", body = crate::error::ErrorBody),
+    (status = 422, description = "A bad path, a folder the agent cannot list (9050, 1001-1004, 1025), or too many folders to offer (638)", body = crate::error::ErrorBody),
+    (status = 503, description = "The store failed", body = crate::error::ErrorBody)
+))]
+pub async fn browse_agent(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<BrowseRequest>,
+) -> Result<Json<Browse>, ApiError> {
+    Ok(Json(browse(&state, &caller, &id, req).await?))
+}
+
+/// Browses a folder through agent `id` (operator): the API's and the dashboard's.
+pub(crate) async fn browse(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    req: BrowseRequest,
+) -> Result<Browse, ApiError> {
+    caller.require_operator()?;
+    super::migrations::check_path("path", &req.path)?;
+    let agent = state.store.get_agent(id).await?;
+    let endpoint = state.store.get_endpoint(&req.endpoint_id).await?;
+    let inactive = || ApiError::new(Code::SCAN_SOURCE_AGENT_INACTIVE_ERR, &[("agent_id", id)]);
+    if agent.state.code != Code::AGENT_STATE_ACTIVE.id() || !state.hub.is_connected(id) {
+        return Err(inactive());
+    }
+    crate::upgrades::can(&agent, "browse", "browsing a source")?;
+    let location = godwit_spec::protocol::join_location(&endpoint.uri, &req.path);
+    let answer = state
+        .hub
+        .browse(id, &location)
+        .await
+        .map_err(|why| match why {
+            crate::hub::NoAnswer::Busy => {
+                ApiError::new(Code::SCAN_SOURCE_INPROGRESS_ERR, &[("agent_id", id)])
+            }
+            crate::hub::NoAnswer::Gone => inactive(),
+            crate::hub::NoAnswer::Late => ApiError::new(
+                Code::SCAN_SOURCE_TIMEOUT_ERR,
+                &[("agent_id", id), ("what", &format!("browsing {location}"))],
+            ),
+        })?;
+    if let Some(e) = answer.error {
+        let code = Code::lookup(&e.code).unwrap_or(Code::SCAN_SOURCE_INVALID_FOLDER_HIERARCHY);
+        let mut error = ApiError::new(code, &[]);
+        error.message = Some(e.message);
+        if code.info().http_status.is_none() {
+            error.status = Some(StatusCode::UNPROCESSABLE_ENTITY);
+        }
+        return Err(error);
+    }
+    let base = req.path.trim_end_matches('/');
+    let folders = answer
+        .folders
+        .into_iter()
+        .map(|name| Folder {
+            path: format!("{base}/{name}"),
+            name,
+        })
+        .collect();
+    Ok(Browse {
+        agent_id: id.to_string(),
+        endpoint_id: req.endpoint_id,
+        path: req.path,
+        status: crate::records::CodeName::of(Code::SCAN_SOURCE_SUCCEEDED),
+        folders,
+        unnamed: answer.unnamed,
+    })
+}

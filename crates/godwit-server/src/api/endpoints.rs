@@ -120,6 +120,18 @@ pub async fn create_endpoint(
     caller: Caller,
     ApiJson(req): ApiJson<NewEndpoint>,
 ) -> Result<(StatusCode, Json<Endpoint>), ApiError> {
+    Ok((
+        StatusCode::CREATED,
+        Json(create(&state, &caller, req).await?),
+    ))
+}
+
+/// Creates an endpoint (operator): the API's and the dashboard's.
+pub(crate) async fn create(
+    state: &AppState,
+    caller: &Caller,
+    req: NewEndpoint,
+) -> Result<Endpoint, ApiError> {
     caller.require_operator()?;
     validate(&req)?;
     let e = state
@@ -131,7 +143,7 @@ pub async fn create_endpoint(
             req.credential_ref.as_deref(),
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(e)))
+    Ok(e)
 }
 
 /// One endpoint.

@@ -144,6 +144,16 @@ pub async fn create_migration(
     caller: Caller,
     ApiJson(req): ApiJson<NewMigration>,
 ) -> Result<(StatusCode, Json<Migration>), ApiError> {
+    let m = create(&state, &caller, req).await?;
+    Ok((StatusCode::CREATED, Json(m)))
+}
+
+/// Creates a migration (operator): the API's and the dashboard's.
+pub(crate) async fn create(
+    state: &AppState,
+    caller: &Caller,
+    req: NewMigration,
+) -> Result<Migration, ApiError> {
     caller.require_operator()?;
     check_path("source.path", &req.source.path)?;
     check_path("target.path", &req.target.path)?;
@@ -202,7 +212,7 @@ pub async fn create_migration(
             Some(&given),
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(m)))
+    Ok(m)
 }
 
 /// The migrations, a page at a time (an agent token sees its own).

@@ -67,6 +67,7 @@ pub const BODY_LIMIT: usize = 64 * 1024;
         agents::deactivate_agent,
         agents::delete_agent,
         agents::retire_agent,
+        agents::browse_agent,
         config::upload_config,
         releases::upload_release,
         releases::list_releases,
@@ -220,6 +221,7 @@ pub fn router(state: AppState) -> Router {
             get(agents::get_agent).delete(agents::delete_agent),
         )
         .route("/agents/{id}/deactivate", post(agents::deactivate_agent))
+        .route("/agents/{id}/browse", post(agents::browse_agent))
         .route("/agents/{id}/retire", post(agents::retire_agent))
         .route("/agents/{id}/config", post(config::upload_config))
         .route("/agents/{id}/upgrade", post(releases::upgrade_agent))

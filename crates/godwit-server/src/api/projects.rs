@@ -136,6 +136,18 @@ pub async fn create_project(
     caller: Caller,
     ApiJson(req): ApiJson<NewProject>,
 ) -> Result<(StatusCode, Json<Project>), ApiError> {
+    Ok((
+        StatusCode::CREATED,
+        Json(create(&state, &caller, req).await?),
+    ))
+}
+
+/// Creates a project (operator): the API's and the dashboard's.
+pub(crate) async fn create(
+    state: &AppState,
+    caller: &Caller,
+    req: NewProject,
+) -> Result<Project, ApiError> {
     caller.require_operator()?;
     check_name(&req.name)?;
     check_description(&req.description)?;
@@ -150,7 +162,7 @@ pub async fn create_project(
             .update_project(&p.id, None, None, Some(&req.settings))
             .await?;
     }
-    Ok((StatusCode::CREATED, Json(p)))
+    Ok(p)
 }
 
 /// One project.

@@ -22,6 +22,7 @@ use crate::AppState;
 use crate::error::ApiError;
 
 mod agents;
+mod create;
 mod live;
 mod migration;
 
@@ -57,6 +58,15 @@ pub fn routes() -> Router<AppState> {
         .route("/agents", get(agents::list).post(agents::register))
         .route("/agents/{id}/deactivate", post(agents::deactivate))
         .route("/agents/{id}/delete", post(agents::delete))
+        .route(
+            "/endpoints",
+            get(create::endpoints).post(create::add_endpoint),
+        )
+        .route("/projects", post(create::add_project))
+        .route(
+            "/migrations/new",
+            get(create::new_migration).post(create::create_migration),
+        )
         .route("/migrations/{id}", get(migration::show))
         .route("/migrations/{id}/command", post(migration::command))
         .route("/runs/{id}/copylog.csv", get(migration::csv))
@@ -119,6 +129,8 @@ fn page(title: &str, session: Option<&Session>, body: Markup) -> Response {
                         nav {
                             a href="/" { "Overview" }
                             a href="/agents" { "Agents" }
+                            a href="/endpoints" { "Endpoints" }
+                            a href="/migrations/new" { "New migration" }
                             a href="/codes" { "Codes" }
                         }
                         form method="post" action="/signout" {
