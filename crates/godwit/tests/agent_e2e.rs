@@ -753,7 +753,24 @@ fn the_agent_and_the_command_line_give_the_same_results_for_the_same_job() {
     assert_eq!(run(&mut c).status.code(), Some(0));
     let scan = w.start(&m, "scan", "937");
     w.wait_end(&scan, "932");
-    both("scan", newest_summary(&cli_state, "scan"), w.report(&scan));
+    // The agent's report carries the scan's findings (what scan.json holds on the command
+    // line): the same.
+    let mut agent_report = w.report(&scan);
+    let agent_scan = agent_report
+        .as_object_mut()
+        .unwrap()
+        .remove("scan")
+        .expect("the scan's findings in its report");
+    let cli_summary = newest_summary(&cli_state, "scan");
+    let cli_scan: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(cli_summary["run_dir"].as_str().unwrap()).join("scan.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(cli_scan, agent_scan);
+    both("scan", cli_summary, agent_report);
 
     // Copy.
     let (code, summary) = cli(&["copy", s, d, "--exclude", "*.tmp"]);
