@@ -193,3 +193,87 @@ async fn pages_and_the_live_stream_need_a_person_signed_in() {
     let (s, _, _) = answer(&app, get("/assets/app-000000000000.css", None)).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
+
+/// The overview's migrations, each with its newest run, read in one query on each database.
+async fn last_runs_on(backend: &str) {
+    use godwit_codes::State;
+    use godwit_spec::CommandKind;
+    let (store, _url, _dir) = support::store(backend).await;
+    let project = store.create_project("p", "").await.unwrap();
+    let src = store
+        .create_endpoint("src", "local", "/data/src", None)
+        .await
+        .unwrap();
+    let dst = store
+        .create_endpoint("dst", "local", "/data/dst", None)
+        .await
+        .unwrap();
+    let options = godwit_server::records::MigrationOptions::default();
+    let mut ms = Vec::new();
+    for path in ["/a", "/b", "/c"] {
+        let m = store
+            .create_migration(&project.id, None, (&src.id, path), (&dst.id, "/"), &options)
+            .await
+            .unwrap();
+        ms.push(m.id);
+    }
+    // a: a scan then a copy, both ended; b: a scan waiting; c: nothing.
+    let scan = store
+        .create_run(&ms[0], CommandKind::Scan, None)
+        .await
+        .unwrap();
+    store
+        .set_run_state(&scan.id, State::Succeeded, None, None)
+        .await
+        .unwrap();
+    let copy = store
+        .create_run(&ms[0], CommandKind::Copy, None)
+        .await
+        .unwrap();
+    store
+        .set_run_state(&copy.id, State::Succeeded, None, None)
+        .await
+        .unwrap();
+    store
+        .create_run(&ms[1], CommandKind::Scan, None)
+        .await
+        .unwrap();
+    let last = store.last_runs(&ms).await.unwrap();
+    assert_eq!(last[&ms[0]].id, copy.id);
+    assert_eq!(last[&ms[1]].status.code, "937");
+    assert!(!last.contains_key(&ms[2]));
+    let admin = issue(
+        &store,
+        "admin",
+        Role::Admin,
+        None,
+        Duration::from_secs(3600),
+    )
+    .await;
+    let app = godwit_server::app(store, Secret::from_bytes(SECRET));
+    let (s, page, _) = answer(&app, get("/", Some(&admin))).await;
+    assert_eq!(s, StatusCode::OK);
+    let page = page.as_str().unwrap();
+    let row = |m: &str| {
+        page.split(&format!("data-migration=\"{m}\""))
+            .nth(1)
+            .unwrap()
+            .split("</tr>")
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    assert!(row(&ms[0]).contains("922"), "{}", row(&ms[0]));
+    assert!(row(&ms[1]).contains("937"), "{}", row(&ms[1]));
+    assert!(row(&ms[2]).contains("none yet"), "{}", row(&ms[2]));
+}
+
+#[tokio::test]
+async fn the_overview_shows_each_migrations_last_run_sqlite() {
+    last_runs_on("sqlite").await;
+}
+
+#[tokio::test]
+async fn the_overview_shows_each_migrations_last_run_postgres() {
+    last_runs_on("postgres").await;
+}

@@ -182,6 +182,34 @@ impl Store {
     }
 
     /// The runs of a migration, newest first.
+    /// The newest run of each of `migrations` that has one, in one query (the dashboard's
+    /// overview shows each migration's last run).
+    pub async fn last_runs(
+        &self,
+        migrations: &[String],
+    ) -> Result<std::collections::HashMap<String, JobRun>, DomainError> {
+        if migrations.is_empty() {
+            return Ok(Default::default());
+        }
+        let fail = |e: sqlx::Error| failed(Code::DB_ERR_GET_DOCS, "job runs", "", &e.to_string());
+        let marks: Vec<String> = (1..=migrations.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM (SELECT {RUN_COLUMNS}, ROW_NUMBER() OVER \
+             (PARTITION BY migration_id ORDER BY created_ms DESC, id DESC) AS rn FROM job_runs \
+             WHERE migration_id IN ({})) last WHERE rn = 1",
+            marks.join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for m in migrations {
+            q = q.bind(m);
+        }
+        let rows = q.fetch_all(&self.pool).await.map_err(fail)?;
+        rows.iter()
+            .map(|r| run_of(r).map(|run| (run.migration_id.clone(), run)))
+            .collect::<Result<_, _>>()
+            .map_err(fail)
+    }
+
     pub async fn list_runs(
         &self,
         migration_id: &str,

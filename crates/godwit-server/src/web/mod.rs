@@ -200,16 +200,19 @@ async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Response
     let runs = store
         .all_active_runs(crate::store::now_ms() - live::JUST_ENDED_MS, 50)
         .await;
+    // Each migration's last run, in one query.
     let mut last = Vec::new();
+    let mut last_failed = None;
     if let Ok((_, ms)) = &migrations {
-        for m in ms {
-            let run = store
-                .list_runs(&m.id, 1, 0)
-                .await
-                .ok()
-                .and_then(|(_, r)| r.into_iter().next());
-            last.push(run);
-        }
+        let ids: Vec<String> = ms.iter().map(|m| m.id.clone()).collect();
+        let mut runs = match store.last_runs(&ids).await {
+            Ok(runs) => runs,
+            Err(e) => {
+                last_failed = Some(e);
+                Default::default()
+            }
+        };
+        last = ids.iter().map(|id| runs.remove(id)).collect();
     }
     let body = html! {
         h1 { "Overview" }
@@ -265,6 +268,8 @@ async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Response
             }
         }
         h2 { "Migrations" }
+        p { a href="/migrations/new" { "New migration" } }
+        @if let Some(e) = &last_failed { (error_box(e.code.id(), &e.message())) }
         @match &migrations {
             Err(e) => (error_box(e.code.id(), &e.message())),
             Ok((n, list)) => {
