@@ -903,6 +903,14 @@ async fn ended(
         with_earlier_attempts(&mut counters, report.as_mut(), &earlier);
     }
     let c = &counters;
+    // A scan keeps what it found to migrate: the next copy's progress is measured against it.
+    if let Some(scan) = report.as_ref().and_then(|r| r.get("scan")) {
+        let (files, bytes) = (
+            scan["files_to_migrate"].as_i64().unwrap_or(0),
+            scan["bytes_to_migrate"].as_i64().unwrap_or(0),
+        );
+        store.set_run_found(&run.id, files, bytes).await.ok()?;
+    }
     // The counts and the report first: whoever sees the run ended sees what it did.
     let counts = serde_json::to_value(&c.counts).unwrap_or_default();
     store

@@ -457,8 +457,15 @@ async fn the_overview_follows_a_running_copy_by_itself() {
             bar.len() >= 3 && bar.windows(2).all(|w| w[0] < w[1]),
             "the bar did not move forward: {bar:?} {observed:#?}"
         );
+        // Against the scan's total from the start, not what the copy's walk had found.
+        assert!(bar[0] < 0.5, "{bar:?} {observed:#?}");
         let ended: Value = tokio::task::block_in_place(|| world.wait_end(&run, "922"));
         assert_eq!(ended["files"], 30, "{ended}");
+        assert_eq!(
+            (ended["files_found"].clone(), ended["bytes_found"].clone()),
+            (json!(30), json!(6_000_000)),
+            "{ended}"
+        );
         // The migrations' table says so once the page is loaded again.
         c.refresh().await.unwrap();
         let last = element(&c, &format!("tr[data-migration='{m}']"))

@@ -9,6 +9,15 @@ use sqlx::any::AnyRow;
 use super::{DomainError, Store, count_of, failed, new_id, now_ms, plausible_id};
 use crate::records::*;
 
+/// A new copy starts knowing what there is to do from its migration's last scan (which kept
+/// the files and bytes it found to migrate as its own `files_found`, `bytes_found`); other
+/// commands find out as they go. `$2` is the migration, `$3` the command.
+const FOUND_BY_SCAN: &str = "\
+     (SELECT s.files_found FROM job_runs s WHERE s.migration_id = $2 AND $3 = 'copy' \
+      AND s.command = 'scan' AND s.state = 'SUCCEEDED' ORDER BY s.created_ms DESC LIMIT 1), \
+     (SELECT s.bytes_found FROM job_runs s WHERE s.migration_id = $2 AND $3 = 'copy' \
+      AND s.command = 'scan' AND s.state = 'SUCCEEDED' ORDER BY s.created_ms DESC LIMIT 1)";
+
 const RUN_COLUMNS: &str = "id, migration_id, command, state, status_code, error_code, error_params, \
      files, bytes, files_failed, created_ms, started_ms, ended_ms, updated_ms, bytes_per_second, counts, \
      options, files_found, bytes_found";
@@ -146,7 +155,7 @@ impl Store {
             "INSERT INTO job_runs ({RUN_COLUMNS}) SELECT \
              $1, $2, $3, 'QUEUED', $4, CAST(NULL AS TEXT), CAST(NULL AS TEXT), 0, 0, 0, $5, \
              CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), $5, CAST(NULL AS DOUBLE PRECISION), \
-             CAST(NULL AS TEXT), $6, CAST(NULL AS BIGINT), CAST(NULL AS BIGINT){guard}"
+             CAST(NULL AS TEXT), $6, {FOUND_BY_SCAN}{guard}"
         ))
         .bind(&id)
         .bind(migration_id)
@@ -386,8 +395,11 @@ impl Store {
     ) -> Result<(), DomainError> {
         sqlx::query(
             "UPDATE job_runs SET files = $1, bytes = $2, files_failed = $3, \
-             bytes_per_second = $4, counts = $5, updated_ms = $6, files_found = $9, \
-             bytes_found = $10, \
+             bytes_per_second = $4, counts = $5, updated_ms = $6, \
+             files_found = CASE WHEN files_found IS NULL OR files_found < $9 THEN $9 \
+             ELSE files_found END, \
+             bytes_found = CASE WHEN bytes_found IS NULL OR bytes_found < $10 THEN $10 \
+             ELSE bytes_found END, \
              active_ms = CASE WHEN activity IS NULL OR activity <> $8 OR active_ms IS NULL \
              THEN $6 ELSE active_ms END, activity = $8 \
              WHERE id = $7 AND state IN ('QUEUED','RUNNING','STOPPING','PAUSED','SUSPENDED')",
@@ -405,6 +417,19 @@ impl Store {
         .execute(&self.pool)
         .await
         .map_err(|e| failed(Code::DB_ERR_UPDATE_DOC, "job run", id, &e.to_string()))?;
+        Ok(())
+    }
+
+    /// Sets what run `id` found to do: a scan's files and bytes to migrate, which a copy of
+    /// its migration starts from.
+    pub async fn set_run_found(&self, id: &str, files: i64, bytes: i64) -> Result<(), DomainError> {
+        sqlx::query("UPDATE job_runs SET files_found = $1, bytes_found = $2 WHERE id = $3")
+            .bind(files)
+            .bind(bytes)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| failed(Code::DB_ERR_UPDATE_DOC, "job run", id, &e.to_string()))?;
         Ok(())
     }
 

@@ -23,12 +23,13 @@ pub(crate) struct Row {
     pub files: String,
     pub bytes: String,
     pub rate: String,
-    /// Bytes done and found to do so far: the progress bar (none before anything is found).
+    /// Bytes done and to do (a copy: at least its migration's last scan's bytes to migrate;
+    /// else what the run has found so far): the progress bar (none before anything is known).
     pub done: i64,
     pub found: i64,
-    /// "42%" of what is found so far, or empty.
+    /// "42%" of that, or empty.
     pub percent: String,
-    /// About how long is left of what is found so far, at the run's rate, or empty.
+    /// About how long is left of that at the run's rate, "ended", or empty.
     pub left: String,
 }
 

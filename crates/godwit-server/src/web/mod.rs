@@ -180,6 +180,15 @@ fn tone(code: &str) -> &'static str {
     }
 }
 
+/// An id shortened for a narrow column: its first eight characters (the whole one is the
+/// link's title).
+fn short(id: &str) -> String {
+    match id.char_indices().nth(8) {
+        Some((at, _)) => format!("{}…", &id[..at]),
+        None => id.to_string(),
+    }
+}
+
 fn when(ms: Option<i64>) -> String {
     match ms {
         Some(ms) => humantime::format_rfc3339_seconds(
@@ -239,7 +248,7 @@ async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Response
             }
         }
         h2 { "Job runs going on" }
-        p.muted { "And those that ended in the last minute. Progress is of what the run has found so far." }
+        p.muted { "And those that ended in the last minute. A copy's progress is against what its migration's last scan found to migrate (or what the copy has found, if more); other commands' against what they have found so far." }
         @match &runs {
             Err(e) => (error_box(e.code.id(), &e.message())),
             Ok(list) => {
@@ -252,11 +261,12 @@ async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Response
                         @for r in list {
                             @let row = live::Row::of(r);
                             tr data-run=(r.id) {
-                                td { (row.migration) } td { (row.command) } td { (row.status) }
+                                td { a.code href=(format!("/migrations/{}", row.migration)) title=(row.migration) { (short(&row.migration)) } }
+                                td { (row.command) } td { (row.status) }
                                 td { (row.files) } td { (row.bytes) } td { (row.rate) }
                                 td {
                                     @if row.found > 0 {
-                                        progress max=(row.found) value=(row.done) aria-label=(format!("{} of what is found so far", row.percent)) {}
+                                        progress max=(row.found) value=(row.done) aria-label=(format!("{} done", row.percent)) {}
                                         " " (row.percent)
                                     }
                                 }

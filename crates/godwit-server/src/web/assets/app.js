@@ -20,17 +20,27 @@
     runs.forEach(function (run) {
       var row = document.createElement("tr");
       row.dataset.run = run.id;
-      [run.migration, run.command, run.status, run.files, run.bytes, run.rate].forEach(function (text) {
+      // The migration, shortened, linked to its page.
+      var first = document.createElement("td");
+      var link = document.createElement("a");
+      link.className = "code";
+      link.href = "/migrations/" + encodeURIComponent(run.migration);
+      link.title = run.migration;
+      link.textContent = run.migration.length > 8 ? run.migration.slice(0, 8) + "\u2026" : run.migration;
+      first.appendChild(link);
+      row.appendChild(first);
+      [run.command, run.status, run.files, run.bytes, run.rate].forEach(function (text) {
         var cell = document.createElement("td");
         cell.textContent = text;
         row.appendChild(cell);
       });
-      // The bar: bytes done of what is found so far (the walk goes on beside the copy).
+      // The bar: bytes done of what the run knows it has to do (a copy: its migration's last
+      // scan; else what it has found so far, its walk going on beside its transfers).
       var bar = document.createElement("td");
       if (run.found > 0) {
         var meter = document.createElement("progress");
         meter.max = run.found; meter.value = run.done;
-        meter.setAttribute("aria-label", run.percent + " of what is found so far");
+        meter.setAttribute("aria-label", run.percent + " done");
         bar.appendChild(meter);
         bar.appendChild(document.createTextNode(" " + run.percent));
       }
