@@ -86,10 +86,7 @@ impl Hub {
         let browse_id = crate::store::new_id();
         let (tx, rx) = tokio::sync::oneshot::channel();
         {
-            let mut browses = self
-                .browses
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut browses = self.browsing();
             if browses.contains_key(agent_id) {
                 return Err(NoAnswer::Busy);
             }
@@ -114,30 +111,28 @@ impl Hub {
             Err(NoAnswer::Gone)
         };
         // Whatever came of it, the agent may be asked again (a late answer finds nobody).
-        let mut browses = self
-            .browses
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if browses
-            .get(agent_id)
-            .is_some_and(|b| b.browse_id == browse_id)
-        {
-            browses.remove(agent_id);
-        }
+        self.take_browse(agent_id, &browse_id);
         answer
+    }
+
+    fn browsing(&self) -> std::sync::MutexGuard<'_, HashMap<String, Browsing>> {
+        self.browses
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The browse `browse_id` of agent `agent_id`, if it still waits; it waits no more.
+    fn take_browse(&self, agent_id: &str, browse_id: &str) -> Option<Browsing> {
+        let mut browses = self.browsing();
+        if browses.get(agent_id)?.browse_id != browse_id {
+            return None;
+        }
+        browses.remove(agent_id)
     }
 
     /// Hands an agent's answer to the browse waiting for it, if one still is.
     fn browsed(&self, agent_id: &str, browse_id: &str, answer: Browsed) {
-        let mut browses = self
-            .browses
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if browses
-            .get(agent_id)
-            .is_some_and(|b| b.browse_id == browse_id)
-            && let Some(b) = browses.remove(agent_id)
-        {
+        if let Some(b) = self.take_browse(agent_id, browse_id) {
             let _ = b.answer.send(answer);
         }
     }
@@ -199,10 +194,7 @@ impl Hub {
         {
             agents.remove(agent_id);
             // A browse it was answering gets no answer now (695).
-            self.browses
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .remove(agent_id);
+            self.browsing().remove(agent_id);
         }
     }
 

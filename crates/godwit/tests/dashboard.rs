@@ -139,6 +139,11 @@ async fn element(c: &Client, css: &str) -> fantoccini::elements::Element {
         .unwrap_or_else(|e| panic!("no {css} on the page: {e}"))
 }
 
+/// The text of the element `css` names, once the page shows it.
+async fn text_of(c: &Client, css: &str) -> String {
+    element(c, css).await.text().await.unwrap()
+}
+
 /// Clicks `css` and waits (10 s at most) until the browser shows the page that loads.
 async fn click_and_load(c: &Client, css: &str) {
     c.execute("window.godwitOldPage = true", vec![])
@@ -247,7 +252,7 @@ async fn sign_in_look_around_and_sign_out() {
         // The admin's: the overview with the agent, its state and version.
         sign_in(&c, &base, &admin).await;
         wait_path(&c, "/").await;
-        let row = element(&c, "tr[data-agent]").await.text().await.unwrap();
+        let row = text_of(&c, "tr[data-agent]").await;
         assert!(row.contains("agent-e2e") && row.contains("901"), "{row}");
         nothing_from_elsewhere(&c, &base).await;
         // The catalog: search by number, open the code, read what to do.
@@ -274,7 +279,7 @@ async fn sign_in_look_around_and_sign_out() {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let listed = element(&c, "main table tbody").await.text().await.unwrap();
+        let listed = text_of(&c, "main table tbody").await;
         assert_eq!(listed.lines().count(), 1, "searching 9080 lists: {listed}");
         c.wait()
             .at_most(Duration::from_secs(10))
@@ -285,7 +290,7 @@ async fn sign_in_look_around_and_sign_out() {
             .await
             .unwrap();
         wait_path(&c, "/codes/9080").await;
-        let text = element(&c, "main").await.text().await.unwrap();
+        let text = text_of(&c, "main").await;
         let info = godwit_codes::Code::lookup("9080").unwrap().info();
         assert!(text.contains(info.name), "{text}");
         assert!(text.contains(info.remediation), "{text}");
@@ -319,7 +324,7 @@ async fn sign_in_look_around_and_sign_out() {
             .await
             .unwrap()
             .unwrap();
-        let command = element(&c, "pre[data-command]").await.text().await.unwrap();
+        let command = text_of(&c, "pre[data-command]").await;
         assert!(
             command.starts_with(&format!(
                 "GODWIT_AGENT_TOKEN={token} godwit agent --server {base}"
@@ -340,7 +345,7 @@ async fn sign_in_look_around_and_sign_out() {
         let start = Instant::now();
         loop {
             c.goto(&format!("{base}/agents")).await.unwrap();
-            let text = element(&c, &row).await.text().await.unwrap();
+            let text = text_of(&c, &row).await;
             if text.contains("901") {
                 break;
             }
@@ -352,7 +357,7 @@ async fn sign_in_look_around_and_sign_out() {
         }
         drop(started);
         click_and_load(&c, &format!("{row} form[action$='/deactivate'] button")).await;
-        let text = element(&c, &row).await.text().await.unwrap();
+        let text = text_of(&c, &row).await;
         assert!(text.contains("902"), "not deactivated: {text}");
         click_and_load(&c, &format!("{row} form[action$='/delete'] button")).await;
         assert!(c.find(Locator::Css(&row)).await.is_err(), "not deleted");
@@ -468,11 +473,7 @@ async fn the_overview_follows_a_running_copy_by_itself() {
         );
         // The migrations' table says so once the page is loaded again.
         c.refresh().await.unwrap();
-        let last = element(&c, &format!("tr[data-migration='{m}']"))
-            .await
-            .text()
-            .await
-            .unwrap();
+        let last = text_of(&c, &format!("tr[data-migration='{m}']")).await;
         assert!(last.contains("922"), "{last}");
         // The migration's page: its runs, the copy's files by code, its copy log.
         c.find(Locator::LinkText(&m))
@@ -482,7 +483,7 @@ async fn the_overview_follows_a_running_copy_by_itself() {
             .await
             .unwrap();
         wait_path(&c, &format!("/migrations/{m}")).await;
-        let runs = element(&c, "main table tbody").await.text().await.unwrap();
+        let runs = text_of(&c, "main table tbody").await;
         assert!(runs.contains("922") && runs.contains("932"), "{runs}");
         // The copy's throughput over its 15 s or so, drawn from the progress it reported.
         let points = element(&c, "figure.chart svg")
@@ -492,11 +493,7 @@ async fn the_overview_follows_a_running_copy_by_itself() {
             .unwrap()
             .unwrap();
         assert!(points.parse::<u32>().unwrap() >= 2, "{points} points");
-        let counts = element(&c, "table[data-counts]")
-            .await
-            .text()
-            .await
-            .unwrap();
+        let counts = text_of(&c, "table[data-counts]").await;
         assert!(
             counts.contains("AZSM0000") && counts.contains("30"),
             "{counts}"
@@ -538,11 +535,7 @@ async fn the_overview_follows_a_running_copy_by_itself() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert_eq!(total(c.clone()).await, "10");
-        let rows = element(&c, "table[data-copylog] tbody")
-            .await
-            .text()
-            .await
-            .unwrap();
+        let rows = text_of(&c, "table[data-copylog] tbody").await;
         assert!(rows.lines().all(|l| l.starts_with("d1/")), "{rows}");
         // The same records as CSV, downloaded by the page's link.
         let href = c
@@ -591,11 +584,7 @@ async fn the_overview_follows_a_running_copy_by_itself() {
         let ended: Value = tokio::task::block_in_place(|| world.wait_end(&again, "922"));
         assert_eq!(ended["command"], "copy", "{ended}");
         c.refresh().await.unwrap();
-        let row = element(&c, &format!("tr[data-run='{again}']"))
-            .await
-            .text()
-            .await
-            .unwrap();
+        let row = text_of(&c, &format!("tr[data-run='{again}']")).await;
         assert!(row.contains("922"), "{row}");
     })
     .await;
@@ -647,23 +636,11 @@ async fn a_mass_deletion_is_reviewed_and_confirmed_on_the_page() {
         c.goto(&format!("{base}/migrations/{m}?run={scan_run}"))
             .await
             .unwrap();
-        let report = element(&c, "section[data-scan-report]")
-            .await
-            .text()
-            .await
-            .unwrap();
+        let report = text_of(&c, "section[data-scan-report]").await;
         assert!(report.contains("30 files in 3 folders"), "{report}");
-        let histogram = element(&c, "table[data-histogram] tbody")
-            .await
-            .text()
-            .await
-            .unwrap();
+        let histogram = text_of(&c, "table[data-histogram] tbody").await;
         assert!(histogram.contains("4 KiB 30"), "{histogram}");
-        let problems = element(&c, "table[data-problems]")
-            .await
-            .text()
-            .await
-            .unwrap();
+        let problems = text_of(&c, "table[data-problems]").await;
         assert!(
             problems.contains("AZSM2021") && problems.contains("link-to-f0"),
             "{problems}"
@@ -811,12 +788,12 @@ async fn endpoints_and_a_migration_are_made_on_the_pages_with_the_folder_picker(
             }
         };
         add("not-absolute", "local", "share/relative".into()).await;
-        let alert = element(&c, "[role=alert]").await.text().await.unwrap();
+        let alert = text_of(&c, "[role=alert]").await;
         assert!(alert.starts_with("605 "), "{alert}");
         c.goto(&format!("{base}/endpoints")).await.unwrap();
         add("the-share", "local", src.display().to_string()).await;
         add("the-bucket", "s3", format!("s3://{bucket}/share")).await;
-        let listed = element(&c, "main table tbody").await.text().await.unwrap();
+        let listed = text_of(&c, "main table tbody").await;
         assert!(
             listed.contains("the-share") && listed.contains("the-bucket"),
             "{listed}"
@@ -851,11 +828,7 @@ async fn endpoints_and_a_migration_are_made_on_the_pages_with_the_folder_picker(
         choose(&c, "select#agent", &agent).await;
         choose(&c, "select#source", &share).await;
         click_and_load(&c, "button[data-browse]").await;
-        let shown = element(&c, "section[data-folders]")
-            .await
-            .text()
-            .await
-            .unwrap();
+        let shown = text_of(&c, "section[data-folders]").await;
         assert!(shown.contains("232"), "{shown}");
         let folders = c
             .execute(
@@ -867,11 +840,7 @@ async fn endpoints_and_a_migration_are_made_on_the_pages_with_the_folder_picker(
             .unwrap();
         assert_eq!(folders, json!(["d0", "d1", "d2"]));
         click_and_load(&c, "a[data-folder='d1']").await;
-        let folders = element(&c, "section[data-folders]")
-            .await
-            .text()
-            .await
-            .unwrap();
+        let folders = text_of(&c, "section[data-folders]").await;
         assert!(folders.contains("nested/"), "{folders}");
         let path = element(&c, "input#path").await.prop("value").await.unwrap();
         assert_eq!(path.as_deref(), Some("/d1"));
