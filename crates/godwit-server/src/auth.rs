@@ -188,6 +188,12 @@ pub struct AuditNote {
     pub action: Option<String>,
 }
 
+tokio::task_local! {
+    /// The audit note of the request being answered, for a caller that is not the API's token
+    /// extractor (a dashboard session).
+    pub static REQUEST_AUDIT: AuditSlot;
+}
+
 /// The note of one request, shared by the audit layer and the handler.
 #[derive(Debug, Clone, Default)]
 pub struct AuditSlot(pub Arc<Mutex<AuditNote>>);
@@ -221,11 +227,15 @@ fn forbidden(details: String) -> ApiError {
 
 impl Caller {
     /// The caller a dashboard session stands for: the same checks of its role as the API's.
+    /// What it does is written to the audit log as the API's requests are, under its token's
+    /// subject and role.
     pub(crate) fn of_session(claims: Claims) -> Caller {
-        Caller {
-            claims,
-            audit: None,
+        let audit = REQUEST_AUDIT.try_with(AuditSlot::clone).ok();
+        if let Some(slot) = &audit {
+            let who = (claims.sub.clone(), claims.role);
+            slot.update(|n| n.subject = Some(who));
         }
+        Caller { claims, audit }
     }
 
     fn role(&self) -> &'static str {

@@ -735,6 +735,38 @@ async fn a_mass_deletion_is_reviewed_and_confirmed_on_the_page() {
             c.find(Locator::Css("section[data-review]")).await.is_err(),
             "still offered for review after the confirmation"
         );
+        // The audit log says who did what from the page, as for the API: the true-up started,
+        // the copy refused (671), the deletions confirmed.
+        let (_, audit) =
+            tokio::task::block_in_place(|| world.api("GET", "/v1/audit?limit=20", None));
+        let done: Vec<(String, String, String)> = audit["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["target"] == format!("/migrations/{m}/command"))
+            .map(|e| {
+                let text = |k: &str| e[k].as_str().unwrap_or_default().to_string();
+                (text("subject"), text("action"), text("outcome"))
+            })
+            .collect();
+        let cli = || "cli".to_string();
+        assert_eq!(
+            done,
+            [
+                (
+                    cli(),
+                    "deletions.confirm".to_string(),
+                    "HTTP303".to_string()
+                ),
+                (cli(), "command.start copy".to_string(), "671".to_string()),
+                (
+                    cli(),
+                    "command.start sync".to_string(),
+                    "HTTP303".to_string()
+                ),
+            ],
+            "{audit}"
+        );
         nothing_from_elsewhere(&c, &base).await;
     })
     .await;

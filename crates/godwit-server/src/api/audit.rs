@@ -1,5 +1,5 @@
 //! The audit log: every request that changes something, and every download of a report or a
-//! copy log, is written to the store with who asked (the token's subject and role), what, of
+//! copy log, through the API or the dashboard's forms and links, is written to the store with who asked (the token's subject and role), what, of
 //! what, when, and the code of the outcome, refusals included. `GET /v1/audit` reads it (admin
 //! only); nothing changes or deletes it. Requests whose token is missing or bad have no one to
 //! write down: the limit on failed sign-ins counts them instead.
@@ -21,7 +21,7 @@ use crate::store::AuditEntry;
 fn action_of(method: &Method, route: &str) -> Option<&'static str> {
     Some(match (method.as_str(), route) {
         ("GET", "/v1/runs/{id}/report") => "report.download",
-        ("GET", "/v1/runs/{id}/copylog") => "copylog.download",
+        ("GET", "/v1/runs/{id}/copylog" | "/runs/{id}/copylog.csv") => "copylog.download",
         ("GET" | "HEAD" | "OPTIONS", _) => return None,
         ("POST", "/v1/projects") => "project.create",
         ("PATCH", "/v1/projects/{id}") => "project.update",
@@ -37,6 +37,16 @@ fn action_of(method: &Method, route: &str) -> Option<&'static str> {
         ("POST", "/v1/migrations/{id}/schedules") => "schedule.create",
         ("POST", "/v1/tokens") => "token.create",
         ("POST", "/v1/tokens/{id}/revoke") => "token.revoke",
+        // The dashboard's forms: the same actions as the API's.
+        ("POST", "/signin") => return None,
+        ("POST", "/signout") => "session.signout",
+        ("POST", "/agents") => "agent.register",
+        ("POST", "/agents/{id}/deactivate") => "agent.deactivate",
+        ("POST", "/agents/{id}/delete") => "agent.delete",
+        ("POST", "/endpoints") => "endpoint.create",
+        ("POST", "/projects") => "project.create",
+        ("POST", "/migrations/new") => "migration.create",
+        ("POST", "/migrations/{id}/command") => "command",
         _ => "request",
     })
 }
@@ -67,7 +77,9 @@ pub async fn record(State(state): State<AppState>, mut req: Request, next: Next)
     let target = req.uri().path().to_string();
     let slot = AuditSlot::default();
     req.extensions_mut().insert(slot.clone());
-    let response = next.run(req).await;
+    let response = crate::auth::REQUEST_AUDIT
+        .scope(slot.clone(), next.run(req))
+        .await;
     let note = slot.take();
     let Some((subject, role)) = note.subject else {
         return response;

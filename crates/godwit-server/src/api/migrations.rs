@@ -313,7 +313,6 @@ pub async fn command(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<CommandRequest>,
 ) -> Result<(StatusCode, Json<JobRun>), ApiError> {
-    caller.note(format!("command.{} {}", req.action, req.command));
     let run = carry_out(&state, &caller, &id, req).await?;
     Ok((StatusCode::ACCEPTED, Json(run)))
 }
@@ -326,6 +325,7 @@ pub(crate) async fn carry_out(
     req: CommandRequest,
 ) -> Result<JobRun, ApiError> {
     let (state, id) = (state.clone(), id.to_string());
+    caller.note(format!("command.{} {}", req.action, req.command));
     caller.require_operator()?;
     let m = state.store.get_migration(&id).await?;
     let reviewing = req.command == "sync" && req.action == "resume";

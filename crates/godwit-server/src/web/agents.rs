@@ -187,7 +187,6 @@ where
 }
 
 async fn failed(state: &AppState, s: &Session, e: &ApiError) -> Response {
-    let status = e.status();
     let body = agents_body(state, s, Some(error_box(e.code.id(), &said(e)))).await;
-    with_status(status, page("Agents", Some(s), body))
+    super::refused(e, page("Agents", Some(s), body))
 }

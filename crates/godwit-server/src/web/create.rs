@@ -116,7 +116,7 @@ pub(crate) async fn add_endpoint(
         Ok(_) => Redirect::to("/endpoints").into_response(),
         Err(e) => {
             let body = endpoints_body(&state, &s, Some(refusal(&e)), Some(&form)).await;
-            super::with_status(e.status(), page("Endpoints", Some(&s), body))
+            super::refused(&e, page("Endpoints", Some(&s), body))
         }
     }
 }
@@ -371,7 +371,7 @@ pub(crate) async fn create_migration(
         Ok(m) => Redirect::to(&format!("/migrations/{}", query_value(&m.id))).into_response(),
         Err(e) => {
             let (_, body) = new_migration_body(&state, &s, c, Some(refusal(&e))).await;
-            super::with_status(e.status(), page("New migration", Some(&s), body))
+            super::refused(&e, page("New migration", Some(&s), body))
         }
     }
 }
@@ -415,7 +415,7 @@ pub(crate) async fn add_project(
         }
         Err(e) => {
             let (_, body) = new_migration_body(&state, &s, &choice, Some(refusal(&e))).await;
-            super::with_status(e.status(), page("New migration", Some(&s), body))
+            super::refused(&e, page("New migration", Some(&s), body))
         }
     }
 }

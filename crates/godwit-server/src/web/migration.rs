@@ -641,11 +641,14 @@ pub(crate) async fn command(
         Ok(run) => axum::response::Redirect::to(&format!("{back}?run={}", run.id)).into_response(),
         Err(e) => {
             let why = format!("{} {}", e.code.id(), super::said(&e));
-            axum::response::Redirect::to(&format!(
+            let mut r = axum::response::Redirect::to(&format!(
                 "{back}?refused={}",
                 godwit_spec::location::query_value(&why)
             ))
-            .into_response()
+            .into_response();
+            // The audit log keeps the refusal's code, not the redirect's.
+            r.extensions_mut().insert(crate::error::Outcome(e.code));
+            r
         }
     }
 }

@@ -408,6 +408,14 @@ fn said(e: &ApiError) -> String {
     })
 }
 
+/// A page answering a request the API's rules refused: the refusal's status, and its code
+/// kept for the audit log.
+fn refused(e: &ApiError, r: Response) -> Response {
+    let mut r = with_status(e.status(), r);
+    r.extensions_mut().insert(crate::error::Outcome(e.code));
+    r
+}
+
 fn with_status(status: StatusCode, mut r: Response) -> Response {
     *r.status_mut() = status;
     r
