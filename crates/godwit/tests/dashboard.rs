@@ -932,3 +932,90 @@ async fn run_of(c: &Client) -> String {
         .unwrap_or_else(|| panic!("no run in {query}"))
         .to_string()
 }
+
+/// WebDriver's keys (the W3C spec's code points).
+const TAB: &str = "\u{E004}";
+const ENTER: &str = "\u{E007}";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pages_fit_a_phone_and_work_from_the_keyboard() {
+    let (w, m, src) = tokio::task::block_in_place(|| {
+        let mut w = World::new();
+        w.start_agent_and_wait();
+        let src = source(&w.root, 6, 100);
+        let m = w.migration(&src, json!({}));
+        w.scanned(&m);
+        (w, m, src)
+    });
+    let base = w.url();
+    let admin = w.admin.clone();
+    let agent = w.agent_id.clone();
+    in_browser("phone", |c| async move {
+        sign_in(&c, &base, &admin).await;
+        wait_path(&c, "/").await;
+        // A phone's width: no page is wider than the screen (wide tables scroll inside).
+        c.set_window_size(390, 844).await.unwrap();
+        for page in [
+            "/".to_string(),
+            "/agents".into(),
+            "/endpoints".into(),
+            "/migrations/new".into(),
+            format!("/migrations/{m}"),
+            "/codes".into(),
+            "/codes/9080".into(),
+        ] {
+            c.goto(&format!("{base}{page}")).await.unwrap();
+            element(&c, "main h1").await;
+            let (wide, screen) = (
+                c.execute("return document.documentElement.scrollWidth", vec![])
+                    .await
+                    .unwrap(),
+                c.execute("return window.innerWidth", vec![]).await.unwrap(),
+            );
+            assert!(
+                wide.as_i64().unwrap() <= screen.as_i64().unwrap(),
+                "{page} is {wide} px wide on a {screen} px screen"
+            );
+        }
+        // The keyboard alone: from the top of the new-migration page, Tab reaches the button
+        // that lists the source's folders, and Enter presses it.
+        let (_, eps) = tokio::task::block_in_place(|| {
+            api_call(&base, &admin, "GET", "/v1/endpoints", None, None)
+        });
+        let share = eps["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["uri"] == src.to_str().unwrap())
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        c.goto(&format!("{base}/migrations/new?agent={agent}&source={share}"))
+            .await
+            .unwrap();
+        element(&c, "main h1").await;
+        c.execute("window.godwitOldPage = true", vec![]).await.unwrap();
+        let mut presses = 0;
+        loop {
+            let on = c
+                .execute(
+                    "return document.activeElement && document.activeElement.hasAttribute('data-browse')",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            if on == Value::Bool(true) {
+                break;
+            }
+            presses += 1;
+            assert!(presses < 40, "Tab never reached the folders button");
+            c.active_element().await.unwrap().send_keys(TAB).await.unwrap();
+        }
+        c.active_element().await.unwrap().send_keys(ENTER).await.unwrap();
+        let folders = text_of(&c, "section[data-folders]").await;
+        assert!(folders.contains("d0/") && folders.contains("d2/"), "{folders}");
+    })
+    .await;
+    drop(w);
+}
