@@ -266,6 +266,65 @@ async fn last_runs_on(backend: &str) {
     assert!(row(&ms[0]).contains("922"), "{}", row(&ms[0]));
     assert!(row(&ms[1]).contains("937"), "{}", row(&ms[1]));
     assert!(row(&ms[2]).contains("none yet"), "{}", row(&ms[2]));
+    assert!(!page.contains("rel=\"next\""), "one page only");
+}
+
+/// More migrations than a page: the overview pages through them, oldest first (as the API
+/// lists them).
+#[tokio::test]
+async fn the_overview_pages_through_many_migrations() {
+    let (store, _url, _dir) = support::store("sqlite").await;
+    let project = store.create_project("p", "").await.unwrap();
+    let src = store
+        .create_endpoint("src", "local", "/data/src", None)
+        .await
+        .unwrap();
+    let dst = store
+        .create_endpoint("dst", "local", "/data/dst", None)
+        .await
+        .unwrap();
+    let options = godwit_server::records::MigrationOptions::default();
+    for i in 0..53 {
+        store
+            .create_migration(
+                &project.id,
+                None,
+                (&src.id, &format!("/m{i}")),
+                (&dst.id, "/"),
+                &options,
+            )
+            .await
+            .unwrap();
+    }
+    let admin = issue(
+        &store,
+        "admin",
+        Role::Admin,
+        None,
+        Duration::from_secs(3600),
+    )
+    .await;
+    let app = godwit_server::app(store, Secret::from_bytes(SECRET));
+    let rows = |page: &str| page.matches("data-migration=").count();
+    let (_, first, _) = answer(&app, get("/", Some(&admin))).await;
+    let first = first.as_str().unwrap().to_string();
+    assert_eq!(rows(&first), 50);
+    assert!(
+        first.contains("53 in all, oldest first; 1-50 shown"),
+        "{first}"
+    );
+    assert!(first.contains("href=\"/?offset=50\""), "{first}");
+    let (s, second, _) = answer(&app, get("/?offset=50", Some(&admin))).await;
+    let second = second.as_str().unwrap().to_string();
+    assert_eq!((s, rows(&second)), (StatusCode::OK, 3));
+    assert!(
+        second.contains("51-53 shown") && second.contains("href=\"/?offset=0\""),
+        "{second}"
+    );
+    assert!(
+        first.contains(">/m0<") && second.contains(">/m52<"),
+        "{second}"
+    );
 }
 
 #[tokio::test]

@@ -199,13 +199,27 @@ fn when(ms: Option<i64>) -> String {
     }
 }
 
-async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Response {
+/// Migrations the overview lists a page.
+const MIGRATIONS_PAGE: i64 = 50;
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct OverviewQuery {
+    /// Where the list of migrations starts (oldest first, as the API lists them).
+    offset: Option<i64>,
+}
+
+async fn overview(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<OverviewQuery>,
+) -> Response {
     let Some(s) = session(&state, &headers).await else {
         return to_signin();
     };
     let store = &state.store;
+    let offset = q.offset.unwrap_or(0).clamp(0, i64::MAX / 2);
     let agents = store.list_agents(100, 0).await;
-    let migrations = store.list_migrations(None, 50, 0).await;
+    let migrations = store.list_migrations(None, MIGRATIONS_PAGE, offset).await;
     let runs = store
         .all_active_runs(crate::store::now_ms() - live::JUST_ENDED_MS, 50)
         .await;
@@ -283,7 +297,10 @@ async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Response
         @match &migrations {
             Err(e) => (error_box(e.code.id(), &e.message())),
             Ok((n, list)) => {
-                p.muted { (n) " in all; the newest 50" }
+                p.muted data-migrations=(n) {
+                    (n) " in all, oldest first"
+                    @if !list.is_empty() { "; " (offset + 1) "-" (offset + list.len() as i64) " shown" }
+                }
                 table {
                     thead { tr { th { "Migration" } th { "Source" } th { "Target" } th { "Last run" } } }
                     tbody {
@@ -305,6 +322,14 @@ async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Response
                                 }
                             }
                         }
+                    }
+                }
+                nav aria-label="Pages of migrations" {
+                    @if offset > 0 {
+                        a rel="prev" href=(format!("/?offset={}", (offset - MIGRATIONS_PAGE).max(0))) { "Previous" } " "
+                    }
+                    @if offset + MIGRATIONS_PAGE < *n {
+                        a rel="next" href=(format!("/?offset={}", offset + MIGRATIONS_PAGE)) { "Next" }
                     }
                 }
             }
