@@ -336,3 +336,83 @@ async fn the_overview_shows_each_migrations_last_run_sqlite() {
 async fn the_overview_shows_each_migrations_last_run_postgres() {
     last_runs_on("postgres").await;
 }
+
+/// A migration with more runs than a page: its page pages through them, newest first, and a
+/// link to an older run still shows that run.
+#[tokio::test]
+async fn a_migrations_page_pages_through_its_runs() {
+    use godwit_spec::CommandKind;
+    let (store, _url, _dir) = support::store("sqlite").await;
+    let project = store.create_project("p", "").await.unwrap();
+    let src = store
+        .create_endpoint("src", "local", "/data/src", None)
+        .await
+        .unwrap();
+    let dst = store
+        .create_endpoint("dst", "local", "/data/dst", None)
+        .await
+        .unwrap();
+    let options = godwit_server::records::MigrationOptions::default();
+    let m = store
+        .create_migration(&project.id, None, (&src.id, "/a"), (&dst.id, "/"), &options)
+        .await
+        .unwrap();
+    let mut runs = Vec::new();
+    for _ in 0..53 {
+        let r = store
+            .create_run(&m.id, CommandKind::Scan, None)
+            .await
+            .unwrap();
+        store
+            .set_run_state(&r.id, godwit_codes::State::Succeeded, None, None)
+            .await
+            .unwrap();
+        runs.push(r.id);
+    }
+    let admin = issue(
+        &store,
+        "admin",
+        Role::Admin,
+        None,
+        Duration::from_secs(3600),
+    )
+    .await;
+    let app = godwit_server::app(store, Secret::from_bytes(SECRET));
+    let rows = |page: &str| page.matches("<tr data-run=").count();
+    let (_, first, _) = answer(&app, get(&format!("/migrations/{}", m.id), Some(&admin))).await;
+    let first = first.as_str().unwrap().to_string();
+    assert_eq!(rows(&first), 50);
+    assert!(
+        first.contains("53 runs, newest first; 1-50 shown"),
+        "{first}"
+    );
+    assert!(first.contains("runs_offset=50"), "{first}");
+    let (_, second, _) = answer(
+        &app,
+        get(
+            &format!("/migrations/{}?runs_offset=50", m.id),
+            Some(&admin),
+        ),
+    )
+    .await;
+    let second = second.as_str().unwrap().to_string();
+    assert_eq!(rows(&second), 3);
+    assert!(second.contains(&runs[0]), "the oldest run on the last page");
+    // The oldest run, asked for by a link from the first page's address.
+    let (_, chosen, _) = answer(
+        &app,
+        get(
+            &format!("/migrations/{}?run={}", m.id, runs[0]),
+            Some(&admin),
+        ),
+    )
+    .await;
+    let chosen = chosen.as_str().unwrap();
+    assert!(
+        chosen.contains(&format!(
+            "Files by status code, run <span class=\"code\">{}",
+            runs[0]
+        )),
+        "{chosen}"
+    );
+}

@@ -16,6 +16,8 @@ use crate::error::DomainError;
 
 /// Records a page of the copy log shows.
 const PAGE: i64 = 100;
+/// Runs a page of the migration's runs shows.
+const RUNS_PAGE: i64 = 50;
 /// Records read at a time for the CSV download.
 const CSV_CHUNK: i64 = 1000;
 
@@ -29,6 +31,8 @@ pub(crate) struct LogQuery {
     offset: Option<i64>,
     /// Where the review's list of deletions is shown from.
     review_offset: Option<i64>,
+    /// Where the list of runs starts (newest first).
+    runs_offset: Option<i64>,
 }
 
 fn non_empty(v: &Option<String>) -> Option<&str> {
@@ -49,14 +53,27 @@ pub(crate) async fn show(
         Ok(m) => m,
         Err(e) => return failed_page(&s, &e),
     };
-    let runs = match store.list_runs(&id, 50, 0).await {
-        Ok((_, runs)) => runs,
+    let runs_offset = q.runs_offset.unwrap_or(0).clamp(0, i64::MAX / 2);
+    let (run_count, runs) = match store.list_runs(&id, RUNS_PAGE, runs_offset).await {
+        Ok(found) => found,
         Err(e) => return failed_page(&s, &e),
     };
-    let chosen = match non_empty(&q.run) {
-        Some(run) => runs.iter().find(|r| r.id == run),
-        None => runs.first(),
+    // The run asked for, on this page of runs or not (a link to an older one); else the newest.
+    let asked = match non_empty(&q.run) {
+        Some(run) if !runs.iter().any(|r| r.id == run) => store
+            .get_run(run)
+            .await
+            .ok()
+            .filter(|r| r.migration_id == id),
+        _ => None,
     };
+    let chosen = match non_empty(&q.run) {
+        Some(run) => runs.iter().find(|r| r.id == run).or(asked.as_ref()),
+        None if runs_offset == 0 => runs.first(),
+        None => None,
+    };
+    // What goes on now (the newest run, whatever page of runs is shown).
+    let active = store.active_runs(&id).await.unwrap_or_default();
     let (code, path) = (non_empty(&q.code), non_empty(&q.path));
     let offset = q.offset.unwrap_or(0).clamp(0, i64::MAX / 2);
     let log = match chosen {
@@ -86,7 +103,7 @@ pub(crate) async fn show(
     };
     let operator = matches!(s.role, crate::Role::Admin | crate::Role::Operator);
     // A true-up waiting for a person: what it would delete and could not read.
-    let paused = runs
+    let paused = active
         .iter()
         .find(|r| crate::api::migrations::awaits_review(r));
     let review_offset = q.review_offset.unwrap_or(0).clamp(0, i64::MAX / 2);
@@ -145,7 +162,7 @@ pub(crate) async fn show(
                         button type="submit" data-command=(command) { (label) }
                     }
                 }
-                @if let Some(r) = runs.first().filter(|r| !matches!(r.state, godwit_codes::State::Succeeded | godwit_codes::State::Failed | godwit_codes::State::Stopped)) {
+                @if let Some(r) = active.last() {
                     // A true-up paused for review goes on by its confirmation, below.
                     @for action in ["stop", "pause", "resume"].into_iter().filter(|a| *a != "resume" || paused.is_none()) {
                         form method="post" action=(format!("/migrations/{id}/command")) {
@@ -181,6 +198,17 @@ pub(crate) async fn show(
                             td { (r.files) } td title=(format!("{} bytes", r.bytes)) { (super::live::bytes(r.bytes.max(0) as f64)) } td { (r.files_failed) }
                             td { (when(r.started_ms)) } td { (when(r.ended_ms)) }
                         }
+                    }
+                }
+            }
+            nav aria-label="Pages of runs" {
+                p.muted data-runs=(run_count) {
+                    (run_count) " runs, newest first; " (runs_offset + 1) "-" (runs_offset + runs.len() as i64) " shown "
+                    @if runs_offset > 0 {
+                        a rel="prev" href=(format!("/migrations/{id}?runs_offset={}", (runs_offset - RUNS_PAGE).max(0))) { "Newer" } " "
+                    }
+                    @if runs_offset + RUNS_PAGE < run_count {
+                        a rel="next" href=(format!("/migrations/{id}?runs_offset={}", runs_offset + RUNS_PAGE)) { "Older" }
                     }
                 }
             }
