@@ -200,6 +200,36 @@ pub async fn open_store(options: &ServeOptions) -> Result<Store, String> {
     Store::open(&database_url(options)).await
 }
 
+/// Takes the SQLite file `url` names for this process alone (an exclusive `flock`, which
+/// SQLite's own `fcntl` locks do not see, so `godwit token` may still write to it): a second
+/// `godwit serve` on the same file is 1056. None for an in-memory database.
+fn sole_server(url: &str) -> Result<Option<std::fs::File>, String> {
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    let path = path.split('?').next().unwrap_or(path);
+    if path.is_empty() || path.starts_with(":memory:") {
+        return Ok(None);
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .open(path)
+        .map_err(|e| format!("{path}: {e}"))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let code = godwit_codes::Code::GODWIT_SQLITE_SECOND_SERVER;
+            Err(format!(
+                "[{}] {}",
+                code.id(),
+                code.render(&[("path", path)])
+            ))
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(format!("{path}: {e}")),
+    }
+}
+
 /// Serves until `shutdown` resolves; requests in flight finish, then the store is closed.
 pub async fn serve(
     options: &ServeOptions,
@@ -210,6 +240,12 @@ pub async fn serve(
     private_dir(&options.state_dir).map_err(|e| format!("{}: {e}", options.state_dir.display()))?;
     let secret = Secret::load(&options.state_dir)?;
     let store = open_store(options).await?;
+    // SQLite is one process's store: a second `godwit serve` on it is refused (held until
+    // this one returns).
+    let _only_replica = match store.backend {
+        store::Backend::Sqlite => sole_server(&database_url(options))?,
+        store::Backend::Postgres => None,
+    };
     let tls = match &options.tls {
         Some((cert, key)) => Some(tls::server_config(cert, key)?),
         None => None,

@@ -1896,3 +1896,34 @@ fn a_source_is_browsed_a_level_at_a_time_through_its_agent() {
     let (s, e) = browse(&source_ep, "/d1");
     assert_eq!((s, e["error_code"].clone()), (409, json!("695")), "{e}");
 }
+
+#[test]
+fn a_second_control_plane_on_one_sqlite_store_is_refused() {
+    let w = World::new();
+    let out = godwit()
+        .args(["serve", "--listen", "127.0.0.1:0", "--state-dir"])
+        .arg(&w.cp_state)
+        .env_remove("GODWIT_DATABASE_URL")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("[AZSM1056]") && err.contains("control-plane.db"),
+        "{err}"
+    );
+    // The first one serves on, and `godwit token` still writes to its store.
+    let (s, _) = w.api("GET", "/v1/agents", None);
+    assert_eq!(s, 200);
+    let out = godwit()
+        .args(["token", "create", "--role", "viewer", "--state-dir"])
+        .arg(&w.cp_state)
+        .env_remove("GODWIT_DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
