@@ -1,7 +1,9 @@
 //! Schedules: a command started at a time and repeated (once, hourly, daily, weekly) as many
 //! times as asked. A schedule's `start_ms` is its next start and `repeat` the starts left.
 //! When the state rules refuse a start (the migration is busy, its agent inactive), that start
-//! is recorded as a FAILED run with the refusal's code, and the schedule moves on.
+//! is recorded as a FAILED run with the refusal's code, and the schedule moves on. With several
+//! control planes on one PostgreSQL database, each start is made by the one whose move of the
+//! schedule to its next start lands first.
 
 use crate::AppState;
 use crate::rules::Action;
@@ -31,12 +33,15 @@ pub async fn fire_due(state: &AppState) -> usize {
             next += step;
         }
         let left = if step == 0 { 0 } else { left };
-        if state
-            .store
-            .advance_schedule(&s.id, next, left)
-            .await
-            .is_err()
-        {
+        // Another control plane on the same database may have taken this start: then it is
+        // theirs to make.
+        if !matches!(
+            state
+                .store
+                .advance_schedule(&s.id, (s.start_ms, s.repeat), next, left)
+                .await,
+            Ok(true)
+        ) {
             continue;
         }
         let Ok(m) = state.store.get_migration(&s.migration_id).await else {

@@ -1,5 +1,6 @@
 //! The store's schema brought up to date over a database an earlier godwit made: nothing lost,
-//! the references between tables intact.
+//! the references between tables intact; and the store's guards for control planes sharing a
+//! database.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -124,4 +125,46 @@ async fn an_old_sqlite_store_is_brought_up_to_date_keeping_everything() {
 #[tokio::test]
 async fn an_old_postgres_store_is_brought_up_to_date_keeping_everything() {
     upgrades_keeping_everything("postgres").await;
+}
+
+/// A schedule's start is taken once: of two control planes that both saw it due, the one
+/// whose move to the next start lands first makes it; the other's move finds it moved.
+#[tokio::test]
+async fn a_schedules_start_is_taken_by_one_control_plane() {
+    for backend in ["sqlite", "postgres"] {
+        let (store, _url, _dir) = support::store(backend).await;
+        let p = store.create_project("p", "").await.unwrap();
+        let e = store
+            .create_endpoint("e", "local", "/data", None)
+            .await
+            .unwrap();
+        let f = store
+            .create_endpoint("f", "local", "/copy", None)
+            .await
+            .unwrap();
+        let m = store
+            .create_migration(&p.id, None, (&e.id, "/"), (&f.id, "/"), &Default::default())
+            .await
+            .unwrap();
+        let s = store
+            .create_schedule(&m.id, godwit_spec::CommandKind::Scan, "hourly", 3, 1_000)
+            .await
+            .unwrap();
+        let due = (s.start_ms, s.repeat);
+        let first = store
+            .advance_schedule(&s.id, due, 3_601_000, 2)
+            .await
+            .unwrap();
+        let second = store
+            .advance_schedule(&s.id, due, 3_601_000, 2)
+            .await
+            .unwrap();
+        assert_eq!((first, second), (true, false), "{backend}");
+        let left = store.list_schedules(&m.id).await.unwrap();
+        assert_eq!(
+            (left[0].start_ms, left[0].repeat),
+            (3_601_000, 2),
+            "{backend}"
+        );
+    }
 }

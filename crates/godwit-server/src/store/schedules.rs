@@ -108,20 +108,28 @@ impl Store {
             .map_err(|e| failed(Code::DB_ERR_GET_DOCS, "schedules", "", &e.to_string()))
     }
 
-    /// Moves a schedule to its next start with one run fewer left.
+    /// Moves a schedule from the start `due` to its next start with one run fewer left, if no
+    /// one did first: true when this call did, and so owns this start. Control planes sharing
+    /// a database all see the schedule due; one of them wins its start.
     pub async fn advance_schedule(
         &self,
         id: &str,
+        due: (i64, i64),
         next_ms: i64,
         left: i64,
-    ) -> Result<(), DomainError> {
-        sqlx::query("UPDATE schedules SET start_ms = $1, repeat_count = $2 WHERE id = $3")
-            .bind(next_ms)
-            .bind(left)
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| failed(Code::DB_ERR_UPDATE_DOC, "schedule", id, &e.to_string()))?;
-        Ok(())
+    ) -> Result<bool, DomainError> {
+        let done = sqlx::query(
+            "UPDATE schedules SET start_ms = $1, repeat_count = $2 \
+             WHERE id = $3 AND start_ms = $4 AND repeat_count = $5",
+        )
+        .bind(next_ms)
+        .bind(left)
+        .bind(id)
+        .bind(due.0)
+        .bind(due.1)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| failed(Code::DB_ERR_UPDATE_DOC, "schedule", id, &e.to_string()))?;
+        Ok(done.rows_affected() == 1)
     }
 }
