@@ -9,10 +9,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::{
-    Session, error_box, page, refused_origin, said, same_origin, session, to_signin, tone, when,
-    with_status,
-};
+use super::{Csrf, Session, error_box, page, said, session, to_signin, tone, when, with_status};
 use crate::AppState;
 use crate::error::ApiError;
 
@@ -94,12 +91,10 @@ pub(crate) async fn register(
     headers: HeaderMap,
     Form(form): Form<NewAgent>,
 ) -> Response {
-    let Some(s) = session(&state, &headers).await else {
-        return to_signin();
+    let s = match super::form_session(&state, &headers, &form.csrf).await {
+        Ok(s) => s,
+        Err(answer) => return answer,
     };
-    if !same_origin(&headers) || form.csrf != s.csrf {
-        return refused_origin();
-    }
     match crate::api::agents::register(&state, &s.caller, &form.name, None).await {
         Ok(r) => {
             let server = origin(&headers);
@@ -135,11 +130,6 @@ fn origin(headers: &HeaderMap) -> String {
         .unwrap_or_default()
 }
 
-#[derive(Debug, Deserialize)]
-pub(crate) struct Csrf {
-    csrf: String,
-}
-
 pub(crate) async fn deactivate(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -173,12 +163,10 @@ where
     F: FnOnce(AppState, std::sync::Arc<Session>) -> Fut,
     Fut: std::future::Future<Output = Result<(), ApiError>>,
 {
-    let Some(s) = session(&state, &headers).await else {
-        return to_signin();
+    let s = match super::form_session(&state, &headers, &form.csrf).await {
+        Ok(s) => s,
+        Err(answer) => return answer,
     };
-    if !same_origin(&headers) || form.csrf != s.csrf {
-        return refused_origin();
-    }
     let s = std::sync::Arc::new(s);
     match action(state.clone(), s.clone()).await {
         Ok(()) => Redirect::to("/agents").into_response(),

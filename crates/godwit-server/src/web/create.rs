@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::{Session, error_box, page, refused_origin, said, same_origin, session, to_signin};
+use super::{Session, error_box, page, said, session, to_signin};
 use crate::AppState;
 use crate::error::ApiError;
 use godwit_spec::location::query_value;
@@ -100,12 +100,10 @@ pub(crate) async fn add_endpoint(
     headers: HeaderMap,
     Form(form): Form<NewEndpoint>,
 ) -> Response {
-    let Some(s) = session(&state, &headers).await else {
-        return to_signin();
+    let s = match super::form_session(&state, &headers, &form.csrf).await {
+        Ok(s) => s,
+        Err(answer) => return answer,
     };
-    if !same_origin(&headers) || form.csrf != s.csrf {
-        return refused_origin();
-    }
     let req = crate::api::endpoints::NewEndpoint {
         name: form.name.clone(),
         kind: form.kind.clone(),
@@ -343,12 +341,10 @@ pub(crate) async fn create_migration(
     headers: HeaderMap,
     Form(form): Form<CreateForm>,
 ) -> Response {
-    let Some(s) = session(&state, &headers).await else {
-        return to_signin();
+    let s = match super::form_session(&state, &headers, &form.csrf).await {
+        Ok(s) => s,
+        Err(answer) => return answer,
     };
-    if !same_origin(&headers) || form.csrf != s.csrf {
-        return refused_origin();
-    }
     let c = &form.choice;
     let req = crate::api::migrations::NewMigration {
         project_id: c.project.clone(),
@@ -392,12 +388,10 @@ pub(crate) async fn add_project(
     headers: HeaderMap,
     Form(form): Form<NewProject>,
 ) -> Response {
-    let Some(s) = session(&state, &headers).await else {
-        return to_signin();
+    let s = match super::form_session(&state, &headers, &form.csrf).await {
+        Ok(s) => s,
+        Err(answer) => return answer,
     };
-    if !same_origin(&headers) || form.csrf != s.csrf {
-        return refused_origin();
-    }
     let req = crate::api::projects::NewProject {
         name: form.name,
         description: String::new(),

@@ -652,12 +652,10 @@ pub(crate) async fn command(
     Path(id): Path<String>,
     axum::extract::Form(form): axum::extract::Form<CommandForm>,
 ) -> Response {
-    let Some(s) = session(&state, &headers).await else {
-        return to_signin();
+    let s = match super::form_session(&state, &headers, &form.csrf).await {
+        Ok(s) => s,
+        Err(answer) => return answer,
     };
-    if !super::same_origin(&headers) || form.csrf != s.csrf {
-        return super::refused_origin();
-    }
     let req = crate::api::migrations::CommandRequest {
         command: form.command,
         action: form.verb,

@@ -456,11 +456,8 @@ async fn signout(
     headers: HeaderMap,
     Form(form): Form<Csrf>,
 ) -> Response {
-    let Some(s) = session(&state, &headers).await else {
-        return to_signin();
-    };
-    if !same_origin(&headers) || form.csrf != s.csrf {
-        return refused_origin();
+    if let Err(answer) = form_session(&state, &headers, &form.csrf).await {
+        return answer;
     }
     let mut r = to_signin();
     r.headers_mut().insert(
@@ -468,6 +465,23 @@ async fn signout(
         HeaderValue::from_static("godwit_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
     );
     r
+}
+
+/// The session a form was sent in, once the form is checked: signed in, from a page of this
+/// origin, with the session's CSRF token; else the answer to send instead (the sign-in page,
+/// or the refusal).
+pub(crate) async fn form_session(
+    state: &AppState,
+    headers: &HeaderMap,
+    csrf: &str,
+) -> Result<Session, Response> {
+    let Some(s) = session(state, headers).await else {
+        return Err(to_signin());
+    };
+    if !same_origin(headers) || csrf != s.csrf {
+        return Err(refused_origin());
+    }
+    Ok(s)
 }
 
 /// A form posted from another site, or without the session's CSRF token.
