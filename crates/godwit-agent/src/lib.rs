@@ -216,12 +216,18 @@ pub async fn run(options: AgentOptions, shutdown: impl std::future::Future<Outpu
             "this is not an agent token: register the agent (POST /v1/agents) and use the token it returns".into(),
         );
     };
-    let url = match ws_url(&options.server) {
-        Ok(u) => u,
-        Err(e) => return Exit::Usage(e),
-    };
-    if let Err(e) = tls::check_plain(&options.server, options.allow_plain_http) {
-        return Exit::Usage(e);
+    let mut urls = Vec::new();
+    for server in servers(&options.server) {
+        match ws_url(&server) {
+            Ok(u) => urls.push((server.clone(), u)),
+            Err(e) => return Exit::Usage(e),
+        }
+        if let Err(e) = tls::check_plain(&server, options.allow_plain_http) {
+            return Exit::Usage(e);
+        }
+    }
+    if urls.is_empty() {
+        return Exit::Usage("--server: give the control plane's URL, http://HOST:PORT".into());
     }
     tls::install_provider();
     if let Err(e) = tls::ws_connector(options.ca_file.as_deref()) {
@@ -229,7 +235,7 @@ pub async fn run(options: AgentOptions, shutdown: impl std::future::Future<Outpu
     }
     // Every line the agent logs, and every command's span, carries its id.
     let span = tracing::info_span!("agent", agent_id = %agent_id);
-    serve_control_plane(options, agent_id, url, shutdown)
+    serve_control_plane(options, agent_id, urls, shutdown)
         .instrument(span)
         .await
 }
@@ -237,7 +243,7 @@ pub async fn run(options: AgentOptions, shutdown: impl std::future::Future<Outpu
 async fn serve_control_plane(
     options: AgentOptions,
     agent_id: String,
-    url: String,
+    urls: Vec<(String, String)>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Exit {
     let shared = Arc::new(Shared::default());
@@ -249,7 +255,7 @@ async fn serve_control_plane(
         },
         args: options.args.clone(),
         version: options.version.clone(),
-        server: options.server.clone(),
+        server: Arc::new(Mutex::new(urls[0].0.clone())),
         token: options.token.clone(),
         release_key: options.release_key,
         window: options.upgrade_window,
@@ -276,8 +282,13 @@ async fn serve_control_plane(
     let mut backoff = Duration::from_millis(500);
     let mut jitter_seed = u64::from(std::process::id());
     tokio::pin!(shutdown);
+    // Several replicas: the next one is tried whenever a connection fails or ends.
+    let mut next = 0;
     loop {
-        let session = connect_once(&options, &agent_id, &url, &shared, &ctx);
+        let (server, url) = &urls[next % urls.len()];
+        next += 1;
+        *lock(&ctx.server) = server.clone();
+        let session = connect_once(&options, &agent_id, url, &shared, &ctx);
         tokio::select! {
             () = &mut shutdown => {
                 stop_all(&shared);
@@ -335,6 +346,15 @@ fn stop_all(shared: &Shared) {
     for (control, _) in lock(&shared.jobs).values() {
         control.stop();
     }
+}
+
+/// The control planes `list` names: one URL, or several replicas' separated by commas.
+pub fn servers(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 fn ws_url(server: &str) -> Result<String, String> {
@@ -687,7 +707,7 @@ pub async fn reach_control_plane(
 /// (see `upgrade`). Prints `{"version": ...}` when it passes.
 pub async fn post_check(options: &AgentOptions) -> Result<(), String> {
     upgrade::post_check(
-        &options.server,
+        &servers(&options.server),
         &options.token,
         options.ca_file.as_deref(),
         &options.state_dir,

@@ -67,7 +67,9 @@ pub struct Context {
     /// Its arguments, to start the new binary with the same ones.
     pub args: Vec<OsString>,
     pub version: String,
-    pub server: String,
+    /// The control plane the agent is connected to now (one of its replicas): relative
+    /// release URLs are fetched from it.
+    pub server: std::sync::Arc<std::sync::Mutex<String>>,
     pub token: String,
     pub release_key: Option<PublicKey>,
     /// How long a new binary has to connect before it rolls back.
@@ -377,17 +379,22 @@ fn self_test(state_dir: &Path) -> Result<(), String> {
 /// Its self-test, its state directory, and the control plane reachable with the agent's token
 /// (as `godwit doctor --server` checks it).
 pub async fn post_check(
-    server: &str,
+    servers: &[String],
     token: &str,
     ca_file: Option<&Path>,
     state_dir: &Path,
 ) -> Result<(), String> {
     std::fs::create_dir_all(dir(state_dir)).map_err(|e| format!("{}: {e}", state_dir.display()))?;
     self_test(state_dir)?;
-    crate::reach_control_plane(server, token, ca_file, true)
-        .await
-        .map(|_| ())
-        .map_err(|(code, message)| format!("[{code}] {message}"))
+    // One replica reached is enough.
+    let mut last = String::from("no control plane is named");
+    for server in servers {
+        match crate::reach_control_plane(server, token, ca_file, true).await {
+            Ok(_) => return Ok(()),
+            Err((code, message)) => last = format!("[{code}] {message}"),
+        }
+    }
+    Err(last)
 }
 
 /// A failed step: its code, the agent-side code under it, and what happened.
@@ -694,7 +701,12 @@ async fn download(
     let url = if order.url.starts_with("http://") || order.url.starts_with("https://") {
         order.url.clone()
     } else {
-        format!("{}{}", ctx.server.trim_end_matches('/'), order.url)
+        let server = ctx
+            .server
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        format!("{}{}", server.trim_end_matches('/'), order.url)
     };
     let parsed = reqwest::Url::parse(&url).map_err(|e| {
         (
@@ -800,7 +812,7 @@ mod tests {
             exe: state_dir.join("bin/godwit"),
             args: Vec::new(),
             version: "0.1.0".into(),
-            server: server.into(),
+            server: std::sync::Arc::new(std::sync::Mutex::new(server.into())),
             token: "t".into(),
             release_key: None,
             window: Duration::from_secs(5),

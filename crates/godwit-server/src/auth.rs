@@ -91,16 +91,25 @@ impl Secret {
         .map_err(|e| e.to_string())
     }
 
-    /// The claims of `token`, or the 70x error that says why it is refused.
     /// The dashboard's CSRF token for the session of token `jti`: an HMAC-SHA256 of it under
     /// this secret (a page of another site cannot know it; it dies with the session).
     pub fn csrf(&self, jti: &str) -> String {
+        self.tag(b"godwit-csrf-v1\n", jti.as_bytes())
+    }
+
+    /// What control-plane replicas compare to know they sign tokens with the same secret (an
+    /// HMAC under it: the secret cannot be learnt from it).
+    pub fn replica_check(&self) -> String {
+        self.tag(b"godwit-replica-v1\n", b"")
+    }
+
+    fn tag(&self, label: &[u8], data: &[u8]) -> String {
         use hmac::Mac as _;
         let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.0) else {
             return String::new();
         };
-        mac.update(b"godwit-csrf-v1\n");
-        mac.update(jti.as_bytes());
+        mac.update(label);
+        mac.update(data);
         mac.finalize()
             .into_bytes()
             .iter()
@@ -108,6 +117,7 @@ impl Secret {
             .collect()
     }
 
+    /// The claims of `token`, or the 70x error that says why it is refused.
     pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 5;

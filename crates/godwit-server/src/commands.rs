@@ -87,7 +87,7 @@ pub async fn apply(
                         run_id: run.id.clone(),
                         action: action.as_str().to_string(),
                     };
-                    state.hub.send(agent, message);
+                    state.hub.send(agent, message).await;
                 }
             }
             Ok(run)
@@ -207,7 +207,7 @@ async fn deliver(state: &AppState, m: &Migration, run: &JobRun) {
     if let Some(agent) = &m.agent_id
         && let Ok(d) = state.store.delivery(run.clone()).await
     {
-        state.hub.send(agent, crate::hub::command_message(&d));
+        state.hub.send(agent, crate::hub::command_message(&d)).await;
     }
 }
 
@@ -230,7 +230,7 @@ pub async fn watch(state: &AppState) {
         return;
     };
     for s in stale {
-        if !state.hub.is_connected(&s.agent_id)
+        if !state.hub.is_connected(&s.agent_id).await
             || !matches!(state.store.get_run(&s.run_id).await, Ok(r) if r.state == State::Running)
         {
             continue;
@@ -255,13 +255,16 @@ pub async fn watch(state: &AppState) {
             .await;
         if failed.is_ok() {
             tracing::warn!(run_id = %s.run_id, agent_id = %s.agent_id, code = code.id(), window = ?window, "running command given up");
-            state.hub.send(
-                &s.agent_id,
-                ToAgent::Control {
-                    run_id: s.run_id.clone(),
-                    action: "stop".into(),
-                },
-            );
+            state
+                .hub
+                .send(
+                    &s.agent_id,
+                    ToAgent::Control {
+                        run_id: s.run_id.clone(),
+                        action: "stop".into(),
+                    },
+                )
+                .await;
         }
     }
 }

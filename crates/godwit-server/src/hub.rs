@@ -38,6 +38,8 @@ pub struct Hub {
     pub browse_max_folders: u64,
     /// The browse each agent is answering now (one at a time: 696), by agent.
     browses: Mutex<HashMap<String, Browsing>>,
+    /// The other control planes on the same PostgreSQL database, once serving on one.
+    cluster: std::sync::OnceLock<std::sync::Arc<crate::cluster::Cluster>>,
 }
 
 /// A browse sent to an agent and not answered yet.
@@ -78,7 +80,17 @@ impl Hub {
             browse_wait: Duration::from_secs(30),
             browse_max_folders: 10_000,
             browses: Mutex::new(HashMap::new()),
+            cluster: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Messages for agents connected to other replicas go through `cluster` from now on.
+    pub fn set_cluster(&self, cluster: std::sync::Arc<crate::cluster::Cluster>) {
+        let _ = self.cluster.set(cluster);
+    }
+
+    pub fn cluster(&self) -> Option<&crate::cluster::Cluster> {
+        self.cluster.get().map(|c| &**c)
     }
 
     /// Asks agent `agent_id` for the folders under `location` and waits for its answer.
@@ -101,7 +113,7 @@ impl Hub {
             location: location.to_string(),
             limit: self.browse_max_folders,
         };
-        let answer = if self.send(agent_id, message) {
+        let answer = if self.send(agent_id, message).await {
             match tokio::time::timeout(self.browse_wait, rx).await {
                 Ok(Ok(answer)) => Ok(answer),
                 Ok(Err(_)) => Err(NoAnswer::Gone),
@@ -130,10 +142,24 @@ impl Hub {
         browses.remove(agent_id)
     }
 
-    /// Hands an agent's answer to the browse waiting for it, if one still is.
-    fn browsed(&self, agent_id: &str, browse_id: &str, answer: Browsed) {
+    /// Hands an agent's answer to the browse waiting for it here, if one still is; false
+    /// when none is.
+    pub(crate) fn browsed_here(&self, agent_id: &str, browse_id: &str, answer: Browsed) -> bool {
+        match self.take_browse(agent_id, browse_id) {
+            Some(b) => {
+                let _ = b.answer.send(answer);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Hands an agent's answer to the browse waiting for it, here or on another replica.
+    async fn browsed(&self, agent_id: &str, browse_id: &str, answer: Browsed) {
         if let Some(b) = self.take_browse(agent_id, browse_id) {
             let _ = b.answer.send(answer);
+        } else if let Some(cluster) = self.cluster() {
+            cluster.browsed(agent_id, browse_id, answer).await;
         }
     }
 
@@ -160,19 +186,49 @@ impl Hub {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Sends to a connected agent; false when it is not connected.
-    pub fn send(&self, agent_id: &str, message: ToAgent) -> bool {
+    /// Sends to an agent connected to this replica; false when it is not.
+    pub(crate) fn send_here(&self, agent_id: &str, message: ToAgent) -> bool {
         self.lock()
             .get(agent_id)
             .is_some_and(|(_, tx)| tx.send(message).is_ok())
     }
 
-    pub fn is_connected(&self, agent_id: &str) -> bool {
-        self.lock().contains_key(agent_id)
+    /// Sends to a connected agent, whichever replica its connection is on; false when it is
+    /// not connected.
+    pub async fn send(&self, agent_id: &str, message: ToAgent) -> bool {
+        let message = {
+            let agents = self.lock();
+            match agents.get(agent_id) {
+                Some((_, tx)) => return tx.send(message).is_ok(),
+                None => message,
+            }
+        };
+        match self.cluster() {
+            Some(cluster) => cluster.send(agent_id, message).await,
+            None => false,
+        }
     }
 
-    pub fn connected(&self) -> Vec<String> {
+    /// Whether the agent is connected, to this replica or another.
+    pub async fn is_connected(&self, agent_id: &str) -> bool {
+        if self.lock().contains_key(agent_id) {
+            return true;
+        }
+        match self.cluster() {
+            Some(cluster) => cluster.is_connected(agent_id).await,
+            None => false,
+        }
+    }
+
+    /// The agents connected to this replica.
+    pub fn here(&self) -> Vec<String> {
         self.lock().keys().cloned().collect()
+    }
+
+    /// Closes this replica's connection from `agent_id` (it connected to another one).
+    pub(crate) fn drop_here(&self, agent_id: &str) {
+        self.lock().remove(agent_id);
+        self.browsing().remove(agent_id);
     }
 
     fn join(&self, agent_id: &str) -> Option<(u64, mpsc::UnboundedReceiver<ToAgent>)> {
@@ -186,22 +242,33 @@ impl Hub {
         Some((id, rx))
     }
 
-    fn leave(&self, agent_id: &str, connection: u64) {
-        let mut agents = self.lock();
-        if agents
-            .get(agent_id)
-            .is_some_and(|(id, _)| *id == connection)
-        {
-            agents.remove(agent_id);
-            // A browse it was answering gets no answer now (695).
-            self.browsing().remove(agent_id);
+    /// Connection `connection` of `agent_id` ended (unless a newer one took its place).
+    async fn leave(&self, agent_id: &str, connection: u64) {
+        let left = {
+            let mut agents = self.lock();
+            let ours = agents
+                .get(agent_id)
+                .is_some_and(|(id, _)| *id == connection);
+            if ours {
+                agents.remove(agent_id);
+                // A browse it was answering gets no answer now (695).
+                self.browsing().remove(agent_id);
+            }
+            ours
+        };
+        if left && let Some(cluster) = self.cluster() {
+            cluster.unlinked(agent_id).await;
         }
     }
 
     /// Marks agents silent past the window inactive, and suspends what they ran; returns them.
     pub async fn sweep(&self, store: &crate::Store) -> Result<Vec<String>, DomainError> {
         let window = i64::try_from(self.heartbeat_window.as_millis()).unwrap_or(i64::MAX);
-        store.sweep_silent_agents(window, &self.connected()).await
+        let mut connected = self.here();
+        if let Some(cluster) = self.cluster() {
+            connected.extend(cluster.connected().await);
+        }
+        store.sweep_silent_agents(window, &connected).await
     }
 }
 
@@ -451,21 +518,26 @@ async fn serve_agent(state: AppState, claims: crate::auth::Claims, mut socket: W
         let _ = socket.send(Message::Close(None)).await;
         return;
     };
-    if state
-        .store
-        .agent_seen(
-            &agent_id,
-            Some(&crate::store::Registration {
-                version: &version,
-                commands: &commands,
-                platform: platform.as_deref(),
-                features: &features,
-            }),
-        )
-        .await
-        .is_err()
+    let linked = match state.hub.cluster() {
+        Some(cluster) => cluster.linked(&agent_id).await,
+        None => Ok(()),
+    };
+    if linked.is_err()
+        || state
+            .store
+            .agent_seen(
+                &agent_id,
+                Some(&crate::store::Registration {
+                    version: &version,
+                    commands: &commands,
+                    platform: platform.as_deref(),
+                    features: &features,
+                }),
+            )
+            .await
+            .is_err()
     {
-        state.hub.leave(&agent_id, connection);
+        state.hub.leave(&agent_id, connection).await;
         let _ = send(
             &mut socket,
             &refusal(
@@ -482,14 +554,14 @@ async fn serve_agent(state: AppState, claims: crate::auth::Claims, mut socket: W
         heartbeat_secs: beat.ceil() as u64,
     };
     if !send(&mut socket, &welcome).await {
-        state.hub.leave(&agent_id, connection);
+        state.hub.leave(&agent_id, connection).await;
         return;
     }
     // What the agent should be running: queued commands, and runs it had when it went away.
     if let Ok(deliveries) = state.store.runs_for_agent(&agent_id).await {
         for d in &deliveries {
             if !send(&mut socket, &command_message(d)).await {
-                state.hub.leave(&agent_id, connection);
+                state.hub.leave(&agent_id, connection).await;
                 return;
             }
         }
@@ -497,7 +569,7 @@ async fn serve_agent(state: AppState, claims: crate::auth::Claims, mut socket: W
     if let Ok(runs) = state.store.project_runs_for_agent(&agent_id).await {
         for run in &runs {
             if !send(&mut socket, &crate::projects::command_message(run)).await {
-                state.hub.leave(&agent_id, connection);
+                state.hub.leave(&agent_id, connection).await;
                 return;
             }
         }
@@ -554,7 +626,7 @@ async fn serve_agent(state: AppState, claims: crate::auth::Claims, mut socket: W
             }
         }
     }
-    state.hub.leave(&agent_id, connection);
+    state.hub.leave(&agent_id, connection).await;
 }
 
 /// The answer to a message that is not one of ours: 1050 for an unknown `op`, 1131 for one
@@ -712,7 +784,7 @@ async fn handle(state: &AppState, agent_id: &str, message: ToServer) -> Option<T
                 unnamed,
                 error,
             };
-            state.hub.browsed(agent_id, &browse_id, answer);
+            state.hub.browsed(agent_id, &browse_id, answer).await;
             Some(ToAgent::Ack { seq })
         }
         ToServer::Review {

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod cluster;
 pub mod commands;
 pub mod error;
 pub mod hub;
@@ -274,6 +275,14 @@ pub async fn serve(
         settings.min_agent_version = Some(v.clone());
     }
     let state = state_with(store.clone(), secret, settings);
+    // On PostgreSQL, other control planes may share the database: messages for agents
+    // connected to them are relayed, and one of them does the sweeps (cluster.rs).
+    if store.backend == store::Backend::Postgres {
+        let url = database_url(options);
+        let cluster =
+            cluster::Cluster::start(&url, store.clone(), state.hub.clone(), &state.secret).await?;
+        state.hub.set_cluster(cluster);
+    }
     // Agents that stop sending heartbeats become inactive, and what they ran is suspended;
     // schedules that are due start their commands; project runs are settled (projects.rs).
     let sweeper = {
@@ -282,6 +291,12 @@ pub async fn serve(
             let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
             loop {
                 tick.tick().await;
+                // With other replicas, the one holding the lead does what follows.
+                if let Some(cluster) = state.hub.cluster()
+                    && !cluster.tick(&state.hub).await
+                {
+                    continue;
+                }
                 let _ = state.hub.sweep(&state.store).await;
                 scheduler::fire_due(&state).await;
                 projects::settle(&state).await;

@@ -131,13 +131,16 @@ async fn end_early(
         return false;
     }
     if let Some(agent) = &run.agent_id {
-        state.hub.send(
-            agent,
-            ToAgent::Control {
-                run_id: run.id.clone(),
-                action: "stop".into(),
-            },
-        );
+        state
+            .hub
+            .send(
+                agent,
+                ToAgent::Control {
+                    run_id: run.id.clone(),
+                    action: "stop".into(),
+                },
+            )
+            .await;
     }
     for (migration_id, run_id) in validation_runs(run) {
         let still = state

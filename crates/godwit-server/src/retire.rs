@@ -15,7 +15,7 @@ use crate::records::Agent;
 pub async fn request(state: &AppState, id: &str) -> Result<Agent, DomainError> {
     let agent = state.store.get_agent(id).await?;
     crate::upgrades::not_upgrading(state, &agent).await?;
-    if !state.hub.is_connected(id) {
+    if !state.hub.is_connected(id).await {
         return Err(
             DomainError::new(Code::FAILED_TO_SEND_MESSAGE_TO_AGENT, &[("agent_id", id)]).details(
                 "The agent is not connected, so it cannot remove its state. Start it and retire it again, or deactivate it (POST /v1/agents/{id}/deactivate) and remove its host's state by hand.",
@@ -27,7 +27,7 @@ pub async fn request(state: &AppState, id: &str) -> Result<Agent, DomainError> {
         .store
         .set_retire(id, Code::AGENT_RETIRE_RUNNING, false)
         .await?;
-    if !state.hub.send(id, ToAgent::Retire) {
+    if !state.hub.send(id, ToAgent::Retire).await {
         let code = Code::FAILED_TO_SEND_MESSAGE_TO_AGENT;
         state
             .store
@@ -50,7 +50,7 @@ pub async fn settle(state: &AppState) {
     let limit = i64::try_from(state.hub.retire_timeout.as_millis()).unwrap_or(i64::MAX);
     for a in agents {
         let Some(r) = &a.retire else { continue };
-        let gone = !state.hub.is_connected(&a.id);
+        let gone = !state.hub.is_connected(&a.id).await;
         if let Some(left) = r.left_ms
             && gone
             && now - left > window

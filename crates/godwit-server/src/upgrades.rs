@@ -69,7 +69,7 @@ pub async fn check(
     if state.release_key.is_none() {
         return Err(DomainError::new(Code::GODWIT_RELEASE_KEY_MISSING, &[]));
     }
-    if state.hub.is_connected(agent_id) {
+    if state.hub.is_connected(agent_id).await {
         can(&agent, "upgrade", "upgrades from the control plane")?;
     }
     if agent.version == ask.version {
@@ -91,7 +91,7 @@ pub async fn check(
         // Scheduled: sent when due, to the agent connected then.
         return Ok((agent, release));
     }
-    if !state.hub.is_connected(agent_id) {
+    if !state.hub.is_connected(agent_id).await {
         return Err(DomainError::new(
             Code::FAILED_TO_SEND_MESSAGE_TO_AGENT,
             &[("agent_id", agent_id)],
@@ -198,7 +198,7 @@ async fn send(state: &AppState, up: &Upgrade, release: &Release) -> Result<(), D
     if !state.store.upgrade_sent(&up.id).await? {
         return Ok(());
     }
-    if !state.hub.send(&up.agent_id, order) {
+    if !state.hub.send(&up.agent_id, order).await {
         let code = Code::FAILED_TO_SEND_MESSAGE_TO_AGENT;
         let words = code.render(&[("agent_id", &up.agent_id)]);
         state
@@ -226,7 +226,7 @@ pub async fn settle(state: &AppState) {
         match up.state.as_str() {
             "QUEUED" => {
                 if up.start_ms.is_none_or(|s| s <= now)
-                    && state.hub.is_connected(&up.agent_id)
+                    && state.hub.is_connected(&up.agent_id).await
                     && matches!(state.store.agent_busy(&up.agent_id).await, Ok(false))
                     && let Ok(release) = state.store.get_release(&up.release_id).await
                 {

@@ -374,7 +374,9 @@ pub struct ConfigCheckArgs {
 #[derive(Debug, Args)]
 pub struct ControlPlaneArgs {
     /// The control plane: https://HOST:PORT, or http://HOST:PORT on loopback (elsewhere only
-    /// with --allow-plain-http). An agent needs it, here or in its configuration file.
+    /// with --allow-plain-http). An agent needs it, here or in its configuration file. Several
+    /// replicas of one control plane: their URLs separated by commas; the agent connects to
+    /// one and moves to the next whenever its connection fails or ends.
     #[arg(long, value_name = "URL", env = "GODWIT_SERVER")]
     pub server: Option<String>,
     /// The agent's token (better in GODWIT_AGENT_TOKEN, or in a file named by the

@@ -165,8 +165,10 @@ fn check(path: &Path, f: &File, role: Role) -> Result<(), JobError> {
         }
     }
     if let Some(a) = f.agent.as_ref().filter(|_| role != Role::Serve) {
-        if let Some(url) = &a.server
-            && !(url.starts_with("http://") || url.starts_with("https://"))
+        if let Some(list) = &a.server
+            && godwit_agent::servers(list)
+                .iter()
+                .any(|url| !(url.starts_with("http://") || url.starts_with("https://")))
         {
             return Err(bad(
                 "agent.server",

@@ -1943,27 +1943,7 @@ fn a_schedule_fires_once_with_two_control_planes_on_one_postgresql() {
     let mut w = World::on_postgresql();
     w.start_agent_and_wait();
     // A second control plane on the same database, with its own state directory.
-    let mut second = godwit();
-    second
-        .args(["serve", "--listen", "127.0.0.1:0", "--state-dir"])
-        .arg(w.root.join("cp-second"))
-        .args(["--database", w.database.as_deref().unwrap()])
-        .env("GODWIT_HEARTBEAT_WINDOW", "3")
-        .env_remove("GODWIT_JWT_SECRET")
-        .stderr(std::process::Stdio::piped());
-    let mut child = second.spawn().unwrap();
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stderr.take().unwrap()));
-    let _second = Proc(child);
-    loop {
-        let line = lines
-            .next()
-            .expect("the second control plane stopped")
-            .unwrap();
-        if support::world::listening_url(&line).is_some() {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
+    let (_second, _) = w.start_replica("cp-second", 0);
     let src = source(&w.root, 3, 10);
     let m = w.migration(&src, json!({}));
     let start = std::time::SystemTime::now() + Duration::from_secs(3);
@@ -1988,4 +1968,120 @@ fn a_schedule_fires_once_with_two_control_planes_on_one_postgresql() {
     assert_eq!(runs_after["count"], 1, "{runs} {runs_after}");
     let (_, left) = w.api("GET", &format!("/v1/migrations/{m}/schedules"), None);
     assert_eq!(left[0]["repeat"], 0, "{left}");
+}
+
+/// The agents connected to the control plane at `url`, as its /metrics page says.
+fn connected_to(url: &str) -> i64 {
+    let out = Command::new("curl")
+        .args(["-s", &format!("{url}/metrics")])
+        .output()
+        .unwrap();
+    text(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("godwit_agents_connected "))
+        .and_then(|n| n.trim().parse::<f64>().ok())
+        .map_or(-1, |n| n as i64)
+}
+
+#[test]
+fn replicas_relay_commands_and_the_agent_moves_when_its_replica_dies() {
+    let mut w = World::on_postgresql();
+    let (b, b_url) = w.start_replica("cp-b", 0);
+    let mut b = Some(b);
+    // The agent is given B first: it connects there, while the requests below go to A.
+    w.agent_servers = Some(format!("{b_url},{}", w.url()));
+    w.start_agent_and_wait();
+    w.wait_for("the agent on B", Duration::from_secs(10), || {
+        (connected_to(&b_url) == 1 && connected_to(&w.url()) == 0).then_some(Value::Null)
+    });
+    // 40 files of 20 KB at 200 KB/s: about four seconds of copying.
+    let src = source(&w.root, 40, 20_000);
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    let m = w.migration(&src, json!({"bwlimit": "200K"}));
+    // A scan asked of A runs on the agent connected to B (relayed through PostgreSQL) ...
+    let first_scan = w.scanned(&m)["id"].clone();
+    // ... and a browse asked of A is answered through B.
+    let (_, mig) = w.api("GET", &format!("/v1/migrations/{m}"), None);
+    let (s, found) = w.api(
+        "POST",
+        &format!("/v1/agents/{}/browse", w.agent_id),
+        Some(json!({"endpointId": mig["source_endpoint"], "path": "/"})),
+    );
+    assert_eq!(
+        (s, found["status"]["code"].clone()),
+        (200, json!("232")),
+        "{found}"
+    );
+    assert!(
+        found["folders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["name"] == "sub"),
+        "{found}"
+    );
+    // (An object store keeps no empty folder: the tree compared at the end has none.)
+    std::fs::remove_dir(src.join("sub")).unwrap();
+    let copy = w.start(&m, "copy", "927");
+    w.wait_for("the copy to be under way", Duration::from_secs(30), || {
+        let r = w.run_state(&copy);
+        (r["state"] == "RUNNING" && r["files"].as_i64().unwrap_or(0) > 0).then_some(r)
+    });
+    // B is killed (SIGKILL) mid-copy: the copy goes on, the agent moves to A and reports there.
+    b.take();
+    let r = w.wait_end(&copy, "922");
+    assert_eq!(r["files"], 40, "{r}");
+    support::assert_same_tree(&src, &w.target_tree());
+    assert_exact(&w, &copy);
+    assert_eq!(connected_to(&w.url()), 1);
+    // B again (a new process on its address); then A, which has done the sweeps so far, is
+    // killed: B takes them over (a schedule fires there) and the agent moves to B.
+    let b_port: u16 = b_url.rsplit(':').next().unwrap().parse().unwrap();
+    let (_b2, b2_url) = w.start_replica("cp-b2", b_port);
+    w.server.take();
+    let on_b = |method: &str, path: &str, body: Option<Value>| {
+        api_call(&b2_url, &w.admin, method, path, body, None)
+    };
+    let start = std::time::SystemTime::now() + Duration::from_secs(2);
+    let (s, body) = on_b(
+        "POST",
+        &format!("/v1/migrations/{m}/schedules"),
+        Some(json!({
+            "command": "scan", "frequency": "once", "repeat": 1,
+            "start": humantime::format_rfc3339_seconds(start).to_string()
+        })),
+    );
+    assert_eq!(s, 201, "{body}");
+    let scan = w.wait_for("the scheduled scan to end", Duration::from_secs(40), || {
+        let (_, runs) = on_b("GET", &format!("/v1/migrations/{m}/runs"), None);
+        runs["items"]
+            .as_array()?
+            .iter()
+            .find(|r| r["command"] == "scan" && r["id"] != first_scan)
+            .filter(|r| r["status"]["code"] == "932")
+            .cloned()
+    });
+    let (_, runs) = on_b("GET", &format!("/v1/migrations/{m}/runs"), None);
+    assert_eq!(runs["count"], 3, "one scheduled scan: {runs}");
+    assert_eq!(connected_to(&b2_url), 1, "{scan}");
+}
+
+#[test]
+fn a_replica_with_another_token_secret_is_refused() {
+    let w = World::on_postgresql();
+    // Its own state directory, so its own new secret: the tokens of the running control plane
+    // would all be refused there.
+    let out = godwit()
+        .args(["serve", "--listen", "127.0.0.1:0", "--state-dir"])
+        .arg(w.root.join("cp-other"))
+        .args(["--database", w.database.as_deref().unwrap()])
+        .env_remove("GODWIT_JWT_SECRET")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("[AZSM1057]"), "{err}");
+    assert!(err.contains("signs tokens with another secret"), "{err}");
+    // The running one is untouched.
+    assert_eq!(w.api("GET", "/v1/agents", None).0, 200);
 }

@@ -38,12 +38,14 @@ fn serve(state: &Path, database: Option<&str>) -> Server {
     }
     let mut child = cmd.spawn().unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let url = first
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no address in: {first}"))
-        .to_string();
+    // The address line (on PostgreSQL, the line saying this replica took the sweeps may come
+    // first).
+    let url = loop {
+        let line = lines.next().expect("the control plane stopped").unwrap();
+        if let Some(url) = line.split_whitespace().find(|w| w.starts_with("http://")) {
+            break url.to_string();
+        }
+    };
     // Keep draining stderr so the server never blocks on it.
     std::thread::spawn(move || for _ in lines {});
     let mut store_args = vec!["--state-dir".into(), state.as_os_str().to_owned()];

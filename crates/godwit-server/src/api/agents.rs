@@ -276,7 +276,7 @@ pub(crate) async fn browse(
     let agent = state.store.get_agent(id).await?;
     let endpoint = state.store.get_endpoint(&req.endpoint_id).await?;
     let inactive = || ApiError::new(Code::SCAN_SOURCE_AGENT_INACTIVE_ERR, &[("agent_id", id)]);
-    if agent.state.code != Code::AGENT_STATE_ACTIVE.id() || !state.hub.is_connected(id) {
+    if agent.state.code != Code::AGENT_STATE_ACTIVE.id() || !state.hub.is_connected(id).await {
         return Err(inactive());
     }
     crate::upgrades::can(&agent, "browse", "browsing a source")?;

@@ -104,7 +104,8 @@ pub async fn simulate_scan(
         .get_agent(&req.agent_id)
         .await
         .map_err(no_such("agentId"))?;
-    if agent.state.code != Code::AGENT_STATE_ACTIVE.id() || !state.hub.is_connected(&agent.id) {
+    if agent.state.code != Code::AGENT_STATE_ACTIVE.id() || !state.hub.is_connected(&agent.id).await
+    {
         // Commands are kept only for agents that are there to take them.
         return Err(ApiError::new(
             Code::SIMULATE_SCAN_AGENT_INACTIVE_ERR,
@@ -148,7 +149,8 @@ pub async fn simulate_scan(
     .await?;
     state
         .hub
-        .send(&agent.id, crate::projects::command_message(&run));
+        .send(&agent.id, crate::projects::command_message(&run))
+        .await;
     finish_or_wait(&state, run, wait).await
 }
 
@@ -715,7 +717,9 @@ pub async fn validate_project(
             ));
         };
         let agent = state.store.get_agent(agent_id).await?;
-        if agent.state.code != Code::AGENT_STATE_ACTIVE.id() || !state.hub.is_connected(&agent.id) {
+        if agent.state.code != Code::AGENT_STATE_ACTIVE.id()
+            || !state.hub.is_connected(&agent.id).await
+        {
             return Err(ApiError::new(
                 Code::VALIDATE_PROJECT_AGENT_INACTIVE_ERR,
                 &[("agent_id", &agent.id)],

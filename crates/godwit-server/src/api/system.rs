@@ -110,7 +110,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         metrics::gauge!(telemetry::QUEUED).set(queued as f64);
         metrics::gauge!(telemetry::RUNNING).set(running as f64);
     }
-    metrics::gauge!(telemetry::CONNECTED).set(state.hub.connected().len() as f64);
+    metrics::gauge!(telemetry::CONNECTED).set(state.hub.here().len() as f64);
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

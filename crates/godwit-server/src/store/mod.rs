@@ -19,6 +19,7 @@ mod migrations;
 mod project_runs;
 mod projects;
 mod releases;
+mod replicas;
 mod review;
 mod runs;
 mod schedules;

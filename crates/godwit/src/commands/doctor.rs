@@ -22,7 +22,14 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<ExitStatus> {
         }
     }
     checks.push(doctor::state_dir(&shared::state_dir(&args.state)));
-    if let Some(server) = &args.control_plane.server {
+    // Each replica named is checked: an agent moves to another when its own goes away.
+    let servers = args
+        .control_plane
+        .server
+        .as_deref()
+        .map(godwit_agent::servers);
+    for server in servers.unwrap_or_default() {
+        let server = &server;
         let check = match &args.control_plane.token {
             None => Check {
                 check: "control-plane",

@@ -42,6 +42,8 @@ pub struct World {
     pub agent_binary: Option<PathBuf>,
     /// More environment for the agent only.
     pub agent_env: Vec<(String, String)>,
+    /// The agent's `--server` (several replicas' URLs); None: this control plane's.
+    pub agent_servers: Option<String>,
 }
 
 pub fn s3_env(c: &mut Command) {
@@ -98,6 +100,7 @@ impl World {
             extra_env,
             agent_binary: None,
             agent_env: Vec::new(),
+            agent_servers: None,
         };
         w.start_server();
         let mut c = godwit();
@@ -170,7 +173,8 @@ impl World {
             }
             None => godwit(),
         };
-        c.args(["agent", "--server", &self.url(), "--state-dir"])
+        let server = self.agent_servers.clone().unwrap_or_else(|| self.url());
+        c.args(["agent", "--server", &server, "--state-dir"])
             .arg(self.root.join("agent-state"))
             .env("GODWIT_AGENT_TOKEN", &self.agent_token);
         let log = std::fs::OpenOptions::new()
@@ -183,6 +187,50 @@ impl World {
         c.envs(self.extra_env.iter().map(|(k, v)| (k, v)));
         c.envs(self.agent_env.iter().map(|(k, v)| (k, v)));
         self.agent = Some(Proc(c.spawn().unwrap()));
+    }
+
+    /// Starts another control plane (a replica) on this one's PostgreSQL database, with its
+    /// own state directory `name` holding the same token secret, listening on `port` (0: any);
+    /// returns it and its URL.
+    pub fn start_replica(&self, name: &str, port: u16) -> (Proc, String) {
+        let state = self.root.join(name);
+        std::fs::create_dir_all(&state).unwrap();
+        std::fs::copy(self.cp_state.join("jwt-secret"), state.join("jwt-secret")).unwrap();
+        let mut c = godwit();
+        c.args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--state-dir",
+        ])
+        .arg(&state)
+        .args(["--database", self.database.as_deref().unwrap()])
+        .env("GODWIT_HEARTBEAT_WINDOW", "3")
+        .env_remove("GODWIT_JWT_SECRET")
+        .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
+        .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        let mut log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.root.join(format!("{name}.log")))
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let url = loop {
+            let line = lines.next().expect("the replica stopped").unwrap();
+            use std::io::Write;
+            writeln!(log, "{line}").unwrap();
+            if let Some(url) = listening_url(&line) {
+                break url;
+            }
+        };
+        std::thread::spawn(move || {
+            use std::io::Write;
+            for line in lines.map_while(Result::ok) {
+                let _ = writeln!(log, "{line}");
+            }
+        });
+        (Proc(child), url)
     }
 
     /// Sends the agent process `sig` (`-STOP`: it hangs; `-CONT`: it goes on).
