@@ -155,6 +155,7 @@ EOF
 
   cat >"$DIR/env" <<EOF
 export GODWIT_TEST_S3_ENDPOINT=http://127.0.0.1:$s3_port
+export GODWIT_TEST_S3_LOG=$RUN/moto.log
 export GODWIT_TEST_S3S_ENDPOINT=http://127.0.0.1:$s3s_port
 export GODWIT_TEST_AZURE_ENDPOINT=http://127.0.0.1:$az_port/devstoreaccount1
 export GODWIT_TEST_SFTP_ENDPOINT=ssh://$(id -un)@127.0.0.1:$sftp_port

@@ -482,6 +482,10 @@ pub async fn walk_remote(
             }
             continue;
         }
+        // Outside the run's part of the source (a pool's unit).
+        if filter.out_of_scope_file(&rel) {
+            continue;
+        }
         if sink
             .send(Event::Entry(remote_file(rel, meta, depth)))
             .is_err()
@@ -631,10 +635,16 @@ async fn list_folder(
             });
         }
         if !is_dir {
+            // Outside the run's part of the source (a pool's unit).
+            if filter.out_of_scope_file(rel.as_bytes()) {
+                continue;
+            }
             let file = remote_file(rel.into_bytes(), meta, depth);
             if sink.send(Event::Entry(file)).is_err() {
                 return false;
             }
+        } else if filter.out_of_scope_dir(rel.as_bytes()) {
+            // Nothing of the run's below it: not listed.
         } else if filter.excludes_dir(rel.as_bytes()) {
             let _ = sink.send(Event::ExcludedDir {
                 rel: rel.into_bytes(),

@@ -301,6 +301,9 @@ fn subfolder(
     filter: &Filter,
     send: &impl Fn(Event),
 ) -> Option<Dir> {
+    if filter.out_of_scope_dir(&rel) {
+        return None;
+    }
     if filter.excludes_dir(&rel) {
         send(Event::ExcludedDir { rel });
         return None;
@@ -427,6 +430,10 @@ fn read_dir(
                 continue;
             }
         };
+        // Outside the run's part of the source (a pool's unit): not even looked at.
+        if !file_type.is_dir() && filter.out_of_scope_file(&rel) {
+            continue;
+        }
         let Some(meta) = metadata(&item, file_type, options.follow_links, &rel, &send) else {
             continue;
         };

@@ -26,7 +26,21 @@ pub async fn apply(
         Some(a) => Some(state.store.get_agent(a).await?),
         None => None,
     };
+    // A pool's runs need one of its agents active: the first that is stands for the pool.
+    let mut agent = agent;
+    for id in &m.pool {
+        if agent
+            .as_ref()
+            .is_some_and(|a| a.state.code == Code::AGENT_STATE_ACTIVE.id())
+        {
+            break;
+        }
+        if let Ok(a) = state.store.get_agent(id).await {
+            agent = Some(a);
+        }
+    }
     if action == Action::Start {
+        pooled(m, command)?;
         if let Some(run) = state
             .store
             .last_success(&m.id, CommandKind::Finalize)
@@ -72,12 +86,23 @@ pub async fn apply(
                 return Err(crate::rules::busy(&m.id, command));
             };
             // Delivered now if the agent is connected; else when it connects (the run is
-            // stored QUEUED either way).
-            deliver(state, m, &run).await;
+            // stored QUEUED either way). A pool's run is handed out in units.
+            if m.pool.is_empty() {
+                deliver(state, m, &run).await;
+            } else {
+                crate::pools::begin(state, m, &run).await?;
+            }
             Ok(run)
         }
         Transition::Move { id, to } => {
             let run = state.store.set_run_state(&id, to, None, None).await?;
+            if !m.pool.is_empty() {
+                match to {
+                    State::Queued => crate::pools::settle_run(state, &run.id).await,
+                    _ => crate::pools::control(state, &run, action.as_str()).await,
+                }
+                return Ok(run);
+            }
             match (&m.agent_id, to) {
                 (_, State::Queued) => deliver(state, m, &run).await,
                 // Never started: the agent has nothing to stop.
@@ -93,6 +118,20 @@ pub async fn apply(
             Ok(run)
         }
     }
+}
+
+/// Refuses a command a pool migration does not run (422): its copies are spread over the
+/// pool and its scans run on any one of its agents; the others need one agent's own state
+/// (an index, a run to undo).
+pub fn pooled(m: &Migration, command: CommandKind) -> Result<(), DomainError> {
+    if m.pool.is_empty() || matches!(command, CommandKind::Copy | CommandKind::Scan) {
+        return Ok(());
+    }
+    Err(DomainError::invalid(&format!(
+        "command: a migration run by a pool of agents runs scan and copy in godwit {}; run \
+         {command} on a migration of one agent",
+        env!("CARGO_PKG_VERSION")
+    )))
 }
 
 /// Refuses a command no agent can run between the migration's endpoints (605, 422): this

@@ -566,6 +566,13 @@ async fn serve_agent(state: AppState, claims: crate::auth::Claims, mut socket: W
             }
         }
     }
+    // The work units of pools it holds.
+    for message in crate::pools::held(&state, &agent_id).await {
+        if !send(&mut socket, &message).await {
+            state.hub.leave(&agent_id, connection).await;
+            return;
+        }
+    }
     if let Ok(runs) = state.store.project_runs_for_agent(&agent_id).await {
         for run in &runs {
             if !send(&mut socket, &crate::projects::command_message(run)).await {
@@ -666,11 +673,26 @@ async fn handle(state: &AppState, agent_id: &str, message: ToServer) -> Option<T
         ToServer::Hello { .. } => invalid("hello was sent already"),
         ToServer::Heartbeat => {
             let _ = store.agent_seen(agent_id, None).await;
+            // The work units it holds stay its own for another window.
+            let window = i64::try_from(state.hub.heartbeat_window.as_millis()).unwrap_or(30_000);
+            let _ = store
+                .renew_leases(agent_id, crate::store::now_ms() + window)
+                .await;
             None
         }
         ToServer::Taken { seq, run_id } => {
             let run = match owned(store, agent_id, &run_id).await {
                 Ok(Owned::Job(run)) => *run,
+                Ok(Owned::Unit(unit)) => {
+                    // A unit it no longer holds (its lease ended) is acknowledged all the same.
+                    if store.unit_taken(&unit.id, agent_id).await.ok()?
+                        && let Ok(run) = store.get_run(&unit.run_id).await
+                        && run.state == RunState::Queued
+                    {
+                        store.run_taken(&run.id).await.ok()?;
+                    }
+                    return Some(ToAgent::Ack { seq });
+                }
                 Ok(Owned::Project(run)) => {
                     if run.state == RunState::Queued {
                         store
@@ -692,6 +714,30 @@ async fn handle(state: &AppState, agent_id: &str, message: ToServer) -> Option<T
         } => {
             let run = match owned(store, agent_id, &run_id).await {
                 Ok(Owned::Job(run)) => *run,
+                Ok(Owned::Unit(unit)) => {
+                    let counts = serde_json::to_value(&counters.counts).unwrap_or_default();
+                    let totals = (counters.files, counters.bytes, counters.files_failed);
+                    let ours = store
+                        .unit_progress(
+                            &unit.id,
+                            agent_id,
+                            totals,
+                            counters.bytes_per_second,
+                            &counts,
+                        )
+                        .await
+                        .unwrap_or(false);
+                    let run = store.get_run(&unit.run_id).await.ok()?;
+                    match unit.kind.as_str() {
+                        // A command run whole: its progress is the run's.
+                        "whole" if ours => run,
+                        "copy" if ours => {
+                            crate::pools::progress(state, &run).await;
+                            return Some(ToAgent::Ack { seq });
+                        }
+                        _ => return Some(ToAgent::Ack { seq }),
+                    }
+                }
                 Ok(Owned::Project(run)) => {
                     let totals = (counters.files, counters.bytes);
                     let _ = store
@@ -731,6 +777,14 @@ async fn handle(state: &AppState, agent_id: &str, message: ToServer) -> Option<T
         } => {
             let run = match owned(store, agent_id, &run_id).await {
                 Ok(Owned::Job(run)) => *run,
+                Ok(Owned::Unit(unit)) => {
+                    return crate::pools::unit_ended(
+                        state, agent_id, &unit, end, &counters, error, report,
+                    )
+                    .await
+                    .ok()
+                    .map(|()| ToAgent::Ack { seq });
+                }
                 Ok(Owned::Project(run)) => {
                     return project_ended(store, &run, seq, end, &counters, error, report).await;
                 }
@@ -800,6 +854,7 @@ async fn handle(state: &AppState, agent_id: &str, message: ToServer) -> Option<T
             }
             let run = match owned(store, agent_id, &run_id).await {
                 Ok(Owned::Job(run)) => *run,
+                Ok(Owned::Unit(unit)) => store.get_run(&unit.run_id).await.ok()?,
                 Ok(Owned::Project(_)) => return invalid("a project run has nothing to review"),
                 Err(refusal) => return refusal,
             };
@@ -817,6 +872,9 @@ async fn handle(state: &AppState, agent_id: &str, message: ToServer) -> Option<T
         } => {
             let run = match owned(store, agent_id, &run_id).await {
                 Ok(Owned::Job(run)) => *run,
+                // A unit's records are its run's (units are disjoint: one record a path); a
+                // unit it no longer holds copied them all the same.
+                Ok(Owned::Unit(unit)) => store.get_run(&unit.run_id).await.ok()?,
                 // A project run keeps no copy log (a simulated scan's pages, if any, are the
                 // agent's to keep).
                 Ok(Owned::Project(_)) => return Some(ToAgent::Ack { seq }),
@@ -854,9 +912,11 @@ fn invalid(reason: &str) -> Option<ToAgent> {
     })
 }
 
-/// A run an agent reports on: a migration's job run, or a project run.
+/// A run an agent reports on: a migration's job run, a work unit of a pool's, or a project
+/// run.
 enum Owned {
     Job(Box<crate::records::JobRun>),
+    Unit(Box<crate::store::WorkUnit>),
     Project(Box<crate::records::ProjectRun>),
 }
 
@@ -872,6 +932,17 @@ async fn owned(
         let m = store.get_migration(&run.migration_id).await.ok();
         return match m {
             Some(m) if m.agent_id.as_deref() == Some(agent_id) => Ok(Owned::Job(Box::new(run))),
+            _ => Err(not_ours()),
+        };
+    }
+    if let Ok(unit) = store.get_unit(run_id).await {
+        let run = store.get_run(&unit.run_id).await.ok();
+        let m = match run {
+            Some(r) => store.get_migration(&r.migration_id).await.ok(),
+            None => None,
+        };
+        return match m {
+            Some(m) if m.pool.iter().any(|a| a == agent_id) => Ok(Owned::Unit(Box::new(unit))),
             _ => Err(not_ours()),
         };
     }
@@ -923,15 +994,15 @@ async fn project_ended(
 }
 
 /// How an attempt of a run ended, as the agent reported it.
-struct Ending {
-    end: RunState,
-    counters: crate::protocol::Counters,
-    error: Option<crate::protocol::WireError>,
-    report: Option<serde_json::Value>,
+pub(crate) struct Ending {
+    pub end: RunState,
+    pub counters: crate::protocol::Counters,
+    pub error: Option<crate::protocol::WireError>,
+    pub report: Option<serde_json::Value>,
 }
 
 /// Stores how `run` ended; acknowledged only once stored, otherwise the agent sends it again.
-async fn ended(
+pub(crate) async fn ended(
     store: &crate::Store,
     run: &crate::records::JobRun,
     seq: u64,

@@ -9,6 +9,7 @@ pub mod commands;
 pub mod error;
 pub mod hub;
 pub mod limit;
+pub mod pools;
 pub mod projects;
 pub mod retire;
 pub use godwit_spec::protocol;
@@ -300,6 +301,7 @@ pub async fn serve(
                 let _ = state.hub.sweep(&state.store).await;
                 scheduler::fire_due(&state).await;
                 projects::settle(&state).await;
+                pools::settle(&state).await;
                 upgrades::settle(&state).await;
                 retire::settle(&state).await;
                 commands::watch(&state).await;

@@ -127,6 +127,9 @@ pub struct Migration {
     /// The options as given when it was made (None: all of `options` are its own).
     #[serde(skip)]
     pub given_options: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The agents its copies are spread over (a pool); empty: its agent runs everything.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pool: Vec<String>,
 }
 
 /// One run of a command on a migration.

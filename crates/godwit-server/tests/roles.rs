@@ -209,9 +209,10 @@ impl World {
             ("GET" | "POST", "/v1/migrations/{id}/runs" | "/v1/migrations/{id}/schedules") => {
                 self.own_migration.clone()
             }
-            (_, "/v1/migrations/{id}" | "/v1/migrations/{id}/commands") => {
-                self.fresh_migration().await
-            }
+            (
+                _,
+                "/v1/migrations/{id}" | "/v1/migrations/{id}/commands" | "/v1/migrations/{id}/pool",
+            ) => self.fresh_migration().await,
             (_, t) if t.starts_with("/v1/runs/{id}") => self.run.clone(),
             (_, "/v1/tokens/{id}/revoke") => {
                 let (_, record) = godwit_server::auth::issue(
@@ -253,6 +254,10 @@ impl World {
                     "command": "scan", "frequency": "once", "repeat": 1,
                     "start": humantime::format_rfc3339_seconds(start).to_string()
                 }))
+            }
+            // A migration of one agent: the operator's answer is 422, the viewer's 403.
+            ("PUT", "/v1/migrations/{id}/pool") => {
+                Some(json!({"agentIds": [self.agent_a, self.agent_b]}))
             }
             ("POST", "/v1/tokens") => Some(json!({"role": "viewer", "subject": "someone"})),
             ("POST", "/v1/projects/{id}/simulate-scan") => Some(json!({

@@ -168,3 +168,121 @@ async fn a_schedules_start_is_taken_by_one_control_plane() {
         );
     }
 }
+
+/// Work units are leased one agent at a time: the next free unit in order, a unit whose lease
+/// ended goes to another agent (which learns who held it), a renewed lease holds, a unit given
+/// back is free again, and an agent's reports on a unit it no longer holds change nothing.
+#[tokio::test]
+async fn work_units_are_leased_once_and_taken_over_when_a_lease_ends() {
+    use godwit_server::store::NewUnit;
+    for backend in ["sqlite", "postgres"] {
+        let (store, _url, _dir) = support::store(backend).await;
+        let p = store.create_project("p", "").await.unwrap();
+        let e = store
+            .create_endpoint("e", "local", "/data", None)
+            .await
+            .unwrap();
+        let f = store
+            .create_endpoint("f", "local", "/copy", None)
+            .await
+            .unwrap();
+        let m = store
+            .create_migration(&p.id, None, (&e.id, "/"), (&f.id, "/"), &Default::default())
+            .await
+            .unwrap();
+        let run = store
+            .create_run_if_idle(&m.id, godwit_spec::CommandKind::Copy, None)
+            .await
+            .unwrap()
+            .unwrap();
+        let unit = |n: i64| NewUnit {
+            kind: "copy",
+            include: vec![format!("d{n}/**")],
+            files: n,
+            bytes: n * 10,
+        };
+        store
+            .add_units(&run.id, 1, &[unit(1), unit(2), unit(3)])
+            .await
+            .unwrap();
+        let far = i64::MAX / 2;
+        let (u1, before) = store.lease_unit(&run.id, "a", far).await.unwrap().unwrap();
+        assert_eq!(
+            (u1.seq, u1.state.as_str(), before),
+            (1, "LEASED", None),
+            "{backend}"
+        );
+        assert_eq!(u1.include, ["d1/**"], "{backend}");
+        // One unit at a time an agent.
+        assert!(
+            store.lease_unit(&run.id, "a", far).await.unwrap().is_none(),
+            "{backend}"
+        );
+        let (u2, _) = store.lease_unit(&run.id, "b", far).await.unwrap().unwrap();
+        assert_eq!(u2.seq, 2, "{backend}");
+        let (u3, _) = store.lease_unit(&run.id, "c", far).await.unwrap().unwrap();
+        assert_eq!(u3.seq, 3, "{backend}");
+        assert!(
+            store.lease_unit(&run.id, "e", far).await.unwrap().is_none(),
+            "{backend}"
+        );
+        // b's lease ends (its expiry in the past): e takes its unit, and hears b held it.
+        assert!(store.unit_taken(&u2.id, "b").await.unwrap(), "{backend}");
+        store.renew_leases("b", 0).await.unwrap();
+        let (again, before) = store.lease_unit(&run.id, "e", far).await.unwrap().unwrap();
+        assert_eq!(
+            (again.id.as_str(), again.attempts),
+            (u2.id.as_str(), 2),
+            "{backend}"
+        );
+        assert_eq!(before.as_deref(), Some("b"), "{backend}");
+        // b's late reports find the unit is not its own any more.
+        let counts = serde_json::json!({});
+        let done = godwit_server::store::UnitEnd {
+            state: "SUCCEEDED",
+            totals: (2, 20, 0),
+            counts: &counts,
+            error: None,
+            report: None,
+        };
+        assert!(!store.unit_taken(&u2.id, "b").await.unwrap(), "{backend}");
+        assert!(
+            !store
+                .unit_progress(&u2.id, "b", (1, 1, 0), 1.0, &counts)
+                .await
+                .unwrap(),
+            "{backend}"
+        );
+        assert!(
+            !store.unit_ended(&u2.id, "b", &done).await.unwrap(),
+            "{backend}"
+        );
+        // a's lease, renewed, holds; given back, its unit is free again.
+        store.renew_leases("a", far).await.unwrap();
+        assert!(
+            store.lease_unit(&run.id, "d", far).await.unwrap().is_none(),
+            "{backend}"
+        );
+        store.release_unit(&u1.id, "a").await.unwrap();
+        let (u1b, before) = store.lease_unit(&run.id, "d", far).await.unwrap().unwrap();
+        assert_eq!((u1b.id, before), (u1.id.clone(), None), "{backend}");
+        assert!(
+            store.unit_ended(&u2.id, "e", &done).await.unwrap(),
+            "{backend}"
+        );
+        let all = store.run_units(&run.id).await.unwrap();
+        assert_eq!(all[1].state, "SUCCEEDED", "{backend}");
+        assert_eq!(
+            (all[1].files, all[1].holder.as_deref()),
+            (2, Some("e")),
+            "{backend}"
+        );
+        assert_eq!(store.units_held("d").await.unwrap().len(), 1, "{backend}");
+        // Deleting the migration takes its units with it.
+        store.delete_migration(&m.id).await.unwrap();
+        assert!(
+            store.get_unit(&u1.id).await.unwrap_err().is_not_found(),
+            "{backend}"
+        );
+    }
+}

@@ -18,6 +18,11 @@ pub struct Filter {
     exclude_files: Option<GlobSet>,
     exclude_dirs: Option<GlobSet>,
     include: Option<GlobSet>,
+    /// The include rules are the run's part of the source (`FilterRules::scoped`).
+    scoped: bool,
+    /// With `scoped`: what of the tree the include rules can reach (see
+    /// [`Filter::out_of_scope_dir`]); None: any folder may hold a file they select.
+    scope: Option<Vec<ScopeRule>>,
     exclude_regex: Option<RegexSet>,
     min_size: Option<u64>,
     max_size: Option<u64>,
@@ -77,6 +82,81 @@ pub struct FilterRules {
     /// Globs and regular expressions match without regard to case.
     #[serde(default)]
     pub ignore_case: bool,
+    /// The include rules are this run's part of the source (a work unit of a pool's copy):
+    /// folders they cannot reach are not walked, and files outside them are none of the run's
+    /// business rather than left out (AZSM2001).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub scoped: bool,
+}
+
+/// What one anchored include rule can reach: the folders of its literal beginning, and how
+/// deep below them (None: any depth, the rule has `**`).
+#[derive(Debug, Clone)]
+struct ScopeRule {
+    prefix: Vec<Vec<u8>>,
+    depth: Option<usize>,
+}
+
+impl ScopeRule {
+    /// None for a rule that may match at any place (unanchored, or a glob from its start).
+    fn of(pattern: &str) -> Option<ScopeRule> {
+        let body = pattern.trim_end_matches('/');
+        if !(body.starts_with('/') || body.contains('/')) {
+            return None;
+        }
+        let parts: Vec<&str> = body.trim_start_matches('/').split('/').collect();
+        let mut prefix = Vec::new();
+        // The last part names the files; the folders before it, while they are literal.
+        while prefix.len() + 1 < parts.len() {
+            match literal(parts[prefix.len()]) {
+                Some(name) => prefix.push(name),
+                None => break,
+            }
+        }
+        let rest = &parts[prefix.len()..];
+        let depth = if rest.iter().any(|p| p.contains("**")) {
+            None
+        } else {
+            Some(rest.len() - 1)
+        };
+        Some(ScopeRule { prefix, depth })
+    }
+
+    /// Whether a file the rule matches may be in or below folder `dir` (its parts).
+    fn may_hold(&self, dir: &[&[u8]]) -> bool {
+        let n = self.prefix.len();
+        if dir.len() <= n {
+            return dir
+                .iter()
+                .zip(&self.prefix)
+                .all(|(a, b)| *a == b.as_slice());
+        }
+        dir[..n]
+            .iter()
+            .zip(&self.prefix)
+            .all(|(a, b)| *a == b.as_slice())
+            && self.depth.is_none_or(|k| dir.len() - n <= k)
+    }
+}
+
+/// The name a glob's part stands for, if it is literal (no unescaped `*`, `?`, `[`, `{`).
+fn literal(part: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(part.len());
+    let mut chars = part.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                let mut buf = [0; 4];
+                out.extend_from_slice(chars.next()?.encode_utf8(&mut buf).as_bytes());
+            }
+            '*' | '?' | '[' | '{' => return None,
+            c => {
+                let mut buf = [0; 4];
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            }
+        }
+    }
+    Some(out)
 }
 
 impl FilterRules {
@@ -207,16 +287,46 @@ impl Filter {
                 .build()
                 .ok()
         };
+        // Folders are pruned by literal names: not when names match without regard to case.
+        let scope = (rules.scoped && !rules.include.is_empty() && !rules.ignore_case)
+            .then(|| rules.include.iter().map(|p| ScopeRule::of(p)).collect())
+            .flatten();
         Ok(Filter {
             exclude_files: build(files, n_files),
             exclude_dirs: build(dirs, n_dirs),
             include: build(include, rules.include.len()),
+            scoped: rules.scoped && !rules.include.is_empty(),
+            scope,
             exclude_regex,
             min_size: rules.min_size,
             max_size: rules.max_size,
             newest_ns: rules.min_age.map(|age| now_ns().saturating_sub(nanos(age))),
             oldest_ns: rules.max_age.map(|age| now_ns().saturating_sub(nanos(age))),
         })
+    }
+
+    /// With `scoped` include rules: whether the file at `path` is outside them, none of this
+    /// run's business (not recorded at all).
+    pub fn out_of_scope_file(&self, path: &[u8]) -> bool {
+        self.scoped
+            && self
+                .include
+                .as_ref()
+                .is_some_and(|s| !s.is_match(String::from_utf8_lossy(path).as_ref()))
+    }
+
+    /// With `scoped` include rules: whether no file they select can be in or below the folder
+    /// at `path`, so it is not walked (and not reported as excluded).
+    pub fn out_of_scope_dir(&self, path: &[u8]) -> bool {
+        let Some(rules) = &self.scope else {
+            return false;
+        };
+        let parts: Vec<&[u8]> = if path.is_empty() {
+            Vec::new()
+        } else {
+            path.split(|b| *b == b'/').collect()
+        };
+        !rules.iter().any(|r| r.may_hold(&parts))
     }
 
     /// Whether the folder at `path` (relative, `/`-separated) is excluded, and so not walked.
@@ -472,5 +582,50 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.code, Code::ERR_FILTER_PATTERN_REGEX);
         assert!(e.message.contains("(x"), "{}", e.message);
+    }
+
+    #[test]
+    fn scoped_include_rules_prune_the_folders_they_cannot_reach() {
+        let scoped = |include: &[&str]| {
+            Filter::new(&FilterRules {
+                include: include.iter().map(|s| s.to_string()).collect(),
+                scoped: true,
+                ..Default::default()
+            })
+            .unwrap()
+        };
+        // A unit of two folder trees and the files directly in a third.
+        let f = scoped(&["a/b/**", "c/**", "d/*"]);
+        for walked in ["", "a", "a/b", "a/b/x/y", "c", "c/z", "d"] {
+            assert!(!f.out_of_scope_dir(walked.as_bytes()), "{walked}");
+        }
+        for pruned in ["a/other", "b", "d/sub", "e", "ab"] {
+            assert!(f.out_of_scope_dir(pruned.as_bytes()), "{pruned}");
+        }
+        assert!(!f.out_of_scope_file(b"a/b/x/file"));
+        assert!(!f.out_of_scope_file(b"d/file"));
+        assert!(f.out_of_scope_file(b"d/sub/file"));
+        assert!(f.out_of_scope_file(b"top-level-file"));
+        // The files at the source folder only (split::include_rule's "/*").
+        let top = scoped(&["/*"]);
+        assert!(!top.out_of_scope_dir(b""));
+        assert!(top.out_of_scope_dir(b"a"));
+        assert!(!top.out_of_scope_file(b"file"));
+        // Escaped names are literal: a folder named "x*" is walked, "xy" is not.
+        let escaped = scoped(&[&crate::split::include_rule(
+            "x*",
+            crate::split::Piece::Tree(0),
+        )]);
+        assert!(!escaped.out_of_scope_dir(b"x*"));
+        assert!(escaped.out_of_scope_dir(b"xy"));
+        // Unanchored rules may match anywhere: nothing is pruned; unscoped rules prune nothing.
+        assert!(!scoped(&["*.txt"]).out_of_scope_dir(b"any/where"));
+        let plain = Filter::new(&FilterRules {
+            include: vec!["a/**".into()],
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(!plain.out_of_scope_dir(b"b"));
+        assert!(!plain.out_of_scope_file(b"b/file"));
     }
 }

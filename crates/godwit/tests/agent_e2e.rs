@@ -2085,3 +2085,209 @@ fn a_replica_with_another_token_secret_is_refused() {
     // The running one is untouched.
     assert_eq!(w.api("GET", "/v1/agents", None).0, 200);
 }
+
+/// A tree of `dirs` folders of `per` files, each file's bytes its own.
+fn wide_tree(root: &Path, dirs: usize, per: usize) -> PathBuf {
+    let src = root.join("wide");
+    for d in 0..dirs {
+        let dir = src.join(format!("d{d:03}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in 0..per {
+            let line = format!("folder {d} file {f}\n");
+            std::fs::write(dir.join(format!("f{f:04}.txt")), line.repeat(8)).unwrap();
+        }
+    }
+    src
+}
+
+/// Another agent of `w`'s control plane, registered and started with its own state directory
+/// and `--server servers`; its id and process.
+fn another_agent(w: &World, name: &str, servers: &str) -> (String, Proc) {
+    let (s, a) = w.api("POST", "/v1/agents", Some(json!({"name": name})));
+    assert_eq!(s, 201, "{a}");
+    let mut c = godwit();
+    c.args(["agent", "--server", servers, "--state-dir"])
+        .arg(w.root.join(format!("{name}-state")))
+        .env("GODWIT_AGENT_TOKEN", a["token"].as_str().unwrap())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(w.root.join(format!("{name}.log"))).unwrap());
+    s3_env(&mut c);
+    c.envs(w.extra_env.iter().map(|(k, v)| (k, v)));
+    (
+        a["agent"]["id"].as_str().unwrap().to_string(),
+        Proc(c.spawn().unwrap()),
+    )
+}
+
+/// The PUT requests the S3 server was sent for each key under `prefix` of `bucket`.
+fn puts_by_key(bucket: &str, prefix: &str) -> std::collections::BTreeMap<String, usize> {
+    let log = std::fs::read_to_string(env("GODWIT_TEST_S3_LOG")).unwrap();
+    let start = format!("\"PUT /{bucket}/{prefix}/");
+    let mut puts = std::collections::BTreeMap::new();
+    for line in log.lines() {
+        if let Some(at) = line.find(&start) {
+            let rest = &line[at + start.len()..];
+            let key = rest.split([' ', '?']).next().unwrap_or_default();
+            *puts.entry(key.to_string()).or_insert(0) += 1;
+        }
+    }
+    puts
+}
+
+#[test]
+fn a_pool_of_agents_copies_one_migration_and_loses_nothing_when_an_agent_and_a_replica_die() {
+    let dirs: usize = std::env::var("GODWIT_TEST_POOL_DIRS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
+    let per = 500;
+    let total = (dirs * per) as i64;
+    let mut w = World::on_postgresql();
+    let (b, b_url) = w.start_replica("cp-b", 0);
+    let mut b = Some(b);
+    // Agent 1 on A; agents 2 and 3 on B (each moves to the other when its replica goes).
+    w.agent_servers = Some(format!("{},{b_url}", w.url()));
+    w.start_agent_and_wait();
+    let on_b = format!("{b_url},{}", w.url());
+    let mut agents = vec![(w.agent_id.clone(), None)];
+    for n in 2..=3 {
+        let (id, p) = another_agent(&w, &format!("agent-{n}"), &on_b);
+        agents.push((id, Some(p)));
+    }
+    for (id, _) in &agents {
+        w.wait_for(
+            "the pool's agents to be active",
+            Duration::from_secs(30),
+            || {
+                let (_, a) = w.api("GET", &format!("/v1/agents/{id}"), None);
+                (a["state"]["code"] == "901").then_some(a)
+            },
+        );
+    }
+    let pool: Vec<&str> = agents.iter().map(|(id, _)| id.as_str()).collect();
+    let src = wide_tree(&w.root, dirs, per);
+    let (_, s) = w.api(
+        "POST",
+        "/v1/endpoints",
+        Some(json!({"name": "wide", "kind": "local", "uri": src.to_str().unwrap()})),
+    );
+    let (_, d) = w.api(
+        "POST",
+        "/v1/endpoints",
+        Some(json!({"name": "dst", "kind": "s3", "uri": format!("s3://{}/share", w.bucket)})),
+    );
+    let (_, p) = w.api("POST", "/v1/projects", Some(json!({"name": "pool"})));
+    let body = |pool: Value, options: Value| {
+        json!({
+            "projectId": p["id"], "pool": pool,
+            "source": {"endpointId": s["id"], "path": "/"},
+            "target": {"endpointId": d["id"], "path": "/"}, "options": options,
+        })
+    };
+    // A pool is 2 agents or more, each known, and makes its own include rules.
+    let (st, e) = w.api(
+        "POST",
+        "/v1/migrations",
+        Some(body(json!([pool[0]]), json!({}))),
+    );
+    assert_eq!((st, e["error_code"].clone()), (422, json!("605")), "{e}");
+    let (st, e) = w.api(
+        "POST",
+        "/v1/migrations",
+        Some(body(
+            json!(pool),
+            json!({"filters": {"include": ["*.txt"]}}),
+        )),
+    );
+    assert_eq!((st, e["error_code"].clone()), (422, json!("605")), "{e}");
+    let (st, m) = w.api("POST", "/v1/migrations", Some(body(json!(pool), json!({}))));
+    assert_eq!(st, 201, "{m}");
+    assert_eq!(m["pool"], json!(pool), "{m}");
+    let m = m["id"].as_str().unwrap().to_string();
+    // A true-up needs one agent's index: refused for a pool, with why.
+    let (st, e) = w.api(
+        "POST",
+        &format!("/v1/migrations/{m}/commands"),
+        Some(json!({"command": "sync", "action": "start"})),
+    );
+    assert_eq!((st, e["error_code"].clone()), (422, json!("605")), "{e}");
+    // The scan runs whole on one agent of the pool.
+    let scan = w.scanned(&m);
+    assert_eq!(scan["files_found"], total, "{scan}");
+    let copy = w.start(&m, "copy", "927");
+    // Units handed out to all three agents, files landing.
+    let units_now = || w.api("GET", &format!("/v1/runs/{copy}/units"), None).1;
+    let under_way = w.wait_for(
+        "the copy spread over the pool",
+        Duration::from_secs(120),
+        || {
+            let u = units_now();
+            let holders: std::collections::BTreeSet<&str> = u["items"]
+                .as_array()?
+                .iter()
+                .filter(|u| u["kind"] == "copy" && u["state"] == "RUNNING")
+                .filter_map(|u| u["holder"].as_str())
+                .collect();
+            let r = w.run_state(&copy);
+            (holders.len() == 3 && r["files"].as_i64().unwrap_or(0) > 0).then(|| u.clone())
+        },
+    );
+    let n_units = under_way["count"].as_i64().unwrap();
+    assert!(n_units >= 12, "about 4 units an agent: {under_way}");
+    // kill -9 of agent 3 with its unit in hand, and of replica B.
+    let victim = agents[2].0.clone();
+    let in_flight: Vec<String> = under_way["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["holder"] == json!(victim) && u["state"] == "RUNNING")
+        .map(|u| u["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(in_flight.len(), 1, "{under_way}");
+    agents[2].1.take();
+    b.take();
+    let r = w.wait_end_within(&copy, "922", Duration::from_secs(600));
+    assert_eq!(r["files"], total, "{r}");
+    // Every unit succeeded; the one the killed agent held was finished by another.
+    let units = units_now();
+    for u in units["items"].as_array().unwrap() {
+        assert_eq!(u["state"], "SUCCEEDED", "{u}");
+        if in_flight.contains(&u["id"].as_str().unwrap().to_string()) {
+            assert_ne!(u["holder"], json!(victim), "{u}");
+            assert!(u["attempts"].as_i64().unwrap() >= 2, "{u}");
+        }
+    }
+    let (_, rep) = w.api("GET", &format!("/v1/runs/{copy}/report"), None);
+    let counts = rep["run"]["counts"].as_object().unwrap().clone();
+    let copied = counts.get("AZSM0000").and_then(Value::as_i64).unwrap_or(0);
+    let found = counts.get("AZSM2042").and_then(Value::as_i64).unwrap_or(0);
+    assert_eq!(copied + found, total, "{counts:?}");
+    // The target holds every file, byte for byte.
+    support::assert_same_tree(&src, &w.target_tree());
+    // The S3 server was sent each file once, but for those of the unit in flight when its
+    // agent was killed (its new holder finds at the target what was already written there).
+    let in_flight_rules: Vec<String> = units["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| in_flight.contains(&u["id"].as_str().unwrap().to_string()))
+        .flat_map(|u| u["include"].as_array().unwrap().clone())
+        .map(|r| r.as_str().unwrap().trim_end_matches("/**").to_string())
+        .collect();
+    let puts = puts_by_key(&w.bucket, "share");
+    let mut twice = Vec::new();
+    for (key, n) in &puts {
+        if *n > 1
+            && !in_flight_rules
+                .iter()
+                .any(|r| key.starts_with(&format!("{r}/")))
+        {
+            twice.push(key.clone());
+        }
+    }
+    assert!(
+        twice.is_empty(),
+        "sent twice outside the unit in flight: {twice:?}"
+    );
+    assert!(puts.len() as i64 >= total, "{} keys put", puts.len());
+}

@@ -31,6 +31,10 @@ pub struct NewMigration {
     pub project_id: String,
     /// The agent that runs it; may be given later.
     pub agent_id: Option<String>,
+    /// Agents to spread its copies over (2 or more, each with the source mounted at the same
+    /// path and the same credentials), instead of one agent. See docs/scale-out.md.
+    #[serde(default)]
+    pub pool: Option<Vec<String>>,
     pub source: Side,
     pub target: Side,
     /// Its job options; what it leaves out, its project's settings decide.
@@ -200,19 +204,138 @@ pub(crate) async fn create(
     if req.source.endpoint_id == req.target.endpoint_id && req.source.path == req.target.path {
         return Err(ApiError::invalid("target: the same place as the source"));
     }
+    let pool = req.pool.unwrap_or_default();
+    let mut agent_id = req.agent_id.clone();
+    if !pool.is_empty() {
+        check_pool(state, &pool, &options).await?;
+        match &agent_id {
+            Some(a) if !pool.contains(a) => {
+                return Err(ApiError::invalid(
+                    "agentId: give the pool's agents in pool, or one agent in agentId",
+                ));
+            }
+            Some(_) => {}
+            None => agent_id = pool.first().cloned(),
+        }
+    }
     // What it gives is its own; the rest comes from its project's settings.
     let m = state
         .store
         .create_migration_given(
             &req.project_id,
-            req.agent_id.as_deref(),
+            agent_id.as_deref(),
             (&req.source.endpoint_id, &req.source.path),
             (&req.target.endpoint_id, &req.target.path),
             &options,
             Some(&given),
         )
         .await?;
-    Ok(m)
+    if pool.is_empty() {
+        return Ok(m);
+    }
+    state.store.set_migration_pool(&m.id, &pool).await?;
+    Ok(state.store.get_migration(&m.id).await?)
+}
+
+/// Refuses a pool that cannot run a migration with `options`: 2 to 64 agents, each known
+/// once; and no include rules of the migration's own (its units are made of include rules).
+async fn check_pool(
+    state: &AppState,
+    pool: &[String],
+    options: &MigrationOptions,
+) -> Result<(), ApiError> {
+    if !(2..=crate::pools::MAX_POOL).contains(&pool.len()) {
+        return Err(ApiError::invalid(format!(
+            "pool: 2 to {} agents (one agent: give it in agentId)",
+            crate::pools::MAX_POOL
+        )));
+    }
+    for (i, a) in pool.iter().enumerate() {
+        if pool[..i].contains(a) {
+            return Err(ApiError::invalid(format!("pool: {a} is named twice")));
+        }
+        state.store.get_agent(a).await.map_err(|e| {
+            if e.is_not_found() {
+                ApiError::invalid(format!("pool: {a}: no such agent"))
+            } else {
+                e.into()
+            }
+        })?;
+    }
+    if !options.filters.include.is_empty() {
+        return Err(ApiError::invalid(
+            "options.filters.include: a pool's copies are split into parts by include rules of \
+             their own; leave out files with exclude rules instead",
+        ));
+    }
+    Ok(())
+}
+
+/// A new set of agents for a pool migration.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PoolRequest {
+    /// The agents of the pool from now on (2 or more): an agent added takes units of a copy
+    /// going on at its next sweep; one removed gets no more (its unit in hand ends as it does).
+    pub agent_ids: Vec<String>,
+}
+
+/// Sets the agents a pool migration's copies are spread over: agents join or leave it, also
+/// while a copy goes on (operator).
+#[utoipa::path(put, path = "/v1/migrations/{id}/pool", params(("id" = String, Path)), request_body = PoolRequest, security(("bearer" = [])), responses(
+    (status = 200, description = "The migration with its new pool", body = Migration),
+    (status = 400, description = "A body that cannot be read", body = crate::error::ErrorBody),
+    (status = 401, description = "No or bad token", body = crate::error::ErrorBody),
+    (status = 403, description = "Not an operator", body = crate::error::ErrorBody),
+    (status = 404, description = "No such migration (800)", body = crate::error::ErrorBody),
+    (status = 422, description = "A pool it cannot have, or a migration of one agent", body = crate::error::ErrorBody),
+    (status = 503, description = "The store failed", body = crate::error::ErrorBody)
+))]
+pub async fn set_pool(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<PoolRequest>,
+) -> Result<Json<Migration>, ApiError> {
+    caller.require_operator()?;
+    let m = state.store.get_migration(&id).await?;
+    if m.pool.is_empty() {
+        return Err(ApiError::invalid(
+            "this migration is run by one agent: make a migration with a pool to spread its copies",
+        ));
+    }
+    check_pool(&state, &req.agent_ids, &m.options).await?;
+    state.store.set_migration_pool(&id, &req.agent_ids).await?;
+    Ok(Json(state.store.get_migration(&id).await?))
+}
+
+/// A pool run's work units.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Units {
+    pub count: usize,
+    pub items: Vec<crate::store::WorkUnit>,
+}
+
+/// The work units a pool migration's run is split into: what each holds, which agent holds
+/// its lease and since when, what it did. Empty for a run of one agent.
+#[utoipa::path(get, path = "/v1/runs/{id}/units", params(("id" = String, Path)), security(("bearer" = [])), responses(
+    (status = 200, description = "The run's units, in order", body = Units),
+    (status = 401, description = "No or bad token", body = crate::error::ErrorBody),
+    (status = 403, description = "An agent's token", body = crate::error::ErrorBody),
+    (status = 404, description = "No such job run (800)", body = crate::error::ErrorBody),
+    (status = 503, description = "The store failed", body = crate::error::ErrorBody)
+))]
+pub async fn units(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Units>, ApiError> {
+    let run = readable_run(&state, &caller, &id).await?;
+    let items = state.store.run_units(&run.id).await?;
+    Ok(Json(Units {
+        count: items.len(),
+        items,
+    }))
 }
 
 /// The migrations, a page at a time (an agent token sees its own).
@@ -765,6 +888,7 @@ pub async fn create_schedule(
         None => None,
     };
     crate::commands::runnable(command, agent.as_ref())?;
+    crate::commands::pooled(&m, command)?;
     crate::commands::runnable_between(&state, &m, command, &m.options).await?;
     if !(1..=20).contains(&req.repeat) {
         return Err(ApiError::new(

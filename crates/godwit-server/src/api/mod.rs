@@ -88,6 +88,8 @@ pub const BODY_LIMIT: usize = 64 * 1024;
         migrations::get_run,
         migrations::copylog,
         migrations::review,
+        migrations::units,
+        migrations::set_pool,
         migrations::report,
         migrations::create_schedule,
         migrations::list_schedules,
@@ -257,6 +259,11 @@ pub fn router(state: AppState) -> Router {
         .route("/runs/{id}", get(migrations::get_run))
         .route("/runs/{id}/copylog", get(migrations::copylog))
         .route("/runs/{id}/review", get(migrations::review))
+        .route("/runs/{id}/units", get(migrations::units))
+        .route(
+            "/migrations/{id}/pool",
+            axum::routing::put(migrations::set_pool),
+        )
         .route("/runs/{id}/report", get(migrations::report))
         .route("/errors", get(migrations::errors))
         .route(

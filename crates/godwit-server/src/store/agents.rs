@@ -275,7 +275,7 @@ impl Store {
                 .await?;
             let running = sqlx::query(
                 "SELECT r.id FROM job_runs r JOIN migrations m ON m.id = r.migration_id \
-                 WHERE m.agent_id = $1 AND r.state IN ('RUNNING', 'STOPPING')",
+                 WHERE m.agent_id = $1 AND m.pool IS NULL AND r.state IN ('RUNNING', 'STOPPING')",
             )
             .bind(&id)
             .fetch_all(&self.pool)

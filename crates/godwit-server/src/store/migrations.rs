@@ -13,7 +13,7 @@ const MIGRATION_COLUMNS: &str = "id, project_id, agent_id, source_endpoint, sour
 /// as given, and the project's settings, which fill in what the migration does not give.
 const MIGRATION_READ: &str = "m.id, m.project_id, m.agent_id, m.source_endpoint, \
      m.source_path, m.target_endpoint, m.target_path, m.options, m.created_ms, m.given_options, \
-     p.settings AS project_settings FROM migrations m LEFT JOIN projects p ON p.id = m.project_id";
+     m.pool, p.settings AS project_settings FROM migrations m LEFT JOIN projects p ON p.id = m.project_id";
 
 fn migration_of(r: &AnyRow) -> Result<Migration, sqlx::Error> {
     let options: String = r.try_get("options")?;
@@ -44,6 +44,10 @@ fn migration_of(r: &AnyRow) -> Result<Migration, sqlx::Error> {
         options,
         created_ms: r.try_get("created_ms")?,
         given_options,
+        pool: r
+            .try_get::<Option<String>, _>("pool")?
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default(),
     })
 }
 
@@ -253,6 +257,8 @@ impl Store {
             "DELETE FROM review_paths WHERE run_id IN \
              (SELECT id FROM job_runs WHERE migration_id = $1)",
             "DELETE FROM run_samples WHERE run_id IN \
+             (SELECT id FROM job_runs WHERE migration_id = $1)",
+            "DELETE FROM work_units WHERE run_id IN \
              (SELECT id FROM job_runs WHERE migration_id = $1)",
             "DELETE FROM job_runs WHERE migration_id = $1",
             "DELETE FROM migrations WHERE id = $1",

@@ -24,6 +24,7 @@ mod review;
 mod runs;
 mod schedules;
 mod tokens;
+mod units;
 mod upgrades;
 
 pub use agents::Registration;
@@ -33,6 +34,7 @@ pub use releases::CHUNK;
 pub use review::{REVIEW_LISTS, ReviewPage, Sample, sample_now};
 pub use runs::Stale;
 pub use tokens::{AuditEntry, TokenRecord};
+pub use units::{NewUnit, UnitEnd, WorkUnit};
 pub use upgrades::UpgradeRequest;
 
 /// The schema's versions, the same SQL on both databases ...

@@ -519,7 +519,8 @@ impl Store {
     pub async fn runs_for_agent(&self, agent_id: &str) -> Result<Vec<Delivery>, DomainError> {
         let rows = sqlx::query(&format!(
             "SELECT r.{} FROM job_runs r JOIN migrations m ON m.id = r.migration_id \
-             WHERE m.agent_id = $1 AND r.state IN ('QUEUED', 'RUNNING', 'SUSPENDED') \
+             WHERE m.agent_id = $1 AND m.pool IS NULL \
+             AND r.state IN ('QUEUED', 'RUNNING', 'SUSPENDED') \
              ORDER BY r.created_ms",
             RUN_COLUMNS.replace(", ", ", r.")
         ))
@@ -644,7 +645,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT r.id, r.migration_id, m.agent_id, r.updated_ms FROM job_runs r \
              JOIN migrations m ON m.id = r.migration_id \
-             WHERE r.state = 'RUNNING' AND m.agent_id IS NOT NULL \
+             WHERE r.state = 'RUNNING' AND m.agent_id IS NOT NULL AND m.pool IS NULL \
              AND (r.updated_ms < $1 OR COALESCE(r.active_ms, r.updated_ms) < $2)",
         )
         .bind(reported_before)

@@ -349,6 +349,8 @@ pub(crate) async fn create_migration(
     let req = crate::api::migrations::NewMigration {
         project_id: c.project.clone(),
         agent_id: Some(c.agent.clone()).filter(|a| !a.is_empty()),
+        // (The page makes migrations of one agent; pools are made with the API.)
+        pool: None,
         source: crate::api::migrations::Side {
             endpoint_id: c.source.clone(),
             path: c.path().to_string(),

@@ -59,6 +59,7 @@ pub fn filter_options(args: &FilterArgs) -> Result<JobOptions, JobError> {
             .map(|t| parse_age("--max-age", t))
             .transpose()?,
         ignore_case: args.ignore_case,
+        scoped: false,
     };
     for file in &args.exclude_from {
         rules.exclude_from(file)?;
