@@ -297,114 +297,99 @@ pub async fn unit_ended(
         .as_ref()
         .and_then(|r| r.get("plan"))
         .filter(|p| p["jobs"].is_array());
-    match end {
-        // A command run whole: the run ends as it does.
-        _ if unit.kind == "whole" => {
-            let counts = serde_json::to_value(&counters.counts).unwrap_or_default();
-            let totals = (counters.files, counters.bytes, counters.files_failed);
-            let ours = match end {
-                State::Succeeded | State::Failed => {
-                    let word = if end == State::Succeeded {
-                        "SUCCEEDED"
-                    } else {
-                        "FAILED"
-                    };
-                    let e = error
-                        .as_ref()
-                        .map(|w| serde_json::json!({ "code": w.code, "message": w.message }));
-                    store
-                        .unit_ended(
-                            &unit.id,
-                            agent_id,
-                            &UnitEnd {
-                                state: word,
-                                totals,
-                                counts: &counts,
-                                error: e.as_ref(),
-                                report: None,
-                            },
-                        )
-                        .await?
-                }
-                _ => {
-                    let held = store.get_unit(&unit.id).await?.holder;
-                    store.release_unit(&unit.id, agent_id).await?;
-                    held.as_deref() == Some(agent_id)
-                }
+    if unit.kind == "split"
+        && let Some(plan) = plan
+    {
+        // The walk ended and found the units (a folder too large for a unit is a unit of its
+        // own: the walk reports it, and it is not an error here).
+        let units: Vec<NewUnit> = plan["jobs"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .map(|j| NewUnit {
+                kind: "copy",
+                include: serde_json::from_value(j["include"].clone()).unwrap_or_default(),
+                files: j["files"].as_i64().unwrap_or(0),
+                bytes: j["bytes"].as_i64().unwrap_or(0),
+            })
+            .collect();
+        let summary = serde_json::json!({ "units": units.len() });
+        let done = UnitEnd {
+            state: "SUCCEEDED",
+            totals: (counters.files, counters.bytes, 0),
+            counts: &serde_json::json!({}),
+            error: None,
+            report: Some(&summary),
+        };
+        if store.unit_ended(&unit.id, agent_id, &done).await? {
+            tracing::info!(run_id = %unit.run_id, units = units.len(), "pool copy split into work units");
+            store.add_units(&unit.run_id, 1, &units).await?;
+        }
+    } else {
+        // A command run whole keeps its report in its run (below), a copy unit its own.
+        let own_report = if unit.kind == "whole" {
+            None
+        } else {
+            report.as_ref()
+        };
+        let ours = store_end(
+            store,
+            unit,
+            agent_id,
+            end,
+            counters,
+            error.as_ref(),
+            own_report,
+        )
+        .await?;
+        if ours && unit.kind == "whole" {
+            // The run ends as its one unit does.
+            let run = store.get_run(&unit.run_id).await?;
+            let ending = crate::hub::Ending {
+                end,
+                counters: counters.clone(),
+                error,
+                report,
             };
-            if ours {
-                let run = store.get_run(&unit.run_id).await?;
-                let ending = crate::hub::Ending {
-                    end,
-                    counters: counters.clone(),
-                    error,
-                    report,
-                };
-                crate::hub::ended(store, &run, 0, ending).await;
-            }
+            crate::hub::ended(store, &run, 0, ending).await;
         }
-        // A split whose walk ended has its plan (a folder too large for a unit is a unit
-        // of its own: the walk reports it, and it is not an error here).
-        _ if unit.kind == "split" && plan.is_some() => {
-            let jobs = plan.and_then(|p| p["jobs"].as_array()).cloned();
-            let units: Vec<NewUnit> = jobs
-                .unwrap_or_default()
-                .iter()
-                .map(|j| NewUnit {
-                    kind: "copy",
-                    include: serde_json::from_value(j["include"].clone()).unwrap_or_default(),
-                    files: j["files"].as_i64().unwrap_or(0),
-                    bytes: j["bytes"].as_i64().unwrap_or(0),
-                })
-                .collect();
-            let totals = (counters.files, counters.bytes, 0);
-            let summary = serde_json::json!({ "units": units.len() });
-            if store
-                .unit_ended(
-                    &unit.id,
-                    agent_id,
-                    &UnitEnd {
-                        state: "SUCCEEDED",
-                        totals,
-                        counts: &serde_json::json!({}),
-                        error: None,
-                        report: Some(&summary),
-                    },
-                )
-                .await?
-            {
-                tracing::info!(run_id = %unit.run_id, units = units.len(), "pool copy split into work units");
-                store.add_units(&unit.run_id, 1, &units).await?;
-            }
-        }
-        State::Succeeded | State::Failed => {
-            let word = if end == State::Succeeded {
-                "SUCCEEDED"
-            } else {
-                "FAILED"
-            };
-            let error = error.map(|w| serde_json::json!({ "code": w.code, "message": w.message }));
-            let counts = serde_json::to_value(&counters.counts).unwrap_or_default();
-            let totals = (counters.files, counters.bytes, counters.files_failed);
-            store
-                .unit_ended(
-                    &unit.id,
-                    agent_id,
-                    &UnitEnd {
-                        state: word,
-                        totals,
-                        counts: &counts,
-                        error: error.as_ref(),
-                        report: report.as_ref(),
-                    },
-                )
-                .await?;
-        }
-        // Stopped or paused: back to the queue (a stopped run hands out nothing more).
-        _ => store.release_unit(&unit.id, agent_id).await?,
     }
     settle_run(state, &unit.run_id).await;
     Ok(())
+}
+
+/// Stores how an attempt at `unit` ended: SUCCEEDED or FAILED with what it did; stopped or
+/// paused, the unit goes back to the queue (a stopped run hands out nothing more). Whether
+/// `agent_id` held it.
+async fn store_end(
+    store: &crate::Store,
+    unit: &WorkUnit,
+    agent_id: &str,
+    end: State,
+    counters: &crate::protocol::Counters,
+    error: Option<&crate::protocol::WireError>,
+    report: Option<&serde_json::Value>,
+) -> Result<bool, DomainError> {
+    let word = match end {
+        State::Succeeded => "SUCCEEDED",
+        State::Failed => "FAILED",
+        _ => {
+            let held = store.get_unit(&unit.id).await?.holder;
+            store.release_unit(&unit.id, agent_id).await?;
+            return Ok(held.as_deref() == Some(agent_id));
+        }
+    };
+    let error = error.map(|w| serde_json::json!({ "code": w.code, "message": w.message }));
+    let counts = serde_json::to_value(&counters.counts).unwrap_or_default();
+    let done = UnitEnd {
+        state: word,
+        totals: (counters.files, counters.bytes, counters.files_failed),
+        counts: &counts,
+        error: error.as_ref(),
+        report,
+    };
+    store.unit_ended(&unit.id, agent_id, &done).await
 }
 
 /// Ends `run` once none of its units is running: stopped when it was stopping, else when

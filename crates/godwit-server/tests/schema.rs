@@ -133,19 +133,7 @@ async fn an_old_postgres_store_is_brought_up_to_date_keeping_everything() {
 async fn a_schedules_start_is_taken_by_one_control_plane() {
     for backend in ["sqlite", "postgres"] {
         let (store, _url, _dir) = support::store(backend).await;
-        let p = store.create_project("p", "").await.unwrap();
-        let e = store
-            .create_endpoint("e", "local", "/data", None)
-            .await
-            .unwrap();
-        let f = store
-            .create_endpoint("f", "local", "/copy", None)
-            .await
-            .unwrap();
-        let m = store
-            .create_migration(&p.id, None, (&e.id, "/"), (&f.id, "/"), &Default::default())
-            .await
-            .unwrap();
+        let m = support::a_migration(&store).await;
         let s = store
             .create_schedule(&m.id, godwit_spec::CommandKind::Scan, "hourly", 3, 1_000)
             .await
@@ -177,19 +165,7 @@ async fn work_units_are_leased_once_and_taken_over_when_a_lease_ends() {
     use godwit_server::store::NewUnit;
     for backend in ["sqlite", "postgres"] {
         let (store, _url, _dir) = support::store(backend).await;
-        let p = store.create_project("p", "").await.unwrap();
-        let e = store
-            .create_endpoint("e", "local", "/data", None)
-            .await
-            .unwrap();
-        let f = store
-            .create_endpoint("f", "local", "/copy", None)
-            .await
-            .unwrap();
-        let m = store
-            .create_migration(&p.id, None, (&e.id, "/"), (&f.id, "/"), &Default::default())
-            .await
-            .unwrap();
+        let m = support::a_migration(&store).await;
         let run = store
             .create_run_if_idle(&m.id, godwit_spec::CommandKind::Copy, None)
             .await

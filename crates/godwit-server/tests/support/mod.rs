@@ -127,3 +127,21 @@ pub async fn answer(app: &Router, req: Request<Body>) -> (StatusCode, Value, Hea
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
     (status, body, headers)
 }
+
+/// A project, two local endpoints (/data and /copy) and a migration of one to the other, of
+/// no agent, in `store`.
+pub async fn a_migration(store: &Store) -> godwit_server::records::Migration {
+    let p = store.create_project("p", "").await.unwrap();
+    let e = store
+        .create_endpoint("e", "local", "/data", None)
+        .await
+        .unwrap();
+    let f = store
+        .create_endpoint("f", "local", "/copy", None)
+        .await
+        .unwrap();
+    store
+        .create_migration(&p.id, None, (&e.id, "/"), (&f.id, "/"), &Default::default())
+        .await
+        .unwrap()
+}
