@@ -235,7 +235,8 @@ fn prepare(
     let index = Index::open(&index_path)?;
     let temp = crate::transfer::choose_temp_dir(src, dst, rt.as_ref(), &migration.id, &run.id);
     if options.compare_target {
-        list_target(dst, &index, rt.as_ref(), &temp.dir, stop)?;
+        let scope = options.filter.scope_only();
+        list_target(dst, &index, rt.as_ref(), &temp.dir, &scope, stop)?;
     }
     let marker = migration.dir.join("copy-running");
     let resumed = marker.exists();
@@ -410,26 +411,31 @@ fn second_round(
 }
 
 /// Lists the target into the index's target table, streaming, so that `--compare target` looks
-/// files up on disk whatever their number.
+/// files up on disk whatever their number. Only the run's part of it (a pool's work
+/// unit lists its own folders: `part`), and not the temporary folders of godwit's runs, this one's or
+/// another's (a unit of the same copy on another agent writes beside it, and its temporary
+/// folder may go while it is listed).
 fn list_target(
     dst: &Side,
     index: &Index,
     rt: Option<&tokio::runtime::Runtime>,
     temp_dir: &str,
+    part: &Filter,
     stop: &AtomicBool,
 ) -> Result<(), JobError> {
     index.clear_target_listing()?;
     let ours = |rel: &[u8]| {
-        rel.strip_prefix(temp_dir.as_bytes())
-            .is_some_and(|rest| rest.is_empty() || rest[0] == b'/')
+        rel.starts_with(crate::backend::TEMP_PREFIX.as_bytes())
+            || rel
+                .strip_prefix(temp_dir.as_bytes())
+                .is_some_and(|rest| rest.is_empty() || rest[0] == b'/')
     };
     let (tx, rx) = bounded::<Event>(4096 / crate::walk::BATCH_EVENTS);
     let mut failure = None;
     std::thread::scope(|scope| {
         let lister = scope.spawn(|| {
-            let everything = Filter::default();
             let how = March {
-                filter: &everything,
+                filter: part,
                 list_names: false,
                 follow_links: false,
                 threads: 2,
@@ -453,7 +459,7 @@ fn list_target(
                         },
                     ));
                 }
-                Event::Error { rel, error } if failure.is_none() => {
+                Event::Error { rel, error } if failure.is_none() && !ours(&rel) => {
                     let path = crate::record::display_path(&rel);
                     failure = Some(JobError::new(
                         Code::PFFL_FETCH_ERROR,

@@ -305,6 +305,20 @@ impl Filter {
         })
     }
 
+    /// Only the run's part of the tree (its scoped include rules; everything when it has
+    /// none), for listing the target: the other rules judge the source's files.
+    pub fn scope_only(&self) -> Filter {
+        if !self.scoped {
+            return Filter::default();
+        }
+        Filter {
+            include: self.include.clone(),
+            scoped: true,
+            scope: self.scope.clone(),
+            ..Filter::default()
+        }
+    }
+
     /// With `scoped` include rules: whether the file at `path` is outside them, none of this
     /// run's business (not recorded at all).
     pub fn out_of_scope_file(&self, path: &[u8]) -> bool {
