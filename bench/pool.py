@@ -39,17 +39,18 @@ def cpu_seconds(pid):
 class ControlPlane:
     def __init__(self):
         state = os.path.join(DIR, "cp")
-        self.log = open(os.path.join(DIR, "serve.log"), "w")
+        # Its log goes to a file: a pipe nobody reads would fill and stop it.
+        log = os.path.join(DIR, "serve.log")
         self.proc = subprocess.Popen(
             [GODWIT, "serve", "--listen", "127.0.0.1:0", "--state-dir", state],
-            stderr=subprocess.PIPE,
-            text=True,
+            stderr=open(log, "w"),
         )
-        for line in self.proc.stderr:
-            self.log.write(line)
-            if "listening on " in line:
-                self.url = line.split("listening on ")[1].split()[0]
-                break
+        self.url = None
+        while self.url is None:
+            time.sleep(0.1)
+            for line in open(log):
+                if "listening on " in line:
+                    self.url = line.split("listening on ")[1].split()[0]
         self.token = subprocess.check_output(
             [GODWIT, "token", "create", "--role", "admin", "--state-dir", state], text=True
         ).strip()
