@@ -23,7 +23,7 @@ use sqlx::postgres::{PgConnection, PgListener};
 
 use crate::Store;
 use crate::hub::{Browsed, Hub};
-use crate::protocol::{ToAgent, WireError};
+use crate::protocol::ToAgent;
 
 /// The channel replicas notify each other on.
 const CHANNEL: &str = "godwit_relay";
@@ -46,9 +46,7 @@ enum Relay {
     Browsed {
         agent_id: String,
         browse_id: String,
-        folders: Vec<String>,
-        unnamed: u64,
-        error: Option<WireError>,
+        answer: Browsed,
     },
     /// Agent `agent_id` connected to another replica: `replica_id` drops the connection it
     /// still has from it (a cut network may have left it open).
@@ -197,15 +195,8 @@ impl Cluster {
             Relay::Browsed {
                 agent_id,
                 browse_id,
-                folders,
-                unnamed,
-                error,
+                answer,
             } => {
-                let answer = Browsed {
-                    folders,
-                    unnamed,
-                    error,
-                };
                 hub.browsed_here(&agent_id, &browse_id, answer);
             }
             Relay::Moved {
@@ -278,9 +269,7 @@ impl Cluster {
         let relay = Relay::Browsed {
             agent_id: agent_id.to_string(),
             browse_id: browse_id.to_string(),
-            folders: answer.folders,
-            unnamed: answer.unnamed,
-            error: answer.error,
+            answer,
         };
         self.notify(&relay).await;
     }

@@ -49,8 +49,8 @@ struct Browsing {
     answer: tokio::sync::oneshot::Sender<Browsed>,
 }
 
-/// An agent's answer to a browse.
-#[derive(Debug)]
+/// An agent's answer to a browse (relayed as it is between replicas).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Browsed {
     pub folders: Vec<String>,
     pub unnamed: u64,
@@ -674,9 +674,11 @@ async fn handle(state: &AppState, agent_id: &str, message: ToServer) -> Option<T
         ToServer::Heartbeat => {
             let _ = store.agent_seen(agent_id, None).await;
             // The work units it holds stay its own for another window.
-            let window = i64::try_from(state.hub.heartbeat_window.as_millis()).unwrap_or(30_000);
             let _ = store
-                .renew_leases(agent_id, crate::store::now_ms() + window)
+                .renew_leases(
+                    agent_id,
+                    crate::store::now_ms() + crate::pools::lease_ms(state),
+                )
                 .await;
             None
         }

@@ -103,7 +103,7 @@ pub async fn settle_run(state: &AppState, run_id: &str) {
 }
 
 /// The lease a unit is given, and renewed by: its agent's heartbeat window.
-fn lease_ms(state: &AppState) -> i64 {
+pub(crate) fn lease_ms(state: &AppState) -> i64 {
     i64::try_from(state.hub.heartbeat_window.as_millis()).unwrap_or(30_000)
 }
 
