@@ -24,7 +24,7 @@ const PAGE: usize = 500;
 /// Starts `job`. A command sent again for a run going on here (after a reconnect) is taken
 /// again and nothing more; one for a run still winding down (resumed right after a pause)
 /// starts once that attempt has reported how it ended.
-pub(crate) fn start(shared: Arc<Shared>, state_dir: PathBuf, job: Job) {
+pub(crate) fn start(shared: Arc<Shared>, state_dir: PathBuf, job: Job, from: IndexFrom) {
     if shared.has_ended(&job.run_id) {
         // Its result goes out on this connection; running it again would copy nothing new
         // and report a second attempt.
@@ -41,7 +41,7 @@ pub(crate) fn start(shared: Arc<Shared>, state_dir: PathBuf, job: Job) {
                     while lock(&shared.jobs).contains_key(&job.run_id) {
                         std::thread::sleep(Duration::from_millis(100));
                     }
-                    start(shared, state_dir, job);
+                    start(shared, state_dir, job, from);
                 });
             } else {
                 let run_id = job.run_id.clone();
@@ -64,7 +64,11 @@ pub(crate) fn start(shared: Arc<Shared>, state_dir: PathBuf, job: Job) {
         let _span = span.enter();
         tracing::info!(source = %job.source, target = %job.target, "command started");
         metrics::gauge!("godwit_agent_commands_running").increment(1.0);
-        let ended = run(&shared, &state_dir, &job, &control);
+        let ended = if job.unit {
+            unit(&shared, &state_dir, &job, &control, &from)
+        } else {
+            run(&shared, &state_dir, &job, &control)
+        };
         metrics::gauge!("godwit_agent_commands_running").decrement(1.0);
         let paused_by_user = lock(&why).as_deref() == Some("pause");
         // What attempts killed before this one copied: the run's copy log and counts hold it.
@@ -143,6 +147,138 @@ fn report(shared: &Shared, run_id: &str, ended: Result<JobReport, JobError>, pau
         error,
         report,
     });
+}
+
+/// Where a pool work unit's part of the index comes from: the control plane the agent is
+/// connected to now.
+pub(crate) struct IndexFrom {
+    pub ctx: Arc<crate::upgrade::Context>,
+    pub rt: tokio::runtime::Handle,
+}
+
+/// Runs a pool work unit: its part of the migration's index read in from the control plane
+/// first (what godwit wrote there, whichever agent wrote it), then the command, then the
+/// part as it left it sent back (before the result). A unit carrying out its reviewed
+/// deletions already has the part here, as it paused with it.
+fn unit(
+    shared: &Arc<Shared>,
+    state_dir: &Path,
+    job: &Job,
+    control: &Control,
+    from: &IndexFrom,
+) -> Result<JobReport, JobError> {
+    let sides = (Location::parse(&job.source)?, Location::parse(&job.target)?);
+    let include = &job.options.filters.include;
+    if reviewed_run(state_dir, &job.run_id).is_none() {
+        let file = fetch_index(from, state_dir, &job.run_id)?;
+        let mut lines = std::io::BufReader::new(
+            std::fs::File::open(&file).map_err(|e| index_error(&job.run_id, &e.to_string()))?,
+        )
+        .lines();
+        let imported =
+            godwit_engine::unit_index::import(state_dir, (&sides.0, &sides.1), include, || {
+                let mut page = Vec::with_capacity(godwit_engine::unit_index::PAGE);
+                for line in lines.by_ref() {
+                    let line = line.map_err(|e| index_error(&job.run_id, &e.to_string()))?;
+                    let row = serde_json::from_str(&line)
+                        .map_err(|e| index_error(&job.run_id, &e.to_string()))?;
+                    page.push(row);
+                    if page.len() == godwit_engine::unit_index::PAGE {
+                        break;
+                    }
+                }
+                Ok((!page.is_empty()).then_some(page))
+            });
+        let _ = std::fs::remove_file(&file);
+        let (rows, left_out) = imported?;
+        tracing::info!(rows, left_out, "work unit's part of the index read in");
+    }
+    let ended = run(shared, state_dir, job, control);
+    let sent = godwit_engine::unit_index::export(
+        state_dir,
+        (&sides.0, &sides.1),
+        include,
+        |first, rows| {
+            let run_id = job.run_id.clone();
+            shared.push(true, |seq| ToServer::Index {
+                seq,
+                run_id,
+                first,
+                rows,
+            });
+        },
+    );
+    match sent {
+        Ok(rows) => tracing::info!(rows, "work unit's part of the index sent"),
+        // Its part stays as it was on the control plane: files this attempt wrote are then
+        // unknown there, so a later true-up keeps them rather than deleting them.
+        Err(e) => tracing::warn!(
+            code = e.code.id(),
+            "work unit's part of the index not sent: {}",
+            e.message
+        ),
+    }
+    ended
+}
+
+fn index_error(unit: &str, why: &str) -> JobError {
+    JobError::new(
+        godwit_codes::Code::DISK_HASH_LOAD_ERROR,
+        &[
+            (
+                "path",
+                &format!("the control plane's part of the index for work unit {unit}"),
+            ),
+            ("reason", why),
+        ],
+    )
+}
+
+/// Fetches work unit `unit`'s part of the index from the control plane into a file of the
+/// state directory (rows as JSON lines), trying again for about half a minute (the agent may
+/// be moving to another replica meanwhile).
+fn fetch_index(from: &IndexFrom, state_dir: &Path, unit: &str) -> Result<PathBuf, JobError> {
+    use std::io::Write;
+    let dir = state_dir.join("agent").join("unit-index");
+    std::fs::create_dir_all(&dir).map_err(|e| index_error(unit, &e.to_string()))?;
+    let file = dir.join(safe_name(unit));
+    let client =
+        crate::tls::http_client(from.ctx.ca_file.as_deref()).map_err(|e| index_error(unit, &e))?;
+    let once = || async {
+        let server = lock(&from.ctx.server).clone();
+        let url = format!("{}/v1/units/{unit}/index", server.trim_end_matches('/'));
+        let mut response = client
+            .get(&url)
+            .bearer_auth(&from.ctx.token)
+            .timeout(Duration::from_secs(600))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if !response.status().is_success() {
+            let status = response.status().as_u16();
+            let body = response.text().await.unwrap_or_default();
+            return Err(format!("{url} answered {status}: {body}"));
+        }
+        let mut out = std::io::BufWriter::new(
+            std::fs::File::create(&file).map_err(|e| format!("{}: {e}", file.display()))?,
+        );
+        while let Some(bytes) = response.chunk().await.map_err(|e| e.to_string())? {
+            out.write_all(&bytes).map_err(|e| e.to_string())?;
+        }
+        out.flush().map_err(|e| e.to_string())
+    };
+    let mut wait = Duration::from_millis(500);
+    let mut last = String::new();
+    for _ in 0..6 {
+        match from.rt.block_on(once()) {
+            Ok(()) => return Ok(file),
+            Err(e) => last = e,
+        }
+        tracing::warn!("work unit's part of the index: {last}; trying again");
+        std::thread::sleep(wait);
+        wait = (wait * 2).min(Duration::from_secs(8));
+    }
+    Err(index_error(unit, &last))
 }
 
 /// Runs `job` with the engine, forwarding progress about every second.
@@ -272,8 +408,8 @@ fn paused_marker(state_dir: &Path, run_id: &str) -> PathBuf {
         .join(safe_name(run_id))
 }
 
-/// Notes the engine run a true-up paused in, so resuming the job run confirms it; forgets it
-/// once confirmed.
+/// Notes the engine run a true-up paused in (its folder), so resuming the job run confirms it;
+/// forgets it once confirmed.
 fn remember_pause(state_dir: &Path, job: &Job, spec: &JobSpec, report: &JobReport) {
     let marker = paused_marker(state_dir, &job.run_id);
     if spec.command == CommandKind::Confirm && report.state() == State::Succeeded {
@@ -282,7 +418,9 @@ fn remember_pause(state_dir: &Path, job: &Job, spec: &JobSpec, report: &JobRepor
         if let Some(parent) = marker.parent() {
             let _ = std::fs::create_dir_all(parent);
         }
-        let _ = std::fs::write(&marker, &report.summary.run_id);
+        // The run's folder, not its id: runs of several migrations here (a pool's units)
+        // may have the same id.
+        let _ = std::fs::write(&marker, &report.summary.run_dir);
     }
 }
 

@@ -582,7 +582,11 @@ fn on_message(
     match decoded {
         Ok(ToAgent::Ack { seq }) => shared.acknowledged(seq),
         Ok(ToAgent::Command(job)) => {
-            job::start(shared.clone(), options.state_dir.clone(), *job);
+            let from = job::IndexFrom {
+                ctx: ctx.clone(),
+                rt: tokio::runtime::Handle::current(),
+            };
+            job::start(shared.clone(), options.state_dir.clone(), *job, from);
         }
         Ok(ToAgent::Control { run_id, action }) => {
             if let Some((control, why)) = lock(&shared.jobs).get(&run_id) {

@@ -40,6 +40,7 @@ pub mod store;
 pub mod sync;
 mod transfer;
 pub mod undo;
+pub mod unit_index;
 pub mod uploads;
 pub mod validate;
 pub mod verify;

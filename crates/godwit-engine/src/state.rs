@@ -297,7 +297,8 @@ pub struct JobSides {
     pub include: Vec<String>,
 }
 
-/// The folder of run `run_id` under any migration of `state_dir`, if it paused for review.
+/// The folder of run `run_id` under any migration of `state_dir`, if it paused for review;
+/// `run_id` may also be that folder's own path.
 pub fn find_paused_run(state_dir: &Path, run_id: &str) -> Result<PathBuf, JobError> {
     let not_found = || {
         JobError::new(
@@ -305,10 +306,25 @@ pub fn find_paused_run(state_dir: &Path, run_id: &str) -> Result<PathBuf, JobErr
             &[("kind", "true-up run paused for review"), ("id", run_id)],
         )
     };
+    let migrations_dir = state_dir.join("migrations");
+    let given = Path::new(run_id);
+    if given.is_absolute() {
+        // A run's folder (an agent runs several migrations' runs at once, and their ids may
+        // be the same): it must be a paused run of this state directory.
+        let ok = given.parent().and_then(Path::parent).and_then(Path::parent)
+            == Some(migrations_dir.as_path())
+            && given.parent().and_then(Path::file_name) == Some(std::ffi::OsStr::new("runs"))
+            && given.join(PAUSED_FILE).exists();
+        return if ok {
+            Ok(given.to_path_buf())
+        } else {
+            Err(not_found())
+        };
+    }
     if run_id.is_empty() || run_id.contains(['/', '\\']) || run_id.starts_with('.') {
         return Err(not_found());
     }
-    let migrations = fs::read_dir(state_dir.join("migrations")).map_err(|_| not_found())?;
+    let migrations = fs::read_dir(&migrations_dir).map_err(|_| not_found())?;
     for m in migrations.flatten() {
         let dir = m.path().join("runs").join(run_id);
         if dir.join(PAUSED_FILE).exists() {
@@ -321,6 +337,39 @@ pub fn find_paused_run(state_dir: &Path, run_id: &str) -> Result<PathBuf, JobErr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn regression_a_paused_run_is_found_by_its_folder_when_two_migrations_share_its_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = |include: &str| {
+            Migration::open(
+                dir.path(),
+                &Location::Local("/src".into()),
+                None,
+                &[include.to_string()],
+            )
+            .unwrap()
+        };
+        let (a, b) = (open("a/**"), open("b/**"));
+        let (ra, rb) = (a.new_run("sync").unwrap(), b.new_run("sync").unwrap());
+        for r in [&ra, &rb] {
+            fs::write(r.dir.join(PAUSED_FILE), "9080").unwrap();
+        }
+        let shown = |p: &Path| p.display().to_string();
+        assert_eq!(
+            find_paused_run(dir.path(), &shown(&rb.dir)).unwrap(),
+            rb.dir
+        );
+        assert_eq!(
+            find_paused_run(dir.path(), &shown(&ra.dir)).unwrap(),
+            ra.dir
+        );
+        // Only a paused run's folder of this state directory.
+        let elsewhere = tempfile::tempdir().unwrap();
+        assert!(find_paused_run(dir.path(), &shown(elsewhere.path())).is_err());
+        fs::remove_file(rb.dir.join(PAUSED_FILE)).unwrap();
+        assert!(find_paused_run(dir.path(), &shown(&rb.dir)).is_err());
+    }
 
     #[test]
     fn regression_runs_started_in_the_same_second_get_folders_of_their_own() {

@@ -22,35 +22,7 @@ use crate::index::Index;
 use crate::record::{CopyLog, CopyRecord, decode_line, display_path};
 use crate::state::Run;
 
-/// The error that pauses a true-up before it deletes anything, if one should: 9080 when it
-/// would delete more than `limit` files, 9090 when part of the source could not be read, 9100
-/// for both.
-pub fn guard(deletes: u64, limit: u64, unreadable: u64) -> Option<JobError> {
-    let (count, limit_s, unreadable_s) = (
-        deletes.to_string(),
-        limit.to_string(),
-        unreadable.to_string(),
-    );
-    match (deletes > limit, unreadable > 0 && deletes > 0) {
-        (true, true) => Some(JobError::new(
-            Code::SYNC_DELETES_TRUE_UP_ERROR,
-            &[
-                ("count", &count),
-                ("limit", &limit_s),
-                ("unreadable", &unreadable_s),
-            ],
-        )),
-        (true, false) => Some(JobError::new(
-            Code::FILE_SYNCHRONISE_REVIEW_TRUE_UP_ERROR,
-            &[("count", &count), ("limit", &limit_s)],
-        )),
-        (false, true) => Some(JobError::new(
-            Code::INACCESSIBLE_PATH_TRUE_UP_ERROR,
-            &[("count", &unreadable_s)],
-        )),
-        (false, false) => None,
-    }
-}
+pub use godwit_spec::options::delete_guard as guard;
 
 /// How the deletes went.
 #[derive(Debug, Default, Clone, Copy)]

@@ -95,10 +95,17 @@ pub async fn apply(
             Ok(run)
         }
         Transition::Move { id, to } => {
+            let before = state.store.get_run(&id).await?;
             let run = state.store.set_run_state(&id, to, None, None).await?;
             if !m.pool.is_empty() {
                 match to {
-                    State::Queued => crate::pools::settle_run(state, &run.id).await,
+                    State::Queued => {
+                        if crate::api::migrations::awaits_review(&before) {
+                            // Resumed after review: its units carry out their lists.
+                            crate::pools::confirm(state, &run).await?;
+                        }
+                        crate::pools::settle_run(state, &run.id).await;
+                    }
                     _ => crate::pools::control(state, &run, action.as_str()).await,
                 }
                 return Ok(run);
@@ -124,11 +131,16 @@ pub async fn apply(
 /// pool and its scans run on any one of its agents; the others need one agent's own state
 /// (an index, a run to undo).
 pub fn pooled(m: &Migration, command: CommandKind) -> Result<(), DomainError> {
-    if m.pool.is_empty() || matches!(command, CommandKind::Copy | CommandKind::Scan) {
+    if m.pool.is_empty()
+        || matches!(
+            command,
+            CommandKind::Copy | CommandKind::Sync | CommandKind::Scan
+        )
+    {
         return Ok(());
     }
     Err(DomainError::invalid(&format!(
-        "command: a migration run by a pool of agents runs scan and copy in godwit {}; run \
+        "command: a migration run by a pool of agents runs scan, copy and sync in godwit {}; run \
          {command} on a migration of one agent",
         env!("CARGO_PKG_VERSION")
     )))

@@ -285,6 +285,7 @@ pub fn command_message(d: &Delivery) -> ToAgent {
             .options
             .clone()
             .unwrap_or_else(|| d.migration.options.clone()),
+        unit: false,
     }))
 }
 
@@ -716,6 +717,16 @@ async fn handle(state: &AppState, agent_id: &str, message: ToServer) -> Option<T
         } => {
             let run = match owned(store, agent_id, &run_id).await {
                 Ok(Owned::Job(run)) => *run,
+                // Carrying out a unit's reviewed deletions: what it copied stays its count
+                // until the deletions end (`pools::unit_ended` adds them up).
+                Ok(Owned::Unit(unit))
+                    if unit
+                        .report
+                        .as_ref()
+                        .is_some_and(|r| r["true_up"]["review"].is_string()) =>
+                {
+                    return Some(ToAgent::Ack { seq });
+                }
                 Ok(Owned::Unit(unit)) => {
                     let counts = serde_json::to_value(&counters.counts).unwrap_or_default();
                     let totals = (counters.files, counters.bytes, counters.files_failed);
@@ -854,16 +865,42 @@ async fn handle(state: &AppState, agent_id: &str, message: ToServer) -> Option<T
             if !crate::store::REVIEW_LISTS.contains(&list.as_str()) {
                 return invalid(&format!("{list} is not a list of a review"));
             }
-            let run = match owned(store, agent_id, &run_id).await {
-                Ok(Owned::Job(run)) => *run,
-                Ok(Owned::Unit(unit)) => store.get_run(&unit.run_id).await.ok()?,
+            // A unit's lists are its own (`unit:ID:ATTEMPT`) until its run gathers them.
+            let (key, attempt) = match owned(store, agent_id, &run_id).await {
+                Ok(Owned::Job(run)) => (run.id, attempt),
+                Ok(Owned::Unit(unit)) => (
+                    unit.run_id.clone(),
+                    crate::store::unit_attempt(&unit.id, &attempt),
+                ),
                 Ok(Owned::Project(_)) => return invalid("a project run has nothing to review"),
                 Err(refusal) => return refusal,
             };
             store
-                .add_review(&run.id, &attempt, &list, first, &paths)
+                .add_review(&key, &attempt, &list, first, &paths)
                 .await
                 .ok()?;
+            Some(ToAgent::Ack { seq })
+        }
+        ToServer::Index {
+            seq,
+            run_id,
+            first,
+            rows,
+        } => {
+            let unit = match owned(store, agent_id, &run_id).await {
+                Ok(Owned::Unit(unit)) => *unit,
+                Ok(_) => return invalid(&format!("run {run_id} is not a work unit of a pool")),
+                Err(refusal) => return refusal,
+            };
+            // Only from the unit's holder: an agent whose lease ended may have missed what
+            // the unit's new holder wrote.
+            if unit.holder.as_deref() == Some(agent_id)
+                && matches!(unit.state.as_str(), "LEASED" | "RUNNING")
+            {
+                crate::pools::index_page(state, &unit, first, &rows)
+                    .await
+                    .ok()?;
+            }
             Some(ToAgent::Ack { seq })
         }
         ToServer::Copylog {
@@ -872,11 +909,20 @@ async fn handle(state: &AppState, agent_id: &str, message: ToServer) -> Option<T
             attempt,
             records,
         } => {
-            let run = match owned(store, agent_id, &run_id).await {
-                Ok(Owned::Job(run)) => *run,
+            let (run, attempt) = match owned(store, agent_id, &run_id).await {
+                Ok(Owned::Job(run)) => (*run, attempt),
                 // A unit's records are its run's (units are disjoint: one record a path); a
-                // unit it no longer holds copied them all the same.
-                Ok(Owned::Unit(unit)) => store.get_run(&unit.run_id).await.ok()?,
+                // unit it no longer holds copied them all the same. Its attempts are named
+                // with it: an agent's runs of two units may have the same id. (A run of one
+                // whole unit keeps its attempts' own names, as a run of one agent does.)
+                Ok(Owned::Unit(unit)) => {
+                    let attempt = if unit.kind == "whole" {
+                        attempt
+                    } else {
+                        crate::store::unit_attempt(&unit.id, &attempt)
+                    };
+                    (store.get_run(&unit.run_id).await.ok()?, attempt)
+                }
                 // A project run keeps no copy log (a simulated scan's pages, if any, are the
                 // agent's to keep).
                 Ok(Owned::Project(_)) => return Some(ToAgent::Ack { seq }),

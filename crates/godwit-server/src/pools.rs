@@ -1,4 +1,4 @@
-//! Agent pools: one migration's copy spread over several agents.
+//! Agent pools: one migration's copies and true-ups spread over several agents.
 //!
 //! A copy of a pool migration is a job run like any other, but no single agent runs it: it is
 //! split into work units on folder boundaries, and each agent of the pool takes one unit at a
@@ -19,6 +19,15 @@
 //! 4. The run's progress, counts and copy log are the sum of its units'; it ends once every
 //!    unit has: succeeded when all did, failed with the first failed unit's error otherwise.
 //!    Stopping or pausing it stops its units' agents; their units go back to the queue.
+//!
+//! A true-up (sync) is split the same way. Each copy or sync unit reads its part of the
+//! migration's index from the control plane before it runs and sends it back after (the
+//! engine's index lives with the agent that ran the part; `pool_index` holds it for all of
+//! them), so whichever agent runs a part knows what godwit wrote there. A sync unit that finds
+//! deletions pauses for review (REVIEW, keeping its agent and its list); once all units have
+//! ended, the delete guards judge the run's deletions together against the whole index
+//! (`judge_deletions`): within the limits the units carry out their lists, else the run pauses
+//! with one review of all the lists, and resuming it carries them out (`confirm`).
 //!
 //! Its other commands (a scan) are one unit (`whole`): run by whichever agent of the pool is
 //! free, and by another if that one stops renewing its lease; the run ends as that unit does.
@@ -47,20 +56,70 @@ fn is_active(unit: &WorkUnit) -> bool {
     unit.state == "LEASED" || unit.state == "RUNNING"
 }
 
+/// Whether `command` of a pool migration is split into units (else it runs whole on one
+/// agent of the pool).
+fn splits(command: CommandKind) -> bool {
+    matches!(command, CommandKind::Copy | CommandKind::Sync)
+}
+
+/// A unit that paused for a review of its deletions: it keeps its holder (whose state
+/// directory holds the list) until its run's deletions are judged together.
+const REVIEW: &str = "REVIEW";
+
+/// The part of the source (and of the index) that `unit` covers: its include rules, scoped.
+pub fn part_of(unit: &WorkUnit) -> Result<godwit_spec::Filter, DomainError> {
+    godwit_spec::Filter::new(&godwit_spec::FilterRules {
+        include: unit.include.clone(),
+        scoped: true,
+        ..Default::default()
+    })
+    .map_err(|e| DomainError::invalid(&e.message))
+}
+
+/// A page of `unit`'s part of its migration's index, as its holder sent it after an attempt:
+/// the first page replaces what was kept of the part.
+pub async fn index_page(
+    state: &AppState,
+    unit: &WorkUnit,
+    first: bool,
+    rows: &[godwit_spec::protocol::IndexRow],
+) -> Result<(), DomainError> {
+    let run = state.store.get_run(&unit.run_id).await?;
+    let part = part_of(unit)?;
+    if first {
+        state
+            .store
+            .clear_index_part(&run.migration_id, &part)
+            .await?;
+    }
+    state
+        .store
+        .add_index_rows(&run.migration_id, &part, rows)
+        .await?;
+    Ok(())
+}
+
 /// Starts `run` of pool migration `m`: its first unit, the split, handed out at once.
 pub async fn begin(state: &AppState, m: &Migration, run: &JobRun) -> Result<(), DomainError> {
+    // A copy knows the last scan's totals; a true-up is sized by them too.
+    let (mut files, mut bytes) = (run.files_found, run.bytes_found);
+    if files == 0
+        && let Some(scan) = state.store.last_success(&m.id, CommandKind::Scan).await?
+    {
+        (files, bytes) = (scan.files_found, scan.bytes_found);
+    }
     let first = NewUnit {
-        kind: if run.command == CommandKind::Copy {
+        kind: if splits(run.command) {
             "split"
         } else {
             "whole"
         },
         include: Vec::new(),
-        files: run.files_found,
-        bytes: run.bytes_found,
+        files,
+        bytes,
     };
     state.store.add_units(&run.id, 0, &[first]).await?;
-    tracing::info!(run_id = %run.id, migration_id = %m.id, agents = m.pool.len(), "pool copy begun");
+    tracing::info!(run_id = %run.id, migration_id = %m.id, agents = m.pool.len(), "pool run begun");
     settle_run(state, &run.id).await;
     Ok(())
 }
@@ -188,8 +247,14 @@ async fn unit_message(
         options.filters.include = unit.include.clone();
         options.filters.scoped = true;
         options.compare = godwit_spec::options::Compare::Target;
+        if run.command == CommandKind::Sync && options.sync_deletes {
+            // Any deletion pauses the unit for review: the limits are judged on the whole
+            // run's deletions, once every unit has found its own.
+            options.max_delete = Some(godwit_spec::MaxDelete::Count(0));
+        }
         run.command
     };
+    let unit_of_transfer = matches!(unit.kind.as_str(), "copy" | "sync");
     Some(ToAgent::Command(Box::new(Job {
         run_id: unit.id.clone(),
         migration_id: m.id.clone(),
@@ -197,6 +262,7 @@ async fn unit_message(
         source: d.source_uri,
         target: d.target_uri,
         options,
+        unit: unit_of_transfer,
     })))
 }
 
@@ -302,13 +368,14 @@ pub async fn unit_ended(
     {
         // The walk ended and found the units (a folder too large for a unit is a unit of its
         // own: the walk reports it, and it is not an error here).
+        let kind = store.get_run(&unit.run_id).await?.command.as_str();
         let units: Vec<NewUnit> = plan["jobs"]
             .as_array()
             .map(Vec::as_slice)
             .unwrap_or_default()
             .iter()
             .map(|j| NewUnit {
-                kind: "copy",
+                kind,
                 include: serde_json::from_value(j["include"].clone()).unwrap_or_default(),
                 files: j["files"].as_i64().unwrap_or(0),
                 bytes: j["bytes"].as_i64().unwrap_or(0),
@@ -371,20 +438,51 @@ async fn store_end(
     error: Option<&crate::protocol::WireError>,
     report: Option<&serde_json::Value>,
 ) -> Result<bool, DomainError> {
+    let review = end == State::Paused && report.is_some_and(|r| r["true_up"]["review"].is_string());
     let word = match end {
         State::Succeeded => "SUCCEEDED",
         State::Failed => "FAILED",
+        // Its deletions wait for the run's judgement; the error (over a limit of none) is
+        // the unit's way of pausing, not something to show.
+        State::Paused if review => REVIEW,
         _ => {
             let held = store.get_unit(&unit.id).await?.holder;
             store.release_unit(&unit.id, agent_id).await?;
             return Ok(held.as_deref() == Some(agent_id));
         }
     };
-    let error = error.map(|w| serde_json::json!({ "code": w.code, "message": w.message }));
-    let counts = serde_json::to_value(&counters.counts).unwrap_or_default();
+    let error = error
+        .filter(|_| !review)
+        .map(|w| serde_json::json!({ "code": w.code, "message": w.message }));
+    let mut counts = serde_json::to_value(&counters.counts).unwrap_or_default();
+    let mut totals = (counters.files, counters.bytes, counters.files_failed);
+    let confirming = report.is_some_and(|r| r["true_up"]["confirmed_run"].is_string());
+    if confirming
+        && unit
+            .report
+            .as_ref()
+            .is_some_and(|r| r["true_up"]["review"].is_string())
+    {
+        // Carrying out the reviewed deletions: what the attempt that paused copied counts too.
+        totals = (
+            totals.0 + unit.files,
+            totals.1 + unit.bytes,
+            totals.2 + unit.files_failed,
+        );
+        if let (Some(now), Some(before)) = (counts.as_object_mut(), unit.counts.as_object()) {
+            for (code, n) in before {
+                let sum = now
+                    .get(code)
+                    .and_then(serde_json::Value::as_i64)
+                    .unwrap_or(0)
+                    + n.as_i64().unwrap_or(0);
+                now.insert(code.clone(), sum.into());
+            }
+        }
+    }
     let done = UnitEnd {
         state: word,
-        totals: (counters.files, counters.bytes, counters.files_failed),
+        totals,
         counts: &counts,
         error: error.as_ref(),
         report,
@@ -421,6 +519,9 @@ async fn finish_if_over(
     {
         return Ok(());
     }
+    if units.iter().any(|u| u.state == REVIEW) {
+        return judge_deletions(state, run, units).await;
+    }
     let first_failed = units.iter().find(|u| u.state == "FAILED");
     let end = if first_failed.is_some() {
         State::Failed
@@ -432,8 +533,23 @@ async fn finish_if_over(
         let code = Code::lookup(e["code"].as_str()?).ok()?;
         Some((code, serde_json::json!({ "message": e["message"] })))
     });
+    let count = |code: Code| counts[code.id()].as_i64().unwrap_or(0);
+    let true_up = (run.command == CommandKind::Sync).then(|| {
+        serde_json::json!({
+            // Found by units that deleted nothing (deletions off, or none found).
+            "gone_from_source": units
+                .iter()
+                .filter(|u| !confirmed(u))
+                .map(|u| true_up_count(u, "gone_from_source"))
+                .sum::<u64>(),
+            "deleted": count(Code::AZSM2043) + count(Code::AZSM2046),
+            "delete_failed": count(Code::AZSM2072) + count(Code::AZSM2080),
+            "confirmed": units.iter().filter(|u| confirmed(u)).count(),
+        })
+    });
     let report = serde_json::json!({
         "command": run.command.as_str(),
+        "true_up": true_up,
         "counts": counts,
         "files": files,
         "bytes": bytes,
@@ -458,6 +574,114 @@ async fn finish_if_over(
     let sample = crate::store::sample_now(files, bytes, 0.0);
     let started = run.started_ms.unwrap_or(run.created_ms);
     let _ = store.add_sample(&run.id, started, sample, true).await;
-    tracing::info!(run_id = %run.id, state = ?end, files, "pool copy ended");
+    tracing::info!(run_id = %run.id, state = ?end, files, "pool run ended");
+    Ok(())
+}
+
+/// Whether `unit` carried out reviewed deletions (its last attempt confirmed a review).
+fn confirmed(unit: &WorkUnit) -> bool {
+    unit.report
+        .as_ref()
+        .is_some_and(|r| r["true_up"]["confirmed_run"].is_string())
+}
+
+/// What a unit's report says of its true-up's `field` (a count).
+fn true_up_count(unit: &WorkUnit, field: &str) -> u64 {
+    unit.report
+        .as_ref()
+        .and_then(|r| r["true_up"][field].as_u64())
+        .unwrap_or(0)
+}
+
+/// Every unit of true-up `run` has ended and some paused with deletions to carry out: the
+/// delete guards judge them all together, against the whole migration's index (its files
+/// as the units sent them back). Over a limit, the run pauses for review (9080, 9090, 9100)
+/// with the units' lists gathered into one; else the units carry out their lists.
+async fn judge_deletions(
+    state: &AppState,
+    run: &JobRun,
+    units: &[WorkUnit],
+) -> Result<(), DomainError> {
+    let store = &state.store;
+    let m = store.get_migration(&run.migration_id).await?;
+    let options = run.options.clone().unwrap_or_else(|| m.options.clone());
+    let waiting: Vec<&WorkUnit> = units.iter().filter(|u| u.state == REVIEW).collect();
+    let deletes: u64 = waiting
+        .iter()
+        .map(|u| true_up_count(u, "gone_from_source"))
+        .sum();
+    let unreadable: u64 = units
+        .iter()
+        .filter(|u| u.kind != "split" && !confirmed(u))
+        .map(|u| true_up_count(u, "unreadable"))
+        .sum();
+    let files = u64::try_from(store.index_files(&m.id).await?).unwrap_or(0);
+    let limit = options
+        .max_delete
+        .unwrap_or(godwit_spec::MaxDelete::Default)
+        .limit(files);
+    let Some(e) = godwit_spec::options::delete_guard(deletes, limit, unreadable) else {
+        tracing::info!(run_id = %run.id, deletes, limit, "pool true-up's deletions within the limits: carried out");
+        return confirm(state, run).await;
+    };
+    let ids: Vec<String> = waiting.iter().map(|u| u.id.clone()).collect();
+    store.gather_review(&run.id, &ids).await?;
+    let (files_done, bytes, failed, _, counts) = sums(units);
+    let report = serde_json::json!({
+        "command": run.command.as_str(),
+        "counts": counts,
+        "files": files_done,
+        "bytes": bytes,
+        "files_failed": failed,
+        "true_up": {
+            "gone_from_source": deletes,
+            "unreadable": unreadable,
+            "delete": true,
+            "max_delete": limit,
+            "index_files": files,
+            "review": format!("/v1/runs/{}/review", run.id),
+            "units": ids,
+        },
+    });
+    store
+        .set_run_details(&run.id, 0.0, &counts, Some(&report))
+        .await?;
+    let params = serde_json::json!({
+        "count": deletes.to_string(),
+        "limit": limit.to_string(),
+        "unreadable": unreadable.to_string(),
+        "message": e.message,
+    });
+    store
+        .set_run_state(
+            &run.id,
+            State::Paused,
+            Some((e.code, &params)),
+            Some((files_done, bytes, failed)),
+        )
+        .await?;
+    tracing::info!(run_id = %run.id, code = e.code.id(), deletes, limit, unreadable, "pool true-up paused for review");
+    Ok(())
+}
+
+/// The units of true-up `run` that paused for review carry out their lists: each is sent
+/// again to the agent holding it (whose state directory holds the list it reviewed), which
+/// deletes exactly that list. A unit whose agent does not take it within a lease goes to
+/// another agent, which runs its part afresh (and pauses again if it finds deletions).
+pub async fn confirm(state: &AppState, run: &JobRun) -> Result<(), DomainError> {
+    let expires = crate::store::now_ms() + lease_ms(state);
+    let units = state.store.confirm_units(&run.id, expires).await?;
+    let Ok(m) = state.store.get_migration(&run.migration_id).await else {
+        return Ok(());
+    };
+    for unit in units {
+        let (Some(holder), Some(message)) = (
+            unit.holder.clone(),
+            unit_message(state, run, &m, &unit).await,
+        ) else {
+            continue;
+        };
+        state.hub.send(&holder, message).await;
+    }
     Ok(())
 }

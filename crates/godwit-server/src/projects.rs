@@ -45,6 +45,7 @@ pub fn command_message(run: &ProjectRun) -> ToAgent {
             .to_string(),
         target: String::new(),
         options,
+        unit: false,
     }))
 }
 

@@ -103,6 +103,8 @@ struct World {
     own_migration: String,
     other_migration: String,
     run: String,
+    /// Work units leased to agent A and to agent B.
+    units: (String, String),
     n: AtomicU32,
     _dir: Option<tempfile::TempDir>,
 }
@@ -214,6 +216,7 @@ impl World {
                 "/v1/migrations/{id}" | "/v1/migrations/{id}/commands" | "/v1/migrations/{id}/pool",
             ) => self.fresh_migration().await,
             (_, t) if t.starts_with("/v1/runs/{id}") => self.run.clone(),
+            (_, "/v1/units/{id}/index") => pick(&self.units.0, &self.units.1),
             (_, "/v1/tokens/{id}/revoke") => {
                 let (_, record) = godwit_server::auth::issue(
                     &self.store,
@@ -314,6 +317,7 @@ async fn world(backend: &str) -> World {
         own_migration: String::new(),
         other_migration: String::new(),
         run: String::new(),
+        units: (String::new(), String::new()),
         n: AtomicU32::new(0),
         _dir: dir,
     };
@@ -367,6 +371,30 @@ async fn world(backend: &str) -> World {
             json!({"command": "scan", "action": "start"}),
         )
         .await);
+
+    // A unit of work leased to each agent (as a pool's would be).
+    let unit = |n: i64| godwit_server::store::NewUnit {
+        kind: "copy",
+        include: vec![format!("d{n}/**")],
+        files: 1,
+        bytes: 1,
+    };
+    store
+        .add_units(&w.run, 1, &[unit(1), unit(2)])
+        .await
+        .unwrap();
+    let far = i64::MAX / 2;
+    let (ua, _) = store
+        .lease_unit(&w.run, &w.agent_a, far)
+        .await
+        .unwrap()
+        .unwrap();
+    let (ub, _) = store
+        .lease_unit(&w.run, &w.agent_b, far)
+        .await
+        .unwrap()
+        .unwrap();
+    w.units = (ua.id, ub.id);
 
     // The tokens to refuse.
     let deactivated = w.fresh_agent().await;

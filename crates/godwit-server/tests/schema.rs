@@ -262,3 +262,104 @@ async fn work_units_are_leased_once_and_taken_over_when_a_lease_ends() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_pool_index_keeps_each_units_part_apart() {
+    use godwit_spec::protocol::IndexRow;
+    use godwit_spec::{Filter, FilterRules};
+    let part = |include: &[&str]| {
+        Filter::new(&FilterRules {
+            include: include.iter().map(|s| s.to_string()).collect(),
+            scoped: true,
+            ..Default::default()
+        })
+        .unwrap()
+    };
+    let row = |path: &str, size: u64| IndexRow {
+        path: path.to_string(),
+        size,
+        mtime_ns: -1,
+        hash: String::new(),
+        ino: u64::MAX,
+        target: None,
+    };
+    // Every row of a part, following the cursor page after page.
+    async fn all(store: &Store, m: &str, part: &Filter) -> Vec<IndexRow> {
+        let (mut out, mut at) = (Vec::new(), None);
+        loop {
+            let (rows, next) = store.index_part(m, part, at).await.unwrap();
+            out.extend(rows);
+            match next {
+                Some(n) => at = Some(n),
+                None => return out,
+            }
+        }
+    }
+    let paths = |rows: &[IndexRow]| rows.iter().map(|r| r.path.clone()).collect::<Vec<_>>();
+    for backend in ["sqlite", "postgres"] {
+        let (store, _url, _dir) = support::store(backend).await;
+        let m = support::a_migration(&store).await.id;
+        let d1 = part(&["d1/**"]);
+        let d2 = part(&["d2/*"]);
+        let whole = part(&["**"]);
+        // Rows outside the part sending them are left out.
+        let added = store
+            .add_index_rows(&m, &d1, &[row("d1/a", 1), row("d1/b/c", 2), row("d2/x", 3)])
+            .await
+            .unwrap();
+        assert_eq!(added, 2, "{backend}");
+        let added = store
+            .add_index_rows(&m, &d2, &[row("d2/x", 3), row("d2/sub/y", 4)])
+            .await
+            .unwrap();
+        assert_eq!(added, 1, "{backend}");
+        // A name that is not UTF-8, a neighbour of d1 by its bytes, and the most a field holds.
+        store
+            .add_index_rows(
+                &m,
+                &whole,
+                &[row("d3/\\xFF", 5), row("d1x/z", 6), row("d10/w", 7)],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            paths(&all(&store, &m, &d1).await),
+            ["d1/a", "d1/b/c"],
+            "{backend}"
+        );
+        assert_eq!(paths(&all(&store, &m, &d2).await), ["d2/x"], "{backend}");
+        let odd = all(&store, &m, &part(&["d3/**"])).await;
+        assert_eq!(paths(&odd), ["d3/\\xFF"], "{backend}");
+        assert_eq!((odd[0].ino, odd[0].mtime_ns), (u64::MAX, -1), "{backend}");
+        assert_eq!(store.index_files(&m).await.unwrap(), 6, "{backend}");
+        // A unit sending its part afresh replaces that part only.
+        assert_eq!(
+            store.clear_index_part(&m, &d1).await.unwrap(),
+            2,
+            "{backend}"
+        );
+        store
+            .add_index_rows(&m, &d1, &[row("d1/new", 8)])
+            .await
+            .unwrap();
+        assert_eq!(
+            paths(&all(&store, &m, &whole).await),
+            ["d1/new", "d10/w", "d1x/z", "d2/x", "d3/\\xFF"],
+            "{backend}"
+        );
+        // A large part comes a page at a time, in path order.
+        let many: Vec<IndexRow> = (0..2500).map(|i| row(&format!("d4/f{i:05}"), i)).collect();
+        store
+            .add_index_rows(&m, &part(&["d4/**"]), &many)
+            .await
+            .unwrap();
+        let (first, next) = store.index_part(&m, &part(&["d4/**"]), None).await.unwrap();
+        assert_eq!(first.len(), 1000, "{backend}");
+        assert!(next.is_some(), "{backend}");
+        let back = all(&store, &m, &part(&["d4/**"])).await;
+        assert_eq!(back, many, "{backend}");
+        // Deleting the migration deletes its index.
+        store.delete_migration(&m).await.unwrap();
+        assert_eq!(store.index_files(&m).await.unwrap(), 0, "{backend}");
+    }
+}

@@ -319,6 +319,25 @@ impl Filter {
         }
     }
 
+    /// With `scoped` include rules: the folders their files are all below (each as a path
+    /// with a trailing `/`; empty: the whole tree). None when a rule may match anywhere (not
+    /// scoped, or unanchored): the whole tree.
+    pub fn scope_prefixes(&self) -> Option<Vec<Vec<u8>>> {
+        let rules = self.scope.as_ref()?;
+        Some(
+            rules
+                .iter()
+                .map(|r| {
+                    let mut p = r.prefix.join(&b'/');
+                    if !p.is_empty() {
+                        p.push(b'/');
+                    }
+                    p
+                })
+                .collect(),
+        )
+    }
+
     /// With `scoped` include rules: whether the file at `path` is outside them, none of this
     /// run's business (not recorded at all).
     pub fn out_of_scope_file(&self, path: &[u8]) -> bool {
@@ -620,6 +639,14 @@ mod tests {
         assert!(!f.out_of_scope_file(b"d/file"));
         assert!(f.out_of_scope_file(b"d/sub/file"));
         assert!(f.out_of_scope_file(b"top-level-file"));
+        // Where a unit's rows of the index are: below these folders.
+        let prefixes: Vec<&[u8]> = vec![b"a/b/", b"c/", b"d/"];
+        assert_eq!(f.scope_prefixes().unwrap(), prefixes);
+        assert_eq!(
+            scoped(&["/*"]).scope_prefixes().unwrap(),
+            vec![Vec::<u8>::new()]
+        );
+        assert_eq!(scoped(&["**"]).scope_prefixes(), None);
         // The files at the source folder only (split::include_rule's "/*").
         let top = scoped(&["/*"]);
         assert!(!top.out_of_scope_dir(b""));

@@ -11,6 +11,7 @@ pub mod error;
 pub mod filter;
 pub mod location;
 pub mod options;
+pub mod paths;
 pub mod permissions;
 pub mod protocol;
 pub mod release;

@@ -307,6 +307,37 @@ impl MaxDelete {
     }
 }
 
+/// The error that pauses a true-up before it deletes anything, if one should (the engine's
+/// for one run, the control plane's for a pool's run over all of its units' lists): 9080 when it
+/// would delete more than `limit` files, 9090 when part of the source could not be read, 9100
+/// for both.
+pub fn delete_guard(deletes: u64, limit: u64, unreadable: u64) -> Option<JobError> {
+    let (count, limit_s, unreadable_s) = (
+        deletes.to_string(),
+        limit.to_string(),
+        unreadable.to_string(),
+    );
+    match (deletes > limit, unreadable > 0 && deletes > 0) {
+        (true, true) => Some(JobError::new(
+            Code::SYNC_DELETES_TRUE_UP_ERROR,
+            &[
+                ("count", &count),
+                ("limit", &limit_s),
+                ("unreadable", &unreadable_s),
+            ],
+        )),
+        (true, false) => Some(JobError::new(
+            Code::FILE_SYNCHRONISE_REVIEW_TRUE_UP_ERROR,
+            &[("count", &count), ("limit", &limit_s)],
+        )),
+        (false, true) => Some(JobError::new(
+            Code::INACCESSIBLE_PATH_TRUE_UP_ERROR,
+            &[("count", &unreadable_s)],
+        )),
+        (false, false) => None,
+    }
+}
+
 impl std::fmt::Display for MaxDelete {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -81,6 +81,16 @@ pub enum ToServer {
         first: i64,
         paths: Vec<String>,
     },
+    /// A page of a pool work unit's part of the migration's index, as the unit left it (sent
+    /// before its result): `first` starts the part afresh, so what the control plane held of
+    /// the unit's part before is replaced by these pages. Another agent running the part later
+    /// starts from it (`GET /v1/units/{id}/index`).
+    Index {
+        seq: u64,
+        run_id: String,
+        first: bool,
+        rows: Vec<IndexRow>,
+    },
     /// The answer to a `browse`: the folders found, or why there are none.
     Browsed {
         seq: u64,
@@ -177,6 +187,24 @@ pub enum ToAgent {
     Retire,
 }
 
+/// One file of a migration's index: what godwit wrote at the target for a source file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct IndexRow {
+    /// Its path below the source, as a line ([`crate::paths::encode_line`]).
+    pub path: String,
+    pub size: u64,
+    pub mtime_ns: i64,
+    /// Its content's hash in hex, when it was computed; else empty.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub hash: String,
+    /// The source file's inode, when known (0).
+    #[serde(default)]
+    pub ino: u64,
+    /// The name it has at the target when that is not its own (`--sanitize`), as a line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}
+
 /// What an agent needs to run a command.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Job {
@@ -187,6 +215,10 @@ pub struct Job {
     pub source: String,
     pub target: String,
     pub options: JobOptions,
+    /// A work unit of a pool migration's run: its part of the index comes from the control
+    /// plane before it runs and goes back to it after (`index` pages).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unit: bool,
 }
 
 /// What this agent can be asked besides commands: to upgrade itself, to retire, to list a

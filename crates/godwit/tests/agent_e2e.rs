@@ -2103,20 +2103,31 @@ fn wide_tree(root: &Path, dirs: usize, per: usize) -> PathBuf {
 /// Another agent of `w`'s control plane, registered and started with its own state directory
 /// and `--server servers`; its id and process.
 fn another_agent(w: &World, name: &str, servers: &str) -> (String, Proc) {
+    let (id, token) = register_agent(w, name);
+    (id, spawn_agent(w, name, &token, servers))
+}
+
+/// A new agent of `w`'s control plane, not started: its id and token.
+fn register_agent(w: &World, name: &str) -> (String, String) {
     let (s, a) = w.api("POST", "/v1/agents", Some(json!({"name": name})));
     assert_eq!(s, 201, "{a}");
+    (
+        a["agent"]["id"].as_str().unwrap().to_string(),
+        a["token"].as_str().unwrap().to_string(),
+    )
+}
+
+/// Starts the agent `name` with `token`, its own state directory and `--server servers`.
+fn spawn_agent(w: &World, name: &str, token: &str, servers: &str) -> Proc {
     let mut c = godwit();
     c.args(["agent", "--server", servers, "--state-dir"])
         .arg(w.root.join(format!("{name}-state")))
-        .env("GODWIT_AGENT_TOKEN", a["token"].as_str().unwrap())
+        .env("GODWIT_AGENT_TOKEN", token)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(w.root.join(format!("{name}.log"))).unwrap());
     s3_env(&mut c);
     c.envs(w.extra_env.iter().map(|(k, v)| (k, v)));
-    (
-        a["agent"]["id"].as_str().unwrap().to_string(),
-        Proc(c.spawn().unwrap()),
-    )
+    Proc(c.spawn().unwrap())
 }
 
 /// The PUT requests the S3 server was sent for each key under `prefix` of `bucket`.
@@ -2204,13 +2215,14 @@ fn a_pool_of_agents_copies_one_migration_and_loses_nothing_when_an_agent_and_a_r
     assert_eq!(st, 201, "{m}");
     assert_eq!(m["pool"], json!(pool), "{m}");
     let m = m["id"].as_str().unwrap().to_string();
-    // A true-up needs one agent's index: refused for a pool, with why.
+    // A verification needs one agent's state: refused for a pool, with why.
     let (st, e) = w.api(
         "POST",
         &format!("/v1/migrations/{m}/commands"),
-        Some(json!({"command": "sync", "action": "start"})),
+        Some(json!({"command": "verify", "action": "start"})),
     );
     assert_eq!((st, e["error_code"].clone()), (422, json!("605")), "{e}");
+    assert!(e.to_string().contains("scan, copy and sync"), "{e}");
     // The scan runs whole on one agent of the pool.
     let scan = w.scanned(&m);
     assert_eq!(scan["files_found"], total, "{scan}");
@@ -2290,4 +2302,191 @@ fn a_pool_of_agents_copies_one_migration_and_loses_nothing_when_an_agent_and_a_r
         "sent twice outside the unit in flight: {twice:?}"
     );
     assert!(puts.len() as i64 >= total, "{} keys put", puts.len());
+}
+
+/// The rows of a work unit's part of its migration's index, as the control plane keeps them.
+fn unit_index(w: &World, unit: &str) -> Vec<Value> {
+    let out = Command::new("curl")
+        .args(["-sf", "-H", &format!("Authorization: Bearer {}", w.admin)])
+        .arg(format!("{}/v1/units/{unit}/index", w.url()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_pool_true_up_judges_its_deletions_on_the_whole_migration_and_carries_out_the_review() {
+    let mut w = World::new();
+    w.start_agent_and_wait();
+    let a1 = w.agent_id.clone();
+    // The second agent joins after the copy: what it deletes, another agent wrote.
+    let (a2, token2) = register_agent(&w, "agent-2");
+    let src = wide_tree(&w.root, 8, 25);
+    let (_, s) = w.api(
+        "POST",
+        "/v1/endpoints",
+        Some(json!({"name": "wide", "kind": "local", "uri": src.to_str().unwrap()})),
+    );
+    let (_, d) = w.api(
+        "POST",
+        "/v1/endpoints",
+        Some(json!({"name": "dst", "kind": "s3", "uri": format!("s3://{}/share", w.bucket)})),
+    );
+    let (_, p) = w.api("POST", "/v1/projects", Some(json!({"name": "pool"})));
+    // At most 10 deletions without review: each unit will find 3, the migration 24.
+    let (st, m) = w.api(
+        "POST",
+        "/v1/migrations",
+        Some(json!({
+            "projectId": p["id"], "pool": [a1, a2],
+            "source": {"endpointId": s["id"], "path": "/"},
+            "target": {"endpointId": d["id"], "path": "/"},
+            "options": {"syncDeletes": true, "maxDelete": "10"},
+        })),
+    );
+    assert_eq!(st, 201, "{m}");
+    let m = m["id"].as_str().unwrap().to_string();
+    w.scanned(&m);
+    let copy = w.start(&m, "copy", "927");
+    w.wait_end(&copy, "922");
+    let units = w.api("GET", &format!("/v1/runs/{copy}/units"), None).1;
+    let copied: Vec<&Value> = units["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["kind"] == "copy")
+        .collect();
+    assert!(copied.len() >= 8, "{units}");
+    for u in &copied {
+        assert_eq!(u["holder"], json!(a1), "{u}");
+    }
+    // Each unit sent its part of the index back: the control plane holds every file.
+    let rows: usize = copied
+        .iter()
+        .map(|u| unit_index(&w, u["id"].as_str().unwrap()).len())
+        .sum();
+    assert_eq!(rows, 200);
+    let one = unit_index(&w, copied[0]["id"].as_str().unwrap());
+    let rule = copied[0]["include"][0]
+        .as_str()
+        .unwrap()
+        .trim_end_matches("**");
+    assert!(
+        one.iter()
+            .all(|r| r["path"].as_str().unwrap().starts_with(rule) && r["size"].as_u64() > Some(0)),
+        "{one:?}"
+    );
+    let _agent2 = spawn_agent(&w, "agent-2", &token2, &w.url());
+    w.wait_for("agent 2 active", Duration::from_secs(30), || {
+        let (_, a) = w.api("GET", &format!("/v1/agents/{a2}"), None);
+        (a["state"]["code"] == "901").then_some(a)
+    });
+    // Changes in every folder: 3 files deleted, one changed, one new; and a new folder.
+    let mut gone = Vec::new();
+    for dir in 0..8 {
+        let d = src.join(format!("d{dir:03}"));
+        for f in 0..3 {
+            std::fs::remove_file(d.join(format!("f{f:04}.txt"))).unwrap();
+            gone.push(format!("d{dir:03}/f{f:04}.txt"));
+        }
+        std::fs::write(
+            d.join("f0010.txt"),
+            "changed, and longer than it was before\n",
+        )
+        .unwrap();
+        std::fs::write(d.join("new.txt"), "new\n").unwrap();
+    }
+    std::fs::create_dir_all(src.join("d008")).unwrap();
+    for f in 0..5 {
+        std::fs::write(src.join(format!("d008/f{f}.txt")), "a new folder\n").unwrap();
+    }
+    let sync = w.start(&m, "sync", "957");
+    let r = w.wait_end_within(&sync, "955", Duration::from_secs(180));
+    // Under the limit in every unit, over it for the migration: paused, nothing deleted.
+    assert_eq!(r["error"]["code"], "9080", "{r}");
+    let units = w.api("GET", &format!("/v1/runs/{sync}/units"), None).1;
+    let parts: Vec<&Value> = units["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["kind"] == "sync")
+        .collect();
+    assert!(parts.len() >= 8, "{units}");
+    let waiting: Vec<&&Value> = parts.iter().filter(|u| u["state"] == "REVIEW").collect();
+    let mut found = 0;
+    for u in &waiting {
+        assert!(u["error"].is_null(), "{u}");
+        let n = u["deletes_found"].as_i64().unwrap();
+        assert!((1..=10).contains(&n), "within the limit in each unit: {u}");
+        found += n;
+    }
+    assert_eq!(found, 24, "{units}");
+    assert!(
+        parts.iter().any(|u| u["holder"] == json!(a2)),
+        "the second agent ran a part: {units}"
+    );
+    let params = &r["error"]["params"];
+    assert_eq!(
+        (params["count"].clone(), params["limit"].clone()),
+        (json!("24"), json!("10")),
+        "{r}"
+    );
+    let before = w.target_tree();
+    for path in &gone {
+        assert!(before.join(path).exists(), "{path} deleted before review");
+    }
+    // One list for the migration, as its units found it.
+    let (_, review) = w.api("GET", &format!("/v1/runs/{sync}/review?limit=100"), None);
+    assert_eq!(
+        (review["count"].clone(), review["expected"].clone()),
+        (json!(24), json!(24)),
+        "{review}"
+    );
+    let mut listed: Vec<String> = review["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    listed.sort();
+    gone.sort();
+    assert_eq!(listed, gone);
+    let digest = review["digest"].as_str().unwrap().to_string();
+    let (st, r) = w.api(
+        "POST",
+        &format!("/v1/migrations/{m}/commands"),
+        Some(json!({"command": "sync", "action": "resume", "reviewed": digest})),
+    );
+    assert_eq!((st, r["state"].clone()), (202, json!("QUEUED")), "{r}");
+    let r = w.wait_end_within(&sync, "952", Duration::from_secs(180));
+    assert!(r["error"].is_null(), "{r}");
+    // Every reviewed deletion carried out, whichever agent wrote the file: none kept for
+    // want of a record of writing it.
+    let count = |code: &str| {
+        w.api(
+            "GET",
+            &format!("/v1/runs/{sync}/copylog?status={code}"),
+            None,
+        )
+        .1["count"]
+            .clone()
+    };
+    assert_eq!(count("AZSM2043"), json!(24));
+    assert_eq!(count("AZSM2072"), json!(0));
+    assert_eq!(count("AZSM0000"), json!(8 * 2 + 5));
+    support::assert_same_tree(&src, &w.target_tree());
+    let (_, report) = w.api("GET", &format!("/v1/runs/{sync}/report"), None);
+    assert_eq!(report["report"]["true_up"]["deleted"], 24, "{report}");
+    // The next true-up finds nothing to delete: the index the units sent back knows.
+    let again = w.start(&m, "sync", "957");
+    let r = w.wait_end_within(&again, "952", Duration::from_secs(180));
+    assert!(r["error"].is_null(), "{r}");
+    let units = w.api("GET", &format!("/v1/runs/{again}/units"), None).1;
+    for u in units["items"].as_array().unwrap() {
+        assert_eq!(u["state"], "SUCCEEDED", "{u}");
+    }
 }

@@ -338,6 +338,52 @@ pub async fn units(
     }))
 }
 
+/// A pool work unit's part of its migration's index, as JSON lines (one file each: its path
+/// as a line, size, time, hash, inode and name at the target): what the agent running the unit
+/// starts from, whichever agent wrote it. An agent reads only a unit it holds.
+#[utoipa::path(get, path = "/v1/units/{id}/index", params(("id" = String, Path)), security(("bearer" = [])), responses(
+    (status = 200, description = "The unit's part of the index, one JSON object a line", content_type = "application/x-ndjson", body = String),
+    (status = 401, description = "No or bad token", body = crate::error::ErrorBody),
+    (status = 403, description = "An agent's token, for a unit it does not hold", body = crate::error::ErrorBody),
+    (status = 404, description = "No such work unit (800)", body = crate::error::ErrorBody),
+    (status = 503, description = "The store failed", body = crate::error::ErrorBody)
+))]
+pub async fn unit_index(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<axum::response::Response, ApiError> {
+    let unit = state.store.get_unit(&id).await?;
+    caller.may_act_for_agent(unit.holder.as_deref())?;
+    let run = state.store.get_run(&unit.run_id).await?;
+    let part = crate::pools::part_of(&unit)?;
+    let migration = run.migration_id;
+    // Streamed a page at a time: memory holds one page, whatever the part's size.
+    let pages = futures::stream::unfold(Some(None), move |at| {
+        let (state, part, migration) = (state.clone(), part.clone(), migration.clone());
+        async move {
+            let at = at?;
+            match state.store.index_part(&migration, &part, at).await {
+                Ok((rows, next)) => {
+                    let mut text = String::new();
+                    for row in rows {
+                        text.push_str(&serde_json::to_string(&row).unwrap_or_default());
+                        text.push('\n');
+                    }
+                    Some((Ok::<_, std::io::Error>(text), next.map(Some)))
+                }
+                // Cut short: the agent sees a broken body and tries again.
+                Err(e) => Some((Err(std::io::Error::other(e.message())), None)),
+            }
+        }
+    });
+    let ndjson = [(axum::http::header::CONTENT_TYPE, "application/x-ndjson")];
+    Ok(axum::response::IntoResponse::into_response((
+        ndjson,
+        axum::body::Body::from_stream(pages),
+    )))
+}
+
 /// The migrations, a page at a time (an agent token sees its own).
 #[utoipa::path(get, path = "/v1/migrations", params(Page), security(("bearer" = [])), responses(
     (status = 200, description = "A page of migrations", body = Listing<Migration>),

@@ -88,6 +88,7 @@ pub const BODY_LIMIT: usize = 64 * 1024;
         migrations::get_run,
         migrations::copylog,
         migrations::review,
+        migrations::unit_index,
         migrations::units,
         migrations::set_pool,
         migrations::report,
@@ -260,6 +261,7 @@ pub fn router(state: AppState) -> Router {
         .route("/runs/{id}/copylog", get(migrations::copylog))
         .route("/runs/{id}/review", get(migrations::review))
         .route("/runs/{id}/units", get(migrations::units))
+        .route("/units/{id}/index", get(migrations::unit_index))
         .route(
             "/migrations/{id}/pool",
             axum::routing::put(migrations::set_pool),

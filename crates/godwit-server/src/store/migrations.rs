@@ -245,7 +245,7 @@ impl Store {
         }
     }
 
-    /// Deletes a migration, its runs and schedules.
+    /// Deletes a migration, its runs and schedules (and a pool's index).
     pub async fn delete_migration(&self, id: &str) -> Result<(), DomainError> {
         self.get_migration(id).await?;
         let fail =
@@ -256,6 +256,7 @@ impl Store {
             "DELETE FROM copylog WHERE run_id IN (SELECT id FROM job_runs WHERE migration_id = $1)",
             "DELETE FROM review_paths WHERE run_id IN \
              (SELECT id FROM job_runs WHERE migration_id = $1)",
+            "DELETE FROM pool_index WHERE migration_id = $1",
             "DELETE FROM run_samples WHERE run_id IN \
              (SELECT id FROM job_runs WHERE migration_id = $1)",
             "DELETE FROM work_units WHERE run_id IN \

@@ -30,6 +30,11 @@ pub struct ReviewPage {
     pub paths: Vec<String>,
 }
 
+/// What a pool run's unit `unit`'s lists of its attempt `attempt` are stored as, under the run.
+pub fn unit_attempt(unit: &str, attempt: &str) -> String {
+    format!("unit:{unit}:{attempt}")
+}
+
 impl Store {
     /// Stores a page of list `list` of the attempt `attempt` of run `run_id`, its first path
     /// being line `first`; a line stored before is left as it is.
@@ -62,14 +67,63 @@ impl Store {
     }
 
     /// The attempt of run `run_id` whose review lists are the latest (the agent's run ids sort
-    /// by their start), if any arrived.
+    /// by their start; a pool run's gathered lists are `pool-` and the time), if any arrived.
+    /// A pool run's units' own lists are not the run's.
     async fn review_attempt(&self, run_id: &str) -> Result<Option<String>, DomainError> {
-        sqlx::query("SELECT MAX(attempt) FROM review_paths WHERE run_id = $1")
+        sqlx::query(
+            "SELECT MAX(attempt) FROM review_paths WHERE run_id = $1 AND attempt NOT LIKE 'unit:%'",
+        )
+        .bind(run_id)
+        .fetch_one(&self.pool)
+        .await
+        .and_then(|r| r.try_get::<Option<String>, _>(0))
+        .map_err(|e| failed(Code::DB_ERR_GET_DOCS, "review", run_id, &e.to_string()))
+    }
+
+    /// Gathers the latest review lists of `units` (a pool run's units that paused for review),
+    /// in their order, into one review of their run `run_id`: a new attempt of it, so what a
+    /// person reviews and confirms is exactly these lists as they are now.
+    pub async fn gather_review(&self, run_id: &str, units: &[String]) -> Result<(), DomainError> {
+        let fail =
+            |e: sqlx::Error| failed(Code::DB_ERR_CREATE_DOC, "review", run_id, &e.to_string());
+        let attempt = format!("pool-{:013}", now_ms());
+        let mut latest = Vec::new();
+        for unit in units {
+            let from = sqlx::query(
+                "SELECT MAX(attempt) FROM review_paths WHERE run_id = $1 AND attempt LIKE $2",
+            )
             .bind(run_id)
+            .bind(unit_attempt(unit, "%"))
             .fetch_one(&self.pool)
             .await
             .and_then(|r| r.try_get::<Option<String>, _>(0))
-            .map_err(|e| failed(Code::DB_ERR_GET_DOCS, "review", run_id, &e.to_string()))
+            .map_err(fail)?;
+            if let Some(from) = from {
+                latest.push(from);
+            }
+        }
+        let mut tx = self.pool.begin().await.map_err(fail)?;
+        for list in REVIEW_LISTS {
+            let mut offset = 0i64;
+            for from in &latest {
+                let added = sqlx::query(
+                    "INSERT INTO review_paths (run_id, attempt, list, line, path) \
+                     SELECT $1, $2, list, line + $3, path FROM review_paths \
+                     WHERE run_id = $4 AND attempt = $5 AND list = $6",
+                )
+                .bind(run_id)
+                .bind(&attempt)
+                .bind(offset)
+                .bind(run_id)
+                .bind(from)
+                .bind(list)
+                .execute(&mut *tx)
+                .await
+                .map_err(fail)?;
+                offset += added.rows_affected() as i64;
+            }
+        }
+        tx.commit().await.map_err(fail)
     }
 
     /// A page of list `list` of the latest review of run `run_id`, in the list's order.

@@ -14,7 +14,7 @@ pub struct WorkUnit {
     pub id: String,
     pub run_id: String,
     /// Its place in the run: 0 is the walk that splits the source (`kind` split), the others
-    /// copy a part of it (`kind` copy).
+    /// copy or true up a part of it (`kind` copy or sync); a scan is one unit (`whole`).
     pub seq: i64,
     pub kind: String,
     /// The include rules that select its part of the source.
@@ -22,7 +22,8 @@ pub struct WorkUnit {
     /// What the split found in it.
     pub planned_files: i64,
     pub planned_bytes: i64,
-    /// QUEUED, LEASED (sent to its agent), RUNNING, SUCCEEDED, FAILED.
+    /// QUEUED, LEASED (sent to its agent), RUNNING, SUCCEEDED, FAILED; REVIEW: a true-up's
+    /// unit that found files to delete and waits for its run to judge them all together.
     pub state: String,
     /// The agent holding its lease, and since when.
     pub holder: Option<String>,
@@ -42,6 +43,10 @@ pub struct WorkUnit {
     pub error: Option<serde_json::Value>,
     #[serde(skip)]
     pub report: Option<serde_json::Value>,
+    /// A true-up's unit: the files it found gone from the source, to delete at the target
+    /// (its list waits for review while it is REVIEW).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deletes_found: Option<i64>,
     pub updated_ms: i64,
     pub ended_ms: Option<i64>,
 }
@@ -76,6 +81,7 @@ fn unit_of(r: &AnyRow) -> Result<WorkUnit, sqlx::Error> {
         bytes_per_second: r.try_get("bytes_per_second")?,
         counts: json("counts")?.unwrap_or_else(|| serde_json::json!({})),
         error: json("error")?,
+        deletes_found: json("report")?.and_then(|r| r["true_up"]["gone_from_source"].as_i64()),
         report: json("report")?,
         updated_ms: r.try_get("updated_ms")?,
         ended_ms: r.try_get("ended_ms")?,
@@ -284,6 +290,41 @@ impl Store {
         tx.commit().await.map_err(fail)?;
         let expired = before.filter(|b| state != "QUEUED" && b != agent_id);
         Ok(Some((self.get_unit(&id).await?, expired)))
+    }
+
+    /// The units of run `run_id` that paused for review, leased again to the agents holding
+    /// them until `expires_ms` to carry out their lists: those units.
+    pub async fn confirm_units(
+        &self,
+        run_id: &str,
+        expires_ms: i64,
+    ) -> Result<Vec<WorkUnit>, DomainError> {
+        let fail =
+            |e: sqlx::Error| failed(Code::DB_ERR_UPDATE_DOC, "work unit", run_id, &e.to_string());
+        let waiting: Vec<WorkUnit> = self
+            .run_units(run_id)
+            .await?
+            .into_iter()
+            .filter(|u| u.state == "REVIEW")
+            .collect();
+        let mut out = Vec::new();
+        for u in waiting {
+            let now = now_ms();
+            let done = sqlx::query(
+                "UPDATE work_units SET state = 'LEASED', leased_ms = $1, lease_expires_ms = $2, \
+                 attempts = attempts + 1, updated_ms = $1 WHERE id = $3 AND state = 'REVIEW'",
+            )
+            .bind(now)
+            .bind(expires_ms)
+            .bind(&u.id)
+            .execute(&self.pool)
+            .await
+            .map_err(fail)?;
+            if done.rows_affected() == 1 {
+                out.push(self.get_unit(&u.id).await?);
+            }
+        }
+        Ok(out)
     }
 
     /// Gives unit `id` back to the queue if `agent_id` holds it (it could not be sent, or it
