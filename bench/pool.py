@@ -1,5 +1,6 @@
 """A copy spread over a pool of agents (issue 20): the wall time with 1, 2 and 4 agents, each
-held to the same bandwidth, and the control plane's own CPU time per thousand files handed out.
+held to the same bandwidth, and the control plane's own CPU time per thousand files handed out
+(for the small files also for a true-up with nothing changed).
 
 Run by bench/pool.sh, which builds godwit and passes its path. Everything is on loopback: one
 `godwit serve` (SQLite), four `godwit agent`s with their own state directories, a local source
@@ -117,6 +118,18 @@ def main():
             units = cp.api("GET", f"/v1/runs/{r['id']}/units")["count"]
             rows.append((name, k, units, files, wall, cpu))
             print(f"{name}: {k} agents, {units} units, {wall:.1f} s", file=sys.stderr)
+            if not rate:
+                # A true-up with nothing changed: each unit reads its part of the index from
+                # the control plane, lists its part of the target and sends the part back.
+                cpu0 = cpu_seconds(cp.proc.pid)
+                start = time.monotonic()
+                r = run(cp, m, "sync")
+                wall = time.monotonic() - start
+                cpu = cpu_seconds(cp.proc.pid) - cpu0
+                assert r["status"]["code"] == "952", r
+                units = cp.api("GET", f"/v1/runs/{r['id']}/units")["count"]
+                rows.append((f"{name}, true-up, nothing changed", k, units, files, wall, cpu))
+                print(f"{name}: true-up, {units} units, {wall:.1f} s", file=sys.stderr)
     # For reference: rsync, one stream at the same cap, on the large files.
     rsync = shutil_which("rsync")
     if rsync:

@@ -358,6 +358,19 @@ async fn a_pool_index_keeps_each_units_part_apart() {
         assert!(next.is_some(), "{backend}");
         let back = all(&store, &m, &part(&["d4/**"])).await;
         assert_eq!(back, many, "{backend}");
+        // A path sent twice in one page is one row: the last one sent.
+        let added = store
+            .add_index_rows(&m, &whole, &[row("d5/a", 1), row("d5/a", 2)])
+            .await
+            .unwrap();
+        assert_eq!(added, 1, "{backend}");
+        let d5 = all(&store, &m, &part(&["d5/**"])).await;
+        assert_eq!((d5.len(), d5[0].size), (1, 2), "{backend}");
+        assert_eq!(
+            store.clear_index_part(&m, &part(&["d4/**"])).await.unwrap(),
+            2500,
+            "{backend}"
+        );
         // Deleting the migration deletes its index.
         store.delete_migration(&m).await.unwrap();
         assert_eq!(store.index_files(&m).await.unwrap(), 0, "{backend}");

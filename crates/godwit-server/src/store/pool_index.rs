@@ -14,6 +14,10 @@ use super::{DomainError, Store, count_of, failed};
 /// Rows read at a time.
 const PAGE: i64 = 1000;
 
+/// Rows written or deleted by one statement (each row is 7 parameters; both databases take
+/// far more than 700).
+const ROWS_A_STATEMENT: usize = 100;
+
 /// Where the next rows of a part of an index start (see `Store::index_part`).
 #[derive(Debug, Clone, Default)]
 pub struct IndexCursor {
@@ -151,17 +155,27 @@ impl Store {
                 };
                 after = Some(last.clone());
                 let full = rows.len() as i64 == PAGE;
+                let gone: Vec<&Vec<u8>> = rows
+                    .iter()
+                    .map(|(p, _)| p)
+                    .filter(|p| !part.out_of_scope_file(p))
+                    .collect();
                 let mut tx = self.pool.begin().await.map_err(fail)?;
-                for (path, _) in rows.iter().filter(|(p, _)| !part.out_of_scope_file(p)) {
-                    sqlx::query("DELETE FROM pool_index WHERE migration_id = $1 AND path = $2")
-                        .bind(migration_id)
-                        .bind(path.clone())
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(fail)?;
-                    removed += 1;
+                for chunk in gone.chunks(ROWS_A_STATEMENT) {
+                    let list: Vec<String> =
+                        (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+                    let sql = format!(
+                        "DELETE FROM pool_index WHERE migration_id = $1 AND path IN ({})",
+                        list.join(", ")
+                    );
+                    let mut q = sqlx::query(&sql).bind(migration_id);
+                    for path in chunk {
+                        q = q.bind((*path).clone());
+                    }
+                    q.execute(&mut *tx).await.map_err(fail)?;
                 }
                 tx.commit().await.map_err(fail)?;
+                removed += gone.len() as u64;
                 if !full {
                     break;
                 }
@@ -187,32 +201,53 @@ impl Store {
                 &e.to_string(),
             )
         };
-        let mut tx = self.pool.begin().await.map_err(fail)?;
-        let mut added = 0;
+        // One row a path (the last sent), in statements of `ROWS_A_STATEMENT` rows.
+        let mut ours = std::collections::BTreeMap::new();
         for row in rows {
-            let Some(path) = decode_line(&row.path).filter(|p| !part.out_of_scope_file(p)) else {
-                continue;
-            };
-            sqlx::query(
+            if let Some(path) = decode_line(&row.path).filter(|p| !part.out_of_scope_file(p)) {
+                ours.insert(path, row);
+            }
+        }
+        let ours: Vec<(Vec<u8>, &IndexRow)> = ours.into_iter().collect();
+        let mut tx = self.pool.begin().await.map_err(fail)?;
+        for chunk in ours.chunks(ROWS_A_STATEMENT) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let n = i * 7;
+                    format!(
+                        "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                        n + 1,
+                        n + 2,
+                        n + 3,
+                        n + 4,
+                        n + 5,
+                        n + 6,
+                        n + 7
+                    )
+                })
+                .collect();
+            let sql = format!(
                 "INSERT INTO pool_index (migration_id, path, size, mtime_ns, hash, ino, target) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (migration_id, path) DO UPDATE \
+                 VALUES {} ON CONFLICT (migration_id, path) DO UPDATE \
                  SET size = excluded.size, mtime_ns = excluded.mtime_ns, hash = excluded.hash, \
                  ino = excluded.ino, target = excluded.target",
-            )
-            .bind(migration_id)
-            .bind(path)
-            .bind(row.size as i64)
-            .bind(row.mtime_ns)
-            .bind(&row.hash)
-            .bind(row.ino as i64)
-            .bind(row.target.clone())
-            .execute(&mut *tx)
-            .await
-            .map_err(fail)?;
-            added += 1;
+                values.join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for (path, row) in chunk {
+                q = q
+                    .bind(migration_id)
+                    .bind(path.clone())
+                    .bind(row.size as i64)
+                    .bind(row.mtime_ns)
+                    .bind(&row.hash)
+                    .bind(row.ino as i64)
+                    .bind(row.target.clone());
+            }
+            q.execute(&mut *tx).await.map_err(fail)?;
         }
         tx.commit().await.map_err(fail)?;
-        Ok(added)
+        Ok(ours.len() as u64)
     }
 
     /// The files in migration `migration_id`'s index: what a pool true-up's share limit on
