@@ -389,9 +389,11 @@ pub async fn unit_ended(
             error: None,
             report: Some(&summary),
         };
-        if store.unit_ended(&unit.id, agent_id, &done).await? {
-            tracing::info!(run_id = %unit.run_id, units = units.len(), "pool copy split into work units");
-            store.add_units(&unit.run_id, 1, &units).await?;
+        if store
+            .unit_ended_adding(&unit.id, agent_id, &done, (&unit.run_id, &units))
+            .await?
+        {
+            tracing::info!(run_id = %unit.run_id, units = units.len(), "pool run split into work units");
         }
     } else {
         // A command run whole keeps its report in its run (below), a copy unit its own.

@@ -2130,6 +2130,41 @@ fn spawn_agent(w: &World, name: &str, token: &str, servers: &str) -> Proc {
     Proc(c.spawn().unwrap())
 }
 
+/// Waits until agent `id` of `w`'s control plane is active (901).
+fn wait_active(w: &World, id: &str) {
+    w.wait_for(
+        "an agent of the pool to be active",
+        Duration::from_secs(30),
+        || {
+            let (_, a) = w.api("GET", &format!("/v1/agents/{id}"), None);
+            (a["state"]["code"] == "901").then_some(a)
+        },
+    );
+}
+
+/// A local endpoint for the tree `src`, one for the test bucket's `share`, and a project: the
+/// body of a migration of one to the other by the agents `pool`, with `options`.
+fn pool_migration(w: &World, src: &Path) -> impl Fn(Value, Value) -> Value {
+    let (_, s) = w.api(
+        "POST",
+        "/v1/endpoints",
+        Some(json!({"name": "wide", "kind": "local", "uri": src.to_str().unwrap()})),
+    );
+    let (_, d) = w.api(
+        "POST",
+        "/v1/endpoints",
+        Some(json!({"name": "dst", "kind": "s3", "uri": format!("s3://{}/share", w.bucket)})),
+    );
+    let (_, p) = w.api("POST", "/v1/projects", Some(json!({"name": "pool"})));
+    move |pool: Value, options: Value| {
+        json!({
+            "projectId": p["id"], "pool": pool,
+            "source": {"endpointId": s["id"], "path": "/"},
+            "target": {"endpointId": d["id"], "path": "/"}, "options": options,
+        })
+    }
+}
+
 /// The PUT requests the S3 server was sent for each key under `prefix` of `bucket`.
 fn puts_by_key(bucket: &str, prefix: &str) -> std::collections::BTreeMap<String, usize> {
     let log = std::fs::read_to_string(env("GODWIT_TEST_S3_LOG")).unwrap();
@@ -2166,35 +2201,11 @@ fn a_pool_of_agents_copies_one_migration_and_loses_nothing_when_an_agent_and_a_r
         agents.push((id, Some(p)));
     }
     for (id, _) in &agents {
-        w.wait_for(
-            "the pool's agents to be active",
-            Duration::from_secs(30),
-            || {
-                let (_, a) = w.api("GET", &format!("/v1/agents/{id}"), None);
-                (a["state"]["code"] == "901").then_some(a)
-            },
-        );
+        wait_active(&w, id);
     }
     let pool: Vec<&str> = agents.iter().map(|(id, _)| id.as_str()).collect();
     let src = wide_tree(&w.root, dirs, per);
-    let (_, s) = w.api(
-        "POST",
-        "/v1/endpoints",
-        Some(json!({"name": "wide", "kind": "local", "uri": src.to_str().unwrap()})),
-    );
-    let (_, d) = w.api(
-        "POST",
-        "/v1/endpoints",
-        Some(json!({"name": "dst", "kind": "s3", "uri": format!("s3://{}/share", w.bucket)})),
-    );
-    let (_, p) = w.api("POST", "/v1/projects", Some(json!({"name": "pool"})));
-    let body = |pool: Value, options: Value| {
-        json!({
-            "projectId": p["id"], "pool": pool,
-            "source": {"endpointId": s["id"], "path": "/"},
-            "target": {"endpointId": d["id"], "path": "/"}, "options": options,
-        })
-    };
+    let body = pool_migration(&w, &src);
     // A pool is 2 agents or more, each known, and makes its own include rules.
     let (st, e) = w.api(
         "POST",
@@ -2330,34 +2341,19 @@ fn a_pool_true_up_judges_its_deletions_on_the_whole_migration_and_carries_out_th
     // Agent 2 joins after the copy: what it deletes, other agents wrote.
     let (a2, token2) = register_agent(&w, "agent-2");
     let src = wide_tree(&w.root, 8, 25);
-    let (_, s) = w.api(
-        "POST",
-        "/v1/endpoints",
-        Some(json!({"name": "wide", "kind": "local", "uri": src.to_str().unwrap()})),
-    );
-    let (_, d) = w.api(
-        "POST",
-        "/v1/endpoints",
-        Some(json!({"name": "dst", "kind": "s3", "uri": format!("s3://{}/share", w.bucket)})),
-    );
-    let (_, p) = w.api("POST", "/v1/projects", Some(json!({"name": "pool"})));
+    let body = pool_migration(&w, &src);
     // At most 10 deletions without review: each unit will find 3, the migration 24.
     let (st, m) = w.api(
         "POST",
         "/v1/migrations",
-        Some(json!({
-            "projectId": p["id"], "pool": [a1, a2, a3],
-            "source": {"endpointId": s["id"], "path": "/"},
-            "target": {"endpointId": d["id"], "path": "/"},
-            "options": {"syncDeletes": true, "maxDelete": "10"},
-        })),
+        Some(body(
+            json!([a1, a2, a3]),
+            json!({"syncDeletes": true, "maxDelete": "10"}),
+        )),
     );
     assert_eq!(st, 201, "{m}");
     let m = m["id"].as_str().unwrap().to_string();
-    w.wait_for("agent 3 active", Duration::from_secs(30), || {
-        let (_, a) = w.api("GET", &format!("/v1/agents/{a3}"), None);
-        (a["state"]["code"] == "901").then_some(a)
-    });
+    wait_active(&w, &a3);
     w.scanned(&m);
     let copy = w.start(&m, "copy", "927");
     w.wait_end(&copy, "922");
@@ -2389,10 +2385,7 @@ fn a_pool_true_up_judges_its_deletions_on_the_whole_migration_and_carries_out_th
         "{one:?}"
     );
     let _agent2 = spawn_agent(&w, "agent-2", &token2, &on_b);
-    w.wait_for("agent 2 active", Duration::from_secs(30), || {
-        let (_, a) = w.api("GET", &format!("/v1/agents/{a2}"), None);
-        (a["state"]["code"] == "901").then_some(a)
-    });
+    wait_active(&w, &a2);
     // Changes in every folder: 3 files deleted, one changed, one new; and a new folder.
     let mut gone = Vec::new();
     for dir in 0..8 {

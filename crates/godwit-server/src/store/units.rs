@@ -118,6 +118,35 @@ pub struct NewUnit {
     pub bytes: i64,
 }
 
+/// Inserts `units` of run `run_id`, numbered from `first_seq`, QUEUED.
+async fn insert_units(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    run_id: &str,
+    first_seq: i64,
+    units: &[NewUnit],
+) -> Result<(), sqlx::Error> {
+    let now = now_ms();
+    for (i, u) in units.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO work_units (id, run_id, seq, kind, include_rules, planned_files, \
+             planned_bytes, state, attempts, files, bytes, files_failed, bytes_per_second, \
+             counts, updated_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'QUEUED', 0, 0, 0, 0, 0, '{}', $8)",
+        )
+        .bind(new_id())
+        .bind(run_id)
+        .bind(first_seq + i as i64)
+        .bind(u.kind)
+        .bind(serde_json::json!(u.include).to_string())
+        .bind(u.files)
+        .bind(u.bytes)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
 impl Store {
     /// Sets the agents of migration `id`'s pool (none: it has no pool).
     pub async fn set_migration_pool(&self, id: &str, pool: &[String]) -> Result<(), DomainError> {
@@ -141,26 +170,9 @@ impl Store {
         let fail =
             |e: sqlx::Error| failed(Code::DB_ERR_CREATE_DOC, "work unit", run_id, &e.to_string());
         let mut tx = self.pool.begin().await.map_err(fail)?;
-        let now = now_ms();
-        for (i, u) in units.iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO work_units (id, run_id, seq, kind, include_rules, planned_files, \
-                 planned_bytes, state, attempts, files, bytes, files_failed, bytes_per_second, \
-                 counts, updated_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'QUEUED', 0, 0, 0, 0, 0, '{}', $8)",
-            )
-            .bind(new_id())
-            .bind(run_id)
-            .bind(first_seq + i as i64)
-            .bind(u.kind)
-            .bind(serde_json::json!(u.include).to_string())
-            .bind(u.files)
-            .bind(u.bytes)
-            .bind(now)
-            .execute(&mut *tx)
+        insert_units(&mut tx, run_id, first_seq, units)
             .await
             .map_err(fail)?;
-        }
         tx.commit().await.map_err(fail)?;
         Ok(())
     }
@@ -396,6 +408,19 @@ impl Store {
         agent_id: &str,
         end: &UnitEnd<'_>,
     ) -> Result<bool, DomainError> {
+        self.unit_ended_adding(id, agent_id, end, ("", &[])).await
+    }
+
+    /// [`Store::unit_ended`], adding `units` to run `run_id` (numbered from 1) in the same
+    /// transaction: a split that ended is never seen without the units it found, so its run
+    /// cannot look over before they are handed out.
+    pub async fn unit_ended_adding(
+        &self,
+        id: &str,
+        agent_id: &str,
+        end: &UnitEnd<'_>,
+        (run_id, units): (&str, &[NewUnit]),
+    ) -> Result<bool, DomainError> {
         let UnitEnd {
             state,
             totals,
@@ -403,7 +428,10 @@ impl Store {
             error,
             report,
         } = *end;
+        let fail =
+            |e: sqlx::Error| failed(Code::DB_ERR_UPDATE_DOC, "work unit", id, &e.to_string());
         let now = now_ms();
+        let mut tx = self.pool.begin().await.map_err(fail)?;
         let done = sqlx::query(
             "UPDATE work_units SET state = $1, files = $2, bytes = $3, files_failed = $4, \
              bytes_per_second = 0, counts = $5, error = $6, report = $7, updated_ms = $8, \
@@ -420,10 +448,17 @@ impl Store {
         .bind(now)
         .bind(id)
         .bind(agent_id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
-        .map_err(|e| failed(Code::DB_ERR_UPDATE_DOC, "work unit", id, &e.to_string()))?;
-        Ok(done.rows_affected() == 1)
+        .map_err(fail)?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        insert_units(&mut tx, run_id, 1, units)
+            .await
+            .map_err(fail)?;
+        tx.commit().await.map_err(fail)?;
+        Ok(true)
     }
 
     /// Agent `agent_id` is alive: the leases it holds run until `expires_ms` (one that ended
