@@ -627,8 +627,27 @@ async fn judge_deletions(
         return confirm(state, run).await;
     };
     let ids: Vec<String> = waiting.iter().map(|u| u.id.clone()).collect();
-    store.gather_review(&run.id, &ids).await?;
     let (files_done, bytes, failed, _, counts) = sums(units);
+    let params = serde_json::json!({
+        "count": deletes.to_string(),
+        "limit": limit.to_string(),
+        "unreadable": unreadable.to_string(),
+        "message": e.message,
+    });
+    // Paused by one control plane only (another may be judging the same units now); the
+    // review is complete once its report says how many paths to expect.
+    let paused = store
+        .move_active_run(
+            &run.id,
+            State::Paused,
+            Some((e.code, &params)),
+            Some((files_done, bytes, failed)),
+        )
+        .await?;
+    if !paused {
+        return Ok(());
+    }
+    store.gather_review(&run.id, &ids).await?;
     let report = serde_json::json!({
         "command": run.command.as_str(),
         "counts": counts,
@@ -647,20 +666,6 @@ async fn judge_deletions(
     });
     store
         .set_run_details(&run.id, 0.0, &counts, Some(&report))
-        .await?;
-    let params = serde_json::json!({
-        "count": deletes.to_string(),
-        "limit": limit.to_string(),
-        "unreadable": unreadable.to_string(),
-        "message": e.message,
-    });
-    store
-        .set_run_state(
-            &run.id,
-            State::Paused,
-            Some((e.code, &params)),
-            Some((files_done, bytes, failed)),
-        )
         .await?;
     tracing::info!(run_id = %run.id, code = e.code.id(), deletes, limit, unreadable, "pool true-up paused for review");
     Ok(())

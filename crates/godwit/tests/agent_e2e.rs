@@ -2440,13 +2440,13 @@ fn a_pool_true_up_judges_its_deletions_on_the_whole_migration_and_carries_out_th
     for path in &gone {
         assert!(before.join(path).exists(), "{path} deleted before review");
     }
-    // One list for the migration, as its units found it.
-    let (_, review) = w.api("GET", &format!("/v1/runs/{sync}/review?limit=100"), None);
-    assert_eq!(
-        (review["count"].clone(), review["expected"].clone()),
-        (json!(24), json!(24)),
-        "{review}"
-    );
+    // One list for the migration, as its units found it (gathered as the run pauses: a client
+    // reads it once all of it is there, `count` = `expected`).
+    let review = w.wait_for("the review's list", Duration::from_secs(30), || {
+        let (_, r) = w.api("GET", &format!("/v1/runs/{sync}/review?limit=100"), None);
+        (r["expected"].is_i64() && r["count"] == r["expected"]).then_some(r)
+    });
+    assert_eq!(review["count"], 24, "{review}");
     let mut listed: Vec<String> = review["items"]
         .as_array()
         .unwrap()

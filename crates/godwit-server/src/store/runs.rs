@@ -331,6 +331,39 @@ impl Store {
         error: Option<(Code, &serde_json::Value)>,
         counters: Option<(i64, i64, i64)>,
     ) -> Result<JobRun, DomainError> {
+        self.set_run_state_from(id, None, state, error, counters)
+            .await?;
+        self.get_run(id).await
+    }
+
+    /// [`Store::set_run_state`] only if the run is QUEUED or RUNNING now (`from` Some), the
+    /// check and the write one statement: whether it moved. Of two control planes deciding a
+    /// run's next state at once, one does.
+    pub async fn move_active_run(
+        &self,
+        id: &str,
+        state: State,
+        error: Option<(Code, &serde_json::Value)>,
+        counters: Option<(i64, i64, i64)>,
+    ) -> Result<bool, DomainError> {
+        self.set_run_state_from(
+            id,
+            Some(&[State::Queued, State::Running]),
+            state,
+            error,
+            counters,
+        )
+        .await
+    }
+
+    async fn set_run_state_from(
+        &self,
+        id: &str,
+        from: Option<&[State]>,
+        state: State,
+        error: Option<(Code, &serde_json::Value)>,
+        counters: Option<(i64, i64, i64)>,
+    ) -> Result<bool, DomainError> {
         let run = self.get_run(id).await?;
         let status = status_code(run.command, state)?;
         let now = now_ms();
@@ -343,11 +376,21 @@ impl Store {
         };
         let (files, bytes, failed_files) =
             counters.unwrap_or((run.files, run.bytes, run.files_failed));
-        sqlx::query(
+        let only = match from {
+            Some(states) => {
+                let texts: Vec<String> = states
+                    .iter()
+                    .map(|s| format!("'{}'", state_text(*s)))
+                    .collect();
+                format!(" AND state IN ({})", texts.join(", "))
+            }
+            None => String::new(),
+        };
+        let moved = sqlx::query(&format!(
             "UPDATE job_runs SET state = $1, status_code = $2, error_code = $3, error_params = $4, \
              files = $5, bytes = $6, files_failed = $7, started_ms = $8, ended_ms = $9, updated_ms = $10 \
-             WHERE id = $11",
-        )
+             WHERE id = $11{only}"
+        ))
         .bind(state_text(state))
         .bind(status.id())
         .bind(error.map(|(c, _)| c.id().to_string()))
@@ -362,7 +405,7 @@ impl Store {
         .execute(&self.pool)
         .await
         .map_err(|e| failed(Code::DB_ERR_UPDATE_DOC, "job run", id, &e.to_string()))?;
-        self.get_run(id).await
+        Ok(moved.rows_affected() == 1)
     }
 
     /// The agent took the run: RUNNING, only if it is QUEUED or SUSPENDED now (a run that ended
