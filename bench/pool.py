@@ -108,11 +108,7 @@ def main():
                 body["pool"] = agents[:k]
             m = cp.api("POST", "/v1/migrations", body)["id"]
             run(cp, m, "scan")
-            cpu0 = cpu_seconds(cp.proc.pid)
-            start = time.monotonic()
-            r = run(cp, m, "copy")
-            wall = time.monotonic() - start
-            cpu = cpu_seconds(cp.proc.pid) - cpu0
+            r, wall, cpu = timed(cp, m, "copy")
             assert r["status"]["code"] == "922", r
             assert r["files"] == files, r
             units = cp.api("GET", f"/v1/runs/{r['id']}/units")["count"]
@@ -121,11 +117,7 @@ def main():
             if not rate:
                 # A true-up with nothing changed: each unit reads its part of the index from
                 # the control plane, lists its part of the target and sends the part back.
-                cpu0 = cpu_seconds(cp.proc.pid)
-                start = time.monotonic()
-                r = run(cp, m, "sync")
-                wall = time.monotonic() - start
-                cpu = cpu_seconds(cp.proc.pid) - cpu0
+                r, wall, cpu = timed(cp, m, "sync")
                 assert r["status"]["code"] == "952", r
                 units = cp.api("GET", f"/v1/runs/{r['id']}/units")["count"]
                 rows.append((f"{name}, true-up, nothing changed", k, units, files, wall, cpu))
@@ -169,6 +161,14 @@ def shutil_which(name):
         if os.access(p, os.X_OK):
             return p
     return None
+
+
+def timed(cp, m, command):
+    """Runs `command`: its run, wall time and the control plane's CPU seconds meanwhile."""
+    cpu0 = cpu_seconds(cp.proc.pid)
+    start = time.monotonic()
+    r = run(cp, m, command)
+    return r, time.monotonic() - start, cpu_seconds(cp.proc.pid) - cpu0
 
 
 def run(cp, m, command):

@@ -719,12 +719,7 @@ async fn handle(state: &AppState, agent_id: &str, message: ToServer) -> Option<T
                 Ok(Owned::Job(run)) => *run,
                 // Carrying out a unit's reviewed deletions: what it copied stays its count
                 // until the deletions end (`pools::unit_ended` adds them up).
-                Ok(Owned::Unit(unit))
-                    if unit
-                        .report
-                        .as_ref()
-                        .is_some_and(|r| r["true_up"]["review"].is_string()) =>
-                {
+                Ok(Owned::Unit(unit)) if crate::pools::paused_for_review(unit.report.as_ref()) => {
                     return Some(ToAgent::Ack { seq });
                 }
                 Ok(Owned::Unit(unit)) => {

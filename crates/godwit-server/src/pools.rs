@@ -440,7 +440,7 @@ async fn store_end(
     error: Option<&crate::protocol::WireError>,
     report: Option<&serde_json::Value>,
 ) -> Result<bool, DomainError> {
-    let review = end == State::Paused && report.is_some_and(|r| r["true_up"]["review"].is_string());
+    let review = end == State::Paused && paused_for_review(report);
     let word = match end {
         State::Succeeded => "SUCCEEDED",
         State::Failed => "FAILED",
@@ -458,13 +458,8 @@ async fn store_end(
         .map(|w| serde_json::json!({ "code": w.code, "message": w.message }));
     let mut counts = serde_json::to_value(&counters.counts).unwrap_or_default();
     let mut totals = (counters.files, counters.bytes, counters.files_failed);
-    let confirming = report.is_some_and(|r| r["true_up"]["confirmed_run"].is_string());
-    if confirming
-        && unit
-            .report
-            .as_ref()
-            .is_some_and(|r| r["true_up"]["review"].is_string())
-    {
+    let confirming = carried_out_review(report);
+    if confirming && paused_for_review(unit.report.as_ref()) {
         // Carrying out the reviewed deletions: what the attempt that paused copied counts too.
         totals = (
             totals.0 + unit.files,
@@ -582,9 +577,17 @@ async fn finish_if_over(
 
 /// Whether `unit` carried out reviewed deletions (its last attempt confirmed a review).
 fn confirmed(unit: &WorkUnit) -> bool {
-    unit.report
-        .as_ref()
-        .is_some_and(|r| r["true_up"]["confirmed_run"].is_string())
+    carried_out_review(unit.report.as_ref())
+}
+
+/// Whether an attempt's `report` says it paused for a review of its deletions.
+pub(crate) fn paused_for_review(report: Option<&serde_json::Value>) -> bool {
+    report.is_some_and(|r| r["true_up"]["review"].is_string())
+}
+
+/// Whether an attempt's `report` says it carried out a reviewed list of deletions.
+fn carried_out_review(report: Option<&serde_json::Value>) -> bool {
+    report.is_some_and(|r| r["true_up"]["confirmed_run"].is_string())
 }
 
 /// What a unit's report says of its true-up's `field` (a count).
